@@ -1,0 +1,1 @@
+../periscope_hooks/resources/hook-shim.sh

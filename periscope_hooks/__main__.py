@@ -1,0 +1,3 @@
+from periscope_hooks.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from periscope_hooks import output
+from periscope_hooks.repo import resolve_state_dir
+
+
+def flush(repo: Optional[str], background: bool, retry_dead: bool) -> int:
+    state_dir = resolve_state_dir(repo)
+    if retry_dead:
+        from periscope_hooks import outbox
+        from periscope_hooks.state import open_state_db
+
+        conn = open_state_db(state_dir)
+        try:
+            n = outbox.retry_dead(conn)
+        finally:
+            conn.close()
+        if n:
+            output.info(f"re-queued {n} dead-lettered event(s)")
+    if background:
+        from periscope_hooks.hook import spawn_background_flush
+
+        spawn_background_flush(str(state_dir))
+        return 0
+    from periscope_hooks.flush import flush_state_dir
+
+    result = flush_state_dir(Path(state_dir), wait=True)
+    if result is None:
+        return output.error("another flush is still running for this repository", "try again in a minute")
+    if result.error:
+        return output.error(f"delivery incomplete: {result.error}", "events stay in the outbox; see periscope status")
+    return 0

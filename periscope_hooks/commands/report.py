@@ -1,0 +1,134 @@
+"""`periscope report`: AI usage per commit, model, branch, session or day.
+
+Computed from the repository's state.db after ingesting the spool, so it works
+whatever the sink is and follows rewrites (usage linked to a rewritten commit is
+shown under its replacement, once).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import time
+from typing import Any, Dict, List, Optional
+
+from periscope_hooks import output
+from periscope_hooks.events import TOKEN_FIELDS, round_cost
+from periscope_hooks.ingest import process_spool
+from periscope_hooks.repo import resolve_state_dir
+from periscope_hooks.state import open_state_db
+
+
+def _totals(rows: List[sqlite3.Row]) -> Dict[str, Any]:
+    return {
+        "messages": len(rows),
+        "tokens": {f: sum(int(r[f] or 0) for r in rows) for f in TOKEN_FIELDS},
+        "cost": round_cost(float(r["cost"] or 0) for r in rows),
+    }
+
+
+def by_commit(conn: sqlite3.Connection) -> List[Dict[str, Any]]:
+    links = conn.execute("SELECT * FROM links ORDER BY id").fetchall()
+    groups: Dict[str, List[sqlite3.Row]] = {}
+    for link in links:
+        groups.setdefault(link["current_sha"], []).append(link)
+    rows = []
+    for sha, group in groups.items():
+        ids = [link["id"] for link in group]
+        msgs = conn.execute(f"SELECT * FROM messages WHERE link_id IN ({','.join('?' * len(ids))})", ids).fetchall()
+        # The commit's own link (made when it was created) describes it; usage moved in
+        # from rewritten commits adds to its totals.
+        own = next((link for link in reversed(group) if link["sha"] == sha), group[-1])
+        rows.append({"sha": sha, "branch": own["branch"], "kind": own["kind"], "origin": own["origin"], **_totals(msgs)})
+    _mark_reachability(conn, rows)
+    return rows
+
+
+def _mark_reachability(conn: sqlite3.Connection, rows: List[Dict[str, Any]]) -> None:
+    common_dir = conn.execute("PRAGMA database_list").fetchone()[2]
+    try:
+        from pathlib import Path
+
+        from periscope_hooks.reachability import unreachable
+
+        gone = unreachable(str(Path(common_dir).parent.parent), [r["sha"] for r in rows])
+    except ImportError:
+        return
+    for r in rows:
+        r["reachable"] = r["sha"] not in gone
+
+
+def _group(conn: sqlite3.Connection, key: str) -> List[Dict[str, Any]]:
+    msgs = conn.execute("SELECT m.*, s.title, s.parent_id FROM messages m LEFT JOIN sessions s ON s.id = m.session_id"
+                        " ORDER BY m.time_ms, m.spool_offset").fetchall()
+    groups: Dict[Any, List[sqlite3.Row]] = {}
+    for m in msgs:
+        if key == "model":
+            k: Any = (m["provider"], m["model"])
+        elif key == "branch":
+            k = m["branch"]
+        elif key == "session":
+            k = m["session_id"]
+        else:
+            k = time.strftime("%Y-%m-%d", time.gmtime((m["time_ms"] or 0) / 1000))
+        groups.setdefault(k, []).append(m)
+    rows = []
+    for k, group in groups.items():
+        if key == "model":
+            head: Dict[str, Any] = {"model": k[1], "provider": k[0]}
+        elif key == "session":
+            head = {"session": k, "title": group[0]["title"], "is_subagent": bool(group[0]["parent_id"])}
+        else:
+            head = {key: k}
+        rows.append({**head, **_totals(group)})
+    return rows
+
+
+def report_rows(conn: sqlite3.Connection, by: str) -> List[Dict[str, Any]]:
+    return by_commit(conn) if by == "commit" else _group(conn, by if by != "day" else "day")
+
+
+def _flat(row: Dict[str, Any]) -> Dict[str, Any]:
+    flat = {k: v for k, v in row.items() if k != "tokens"}
+    for f in TOKEN_FIELDS:
+        flat[f] = row["tokens"][f]
+    return flat
+
+
+def report(repo: Optional[str], by: str, fmt: str) -> int:
+    state_dir = resolve_state_dir(repo)
+    conn = open_state_db(state_dir)
+    try:
+        process_spool(state_dir, conn)
+        rows = report_rows(conn, by)
+        pending = conn.execute("SELECT count(*) FROM messages WHERE link_id IS NULL").fetchone()[0]
+    finally:
+        conn.close()
+    if fmt == "json":
+        output.out(json.dumps(rows, indent=2))
+        return 0
+    flat = [_flat(r) for r in rows]
+    if fmt == "csv":
+        buf = io.StringIO()
+        fields = list(flat[0]) if flat else [by if by != "commit" else "sha", "messages", *TOKEN_FIELDS, "cost"]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat)
+        output.write(buf.getvalue())
+        return 0
+    if not flat:
+        output.out("no AI usage recorded yet")
+    else:
+        if by == "commit":
+            for r in flat:
+                r["sha"] = r["sha"][:12] + ("" if r.get("reachable", True) else " (unreachable)")
+                r.pop("reachable", None)
+        cols = list(flat[0])
+        table = [[str(c) for c in cols]] + [["" if r.get(c) is None else (f"{r[c]:.4f}" if c == "cost" else str(r[c])) for c in cols] for r in flat]
+        widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+        for row in table:
+            output.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if pending and by == "commit":
+        output.out(f"({pending} message(s) not linked to a commit yet)")
+    return 0

@@ -1,0 +1,79 @@
+"""`periscope status`: what is installed, what is waiting, and what went wrong last."""
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Tuple
+
+from periscope_hooks import logfile, outbox, output, paths
+from periscope_hooks.ingest import process_spool
+from periscope_hooks.repo import resolve_dirs
+from periscope_hooks.state import get_meta, open_state_db
+
+Line = Tuple[str, str]
+
+
+def repo_lines(repo: Optional[str]) -> List[Line]:
+    from periscope_hooks.commands.install_uninstall import installed_hooks
+
+    dirs = resolve_dirs(repo, required=bool(repo))
+    lines: List[Line] = []
+    if dirs is None:
+        lines.append(("repository", "not inside a git repository (showing the no-repo state)"))
+        state_dir = paths.no_repo_state_dir()
+    else:
+        lines.append(("repository", dirs.worktree or dirs.common_dir))
+        hooks = installed_hooks(dirs)
+        missing = [n for n, s in hooks.items() if s != "installed"]
+        lines.append(("git hooks", "installed" if not missing else
+                      f"not installed: {', '.join(missing)} (run periscope install-hooks)"))
+        state_dir = paths.state_dir_for_common_dir(dirs.common_dir)
+    conn = open_state_db(state_dir)
+    try:
+        process_spool(state_dir, conn)
+        spool_size = os.path.getsize(state_dir / paths.SPOOL_NAME) if (state_dir / paths.SPOOL_NAME).exists() else 0
+        offset = int(get_meta(conn, "spool_offset", "0") or 0)
+        lines.append(("spool", f"{spool_size - offset} byte(s) not yet ingested"))
+        skipped = int(get_meta(conn, "skipped_lines", "0") or 0)
+        if skipped:
+            lines.append(("skipped lines", f"{skipped} malformed spool line(s) skipped (last: {get_meta(conn, 'last_skipped')})"))
+        deferred = conn.execute("SELECT count(*) FROM deferred_records").fetchone()[0]
+        if deferred:
+            lines.append(("deferred", f"{deferred} record(s) of a newer format kept for a newer periscope-hooks"))
+        pending = conn.execute("SELECT count(*) FROM messages WHERE link_id IS NULL").fetchone()[0]
+        held = conn.execute("SELECT count(*) FROM links WHERE emitted = 0").fetchone()[0]
+        lines.append(("messages", f"{conn.execute('SELECT count(*) FROM messages').fetchone()[0]} recorded,"
+                                  f" {pending} not linked to a commit yet"))
+        if held:
+            lines.append(("held commits", f"{held} agent commit(s) waiting for their in-flight message"))
+        lines.append(("outbox", f"{outbox.depth(conn)} event(s) waiting for delivery"))
+        rebuilt = get_meta(conn, "rebuilt_from")
+        if rebuilt:
+            lines.append(("state.db", f"was corrupt; moved aside ({rebuilt}) and rebuilt from the spool"))
+        try:
+            from periscope_hooks.delivery_status import status_lines as delivery_lines
+
+            lines.extend(delivery_lines(conn))
+        except ImportError:
+            last = get_meta(conn, "last_delivery_error")
+            if last:
+                lines.append(("delivery", f"last error: {last}"))
+    finally:
+        conn.close()
+    last_error = logfile.tail(state_dir / paths.HOOK_LOG_NAME, 1)
+    lines.append(("last problem", last_error[0] if last_error else "none"))
+    return lines
+
+
+def status(repo: Optional[str]) -> int:
+    lines = repo_lines(repo)
+    try:
+        from periscope_hooks.commands.opencode import status_lines as opencode_lines
+
+        dirs = resolve_dirs(repo, required=False)
+        lines.extend(opencode_lines(dirs.worktree if dirs else None))
+    except ImportError:
+        pass
+    width = max(len(label) for label, _ in lines)
+    for label, text in lines:
+        output.out(f"{label.ljust(width)}  {text}")
+    return 0

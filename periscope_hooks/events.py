@@ -1,0 +1,128 @@
+"""The one place that builds events (schema 1; see ARCHITECTURE.md "Events").
+
+Event ids are deterministic UUIDs, so an event re-created after a crash or a
+rebuilt state.db carries the same id and the receiver deduplicates it.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+from periscope_hooks import CLIENT_NAME, __version__
+
+SCHEMA_VERSION = 1
+EVENT_NAMESPACE = uuid.UUID("8a2d3c1e-5b7f-4e0a-9c6d-2f1b0e4a7d93")
+TOKEN_FIELDS = ("input", "output", "reasoning", "cache_read", "cache_write")
+
+
+def event_id(*parts: str) -> str:
+    return str(uuid.uuid5(EVENT_NAMESPACE, "\x1f".join(parts)))
+
+
+def rfc3339(ms: Optional[int] = None) -> str:
+    ms = int(time.time() * 1000) if ms is None else int(ms)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+def _base(eid: str, event_type: str, time_ms: Optional[int]) -> Dict[str, Any]:
+    return {
+        "event_id": eid,
+        "type": event_type,
+        "schema": SCHEMA_VERSION,
+        "time": rfc3339(time_ms),
+        "client": {"name": CLIENT_NAME, "version": __version__},
+    }
+
+
+def tokens_of(row: Any) -> Dict[str, int]:
+    return {f: int(row[f] or 0) for f in TOKEN_FIELDS}
+
+
+def session_info(session_id: Optional[str], session: Any, agent: Optional[str]) -> Dict[str, Any]:
+    parent = session["parent_id"] if session is not None else None
+    return {
+        "id": session_id,
+        "title": session["title"] if session is not None else None,
+        "agent": agent or (session["agent"] if session is not None else None),
+        "is_subagent": bool(parent),
+        "parent_id": parent,
+    }
+
+
+def message_event(msg: Any, session: Any, repo_url: Optional[str]) -> Dict[str, Any]:
+    event = _base(event_id("message", msg["id"]), "message", msg["time_ms"])
+    event.update({
+        "message_id": msg["id"],
+        "session": session_info(msg["session_id"], session, msg["agent"]),
+        "provider": msg["provider"],
+        "model": msg["model"],
+        "tokens": tokens_of(msg),
+        "cost": float(msg["cost"] or 0),
+        "repo": {"url": repo_url, "branch": msg["branch"], "sha": msg["sha"]},
+    })
+    return event
+
+
+def _sum(rows: Iterable[Any]) -> Dict[str, Any]:
+    tokens = dict.fromkeys(TOKEN_FIELDS, 0)
+    costs: List[float] = []
+    n = 0
+    for r in rows:
+        n += 1
+        for f in TOKEN_FIELDS:
+            tokens[f] += int(r[f] or 0)
+        costs.append(float(r["cost"] or 0))
+    return {"messages": n, "tokens": tokens, "cost": round_cost(costs)}
+
+
+def round_cost(costs: Iterable[float]) -> float:
+    """Exact-as-possible sum of dollar costs (fsum, then rounded to 10 decimals)."""
+    import math
+
+    return round(math.fsum(costs), 10)
+
+
+def usage_summary(messages: Sequence[Any], sessions: Dict[str, Any]) -> Dict[str, Any]:
+    """usage, by_model and sessions blocks for a commit event (and for reports and notes)."""
+    by_model: Dict[tuple, list] = {}
+    by_session: Dict[str, list] = {}
+    for m in messages:
+        by_model.setdefault((m["provider"], m["model"]), []).append(m)
+        by_session.setdefault(m["session_id"], []).append(m)
+    return {
+        "usage": _sum(messages),
+        "by_model": [{"provider": p, "model": mo, **_sum(rows)} for (p, mo), rows in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))],
+        "sessions": [
+            {**session_info(sid, sessions.get(sid), rows[0]["agent"]), **_sum(rows)}
+            for sid, rows in sorted(by_session.items(), key=lambda kv: str(kv[0]))
+        ],
+    }
+
+
+def commit_event(*, repo_id: str, repo_url: Optional[str], branch: Optional[str], sha: str, parents: List[str],
+                 kind: str, origin: str, time_ms: int, messages: Sequence[Any], sessions: Dict[str, Any],
+                 agent: Optional[Dict[str, Any]] = None, note: Optional[str] = None) -> Dict[str, Any]:
+    event = _base(event_id("commit", repo_id, sha, kind), "commit", time_ms)
+    event.update({
+        "repo": {"url": repo_url, "branch": branch},
+        "commit": {"sha": sha, "parents": parents, "kind": kind},
+        "origin": origin,
+        **usage_summary(messages, sessions),
+    })
+    if agent is not None:
+        event["agent"] = agent
+    if note:
+        event["note"] = note
+    return event
+
+
+def rewrite_event(*, repo_id: str, repo_url: Optional[str], command: str, pairs: List[List[str]], time_ms: int) -> Dict[str, Any]:
+    key = ";".join(f"{o}>{n}" for o, n in pairs)
+    event = _base(event_id("rewrite", repo_id, command, key), "rewrite", time_ms)
+    event.update({
+        "repo": {"url": repo_url},
+        "command": command,
+        "mappings": [{"old": o, "new": n} for o, n in pairs],
+    })
+    return event

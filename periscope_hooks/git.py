@@ -1,0 +1,216 @@
+"""Git facts.
+
+Two halves: `read_*` functions read the repository's files directly (HEAD, refs,
+the HEAD reflog) for the commit hook's hot path, which must not pay for a git
+subprocess; `run_git` and friends use the git binary for everything else
+(background processing, install, report).
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+
+@dataclass
+class RepoDirs:
+    git_dir: str  # this worktree's git dir (.git, or .git/worktrees/<name>)
+    common_dir: str  # shared by all worktrees: holds refs, objects and our state
+    worktree: str  # the worktree's top directory (realpath), "" for a bare repo
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _gitfile_target(dotgit: str) -> Optional[str]:
+    """A `.git` file (linked worktree, submodule) says `gitdir: <path>`."""
+    text = _read(dotgit)
+    if text and text.startswith("gitdir:"):
+        target = text[len("gitdir:"):].strip()
+        return os.path.normpath(os.path.join(os.path.dirname(dotgit), target))
+    return None
+
+
+def find_repo_dirs(cwd: Optional[str] = None, env: Optional[dict] = None) -> Optional[RepoDirs]:
+    """Locate the git dirs from the environment git gives hooks, or by walking up from cwd."""
+    env = os.environ if env is None else env
+    cwd = os.path.realpath(cwd or os.getcwd())
+    git_dir = env.get("GIT_DIR")
+    worktree = env.get("GIT_WORK_TREE")
+    if git_dir:
+        git_dir = os.path.normpath(os.path.join(cwd, git_dir))
+        if os.path.isfile(git_dir):
+            git_dir = _gitfile_target(git_dir) or git_dir
+        if not worktree:
+            worktree = cwd  # git runs hooks at the worktree's top
+    else:
+        d = cwd
+        while True:
+            dotgit = os.path.join(d, ".git")
+            if os.path.isdir(dotgit):
+                git_dir = dotgit
+                break
+            if os.path.isfile(dotgit):
+                git_dir = _gitfile_target(dotgit)
+                break
+            parent = os.path.dirname(d)
+            if parent == d:
+                return None
+            d = parent
+        if not git_dir:
+            return None
+        worktree = worktree or d
+    if not os.path.isfile(os.path.join(git_dir, "HEAD")):
+        return None
+    common = _read(os.path.join(git_dir, "commondir"))
+    common_dir = os.path.normpath(os.path.join(git_dir, common.strip())) if common else git_dir
+    return RepoDirs(os.path.realpath(git_dir), os.path.realpath(common_dir), os.path.realpath(worktree) if worktree else "")
+
+
+_SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+def _resolve_ref(common_dir: str, git_dir: str, ref: str) -> Optional[str]:
+    for base in (git_dir, common_dir):
+        text = _read(os.path.join(base, ref))
+        if text is not None:
+            text = text.strip()
+            if text.startswith("ref: "):
+                return _resolve_ref(common_dir, git_dir, text[5:].strip())
+            return text if _SHA_RE.match(text) else None
+    packed = _read(os.path.join(common_dir, "packed-refs")) or ""
+    for line in packed.splitlines():
+        if line.endswith(" " + ref) and not line.startswith(("#", "^")):
+            return line.split(" ", 1)[0]
+    return None
+
+
+def read_head(dirs: RepoDirs) -> Tuple[Optional[str], Optional[str]]:
+    """(HEAD's SHA, branch name or None when detached), read from files.
+
+    During a rebase HEAD is detached; the branch being rebased is reported.
+    """
+    head = (_read(os.path.join(dirs.git_dir, "HEAD")) or "").strip()
+    branch: Optional[str] = None
+    if head.startswith("ref: "):
+        ref = head[5:].strip()
+        branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+        sha = _resolve_ref(dirs.common_dir, dirs.git_dir, ref)
+    else:
+        sha = head if _SHA_RE.match(head) else None
+        for d in ("rebase-merge", "rebase-apply"):
+            name = _read(os.path.join(dirs.git_dir, d, "head-name"))
+            if name and name.strip().startswith("refs/heads/"):
+                branch = name.strip()[len("refs/heads/"):]
+                break
+    return sha, branch
+
+
+def read_last_reflog(dirs: RepoDirs) -> Tuple[Optional[str], Optional[str], str]:
+    """(old SHA, new SHA, subject) of HEAD's newest reflog entry; Nones when there is none."""
+    path = os.path.join(dirs.git_dir, "logs", "HEAD")
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 8192))
+            data = f.read()
+    except OSError:
+        return None, None, ""
+    lines = data.rstrip(b"\n").split(b"\n")
+    if not lines or not lines[-1]:
+        return None, None, ""
+    line = lines[-1].decode("utf-8", "replace")
+    head, _, subject = line.partition("\t")
+    parts = head.split(" ")
+    if len(parts) < 2:
+        return None, None, subject
+    return parts[0], parts[1], subject
+
+
+def rebase_in_progress(dirs: RepoDirs) -> bool:
+    return any(os.path.isdir(os.path.join(dirs.git_dir, d)) for d in ("rebase-merge", "rebase-apply"))
+
+
+# --- git subprocess helpers (never on the commit hook's hot path) -------------------------
+
+
+class GitError(Exception):
+    pass
+
+
+def run_git(args: List[str], *, cwd: Optional[str] = None, git_dir: Optional[str] = None, check: bool = True,
+            timeout: float = 30) -> str:
+    cmd = ["git"]
+    if git_dir:
+        cmd.append(f"--git-dir={git_dir}")
+    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")} if git_dir else None
+    try:
+        proc = subprocess.run(cmd + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise GitError(f"git {' '.join(args[:2])}: {e}") from None
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip()[:200]}")
+    return proc.stdout
+
+
+def rev_parse_dirs(path: str) -> Optional[RepoDirs]:
+    """Like find_repo_dirs, but asks git (for commands run by people, where cost does not matter)."""
+    try:
+        out = run_git(["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir", "--show-toplevel"],
+                      cwd=path).splitlines()
+    except (GitError, NotADirectoryError, FileNotFoundError):
+        return None
+    if len(out) < 2:
+        return None
+    top = out[2] if len(out) > 2 else ""
+    return RepoDirs(os.path.realpath(out[0]), os.path.realpath(out[1]), os.path.realpath(top) if top else "")
+
+
+def commit_parents(common_dir: str, sha: str) -> List[str]:
+    out = run_git(["rev-list", "--parents", "-n", "1", sha], git_dir=common_dir).split()
+    return out[1:]
+
+
+def remote_url(common_dir: str) -> Optional[str]:
+    """origin's URL (else the first remote's), without credentials."""
+    try:
+        out = run_git(["config", "--get-regexp", r"^remote\..*\.url$"], git_dir=common_dir, check=False)
+    except GitError:
+        return None
+    urls = {}
+    for line in out.splitlines():
+        key, _, url = line.partition(" ")
+        urls[key[len("remote."):-len(".url")]] = url.strip()
+    url = urls.get("origin") or next(iter(urls.values()), None)
+    return sanitize_url(url) if url else None
+
+
+_SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://([^/?#]*)(.*)$")
+_SCP_RE = re.compile(r"^([^@/:]+@)?([^/:]+):(?!//)(.*)$")
+
+
+def sanitize_url(url: str) -> str:
+    """Drop user names, passwords and tokens from a remote URL.
+
+    https://user:tok@host/x.git -> https://host/x.git; ssh://git@host/x -> ssh://host/x;
+    git@host:org/x.git -> host:org/x.git; query strings and fragments are dropped too.
+    """
+    url = url.strip()
+    m = _SCHEME_RE.match(url)
+    if m:
+        scheme, authority, rest = m.groups()
+        host = authority.rpartition("@")[2]
+        rest = rest.split("?", 1)[0].split("#", 1)[0]
+        return f"{scheme}://{host}{rest}"
+    m = _SCP_RE.match(url)
+    if m and not os.path.isabs(url):
+        return f"{m.group(2)}:{m.group(3)}"
+    return url

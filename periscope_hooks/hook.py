@@ -1,0 +1,139 @@
+"""`periscope hook <name> [args]`: what git (via the shim or pre-commit) runs after a commit.
+
+The hot path.  It reads HEAD and the newest reflog entry from files, appends one
+`commit` record to the spool, starts a detached background flush and returns 0.
+The spool's order decides which messages the commit takes (those recorded
+before it), so the hook needs no database, no git subprocess and no network;
+the background flusher (or the next `periscope` command) does the linking.
+Imports stay at os/sys/json/time: a test checks `sys.modules`.
+
+It always exits 0 and prints nothing; problems go to hook.log.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import List, Optional
+
+HOOK_TIME_LIMIT_S = 10  # a hung filesystem must not hang the commit forever
+
+
+def _log(state_dir: Optional[str], message: str, exc: Optional[BaseException] = None) -> None:
+    from periscope_hooks import logfile, paths
+
+    target = os.path.join(state_dir, paths.HOOK_LOG_NAME) if state_dir else None
+    if target is None or not os.access(state_dir, os.W_OK):  # type: ignore[arg-type]
+        target = str(paths.fallback_log_path())
+    logfile.log_line(target, message, exc=exc)
+
+
+def _read_rewrite_pairs() -> List[List[str]]:
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        return []
+    try:
+        if stdin.isatty():
+            return []
+        data = stdin.read()
+    except (OSError, ValueError):
+        return []
+    pairs = []
+    for line in data.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            pairs.append([parts[0], parts[1]])
+    return pairs
+
+
+def build_record(name: str, args: List[str], dirs, env=os.environ) -> dict:
+    from periscope_hooks import git
+
+    sha, branch = git.read_head(dirs)
+    old, new, subject = git.read_last_reflog(dirs)
+    record = {
+        "v": 1,
+        "kind": "commit",
+        "hook": name,
+        "time": int(time.time() * 1000),
+        "worktree": dirs.worktree,
+        "sha": sha,
+        "branch": branch,
+        "reflog": {"old": old, "new": new, "subject": subject[:200]},
+        "rebasing": git.rebase_in_progress(dirs),
+    }
+    if name == "post-merge":
+        flag = args[0] if args else env.get("PRE_COMMIT_IS_SQUASH_MERGE", "0")
+        record["squash"] = flag.strip() == "1"
+    elif name == "post-rewrite":
+        record["command"] = (args[0] if args else env.get("PRE_COMMIT_REWRITE_COMMAND", "")).strip() or "rebase"
+        pairs = _read_rewrite_pairs()
+        if not pairs:
+            # pre-commit does not pass git's stdin on: recover the pairs from the reflog.
+            from periscope_hooks.rewrite_recovery import recover_mappings
+
+            pairs = [list(p) for p in recover_mappings(dirs.git_dir, dirs.common_dir, record["command"])]
+            record["recovered"] = True
+        record["pairs"] = pairs
+    session_id = env.get("PERISCOPE_SESSION_ID")
+    message_id = env.get("PERISCOPE_MESSAGE_ID")
+    if session_id or message_id:
+        record["agent"] = {"session_id": session_id or None, "message_id": message_id or None}
+    return record
+
+
+def spawn_background_flush(state_dir: str) -> None:
+    """Start `periscope flush` for this repository, detached: new session, no terminal, no pipes.
+
+    The child must not inherit git's stdout/stderr, or a caller that waits for
+    EOF on them (an IDE, a test) would wait for the flush too.
+    """
+    devnull = os.devnull
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
+    ]
+    code = "import sys;from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "_background-flush", state_dir]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+
+
+def _alarm(signum, frame):  # pragma: no cover - only on a hung filesystem
+    raise TimeoutError(f"hook took longer than {HOOK_TIME_LIMIT_S}s")
+
+
+def run(argv: List[str]) -> int:
+    state_dir: Optional[str] = None
+    try:
+        import signal
+
+        signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(HOOK_TIME_LIMIT_S)
+        name, args = (argv[0] if argv else ""), argv[1:]
+        if name not in ("post-commit", "post-merge", "post-rewrite"):
+            _log(None, f"hook: unknown hook name {name!r}; skipped")
+            return 0
+        from periscope_hooks import git, spool
+
+        dirs = git.find_repo_dirs()
+        if dirs is None:
+            _log(None, f"hook {name}: not inside a git repository ({os.getcwd()}); skipped")
+            return 0
+        state_dir = os.path.join(dirs.common_dir, "periscope")
+        os.makedirs(state_dir, exist_ok=True)
+        record = build_record(name, args, dirs)
+        spool.append(os.path.join(state_dir, "spool.jsonl"), record)
+        if os.environ.get("PERISCOPE_BACKGROUND", "1") != "0":
+            spawn_background_flush(state_dir)
+    except BaseException as e:  # never fail the commit
+        _log(state_dir, f"hook {argv[:1]} failed; the commit is unaffected", exc=e)
+    finally:
+        try:
+            import signal
+
+            signal.alarm(0)
+        except Exception:
+            pass
+    return 0

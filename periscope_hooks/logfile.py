@@ -1,0 +1,52 @@
+"""Size-bounded log files (hook.log, periscope.log).
+
+Kept import-light: the git hook uses it.  Never raises: logging must not be the
+reason a hook fails.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+MAX_LOG_BYTES = 256 * 1024
+
+
+def log_line(path: str | os.PathLike[str], message: str, *, exc: BaseException | None = None) -> None:
+    try:
+        path = os.fspath(path)
+        text = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} pid={os.getpid()} {message}\n"
+        if exc is not None:
+            import traceback
+
+            from periscope_hooks import __version__
+
+            text += f"  periscope-hooks {__version__}\n"
+            text += "".join("  " + ln for ln in traceback.format_exception(type(exc), exc, exc.__traceback__))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            if os.path.getsize(path) > MAX_LOG_BYTES:
+                # Keep one previous generation; os.replace is atomic.
+                os.replace(path, path + ".1")
+        except OSError:
+            pass
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, text.encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+    except Exception:
+        pass
+
+
+def tail(path: str | os.PathLike[str], max_lines: int = 1) -> list[str]:
+    """The last lines of a log that start an entry (not traceback continuation lines)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 16384))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    entries = [ln for ln in data.splitlines() if ln and not ln.startswith(" ")]
+    return entries[-max_lines:]

@@ -1,0 +1,152 @@
+"""The `periscope` command line: parse arguments, call plain functions.
+
+`periscope hook ...` is what git runs on every commit, so it is dispatched
+before argparse (and everything else) is imported.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["hook"]:
+        from periscope_hooks.hook import run
+
+        return run(args[1:])
+    if args[:1] == ["_background-flush"] and len(args) == 2:
+        from periscope_hooks.flush import background_child
+
+        return background_child(args[1])
+    return _main(args)
+
+
+def _build_parser():
+    import argparse
+
+    from periscope_hooks import __version__
+
+    parser = argparse.ArgumentParser(prog="periscope", description="Link AI coding-assistant usage to git commits.")
+    parser.add_argument("--version", action="version", version=f"periscope-hooks {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def repo_arg(p) -> None:
+        p.add_argument("--repo", default=None, help="repository path (default: the current directory)")
+
+    p = sub.add_parser("install-hooks", help="install the post-commit, post-merge and post-rewrite hooks")
+    repo_arg(p)
+    p = sub.add_parser("uninstall-hooks", help="restore the hooks that were there before")
+    repo_arg(p)
+
+    p = sub.add_parser("install-opencode", help="install the OpenCode plugin and list it in opencode.json")
+    p.add_argument("--global", dest="global_", action="store_true", help="for the user, not just this repository")
+    repo_arg(p)
+    p = sub.add_parser("uninstall-opencode", help="remove what install-opencode added")
+    p.add_argument("--global", dest="global_", action="store_true")
+    repo_arg(p)
+
+    p = sub.add_parser("hook", help="run by the git hooks (always exits 0)")
+    p.add_argument("name", choices=HOOK_NAMES)
+    p.add_argument("args", nargs="*")
+
+    p = sub.add_parser("flush", help="deliver the outbox to the configured sink")
+    p.add_argument("--background", action="store_true", help="detach and return at once")
+    p.add_argument("--retry-dead", action="store_true", help="re-queue dead-lettered events first")
+    repo_arg(p)
+
+    sub.add_parser("login", help="sign in to Periscope in the browser")
+    sub.add_parser("logout", help="forget the cached sign-in")
+    sub.add_parser("whoami", help="show who is signed in")
+
+    p = sub.add_parser("status", help="diagnose hooks, plugin, config, sign-in and delivery")
+    repo_arg(p)
+
+    p = sub.add_parser("report", help="AI usage per commit, model, branch, session or day")
+    p.add_argument("--by", choices=("commit", "model", "branch", "session", "day"), default="commit")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    repo_arg(p)
+
+    p = sub.add_parser("export", help="print the local store's events as JSON lines")
+    p.add_argument("--type", choices=("message", "commit", "rewrite"), default=None)
+
+    p = sub.add_parser("log", help="git log with each commit's AI usage (from git notes)")
+    repo_arg(p)
+    p.add_argument("git_args", nargs="*", help="arguments passed on to git log (after --)")
+    return parser
+
+
+def _dispatch(ns) -> int:
+    cmd = ns.command
+    if cmd == "install-hooks":
+        from periscope_hooks.commands.install_uninstall import install_hooks
+
+        return install_hooks(ns.repo)
+    if cmd == "uninstall-hooks":
+        from periscope_hooks.commands.install_uninstall import uninstall_hooks
+
+        return uninstall_hooks(ns.repo)
+    if cmd == "install-opencode":
+        from periscope_hooks.commands.opencode import install_opencode
+
+        return install_opencode(global_=ns.global_, repo=ns.repo)
+    if cmd == "uninstall-opencode":
+        from periscope_hooks.commands.opencode import uninstall_opencode
+
+        return uninstall_opencode(global_=ns.global_, repo=ns.repo)
+    if cmd == "hook":
+        from periscope_hooks.hook import run
+
+        return run([ns.name, *ns.args])
+    if cmd == "flush":
+        from periscope_hooks.commands.flush import flush
+
+        return flush(repo=ns.repo, background=ns.background, retry_dead=ns.retry_dead)
+    if cmd in ("login", "logout", "whoami"):
+        from periscope_hooks.commands import login
+
+        return getattr(login, cmd)()
+    if cmd == "status":
+        from periscope_hooks.commands.status import status
+
+        return status(ns.repo)
+    if cmd == "report":
+        from periscope_hooks.commands.report import report
+
+        return report(repo=ns.repo, by=ns.by, fmt=ns.format)
+    if cmd == "export":
+        from periscope_hooks.commands.export import export
+
+        return export(event_type=ns.type)
+    if cmd == "log":
+        from periscope_hooks.commands.log import log
+
+        return log(repo=ns.repo, git_args=ns.git_args)
+    raise AssertionError(cmd)
+
+
+def _main(args: list[str]) -> int:
+    parser = _build_parser()
+    ns = parser.parse_args(args)  # exits 2 on bad usage
+    from periscope_hooks import output
+    from periscope_hooks.errors import UserError
+
+    try:
+        return _dispatch(ns)
+    except UserError as e:
+        return output.error(e.message, e.hint)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # the user sees one line; the traceback goes to the log
+        from periscope_hooks import logfile, paths
+
+        log_path = paths.state_home() / "periscope" / "periscope.log"
+        logfile.log_line(log_path, f"periscope {ns.command} failed", exc=e)
+        return output.error(f"{ns.command} failed: {type(e).__name__}: {e}", f"details in {log_path}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

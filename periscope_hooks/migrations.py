@@ -1,0 +1,129 @@
+"""The state database's schema, as a registry of named migrations.
+
+Each migration runs once, inside the transaction that records it in
+`_migrations`, so two installed versions of the tool (say one from pipx and one
+in a pre-commit environment) opening the same state.db never apply one twice.
+Append new migrations at the end; never edit or reorder released ones.
+
+`COMPAT_LEVEL` is raised only by a migration that older code cannot write
+safely; older versions then refuse to write (see state.open_state_db).
+"""
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable, List, Tuple
+
+Migration = Tuple[str, Callable[[sqlite3.Connection], None]]
+MIGRATIONS: List[Migration] = []
+COMPAT_LEVEL = 1
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    """Run DDL statements one by one: executescript() would commit the migration's transaction."""
+    for statement in sql.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            session_id TEXT,
+            worktree TEXT,
+            time_ms INTEGER,
+            provider TEXT,
+            model TEXT,
+            agent TEXT,
+            input INTEGER NOT NULL DEFAULT 0,
+            output INTEGER NOT NULL DEFAULT 0,
+            reasoning INTEGER NOT NULL DEFAULT 0,
+            cache_read INTEGER NOT NULL DEFAULT 0,
+            cache_write INTEGER NOT NULL DEFAULT 0,
+            cost REAL NOT NULL DEFAULT 0,
+            branch TEXT,
+            sha TEXT,
+            spool_offset INTEGER,
+            link_id INTEGER REFERENCES links(id)
+        );
+        CREATE INDEX messages_pending ON messages (worktree) WHERE link_id IS NULL;
+        CREATE INDEX messages_link ON messages (link_id);
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            title TEXT,
+            parent_id TEXT,
+            agent TEXT,
+            time_ms INTEGER
+        );
+        -- One row per commit that took usage (or was emitted).  `sha` is the
+        -- commit the usage was first linked to; `current_sha` follows rewrites.
+        CREATE TABLE links (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            worktree TEXT,
+            sha TEXT NOT NULL,
+            current_sha TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            branch TEXT,
+            parents TEXT NOT NULL DEFAULT '[]',
+            time_ms INTEGER,
+            agent_session_id TEXT,
+            agent_message_id TEXT,
+            hold_until_ms INTEGER,
+            emitted INTEGER NOT NULL DEFAULT 0,
+            note TEXT,
+            UNIQUE (sha, kind, worktree)
+        );
+        CREATE INDEX links_current ON links (current_sha);
+        CREATE INDEX links_held ON links (emitted) WHERE emitted = 0;
+        CREATE TABLE rewrites (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            command TEXT NOT NULL,
+            old_sha TEXT NOT NULL,
+            new_sha TEXT NOT NULL,
+            time_ms INTEGER
+        );
+        -- Per-worktree facts the spool's order decides (e.g. a squash merge is pending).
+        CREATE TABLE worktree_state (worktree TEXT PRIMARY KEY, squash_pending INTEGER NOT NULL DEFAULT 0);
+        -- Spool records of a newer format than this version understands: kept, not dropped.
+        CREATE TABLE deferred_records (spool_offset INTEGER PRIMARY KEY, version TEXT, line TEXT NOT NULL);
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_until_ms INTEGER NOT NULL DEFAULT 0,
+            not_before_ms INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        );
+        CREATE TABLE dead_letters (
+            event_id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            body TEXT NOT NULL,
+            reason TEXT,
+            dead_ms INTEGER NOT NULL
+        );
+        -- Loss accounting per event type: created = delivered + pending + dead + dropped.
+        CREATE TABLE event_counts (
+            type TEXT PRIMARY KEY,
+            created INTEGER NOT NULL DEFAULT 0,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            dead INTEGER NOT NULL DEFAULT 0,
+            dropped INTEGER NOT NULL DEFAULT 0
+        );
+        -- Every event id that was ever enqueued, so a re-read spool never creates it twice.
+        CREATE TABLE emitted_events (event_id TEXT PRIMARY KEY);
+        """
+    )

@@ -1,0 +1,55 @@
+"""Where `periscope flush` delivers events.
+
+A sink takes a batch of events and says, per event, what became of it.  The
+flusher (`periscope_hooks.flush`) leases outbox rows, hands them to a sink, and
+removes only what the sink reports as ACCEPTED (or records REJECTED ones as dead
+letters); anything else stays in the outbox for a later run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Protocol
+
+ACCEPTED = "accepted"  # the receiver holds the event (a duplicate it already had counts too)
+REJECTED = "rejected"  # the receiver will never take it: dead-letter it with the reason
+RETRY = "retry"  # keep it and try again later
+
+
+@dataclass
+class SendOutcome:
+    """What a sink did with one batch.
+
+    `results` maps event_id -> (status, reason).  Events missing from `results`
+    count as RETRY.  `retry_after` (seconds) asks the flusher to wait at least that
+    long before the next attempt; `error` is a one-line description for `status`
+    (never a payload, token or credential); `stop` ends this flusher run (for
+    example: sign in again).
+    """
+
+    results: Dict[str, tuple] = field(default_factory=dict)
+    retry_after: Optional[float] = None
+    error: Optional[str] = None
+    stop: bool = False
+
+
+class Sink(Protocol):
+    name: str
+    max_batch_events: int
+
+    def send(self, events: List[Dict[str, Any]]) -> SendOutcome: ...
+
+    def close(self) -> None: ...
+
+
+def get_sink() -> Sink:
+    """The configured sink: the HTTP endpoint if one is configured, else the local store."""
+    from periscope_hooks.config import load_user_config
+
+    cfg = load_user_config()
+    if cfg.endpoint:
+        from periscope_hooks.sinks.http import HttpSink
+
+        return HttpSink(cfg)
+    from periscope_hooks.sinks.local import LocalStoreSink
+
+    return LocalStoreSink()

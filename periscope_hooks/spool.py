@@ -1,0 +1,81 @@
+"""The spool: JSON lines appended by the OpenCode plugin and (for commits) the git hooks.
+
+Appends are single O_APPEND writes of whole lines, so concurrent writers never
+interleave within a line.  Readers take complete lines only: a torn last line
+(a writer mid-append, or one that crashed) is left for the next read.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+SPOOL_VERSION = 1
+
+
+def append(path: str, record: Dict[str, Any]) -> None:
+    line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_lines(path: str, offset: int, max_bytes: int = 4 << 20) -> Tuple[List[Tuple[int, bytes]], int]:
+    """Complete lines from `offset`: ([(line_offset, line_bytes)], offset after the last complete line)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(max_bytes)
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n")
+    if end < 0:
+        if len(data) == max_bytes:
+            # One line longer than max_bytes: nothing sane writes that; skip it as garbage.
+            return [(offset, data)], offset + len(data)
+        return [], offset
+    lines = []
+    pos = 0
+    for raw in data[: end + 1].split(b"\n")[:-1]:
+        lines.append((offset + pos, raw))
+        pos += len(raw) + 1
+    return lines, offset + end + 1
+
+
+def parse_line(raw: bytes) -> Tuple[Optional[Dict[str, Any]], bool]:
+    """(record or None, whether garbage was skipped).
+
+    A writer that died mid-append leaves a fragment that the next append
+    completes into one bad line: `<fragment>{"v":1,...}`.  The record at the
+    end is recovered rather than lost with the fragment.
+    """
+    raw = raw.strip()
+    if not raw:
+        return None, False
+    try:
+        rec = json.loads(raw)
+        if isinstance(rec, dict):
+            return rec, False
+    except ValueError:
+        pass
+    start = raw.find(b'{"v"', 1)
+    while start > 0:
+        try:
+            rec = json.loads(raw[start:])
+            if isinstance(rec, dict):
+                return rec, True
+        except ValueError:
+            pass
+        start = raw.find(b'{"v"', start + 1)
+    return None, True
+
+
+def iter_records(path: str) -> Iterator[Dict[str, Any]]:
+    """Every parseable record (for tests and diagnostics)."""
+    lines, _ = read_lines(path, 0, max_bytes=1 << 40)
+    for _, raw in lines:
+        rec, _ = parse_line(raw)
+        if rec is not None:
+            yield rec
