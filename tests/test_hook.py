@@ -1,0 +1,361 @@
+"""The git hooks, end to end through real repositories and the installed shims."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from testing.util import append_spool, commit, git, message_record, periscope, session_record, spool_path, state_dir
+
+
+def add_messages(repo, n=1, cwd=None, **kw):
+    recs = [message_record(repo.path, cwd=cwd, **kw) for _ in range(n)]
+    append_spool(repo.path, *recs)
+    return recs
+
+
+def totals(recs):
+    keys = ("input", "output", "reasoning", "cache_read", "cache_write")
+    return {k: sum(r["tokens"][k] for r in recs) for k in keys}
+
+
+def by_sha(events):
+    return {e["commit"]["sha"]: e for e in events}
+
+
+def test_commit_takes_pending_usage_once(repo):
+    recs = add_messages(repo, 2, tokens=(100, 20, 5, 40, 3), cost=0.25)
+    sha = commit(repo.path, "first")
+    recs2 = add_messages(repo, 1, tokens=(7, 1, 0, 0, 0), cost=0.01)
+    sha2 = commit(repo.path, "second")
+    events = by_sha(repo.commit_events())
+    assert events[sha]["usage"] == {"messages": 2, "tokens": totals(recs), "cost": 0.5}
+    assert events[sha]["commit"]["kind"] == "commit"
+    assert events[sha]["commit"]["parents"] == []  # the initial commit
+    assert events[sha]["origin"] == "human"
+    assert events[sha]["repo"] == {"url": "https://example.com/acme/widgets.git", "branch": "main"}
+    assert events[sha2]["usage"]["tokens"] == totals(recs2)
+    assert events[sha2]["commit"]["parents"] == [sha]
+    assert events[sha]["by_model"][0]["model"] == "claude-sonnet-4"
+    rows = {r["sha"]: r for r in repo.report()}
+    assert rows[sha]["messages"] == 2 and rows[sha2]["messages"] == 1
+
+
+def test_hook_prints_nothing_and_commit_is_fast_path(repo):
+    add_messages(repo)
+    (repo.path / "f").write_text("x")
+    repo.git("add", "f")
+    proc = subprocess.run(["git", "commit", "-q", "-m", "quiet"], cwd=repo.path, capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert proc.stdout == "" and proc.stderr == ""
+    recs = [json.loads(line) for line in spool_path(repo.path).read_text().splitlines()]
+    assert recs[-1]["kind"] == "commit" and recs[-1]["hook"] == "post-commit"
+
+
+def test_no_verify_still_links(repo):
+    add_messages(repo)
+    sha = commit(repo.path, "nv", "--no-verify")
+    assert sha in by_sha(repo.commit_events())
+
+
+def test_detached_head(repo):
+    commit(repo.path, "base")
+    repo.git("checkout", "-q", "--detach")
+    add_messages(repo)
+    sha = commit(repo.path, "detached")
+    ev = by_sha(repo.commit_events())[sha]
+    assert ev["repo"]["branch"] is None
+    assert ev["usage"]["messages"] == 1
+
+
+def test_true_merge_and_fast_forward(repo):
+    base = commit(repo.path, "base")
+    repo.git("checkout", "-q", "-b", "feature")
+    commit(repo.path, "feature work", filename="feature.txt")
+    repo.git("checkout", "-q", "main")
+    commit(repo.path, "main work", filename="main.txt")
+    add_messages(repo, tokens=(11, 2, 0, 0, 0))
+    repo.git("merge", "-q", "--no-edit", "feature")
+    merge_sha = repo.git("rev-parse", "HEAD")
+    ev = by_sha(repo.commit_events())[merge_sha]
+    assert ev["commit"]["kind"] == "merge" and len(ev["commit"]["parents"]) == 2
+    assert ev["usage"]["tokens"]["input"] == 11
+    # A fast-forward makes no commit: no event, and pending usage waits for the next commit.
+    repo.git("checkout", "-q", "-b", "ff", base)
+    repo.git("checkout", "-q", "main")
+    repo.git("checkout", "-q", "-b", "later")
+    commit(repo.path, "later", filename="later.txt")
+    repo.git("checkout", "-q", "main")
+    add_messages(repo, tokens=(5, 0, 0, 0, 0))
+    repo.git("merge", "-q", "--ff-only", "later")
+    later_sha = repo.git("rev-parse", "HEAD")
+    assert later_sha not in by_sha(repo.commit_events()) or by_sha(repo.commit_events())[later_sha]["usage"]["tokens"]["input"] != 5
+    nxt = commit(repo.path, "after ff")
+    assert by_sha(repo.commit_events())[nxt]["usage"]["tokens"]["input"] == 5
+
+
+def test_conflicted_merge_committed_by_hand_is_a_merge(repo):
+    commit(repo.path, "base", filename="c.txt")
+    repo.git("checkout", "-q", "-b", "other")
+    commit(repo.path, "other side", filename="c.txt")
+    repo.git("checkout", "-q", "main")
+    commit(repo.path, "main side", filename="c.txt")
+    git(repo.path, "merge", "other", check=False)
+    (repo.path / "c.txt").write_text("resolved\n")
+    repo.git("add", "c.txt")
+    add_messages(repo)
+    repo.git("commit", "-q", "--no-edit")
+    sha = repo.git("rev-parse", "HEAD")
+    assert by_sha(repo.commit_events())[sha]["commit"]["kind"] == "merge"
+
+
+def test_squash_merge(repo):
+    commit(repo.path, "base")
+    repo.git("checkout", "-q", "-b", "topic")
+    commit(repo.path, "t1", filename="t.txt")
+    repo.git("checkout", "-q", "main")
+    add_messages(repo, tokens=(3, 3, 3, 3, 3))
+    repo.git("merge", "-q", "--squash", "topic")
+    repo.git("commit", "-q", "-m", "squashed")
+    sha = repo.git("rev-parse", "HEAD")
+    ev = by_sha(repo.commit_events())[sha]
+    assert ev["commit"]["kind"] == "squash"
+    assert ev["usage"]["tokens"] == {"input": 3, "output": 3, "reasoning": 3, "cache_read": 3, "cache_write": 3}
+    nxt = commit(repo.path, "plain after squash")
+    add_messages(repo)
+    nxt = commit(repo.path, "plain after squash 2")
+    assert by_sha(repo.commit_events())[nxt]["commit"]["kind"] == "commit"
+
+
+def test_amend_moves_usage_and_emits_rewrite(repo):
+    add_messages(repo, tokens=(10, 0, 0, 0, 0))
+    old = commit(repo.path, "to amend")
+    add_messages(repo, tokens=(1, 0, 0, 0, 0))
+    repo.git("commit", "-q", "--amend", "-m", "amended")
+    new = repo.git("rev-parse", "HEAD")
+    events = repo.events()
+    commits = by_sha([e for e in events if e["type"] == "commit"])
+    assert commits[new]["commit"]["kind"] == "amend"
+    assert commits[new]["usage"]["tokens"]["input"] == 1  # only what was new: no double count
+    rewrites = [e for e in events if e["type"] == "rewrite"]
+    assert rewrites[-1]["command"] == "amend" and rewrites[-1]["mappings"] == [{"old": old, "new": new}]
+    rows = {r["sha"]: r for r in repo.report()}
+    assert old not in rows
+    assert rows[new]["tokens"]["input"] == 11 and rows[new]["messages"] == 2
+
+
+def test_rebase_does_not_swallow_pending_usage(repo):
+    commit(repo.path, "base")
+    repo.git("checkout", "-q", "-b", "topic")
+    add_messages(repo, tokens=(20, 0, 0, 0, 0))
+    t1 = commit(repo.path, "t1", filename="t1.txt")
+    add_messages(repo, tokens=(30, 0, 0, 0, 0))
+    t2 = commit(repo.path, "t2", filename="t2.txt")
+    repo.git("checkout", "-q", "main")
+    commit(repo.path, "upstream", filename="up.txt")
+    repo.git("checkout", "-q", "topic")
+    add_messages(repo, tokens=(7, 0, 0, 0, 0))  # pending while the rebase runs
+    repo.git("rebase", "-q", "main")
+    n1, n2 = repo.git("rev-parse", "HEAD~1"), repo.git("rev-parse", "HEAD")
+    events = repo.events()
+    rw = [e for e in events if e["type"] == "rewrite"][-1]
+    assert rw["command"] == "rebase"
+    assert rw["mappings"] == [{"old": t1, "new": n1}, {"old": t2, "new": n2}]
+    rows = {r["sha"]: r for r in repo.report()}
+    assert rows[n1]["tokens"]["input"] == 20 and rows[n2]["tokens"]["input"] == 30
+    after = commit(repo.path, "after rebase", filename="x.txt")
+    rows = {r["sha"]: r for r in repo.report()}
+    assert rows[after]["tokens"]["input"] == 7
+
+
+def test_cherry_pick_and_revert(repo):
+    commit(repo.path, "base")
+    repo.git("checkout", "-q", "-b", "side")
+    picked = commit(repo.path, "side change", filename="side.txt")
+    repo.git("checkout", "-q", "main")
+    add_messages(repo)
+    repo.git("cherry-pick", picked)
+    cp = repo.git("rev-parse", "HEAD")
+    add_messages(repo)
+    repo.git("revert", "--no-edit", cp)
+    rv = repo.git("rev-parse", "HEAD")
+    events = by_sha(repo.commit_events())
+    assert events[cp]["commit"]["kind"] == "cherry-pick"
+    assert events[rv]["commit"]["kind"] == "revert"
+
+
+def test_linked_worktrees_keep_usage_apart(repo, tmp_path):
+    commit(repo.path, "base")
+    wt = tmp_path / "second tree"
+    repo.git("worktree", "add", "-q", "-b", "wt", str(wt))
+    add_messages(repo, tokens=(100, 0, 0, 0, 0))  # main worktree
+    add_messages(repo, tokens=(1, 0, 0, 0, 0), cwd=str(wt))  # linked worktree
+    sha_wt = commit(wt, "in linked tree", filename="w.txt")
+    sha_main = commit(repo.path, "in main tree", filename="m.txt")
+    events = by_sha(repo.commit_events())
+    assert events[sha_wt]["usage"]["tokens"]["input"] == 1
+    assert events[sha_wt]["repo"]["branch"] == "wt"
+    assert events[sha_main]["usage"]["tokens"]["input"] == 100
+
+
+def test_commit_without_usage_emits_only_within_idle_window(repo):
+    lonely = commit(repo.path, "no AI anywhere")
+    assert lonely not in by_sha(repo.commit_events())
+    add_messages(repo)
+    commit(repo.path, "with AI")
+    follow = commit(repo.path, "right after an AI session")
+    ev = by_sha(repo.commit_events())[follow]
+    assert ev["usage"]["messages"] == 0
+    (repo.path / ".periscope.toml").write_text("idle_window_minutes = 0\n")
+    quiet = commit(repo.path, "window closed")
+    assert quiet not in by_sha(repo.commit_events())
+
+
+def test_agent_commit_waits_for_its_in_flight_message(repo):
+    add_messages(repo, tokens=(5, 0, 0, 0, 0))
+    env = {"PERISCOPE_SESSION_ID": "ses_01", "PERISCOPE_MESSAGE_ID": "msg_inflight"}
+    sha = commit(repo.path, "agent commit", env=env)
+    assert sha not in by_sha(repo.commit_events())  # held until the message is recorded
+    append_spool(repo.path, message_record(repo.path, id="msg_inflight", tokens=(40, 4, 0, 0, 0)))
+    ev = by_sha(repo.commit_events())[sha]
+    assert ev["origin"] == "agent"
+    assert ev["usage"]["tokens"]["input"] == 45 and ev["usage"]["messages"] == 2
+    assert ev["agent"]["message_included"] is True
+    rows = {r["sha"]: r for r in repo.report()}
+    assert rows[sha]["origin"] == "agent"
+
+
+def test_agent_commit_emitted_without_message_after_timeout(repo):
+    (repo.path / ".periscope.toml").write_text("agent_hold_minutes = 0.001\n")
+    env = {"PERISCOPE_SESSION_ID": "ses_01", "PERISCOPE_MESSAGE_ID": "msg_never"}
+    sha = commit(repo.path, "agent commit", env=env)
+    time.sleep(0.2)
+    ev = by_sha(repo.commit_events())[sha]
+    assert ev["agent"]["message_included"] is False
+    assert "not recorded in time" in ev["note"]
+    # Arriving late, the message waits for the next commit rather than vanish.
+    append_spool(repo.path, message_record(repo.path, id="msg_never", tokens=(9, 0, 0, 0, 0)))
+    nxt = commit(repo.path, "next")
+    assert by_sha(repo.commit_events())[nxt]["usage"]["tokens"]["input"] == 9
+
+
+def test_existing_hook_is_kept_chained_and_restored(tmp_path):
+    from testing.util import init_repo
+
+    path = init_repo(tmp_path / "r")
+    hooks = path / ".git" / "hooks"
+    original = b"#!/bin/sh\n# mine\necho \"$@\" >> \"$(git rev-parse --git-dir)/legacy-args\"\ncat >> \"$(git rev-parse --git-dir)/legacy-stdin\"\n"
+    for name in ("post-commit", "post-rewrite"):
+        (hooks / name).write_bytes(original)
+        os.chmod(hooks / name, 0o750)
+    periscope("install-hooks", cwd=path)
+    periscope("install-hooks", cwd=path)  # idempotent: does not move our shim aside
+    assert (hooks / "post-commit.periscope-legacy").read_bytes() == original
+    old = commit(path, "one")
+    git(path, "commit", "-q", "--amend", "-m", "amended")
+    new = git(path, "rev-parse", "HEAD")
+    stdin_seen = (path / ".git" / "legacy-stdin").read_text()
+    assert f"{old} {new}" in stdin_seen
+    assert "amend" in (path / ".git" / "legacy-args").read_text()
+    periscope("uninstall-hooks", cwd=path)
+    assert (hooks / "post-commit").read_bytes() == original
+    assert oct((hooks / "post-commit").stat().st_mode & 0o777) == oct(0o750)
+    assert not (hooks / "post-merge").exists()
+    assert not (hooks / "post-commit.periscope-legacy").exists()
+
+
+def test_relative_core_hooks_path(tmp_path):
+    from testing.util import init_repo
+
+    path = init_repo(tmp_path / "r")
+    git(path, "config", "core.hooksPath", "my-hooks")
+    proc = periscope("install-hooks", cwd=path)
+    assert (path / "my-hooks" / "post-commit").exists()
+    assert "relative" in proc.stderr
+
+
+def test_missing_python_falls_back_and_commit_succeeds(repo):
+    hook = repo.path / ".git" / "hooks" / "post-commit"
+    text = hook.read_text()
+    hook.write_text(text.replace(f"INSTALL_PYTHON={sys.executable}", "INSTALL_PYTHON=/nonexistent/python")
+                    .replace(f"INSTALL_PYTHON='{sys.executable}'", "INSTALL_PYTHON=/nonexistent/python"))
+    env = {"PATH": "/usr/bin:/bin"}  # no `periscope` on PATH either
+    commit(repo.path, "still commits", env=env)
+    log = (state_dir(repo.path) / "hook.log").read_text()
+    assert "not found" in log
+
+
+def test_corrupt_state_db_is_rebuilt_from_the_spool(repo):
+    add_messages(repo, tokens=(13, 0, 0, 0, 0))
+    sha = commit(repo.path, "c1")
+    repo.flush()
+    db = state_dir(repo.path) / "state.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database" * 100)
+    rows = {r["sha"]: r for r in repo.report()}
+    assert rows[sha]["tokens"]["input"] == 13
+    assert "rebuilt" in periscope("status", cwd=repo.path).stdout
+    assert len([e for e in repo.commit_events() if e["commit"]["sha"] == sha]) == 1
+
+
+def test_locked_database_does_not_block_the_commit(repo):
+    add_messages(repo, tokens=(2, 0, 0, 0, 0))
+    db = sqlite3.connect(str(state_dir(repo.path) / "state.db")) if (state_dir(repo.path) / "state.db").exists() else None
+    repo.flush()
+    db = sqlite3.connect(str(state_dir(repo.path) / "state.db"), isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")
+    try:
+        start = time.monotonic()
+        sha = commit(repo.path, "while locked")
+        assert time.monotonic() - start < 5
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert by_sha(repo.commit_events())[sha]["usage"]["tokens"]["input"] == 2
+
+
+def test_read_only_state_dir_and_broken_config(repo):
+    sd = state_dir(repo.path)
+    sd.mkdir(parents=True, exist_ok=True)
+    cfg = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "analytics.json"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text("{ not json")
+    commit(repo.path, "broken config")  # succeeds; the flusher logs and keeps events
+    # A state dir that cannot be written (a file in its place stops even root).
+    cfg.unlink()
+    os.rename(sd, str(sd) + ".aside")
+    sd.write_text("not a directory")
+    try:
+        proc = subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "unwritable state"], cwd=repo.path,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stderr == ""
+        fallback = Path(os.environ["XDG_STATE_HOME"]) / "periscope" / "hook.log"
+        assert "the commit is unaffected" in fallback.read_text()
+    finally:
+        sd.unlink()
+        os.rename(str(sd) + ".aside", sd)
+
+
+def test_outside_a_repository_the_hook_exits_zero(tmp_path):
+    proc = periscope("hook", "post-commit", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""
+
+
+def test_sessions_and_subagents_in_commit_event(repo):
+    append_spool(repo.path, session_record("ses_main", "Fix login"), session_record("ses_sub", "Explore", parent_id="ses_main"))
+    add_messages(repo, session_id="ses_main")
+    add_messages(repo, session_id="ses_sub", agent="explore")
+    sha = commit(repo.path, "with sub-agent")
+    ev = by_sha(repo.commit_events())[sha]
+    sessions = {s["id"]: s for s in ev["sessions"]}
+    assert sessions["ses_sub"]["is_subagent"] is True and sessions["ses_sub"]["parent_id"] == "ses_main"
+    assert sessions["ses_main"]["title"] == "Fix login" and sessions["ses_main"]["is_subagent"] is False
+    msgs = {e["session"]["id"]: e for e in repo.events("message")}
+    assert msgs["ses_sub"]["session"]["is_subagent"] is True
