@@ -22,10 +22,9 @@ HOOK_TIME_LIMIT_S = 10  # a hung filesystem must not hang the commit forever
 def _log(state_dir: Optional[str], message: str, exc: Optional[BaseException] = None) -> None:
     from periscope_hooks import logfile, paths
 
-    target = os.path.join(state_dir, paths.HOOK_LOG_NAME) if state_dir else None
-    if target is None or not os.access(state_dir, os.W_OK):  # type: ignore[arg-type]
-        target = str(paths.fallback_log_path())
-    logfile.log_line(target, message, exc=exc)
+    if state_dir and logfile.log_line(os.path.join(state_dir, paths.HOOK_LOG_NAME), message, exc=exc):
+        return
+    logfile.log_line(paths.fallback_log_path(), message, exc=exc)
 
 
 def _read_rewrite_pairs() -> List[List[str]]:

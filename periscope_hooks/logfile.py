@@ -11,7 +11,8 @@ import time
 MAX_LOG_BYTES = 256 * 1024
 
 
-def log_line(path: str | os.PathLike[str], message: str, *, exc: BaseException | None = None) -> None:
+def log_line(path: str | os.PathLike[str], message: str, *, exc: BaseException | None = None) -> bool:
+    """Append an entry; False when it could not be written."""
     try:
         path = os.fspath(path)
         text = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} pid={os.getpid()} {message}\n"
@@ -34,8 +35,9 @@ def log_line(path: str | os.PathLike[str], message: str, *, exc: BaseException |
             os.write(fd, text.encode("utf-8", "replace"))
         finally:
             os.close(fd)
+        return True
     except Exception:
-        pass
+        return False
 
 
 def tail(path: str | os.PathLike[str], max_lines: int = 1) -> list[str]:
