@@ -74,8 +74,13 @@ def parse_line(raw: bytes) -> Tuple[Optional[Dict[str, Any]], bool]:
 
 def iter_records(path: str) -> Iterator[Dict[str, Any]]:
     """Every parseable record (for tests and diagnostics)."""
-    lines, _ = read_lines(path, 0, max_bytes=1 << 40)
-    for _, raw in lines:
-        rec, _ = parse_line(raw)
-        if rec is not None:
-            yield rec
+    offset = 0
+    while True:
+        lines, end = read_lines(path, offset)
+        if end == offset:
+            return
+        for _, raw in lines:
+            rec, _ = parse_line(raw)
+            if rec is not None:
+                yield rec
+        offset = end

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jsonschema
+
+from periscope_hooks import schemas, spool
+from periscope_hooks.ingest import classify_commit, process_spool
+from periscope_hooks.state import open_state_db
+from testing.util import append_spool, commit, message_record, periscope, session_record, spool_path, state_dir
+
+
+def test_messages_are_deduplicated_and_sessions_updated(tmp_path):
+    sd = tmp_path / "periscope"
+    rec = message_record(None, id="m1", cwd="")
+    append_spool(None, session_record("ses_01", "placeholder"), rec, rec, path=sd / "spool.jsonl")
+    append_spool(None, session_record("ses_01", "Real title"), path=sd / "spool.jsonl")
+    result = process_spool(sd)
+    assert result.messages == 1 and result.duplicates == 1
+    conn = open_state_db(sd)
+    assert conn.execute("SELECT title FROM sessions WHERE id = 'ses_01'").fetchone()[0] == "Real title"
+    assert conn.execute("SELECT count(*) FROM outbox WHERE type = 'message'").fetchone()[0] == 1
+    # Re-reading the whole spool (offset lost) changes nothing.
+    conn.execute("UPDATE meta SET value = '0' WHERE key = 'spool_offset'")
+    conn.close()
+    assert process_spool(sd).messages == 0
+
+
+def test_garbage_is_counted_unknown_versions_kept_torn_line_waits(tmp_path):
+    sd = tmp_path / "periscope"
+    sd.mkdir()
+    p = sd / "spool.jsonl"
+    good = json.dumps(message_record(None, id="m1", cwd="")).encode()
+    future = json.dumps({"v": 2, "kind": "message", "id": "m9"}).encode()
+    p.write_bytes(b"garbage line\n" + future + b"\n" + good + b"\n" + good[:20])
+    result = process_spool(sd)
+    assert (result.skipped, result.deferred, result.messages) == (1, 1, 1)
+    conn = open_state_db(sd)
+    assert conn.execute("SELECT line FROM deferred_records").fetchone()[0] == future.decode()
+    assert conn.execute("SELECT value FROM meta WHERE key='skipped_lines'").fetchone()[0] == "1"
+    offset = int(conn.execute("SELECT value FROM meta WHERE key='spool_offset'").fetchone()[0])
+    assert offset == p.stat().st_size - 20  # the torn line is not consumed
+    with open(p, "ab") as f:
+        f.write(b"\n")  # the writer died: its fragment becomes one malformed line
+        f.write(json.dumps(message_record(None, id="m2", cwd="")).encode() + b"\n")
+    result = process_spool(sd)
+    assert result.messages == 1 and result.skipped == 1
+
+
+def test_invalid_record_fields_are_skipped_not_fatal(tmp_path):
+    sd = tmp_path / "periscope"
+    bad = message_record(None, id="bad", cwd="")
+    bad["tokens"] = {"input": "lots"}
+    append_spool(None, bad, {"v": 1, "kind": "message"}, message_record(None, id="ok", cwd=""), path=sd / "spool.jsonl")
+    result = process_spool(sd)
+    assert result.skipped == 2 and result.messages == 1
+
+
+def test_classify_commit():
+    assert classify_commit("commit (initial): x") == "commit"
+    assert classify_commit("commit (amend): x") == "amend"
+    assert classify_commit("commit (merge): x") == "merge"
+    assert classify_commit("cherry-pick: x") == "cherry-pick"
+    assert classify_commit('revert: Revert "x"') == "revert"
+    assert classify_commit("rebase (pick): x") is None
+    assert classify_commit("rebase -i (squash): x") is None
+    assert classify_commit("pull --rebase (pick): x") is None
+
+
+def test_records_and_events_match_the_json_schemas(repo):
+    append_spool(repo.path, session_record("ses_01", "T"), message_record(repo.path))
+    old = commit(repo.path, "c1")
+    repo.git("commit", "-q", "--amend", "-m", "c1'")
+    spool_schema = schemas.load("spool-record")
+    for rec in spool.iter_records(str(spool_path(repo.path))):
+        jsonschema.validate(rec, spool_schema)
+    events = repo.events()
+    assert {e["type"] for e in events} == {"message", "commit", "rewrite"}
+    event_schema = schemas.load("events")
+    for e in events:
+        jsonschema.validate(e, event_schema)
+
+
+WRITER = textwrap.dedent("""
+    import json, sys, time
+    from periscope_hooks import spool
+    path, prefix, n, cwd = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    for i in range(n):
+        spool.append(path, {"v": 1, "kind": "message", "id": f"{prefix}-{i}", "session_id": prefix,
+            "time": int(time.time() * 1000), "provider": "p", "model": "m", "agent": "build",
+            "tokens": {"input": 1, "output": 2, "reasoning": 0, "cache_read": 0, "cache_write": 0},
+            "cost": 0.001, "cwd": cwd, "git": {"branch": "main", "sha": None}})
+""")
+
+
+def test_parallel_writers_hooks_and_flushers_lose_and_double_count_nothing(repo):
+    sp = spool_path(repo.path)
+    sp.parent.mkdir(parents=True, exist_ok=True)
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(sp), f"w{k}", "300", str(repo.path)]) for k in range(3)]
+    flushers = [subprocess.Popen([sys.executable, "-m", "periscope_hooks", "flush"], cwd=repo.path) for _ in range(2)]
+    shas = [commit(repo.path, f"c{i}", filename=f"f{i}.txt") for i in range(6)]
+    for p in writers + flushers:
+        assert p.wait(timeout=120) == 0
+    shas.append(commit(repo.path, "final", filename="final.txt"))
+    events = repo.events()
+    message_ids = [e["message_id"] for e in events if e["type"] == "message"]
+    assert len(message_ids) == 900 and len(set(message_ids)) == 900
+    commits = [e for e in events if e["type"] == "commit"]
+    assert len({e["event_id"] for e in commits}) == len(commits)
+    linked = sum(e["usage"]["messages"] for e in commits)
+    conn = sqlite3.connect(str(state_dir(repo.path) / "state.db"))
+    pending = conn.execute("SELECT count(*) FROM messages WHERE link_id IS NULL").fetchone()[0]
+    assert linked + pending == 900
+    assert pending == 0  # the final commit came after every writer finished
+    report = repo.report()
+    assert sum(r["messages"] for r in report) == 900
+    assert sum(r["tokens"]["output"] for r in report) == 1800
