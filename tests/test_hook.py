@@ -245,41 +245,6 @@ def test_agent_commit_emitted_without_message_after_timeout(repo):
     assert by_sha(repo.commit_events())[nxt]["usage"]["tokens"]["input"] == 9
 
 
-def test_existing_hook_is_kept_chained_and_restored(tmp_path):
-    from testing.util import init_repo
-
-    path = init_repo(tmp_path / "r")
-    hooks = path / ".git" / "hooks"
-    original = b"#!/bin/sh\n# mine\necho \"$@\" >> \"$(git rev-parse --git-dir)/legacy-args\"\ncat >> \"$(git rev-parse --git-dir)/legacy-stdin\"\n"
-    for name in ("post-commit", "post-rewrite"):
-        (hooks / name).write_bytes(original)
-        os.chmod(hooks / name, 0o750)
-    periscope("install-hooks", cwd=path)
-    periscope("install-hooks", cwd=path)  # idempotent: does not move our shim aside
-    assert (hooks / "post-commit.periscope-legacy").read_bytes() == original
-    old = commit(path, "one")
-    git(path, "commit", "-q", "--amend", "-m", "amended")
-    new = git(path, "rev-parse", "HEAD")
-    stdin_seen = (path / ".git" / "legacy-stdin").read_text()
-    assert f"{old} {new}" in stdin_seen
-    assert "amend" in (path / ".git" / "legacy-args").read_text()
-    periscope("uninstall-hooks", cwd=path)
-    assert (hooks / "post-commit").read_bytes() == original
-    assert oct((hooks / "post-commit").stat().st_mode & 0o777) == oct(0o750)
-    assert not (hooks / "post-merge").exists()
-    assert not (hooks / "post-commit.periscope-legacy").exists()
-
-
-def test_relative_core_hooks_path(tmp_path):
-    from testing.util import init_repo
-
-    path = init_repo(tmp_path / "r")
-    git(path, "config", "core.hooksPath", "my-hooks")
-    proc = periscope("install-hooks", cwd=path)
-    assert (path / "my-hooks" / "post-commit").exists()
-    assert "relative" in proc.stderr
-
-
 def test_missing_python_falls_back_and_commit_succeeds(repo):
     hook = repo.path / ".git" / "hooks" / "post-commit"
     text = hook.read_text()

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+
+from testing.util import append_spool, commit, message_record, periscope, state_dir
+
+
+def test_background_flush_returns_at_once_and_delivers(repo):
+    append_spool(repo.path, message_record(repo.path, id="bg1"))
+    start = time.monotonic()
+    # capture_output: the detached child must not hold our pipes open.
+    proc = subprocess.run([sys.executable, "-m", "periscope_hooks", "flush", "--background"], cwd=repo.path,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and time.monotonic() - start < 10
+    from periscope_hooks.sinks.local import iter_events
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(e.get("message_id") == "bg1" for e in iter_events("message")):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the background flush did not deliver")
+
+
+def test_one_flusher_per_repository(repo):
+    append_spool(repo.path, message_record(repo.path, id="locked1"))
+    sd = state_dir(repo.path)
+    sd.mkdir(parents=True, exist_ok=True)
+    fd = os.open(str(sd / "flush.lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        # A background flusher finds the lock taken and leaves at once, delivering nothing.
+        periscope("_background-flush", str(sd))
+        from periscope_hooks.sinks.local import iter_events
+
+        assert not any(e.get("message_id") == "locked1" for e in iter_events())
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    periscope("flush", cwd=repo.path)
+    assert any(e.get("message_id") == "locked1" for e in repo.events("message"))
+
+
+def test_broken_config_keeps_events_in_the_outbox(repo):
+    cfg = repo.path.parent / "cfg"
+    path = os.path.join(os.environ["XDG_CONFIG_HOME"], "opencode", "analytics.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("{broken")
+    append_spool(repo.path, message_record(repo.path, id="kept"))
+    commit(repo.path, "c")
+    proc = periscope("flush", cwd=repo.path, check=False)
+    assert proc.returncode == 1 and "analytics.json" in proc.stderr
+    assert "outbox" in periscope("status", cwd=repo.path, check=False).stdout
+    os.remove(path)
+    assert any(e.get("message_id") == "kept" for e in repo.events("message"))
