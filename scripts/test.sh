@@ -1,0 +1,13 @@
+#!/bin/sh
+# Set up everything the tests need (a venv, the test dependencies, the real OpenCode binary
+# from the npm registry) and run the whole suite.  Extra arguments go to pytest.
+set -eu
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+if [ -f scripts/install-opencode-for-tests.sh ]; then
+    PERISCOPE_TEST_OPENCODE=$(sh scripts/install-opencode-for-tests.sh)
+    export PERISCOPE_TEST_OPENCODE
+fi
+exec .venv/bin/python -m pytest "$@"
