@@ -8,17 +8,22 @@ subprocess; `run_git` and friends use the git binary for everything else
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-from dataclasses import dataclass
-from typing import List, Optional, Tuple
+
+# Only `os` at import time: this module is on the commit hook's hot path, and
+# with `from __future__ import annotations` the typing names below are never
+# evaluated, so typing, re, subprocess and dataclasses are not imported here.
 
 
-@dataclass
 class RepoDirs:
-    git_dir: str  # this worktree's git dir (.git, or .git/worktrees/<name>)
-    common_dir: str  # shared by all worktrees: holds refs, objects and our state
-    worktree: str  # the worktree's top directory (realpath), "" for a bare repo
+    __slots__ = ("git_dir", "common_dir", "worktree")
+
+    def __init__(self, git_dir: str, common_dir: str, worktree: str) -> None:
+        self.git_dir = git_dir  # this worktree's git dir (.git, or .git/worktrees/<name>)
+        self.common_dir = common_dir  # shared by all worktrees: refs, objects and our state
+        self.worktree = worktree  # the worktree's top directory (realpath), "" for a bare repo
+
+    def __repr__(self) -> str:
+        return f"RepoDirs({self.git_dir!r}, {self.common_dir!r}, {self.worktree!r})"
 
 
 def _read(path: str) -> Optional[str]:
@@ -74,7 +79,11 @@ def find_repo_dirs(cwd: Optional[str] = None, env: Optional[dict] = None) -> Opt
     return RepoDirs(os.path.realpath(git_dir), os.path.realpath(common_dir), os.path.realpath(worktree) if worktree else "")
 
 
-_SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and _HEX.issuperset(text)
 
 
 def _resolve_ref(common_dir: str, git_dir: str, ref: str) -> Optional[str]:
@@ -84,7 +93,7 @@ def _resolve_ref(common_dir: str, git_dir: str, ref: str) -> Optional[str]:
             text = text.strip()
             if text.startswith("ref: "):
                 return _resolve_ref(common_dir, git_dir, text[5:].strip())
-            return text if _SHA_RE.match(text) else None
+            return text if is_sha(text) else None
     packed = _read(os.path.join(common_dir, "packed-refs")) or ""
     for line in packed.splitlines():
         if line.endswith(" " + ref) and not line.startswith(("#", "^")):
@@ -104,7 +113,7 @@ def read_head(dirs: RepoDirs) -> Tuple[Optional[str], Optional[str]]:
         branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
         sha = _resolve_ref(dirs.common_dir, dirs.git_dir, ref)
     else:
-        sha = head if _SHA_RE.match(head) else None
+        sha = head if is_sha(head) else None
         for d in ("rebase-merge", "rebase-apply"):
             name = _read(os.path.join(dirs.git_dir, d, "head-name"))
             if name and name.strip().startswith("refs/heads/"):
@@ -148,6 +157,8 @@ class GitError(Exception):
 
 def run_git(args: List[str], *, cwd: Optional[str] = None, git_dir: Optional[str] = None, check: bool = True,
             timeout: float = 30) -> str:
+    import subprocess
+
     cmd = ["git"]
     if git_dir:
         cmd.append(f"--git-dir={git_dir}")
@@ -193,8 +204,8 @@ def remote_url(common_dir: str) -> Optional[str]:
     return sanitize_url(url) if url else None
 
 
-_SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://([^/?#]*)(.*)$")
-_SCP_RE = re.compile(r"^([^@/:]+@)?([^/:]+):(?!//)(.*)$")
+_SCHEME_RE = r"^([a-zA-Z][a-zA-Z0-9+.-]*)://([^/?#]*)(.*)$"
+_SCP_RE = r"^([^@/:]+@)?([^/:]+):(?!//)(.*)$"
 
 
 def sanitize_url(url: str) -> str:
@@ -203,14 +214,16 @@ def sanitize_url(url: str) -> str:
     https://user:tok@host/x.git -> https://host/x.git; ssh://git@host/x -> ssh://host/x;
     git@host:org/x.git -> host:org/x.git; query strings and fragments are dropped too.
     """
+    import re
+
     url = url.strip()
-    m = _SCHEME_RE.match(url)
+    m = re.match(_SCHEME_RE, url)
     if m:
         scheme, authority, rest = m.groups()
         host = authority.rpartition("@")[2]
         rest = rest.split("?", 1)[0].split("#", 1)[0]
         return f"{scheme}://{host}{rest}"
-    m = _SCP_RE.match(url)
+    m = re.match(_SCP_RE, url)
     if m and not os.path.isabs(url):
         return f"{m.group(2)}:{m.group(3)}"
     return url

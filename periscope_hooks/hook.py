@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import List, Optional
 
 HOOK_TIME_LIMIT_S = 10  # a hung filesystem must not hang the commit forever
 
@@ -106,10 +105,10 @@ def _alarm(signum, frame):  # pragma: no cover - only on a hung filesystem
 def run(argv: List[str]) -> int:
     state_dir: Optional[str] = None
     try:
-        import signal
+        import _signal  # the C module: `signal` would import enum on the hot path
 
-        signal.signal(signal.SIGALRM, _alarm)
-        signal.alarm(HOOK_TIME_LIMIT_S)
+        _signal.signal(_signal.SIGALRM, _alarm)
+        _signal.alarm(HOOK_TIME_LIMIT_S)
         name, args = (argv[0] if argv else ""), argv[1:]
         if name not in ("post-commit", "post-merge", "post-rewrite"):
             _log(None, f"hook: unknown hook name {name!r}; skipped")
@@ -130,9 +129,9 @@ def run(argv: List[str]) -> int:
         _log(state_dir, f"hook {argv[:1]} failed; the commit is unaffected", exc=e)
     finally:
         try:
-            import signal
+            import _signal
 
-            signal.alarm(0)
+            _signal.alarm(0)
         except Exception:
             pass
     return 0

@@ -6,15 +6,43 @@ interleave within a line.  Readers take complete lines only: a torn last line
 """
 from __future__ import annotations
 
-import json
 import os
-from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 SPOOL_VERSION = 1
 
 
+def _dumps(value: Any) -> str:
+    """Compact JSON for the plain values a record holds (dict, list, str, int, float, bool, None).
+
+    The commit hook writes records on every commit; the json package would pull
+    in `re` and more at import time, so the hot path uses this and the C string
+    escaper `_json` that json itself uses.
+    """
+    from _json import encode_basestring_ascii
+
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("NaN and infinities are not JSON")
+        return float.__repr__(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(_dumps(str(k)) + ":" + _dumps(v) for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_dumps(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to the spool")
+
+
 def append(path: str, record: Dict[str, Any]) -> None:
-    line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    line = (_dumps(record) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line)
@@ -51,6 +79,8 @@ def parse_line(raw: bytes) -> Tuple[Optional[Dict[str, Any]], bool]:
     completes into one bad line: `<fragment>{"v":1,...}`.  The record at the
     end is recovered rather than lost with the fragment.
     """
+    import json
+
     raw = raw.strip()
     if not raw:
         return None, False
