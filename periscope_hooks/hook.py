@@ -123,7 +123,10 @@ def run(argv: List[str]) -> int:
         os.makedirs(state_dir, exist_ok=True)
         record = build_record(name, args, dirs)
         spool.append(os.path.join(state_dir, "spool.jsonl"), record)
-        if os.environ.get("PERISCOPE_BACKGROUND", "1") != "0":
+        # A rebase runs post-commit for every replayed commit and post-rewrite at the
+        # end: one flusher then is enough, rather than one per replayed commit.
+        replaying = name == "post-commit" and record.get("rebasing")
+        if os.environ.get("PERISCOPE_BACKGROUND", "1") != "0" and not replaying:
             spawn_background_flush(state_dir)
     except BaseException as e:  # never fail the commit
         _log(state_dir, f"hook {argv[:1]} failed; the commit is unaffected", exc=e)

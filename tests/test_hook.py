@@ -324,3 +324,11 @@ def test_sessions_and_subagents_in_commit_event(repo):
     assert sessions["ses_main"]["title"] == "Fix login" and sessions["ses_main"]["is_subagent"] is False
     msgs = {e["session"]["id"]: e for e in repo.events("message")}
     assert msgs["ses_sub"]["session"]["is_subagent"] is True
+
+
+def test_capture_switched_off_by_repo_settings(repo):
+    (repo.path / ".periscope.toml").write_text("capture = false\n")
+    add_messages(repo, id="off1")
+    sha = commit(repo.path, "not recorded")
+    assert repo.events() == []
+    assert repo.report() == []
