@@ -102,6 +102,10 @@ def background_child(state_dir: str) -> int:
     """Entry of the detached flusher that the hook and `flush --background` start."""
     path = Path(state_dir)
     try:
+        os.nice(10)  # yield the CPU to whatever the user runs next (often another git command)
+    except OSError:
+        pass
+    try:
         flush_state_dir(path, wait=False)
     except BaseException as e:
         logfile.log_line(path / paths.HOOK_LOG_NAME, "background flush failed; events stay in the outbox", exc=e)

@@ -69,6 +69,23 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+HOT_PATH_MODULES = ("__init__", "hook", "git", "spool")
+
+
+def precompile_hook_modules() -> None:
+    """Write the hook's bytecode now: where PYTHONDONTWRITEBYTECODE is set (or the
+    package is an editable checkout), every commit would otherwise compile these
+    modules from source, which costs more than running them."""
+    import py_compile
+
+    package_dir = Path(__file__).resolve().parent.parent
+    for name in HOT_PATH_MODULES:
+        try:
+            py_compile.compile(str(package_dir / f"{name}.py"), doraise=True)
+        except (OSError, py_compile.PyCompileError):
+            pass  # a read-only install: slower hooks, nothing worse
+
+
 def install_hooks(repo: Optional[str]) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
@@ -89,6 +106,7 @@ def install_hooks(repo: Optional[str]) -> int:
             os.replace(path, legacy)
             output.info(f"kept your existing {name} hook as {legacy.name}; it still runs")
         _write_atomic(path, shim_text(name, sys.executable))
+    precompile_hook_modules()
     output.out(f"periscope hooks installed in {hdir}")
     return 0
 

@@ -5,7 +5,7 @@
 # Links AI usage to commits.  It never fails the git command that ran it.
 HOOK_NAME=__HOOK_NAME__
 INSTALL_PYTHON=__INSTALL_PYTHON__
-HERE=$(dirname -- "$0")
+HERE=${0%/*}
 LEGACY="$HERE/$HOOK_NAME.periscope-legacy"
 PY_RUN='import sys
 try:
@@ -23,7 +23,11 @@ fi
 
 periscope_run() {
     if [ -x "$INSTALL_PYTHON" ]; then
-        printf '%s\n' "$PERISCOPE_STDIN" | "$INSTALL_PYTHON" -c "$PY_RUN" "$HOOK_NAME" "$@" >/dev/null 2>&1
+        if [ "$HOOK_NAME" = post-rewrite ]; then
+            printf '%s\n' "$PERISCOPE_STDIN" | "$INSTALL_PYTHON" -c "$PY_RUN" "$HOOK_NAME" "$@" >/dev/null 2>&1
+        else
+            "$INSTALL_PYTHON" -c "$PY_RUN" "$HOOK_NAME" "$@" </dev/null >/dev/null 2>&1
+        fi
         [ $? -ne 3 ] && return 0
     fi
     if command -v periscope >/dev/null 2>&1; then
