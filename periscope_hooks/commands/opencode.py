@@ -1,0 +1,136 @@
+"""`periscope install-opencode` / `uninstall-opencode`: the OpenCode plugin.
+
+Per repository the plugin goes to `.opencode/plugin/periscope.js` and is listed in
+the repository's `opencode.json` as `./.opencode/plugin/periscope.js`; with
+`--global`, to `~/.config/opencode/plugin/periscope.js`, listed in
+`~/.config/opencode/opencode.json` as `./plugin/periscope.js`.  (Checked with
+opencode-ai 1.18.33: OpenCode resolves these relative to the config file and
+loads the plugin once, though its plugin directory is also scanned.)
+
+What install changed is remembered in `periscope-install.json` beside the plugin,
+so uninstall removes exactly that and nothing else.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from periscope_hooks import jsonc, output, paths
+from periscope_hooks.errors import UserError
+from periscope_hooks.repo import resolve_dirs
+
+PLUGIN_NAME = "periscope.js"
+RECORD_NAME = "periscope-install.json"
+BAKE_MARK = "const BAKED_COMMAND = null;"
+
+
+def plugin_source() -> str:
+    return (Path(__file__).resolve().parent.parent / "resources" / "opencode-plugin.js").read_text()
+
+
+def baked_plugin(python: str) -> str:
+    text = plugin_source()
+    command = json.dumps([python, "-m", "periscope_hooks"])
+    return text.replace(BAKE_MARK, f"const BAKED_COMMAND = {command};", 1)
+
+
+def _targets(global_: bool, repo: Optional[str]) -> Tuple[Path, Path, str]:
+    """(plugin dir, opencode.json, spec as listed)."""
+    if global_:
+        base = paths.config_home() / "opencode"
+        return base / "plugin", base / "opencode.json", f"./plugin/{PLUGIN_NAME}"
+    dirs = resolve_dirs(repo)
+    assert dirs is not None
+    if not dirs.worktree:
+        raise UserError("this repository has no worktree", "run this inside a checkout, or use --global")
+    top = Path(dirs.worktree)
+    return top / ".opencode" / "plugin", top / "opencode.json", f"./.opencode/plugin/{PLUGIN_NAME}"
+
+
+def _listed(config: Path, spec: str) -> bool:
+    try:
+        data = jsonc.loads(config.read_text())
+    except (OSError, ValueError):
+        return False
+    plugins = data.get("plugin") if isinstance(data, dict) else None
+    if not isinstance(plugins, list):
+        return False
+    absolute = "file://" + str((config.parent / spec).resolve())
+    return any(p in (spec, spec[2:], absolute) for p in plugins if isinstance(p, str))
+
+
+def install_opencode(global_: bool, repo: Optional[str]) -> int:
+    plugin_dir, config, spec = _targets(global_, repo)
+    plugin_dir.mkdir(parents=True, exist_ok=True)
+    record_path = plugin_dir / RECORD_NAME
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    original = config.read_text() if config.exists() else None
+    if original is not None:
+        try:
+            jsonc.loads(original)
+        except ValueError as e:
+            raise UserError(f"{config} is not valid JSON/JSONC ({e})", f"fix {config}, then run install-opencode again")
+    plugin_path = plugin_dir / PLUGIN_NAME
+    tmp = plugin_path.with_name(f".{PLUGIN_NAME}.tmp")
+    tmp.write_text(baked_plugin(sys.executable))
+    os.replace(tmp, plugin_path)
+    if not _listed(config, spec):
+        updated = jsonc.add_to_array(original, "plugin", spec) if original is not None else (
+            '{\n  "$schema": "https://opencode.ai/config.json",\n  "plugin": [' + json.dumps(spec) + "]\n}\n")
+        config.write_text(updated)
+        record.update({"listed": spec, "created_config": original is None,
+                       "created_config_text": updated if original is None else None})
+    record.setdefault("listed", None)
+    record_path.write_text(json.dumps(record, indent=2))
+    output.out(f"OpenCode plugin installed: {plugin_path} (listed in {config})")
+    return 0
+
+
+def uninstall_opencode(global_: bool, repo: Optional[str]) -> int:
+    plugin_dir, config, spec = _targets(global_, repo)
+    record_path = plugin_dir / RECORD_NAME
+    plugin_path = plugin_dir / PLUGIN_NAME
+    if not plugin_path.exists() and not record_path.exists():
+        output.out("the OpenCode plugin is not installed here")
+        return 0
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    if record.get("listed") and config.exists():
+        text = config.read_text()
+        if record.get("created_config") and text == record.get("created_config_text"):
+            config.unlink()
+        else:
+            config.write_text(jsonc.remove_from_array(text, "plugin", record["listed"]))
+    for p in (plugin_path, record_path):
+        if p.exists():
+            p.unlink()
+    for d in (plugin_dir, plugin_dir.parent) if not global_ else (plugin_dir,):
+        try:
+            d.rmdir()  # only if we left it empty
+        except OSError:
+            pass
+    output.out("OpenCode plugin removed")
+    return 0
+
+
+def status_lines(repo_top: Optional[str]) -> List[Tuple[str, str]]:
+    lines = []
+    places = [("OpenCode (user)", paths.config_home() / "opencode" / "plugin", paths.config_home() / "opencode" / "opencode.json",
+               f"./plugin/{PLUGIN_NAME}")]
+    if repo_top:
+        top = Path(repo_top)
+        places.insert(0, ("OpenCode (repo)", top / ".opencode" / "plugin", top / "opencode.json",
+                          f"./.opencode/plugin/{PLUGIN_NAME}"))
+    for label, plugin_dir, config, spec in places:
+        installed = (plugin_dir / PLUGIN_NAME).exists()
+        listed = _listed(config, spec)
+        if installed and listed:
+            text = f"plugin installed and listed in {config}"
+        elif installed:
+            text = f"plugin installed but not listed in {config} (run periscope install-opencode)"
+        else:
+            text = "plugin not installed" + (" (run periscope install-opencode)" if label.endswith("(repo)") else "")
+        lines.append((label, text))
+    return lines

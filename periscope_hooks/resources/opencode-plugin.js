@@ -1,0 +1,259 @@
+// periscope-hooks OpenCode plugin (plain JavaScript, no dependencies, no build step).
+//
+// For every finished assistant message it appends ONE JSON line (a spool record:
+// model, provider, tokens, cost, git branch and SHA; never message text, parts,
+// tool input or output) to <git-common-dir>/periscope/spool.jsonl, then asks for a
+// background `periscope flush`. It never throws into OpenCode, never blocks it on
+// the network, and never prints: its own problems go to plugin.log beside the spool.
+// `periscope install-opencode` installs a copy with the interpreter baked in below.
+import { spawn, execFile } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const BAKED_COMMAND = null; // periscope:command (replaced at install: ["/path/python", "-m", "periscope_hooks"])
+const PLUGIN_VERSION = 1;
+const MAX_LOG_BYTES = 256 * 1024;
+
+function stateHome() {
+  const xdg = process.env.XDG_STATE_HOME;
+  return xdg && path.isAbsolute(xdg) ? xdg : path.join(process.env.HOME || os.homedir(), ".local", "state");
+}
+
+function configHome() {
+  const xdg = process.env.XDG_CONFIG_HOME;
+  return xdg && path.isAbsolute(xdg) ? xdg : path.join(process.env.HOME || os.homedir(), ".config");
+}
+
+function periscopeCommand() {
+  if (process.env.PERISCOPE_BIN) return [process.env.PERISCOPE_BIN];
+  if (Array.isArray(BAKED_COMMAND) && BAKED_COMMAND.length && fs.existsSync(BAKED_COMMAND[0])) return BAKED_COMMAND;
+  return ["periscope"];
+}
+
+function readText(p) {
+  try {
+    return fs.readFileSync(p, "utf8");
+  } catch {
+    return null;
+  }
+}
+
+function isSha(s) {
+  return typeof s === "string" && /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(s);
+}
+
+// HEAD's SHA and branch, read from files (a git process per message would cost milliseconds).
+function readHead(repo) {
+  const head = (readText(path.join(repo.gitDir, "HEAD")) || "").trim();
+  if (head.startsWith("ref: ")) {
+    const ref = head.slice(5).trim();
+    const branch = ref.startsWith("refs/heads/") ? ref.slice("refs/heads/".length) : ref;
+    let sha = (readText(path.join(repo.commonDir, ref)) || readText(path.join(repo.gitDir, ref)) || "").trim();
+    if (!isSha(sha)) {
+      sha = null;
+      const packed = readText(path.join(repo.commonDir, "packed-refs")) || "";
+      for (const line of packed.split("\n")) {
+        if (line.endsWith(" " + ref) && !line.startsWith("#") && !line.startsWith("^")) sha = line.split(" ")[0];
+      }
+    }
+    return { branch, sha: isSha(sha) ? sha : null };
+  }
+  return { branch: null, sha: isSha(head) ? head : null };
+}
+
+function gitRevParse(dir) {
+  return new Promise((resolve) => {
+    try {
+      execFile(
+        "git",
+        ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir", "--show-toplevel"],
+        { cwd: dir, timeout: 5000, windowsHide: true },
+        (err, stdout) => {
+          if (err) return resolve(null);
+          const [gitDir, commonDir, top] = String(stdout).trim().split("\n");
+          if (!gitDir || !commonDir) return resolve(null);
+          resolve({ gitDir, commonDir, top: top || dir });
+        },
+      );
+    } catch {
+      resolve(null);
+    }
+  });
+}
+
+export const PeriscopePlugin = async (ctx) => {
+  const repos = new Map(); // directory -> Promise<{spool, stateDir, repo|null, top}>
+  const recorded = new Set(); // message ids already written
+  const inflight = new Map(); // sessionID -> id of its unfinished assistant message
+  const sessions = new Map(); // sessionID -> "title\0parent\0agent" last written
+  const sessionDirs = new Map(); // sessionID -> directory
+  let flushRunning = false;
+  let flushAgain = null;
+  let loginStarted = false;
+
+  const log = (stateDir, message) => {
+    try {
+      fs.mkdirSync(stateDir, { recursive: true });
+      const file = path.join(stateDir, "plugin.log");
+      try {
+        if (fs.statSync(file).size > MAX_LOG_BYTES) fs.renameSync(file, file + ".1");
+      } catch {}
+      fs.appendFileSync(file, `${new Date().toISOString()} ${message}\n`);
+    } catch {}
+  };
+
+  const locate = (dir) => {
+    dir = dir || ctx.directory || process.cwd();
+    if (!repos.has(dir)) {
+      repos.set(
+        dir,
+        gitRevParse(dir).then((repo) => {
+          let realTop = dir;
+          try {
+            realTop = fs.realpathSync(repo ? repo.top : dir);
+          } catch {}
+          const stateDir = repo ? path.join(repo.commonDir, "periscope") : path.join(stateHome(), "periscope", "no-repo");
+          return { repo, stateDir, spool: path.join(stateDir, "spool.jsonl"), top: realTop, dir };
+        }),
+      );
+    }
+    return repos.get(dir);
+  };
+
+  const append = (where, record) => {
+    fs.mkdirSync(where.stateDir, { recursive: true });
+    // One write of one whole line with O_APPEND: concurrent writers never interleave within it.
+    fs.appendFileSync(where.spool, JSON.stringify(record) + "\n", { mode: 0o600 });
+  };
+
+  const requestFlush = (where) => {
+    if (flushRunning) {
+      flushAgain = where;
+      return;
+    }
+    flushRunning = true;
+    flushAgain = null;
+    const [cmd, ...args] = periscopeCommand();
+    try {
+      const child = spawn(cmd, [...args, "flush", "--background"], {
+        cwd: where.dir,
+        detached: true,
+        stdio: "ignore",
+        env: { ...process.env, PERISCOPE_SESSION_ID: "", PERISCOPE_MESSAGE_ID: "" },
+      });
+      const done = (problem) => {
+        if (problem) log(where.stateDir, problem);
+        flushRunning = false;
+        if (flushAgain) requestFlush(flushAgain);
+      };
+      child.on("error", (e) => done(`could not start periscope (${cmd}): ${e.code || e.message}; records wait in the spool`));
+      child.on("exit", (code) => done(code ? `periscope flush exited ${code}; records wait in the spool` : null));
+      child.unref();
+    } catch (e) {
+      flushRunning = false;
+      log(where.stateDir, `could not start periscope: ${e && e.message}`);
+    }
+  };
+
+  const maybeStartLogin = (where) => {
+    if (loginStarted) return;
+    loginStarted = true;
+    try {
+      const cfg = JSON.parse(readText(path.join(configHome(), "opencode", "analytics.json")) || "{}");
+      if (!cfg || !cfg.endpoint) return; // no endpoint: the local store needs no sign-in
+      if (fs.existsSync(path.join(configHome(), "periscope", "token_cache.json"))) return;
+      const [cmd, ...args] = periscopeCommand();
+      const child = spawn(cmd, [...args, "login"], { cwd: where.dir, detached: true, stdio: "ignore" });
+      child.on("error", (e) => log(where.stateDir, `could not start periscope login: ${e.code || e.message}`));
+      child.unref();
+    } catch (e) {
+      log(where.stateDir, `sign-in check failed: ${e && e.message}`);
+    }
+  };
+
+  const onAssistant = async (info) => {
+    if (info.time && info.time.completed) {
+      if (inflight.get(info.sessionID) === info.id) inflight.delete(info.sessionID);
+    } else {
+      inflight.set(info.sessionID, info.id);
+      return;
+    }
+    if (recorded.has(info.id)) return;
+    recorded.add(info.id);
+    const dir = (info.path && (info.path.cwd || info.path.root)) || sessionDirs.get(info.sessionID) || ctx.directory;
+    const where = await locate(dir);
+    const head = where.repo ? readHead(where.repo) : { branch: null, sha: null };
+    const t = info.tokens || {};
+    const cache = t.cache || {};
+    const num = (x) => (typeof x === "number" && isFinite(x) && x >= 0 ? x : 0);
+    append(where, {
+      v: 1,
+      kind: "message",
+      id: info.id,
+      session_id: info.sessionID,
+      time: info.time.completed,
+      provider: info.providerID || null,
+      model: info.modelID || null,
+      agent: info.agent || info.mode || null,
+      tokens: {
+        input: num(t.input),
+        output: num(t.output),
+        reasoning: num(t.reasoning),
+        cache_read: num(cache.read),
+        cache_write: num(cache.write),
+      },
+      cost: num(info.cost),
+      cwd: where.top,
+      git: { branch: head.branch, sha: head.sha },
+    });
+    maybeStartLogin(where);
+    requestFlush(where);
+  };
+
+  const onSession = async (info) => {
+    if (!info || !info.id) return;
+    if (info.directory) sessionDirs.set(info.id, info.directory);
+    const key = [info.title || "", info.parentID || "", info.agent || ""].join("\0");
+    if (sessions.get(info.id) === key) return;
+    sessions.set(info.id, key);
+    const where = await locate(info.directory || ctx.directory);
+    append(where, {
+      v: 1,
+      kind: "session",
+      session_id: info.id,
+      title: info.title || null,
+      parent_id: info.parentID || null,
+      agent: info.agent || null,
+      time: Date.now(),
+    });
+  };
+
+  return {
+    event: async ({ event }) => {
+      try {
+        const info = event && event.properties && event.properties.info;
+        if (!info) return;
+        if (event.type === "message.updated" && info.role === "assistant") await onAssistant(info);
+        else if (event.type === "session.created" || event.type === "session.updated") await onSession(info);
+      } catch (e) {
+        try {
+          const where = await locate(ctx.directory);
+          log(where.stateDir, `event ${event && event.type} failed: ${e && e.message}`);
+        } catch {}
+      }
+    },
+    // Every command the agent runs learns which session and (unfinished) message it
+    // belongs to, so a `git commit` it makes is attributed to the agent.
+    "shell.env": async (input, output) => {
+      try {
+        if (!input || !input.sessionID || !output) return;
+        output.env = output.env || {};
+        output.env.PERISCOPE_SESSION_ID = input.sessionID;
+        const mid = inflight.get(input.sessionID);
+        if (mid) output.env.PERISCOPE_MESSAGE_ID = mid;
+      } catch {}
+    },
+  };
+};
+

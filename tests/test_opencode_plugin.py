@@ -1,0 +1,119 @@
+"""install-opencode / uninstall-opencode, and the plugin file itself (without OpenCode)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from periscope_hooks import jsonc
+from testing.util import REPO_ROOT, init_repo, periscope
+
+
+def test_packaged_plugin_is_the_canonical_source():
+    assert (REPO_ROOT / "hooks" / "opencode" / "periscope.js").read_text() == \
+        (REPO_ROOT / "periscope_hooks" / "resources" / "opencode-plugin.js").read_text()
+
+
+def test_install_lists_the_plugin_and_uninstall_restores_exactly(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    original = '{\n  // mine\n  "theme": "dark",\n  "plugin": ["other"],\n}\n'
+    (repo / "opencode.json").write_text(original)
+    periscope("install-opencode", cwd=repo)
+    periscope("install-opencode", cwd=repo)  # idempotent
+    cfg = jsonc.loads((repo / "opencode.json").read_text())
+    assert cfg["plugin"] == ["other", "./.opencode/plugin/periscope.js"]
+    assert "// mine" in (repo / "opencode.json").read_text()
+    installed = (repo / ".opencode" / "plugin" / "periscope.js").read_text()
+    assert json.dumps([sys.executable, "-m", "periscope_hooks"]) in installed
+    assert "installed and listed" in periscope("status", cwd=repo).stdout
+    periscope("uninstall-opencode", cwd=repo)
+    assert (repo / "opencode.json").read_text() == original
+    assert not (repo / ".opencode").exists()
+
+
+def test_install_creates_config_and_uninstall_removes_it(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    periscope("install-opencode", cwd=repo)
+    assert jsonc.loads((repo / "opencode.json").read_text())["plugin"] == ["./.opencode/plugin/periscope.js"]
+    periscope("uninstall-opencode", cwd=repo)
+    assert not (repo / "opencode.json").exists()
+
+
+def test_global_install(tmp_path):
+    periscope("install-opencode", "--global", cwd=tmp_path)
+    base = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode"
+    assert (base / "plugin" / "periscope.js").exists()
+    assert jsonc.loads((base / "opencode.json").read_text())["plugin"] == ["./plugin/periscope.js"]
+    periscope("uninstall-opencode", "--global", cwd=tmp_path)
+    assert not (base / "plugin" / "periscope.js").exists()
+
+
+def test_broken_config_is_refused_with_a_hint(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    (repo / "opencode.json").write_text("{ nope")
+    proc = periscope("install-opencode", cwd=repo, check=False)
+    assert proc.returncode == 1 and "hint:" in proc.stderr
+    assert (repo / "opencode.json").read_text() == "{ nope"
+
+
+DRIVER = r"""
+import { PeriscopePlugin } from %(plugin)s;
+const events = JSON.parse(process.argv[2]);
+const hooks = await PeriscopePlugin({ directory: process.argv[3], worktree: process.argv[3] });
+const env = {};
+for (const e of events) {
+  if (e.shell) { const out = { env: {} }; await hooks["shell.env"]({ sessionID: e.shell }, out); Object.assign(env, out.env); continue; }
+  await hooks.event({ event: e });
+}
+await hooks.event({ event: { type: "message.updated", properties: { info: null } } });  // ignored, no throw
+await hooks.event({ event: null });
+console.log(JSON.stringify(env));
+"""
+
+
+def _assistant(mid, completed=None, sid="ses_1", cwd=None):
+    return {"type": "message.updated", "properties": {"info": {
+        "id": mid, "sessionID": sid, "role": "assistant", "modelID": "m1", "providerID": "p1", "mode": "build",
+        "agent": "build", "path": {"cwd": cwd, "root": cwd}, "cost": 0.5,
+        "tokens": {"total": 20, "input": 10, "output": 5, "reasoning": 2, "cache": {"read": 3, "write": 1}},
+        "time": {"created": 1, "completed": completed}}}}
+
+
+def test_plugin_writes_one_record_per_message_and_sets_shell_env(tmp_path):
+    node = __import__("shutil").which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    repo = init_repo(tmp_path / "r")
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    events = [
+        {"type": "session.created", "properties": {"info": {"id": "ses_1", "title": "New session", "directory": str(repo)}}},
+        _assistant("msg_1", None, cwd=str(repo)),
+        {"shell": "ses_1"},
+        _assistant("msg_1", 1000, cwd=str(repo)),
+        _assistant("msg_1", 1000, cwd=str(repo)),  # updated again: still one record
+        {"type": "session.updated", "properties": {"info": {"id": "ses_1", "title": "Real title", "directory": str(repo)}}},
+        {"type": "session.updated", "properties": {"info": {"id": "ses_1", "title": "Real title", "directory": str(repo)}}},
+    ]
+    driver = tmp_path / "driver.mjs"
+    driver.write_text(DRIVER % {"plugin": json.dumps(str(REPO_ROOT / "hooks" / "opencode" / "periscope.js"))})
+    env = {**os.environ, "PERISCOPE_BIN": "/nonexistent/periscope"}
+    proc = subprocess.run([node, str(driver), json.dumps(events), str(repo)], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"PERISCOPE_SESSION_ID": "ses_1", "PERISCOPE_MESSAGE_ID": "msg_1"}
+    lines = [json.loads(x) for x in (repo / ".git" / "periscope" / "spool.jsonl").read_text().splitlines()]
+    kinds = [r["kind"] for r in lines]
+    assert kinds == ["session", "message", "session"]
+    msg = lines[1]
+    assert msg == {"v": 1, "kind": "message", "id": "msg_1", "session_id": "ses_1", "time": 1000, "provider": "p1",
+                   "model": "m1", "agent": "build",
+                   "tokens": {"input": 10, "output": 5, "reasoning": 2, "cache_read": 3, "cache_write": 1},
+                   "cost": 0.5, "cwd": os.path.realpath(repo), "git": {"branch": "main", "sha": sha}}
+    import time
+    time.sleep(0.5)
+    log = (repo / ".git" / "periscope" / "plugin.log").read_text()
+    assert "records wait in the spool" in log  # periscope missing: logged, nothing thrown
