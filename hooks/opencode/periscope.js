@@ -128,6 +128,7 @@ export const PeriscopePlugin = async (ctx) => {
   };
 
   const requestFlush = (where) => {
+    if (process.env.PERISCOPE_BACKGROUND === "0") return; // records wait for the next `periscope flush`
     if (flushRunning) {
       flushAgain = where;
       return;
