@@ -61,7 +61,9 @@ def build_record(name: str, args: List[str], dirs, env=os.environ) -> dict:
         "rebasing": git.rebase_in_progress(dirs),
     }
     if name == "post-merge":
-        flag = args[0] if args else env.get("PRE_COMMIT_IS_SQUASH_MERGE", "0")
+        # Plain git passes the flag as an argument; pre-commit in PRE_COMMIT_IS_SQUASH_MERGE
+        # (and prek in PRE_COMMIT_SQUASH_MERGE).
+        flag = args[0] if args else (env.get("PRE_COMMIT_IS_SQUASH_MERGE") or env.get("PRE_COMMIT_SQUASH_MERGE") or "0")
         record["squash"] = flag.strip() == "1"
     elif name == "post-rewrite":
         record["command"] = (args[0] if args else env.get("PRE_COMMIT_REWRITE_COMMAND", "")).strip() or "rebase"

@@ -41,8 +41,7 @@ class IngestResult:
 class _After:
     """Work done after the transaction commits (git notes): never inside the write lock."""
 
-    notes: List[Tuple[str, Dict[str, Any]]] = field(default_factory=list)
-    rewrites: List[List[List[str]]] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)  # SHAs whose note is (re)written
 
 
 def classify_commit(subject: str) -> Optional[str]:
@@ -115,12 +114,7 @@ class Processor:
         return wt
 
     def sessions_for(self, ids: List[str]) -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
-        for sid in set(ids):
-            row = self.conn.execute("SELECT * FROM sessions WHERE id = ?", (sid,)).fetchone()
-            if row is not None:
-                out[sid] = row
-        return out
+        return _sessions(self.conn, ids)
 
     # --- spool ---------------------------------------------------------------------
     def ingest_batch(self) -> bool:
@@ -325,7 +319,7 @@ class Processor:
         outbox.enqueue(self.conn, event)
         self.conn.execute("UPDATE links SET emitted = 1, note = ? WHERE id = ?", (note, link["id"]))
         if self.common_dir and self.settings(link["worktree"] or "").notes:
-            self.after.notes.append((link["sha"], event))
+            self.after.notes.append(link["current_sha"])
 
     def apply_rewrite(self, rec: Dict[str, Any]) -> None:
         pairs = [[str(o), str(n)] for o, n in (rec.get("pairs") or [])]
@@ -345,7 +339,12 @@ class Processor:
                                                       pairs=pairs, time_ms=time_ms))
         worktree = str(rec.get("worktree") or "")
         if self.common_dir and self.settings(worktree).notes:
-            self.after.rewrites.append(pairs)
+            # The replacements' notes are rewritten whole from the database, so they
+            # carry the moved usage exactly once.
+            targets = sorted(set(mapping.values()))
+            moved = {r[0] for r in self.conn.execute(
+                f"SELECT DISTINCT current_sha FROM links WHERE current_sha IN ({','.join('?' * len(targets))})", targets)}
+            self.after.notes.extend(sorted(moved))
 
     def release_expired_holds(self, now: Optional[int] = None) -> int:
         now = now_ms() if now is None else now
@@ -359,18 +358,42 @@ class Processor:
         return len(rows)
 
     def run_after(self) -> None:
-        if not (self.after.notes or self.after.rewrites) or not self.common_dir:
+        if not self.after.notes or not self.common_dir:
             return
         try:
             from periscope_hooks import notes
 
-            for sha, event in self.after.notes:
-                notes.write_note(self.common_dir, sha, event)
-            for pairs in self.after.rewrites:
-                notes.follow_rewrite(self.common_dir, [tuple(p) for p in pairs])
+            for sha in dict.fromkeys(self.after.notes):
+                data = commit_summary(self.conn, sha)
+                if data is not None:
+                    notes.write_note(self.common_dir, sha, data)
         except Exception as e:  # notes are a convenience; the state is already committed
             logfile.log_line(self.state_dir / paths.HOOK_LOG_NAME, "writing git notes failed", exc=e)
         self.after = _After()
+
+
+def _sessions(conn: sqlite3.Connection, ids: List[str]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for sid in set(ids):
+        row = conn.execute("SELECT * FROM sessions WHERE id = ?", (sid,)).fetchone()
+        if row is not None:
+            out[sid] = row
+    return out
+
+
+def commit_summary(conn: sqlite3.Connection, sha: str) -> Optional[Dict[str, Any]]:
+    """Everything linked to a commit, including usage moved to it from rewritten commits
+    (what `periscope report` and the git notes show)."""
+    links = conn.execute("SELECT * FROM links WHERE current_sha = ? ORDER BY id", (sha,)).fetchall()
+    if not links:
+        return None
+    ids = [link["id"] for link in links]
+    msgs = conn.execute(
+        f"SELECT * FROM messages WHERE link_id IN ({','.join('?' * len(ids))}) ORDER BY spool_offset", ids).fetchall()
+    # The commit's own link (made when it was created) describes it.
+    own = next((link for link in reversed(links) if link["sha"] == sha), links[-1])
+    return {"sha": sha, "kind": own["kind"], "origin": own["origin"], "branch": own["branch"],
+            **events.usage_summary(msgs, _sessions(conn, [m["session_id"] for m in msgs]))}
 
 
 def process_spool(state_dir: Path, conn: Optional[sqlite3.Connection] = None) -> IngestResult:

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from periscope_hooks import output
 from periscope_hooks.events import TOKEN_FIELDS, round_cost
-from periscope_hooks.ingest import process_spool
+from periscope_hooks.ingest import commit_summary, process_spool
 from periscope_hooks.repo import resolve_state_dir
 from periscope_hooks.state import open_state_db
 
@@ -29,18 +29,11 @@ def _totals(rows: List[sqlite3.Row]) -> Dict[str, Any]:
 
 
 def by_commit(conn: sqlite3.Connection) -> List[Dict[str, Any]]:
-    links = conn.execute("SELECT * FROM links ORDER BY id").fetchall()
-    groups: Dict[str, List[sqlite3.Row]] = {}
-    for link in links:
-        groups.setdefault(link["current_sha"], []).append(link)
     rows = []
-    for sha, group in groups.items():
-        ids = [link["id"] for link in group]
-        msgs = conn.execute(f"SELECT * FROM messages WHERE link_id IN ({','.join('?' * len(ids))})", ids).fetchall()
-        # The commit's own link (made when it was created) describes it; usage moved in
-        # from rewritten commits adds to its totals.
-        own = next((link for link in reversed(group) if link["sha"] == sha), group[-1])
-        rows.append({"sha": sha, "branch": own["branch"], "kind": own["kind"], "origin": own["origin"], **_totals(msgs)})
+    for (sha,) in conn.execute("SELECT current_sha FROM links GROUP BY current_sha ORDER BY min(id)").fetchall():
+        s = commit_summary(conn, sha)
+        if s is not None:
+            rows.append({"sha": sha, "branch": s["branch"], "kind": s["kind"], "origin": s["origin"], **s["usage"]})
     _mark_reachability(conn, rows)
     return rows
 

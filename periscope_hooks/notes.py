@@ -1,0 +1,95 @@
+"""Attribution in git notes (opt-in per repository: `notes = true`).
+
+Each linked commit gets a note under refs/notes/periscope: a short human-readable
+summary, then the same data as one line of JSON (`periscope-json: {...}`).  The
+note is always rewritten whole from the state database (totals for the commit
+including usage carried over from rewritten commits), so writing it again after
+an amend or rebase never duplicates anything, whether or not git's own
+notes.rewriteRef copied the old note first.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Tuple
+
+NOTES_REF = "refs/notes/periscope"
+JSON_PREFIX = "periscope-json: "
+
+
+def note_text(data: Dict[str, Any]) -> str:
+    usage = data["usage"]
+    t = usage["tokens"]
+    models = ", ".join(f"{m['model']} ({m['messages']})" for m in data.get("by_model", [])) or "none"
+    sessions = ", ".join(
+        f"{s.get('title') or s['id']}{' [sub-agent]' if s.get('is_subagent') else ''}" for s in data.get("sessions", [])
+    ) or "none"
+    lines = [
+        f"AI usage: {usage['messages']} message(s), ${usage['cost']:.4f}, origin {data.get('origin')}",
+        f"tokens: input {t['input']}, output {t['output']}, reasoning {t['reasoning']},"
+        f" cache read {t['cache_read']}, cache write {t['cache_write']}",
+        f"models: {models}",
+        f"sessions: {sessions}",
+        "",
+        JSON_PREFIX + json.dumps(data, separators=(",", ":"), sort_keys=True),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_note(text: str) -> Optional[Dict[str, Any]]:
+    for line in text.splitlines():
+        if line.startswith(JSON_PREFIX):
+            try:
+                return json.loads(line[len(JSON_PREFIX):])
+            except ValueError:
+                return None
+    return None
+
+
+def summary_lines(text: str) -> List[str]:
+    out = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith(JSON_PREFIX):
+            break
+        out.append(line)
+    return out
+
+
+def write_note(common_dir: str, sha: str, data: Dict[str, Any]) -> None:
+    """Replace the commit's periscope note.  Never raises (logs instead)."""
+    from periscope_hooks.git import GitError, run_git
+
+    try:
+        import subprocess
+
+        proc = subprocess.run(
+            ["git", f"--git-dir={common_dir}", "notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", sha],
+            input=note_text(data), capture_output=True, text=True, timeout=30,
+            env=_clean_env(),
+        )
+        if proc.returncode != 0:
+            raise GitError(proc.stderr.strip()[:200])
+    except Exception as e:
+        from periscope_hooks import logfile
+
+        logfile.log_line(f"{common_dir}/periscope/hook.log", f"git notes: could not write the note for {sha[:12]}: {e}")
+
+
+def _clean_env() -> Dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
+    # Notes commits need an identity; fall back to a neutral one rather than fail.
+    env.setdefault("GIT_AUTHOR_NAME", env.get("GIT_COMMITTER_NAME", "periscope-hooks"))
+    env.setdefault("GIT_AUTHOR_EMAIL", env.get("GIT_COMMITTER_EMAIL", "periscope-hooks@localhost"))
+    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
+    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
+    return env
+
+
+def read_note(common_dir: str, sha: str) -> Optional[str]:
+    from periscope_hooks.git import run_git
+
+    try:
+        return run_git(["notes", f"--ref={NOTES_REF}", "show", sha], git_dir=common_dir, check=True)
+    except Exception:
+        return None
