@@ -1,0 +1,99 @@
+"""The real pre-commit framework: the same git operations give the same events as the plain shims."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from testing.precommit import configure, snapshot_project
+from testing.util import append_spool, commit, git, init_repo, message_record, periscope
+
+FIXED_DATES = {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+
+
+@pytest.fixture(scope="session")
+def project_snapshot(tmp_path_factory):
+    base = tmp_path_factory.mktemp("project")
+    return snapshot_project(base / "periscope-hooks")
+
+
+@pytest.fixture(scope="session")
+def pre_commit_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
+def scenario(path):
+    """commit, true merge, squash merge, amend, rebase: with usage before each."""
+    def use(mid, n):
+        append_spool(path, message_record(path, id=mid, tokens=(n, 1, 0, 0, 0), cost=n / 1000))
+
+    commit(path, "base", filename="base.txt")
+    use("m1", 1)
+    commit(path, "first", filename="a.txt")
+    git(path, "checkout", "-q", "-b", "feature")
+    commit(path, "feature", filename="f.txt")
+    git(path, "checkout", "-q", "main")
+    commit(path, "main side", filename="m.txt")
+    use("m2", 2)
+    git(path, "merge", "-q", "--no-edit", "feature")
+    git(path, "checkout", "-q", "-b", "topic")
+    commit(path, "topic", filename="t.txt")
+    git(path, "checkout", "-q", "main")
+    use("m3", 4)
+    git(path, "merge", "-q", "--squash", "topic")
+    git(path, "commit", "-q", "-m", "squashed")
+    use("m4", 8)
+    git(path, "commit", "-q", "--amend", "-m", "squashed, amended")
+    git(path, "checkout", "-q", "-b", "rebased", "HEAD~1")
+    use("m5", 16)
+    commit(path, "r1", filename="r1.txt")
+    use("m6", 32)
+    commit(path, "r2", filename="r2.txt")
+    git(path, "rebase", "-q", "main")
+
+
+def normalized_events(path):
+    periscope("flush", cwd=path)
+    out = []
+    for line in periscope("export", cwd=path).stdout.splitlines():
+        import json
+
+        e = json.loads(line)
+        e.pop("time", None)
+        out.append(e)
+    return sorted(out, key=lambda e: e["event_id"])
+
+
+def test_same_events_as_the_plain_shims(tmp_path, project_snapshot, pre_commit_home, monkeypatch):
+    for k, v in FIXED_DATES.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(pre_commit_home))
+    remote = "https://example.com/acme/same.git"
+    plain = init_repo(tmp_path / "plain", remote=remote)
+    periscope("install-hooks", cwd=plain)
+    scenario(plain)
+    plain_events = normalized_events(plain)
+
+    # A separate local store, so the second run's events are its own.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data2"))
+    framework = init_repo(tmp_path / "framework", remote=remote)
+    project, rev = project_snapshot
+    configure(framework, project, rev, pre_commit_home)
+    scenario(framework)
+    framework_events = normalized_events(framework)
+
+    kinds = sorted((e["type"], e.get("commit", {}).get("kind") or e.get("command", "")) for e in plain_events
+                   if e["type"] != "message")
+    assert ("commit", "merge") in kinds and ("commit", "squash") in kinds and ("commit", "amend") in kinds
+    assert ("rewrite", "amend") in kinds and ("rewrite", "rebase") in kinds
+    assert framework_events == plain_events
+    assert git(framework, "rev-parse", "HEAD") == git(plain, "rev-parse", "HEAD")
+
+
+def test_install_hooks_refuses_a_pre_commit_managed_repository(tmp_path, project_snapshot, pre_commit_home):
+    repo = init_repo(tmp_path / "managed")
+    project, rev = project_snapshot
+    configure(repo, project, rev, pre_commit_home)
+    proc = periscope("install-hooks", cwd=repo, check=False)
+    assert proc.returncode == 1
+    assert "managed by pre-commit" in proc.stderr and "hint:" in proc.stderr
