@@ -140,14 +140,3 @@ def test_pull_rebase_and_reset(rrepo, tmp_path):
     assert "(unreachable)" in periscope("report", cwd=repo.path).stdout
     assert total_input(repo) == 23
     check_notes(repo)
-
-
-def test_periscope_log_shows_usage_from_notes(repo):
-    (repo.path / ".periscope.toml").write_text("notes = true\n")
-    usage(repo, 42)
-    sha = commit(repo.path, "noted", filename="n.txt")
-    repo.flush()
-    out = periscope("log", cwd=repo.path).stdout
-    assert "noted" in out and "AI usage: 1 message(s)" in out and "input 42" in out
-    out = periscope("log", "--", "-1", cwd=repo.path).stdout
-    assert out.count("\n") >= 2

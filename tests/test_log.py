@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from testing.util import append_spool, commit, message_record, periscope
+
+
+def usage(repo, n):
+    append_spool(repo.path, message_record(repo.path, tokens=(n, 0, 0, 0, 0), cost=n / 100))
+
+
+def test_periscope_log_shows_usage_from_notes(repo):
+    (repo.path / ".periscope.toml").write_text("notes = true\n")
+    usage(repo, 42)
+    sha = commit(repo.path, "noted", filename="n.txt")
+    repo.flush()
+    out = periscope("log", cwd=repo.path).stdout
+    assert "noted" in out and "AI usage: 1 message(s)" in out and "input 42" in out
+    out = periscope("log", "--", "-1", cwd=repo.path).stdout
+    assert out.count("\n") >= 2
+
+
+def test_log_bad_arguments_say_what_to_do(repo):
+    commit(repo.path, "x")
+    proc = periscope("log", "--", "--no-such-option", cwd=repo.path, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: git log failed") and "hint:" in proc.stderr
