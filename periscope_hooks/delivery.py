@@ -1,11 +1,14 @@
 """Deliver the outbox to a sink: lease a batch, send it, acknowledge per event.
 
-(First version: the HTTP issue extends this with backoff, Retry-After kept on
-disk, and batch splitting.)
+Failures keep the events: the batch is released with a not-before time, and the
+loop backs off exponentially with jitter under a cap, within a total time budget
+per flusher run.  A Retry-After from the receiver is a minimum, saved in
+state.db so that the next short-lived flusher respects it too.
 """
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import time
 import uuid
@@ -14,9 +17,16 @@ from typing import Callable, Optional
 
 from periscope_hooks import outbox
 from periscope_hooks.sinks import ACCEPTED, REJECTED, Sink
-from periscope_hooks.state import now_ms, set_meta
+from periscope_hooks.state import get_meta, now_ms, set_meta, transaction
 
 LEASE_SECONDS = 120.0
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
 
 
 @dataclass
@@ -25,32 +35,60 @@ class DeliveryResult:
     dead: int = 0
     retried: int = 0
     error: Optional[str] = None
+    waited_for_retry_after: bool = False
 
 
-def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: float = 60.0,
-            clock: Callable[[], float] = time.monotonic) -> DeliveryResult:
+def _set(conn: sqlite3.Connection, key: str, value: Optional[str]) -> None:
+    with transaction(conn):
+        set_meta(conn, key, value)
+
+
+def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[float] = None,
+            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+            backoff_base: Optional[float] = None, backoff_cap: Optional[float] = None) -> DeliveryResult:
+    budget = budget_seconds if budget_seconds is not None else _env_float("PERISCOPE_FLUSH_BUDGET", 60.0)
+    base = backoff_base if backoff_base is not None else _env_float("PERISCOPE_BACKOFF_BASE", 0.5)
+    cap = backoff_cap if backoff_cap is not None else _env_float("PERISCOPE_BACKOFF_CAP", 30.0)
     owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    deadline = clock() + budget_seconds
+    deadline = clock() + budget
     result = DeliveryResult()
+    wait_until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)
+    if wait_until > now_ms():
+        # An earlier flusher was told to wait: respect it rather than hammer the receiver.
+        result.waited_for_retry_after = True
+        result.error = get_meta(conn, "last_delivery_error") or "waiting for the endpoint's Retry-After"
+        return result
+    failures = 0
+    max_bytes = getattr(sink, "max_batch_bytes", None)
     while clock() < deadline:
-        rows = outbox.claim(conn, owner, sink.max_batch_events, LEASE_SECONDS)
+        rows = outbox.claim(conn, owner, sink.max_batch_events, LEASE_SECONDS, max_bytes=max_bytes)
         if not rows:
             break
         outcome = sink.send([r.event() for r in rows])
-        accepted = [r.event_id for r in rows if outcome.results.get(r.event_id, (None,))[0] == ACCEPTED]
-        result.delivered += outbox.ack(conn, owner, accepted)
-        for r in rows:
-            status, reason = outcome.results.get(r.event_id, (None, None))
-            if status == REJECTED:
-                result.dead += outbox.dead_letter(conn, r.event_id, reason or "rejected by the receiver")
-        retry = [r.event_id for r in rows if outcome.results.get(r.event_id, (None,))[0] not in (ACCEPTED, REJECTED)]
-        if retry:
-            not_before = now_ms() + int((outcome.retry_after or 0) * 1000)
-            outbox.release(conn, owner, retry, not_before_ms=not_before, error=outcome.error)
-            result.retried += len(retry)
-        if outcome.error:
-            result.error = outcome.error
-        if outcome.stop or retry:
+        status_of = {r.event_id: outcome.results.get(r.event_id, (None, None)) for r in rows}
+        result.delivered += outbox.ack(conn, owner, [eid for eid, (s, _) in status_of.items() if s == ACCEPTED])
+        for eid, (s, reason) in status_of.items():
+            if s == REJECTED:
+                result.dead += outbox.dead_letter(conn, eid, reason or "rejected by the receiver")
+        retry = [eid for eid, (s, _) in status_of.items() if s not in (ACCEPTED, REJECTED)]
+        if not retry:
+            failures = 0
+            if result.error is None:
+                _set(conn, "last_delivery_error", None)
+            continue
+        failures += 1
+        delay = min(cap, base * (2 ** (failures - 1))) * random.uniform(0.5, 1.0)
+        if outcome.retry_after is not None:
+            delay = max(delay, outcome.retry_after)
+            with transaction(conn):
+                set_meta(conn, "retry_after_until_ms", str(now_ms() + int(outcome.retry_after * 1000)))
+        outbox.release(conn, owner, retry, not_before_ms=now_ms() + int(delay * 1000), error=outcome.error)
+        result.retried += len(retry)
+        result.error = outcome.error or "the endpoint asked to retry later"
+        _set(conn, "last_delivery_error", result.error)
+        if outcome.stop or clock() + delay >= deadline:
             break
-    set_meta(conn, "last_delivery_error", result.error)
+        sleep(delay)
+    if result.error is None:
+        _set(conn, "last_delivery_error", None)
     return result

@@ -1,0 +1,62 @@
+"""The delivery part of `periscope status`: config, sign-in, port, books, dead letters."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from typing import List, Optional, Tuple
+
+from periscope_hooks import outbox, paths
+from periscope_hooks.errors import UserError
+from periscope_hooks.state import get_meta
+
+Line = Tuple[str, str]
+
+
+def status_lines(conn: Optional[sqlite3.Connection]) -> List[Line]:
+    from periscope_hooks.auth import REDIRECT_PORT, port_in_use
+    from periscope_hooks.config import load_user_config
+    from periscope_hooks.git import sanitize_url
+
+    lines: List[Line] = []
+    cfg = None
+    try:
+        cfg = load_user_config()
+        if cfg.endpoint:
+            lines.append(("sink", f"Periscope endpoint {sanitize_url(cfg.endpoint)} (config {cfg.path})"))
+        else:
+            lines.append(("sink", f"local store {paths.local_store_path()} (no endpoint in {cfg.path})"))
+    except UserError as e:
+        lines.append(("config", f"error: {e.message} hint: {e.hint}"))
+    last = get_meta(conn, "last_delivery_error") if conn is not None else None
+    if cfg is not None and cfg.endpoint and cfg.signs_in:
+        if last and "sign in again" in last:
+            lines.append(("sign-in", "sign in again: run periscope login (events are kept meanwhile)"))
+        elif not os.path.exists(paths.token_cache_path()):
+            lines.append(("sign-in", "not signed in: run periscope login"))
+        else:
+            try:
+                from periscope_hooks.auth import Auth
+
+                who = Auth(cfg).username()
+                lines.append(("sign-in", f"signed in as {who}" if who else "not signed in: run periscope login"))
+            except Exception as e:  # a broken cache reads as signed out
+                lines.append(("sign-in", f"token cache unreadable ({type(e).__name__}): run periscope login"))
+        lines.append(("port 14550", "in use by another process (sign-in needs it: find it with 'lsof -i :14550')"
+                      if port_in_use(REDIRECT_PORT) else "free for the sign-in redirect"))
+    if conn is None:
+        return lines
+    until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)
+    if until > time.time() * 1000:
+        lines.append(("retry-after", f"the endpoint asked to wait {int(until / 1000 - time.time()) + 1}s more"))
+    for kind, c in outbox.counts(conn).items():
+        lines.append((f"{kind} events", f"created {c['created']} = delivered {c['delivered']} + pending {c['pending']}"
+                                        f" + dead-lettered {c['dead']} + dropped {c['dropped']}"))
+    dead = outbox.dead_letters(conn)
+    if dead:
+        for row in dead[:5]:
+            lines.append(("dead letter", f"{row['type']} {row['event_id']}: {row['reason']}"))
+        lines.append(("dead letters", f"{len(dead)} in all; periscope flush --retry-dead re-queues them"))
+    if last:
+        lines.append(("delivery", f"last error: {last}"))
+    return lines

@@ -1,0 +1,143 @@
+"""The HTTP sink: batches of events to the Periscope ingest endpoint (docs/ingest-api.md).
+
+One request per batch: JSON `{"events": [...]}`, gzip, `Authorization: Bearer`,
+a User-Agent with the version.  The receiver answers with a result per event;
+this module turns every kind of answer (and every kind of failure) into a
+SendOutcome, so the delivery loop decides what is kept, acknowledged or
+dead-lettered.  Nothing here logs payloads, tokens or URLs.
+"""
+from __future__ import annotations
+
+import email.utils
+import gzip
+import json
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+from periscope_hooks import __version__
+from periscope_hooks.config import UserConfig
+from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome
+
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BYTES = 1_000_000
+RETRY_AFTER_CAP_S = 3600.0
+SIGN_IN_AGAIN = "sign in again: run periscope login"
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), clamped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, min(seconds, RETRY_AFTER_CAP_S))
+
+
+def parse_results(body: bytes) -> Optional[Dict[str, tuple]]:
+    """Per-event results from a response body; None when it cannot be read."""
+    try:
+        data = json.loads(body)
+        items = data["results"]
+        out = {}
+        for item in items:
+            status = item["status"]
+            if status in ("accepted", "duplicate"):
+                out[str(item["event_id"])] = (ACCEPTED, None)
+            elif status == "rejected":
+                out[str(item["event_id"])] = (REJECTED, str(item.get("reason") or "rejected by the receiver")[:300])
+            else:
+                out[str(item["event_id"])] = (RETRY, None)
+        return out
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class HttpSink:
+    name = "Periscope endpoint"
+    max_batch_events = MAX_BATCH_EVENTS
+    max_batch_bytes = MAX_BATCH_BYTES
+
+    def __init__(self, cfg: UserConfig, *, transport: Any = None, timeout: Optional[float] = None, auth: Any = None) -> None:
+        import httpx
+
+        self.cfg = cfg
+        timeout = timeout if timeout is not None else float(os.environ.get("PERISCOPE_HTTP_TIMEOUT", "15"))
+        # verify stays on; trust_env picks up HTTPS_PROXY / SSL_CERT_FILE and friends.
+        self.client = httpx.Client(transport=transport, timeout=timeout, trust_env=True,
+                                   headers={"User-Agent": f"periscope-hooks/{__version__}"})
+        if auth is None and cfg.signs_in:
+            from periscope_hooks.auth import Auth
+
+            auth = Auth(cfg)
+        self.auth = auth
+        self._token: Optional[str] = None
+        self._refreshed = False
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _auth_header(self, force_refresh: bool = False) -> Dict[str, str]:
+        if self.auth is None:
+            return {}
+        if self._token is None or force_refresh:
+            self._token = self.auth.access_token(force_refresh=force_refresh)
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def send(self, events: List[Dict[str, Any]]) -> SendOutcome:
+        return self._send(events)
+
+    def _post(self, events: List[Dict[str, Any]], force_refresh: bool):
+        body = gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode())
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", **self._auth_header(force_refresh)}
+        return self.client.post(self.cfg.endpoint, content=body, headers=headers)
+
+    def _send(self, events: List[Dict[str, Any]], force_refresh: bool = False) -> SendOutcome:
+        import httpx
+
+        from periscope_hooks.auth import AuthRequired
+
+        try:
+            resp = self._post(events, force_refresh)
+        except AuthRequired:
+            return SendOutcome(error=SIGN_IN_AGAIN, stop=True)
+        except ConnectionError as e:  # the token refresh could not reach the identity provider
+            return SendOutcome(error=str(e))
+        except httpx.TimeoutException:
+            return SendOutcome(error="the endpoint did not answer in time")
+        except httpx.HTTPError as e:  # connection refused, DNS, TLS, protocol errors
+            return SendOutcome(error=f"could not reach the endpoint ({type(e).__name__})")
+        status = resp.status_code
+        if status in (401, 403):
+            if not self._refreshed and self.auth is not None:
+                self._refreshed = True  # one silent refresh per run
+                return self._send(events, force_refresh=True)
+            return SendOutcome(error=f"{SIGN_IN_AGAIN} (the endpoint answered HTTP {status})", stop=True)
+        if status in (408, 425, 429) or status >= 500:
+            return SendOutcome(error=f"the endpoint answered HTTP {status}",
+                               retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+        results = parse_results(resp.content)
+        if 200 <= status < 300:
+            if results is None:
+                return SendOutcome(error=f"unreadable response to HTTP {status}; the batch is kept")
+            return SendOutcome(results=results)
+        if status == 413 or results is None:
+            # Too large, or refused without saying which event: halve until the culprit stands alone.
+            if len(events) == 1:
+                reason = "too large for the endpoint (HTTP 413)" if status == 413 else f"refused by the endpoint (HTTP {status})"
+                return SendOutcome(results={events[0]["event_id"]: (REJECTED, reason)})
+            mid = len(events) // 2
+            first, second = self._send(events[:mid]), self._send(events[mid:])
+            merged = {**first.results, **second.results}
+            return SendOutcome(results=merged, retry_after=first.retry_after or second.retry_after,
+                               error=first.error or second.error, stop=first.stop or second.stop)
+        return SendOutcome(results=results)

@@ -1,0 +1,238 @@
+"""Fault scenarios against a real ingest server on 127.0.0.1.
+
+Every scenario ends with the receiver holding each event exactly once and nothing
+left in the outbox, and the books balance: created = delivered + pending + dead + dropped.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from periscope_hooks.flush import flush_state_dir
+from testing.delivery import assert_books_balance, books, fill_outbox, make_events, point_config_at
+from testing.receiver import Receiver
+from testing.util import append_spool, commit, init_repo, message_record, periscope, state_dir
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch):
+    monkeypatch.setenv("PERISCOPE_BACKOFF_BASE", "0.05")
+    monkeypatch.setenv("PERISCOPE_BACKOFF_CAP", "0.3")
+    monkeypatch.setenv("PERISCOPE_HTTP_TIMEOUT", "1")
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "20")
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as r:
+        point_config_at(r.url)
+        yield r
+
+
+@pytest.fixture
+def sd(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    return state_dir(repo)
+
+
+def flush_until_empty(sd, tries=20):
+    for _ in range(tries):
+        flush_state_dir(sd)
+        if books(sd).get("message", {}).get("pending", 0) == 0:
+            return
+        time.sleep(0.2)
+
+
+def check_exactly_once(receiver, sd, evs):
+    assert set(receiver.events) == {e["event_id"] for e in evs}
+    assert_books_balance(sd)
+    assert books(sd)["message"]["delivered"] == len(evs)
+
+
+def test_500_for_the_first_requests(receiver, sd):
+    evs = make_events(1200)
+    fill_outbox(sd, evs)
+    receiver.script = [("status", 500)] * 3
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, evs)
+    assert max(r["size"] for r in receiver.requests) < 1_000_000 and len(receiver.requests) >= 3 + 3
+
+
+def test_429_retry_after_is_saved_for_the_next_flusher(receiver, sd):
+    evs = make_events(10)
+    fill_outbox(sd, evs)
+    receiver.script = [("status", 429, {"Retry-After": "2"})]
+    os.environ["PERISCOPE_FLUSH_BUDGET"] = "0.5"  # this flusher gives up before the wait is over
+    result = flush_state_dir(sd)
+    assert result.retried == 10 and not receiver.events
+    os.environ["PERISCOPE_FLUSH_BUDGET"] = "20"
+    start = time.monotonic()
+    result = flush_state_dir(sd)  # a new, short-lived flusher: still inside Retry-After
+    assert result.waited_for_retry_after and len(receiver.requests) == 1
+    while time.monotonic() - start < 2.2:
+        time.sleep(0.1)
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, evs)
+
+
+def test_a_server_that_hangs_past_the_timeout(receiver, sd):
+    evs = make_events(5)
+    fill_outbox(sd, evs)
+    receiver.script = [("hang", 2.5)]
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, evs)
+
+
+def test_connection_refused_for_a_while_then_up(receiver, sd):
+    evs = make_events(20)
+    fill_outbox(sd, evs)
+    receiver.stop()
+    result = flush_state_dir(sd)
+    assert "could not reach" in (result.error or "") and books(sd)["message"]["pending"] == 20
+    receiver.start()
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, evs)
+
+
+def test_413_for_large_batches(receiver, sd):
+    evs = make_events(40, pad=2000)
+    huge = make_events(1, prefix="huge", pad=400_000)
+    fill_outbox(sd, evs + huge)
+    receiver.max_body = 20_000  # gzip makes the padding small; the huge one stays too large
+    huge[0]["pad"] = "".join(random.choice("abcdefghijklmnop") for _ in range(400_000))
+    fill_outbox(sd, huge)  # same event id: not enqueued twice
+    flush_until_empty(sd)
+    assert set(receiver.events) == {e["event_id"] for e in evs} | ({huge[0]["event_id"]} if huge[0]["event_id"] in receiver.events else set())
+    assert_books_balance(sd)
+
+
+def test_poison_event_at_the_head_does_not_block_the_rest(receiver, sd):
+    evs = make_events(30)
+    receiver.poison = {evs[0]["event_id"]}
+    fill_outbox(sd, evs)
+    flush_until_empty(sd)
+    assert set(receiver.events) == {e["event_id"] for e in evs[1:]}
+    c = books(sd)["message"]
+    assert c["dead"] == 1 and c["delivered"] == 29 and c["pending"] == 0
+    assert_books_balance(sd)
+    status = periscope("status", "--repo", str(sd.parent.parent)).stdout
+    assert "schema violation" in status
+    receiver.poison = set()
+    periscope("flush", "--retry-dead", "--repo", str(sd.parent.parent))
+    check_exactly_once(receiver, sd, evs)
+
+
+def test_200_with_a_garbled_body(receiver, sd):
+    evs = make_events(8)
+    fill_outbox(sd, evs)
+    receiver.script = [("garbled",)]
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, evs)
+    assert receiver.redeliveries == 8  # the first copy arrived; the client could not know
+
+
+def test_two_flushers_at_once(receiver, tmp_path):
+    repo = init_repo(tmp_path / "r")
+    sd = state_dir(repo)
+    evs = make_events(3000)
+    fill_outbox(sd, evs)
+    procs = [subprocess.Popen([sys.executable, "-m", "periscope_hooks", "flush", "--repo", str(repo)]) for _ in range(2)]
+    assert all(p.wait(timeout=120) in (0, 1) for p in procs)
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, evs)
+    assert receiver.redeliveries == 0
+
+
+def test_kill_9_at_random_moments(receiver, tmp_path):
+    repo = init_repo(tmp_path / "r")
+    sd = state_dir(repo)
+    evs = make_events(4000)
+    fill_outbox(sd, evs)
+    os.environ["PERISCOPE_FLUSH_BUDGET"] = "60"
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(20):
+        p = subprocess.Popen([sys.executable, "-m", "periscope_hooks", "flush", "--repo", str(repo)])
+        time.sleep(rng.uniform(0.05, 0.6))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        # A killed flusher's lease expires; make the next one take the rows over now.
+        from periscope_hooks.state import open_state_db
+
+        conn = open_state_db(sd)
+        conn.execute("UPDATE outbox SET lease_until_ms = 0")
+        conn.close()
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, evs)
+    print(f"kill -9 x{kills}: {receiver.redeliveries} redeliveries, deduplicated by the receiver")
+    assert kills >= 10
+
+
+def test_receiver_hangs_while_git_commit_returns_at_once(receiver, tmp_path):
+    repo = init_repo(tmp_path / "r")
+    periscope("install-hooks", cwd=repo)
+    receiver.script = [("hang", 5.0)] * 3
+    append_spool(repo, message_record(repo, id="during-hang"))
+    start = time.monotonic()
+    commit(repo, "while the receiver hangs")
+    assert time.monotonic() - start < 3
+    sd = state_dir(repo)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        flush_state_dir(sd)
+        if books(sd).get("commit", {}).get("delivered") == 1 and books(sd)["message"]["delivered"] == 1:
+            break
+        time.sleep(0.5)
+    assert_books_balance(sd)
+    assert {e["type"] for e in receiver.events.values()} == {"message", "commit"}
+
+
+def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
+    """Real msal and a local identity provider: the access token expires between batches."""
+    from periscope_hooks.auth import Auth
+    from periscope_hooks.config import load_user_config
+    from testing.idp import LocalIdP, play_browser
+    from testing.tls import make_cert, server_context
+
+    cert, key = make_cert(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    with LocalIdP(tls=server_context(cert, key)) as idp, Receiver(token_check=idp.is_valid) as receiver:
+        point_config_at(receiver.url, client_id="periscope-cli", authority=idp.authority, scopes=["api://periscope/ingest"])
+        Auth(load_user_config()).login(
+            auth_uri_callback=lambda uri: threading.Thread(target=play_browser, args=(uri, str(cert)), daemon=True).start(),
+            timeout=30)
+        sd = state_dir(init_repo(tmp_path / "r"))
+        evs = make_events(1500)
+        fill_outbox(sd, evs)
+        # Expire every access token after the first batch is accepted.
+        original = receiver._accept
+        def accept_then_expire(event, _n=[0]):
+            _n[0] += 1
+            if _n[0] == 500:
+                idp.expire_access_tokens()
+            return original(event)
+        receiver._accept = accept_then_expire
+        flush_until_empty(sd)
+        check_exactly_once(receiver, sd, evs)
+        assert "refresh_token" in idp.grants
+        assert any(r["auth"] and r["auth"].startswith("Bearer ") for r in receiver.requests)
+        # After long inactivity the refresh token is gone too: nothing is dropped, status says what to do.
+        idp.expire_access_tokens()
+        idp.expire_refresh_tokens()
+        more = make_events(5, prefix="later")
+        fill_outbox(sd, more)
+        result = flush_state_dir(sd)
+        assert "sign in again" in result.error and books(sd)["message"]["pending"] == 5
+        assert "run periscope login" in periscope("status", "--repo", str(sd.parent.parent)).stdout
+        assert_books_balance(sd, expect_pending=5)
