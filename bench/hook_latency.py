@@ -1,20 +1,34 @@
-"""What the post-commit hook adds to `git commit`, measured side by side.
+"""What the post-commit hook adds to `git commit`, measured side by side in one run.
 
-Variants, interleaved in rounds so machine noise hits them alike:
-  none   - no hook
-  floor  - a hook that only starts the same interpreter (`python -c pass`): the floor for any Python hook
-  ours   - the installed periscope shim (background flush off, so only the commit's own cost is timed)
-  ours+bg - the installed shim with its detached background flush (competes for CPU on small machines)
-Scenarios: 0, 1,000 and 10,000 pending spool records, and 100,000 already-linked messages.
-Prints medians and p95 of the added milliseconds and ratio ours/floor (medians).
+Variants, one repository each, committed to in a shuffled order in every round so machine
+noise hits them alike:
 
-    python bench/hook_latency.py [--rounds 25] [--scenarios 0,1000,10000,linked]
+  none     no hook
+  floor    `#!/bin/sh` + `exec "<python>" -c pass`: only starts the same interpreter, the floor
+           for any Python hook
+  ours     the shim `python -m periscope_hooks install-hooks` writes, PERISCOPE_BACKGROUND=0
+           (the commit's own cost)
+  ours+bg  the same shim as installed: it also posix_spawns the detached flusher. Its flusher is
+           waited for (untimed) before the next commit, and its run time is reported as `bg flush`.
+
+Scenarios: 0 / 1,000 / 10,000 pending message records in the spool (appended, not ingested; for
+ours+bg they are topped up before every commit, since its flusher ingests them), and a state.db
+with 100,000 messages already linked to a commit (`linked`).
+
+Added ms = commit time minus the median no-hook commit time of the same scenario. Ratio =
+median added (ours) / median added (floor). Everything runs in temp dirs with HOME and XDG_*
+pointed there; the hook is installed with this interpreter, so the shim bakes it in.
+
+    .venv/bin/python bench/hook_latency.py [--rounds 25] [--scenarios 0,1000,10000,linked] [--json]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
+import shlex
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -25,16 +39,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from testing.util import message_record  # noqa: E402
 
-def git(cwd, *args, env=None):
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=env)
+VARIANTS = ("none", "floor", "ours", "ours+bg")
+LINKED = 100_000
 
 
-def message(i, cwd):
-    return {"v": 1, "kind": "message", "id": f"bench-{i}", "session_id": "ses_bench", "time": int(time.time() * 1000),
-            "provider": "p", "model": "m", "agent": "build",
-            "tokens": {"input": 10, "output": 5, "reasoning": 0, "cache_read": 0, "cache_write": 0},
-            "cost": 0.001, "cwd": cwd, "git": {"branch": "main", "sha": None}}
+def git(cwd: Path, *args: str, env: dict) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
 
 
 def make_repo(base: Path, name: str, env: dict, hook: str | None) -> Path:
@@ -44,28 +56,77 @@ def make_repo(base: Path, name: str, env: dict, hook: str | None) -> Path:
     git(repo, "commit", "-q", "--allow-empty", "-m", "root", env=env)
     if hook == "floor":
         h = repo / ".git" / "hooks" / "post-commit"
-        h.write_text(f"#!/bin/sh\nexec '{sys.executable}' -c pass\n")
+        h.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -c pass\n")
         h.chmod(0o755)
     elif hook == "ours":
-        subprocess.run([sys.executable, "-m", "periscope_hooks", "install-hooks", "--repo", str(repo)], check=True,
-                       capture_output=True, env=env)
-    return repo
+        subprocess.run([sys.executable, "-m", "periscope_hooks", "install-hooks", "--repo", str(repo)],
+                       check=True, capture_output=True, env=env)
+        shim = (repo / ".git" / "hooks" / "post-commit").read_text()
+        assert f"INSTALL_PYTHON={shlex.quote(sys.executable)}" in shim, "the shim must bake in this interpreter"
+    return repo.resolve()
 
 
-def fill(repo: Path, scenario: str, env: dict) -> None:
-    spool = repo / ".git" / "periscope" / "spool.jsonl"
-    spool.parent.mkdir(exist_ok=True)
-    cwd = str(repo.resolve())
-    if scenario == "linked":
-        with open(spool, "w") as f:
-            for i in range(100_000):
-                f.write(json.dumps(message(i, cwd)) + "\n")
+def state_dir(repo: Path) -> Path:
+    return repo / ".git" / "periscope"
+
+
+_ids = [0]
+
+
+def append_messages(repo: Path, n: int) -> None:
+    """n message records (testing.util.message_record), fresh ids, for this worktree; one write."""
+    if n <= 0:
+        return
+    state_dir(repo).mkdir(exist_ok=True)
+    lines = []
+    for _ in range(n):
+        _ids[0] += 1
+        lines.append(json.dumps(message_record(repo, id=f"bench_{_ids[0]:08d}", session_id=f"ses_{_ids[0] % 50}")))
+    with open(state_dir(repo) / "spool.jsonl", "a") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def build_linked(repos: list[Path], env: dict) -> None:
+    """100,000 messages linked to a commit in each repo: spool them, commit (the hook appends the
+    commit record), then one `periscope flush` per repo (run concurrently)."""
+    for repo in repos:
+        append_messages(repo, LINKED)
         git(repo, "commit", "-q", "--allow-empty", "-m", "link them", env={**env, "PERISCOPE_BACKGROUND": "0"})
-        subprocess.run([sys.executable, "-m", "periscope_hooks", "flush", "--repo", str(repo)], check=True, env=env)
-    else:
-        with open(spool, "w") as f:
-            for i in range(int(scenario)):
-                f.write(json.dumps(message(i, cwd)) + "\n")
+    procs = [subprocess.Popen([sys.executable, "-m", "periscope_hooks", "flush", "--repo", str(r)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for r in repos]
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"periscope flush failed: {err.decode()}")
+    for repo in repos:
+        with sqlite3.connect(state_dir(repo) / "state.db") as db:
+            linked = db.execute("SELECT count(*) FROM messages WHERE link_id IS NOT NULL").fetchone()[0]
+        assert linked == LINKED, f"{repo}: {linked} linked messages, expected {LINKED}"
+
+
+def flushers(sdir: Path) -> list[int]:
+    """PIDs of background flushers working on this state dir (found by their command line)."""
+    needle = b"_background-flush\0" + str(sdir).encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if needle in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def wait_flushers(sdir: Path, timeout: float = 120.0) -> float:
+    """Wait until no flusher runs for sdir; seconds waited."""
+    t0 = time.perf_counter()
+    while flushers(sdir):
+        if time.perf_counter() - t0 > timeout:
+            raise SystemExit(f"background flusher for {sdir} still running after {timeout}s")
+        time.sleep(0.005)
+    return time.perf_counter() - t0
 
 
 def timed_commit(repo: Path, env: dict, i: int) -> float:
@@ -74,51 +135,98 @@ def timed_commit(repo: Path, env: dict, i: int) -> float:
     return (time.perf_counter() - t) * 1000
 
 
-def p95(xs):
+def p95(xs: list[float]) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
 
 
-def run_scenario(scenario: str, rounds: int, env: dict) -> dict:
+def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> dict:
+    pending = 0 if scenario == "linked" else int(scenario)
     with tempfile.TemporaryDirectory(prefix="periscope-bench-") as tmp:
         base = Path(tmp)
-        repos = {
-            "none": make_repo(base, "none", env, None),
-            "floor": make_repo(base, "floor", env, "floor"),
-            "ours": make_repo(base, "ours", env, "ours"),
-            "ours+bg": make_repo(base, "ours-bg", env, "ours"),
-        }
-        fill(repos["ours"], scenario, env)
-        fill(repos["ours+bg"], scenario, env)
+        repos = {"none": make_repo(base, "none", env, None), "floor": make_repo(base, "floor", env, "floor"),
+                 "ours": make_repo(base, "ours", env, "ours"), "ours+bg": make_repo(base, "ours-bg", env, "ours")}
+        if scenario == "linked":
+            build_linked([repos["ours"], repos["ours+bg"]], env)
+        append_messages(repos["ours"], pending)
         envs = {k: {**env, "PERISCOPE_BACKGROUND": "1" if k == "ours+bg" else "0"} for k in repos}
-        times = {k: [] for k in repos}
+        times: dict[str, list[float]] = {k: [] for k in repos}
+        bg_flush: list[float] = []
+        bg_sdir = state_dir(repos["ours+bg"])
         for i in range(rounds):
-            for k, repo in repos.items():
-                times[k].append(timed_commit(repo, envs[k], i))
-            time.sleep(0.3)  # commits are seconds apart in real life; let a background flush finish
+            order = list(VARIANTS)
+            rng.shuffle(order)
+            for k in order:
+                if k == "ours+bg":
+                    # Its last flusher ingested everything: put `pending` unread records back (untimed).
+                    append_messages(repos[k], pending)
+                times[k].append(timed_commit(repos[k], envs[k], i))
+                if k == "ours+bg":
+                    bg_flush.append(wait_flushers(bg_sdir) * 1000)  # never let it overlap another commit
+        # The bench checks what it measured: one commit record per timed commit, none lost.
+        for k in ("ours", "ours+bg"):
+            n = sum(1 for ln in open(state_dir(repos[k]) / "spool.jsonl") if '"kind":"commit"' in ln)
+            assert n >= rounds, f"{k}: {n} commit records for {rounds} commits"
         base_med = statistics.median(times["none"])
-        added = {k: [t - base_med for t in v] for k, v in times.items() if k != "none"}
-        return {"no_hook_ms": base_med, **{k: (statistics.median(v), p95(v)) for k, v in added.items()}}
+        out = {"no_hook_ms": base_med, "bg_flush_ms": (statistics.median(bg_flush), p95(bg_flush))}
+        for k in VARIANTS[1:]:
+            added = [t - base_med for t in times[k]]
+            out[k] = (statistics.median(added), p95(added))
+        out["ratio"] = out["ours"][0] / out["floor"][0] if out["floor"][0] > 0 else float("nan")
+        out["ratio_bg"] = out["ours+bg"][0] / out["floor"][0] if out["floor"][0] > 0 else float("nan")
+        return out
+
+
+def startup(env: dict, runs: int) -> dict:
+    """Bare interpreter start-up, interleaved: what any Python hook pays at least."""
+    cmds = {"python -c pass": [sys.executable, "-c", "pass"],
+            "python -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"],
+            "import hook": [sys.executable, "-c", "from periscope_hooks.hook import run"]}
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    for _ in range(runs):
+        for k, cmd in cmds.items():
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, env=env)
+            times[k].append((time.perf_counter() - t) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=25)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=25, help="timed commits per variant and scenario (default 25)")
     ap.add_argument("--scenarios", default="0,1000,10000,linked")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the per-round shuffle")
+    ap.add_argument("--json", action="store_true", help="also print the results as one JSON object")
     args = ap.parse_args()
+    rng = random.Random(args.seed)
+    t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="periscope-bench-home-") as home:
-        env = {**os.environ, "HOME": home, "XDG_CONFIG_HOME": f"{home}/.config", "XDG_DATA_HOME": f"{home}/.local/share",
-               "XDG_STATE_HOME": f"{home}/.local/state", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com",
-               "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.com", "GIT_CONFIG_NOSYSTEM": "1",
-               "PYTHONPATH": str(ROOT)}
-        print(f"python {sys.version.split()[0]} ({sys.executable}), {os.cpu_count()} cores, {args.rounds} rounds")
-        print(f"{'scenario':<18}{'no hook':>9}{'floor med/p95':>16}{'ours med/p95':>16}{'ours+bg med/p95':>18}{'ratio':>7}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
+        env.update({"HOME": home, "XDG_CONFIG_HOME": f"{home}/.config", "XDG_DATA_HOME": f"{home}/.local/share",
+                    "XDG_STATE_HOME": f"{home}/.local/state", "XDG_CACHE_HOME": f"{home}/.cache",
+                    "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "b",
+                    "GIT_COMMITTER_EMAIL": "b@example.com", "GIT_CONFIG_NOSYSTEM": "1",
+                    "GIT_CONFIG_GLOBAL": f"{home}/.gitconfig"})
+        gitv = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.split()[-1]
+        print(f"python {sys.version.split()[0]} ({sys.executable}), git {gitv}, {os.cpu_count()} cores, "
+              f"{args.rounds} rounds, PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}")
+        st = startup(env, 15)
+        print("interpreter start-up (median ms): " + ", ".join(f"{k} {v:.1f}" for k, v in st.items()))
+        print("added ms over no hook, median / p95; ratio = median ours / median floor")
+        print(f"{'scenario':<18}{'no hook':>9}{'floor':>15}{'ours':>15}{'ratio':>7}{'ours+bg':>15}{'ratio':>7}"
+              f"{'bg flush':>16}")
+        results = {"python": sys.version.split()[0], "git": gitv, "cores": os.cpu_count(), "rounds": args.rounds,
+                   "startup_ms": st, "scenarios": {}}
         for scenario in args.scenarios.split(","):
-            r = run_scenario(scenario, args.rounds, env)
-            label = "100k linked" if scenario == "linked" else f"{scenario} pending"
-            ratio = r["ours"][0] / r["floor"][0] if r["floor"][0] > 0 else float("nan")
-            print(f"{label:<18}{r['no_hook_ms']:>8.1f}ms{r['floor'][0]:>9.1f}/{r['floor'][1]:<6.1f}"
-                  f"{r['ours'][0]:>9.1f}/{r['ours'][1]:<6.1f}{r['ours+bg'][0]:>10.1f}/{r['ours+bg'][1]:<7.1f}{ratio:>6.2f}")
+            r = run_scenario(scenario, args.rounds, env, rng)
+            results["scenarios"][scenario] = r
+            label = "100k linked" if scenario == "linked" else f"{int(scenario):,} pending"
+            cell = lambda m_p: f"{m_p[0]:.1f} / {m_p[1]:.1f}"  # noqa: E731
+            print(f"{label:<18}{r['no_hook_ms']:>7.1f}ms{cell(r['floor']):>15}{cell(r['ours']):>15}{r['ratio']:>7.2f}"
+                  f"{cell(r['ours+bg']):>15}{r['ratio_bg']:>7.2f}{cell(r['bg_flush_ms']):>16}", flush=True)
+    print(f"total {time.perf_counter() - t_start:.0f} s")
+    if args.json:
+        print(json.dumps(results))
 
 
 if __name__ == "__main__":
