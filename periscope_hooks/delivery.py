@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from periscope_hooks import outbox
-from periscope_hooks.sinks import ACCEPTED, REJECTED, Sink
+from periscope_hooks.sinks import ACCEPTED, REJECTED, SendOutcome, Sink
 from periscope_hooks.state import get_meta, now_ms, set_meta, transaction
 
 LEASE_SECONDS = 120.0
@@ -53,7 +53,7 @@ def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[fl
     deadline = clock() + budget
     result = DeliveryResult()
     wait_until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)
-    if wait_until > now_ms():
+    if wait_until > now_ms() and get_meta(conn, "retry_after_sink", sink.name) == sink.name:
         # An earlier flusher was told to wait: respect it rather than hammer the receiver.
         result.waited_for_retry_after = True
         result.error = get_meta(conn, "last_delivery_error") or "waiting for the endpoint's Retry-After"
@@ -64,7 +64,10 @@ def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[fl
         rows = outbox.claim(conn, owner, sink.max_batch_events, LEASE_SECONDS, max_bytes=max_bytes)
         if not rows:
             break
-        outcome = sink.send([r.event() for r in rows])
+        try:
+            outcome = sink.send([r.event() for r in rows])
+        except Exception as e:  # a sink bug must not strand the batch under a lease: retry it later
+            outcome = SendOutcome(error=f"the {sink.name} sink failed: {type(e).__name__}")
         status_of = {r.event_id: outcome.results.get(r.event_id, (None, None)) for r in rows}
         result.delivered += outbox.ack(conn, owner, [eid for eid, (s, _) in status_of.items() if s == ACCEPTED])
         for eid, (s, reason) in status_of.items():
@@ -77,11 +80,12 @@ def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[fl
                 _set(conn, "last_delivery_error", None)
             continue
         failures += 1
-        delay = min(cap, base * (2 ** (failures - 1))) * random.uniform(0.5, 1.0)
+        delay = min(cap, base * (2 ** min(failures - 1, 32))) * random.uniform(0.5, 1.0)
         if outcome.retry_after is not None:
             delay = max(delay, outcome.retry_after)
             with transaction(conn):
                 set_meta(conn, "retry_after_until_ms", str(now_ms() + int(outcome.retry_after * 1000)))
+                set_meta(conn, "retry_after_sink", sink.name)
         outbox.release(conn, owner, retry, not_before_ms=now_ms() + int(delay * 1000), error=outcome.error)
         result.retried += len(retry)
         result.error = outcome.error or "the endpoint asked to retry later"
@@ -89,6 +93,8 @@ def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[fl
         if outcome.stop or clock() + delay >= deadline:
             break
         sleep(delay)
+    if result.error is not None and outbox.depth(conn) == 0:
+        result.error = None  # retried, and in the end everything got through
     if result.error is None:
         _set(conn, "last_delivery_error", None)
     return result
