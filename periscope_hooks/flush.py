@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Optional
@@ -17,7 +18,7 @@ from typing import Optional
 from periscope_hooks import logfile, paths
 from periscope_hooks.delivery import DeliveryResult, deliver
 from periscope_hooks.ingest import process_spool
-from periscope_hooks.state import get_meta, open_state_db, set_meta
+from periscope_hooks.state import get_meta, is_corrupt, mark_for_integrity_check, open_state_db, set_meta
 
 LOCK_NAME = "flush.lock"
 
@@ -88,6 +89,10 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
                         result = deliver(conn, sink)
                     finally:
                         sink.close()
+                except sqlite3.DatabaseError as e:
+                    if is_corrupt(e):
+                        mark_for_integrity_check(state_dir)  # the next open checks, and rebuilds from the spool
+                    raise
                 finally:
                     conn.close()
             finally:

@@ -127,3 +127,10 @@ def m001_initial(db: sqlite3.Connection) -> None:
         CREATE TABLE emitted_events (event_id TEXT PRIMARY KEY);
         """
     )
+
+
+@migration
+def m002_messages_by_time(db: sqlite3.Connection) -> None:
+    # The idle-window rule asks for a worktree's latest message on every commit; without this
+    # index that is a full scan (35 ms at 100,000 messages).
+    db.execute("CREATE INDEX IF NOT EXISTS messages_worktree_time ON messages (worktree, time_ms)")
