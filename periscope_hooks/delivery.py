@@ -45,7 +45,10 @@ def _set(conn: sqlite3.Connection, key: str, value: Optional[str]) -> None:
 
 def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[float] = None,
             clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-            backoff_base: Optional[float] = None, backoff_cap: Optional[float] = None) -> DeliveryResult:
+            backoff_base: Optional[float] = None, backoff_cap: Optional[float] = None,
+            wall_ms: Callable[[], int] = now_ms) -> DeliveryResult:
+    """Send what is due, retrying within the budget.  `clock`/`sleep` pace the run and `wall_ms`
+    dates leases, not-before times and Retry-After (kept on disk, so in wall-clock time)."""
     budget = budget_seconds if budget_seconds is not None else _env_float("PERISCOPE_FLUSH_BUDGET", 60.0)
     base = backoff_base if backoff_base is not None else _env_float("PERISCOPE_BACKOFF_BASE", 0.5)
     cap = backoff_cap if backoff_cap is not None else _env_float("PERISCOPE_BACKOFF_CAP", 30.0)
@@ -53,7 +56,7 @@ def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[fl
     deadline = clock() + budget
     result = DeliveryResult()
     wait_until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)
-    if wait_until > now_ms() and get_meta(conn, "retry_after_sink", sink.name) == sink.name:
+    if wait_until > wall_ms() and get_meta(conn, "retry_after_sink", sink.name) == sink.name:
         # An earlier flusher was told to wait: respect it rather than hammer the receiver.
         result.waited_for_retry_after = True
         result.error = get_meta(conn, "last_delivery_error") or "waiting for the endpoint's Retry-After"
@@ -61,9 +64,16 @@ def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[fl
     failures = 0
     max_bytes = getattr(sink, "max_batch_bytes", None)
     while clock() < deadline:
-        rows = outbox.claim(conn, owner, sink.max_batch_events, LEASE_SECONDS, max_bytes=max_bytes)
+        now = wall_ms()
+        rows = outbox.claim(conn, owner, sink.max_batch_events, LEASE_SECONDS, now=now, max_bytes=max_bytes)
         if not rows:
-            break
+            # Nothing due now.  Rows an earlier run backed off from may come due within this budget:
+            # wait for them rather than leave them for whichever flusher the next commit starts.
+            due = outbox.next_due_ms(conn, now)
+            if due is None or clock() + (due - now) / 1000 >= deadline:
+                break
+            sleep((due - now) / 1000)
+            continue
         try:
             outcome = sink.send([r.event() for r in rows])
         except Exception as e:  # a sink bug must not strand the batch under a lease: retry it later
@@ -84,9 +94,9 @@ def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[fl
         if outcome.retry_after is not None:
             delay = max(delay, outcome.retry_after)
             with transaction(conn):
-                set_meta(conn, "retry_after_until_ms", str(now_ms() + int(outcome.retry_after * 1000)))
+                set_meta(conn, "retry_after_until_ms", str(wall_ms() + int(outcome.retry_after * 1000)))
                 set_meta(conn, "retry_after_sink", sink.name)
-        outbox.release(conn, owner, retry, not_before_ms=now_ms() + int(delay * 1000), error=outcome.error)
+        outbox.release(conn, owner, retry, not_before_ms=wall_ms() + int(delay * 1000), error=outcome.error)
         result.retried += len(retry)
         result.error = outcome.error or "the endpoint asked to retry later"
         _set(conn, "last_delivery_error", result.error)

@@ -16,6 +16,7 @@ import sys
 import time
 
 HOOK_TIME_LIMIT_S = 10  # a hung filesystem must not hang the commit forever
+BACKGROUND_DELAY_S = "0.2"  # seconds the detached flusher waits before starting Python
 
 
 def _log(state_dir: Optional[str], message: str, exc: Optional[BaseException] = None) -> None:
@@ -95,9 +96,12 @@ def spawn_background_flush(state_dir: str) -> None:
         (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
     ]
     code = "import sys;from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))"
-    argv = [sys.executable, "-c", code, "_background-flush", state_dir]
+    # Through sh, so that the Python start-up (the flusher's main cost) comes after a short sleep:
+    # by then git has finished the commit, and the two do not compete for the CPU.
+    argv = ["/bin/sh", "-c", 'sleep "$0"; exec "$@"', BACKGROUND_DELAY_S,
+            sys.executable, "-c", code, "_background-flush", state_dir]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+    os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setsid=True)
 
 
 def _alarm(signum, frame):  # pragma: no cover - only on a hung filesystem

@@ -127,6 +127,12 @@ def retry_dead(conn: sqlite3.Connection) -> int:
     return len(rows)
 
 
+def next_due_ms(conn: sqlite3.Connection, now: int) -> Optional[int]:
+    """When the earliest row that is not leased but backed off becomes claimable (None: no such row)."""
+    return conn.execute("SELECT min(not_before_ms) FROM outbox WHERE lease_until_ms <= ? AND not_before_ms > ?",
+                        (now, now)).fetchone()[0]
+
+
 def depth(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
 

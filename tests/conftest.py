@@ -29,4 +29,4 @@ def isolated_home(tmp_path_factory, monkeypatch):
     yield home
 
 
-from testing.fixtures import repo  # noqa: E402,F401
+from testing.fixtures import repo, state_conn  # noqa: E402,F401

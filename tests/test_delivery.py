@@ -1,16 +1,16 @@
 """deliver() (periscope_hooks.delivery) against a scripted in-test receiver and an injected clock and sleep.
 
 The fake receiver stands in for the external backend only; the outbox and state.db
-are real.  Budget and backoff run on the injected clock.  Not-before times and the
-saved Retry-After are wall-clock (state.now_ms), so where a test needs a released
-row to become due again the fake sleep also sleeps for real (a few milliseconds).
+are real.  Time is injected (FakeTime): the clock and sleep that pace a run, and the
+wall clock that dates not-before times and the saved Retry-After move together, so no
+test waits for real.
 """
 from __future__ import annotations
 
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import pytest
 
@@ -18,7 +18,7 @@ from periscope_hooks import outbox
 from periscope_hooks.delivery import LEASE_SECONDS, deliver
 from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome, Sink
 from periscope_hooks.sinks.http import SIGN_IN_AGAIN
-from periscope_hooks.state import get_meta, now_ms, open_state_db, set_meta, transaction
+from periscope_hooks.state import get_meta, now_ms, set_meta, transaction
 from testing.delivery import make_events
 
 Event = Dict[str, Any]
@@ -66,30 +66,28 @@ class ScriptedSink(Sink):
 
 
 class FakeTime:
-    """Injected monotonic clock and sleep.  `real=True` also sleeps for real, so not-before times pass."""
+    """Injected time: a monotonic clock, a sleep that only moves it on, and the wall clock (ms) that
+    dates leases and not-before times, moving with it."""
 
-    def __init__(self, real: bool = False) -> None:
+    def __init__(self) -> None:
         self.now = 1000.0
-        self.real = real
+        self.wall_start_ms = now_ms()
         self.sleeps: List[float] = []
 
     def clock(self) -> float:
         return self.now
 
+    def wall_ms(self) -> int:
+        return self.wall_start_ms + round((self.now - 1000.0) * 1000)
+
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
-        if self.real:
-            time.sleep(seconds + 0.002)
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    c = open_state_db(tmp_path / "state")
-    try:
-        yield c
-    finally:
-        c.close()
+def conn(state_conn: sqlite3.Connection) -> sqlite3.Connection:
+    return state_conn
 
 
 def fill(conn: sqlite3.Connection, evs: List[Event]) -> List[Event]:
@@ -109,13 +107,12 @@ def run(conn: sqlite3.Connection, sink: Sink, t: FakeTime, **kw: Any):
     kw.setdefault("budget_seconds", 10.0)
     kw.setdefault("backoff_base", 0.004)
     kw.setdefault("backoff_cap", 0.02)
-    return deliver(conn, sink, clock=t.clock, sleep=t.sleep, **kw)
+    return deliver(conn, sink, clock=t.clock, sleep=t.sleep, wall_ms=t.wall_ms, **kw)
 
 
 def in_outbox(conn: sqlite3.Connection) -> List[str]:
-    """Every event id still in the outbox, whatever its lease or not-before (claimed far in the future)."""
-    far = now_ms() + 10 * 24 * 3600 * 1000
-    return sorted(r.event_id for r in outbox.claim(conn, "inspector", 10_000, 0, now=far))
+    """Every event id still in the outbox, whatever its lease or not-before."""
+    return sorted(r[0] for r in conn.execute("SELECT event_id FROM outbox"))
 
 
 # --- success ---------------------------------------------------------------------------------------------------
@@ -175,7 +172,7 @@ def test_a_zero_budget_sends_nothing(conn: sqlite3.Connection) -> None:
 def test_retryable_failure_backs_off_exponentially_within_cap_and_budget(conn: sqlite3.Connection) -> None:
     fill(conn, make_events(3))
     base, cap, budget = 0.002, 0.032, 0.15  # uncapped for five steps (2, 4, 8, 16, 32 ms), then capped
-    sink, t = ScriptedSink(then=unavailable), FakeTime(real=True)
+    sink, t = ScriptedSink(then=unavailable), FakeTime()
     start = t.now
     result = run(conn, sink, t, budget_seconds=budget, backoff_base=base, backoff_cap=cap)
 
@@ -200,17 +197,29 @@ def test_retryable_failure_backs_off_exponentially_within_cap_and_budget(conn: s
 
 
 def test_released_rows_are_not_resent_before_their_backoff_has_passed(conn: sqlite3.Connection) -> None:
-    """With a sleep that does not really wait, the released batch is not yet due: the run ends after one try."""
     fill(conn, make_events(2))
-    sink, t = ScriptedSink(then=unavailable), FakeTime(real=False)
-    result = run(conn, sink, t, backoff_base=5.0, backoff_cap=5.0, budget_seconds=60)
-    assert len(sink.batches) == 1 and len(t.sleeps) == 1 and 2.5 <= t.sleeps[0] <= 5.0
+    sink, t = ScriptedSink(then=unavailable), FakeTime()
+    result = run(conn, sink, t, backoff_base=5.0, backoff_cap=5.0, budget_seconds=1)
+    assert len(sink.batches) == 1 and t.sleeps == []  # a 2.5..5 s backoff does not fit a 1 s budget
     assert result.retried == 2 and books(conn)["pending"] == 2
+    # The next flusher, at once: nothing is due, and the backoff does not fit its budget either.
+    nxt = ScriptedSink()
+    run(conn, nxt, FakeTime(), budget_seconds=2)
+    assert nxt.batches == []
+
+
+def test_a_flusher_waits_for_backed_off_rows_that_come_due_within_its_budget(conn: sqlite3.Connection) -> None:
+    evs = fill(conn, make_events(2))
+    run(conn, ScriptedSink(then=unavailable), FakeTime(), backoff_base=5.0, backoff_cap=5.0, budget_seconds=1)
+    sink, t = ScriptedSink(), FakeTime()
+    result = run(conn, sink, t, budget_seconds=10)
+    assert len(t.sleeps) == 1 and 2.4 <= t.sleeps[0] <= 5.0  # until the backoff ends, not longer
+    assert result.delivered == 2 and list(sink.held) == [e["event_id"] for e in evs]
 
 
 def test_everything_arrives_after_transient_failures(conn: sqlite3.Connection) -> None:
     evs = fill(conn, make_events(4))
-    sink, t = ScriptedSink(script=[unavailable, unavailable]), FakeTime(real=True)
+    sink, t = ScriptedSink(script=[unavailable, unavailable]), FakeTime()
     result = run(conn, sink, t, backoff_base=0.004, backoff_cap=0.02)
     assert len(t.sleeps) == 2 and 0.002 <= t.sleeps[0] <= 0.004 and 0.004 <= t.sleeps[1] <= 0.008
     assert len(sink.batches) == 3 and sink.batches[2] == evs  # the same batch, resent whole
@@ -224,7 +233,7 @@ def test_backoff_starts_over_after_a_batch_gets_through(conn: sqlite3.Connection
     fill(conn, make_events(4))
     base = 0.004
     sink = ScriptedSink(script=[unavailable, unavailable, accept, unavailable], max_batch_events=2)
-    t = FakeTime(real=True)
+    t = FakeTime()
     result = run(conn, sink, t, backoff_base=base, backoff_cap=1.0)
     assert [len(b) for b in sink.batches] == [2, 2, 2, 2, 2]
     assert len(t.sleeps) == 3
@@ -240,10 +249,14 @@ def test_events_missing_from_the_results_are_kept_for_a_retry(conn: sqlite3.Conn
         return SendOutcome(results={events[0]["event_id"]: (ACCEPTED, None), events[1]["event_id"]: (RETRY, None)})
 
     sink, t = ScriptedSink(script=[half], then=unavailable), FakeTime()
-    result = run(conn, sink, t, backoff_base=5.0, backoff_cap=5.0)  # not due again during this run
+    result = run(conn, sink, t, backoff_base=5.0, backoff_cap=5.0, budget_seconds=1)  # no second try
     assert (result.delivered, result.retried) == (1, 3)
     assert in_outbox(conn) == sorted(e["event_id"] for e in evs[1:])
     assert books(conn)["delivered"] == 1
+    # The kept ones (refused, unanswered) go out whole with the next try.
+    sink, t = ScriptedSink(), FakeTime()
+    result = run(conn, sink, t, budget_seconds=10)
+    assert sink.batches == [evs[1:]] and result.delivered == 3 and books(conn)["pending"] == 0
 
 
 def test_a_sink_that_raises_loses_nothing_and_is_retried(conn: sqlite3.Connection) -> None:
@@ -252,7 +265,7 @@ def test_a_sink_that_raises_loses_nothing_and_is_retried(conn: sqlite3.Connectio
     def explode(events: List[Event]) -> SendOutcome:
         raise OSError("disk full")
 
-    sink, t = ScriptedSink(script=[explode]), FakeTime(real=True)
+    sink, t = ScriptedSink(script=[explode]), FakeTime()
     result = run(conn, sink, t)
     # The batch was released (not stranded under a two-minute lease) and sent again after a backoff.
     assert len(sink.batches) == 2 and len(t.sleeps) == 1
@@ -268,7 +281,7 @@ def test_a_sink_that_keeps_raising_records_the_failure_without_the_message(conn:
         raise OSError("secret-token-in-message")
 
     sink, t = ScriptedSink(then=explode), FakeTime()
-    result = run(conn, sink, t, backoff_base=5.0, backoff_cap=5.0)
+    result = run(conn, sink, t, backoff_base=5.0, backoff_cap=5.0, budget_seconds=1)
     assert result.error == "the scripted receiver sink failed: OSError"
     assert get_meta(conn, "last_delivery_error") == result.error
     assert books(conn)["pending"] == 2
@@ -279,7 +292,7 @@ def test_a_sink_that_keeps_raising_records_the_failure_without_the_message(conn:
 
 def test_a_run_that_recovers_reports_no_error(conn: sqlite3.Connection) -> None:
     fill(conn, make_events(3))
-    sink, t = ScriptedSink(script=[unavailable]), FakeTime(real=True)
+    sink, t = ScriptedSink(script=[unavailable]), FakeTime()
     result = run(conn, sink, t)
     assert result.delivered == 3 and result.retried == 3
     assert result.error is None and get_meta(conn, "last_delivery_error") is None
@@ -304,13 +317,14 @@ def test_backoff_settings_come_from_the_environment(conn: sqlite3.Connection, mo
     monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "not a number")  # falls back to the default (60 s)
     fill(conn, make_events(1))
     t = FakeTime()
-    deliver(conn, ScriptedSink(then=unavailable), clock=t.clock, sleep=t.sleep)
-    assert len(t.sleeps) == 1 and 1.5 <= t.sleeps[0] <= 3.0  # capped at 3, jittered down to half at most
+    deliver(conn, ScriptedSink(then=unavailable), clock=t.clock, sleep=t.sleep, wall_ms=t.wall_ms)
+    # Capped at 3, jittered down to half at most, retried until the default 60 s budget is spent.
+    assert t.sleeps and all(1.5 <= x <= 3.0 for x in t.sleeps) and 57 <= sum(t.sleeps) <= 60
     monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "1")  # now the 1.5..3 s backoff does not fit: no sleep
     fill(conn, make_events(1, prefix="later"))  # due now (the first one waits for its backoff)
     t = FakeTime()
     sink = ScriptedSink(then=unavailable)
-    result = deliver(conn, sink, clock=t.clock, sleep=t.sleep)
+    result = deliver(conn, sink, clock=t.clock, sleep=t.sleep, wall_ms=t.wall_ms)
     assert len(sink.batches) == 1 and result.retried == 1
     assert t.sleeps == []
 
@@ -321,14 +335,14 @@ def test_backoff_settings_come_from_the_environment(conn: sqlite3.Connection, mo
 def test_retry_after_is_a_minimum_for_the_backoff(conn: sqlite3.Connection) -> None:
     fill(conn, make_events(2))
     t = FakeTime()
-    run(conn, ScriptedSink(then=too_many_requests(7.0)), t, backoff_base=0.01, backoff_cap=1.0, budget_seconds=60)
+    run(conn, ScriptedSink(script=[too_many_requests(7.0)]), t, backoff_base=0.01, backoff_cap=1.0, budget_seconds=60)
     assert t.sleeps == [7.0]
 
 
 def test_a_longer_backoff_wins_over_a_short_retry_after(conn: sqlite3.Connection) -> None:
     fill(conn, make_events(2))
     t = FakeTime()
-    run(conn, ScriptedSink(then=too_many_requests(0.001)), t, backoff_base=4.0, backoff_cap=4.0, budget_seconds=60)
+    run(conn, ScriptedSink(script=[too_many_requests(0.001)]), t, backoff_base=4.0, backoff_cap=4.0, budget_seconds=60)
     assert len(t.sleeps) == 1 and 2.0 <= t.sleeps[0] <= 4.0
 
 
@@ -408,7 +422,7 @@ def test_retried_dead_letters_are_delivered_by_the_next_run(conn: sqlite3.Connec
 def test_auth_failure_stops_the_run_keeps_everything_and_asks_to_sign_in_again(conn: sqlite3.Connection) -> None:
     evs = fill(conn, make_events(7))
     signed_out = SendOutcome(error=f"{SIGN_IN_AGAIN} (the endpoint answered HTTP 401)", stop=True)
-    sink, t = ScriptedSink(then=signed_out, max_batch_events=3), FakeTime(real=True)
+    sink, t = ScriptedSink(then=signed_out, max_batch_events=3), FakeTime()
     result = run(conn, sink, t, budget_seconds=60, backoff_base=0.001)
     assert len(sink.batches) == 1 and t.sleeps == []  # stop: no backoff, no further batches
     assert (result.delivered, result.dead, result.retried) == (0, 0, 3)

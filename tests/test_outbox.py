@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
 from periscope_hooks import outbox
-from periscope_hooks.state import open_state_db, transaction
+from periscope_hooks.state import transaction
 from testing.delivery import make_events
 
 T0 = 1_700_000_000_000  # an arbitrary "now" in ms; every claim below passes its own clock
@@ -21,12 +21,8 @@ LEASE_MS = int(LEASE_S * 1000)
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    c = open_state_db(tmp_path / "state")
-    try:
-        yield c
-    finally:
-        c.close()
+def conn(state_conn: sqlite3.Connection) -> sqlite3.Connection:
+    return state_conn
 
 
 def enqueue_all(conn: sqlite3.Connection, evs: List[Dict[str, Any]]) -> List[bool]:
@@ -301,3 +297,14 @@ def test_enqueue_rolled_back_with_its_transaction_leaves_no_trace(conn: sqlite3.
     assert outbox.depth(conn) == 0 and outbox.counts(conn) == {}
     assert enqueue_all(conn, [ev]) == [True]  # the id was not remembered either
     assert_books_balance(conn)
+
+
+def test_next_due_is_the_earliest_backed_off_row_that_no_one_holds(conn: sqlite3.Connection) -> None:
+    enqueue_all(conn, make_events(3))
+    assert outbox.next_due_ms(conn, T0) is None  # everything is due now
+    rows = outbox.claim(conn, "a", 10, LEASE_S, now=T0)
+    assert outbox.next_due_ms(conn, T0) is None  # leased rows are someone else's to retry
+    outbox.release(conn, "a", ids(rows[:1]), not_before_ms=T0 + 9000)
+    outbox.release(conn, "a", ids(rows[1:2]), not_before_ms=T0 + 4000)
+    assert outbox.next_due_ms(conn, T0) == T0 + 4000
+    assert outbox.next_due_ms(conn, T0 + 4000) == T0 + 9000  # the 4 s one is due now: claim it instead
