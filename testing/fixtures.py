@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -40,3 +41,15 @@ def repo(tmp_path: Path) -> Repo:
     path = init_repo(tmp_path / "my repo's \"work\"")
     periscope("install-hooks", cwd=path)
     return Repo(path)
+
+
+@pytest.fixture
+def state_conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    """A fresh state.db (every migration applied), opened the one way the package opens it."""
+    from periscope_hooks.state import open_state_db
+
+    conn = open_state_db(tmp_path / "state")
+    try:
+        yield conn
+    finally:
+        conn.close()
