@@ -85,6 +85,18 @@ def mark_for_integrity_check(state_dir: Path) -> None:
         pass
 
 
+def _record_integrity(conn: sqlite3.Connection, state_dir: Path, rebuilt_from: Optional[str] = None) -> None:
+    """The database is known good (checked, or new): note when, and clear a pending request."""
+    with transaction(conn):
+        set_meta(conn, "integrity_checked_ms", str(now_ms()))
+        if rebuilt_from:
+            set_meta(conn, "rebuilt_from", rebuilt_from)
+    try:
+        os.unlink(state_dir / CHECK_MARKER_NAME)
+    except FileNotFoundError:
+        pass
+
+
 def open_state_db(state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     state_dir.mkdir(parents=True, exist_ok=True)
     db_path = state_dir / paths.STATE_DB_NAME
@@ -97,12 +109,7 @@ def open_state_db(state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOU
             found = conn.execute("PRAGMA quick_check(1)").fetchone()
             if found is None or found[0] != "ok":  # it reports damage as a row, not as an exception
                 raise sqlite3.DatabaseError(f"database disk image is malformed (quick_check: {found and found[0]})")
-            with transaction(conn):
-                set_meta(conn, "integrity_checked_ms", str(now_ms()))
-            try:
-                os.unlink(state_dir / CHECK_MARKER_NAME)
-            except FileNotFoundError:
-                pass
+            _record_integrity(conn, state_dir)
         return conn
     except sqlite3.DatabaseError as e:
         if not is_corrupt(e):
@@ -120,13 +127,8 @@ def open_state_db(state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOU
                 pass
         conn = _connect(db_path, busy_timeout_ms)
         _migrate(conn)
-        with transaction(conn):
-            set_meta(conn, "rebuilt_from", f"{aside.name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
-            set_meta(conn, "integrity_checked_ms", str(now_ms()))
-        try:
-            os.unlink(state_dir / CHECK_MARKER_NAME)
-        except FileNotFoundError:
-            pass
+        _record_integrity(conn, state_dir,
+                          rebuilt_from=f"{aside.name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
         return conn
 
 
