@@ -117,3 +117,48 @@ def test_plugin_writes_one_record_per_message_and_sets_shell_env(tmp_path):
     time.sleep(0.5)
     log = (repo / ".git" / "periscope" / "plugin.log").read_text()
     assert "records wait in the spool" in log  # periscope missing: logged, nothing thrown
+
+
+def _run_plugin_with_recording_periscope(tmp_path, repo, events):
+    """Run the plugin with PERISCOPE_BIN pointing at a stand-in that records each invocation."""
+    node = __import__("shutil").which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "fake-periscope"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\n')
+    fake.chmod(0o755)
+    driver = tmp_path / "driver.mjs"
+    driver.write_text(DRIVER % {"plugin": json.dumps(str(REPO_ROOT / "hooks" / "opencode" / "periscope.js"))})
+    env = {**os.environ, "PERISCOPE_BIN": str(fake)}
+    proc = subprocess.run([node, str(driver), json.dumps(events), str(repo)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    import time
+
+    deadline = time.time() + 10  # the spawned children are detached: wait for their lines
+    while time.time() < deadline and not (calls.exists() and "flush" in calls.read_text()):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+@pytest.mark.parametrize("endpoint, signed_in, expect_login", [
+    ("https://ingest.example.com/v1/events", False, True),  # first use: sign in once
+    ("https://ingest.example.com/v1/events", True, False),  # a token is cached: never ask
+    (None, False, False),  # no endpoint, local store: never ask
+])
+def test_plugin_starts_sign_in_once_only_when_an_endpoint_needs_it(tmp_path, endpoint, signed_in, expect_login):
+    repo = init_repo(tmp_path / "r")
+    config = Path(os.environ["XDG_CONFIG_HOME"])
+    if endpoint:
+        (config / "opencode").mkdir(parents=True, exist_ok=True)
+        (config / "opencode" / "analytics.json").write_text(json.dumps({
+            "endpoint": endpoint, "client_id": "c", "authority": "https://login.example.com/t"}))
+    if signed_in:
+        (config / "periscope").mkdir(parents=True, exist_ok=True)
+        (config / "periscope" / "token_cache.json").write_text("{}")
+    events = [_assistant("msg_1", 1000, cwd=str(repo)), _assistant("msg_2", 2000, cwd=str(repo))]
+    calls = _run_plugin_with_recording_periscope(tmp_path, repo, events)
+    assert calls.count("login") == (1 if expect_login else 0), calls
+    assert any(c.startswith("flush") for c in calls), calls
