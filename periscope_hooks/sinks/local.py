@@ -15,11 +15,14 @@ from periscope_hooks import paths
 from periscope_hooks.sinks import ACCEPTED, SendOutcome
 
 
-def open_local_store(path: Optional[Path] = None) -> sqlite3.Connection:
+BUSY_TIMEOUT_S = 10.0
+
+
+def open_local_store(path: Optional[Path] = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
     path = path or paths.local_store_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, time TEXT,"
@@ -32,13 +35,23 @@ class LocalStoreSink:
     name = "local store"
     max_batch_events = 500
 
-    def __init__(self, path: Optional[Path] = None) -> None:
+    def __init__(self, path: Optional[Path] = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.path = path or paths.local_store_path()
+        self.busy_timeout_s = busy_timeout_s
         self._conn: Optional[sqlite3.Connection] = None
 
     def send(self, events: List[Dict[str, Any]]) -> SendOutcome:
+        try:
+            return self._store(events)
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            # Another process held the store past the busy timeout: keep the batch for a later try.
+            return SendOutcome(error=f"the local store {self.path} is locked by another process")
+
+    def _store(self, events: List[Dict[str, Any]]) -> SendOutcome:
         if self._conn is None:
-            self._conn = open_local_store(self.path)
+            self._conn = open_local_store(self.path, self.busy_timeout_s)
         now = int(time.time() * 1000)
         self._conn.execute("BEGIN IMMEDIATE")
         try:

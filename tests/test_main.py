@@ -1,0 +1,203 @@
+"""The command line (periscope_hooks/main.py) and the one place that prints (periscope_hooks/output.py).
+
+Exit codes (ARCHITECTURE.md "Commands"): 0 success, 1 a user-facing error in one line with a hint,
+2 bad usage; `periscope hook` always exits 0 and prints nothing.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from periscope_hooks import __version__, output
+from periscope_hooks.main import main
+from testing.util import init_repo, periscope
+
+COMMANDS = ("install-hooks", "uninstall-hooks", "install-opencode", "uninstall-opencode", "hook", "flush", "login",
+            "logout", "whoami", "status", "report", "export", "log")
+ONE_LINE_ERROR = re.compile(r"\Aerror: (?P<message>[^\n]+?) hint: (?P<hint>[^\n]+)\n\Z")
+
+
+def periscope_log() -> Path:
+    return Path(os.environ["XDG_STATE_HOME"]) / "periscope" / "periscope.log"
+
+
+def hook_log_fallback() -> Path:
+    return Path(os.environ["XDG_STATE_HOME"]) / "periscope" / "hook.log"
+
+
+def assert_one_line_error(proc) -> re.Match:
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    m = ONE_LINE_ERROR.match(proc.stderr)
+    assert m, repr(proc.stderr)
+    return m
+
+
+def broken_state_repo(tmp_path: Path) -> Path:
+    """A repository whose state.db is a directory: SQLite cannot open it (an unexpected failure)."""
+    repo = init_repo(tmp_path / "broken")
+    (repo / ".git" / "periscope" / "state.db").mkdir(parents=True)
+    return repo
+
+
+# --- the real CLI, in subprocesses --------------------------------------------------------------
+
+
+def test_help_lists_every_command(tmp_path):
+    proc = periscope("--help", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith("usage: periscope ")
+    for name in COMMANDS:
+        assert re.search(rf"^\s+{re.escape(name)}\s", proc.stdout, re.M), name
+
+
+def test_version(tmp_path):
+    proc = periscope("--version", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"periscope-hooks {__version__}\n", "")
+
+
+@pytest.mark.parametrize("args", [["frobnicate"], [], ["report", "--by", "weekday"], ["flush", "--no-such-flag"]],
+                         ids=["unknown-command", "no-command", "bad-choice", "unknown-option"])
+def test_bad_usage_exits_2_with_usage_on_stderr(tmp_path, args):
+    proc = periscope(*args, cwd=tmp_path, check=False)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("usage: periscope")
+    assert "Traceback" not in proc.stderr
+    if args == ["frobnicate"]:
+        assert "invalid choice: 'frobnicate'" in proc.stderr
+
+
+def test_report_on_a_directory_outside_git_is_one_line_with_a_hint(tmp_path):
+    plain = tmp_path / "not a repo"
+    plain.mkdir()
+    m = assert_one_line_error(periscope("report", "--repo", str(plain), cwd=tmp_path, check=False))
+    assert str(plain) in m["message"] and "not inside a git repository" in m["message"]
+    assert "--repo" in m["hint"]
+
+
+def test_report_on_a_missing_directory_is_one_line_with_a_hint(tmp_path):
+    m = assert_one_line_error(periscope("report", "--repo", str(tmp_path / "gone"), cwd=tmp_path, check=False))
+    assert m["message"] == f"{tmp_path / 'gone'} is not a directory"
+
+
+def test_login_without_an_endpoint_is_one_line_with_a_hint(tmp_path):
+    m = assert_one_line_error(periscope("login", cwd=tmp_path, check=False))
+    cfg = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "analytics.json"
+    assert "no endpoint configured" in m["message"] and str(cfg) in m["message"]
+    assert "endpoint" in m["hint"] and str(cfg) in m["hint"]
+    assert not cfg.exists()  # explaining is not configuring
+
+
+def test_whoami_when_not_signed_in(tmp_path):
+    m = assert_one_line_error(periscope("whoami", cwd=tmp_path, check=False))
+    assert (m["message"], m["hint"]) == ("not signed in", "run periscope login")
+
+
+def test_unexpected_failure_prints_one_line_and_logs_the_traceback(tmp_path):
+    repo = broken_state_repo(tmp_path)
+    proc = periscope("report", "--repo", str(repo), cwd=tmp_path, check=False)
+    m = assert_one_line_error(proc)
+    assert m["message"].startswith("report failed: OperationalError: ")
+    log = periscope_log()
+    assert m["hint"] == f"details in {log}"
+    text = log.read_text()
+    assert "periscope report failed" in text
+    assert "Traceback (most recent call last):" in text and "sqlite3.OperationalError" in text
+    assert f"periscope-hooks {__version__}" in text
+    assert (log.stat().st_mode & 0o777) == 0o600
+
+
+def test_each_unexpected_failure_appends_to_the_log(tmp_path):
+    repo = broken_state_repo(tmp_path)
+    for cmd in ("status", "flush"):
+        m = assert_one_line_error(periscope(cmd, "--repo", str(repo), cwd=tmp_path, check=False))
+        assert m["message"].startswith(f"{cmd} failed: ")
+    text = periscope_log().read_text()
+    assert text.index("periscope status failed") < text.index("periscope flush failed")
+    assert text.count("Traceback (most recent call last):") == 2
+
+
+@pytest.mark.parametrize("args", [["hook"], ["hook", "pre-push"], ["hook", "post-commit", "--bogus", "x", "y"],
+                                  ["hook", "post-rewrite", "--", "nonsense"], ["hook", "--help"]],
+                         ids=["no-name", "unknown-name", "extra-args", "rewrite-junk", "help"])
+def test_hook_always_exits_0_and_prints_nothing(tmp_path, args):
+    proc = periscope(*args, cwd=tmp_path, input="not a rewrite list\n", env={"PERISCOPE_BACKGROUND": "0"}, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+def test_hook_logs_what_it_skipped(tmp_path):
+    periscope("hook", "pre-push", cwd=tmp_path, check=False)
+    assert "unknown hook name 'pre-push'" in hook_log_fallback().read_text()
+
+
+def test_hook_exits_0_when_the_state_dir_cannot_be_made(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    (repo / ".git" / "periscope").write_text("a file where the state dir belongs")
+    proc = periscope("hook", "post-commit", cwd=repo, env={"PERISCOPE_BACKGROUND": "0"}, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    text = hook_log_fallback().read_text()
+    assert "failed; the commit is unaffected" in text and "Traceback" in text
+
+
+# --- in process: main() and output.py, captured with capsys --------------------------------------
+
+
+def test_main_returns_1_for_a_user_error(tmp_path, capsys):
+    assert main(["report", "--repo", str(tmp_path / "gone")]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"error: {tmp_path / 'gone'} is not a directory hint: pass --repo PATH of a git repository\n"
+
+
+def test_main_logs_an_unexpected_failure(tmp_path, capsys):
+    repo = broken_state_repo(tmp_path)
+    assert main(["report", "--repo", str(repo)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith("error: report failed: OperationalError: ")
+    assert err.endswith(f" hint: details in {periscope_log()}\n")
+    assert "Traceback" in periscope_log().read_text()
+
+
+def test_main_bad_usage_raises_systemexit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: periscope")
+
+
+def test_main_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"periscope-hooks {__version__}\n"
+
+
+def test_output_stdout_functions(capsys):
+    output.out("a line")
+    output.out()
+    output.write("no newline")
+    out, err = capsys.readouterr()
+    assert (out, err) == ("a line\n\nno newline", "")
+
+
+def test_output_stderr_functions(capsys):
+    output.info("opening the browser")
+    output.warn("careful")
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "opening the browser\nwarning: careful\n")
+
+
+def test_output_error_is_one_line_and_returns_1(capsys):
+    assert output.error("it broke", "fix it") == 1
+    assert output.error("no hint") == 1
+    assert output.error("empty hint", "") == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "error: it broke hint: fix it\nerror: no hint\nerror: empty hint\n"
