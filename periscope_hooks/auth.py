@@ -118,6 +118,20 @@ class Auth:
         self.store.save()
         return self.username() or "unknown user"
 
+    @staticmethod
+    def cached_username(path: Optional[str] = None) -> Optional[str]:
+        """Who is signed in, from the token cache file alone (no network, unlike msal's accounts,
+        which need the authority's discovery document).  Raises ValueError for an unreadable cache."""
+        try:
+            with open(str(path or paths.token_cache_path()), encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return None
+        for account in (data.get("Account") or {}).values() if isinstance(data, dict) else ():
+            if isinstance(account, dict) and account.get("username"):
+                return str(account["username"])
+        return None
+
     def username(self) -> Optional[str]:
         accounts = self.app().get_accounts()
         return accounts[0].get("username") if accounts else None

@@ -57,6 +57,11 @@ def is_loopback(host: Optional[str]) -> bool:
 def check_url(url: str, what: str, source: str) -> None:
     """HTTPS, or plain HTTP to a loopback address only."""
     parts = urlsplit(url)
+    if "@" in url.split("://", 1)[-1]:
+        # Never echo it: it may hold a password.  (A '/' or '#' in a password breaks URL parsing,
+        # so any '@' is refused rather than trusting urlsplit to find the user info.)
+        raise UserError(f"{what} in {source} contains credentials (user:password@)",
+                        f"remove them from '{what}': sign-in uses client_id and authority, never the URL")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(f"{what} in {source} is not an http(s) URL: {_redact(url)}", f"fix '{what}' in {source}")
     if parts.scheme == "http" and not is_loopback(parts.hostname):

@@ -38,16 +38,20 @@ def status_lines(conn: Optional[sqlite3.Connection]) -> List[Line]:
             try:
                 from periscope_hooks.auth import Auth
 
-                who = Auth(cfg).username()
+                who = Auth.cached_username()
                 lines.append(("sign-in", f"signed in as {who}" if who else "not signed in: run periscope login"))
-            except Exception as e:  # a broken cache reads as signed out
+            except (OSError, ValueError) as e:
                 lines.append(("sign-in", f"token cache unreadable ({type(e).__name__}): run periscope login"))
         lines.append(("port 14550", "in use by another process (sign-in needs it: find it with 'lsof -i :14550')"
                       if port_in_use(REDIRECT_PORT) else "free for the sign-in redirect"))
     if conn is None:
         return lines
     until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)
-    if until > time.time() * 1000:
+    from periscope_hooks.sinks.http import HttpSink
+    from periscope_hooks.sinks.local import LocalStoreSink
+
+    sink_name = HttpSink.name if cfg is not None and cfg.endpoint else LocalStoreSink.name
+    if until > time.time() * 1000 and get_meta(conn, "retry_after_sink", sink_name) == sink_name:
         lines.append(("retry-after", f"the endpoint asked to wait {int(until / 1000 - time.time()) + 1}s more"))
     for kind, c in outbox.counts(conn).items():
         lines.append((f"{kind} events", f"created {c['created']} = delivered {c['delivered']} + pending {c['pending']}"

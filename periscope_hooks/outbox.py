@@ -150,4 +150,4 @@ def counts(conn: sqlite3.Connection) -> Dict[str, Dict[str, int]]:
 
 
 def dead_letters(conn: sqlite3.Connection) -> List[sqlite3.Row]:
-    return conn.execute("SELECT event_id, type, reason, dead_ms FROM dead_letters ORDER BY dead_ms").fetchall()
+    return conn.execute("SELECT event_id, type, reason, dead_ms FROM dead_letters ORDER BY dead_ms, rowid").fetchall()

@@ -54,7 +54,9 @@ def test_first_login_silent_refresh_and_cache_permissions(idp):
     assert who == "dev@example.com"
     cache = paths.token_cache_path()
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
-    assert "access_token" not in cache.read_text().lower() or True  # msal's own format
+    data = json.loads(cache.read_text())  # msal's serialized cache
+    assert {"AccessToken", "RefreshToken", "Account"} <= set(data)
+    assert Auth.cached_username() == "dev@example.com"
     auth = Auth(cfg)  # a new process would load the cache from disk
     token = auth.access_token()
     assert idp.is_valid(token)
@@ -105,3 +107,26 @@ def test_cli_login_whoami_logout_with_a_browser(idp):
 def test_login_without_endpoint_explains(tmp_path):
     proc = periscope("login", check=False)
     assert proc.returncode == 1 and "local store" in proc.stderr
+
+
+def test_who_is_signed_in_is_read_from_the_cache_without_the_network(idp):
+    cfg = config_for(idp)
+    Auth(cfg).login(auth_uri_callback=browse, timeout=30)
+    idp.__exit__(None, None, None)  # the identity provider is gone: status must not need it
+    assert Auth.cached_username() == "dev@example.com"
+    repo = Path(os.environ["HOME"]) / "r"
+    repo.mkdir()
+    __import__("subprocess").run(["git", "init", "-q", str(repo)], check=True)
+    out = periscope("status", "--repo", str(repo)).stdout
+    assert "signed in as dev@example.com" in out
+
+
+def test_cached_username_of_a_missing_or_garbled_cache(tmp_path):
+    assert Auth.cached_username(str(tmp_path / "none.json")) is None
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text("{not json")
+    with pytest.raises(ValueError):
+        Auth.cached_username(str(garbled))
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"Account": {}}')
+    assert Auth.cached_username(str(empty)) is None

@@ -112,6 +112,10 @@ def test_401_refreshes_once_then_asks_to_sign_in_again():
     assert out.stop and "sign in again" in out.error and out.results == {}
     out = sink_with(lambda r: httpx.Response(401), FakeAuth(refresh_ok=False)).send(make_events(1))
     assert out.stop and "periscope login" in out.error
+    # No OAuth client configured: `periscope login` could not help, so it says what to configure.
+    out = sink_with(lambda r: httpx.Response(401)).send(make_events(1))
+    assert out.stop and "no sign-in is configured: add client_id and authority" in out.error
+    assert "periscope login" not in out.error
 
 
 def test_connection_errors_keep_everything():

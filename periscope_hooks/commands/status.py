@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 from typing import List, Optional, Tuple
 
 from periscope_hooks import logfile, outbox, output, paths
@@ -10,6 +12,15 @@ from periscope_hooks.repo import resolve_dirs
 from periscope_hooks.state import get_meta, open_state_db
 
 Line = Tuple[str, str]
+
+
+REBUILD_NOTICE_DAYS = 7
+
+
+def _recent_rebuild(rebuilt_from: str) -> bool:
+    """Say it for a week after the rebuild (`state.db.corrupt-<epoch> at ...`), not forever."""
+    match = re.search(r"corrupt-(\d+)", rebuilt_from)
+    return match is None or time.time() - int(match.group(1)) < REBUILD_NOTICE_DAYS * 86400
 
 
 def repo_lines(repo: Optional[str]) -> List[Line]:
@@ -47,7 +58,7 @@ def repo_lines(repo: Optional[str]) -> List[Line]:
             lines.append(("held commits", f"{held} agent commit(s) waiting for their in-flight message"))
         lines.append(("outbox", f"{outbox.depth(conn)} event(s) waiting for delivery"))
         rebuilt = get_meta(conn, "rebuilt_from")
-        if rebuilt:
+        if rebuilt and _recent_rebuild(rebuilt):
             lines.append(("state.db", f"was corrupt; moved aside ({rebuilt}) and rebuilt from the spool"))
         try:
             from periscope_hooks.delivery_status import status_lines as delivery_lines

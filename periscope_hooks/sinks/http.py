@@ -121,6 +121,10 @@ class HttpSink:
             if not self._refreshed and self.auth is not None:
                 self._refreshed = True  # one silent refresh per run
                 return self._send(events, force_refresh=True)
+            if self.auth is None:  # no OAuth client configured: signing in cannot help
+                return SendOutcome(error=f"the endpoint answered HTTP {status} and no sign-in is configured:"
+                                         f" add client_id and authority to {self.cfg.path or 'analytics.json'}",
+                                   stop=True)
             return SendOutcome(error=f"{SIGN_IN_AGAIN} (the endpoint answered HTTP {status})", stop=True)
         if status in (408, 425, 429) or status >= 500:
             return SendOutcome(error=f"the endpoint answered HTTP {status}",
