@@ -89,6 +89,9 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
                         result = deliver(conn, sink)
                     finally:
                         sink.close()
+                    if result.error:  # one line, never a payload or token (errors are built to be shown)
+                        logfile.log_line(state_dir / paths.HOOK_LOG_NAME,
+                                         f"flush: delivery incomplete: {result.error}; events stay in the outbox")
                 except sqlite3.DatabaseError as e:
                     if is_corrupt(e):
                         mark_for_integrity_check(state_dir)  # the next open checks, and rebuilds from the spool

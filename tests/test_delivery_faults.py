@@ -182,6 +182,9 @@ def test_kill_9_at_random_moments(receiver, tmp_path):
             p.send_signal(signal.SIGKILL)
             kills += 1
         p.wait()
+    conn = open_state_db(sd)
+    conn.execute("UPDATE outbox SET lease_until_ms = 0")  # the last killed flusher's lease, expired
+    conn.close()
     flush_until_empty(sd)
     check_exactly_once(receiver, sd, evs)
     print(f"kill -9 x{kills} in {attempts} runs: {receiver.redeliveries} redeliveries, deduplicated by the receiver")
@@ -246,3 +249,57 @@ def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
         assert "sign in again" in result.error and books(sd)["message"]["pending"] == 5
         assert "run periscope login" in periscope("status", "--repo", str(sd.parent.parent)).stdout
         assert_books_balance(sd, expect_pending=5)
+
+
+def test_logs_hold_no_payloads_tokens_or_credentials(tmp_path, monkeypatch):
+    """Faults of every kind, through the hooks' background flush and the CLI, with real tokens: no log
+    file, status line or stored error holds a token, a payload field or a secret from the endpoint URL."""
+    from periscope_hooks.auth import Auth
+    from periscope_hooks.config import load_user_config
+    from testing.idp import LocalIdP, play_browser
+    from testing.tls import make_cert, server_context
+    from testing.util import session_record
+
+    sentinel = "PayloadSentinel7f3a"
+    cert, key = make_cert(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # msal's requests
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "2")
+    with LocalIdP(tls=server_context(cert, key)) as idp, Receiver(token_check=idp.is_valid) as receiver:
+        point_config_at(receiver.url + "?ingest_key=QuerySecret42", client_id="periscope-cli",
+                        authority=idp.authority, scopes=["api://periscope/ingest"])
+        Auth(load_user_config()).login(
+            auth_uri_callback=lambda uri: threading.Thread(target=play_browser, args=(uri, str(cert)), daemon=True).start(),
+            timeout=30)
+        repo = init_repo(tmp_path / "r")
+        periscope("install-hooks", cwd=repo)
+        receiver.script = [("status", 500), ("garbled",), ("hang", 1.5), ("status_no_body", 400), ("status", 413)]
+        append_spool(repo, session_record(title=f"title {sentinel}"),
+                     message_record(repo, id=f"msg-{sentinel}", model=f"model-{sentinel}"))
+        commit(repo, "first")  # the hook's background flusher meets the first faults
+        time.sleep(1.0)
+        for _ in range(3):
+            periscope("flush", cwd=repo, check=False)
+        idp.expire_access_tokens()
+        idp.expire_refresh_tokens()
+        append_spool(repo, message_record(repo, id="after-expiry"))
+        commit(repo, "second")
+        time.sleep(1.0)
+        flush = periscope("flush", cwd=repo, check=False)
+        status = periscope("status", cwd=repo)
+        assert "sign in again" in status.stdout  # the faults did happen
+        secrets = [sentinel, "QuerySecret42", *idp.access_tokens, *idp.refresh_tokens]
+        assert len(secrets) >= 4
+        texts = {"flush output": flush.stdout + flush.stderr, "status output": status.stdout + status.stderr}
+        roots = [Path(os.environ["XDG_STATE_HOME"]), state_dir(repo)]
+        for root in roots:
+            for path in root.rglob("*.log*"):
+                texts[str(path)] = path.read_text(errors="replace")
+        conn = __import__("sqlite3").connect(str(state_dir(repo) / "state.db"))
+        texts["stored errors"] = " ".join(str(v) for (v,) in conn.execute(
+            "SELECT value FROM meta WHERE key LIKE '%error%' UNION ALL SELECT coalesce(last_error, '') FROM outbox"))
+        conn.close()
+        assert any(p.endswith(".log") for p in texts), texts.keys()
+        for where, text in texts.items():
+            for secret in secrets:
+                assert secret not in text, f"{secret[:12]}... in {where}"
