@@ -26,6 +26,30 @@ class AuthRequired(Exception):
     """No usable sign-in: the user must run `periscope login`."""
 
 
+def set_sign_in_required(required: bool) -> None:
+    """Note (or clear) that the sign-in expired, outside any repository: `status` reads the
+    repository's state, but the OpenCode plugin checks this file to start `periscope login` again."""
+    path = paths.sign_in_required_path()
+    try:
+        if required:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        else:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def forget_tokens() -> bool:
+    """`periscope logout`: the token cache is all the sign-in state there is.  True if there was one."""
+    set_sign_in_required(False)
+    try:
+        os.remove(paths.token_cache_path())
+        return True
+    except FileNotFoundError:
+        return False
+
+
 def port_in_use(port: int = REDIRECT_PORT) -> bool:
     for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         try:
@@ -116,6 +140,7 @@ class Auth:
             desc = ((result or {}).get("error_description") or "").splitlines()[0:1]
             raise UserError(f"sign-in failed: {err}{': ' + desc[0] if desc else ''}", "run periscope login again")
         self.store.save()
+        set_sign_in_required(False)
         return self.username() or "unknown user"
 
     @staticmethod
@@ -150,11 +175,3 @@ class Auth:
             raise AuthRequired((result or {}).get("error") or "the sign-in expired")
         return result["access_token"]
 
-    def logout(self) -> None:
-        app = self.app()
-        for account in app.get_accounts():
-            app.remove_account(account)
-        try:
-            os.remove(self.store.path)
-        except FileNotFoundError:
-            pass

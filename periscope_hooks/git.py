@@ -205,7 +205,7 @@ def remote_url(common_dir: str) -> Optional[str]:
 
 
 _SCHEME_RE = r"^([a-zA-Z][a-zA-Z0-9+.-]*)://([^/?#]*)(.*)$"
-_SCP_RE = r"^([^@/:]+@)?([^/:]+):(?!//)(.*)$"
+_SCP_RE = r"^([^/]*@)?([^@/:]+):(?!//)(.*)$"  # user info may hold a ":password"
 
 
 def sanitize_url(url: str) -> str:

@@ -59,6 +59,11 @@ def token_cache_path() -> Path:
     return periscope_config_dir() / "token_cache.json"
 
 
+def sign_in_required_path() -> Path:
+    """Present while the sign-in has expired; the OpenCode plugin reads it to ask again on start."""
+    return periscope_config_dir() / "sign-in-required"
+
+
 def local_store_path() -> Path:
     return data_home() / "periscope" / "events.db"
 

@@ -130,3 +130,18 @@ def test_cached_username_of_a_missing_or_garbled_cache(tmp_path):
     empty = tmp_path / "empty.json"
     empty.write_text('{"Account": {}}')
     assert Auth.cached_username(str(empty)) is None
+
+
+def test_logout_forgets_the_tokens_whatever_the_config(tmp_path):
+    cache = paths.token_cache_path()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"Account": {"a": {"username": "dev@example.com"}}}))
+    paths.sign_in_required_path().touch()
+    assert periscope("whoami").stdout.strip() == "dev@example.com"
+    # No analytics.json at all (the endpoint was removed): logout still works.
+    proc = periscope("logout")
+    assert proc.stdout.strip() == "signed out"
+    assert not cache.exists() and not paths.sign_in_required_path().exists()
+    assert periscope("logout").stdout.strip() == "not signed in"
+    proc = periscope("whoami", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "error: not signed in hint: run periscope login"

@@ -248,7 +248,18 @@ def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
         result = flush_state_dir(sd)
         assert "sign in again" in result.error and books(sd)["message"]["pending"] == 5
         assert "run periscope login" in periscope("status", "--repo", str(sd.parent.parent)).stdout
-        assert_books_balance(sd, expect_pending=5)
+        # Noted outside the repository too, so that a restarted OpenCode asks to sign in again.
+        from periscope_hooks import paths
+
+        assert paths.sign_in_required_path().exists()
+        Auth(load_user_config()).login(
+            auth_uri_callback=lambda uri: threading.Thread(target=play_browser, args=(uri, str(cert)), daemon=True).start(),
+            timeout=30)
+        assert not paths.sign_in_required_path().exists()
+        assert_books_balance(sd, expect_pending=5)  # nothing dropped while signed out
+        # Signed in again: everything kept meanwhile goes out, once.
+        flush_until_empty(sd)
+        check_exactly_once(receiver, sd, evs + more)
 
 
 def test_logs_hold_no_payloads_tokens_or_credentials(tmp_path, monkeypatch):

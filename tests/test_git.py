@@ -15,6 +15,9 @@ from testing.util import commit, git, init_repo
     ("ssh://git:pw@host.example:22/org/x.git", "ssh://host.example:22/org/x.git"),
     ("git@github.com:org/x.git", "github.com:org/x.git"),
     ("github.com:org/x.git", "github.com:org/x.git"),
+    ("user:hunter2@host.example:org/x.git", "host.example:org/x.git"),  # scp-style with a password
+    ("deploy:p:w@host.example:x.git", "host.example:x.git"),
+    ("../relative/x.git", "../relative/x.git"),
     ("/srv/git/x.git", "/srv/git/x.git"),
     ("file:///srv/git/x.git", "file:///srv/git/x.git"),
 ])

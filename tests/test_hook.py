@@ -332,3 +332,31 @@ def test_capture_switched_off_by_repo_settings(repo):
     sha = commit(repo.path, "not recorded")
     assert repo.events() == []
     assert repo.report() == []
+
+
+def test_commit_messages_are_never_recorded(repo):
+    """The reflog subject carries the commit message: only git's action is kept, and the kinds
+    still come out right for every operation."""
+    secret = "CommitMsgSentinel"
+    commit(repo.path, f"base {secret}")
+    add_messages(repo)
+    commit(repo.path, f"work {secret}: with a colon")
+    repo.git("commit", "--amend", "-q", "-m", f"amended {secret}")
+    amended = repo.git("rev-parse", "HEAD")
+    repo.git("checkout", "-q", "-b", "side")
+    picked = commit(repo.path, f"side {secret}", filename="side.txt")
+    repo.git("checkout", "-q", "main")
+    commit(repo.path, f"main {secret}", filename="main.txt")
+    add_messages(repo)
+    repo.git("cherry-pick", picked)
+    cp = repo.git("rev-parse", "HEAD")
+    repo.git("merge", "-q", "--no-ff", "-m", f"merge {secret}", "side")
+    merge = repo.git("rev-parse", "HEAD")
+    events = by_sha(repo.commit_events())
+    assert events[amended]["commit"]["kind"] == "amend"
+    assert events[cp]["commit"]["kind"] == "cherry-pick"
+    assert events[merge]["commit"]["kind"] == "merge"
+    for path in state_dir(repo.path).iterdir():
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path.name
+    assert secret not in periscope("export").stdout

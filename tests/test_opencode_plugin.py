@@ -146,19 +146,52 @@ def _run_plugin_with_recording_periscope(tmp_path, repo, events):
 @pytest.mark.parametrize("endpoint, signed_in, expect_login", [
     ("https://ingest.example.com/v1/events", False, True),  # first use: sign in once
     ("https://ingest.example.com/v1/events", True, False),  # a token is cached: never ask
+    ("https://ingest.example.com/v1/events", "expired", True),  # a flusher found the sign-in expired: ask again
+    ("env", False, True),  # the endpoint comes from PERISCOPE_ENDPOINT
     (None, False, False),  # no endpoint, local store: never ask
 ])
-def test_plugin_starts_sign_in_once_only_when_an_endpoint_needs_it(tmp_path, endpoint, signed_in, expect_login):
+def test_plugin_starts_sign_in_once_only_when_an_endpoint_needs_it(tmp_path, monkeypatch, endpoint, signed_in,
+                                                                   expect_login):
     repo = init_repo(tmp_path / "r")
     config = Path(os.environ["XDG_CONFIG_HOME"])
-    if endpoint:
+    if endpoint == "env":
+        monkeypatch.setenv("PERISCOPE_ENDPOINT", "https://ingest.example.com/v1/events")
+    elif endpoint:
         (config / "opencode").mkdir(parents=True, exist_ok=True)
         (config / "opencode" / "analytics.json").write_text(json.dumps({
             "endpoint": endpoint, "client_id": "c", "authority": "https://login.example.com/t"}))
     if signed_in:
         (config / "periscope").mkdir(parents=True, exist_ok=True)
         (config / "periscope" / "token_cache.json").write_text("{}")
+    if signed_in == "expired":
+        (config / "periscope" / "sign-in-required").touch()
     events = [_assistant("msg_1", 1000, cwd=str(repo)), _assistant("msg_2", 2000, cwd=str(repo))]
     calls = _run_plugin_with_recording_periscope(tmp_path, repo, events)
     assert calls.count("login") == (1 if expect_login else 0), calls
     assert any(c.startswith("flush") for c in calls), calls
+
+
+def test_every_record_the_plugin_writes_matches_the_spool_schema(tmp_path):
+    """Also a message OpenCode reports without provider, model or session (the plugin writes nulls)."""
+    import jsonschema
+
+    from periscope_hooks import schemas
+
+    repo = init_repo(tmp_path / "r")
+    sparse = _assistant("msg_2", 2000, cwd=str(repo))
+    for key in ("providerID", "modelID", "sessionID", "agent", "mode", "cost", "tokens"):
+        sparse["properties"]["info"].pop(key)
+    events = [
+        {"type": "session.created", "properties": {"info": {"id": "ses_1", "title": "t", "directory": str(repo)}}},
+        {"type": "session.created", "properties": {"info": {"id": "ses_2", "title": "sub", "parentID": "ses_1",
+                                                            "directory": str(repo)}}},
+        _assistant("msg_1", 1000, cwd=str(repo)),
+        sparse,
+    ]
+    _run_plugin_with_recording_periscope(tmp_path, repo, events)
+    records = [json.loads(x) for x in (repo / ".git" / "periscope" / "spool.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["session", "session", "message", "message"]
+    validator = jsonschema.Draft202012Validator(schemas.load("spool-record"))
+    for record in records:
+        validator.validate(record)
+    assert records[-1]["provider"] is None and records[-1]["session_id"] is None

@@ -1,9 +1,7 @@
 """`periscope login` / `logout` / `whoami`."""
 from __future__ import annotations
 
-import os
-
-from periscope_hooks import output, paths
+from periscope_hooks import output
 from periscope_hooks.config import load_user_config
 from periscope_hooks.errors import UserError
 
@@ -27,16 +25,20 @@ def login() -> int:
 
 
 def logout() -> int:
-    if not os.path.exists(paths.token_cache_path()):
-        output.out("not signed in")
-        return 0
-    _auth().logout()
-    output.out("signed out")
+    """Works whatever the config says (even none): forgetting tokens needs no endpoint."""
+    from periscope_hooks.auth import forget_tokens
+
+    output.out("signed out" if forget_tokens() else "not signed in")
     return 0
 
 
 def whoami() -> int:
-    who = _auth().username() if os.path.exists(paths.token_cache_path()) else None
+    from periscope_hooks.auth import Auth
+
+    try:
+        who = Auth.cached_username()
+    except (OSError, ValueError):
+        who = None
     if not who:
         raise UserError("not signed in", "run periscope login")
     output.out(who)

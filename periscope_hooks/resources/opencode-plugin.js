@@ -161,9 +161,11 @@ export const PeriscopePlugin = async (ctx) => {
     if (loginStarted) return;
     loginStarted = true;
     try {
-      const cfg = JSON.parse(readText(path.join(configHome(), "opencode", "analytics.json")) || "{}");
-      if (!cfg || !cfg.endpoint) return; // no endpoint: the local store needs no sign-in
-      if (fs.existsSync(path.join(configHome(), "periscope", "token_cache.json"))) return;
+      const cfg = JSON.parse(readText(path.join(configHome(), "opencode", "analytics.json")) || "{}") || {};
+      if (!(process.env.PERISCOPE_ENDPOINT || cfg.endpoint)) return; // the local store needs no sign-in
+      // Signed in, and no flusher has found the sign-in expired since: nothing to ask.
+      const dir = path.join(configHome(), "periscope");
+      if (fs.existsSync(path.join(dir, "token_cache.json")) && !fs.existsSync(path.join(dir, "sign-in-required"))) return;
       const [cmd, ...args] = periscopeCommand();
       const child = spawn(cmd, [...args, "login"], { cwd: where.dir, detached: true, stdio: "ignore" });
       child.on("error", (e) => log(where.stateDir, `could not start periscope login: ${e.code || e.message}`));
@@ -192,7 +194,7 @@ export const PeriscopePlugin = async (ctx) => {
       v: 1,
       kind: "message",
       id: info.id,
-      session_id: info.sessionID,
+      session_id: info.sessionID || null,
       time: info.time.completed,
       provider: info.providerID || null,
       model: info.modelID || null,

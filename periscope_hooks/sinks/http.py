@@ -109,6 +109,9 @@ class HttpSink:
         try:
             resp = self._post(events, force_refresh)
         except AuthRequired:
+            from periscope_hooks.auth import set_sign_in_required
+
+            set_sign_in_required(True)
             return SendOutcome(error=SIGN_IN_AGAIN, stop=True)
         except ConnectionError as e:  # the token refresh could not reach the identity provider
             return SendOutcome(error=str(e))
@@ -125,6 +128,9 @@ class HttpSink:
                 return SendOutcome(error=f"the endpoint answered HTTP {status} and no sign-in is configured:"
                                          f" add client_id and authority to {self.cfg.path or 'analytics.json'}",
                                    stop=True)
+            from periscope_hooks.auth import set_sign_in_required
+
+            set_sign_in_required(True)
             return SendOutcome(error=f"{SIGN_IN_AGAIN} (the endpoint answered HTTP {status})", stop=True)
         if status in (408, 425, 429) or status >= 500:
             return SendOutcome(error=f"the endpoint answered HTTP {status}",
