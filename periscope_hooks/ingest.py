@@ -23,6 +23,7 @@ from periscope_hooks.settings import RepoSettings, load_settings
 from periscope_hooks.state import get_meta, now_ms, open_state_db, set_meta, transaction
 
 BATCH_BYTES = 4 << 20
+REPO_ID_NAME = "repo-id"  # in the state dir, beside the spool
 TOKEN_FIELDS = events.TOKEN_FIELDS
 
 
@@ -67,6 +68,7 @@ class Processor:
         self.common_dir: Optional[str] = str(state_dir.parent) if (state_dir.parent / "HEAD").exists() else None
         self._repo_url: Optional[str] = None
         self._repo_url_known = False
+        self._repo_id: Optional[str] = None
         self._settings: Dict[str, RepoSettings] = {}
         self._worktrees: Dict[str, str] = {}
         self.after = _After()
@@ -85,7 +87,24 @@ class Processor:
 
     @property
     def repo_id(self) -> str:
-        return self.repo_url or f"local:{self.common_dir}"
+        """The repository part of commit and rewrite event ids.  Fixed at first use in a file beside
+        the spool (which outlives a rebuilt state.db), so that adding or changing a remote later
+        never gives an already-sent commit a second id."""
+        if self._repo_id is None:
+            path = self.state_dir / REPO_ID_NAME
+            try:
+                self._repo_id = path.read_text(encoding="utf-8").strip() or None
+            except OSError:
+                pass
+            if self._repo_id is None:
+                self._repo_id = self.repo_url or f"local:{self.common_dir}"
+                try:
+                    tmp = path.with_name(f"{REPO_ID_NAME}.{os.getpid()}.tmp")
+                    tmp.write_text(self._repo_id + "\n", encoding="utf-8")
+                    os.replace(tmp, path)
+                except OSError as e:
+                    self.log(f"could not save {REPO_ID_NAME} ({e}); event ids use the current remote")
+        return self._repo_id
 
     def settings(self, worktree: str) -> RepoSettings:
         s = self._settings.get(worktree)

@@ -121,3 +121,20 @@ def test_parallel_writers_hooks_and_flushers_lose_and_double_count_nothing(repo)
     report = repo.report()
     assert sum(r["messages"] for r in report) == 900
     assert sum(r["tokens"]["output"] for r in report) == 1800
+
+
+def test_commit_event_ids_survive_a_new_remote_and_a_rebuilt_state_db(repo):
+    repo.git("remote", "remove", "origin")
+    append_spool(repo.path, message_record(repo.path, id="r1"))
+    sha = commit(repo.path, "before any remote")
+    before = {e["event_id"] for e in repo.commit_events()}
+    assert len(before) == 1
+    # A remote is added later, then state.db is lost and rebuilt from the spool.
+    repo.git("remote", "add", "origin", "https://example.com/acme/widgets.git")
+    db = state_dir(repo.path) / "state.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    events = repo.commit_events()  # the local store deduplicates by event_id
+    assert {e["event_id"] for e in events} == before
+    assert [e["commit"]["sha"] for e in events] == [sha]
+    assert (state_dir(repo.path) / "repo-id").read_text().startswith("local:")
