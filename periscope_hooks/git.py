@@ -144,6 +144,36 @@ def read_last_reflog(dirs: RepoDirs) -> Tuple[Optional[str], Optional[str], str]
     return parts[0], parts[1], subject
 
 
+def reflog_action(subject: str) -> str:
+    """What git did, without the commit message: `commit (amend): Fix login` -> `commit (amend)`.
+
+    The message is the user's text and is never recorded.  Merges and pulls keep git's own
+    description (`merge topic: Fast-forward`), which tells a fast-forward from a merge commit.
+    """
+    action, sep, description = subject.partition(": ")
+    if sep and action.startswith(("merge", "pull")) and not action.startswith("pull --rebase"):
+        return subject
+    return action
+
+
+def read_reflog(dirs: RepoDirs, max_bytes: int = 1 << 16) -> List[Tuple[str, str, str]]:
+    """HEAD's recent reflog entries, oldest first: (old SHA, new SHA, subject)."""
+    try:
+        with open(os.path.join(dirs.git_dir, "logs", "HEAD"), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    entries = []
+    for raw in data.split(b"\n"):
+        head, _, subject = raw.decode("utf-8", "replace").partition("\t")
+        parts = head.split(" ")
+        if len(parts) >= 2 and len(parts[0]) >= 40 and len(parts[1]) >= 40:
+            entries.append((parts[0], parts[1], subject))
+    return entries
+
+
 def rebase_in_progress(dirs: RepoDirs) -> bool:
     return any(os.path.isdir(os.path.join(dirs.git_dir, d)) for d in ("rebase-merge", "rebase-apply"))
 

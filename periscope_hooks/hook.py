@@ -45,18 +45,6 @@ def _read_rewrite_pairs() -> List[List[str]]:
     return pairs
 
 
-def reflog_action(subject: str) -> str:
-    """What git did, without the commit message: `commit (amend): Fix login` -> `commit (amend)`.
-
-    The message is the user's text and is never recorded.  Merges and pulls keep git's own
-    description (`merge topic: Fast-forward`), which tells a fast-forward from a merge commit.
-    """
-    action, sep, description = subject.partition(": ")
-    if sep and action.startswith(("merge", "pull")) and not action.startswith("pull --rebase"):
-        return subject
-    return action
-
-
 def build_record(name: str, args: List[str], dirs, env=os.environ) -> dict:
     from periscope_hooks import git
 
@@ -70,7 +58,7 @@ def build_record(name: str, args: List[str], dirs, env=os.environ) -> dict:
         "worktree": dirs.worktree,
         "sha": sha,
         "branch": branch,
-        "reflog": {"old": old, "new": new, "subject": reflog_action(subject)[:200]},
+        "reflog": {"old": old, "new": new, "subject": git.reflog_action(subject)[:200]},
         "rebasing": git.rebase_in_progress(dirs),
     }
     if name == "post-merge":

@@ -106,6 +106,19 @@ class Processor:
                     self.log(f"could not save {REPO_ID_NAME} ({e}); event ids use the current remote")
         return self._repo_id
 
+    def squash_abandoned(self, worktree: str, sha: str, squash_reflog: Optional[str]) -> bool:
+        """True when HEAD's reflog shows something (a reset, a checkout) between `merge --squash`
+        and this commit.  Unknown (no reflog, an older record) counts as not abandoned."""
+        if not squash_reflog:
+            return False
+        dirs = git.find_repo_dirs(worktree, env={}) if worktree and os.path.isdir(worktree) else None
+        entries = git.read_reflog(dirs) if dirs else []
+        at = max((i for i, e in enumerate(entries) if e[1] == sha), default=-1)
+        if at <= 0:
+            return False
+        old, new, subject = entries[at - 1]
+        return [old, new, git.reflog_action(subject)] != json.loads(squash_reflog)
+
     def settings(self, worktree: str) -> RepoSettings:
         s = self._settings.get(worktree)
         if s is None:
@@ -264,12 +277,15 @@ class Processor:
             return
         reflog = rec.get("reflog") or {}
         subject = reflog.get("subject") or "" if reflog.get("new") == sha else ""
-        squash_row = self.conn.execute("SELECT squash_pending FROM worktree_state WHERE worktree = ?", (worktree,)).fetchone()
+        squash_row = self.conn.execute("SELECT squash_pending, squash_reflog FROM worktree_state WHERE worktree = ?",
+                                       (worktree,)).fetchone()
         if hook == "post-merge":
             if rec.get("squash"):
+                last = json.dumps([reflog.get("old"), reflog.get("new"), reflog.get("subject") or ""])
                 self.conn.execute(
-                    "INSERT INTO worktree_state (worktree, squash_pending) VALUES (?, 1)"
-                    " ON CONFLICT(worktree) DO UPDATE SET squash_pending = 1", (worktree,))
+                    "INSERT INTO worktree_state (worktree, squash_pending, squash_reflog) VALUES (?, 1, ?)"
+                    " ON CONFLICT(worktree) DO UPDATE SET squash_pending = 1, squash_reflog = excluded.squash_reflog",
+                    (worktree, last))
                 return
             if "fast-forward" in subject.lower():
                 return  # no new commit: usage stays pending for the next commit
@@ -279,7 +295,8 @@ class Processor:
             if kind is None:
                 return  # a rebase replays commits; their usage follows through post-rewrite
             if kind == "commit" and squash_row is not None and squash_row["squash_pending"]:
-                kind = "squash"
+                if not self.squash_abandoned(worktree, sha, squash_row["squash_reflog"]):
+                    kind = "squash"
                 self.conn.execute("UPDATE worktree_state SET squash_pending = 0 WHERE worktree = ?", (worktree,))
         try:
             parents = git.commit_parents(self.common_dir, sha) if self.common_dir else []

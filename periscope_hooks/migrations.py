@@ -134,3 +134,10 @@ def m002_messages_by_time(db: sqlite3.Connection) -> None:
     # The idle-window rule asks for a worktree's latest message on every commit; without this
     # index that is a full scan (35 ms at 100,000 messages).
     db.execute("CREATE INDEX IF NOT EXISTS messages_worktree_time ON messages (worktree, time_ms)")
+
+
+@migration
+def m003_squash_reflog(db: sqlite3.Connection) -> None:
+    # The HEAD reflog entry newest at `merge --squash` time: the squash commit must directly follow
+    # it, or the squash was abandoned (reset, checkout) and the next commit is an ordinary one.
+    db.execute("ALTER TABLE worktree_state ADD COLUMN squash_reflog TEXT")

@@ -133,6 +133,19 @@ def test_squash_merge(repo):
     assert by_sha(repo.commit_events())[nxt]["commit"]["kind"] == "commit"
 
 
+@pytest.mark.parametrize("abandon", [["reset", "-q", "--hard"], ["checkout", "-q", "-f", "topic"]])
+def test_an_abandoned_squash_does_not_label_the_next_commit(repo, abandon):
+    commit(repo.path, "base")
+    repo.git("checkout", "-q", "-b", "topic")
+    commit(repo.path, "t1", filename="t.txt")
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--squash", "topic")
+    repo.git(*abandon)  # the squash is given up
+    add_messages(repo)
+    sha = commit(repo.path, "an ordinary commit", filename="other.txt")
+    assert by_sha(repo.commit_events())[sha]["commit"]["kind"] == "commit"
+
+
 def test_amend_moves_usage_and_emits_rewrite(repo):
     add_messages(repo, tokens=(10, 0, 0, 0, 0))
     old = commit(repo.path, "to amend")
