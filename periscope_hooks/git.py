@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
+    from typing import List, Optional, Tuple
+
+
 # Only `os` at import time: this module is on the commit hook's hot path, and
 # with `from __future__ import annotations` the typing names below are never
 # evaluated, so typing, re, subprocess and dataclasses are not imported here.

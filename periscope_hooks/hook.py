@@ -15,6 +15,11 @@ import os
 import sys
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
+    from typing import List, Optional
+
+
 HOOK_TIME_LIMIT_S = 10  # a hung filesystem must not hang the commit forever
 BACKGROUND_DELAY_S = "0.2"  # seconds the detached flusher waits before starting Python
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from periscope_hooks import events, git, logfile, outbox, paths, spool
 from periscope_hooks.settings import RepoSettings, load_settings

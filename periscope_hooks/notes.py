@@ -10,7 +10,7 @@ notes.rewriteRef copied the old note first.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 NOTES_REF = "refs/notes/periscope"
 JSON_PREFIX = "periscope-json: "
@@ -56,7 +56,7 @@ def summary_lines(text: str) -> List[str]:
 
 def write_note(common_dir: str, sha: str, data: Dict[str, Any]) -> None:
     """Replace the commit's periscope note.  Never raises (logs instead)."""
-    from periscope_hooks.git import GitError, run_git
+    from periscope_hooks.git import GitError
 
     try:
         import subprocess

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
+    from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+
 SPOOL_VERSION = 1
 
 

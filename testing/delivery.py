@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List
 
 from periscope_hooks import events, outbox
 from periscope_hooks.state import open_state_db, transaction
@@ -48,3 +49,39 @@ def assert_books_balance(state_dir: Path, expect_pending: int = 0) -> None:
     for kind, c in books(state_dir).items():
         assert c["created"] == c["delivered"] + c["pending"] + c["dead"] + c["dropped"], (kind, c)
     assert sum(c["pending"] for c in books(state_dir).values()) == expect_pending
+
+
+class SignedInBackend:
+    """A local OpenID Connect provider (HTTPS, self-signed) and a receiver that accepts only its
+    access tokens, with the user config pointing at both: the Periscope backend in miniature."""
+
+    def __init__(self, idp: Any, receiver: Any, cert: Path) -> None:
+        self.idp, self.receiver, self.cert = idp, receiver, cert
+
+    def login(self) -> str:
+        """`periscope login` with real msal, the browser played in a thread."""
+        import threading
+
+        from periscope_hooks.auth import Auth
+        from periscope_hooks.config import load_user_config
+        from testing.idp import play_browser
+
+        def browse(uri: str) -> None:
+            threading.Thread(target=play_browser, args=(uri, str(self.cert)), daemon=True).start()
+
+        return Auth(load_user_config()).login(auth_uri_callback=browse, timeout=30)
+
+
+@contextmanager
+def signed_in_backend(tmp_path: Path, monkeypatch: Any, endpoint_suffix: str = "") -> Iterator[SignedInBackend]:
+    from testing.idp import LocalIdP
+    from testing.receiver import Receiver
+    from testing.tls import make_cert, server_context
+
+    cert, key = make_cert(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # msal uses requests
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    with LocalIdP(tls=server_context(cert, key)) as idp, Receiver(token_check=idp.is_valid) as receiver:
+        point_config_at(receiver.url + endpoint_suffix, client_id="periscope-cli", authority=idp.authority,
+                        scopes=["api://periscope/ingest"])
+        yield SignedInBackend(idp, receiver, cert)

@@ -7,14 +7,13 @@ import socket
 import stat
 import sys
 import threading
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from periscope_hooks import paths
 from periscope_hooks.auth import REDIRECT_PORT, Auth, AuthRequired
-from periscope_hooks.config import UserConfig, load_user_config
+from periscope_hooks.config import load_user_config
 from periscope_hooks.errors import UserError
 from testing.idp import LocalIdP, play_browser
 from testing.tls import make_cert, server_context

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from periscope_hooks.flush import flush_state_dir
-from testing.delivery import assert_books_balance, books, fill_outbox, make_events, point_config_at
+from testing.delivery import assert_books_balance, books, fill_outbox, make_events, point_config_at, signed_in_backend
 from testing.receiver import Receiver
 from testing.util import append_spool, commit, init_repo, message_record, periscope, state_dir
 
@@ -212,19 +212,9 @@ def test_receiver_hangs_while_git_commit_returns_at_once(receiver, tmp_path):
 
 def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
     """Real msal and a local identity provider: the access token expires between batches."""
-    from periscope_hooks.auth import Auth
-    from periscope_hooks.config import load_user_config
-    from testing.idp import LocalIdP, play_browser
-    from testing.tls import make_cert, server_context
-
-    cert, key = make_cert(tmp_path)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    with LocalIdP(tls=server_context(cert, key)) as idp, Receiver(token_check=idp.is_valid) as receiver:
-        point_config_at(receiver.url, client_id="periscope-cli", authority=idp.authority, scopes=["api://periscope/ingest"])
-        Auth(load_user_config()).login(
-            auth_uri_callback=lambda uri: threading.Thread(target=play_browser, args=(uri, str(cert)), daemon=True).start(),
-            timeout=30)
+    with signed_in_backend(tmp_path, monkeypatch) as backend:
+        idp, receiver = backend.idp, backend.receiver
+        backend.login()
         sd = state_dir(init_repo(tmp_path / "r"))
         evs = make_events(1500)
         fill_outbox(sd, evs)
@@ -252,9 +242,7 @@ def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
         from periscope_hooks import paths
 
         assert paths.sign_in_required_path().exists()
-        Auth(load_user_config()).login(
-            auth_uri_callback=lambda uri: threading.Thread(target=play_browser, args=(uri, str(cert)), daemon=True).start(),
-            timeout=30)
+        backend.login()
         assert not paths.sign_in_required_path().exists()
         assert_books_balance(sd, expect_pending=5)  # nothing dropped while signed out
         # Signed in again: everything kept meanwhile goes out, once.
@@ -265,23 +253,13 @@ def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
 def test_logs_hold_no_payloads_tokens_or_credentials(tmp_path, monkeypatch):
     """Faults of every kind, through the hooks' background flush and the CLI, with real tokens: no log
     file, status line or stored error holds a token, a payload field or a secret from the endpoint URL."""
-    from periscope_hooks.auth import Auth
-    from periscope_hooks.config import load_user_config
-    from testing.idp import LocalIdP, play_browser
-    from testing.tls import make_cert, server_context
     from testing.util import session_record
 
     sentinel = "PayloadSentinel7f3a"
-    cert, key = make_cert(tmp_path)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # msal's requests
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "2")
-    with LocalIdP(tls=server_context(cert, key)) as idp, Receiver(token_check=idp.is_valid) as receiver:
-        point_config_at(receiver.url + "?ingest_key=QuerySecret42", client_id="periscope-cli",
-                        authority=idp.authority, scopes=["api://periscope/ingest"])
-        Auth(load_user_config()).login(
-            auth_uri_callback=lambda uri: threading.Thread(target=play_browser, args=(uri, str(cert)), daemon=True).start(),
-            timeout=30)
+    with signed_in_backend(tmp_path, monkeypatch, endpoint_suffix="?ingest_key=QuerySecret42") as backend:
+        idp, receiver = backend.idp, backend.receiver
+        backend.login()
         repo = init_repo(tmp_path / "r")
         periscope("install-hooks", cwd=repo)
         receiver.script = [("status", 500), ("garbled",), ("hang", 1.5), ("status_no_body", 400), ("status", 413)]

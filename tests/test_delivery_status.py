@@ -4,7 +4,6 @@ from __future__ import annotations
 import errno
 import re
 import socket
-import threading
 import time
 from typing import Dict, List, Tuple
 
@@ -15,7 +14,7 @@ from periscope_hooks.auth import REDIRECT_PORT
 from periscope_hooks.delivery_status import status_lines
 from periscope_hooks.flush import flush_state_dir
 from periscope_hooks.state import open_state_db
-from testing.delivery import fill_outbox, make_events, point_config_at
+from testing.delivery import fill_outbox, make_events, point_config_at, signed_in_backend
 from testing.receiver import Receiver
 from testing.util import append_spool, commit, init_repo, message_record, periscope, state_dir
 
@@ -220,14 +219,8 @@ def test_saved_retry_after_is_shown_until_it_passes(sd, receiver, monkeypatch):
 
 def test_sign_in_again_when_the_flusher_says_so(sd, tmp_path, monkeypatch):
     """Real msal against a local identity provider: no usable sign-in, the flusher records it."""
-    from testing.idp import LocalIdP
-    from testing.tls import make_cert, server_context
-
-    cert, key = make_cert(tmp_path)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    with LocalIdP(tls=server_context(cert, key)) as idp, Receiver(token_check=idp.is_valid) as receiver:
-        point_config_at(receiver.url, client_id="periscope-cli", authority=idp.authority, scopes=["api://periscope/ingest"])
+    with signed_in_backend(tmp_path, monkeypatch) as backend:
+        receiver = backend.receiver
         fill_outbox(sd, make_events(3))
         assert one(lines(sd), "sign-in") == "not signed in: run periscope login"
         result = flush_state_dir(sd)
@@ -255,23 +248,13 @@ def bind_redirect_port():
 
 
 def test_signed_in_then_expired(sd, tmp_path, monkeypatch):
-    from periscope_hooks.auth import Auth
-    from periscope_hooks.config import load_user_config
-    from testing.idp import LocalIdP, play_browser
-    from testing.tls import make_cert, server_context
-
-    cert, key = make_cert(tmp_path)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    with LocalIdP(tls=server_context(cert, key)) as idp, Receiver(token_check=idp.is_valid) as receiver:
-        point_config_at(receiver.url, client_id="periscope-cli", authority=idp.authority, scopes=["api://periscope/ingest"])
+    with signed_in_backend(tmp_path, monkeypatch) as backend:
+        idp = backend.idp
         probe = bind_redirect_port()
         if probe is None:
             pytest.skip(f"port {REDIRECT_PORT} is taken by another process: cannot sign in here")
         probe.close()
-        Auth(load_user_config()).login(
-            auth_uri_callback=lambda uri: threading.Thread(target=play_browser, args=(uri, str(cert)), daemon=True).start(),
-            timeout=30)
+        backend.login()
         fill_outbox(sd, make_events(2))
         flush_state_dir(sd)
         rows = lines(sd)

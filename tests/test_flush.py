@@ -47,7 +47,6 @@ def test_one_flusher_per_repository(repo):
 
 
 def test_broken_config_keeps_events_in_the_outbox(repo):
-    cfg = repo.path.parent / "cfg"
     path = os.path.join(os.environ["XDG_CONFIG_HOME"], "opencode", "analytics.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:

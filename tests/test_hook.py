@@ -342,7 +342,7 @@ def test_sessions_and_subagents_in_commit_event(repo):
 def test_capture_switched_off_by_repo_settings(repo):
     (repo.path / ".periscope.toml").write_text("capture = false\n")
     add_messages(repo, id="off1")
-    sha = commit(repo.path, "not recorded")
+    commit(repo.path, "not recorded")
     assert repo.events() == []
     assert repo.report() == []
 

@@ -9,7 +9,7 @@ import pytest
 
 from periscope_hooks.auth import AuthRequired
 from periscope_hooks.config import UserConfig
-from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY
+from periscope_hooks.sinks import ACCEPTED, REJECTED
 from periscope_hooks.sinks.http import HttpSink, parse_retry_after
 from testing.delivery import make_events
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import jsonschema
 from periscope_hooks import schemas, spool
 from periscope_hooks.ingest import classify_commit, process_spool
 from periscope_hooks.state import open_state_db
-from testing.util import append_spool, commit, message_record, periscope, session_record, spool_path, state_dir
+from testing.util import append_spool, commit, message_record, session_record, spool_path, state_dir
 
 
 def test_messages_are_deduplicated_and_sessions_updated(tmp_path):
@@ -82,6 +81,8 @@ def test_records_and_events_match_the_json_schemas(repo):
         jsonschema.validate(rec, spool_schema)
     events = repo.events()
     assert {e["type"] for e in events} == {"message", "commit", "rewrite"}
+    new = repo.git("rev-parse", "HEAD")
+    assert [e["mappings"] for e in events if e["type"] == "rewrite"] == [[{"old": old, "new": new}]]
     event_schema = schemas.load("events")
     for e in events:
         jsonschema.validate(e, event_schema)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 
 import pytest
 
@@ -52,3 +51,39 @@ def test_strings_with_comment_markers_are_not_comments():
 def test_invalid():
     with pytest.raises(ValueError):
         jsonc.loads('{"a": ')
+
+
+@pytest.mark.parametrize("text", [
+    DOC,
+    "{}",
+    "{ }\n",
+    "{\n  // nothing yet\n}\n",
+    '{\n  "theme": "dark" // c\n}\n',
+    '{\n  "theme": "dark",\n}',
+    '{"plugin": []}',
+    '{"plugin": [\n  // none yet\n]}',
+    '{\r\n  "theme": "dark"\r\n}\r\n',
+])
+def test_add_is_one_insertion_and_remove_key_undoes_it(text):
+    at, inserted = jsonc.insertion(text, "plugin", "./x.js")
+    added = jsonc.add_to_array(text, "plugin", "./x.js")
+    assert added == text[:at] + inserted + text[at:]
+    assert "./x.js" in jsonc.loads(added)["plugin"]
+    if "plugin" not in jsonc.loads(text):
+        undone = jsonc.remove_key(jsonc.remove_from_array(added, "plugin", "./x.js"), "plugin")
+        if jsonc.tokens(text) == [("{", 0, 1, 0), ("}", len(text.rstrip()) - 1, len(text.rstrip()), 0)]:
+            # `{}` and `{\n}` give the same text: only the recorded insertion tells them apart.
+            assert jsonc.loads(undone) == {}
+        else:
+            assert undone == text
+
+
+def test_remove_key_first_middle_last_and_absent():
+    text = '{\n  "a": [1, {"b": 2}],\n  "plugin": ["p"], // ours\n  "c": {"d": []}\n}\n'
+    assert jsonc.remove_key(text, "a") == '{\n  "plugin": ["p"], // ours\n  "c": {"d": []}\n}\n'
+    assert jsonc.remove_key(text, "plugin") == '{\n  "a": [1, {"b": 2}],\n  // ours\n  "c": {"d": []}\n}\n'
+    assert jsonc.remove_key(text, "c") == '{\n  "a": [1, {"b": 2}],\n  "plugin": ["p"] // ours\n}\n'
+    assert jsonc.remove_key(text, "d") == text  # not top-level
+    assert jsonc.loads(jsonc.remove_key('{"only": 1}', "only")) == {}
+    assert jsonc.remove_key('{"only": [1], // x\n}', "only") == '{ // x\n}'
+    assert jsonc.remove_key('{"a": 1, "only": [1], }', "only") == '{"a": 1, }'

@@ -13,7 +13,7 @@ def test_periscope_log_shows_usage_from_notes(repo):
     sha = commit(repo.path, "noted", filename="n.txt")
     repo.flush()
     out = periscope("log", cwd=repo.path).stdout
-    assert "noted" in out and "AI usage: 1 message(s)" in out and "input 42" in out
+    assert "noted" in out and "AI usage: 1 message(s)" in out and "input 42" in out and sha[:7] in out
     out = periscope("log", "--", "-1", cwd=repo.path).stdout
     assert out.count("\n") >= 2
 

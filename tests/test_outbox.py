@@ -6,7 +6,6 @@ editing rows or patching the module.
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest

@@ -1,7 +1,6 @@
 """History rewrites through the real hooks: usage follows rewritten commits exactly once."""
 from __future__ import annotations
 
-import os
 
 import pytest
 

@@ -18,7 +18,7 @@ def _auth():
 
 def login() -> int:
     auth = _auth()
-    output.info(f"opening the browser to sign in (redirect to http://localhost:14550) ...")
+    output.info("opening the browser to sign in (redirect to http://localhost:14550) ...")
     who = auth.login()
     output.out(f"signed in as {who}")
     return 0
