@@ -82,25 +82,73 @@ def _top_level_array(text: str, key: str) -> Optional[Tuple[int, int, List[Token
     return None
 
 
-def add_to_array(text: str, key: str, value: str) -> str:
-    """Append a string to the top-level `key` array, creating the key if missing."""
+def insertion(text: str, key: str, value: str) -> Tuple[int, str]:
+    """(offset, text to insert there) that appends a string to the top-level `key` array,
+    creating the key if missing.  Always a pure insertion, so removing exactly that slice gives
+    the original back byte for byte (what uninstall-opencode relies on)."""
     found = _top_level_array(text, key)
     item = json.dumps(value)
     if found is not None:
-        open_i, close_i, elems = found
+        open_i, _, elems = found
         if not elems:
-            return text[:open_i + 1] + item + text[close_i:]
-        last_end = elems[-1][2]
-        return text[:last_end] + ", " + item + text[last_end:]
+            return open_i + 1, item
+        return elems[-1][2], ", " + item
     toks = tokens(text)
     if not toks or toks[0][0] != "{":
         raise ValueError("the top level is not an object")
-    close = next(t for t in reversed(toks) if t[0] == "}" and t[3] == 0)
     members = [t for t in toks if t[3] == 1 and t[0] not in (",",)]
-    insert_at = members[-1][2] if members else toks[0][2]
-    sep = "," if members else ""
-    indent = "  "
-    return text[:insert_at] + f'{sep}\n{indent}"{key}": [{item}]' + (text[insert_at:] if members else "\n" + text[close[1]:])
+    member = f'\n  "{key}": [{item}]'
+    if members:
+        return members[-1][2], "," + member
+    after_brace = toks[0][2]
+    starts_a_line = text.startswith("\n", after_brace) or text.startswith("\r\n", after_brace)
+    return after_brace, member + ("" if starts_a_line else "\n")
+
+
+def add_to_array(text: str, key: str, value: str) -> str:
+    """Append a string to the top-level `key` array, creating the key if missing."""
+    at, inserted = insertion(text, key, value)
+    return text[:at] + inserted + text[at:]
+
+
+def remove_key(text: str, key: str) -> str:
+    """Remove a top-level member, with the comma that separated it (a no-op if absent).
+    Undoes `add_to_array` creating the key, keeping everything else as it is."""
+    toks = tokens(text)
+    members = []  # (index of the key token, index of the value's last token)
+    k = 0
+    while k < len(toks):
+        kind, _, _, depth = toks[k]
+        if kind == "str" and depth == 1 and k + 2 < len(toks) and toks[k + 1][0] == ":":
+            end = k + 2
+            if toks[end][0] in "[{":
+                closer = "]" if toks[end][0] == "[" else "}"
+                end = next(m for m in range(end + 1, len(toks)) if toks[m][0] == closer and toks[m][3] == toks[k + 2][3])
+            members.append((k, end))
+            k = end + 1
+        else:
+            k += 1
+    for n, (key_i, end_i) in enumerate(members):
+        _, s, key_end, _ = toks[key_i]
+        if json.loads(text[s:key_end]) != key:
+            continue
+        e = toks[end_i][2]
+        if n + 1 < len(members):  # followed by another member: up to it, past the comma and blanks
+            comma = toks[end_i + 1]
+            e = comma[2]
+            while e < len(text) and text[e] in " \t\r\n":
+                e += 1
+        elif n > 0:  # the last of several: the comma after the previous value, then the member
+            comma = toks[members[n - 1][1] + 1]  # with the blanks before it, not a comment there
+            while s > comma[2] and text[s - 1] in " \t\r\n":
+                s -= 1
+            return text[:comma[1]] + text[comma[2]:s] + text[e:]
+        else:  # the only member: from the brace (`{}` and `{\n}` both become `{\n}`)
+            s = toks[0][2]
+            if toks[end_i + 1][0] == ",":  # and its trailing comma
+                e = toks[end_i + 1][2]
+        return text[:s] + text[e:]
+    return text
 
 
 def remove_from_array(text: str, key: str, value: str) -> str:

@@ -66,3 +66,50 @@ def test_shim_bakes_in_the_interpreter_quoted(tmp_path):
     text = (path / ".git" / "hooks" / "post-commit").read_text()
     assert "# periscope-hooks-shim" in text and sys.executable in text
     assert os.access(path / ".git" / "hooks" / "post-commit", os.X_OK)
+
+
+def test_uninstall_removes_the_hooks_directory_install_created(tmp_path):
+    path = init_repo(tmp_path / "r")
+    hooks_path = tmp_path / "shared" / "git-hooks"  # neither directory exists yet
+    git(path, "config", "core.hooksPath", str(hooks_path))
+    periscope("install-hooks", cwd=path)
+    assert (hooks_path / "post-commit").exists()
+    periscope("uninstall-hooks", cwd=path)
+    assert not (tmp_path / "shared").exists()  # exactly what was there before: nothing
+    assert not (path / ".git" / "periscope").exists()  # nor is the record of it left behind
+    assert (path / ".git" / "hooks").is_dir()  # the default hooks directory is never removed
+
+
+def test_uninstall_keeps_a_hooks_directory_that_existed(tmp_path):
+    path = init_repo(tmp_path / "r")
+    hooks_path = tmp_path / "git-hooks"
+    hooks_path.mkdir()  # the user's own, empty for now
+    git(path, "config", "core.hooksPath", str(hooks_path))
+    periscope("install-hooks", cwd=path)
+    periscope("install-hooks", cwd=path)  # a second install does not claim the directory as created
+    periscope("uninstall-hooks", cwd=path)
+    assert hooks_path.is_dir() and list(hooks_path.iterdir()) == []
+
+
+def test_uninstall_keeps_a_created_hooks_directory_that_holds_other_files(tmp_path):
+    path = init_repo(tmp_path / "r")
+    hooks_path = tmp_path / "git-hooks"
+    git(path, "config", "core.hooksPath", str(hooks_path))
+    periscope("install-hooks", cwd=path)
+    (hooks_path / "pre-push").write_text("#!/bin/sh\nexit 0\n")  # added by the user since
+    periscope("uninstall-hooks", cwd=path)
+    assert [p.name for p in hooks_path.iterdir()] == ["pre-push"]
+    # The record of the created directory is gone with the install: a later uninstall does not act on it.
+    (hooks_path / "pre-push").unlink()
+    periscope("uninstall-hooks", cwd=path)
+    assert hooks_path.is_dir()
+
+
+def test_default_hooks_directory_is_never_removed(tmp_path):
+    path = init_repo(tmp_path / "r")
+    import shutil
+
+    shutil.rmtree(path / ".git" / "hooks")  # e.g. `git init` without templates
+    periscope("install-hooks", cwd=path)
+    periscope("uninstall-hooks", cwd=path)
+    assert (path / ".git" / "hooks").is_dir()

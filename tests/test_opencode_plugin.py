@@ -43,6 +43,62 @@ def test_install_creates_config_and_uninstall_removes_it(tmp_path):
     assert not (repo / "opencode.json").exists()
 
 
+BEFORE_INSTALL = {
+    "no opencode.json": None,
+    "jsonc without a plugin key": ('{\n  // my settings\n  "$schema": "https://opencode.ai/config.json",\n'
+                                   '  /* theme first */ "theme": "dark",\n  "model": "anthropic/claude-sonnet-4" // last\n}\n'),
+    "jsonc without a plugin key, trailing comma": '{\n  "theme": "dark",\n  "autoupdate": false,\n}\n',
+    "an empty object with a comment": "{\n  // nothing yet\n}\n",
+    "a plugin list with another plugin": '{\n  "plugin": [\n    "opencode-other" // theirs\n  ],\n  "theme": "dark"\n}',
+    "CRLF line ends": '{\r\n  "theme": "dark"\r\n}\r\n',
+}
+
+
+@pytest.mark.parametrize("before", BEFORE_INSTALL.values(), ids=BEFORE_INSTALL.keys())
+@pytest.mark.parametrize("global_", [False, True], ids=["repo", "global"])
+def test_uninstall_leaves_opencode_json_byte_identical(tmp_path, before, global_):
+    repo = init_repo(tmp_path / "r")
+    args = ("--global",) if global_ else ()
+    config = (Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" if global_ else repo) / "opencode.json"
+    if before is not None:
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_bytes(before.encode())
+    periscope("install-opencode", *args, cwd=repo)
+    listed = jsonc.loads(config.read_text())["plugin"]
+    assert listed[-1] == ("./plugin/periscope.js" if global_ else "./.opencode/plugin/periscope.js")
+    periscope("uninstall-opencode", *args, cwd=repo)
+    if before is None:
+        assert not config.exists()
+    else:
+        assert config.read_bytes() == before.encode()
+
+
+@pytest.mark.parametrize("before", [None, '{\n  // mine\n  "theme": "dark"\n}\n'], ids=["created", "existing"])
+def test_uninstall_removes_the_plugin_key_it_added_after_other_edits(tmp_path, before):
+    """opencode.json edited since the install: uninstall still takes out the key it added, and only it."""
+    repo = init_repo(tmp_path / "r")
+    config = repo / "opencode.json"
+    if before is not None:
+        config.write_text(before)
+    periscope("install-opencode", cwd=repo)
+    config.write_text(config.read_text().replace('"plugin"', '"instructions": ["CONTRIBUTING.md"],\n  "plugin"'))
+    periscope("uninstall-opencode", cwd=repo)
+    after = config.read_text()
+    expected = {"theme": "dark"} if before else {"$schema": "https://opencode.ai/config.json"}
+    assert jsonc.loads(after) == {**expected, "instructions": ["CONTRIBUTING.md"]} and '"plugin"' not in after
+    if before is not None:
+        assert after == '{\n  // mine\n  "theme": "dark",\n  "instructions": ["CONTRIBUTING.md"]\n}\n'
+
+
+def test_uninstall_keeps_a_created_opencode_json_the_user_has_added_to(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    periscope("install-opencode", cwd=repo)
+    config = repo / "opencode.json"
+    config.write_text(config.read_text().replace('"plugin"', '"theme": "dark",\n  "plugin"'))
+    periscope("uninstall-opencode", cwd=repo)
+    assert jsonc.loads(config.read_text()) == {"$schema": "https://opencode.ai/config.json", "theme": "dark"}
+
+
 def test_global_install(tmp_path):
     periscope("install-opencode", "--global", cwd=tmp_path)
     base = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode"

@@ -97,3 +97,6 @@ def test_install_hooks_refuses_a_pre_commit_managed_repository(tmp_path, project
     proc = periscope("install-hooks", cwd=repo, check=False)
     assert proc.returncode == 1
     assert "managed by pre-commit" in proc.stderr and "hint:" in proc.stderr
+    # ... and status, rather than pointing to install-hooks, says the hooks are installed through the framework.
+    status = periscope("status", cwd=repo).stdout
+    assert "installed through the pre-commit framework (.pre-commit-config.yaml)" in status

@@ -8,10 +8,16 @@ opencode-ai 1.18.33: OpenCode resolves these relative to the config file and
 loads the plugin once, though its plugin directory is also scanned.)
 
 What install changed is remembered in `periscope-install.json` beside the plugin,
-so uninstall removes exactly that and nothing else.
+so uninstall removes exactly that and nothing else: the edit to opencode.json is one
+insertion, recorded as its offset and text with a hash of the file after it (never a
+copy of the user's file, which may hold provider keys), so an untouched file goes back
+byte for byte; a file edited since loses our entry, and the "plugin" key if install
+added it and nothing else is left in it.  opencode.json is read and written as bytes
+(UTF-8), so line ends survive.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -62,27 +68,77 @@ def _listed(config: Path, spec: str) -> bool:
     return any(p in (spec, spec[2:], absolute) for p in plugins if isinstance(p, str))
 
 
+CREATED_CONFIG = '{\n  "$schema": "https://opencode.ai/config.json",\n  "plugin": [SPEC]\n}\n'
+
+
+def _read(config: Path) -> str:
+    return config.read_bytes().decode("utf-8")
+
+
+def _write(config: Path, text: str) -> None:
+    config.write_bytes(text.encode("utf-8"))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _unlist(config: Path, record: dict) -> None:
+    """Take out of opencode.json what install put in, and only that."""
+    text = _read(config)
+    if record.get("created_config") and text == record.get("created_config_text"):
+        config.unlink()
+        return
+    at, inserted = record.get("inserted_at"), record.get("inserted")
+    if (isinstance(at, int) and isinstance(inserted, str) and _sha256(text) == record.get("config_sha256")
+            and text[at:at + len(inserted)] == inserted):
+        _write(config, text[:at] + text[at + len(inserted):])  # untouched since install: exactly as before
+        return
+    # Edited since install: remove our entry, then the key if install added it and it is now empty.
+    text = jsonc.remove_from_array(text, "plugin", record["listed"])
+    if record.get("created_config") or record.get("created_key"):
+        try:
+            data = jsonc.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data.get("plugin") == []:
+            text = jsonc.remove_key(text, "plugin")
+    if record.get("created_config") and "".join(text.split()) == "".join(
+            jsonc.remove_key(record.get("created_config_text") or CREATED_CONFIG, "plugin").split()):
+        config.unlink()  # a file install created, holding nothing else (whitespace aside)
+        return
+    _write(config, text)
+
+
 def install_opencode(global_: bool, repo: Optional[str]) -> int:
     plugin_dir, config, spec = _targets(global_, repo)
     plugin_dir.mkdir(parents=True, exist_ok=True)
     record_path = plugin_dir / RECORD_NAME
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    original = config.read_text() if config.exists() else None
-    if original is not None:
-        try:
+    try:
+        original = _read(config) if config.exists() else None
+        if original is not None:
             jsonc.loads(original)
-        except ValueError as e:
-            raise UserError(f"{config} is not valid JSON/JSONC ({e})", f"fix {config}, then run install-opencode again")
+    except ValueError as e:  # UnicodeDecodeError included
+        raise UserError(f"{config} is not valid JSON/JSONC ({e})", f"fix {config}, then run install-opencode again")
     plugin_path = plugin_dir / PLUGIN_NAME
     tmp = plugin_path.with_name(f".{PLUGIN_NAME}.tmp")
     tmp.write_text(baked_plugin(sys.executable))
     os.replace(tmp, plugin_path)
     if not _listed(config, spec):
-        updated = jsonc.add_to_array(original, "plugin", spec) if original is not None else (
-            '{\n  "$schema": "https://opencode.ai/config.json",\n  "plugin": [' + json.dumps(spec) + "]\n}\n")
-        config.write_text(updated)
+        if original is None:
+            updated = CREATED_CONFIG.replace("SPEC", json.dumps(spec))
+            at, inserted, created_key = None, None, True
+        else:
+            at, inserted = jsonc.insertion(original, "plugin", spec)
+            updated = original[:at] + inserted + original[at:]
+            data = jsonc.loads(original)
+            created_key = not (isinstance(data, dict) and "plugin" in data)
+        _write(config, updated)
         record.update({"listed": spec, "created_config": original is None,
-                       "created_config_text": updated if original is None else None})
+                       "created_config_text": updated if original is None else None,
+                       "inserted_at": at, "inserted": inserted, "config_sha256": _sha256(updated),
+                       "created_key": created_key})
     record.setdefault("listed", None)
     record_path.write_text(json.dumps(record, indent=2))
     output.out(f"OpenCode plugin installed: {plugin_path} (listed in {config})")
@@ -98,11 +154,7 @@ def uninstall_opencode(global_: bool, repo: Optional[str]) -> int:
         return 0
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     if record.get("listed") and config.exists():
-        text = config.read_text()
-        if record.get("created_config") and text == record.get("created_config_text"):
-            config.unlink()
-        else:
-            config.write_text(jsonc.remove_from_array(text, "plugin", record["listed"]))
+        _unlist(config, record)
     for p in (plugin_path, record_path):
         if p.exists():
             p.unlink()

@@ -24,7 +24,7 @@ def _recent_rebuild(rebuilt_from: str) -> bool:
 
 
 def repo_lines(repo: Optional[str]) -> List[Line]:
-    from periscope_hooks.commands.install_uninstall import installed_hooks
+    from periscope_hooks.commands.install_uninstall import hooks_status
 
     dirs = resolve_dirs(repo, required=bool(repo))
     lines: List[Line] = []
@@ -33,10 +33,7 @@ def repo_lines(repo: Optional[str]) -> List[Line]:
         state_dir = paths.no_repo_state_dir()
     else:
         lines.append(("repository", dirs.worktree or dirs.common_dir))
-        hooks = installed_hooks(dirs)
-        missing = [n for n, s in hooks.items() if s != "installed"]
-        lines.append(("git hooks", "installed" if not missing else
-                      f"not installed: {', '.join(missing)} (run periscope install-hooks)"))
+        lines.append(("git hooks", hooks_status(dirs)))
         state_dir = paths.state_dir_for_common_dir(dirs.common_dir)
     conn = open_state_db(state_dir)
     try:
