@@ -1,7 +1,6 @@
 """The real pre-commit framework: the same git operations give the same events as the plain shims."""
 from __future__ import annotations
 
-import os
 
 import pytest
 

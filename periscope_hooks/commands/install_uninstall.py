@@ -159,7 +159,7 @@ def install_hooks(repo: Optional[str]) -> int:
         path, legacy = hdir / name, hdir / (name + LEGACY_SUFFIX)
         if (path.exists() or path.is_symlink()) and not is_ours(path) and (legacy.exists() or legacy.is_symlink()):
             raise UserError(f"{path} is not ours and {legacy.name} already exists",
-                            f"move one of them away, then run periscope install-hooks again")
+                            "move one of them away, then run periscope install-hooks again")
     _make_hooks_dir(dirs, hdir)
     for name in HOOK_NAMES:
         path, legacy = hdir / name, hdir / (name + LEGACY_SUFFIX)

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from periscope_hooks import paths
 from periscope_hooks.sinks import ACCEPTED, SendOutcome
+from periscope_hooks.state import enable_wal
 
 
 BUSY_TIMEOUT_S = 10.0
@@ -23,7 +24,7 @@ def open_local_store(path: Optional[Path] = None, busy_timeout_s: float = BUSY_T
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    enable_wal(conn, int(busy_timeout_s * 1000))
     conn.execute(
         "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, type TEXT NOT NULL, time TEXT,"
         " body TEXT NOT NULL, received_ms INTEGER NOT NULL)"
