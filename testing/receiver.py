@@ -5,20 +5,42 @@ per event, deduplicates by event_id and counts redeliveries.  `script` holds
 what the next requests get, one entry per request, e.g.
     ("status", 500) | ("status", 429, {"Retry-After": "1"}) | ("hang", 5.0) | ("garbled",)
     | ("reject", {"event_id", ...}) | ("status_no_body", 400)
-and `max_body` makes larger requests get 413.
+and `max_body` makes larger requests get 413.  With `tls` (a server ssl.SSLContext, see
+testing/tls.py) it speaks HTTPS and `url` is https://127.0.0.1:PORT/v1/events.
 """
 from __future__ import annotations
 
 import gzip
 import json
+import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+
+class _TLSServer(ThreadingHTTPServer):
+    """HTTPS with the handshake in the request's thread (a stalled or refused handshake never
+    blocks accept), and quiet about clients that hang up or refuse the certificate."""
+
+    tls: ssl.SSLContext
+
+    def get_request(self) -> Tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+            super().handle_error(request, client_address)
 
 
 class Receiver:
-    def __init__(self, port: int = 0, token_check: Optional[Callable[[str], bool]] = None) -> None:
+    def __init__(self, port: int = 0, token_check: Optional[Callable[[str], bool]] = None,
+                 tls: Optional[ssl.SSLContext] = None) -> None:
+        self.tls = tls
         self.events: Dict[str, Dict[str, Any]] = {}
         self.deliveries = 0  # event copies received and accepted (duplicates included)
         self.requests: List[Dict[str, Any]] = []
@@ -48,7 +70,11 @@ class Receiver:
             def do_POST(self) -> None:
                 receiver.handle(self)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        if self.tls is not None:
+            self.httpd = _TLSServer(("127.0.0.1", self._port), Handler)
+            self.httpd.tls = self.tls
+        else:
+            self.httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         self.httpd.daemon_threads = True
         self.httpd.allow_reuse_address = True
         self._port = self.httpd.server_address[1]
@@ -63,7 +89,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/v1/events"
+        return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self._port}/v1/events"
 
     def __enter__(self) -> "Receiver":
         return self.start()

@@ -1,17 +1,28 @@
-"""HttpSink against scripted responses (httpx MockTransport)."""
+"""HttpSink against scripted responses (httpx MockTransport); at the end, TLS and proxies against
+real servers on 127.0.0.1 (testing/receiver.py with tls, testing/proxy.py)."""
 from __future__ import annotations
 
 import gzip
 import json
+import shutil
+import subprocess
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from periscope_hooks.auth import AuthRequired
 from periscope_hooks.config import UserConfig
+from periscope_hooks.delivery_status import status_lines
+from periscope_hooks.flush import flush_state_dir
 from periscope_hooks.sinks import ACCEPTED, REJECTED
 from periscope_hooks.sinks.http import HttpSink, parse_retry_after
-from testing.delivery import make_events
+from periscope_hooks.state import open_state_db
+from testing.delivery import assert_books_balance, books, fill_outbox, make_events, point_config_at
+from testing.proxy import ForwardProxy
+from testing.receiver import Receiver
+from testing.tls import make_cert, server_context
+from testing.util import init_repo, state_dir
 
 URL = "https://ingest.example/v1/events"
 
@@ -133,3 +144,180 @@ def test_parse_retry_after():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
     assert 55 <= parse_retry_after(__import__("email.utils").utils.formatdate(__import__("time").time() + 60, usegmt=True)) <= 60
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+# --- integration: TLS and proxies, against real servers on 127.0.0.1 -----------------------------
+# The issue: "HTTPS is required except for loopback addresses; TLS verification stays on; proxies
+# and custom CA bundles work through the usual environment variables."  httpx (trust_env) reads
+# SSL_CERT_FILE, then SSL_CERT_DIR, else certifi's bundle; and HTTP(S)_PROXY / ALL_PROXY / NO_PROXY
+# (either case) through urllib's getproxies().  It has no loopback exception of its own: with a
+# proxy set and NO_PROXY unset, even 127.0.0.1 goes through the proxy, so each proxy test asserts
+# the proxy's own record, and none can pass by going direct.
+
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def net_env(monkeypatch):
+    """No proxy and no CA bundle from the outer environment; quick backoff."""
+    for var in PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.lower(), raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("PERISCOPE_BACKOFF_BASE", "0.05")
+    monkeypatch.setenv("PERISCOPE_BACKOFF_CAP", "0.2")
+    monkeypatch.setenv("PERISCOPE_HTTP_TIMEOUT", "2")
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "5")
+    return monkeypatch
+
+
+@pytest.fixture
+def sd(tmp_path):
+    return state_dir(init_repo(tmp_path / "r"))
+
+
+@pytest.fixture
+def cert(tmp_path):
+    d = tmp_path / "tls"
+    d.mkdir()
+    return make_cert(d)  # (cert.pem, key.pem): self-signed for 127.0.0.1 / localhost
+
+
+@pytest.fixture
+def https_receiver(cert, net_env):
+    with Receiver(tls=server_context(*cert)) as r:
+        assert r.url.startswith("https://127.0.0.1:")
+        point_config_at(r.url)
+        yield r
+
+
+@pytest.fixture
+def http_receiver(net_env):
+    with Receiver() as r:
+        point_config_at(r.url)
+        yield r
+
+
+@pytest.fixture
+def proxy():
+    with ForwardProxy() as p:
+        yield p
+
+
+def hostport(url):
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
+
+
+def status_of(sd):
+    conn = open_state_db(sd)
+    try:
+        return dict(status_lines(conn))
+    finally:
+        conn.close()
+
+
+def deliver_and_check_exactly_once(receiver, sd, n=30):
+    evs = make_events(n)
+    fill_outbox(sd, evs)
+    result = flush_state_dir(sd)
+    assert result.error is None and result.delivered == n, result
+    assert set(receiver.events) == {e["event_id"] for e in evs} and receiver.deliveries == n
+    assert books(sd)["message"]["delivered"] == n
+    assert_books_balance(sd)
+    assert "delivery" not in status_of(sd)  # no last error left behind
+    return evs
+
+
+def test_https_receiver_trusted_through_ssl_cert_file(https_receiver, sd, cert, net_env):
+    net_env.setenv("SSL_CERT_FILE", str(cert[0]))
+    deliver_and_check_exactly_once(https_receiver, sd)
+
+
+def test_https_receiver_trusted_through_ssl_cert_dir(https_receiver, sd, cert, tmp_path, net_env):
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command for the subject hash of a CA directory")
+    subject_hash = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(cert[0])],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+    ca_dir = tmp_path / "ca-dir"
+    ca_dir.mkdir()
+    shutil.copy(cert[0], ca_dir / f"{subject_hash}.0")
+    net_env.setenv("SSL_CERT_DIR", str(ca_dir))
+    deliver_and_check_exactly_once(https_receiver, sd)
+
+
+@pytest.mark.parametrize("ca_bundle", ["none", "another bundle"])
+def test_untrusted_certificate_delivers_nothing_and_keeps_every_event(https_receiver, sd, cert, net_env, ca_bundle):
+    import certifi
+
+    if ca_bundle == "another bundle":  # a CA bundle that does not hold the receiver's certificate
+        net_env.setenv("SSL_CERT_FILE", certifi.where())
+    net_env.setenv("PERISCOPE_FLUSH_BUDGET", "0.5")
+    evs = make_events(5)
+    fill_outbox(sd, evs)
+    result = flush_state_dir(sd)
+    assert result.delivered == 0 and result.retried >= 5
+    assert result.error == "could not reach the endpoint (ConnectError)"  # the TLS handshake failed
+    # Verification refused the certificate before any HTTP request reached the receiver.
+    assert https_receiver.requests == [] and https_receiver.events == {}
+    assert_books_balance(sd, expect_pending=5)
+    status = status_of(sd)
+    assert status["delivery"] == "last error: could not reach the endpoint (ConnectError)"
+    assert status["message events"] == "created 5 = delivered 0 + pending 5 + dead-lettered 0 + dropped 0"
+    # Trusting the certificate is all it takes: the same events arrive, once each.
+    net_env.setenv("SSL_CERT_FILE", str(cert[0]))
+    net_env.setenv("PERISCOPE_FLUSH_BUDGET", "5")
+    result = flush_state_dir(sd)
+    assert result.error is None and result.delivered == 5
+    assert set(https_receiver.events) == {e["event_id"] for e in evs} and https_receiver.deliveries == 5
+    assert_books_balance(sd)
+    assert "delivery" not in status_of(sd)
+
+
+def test_https_proxy_tunnels_to_the_receiver(https_receiver, sd, cert, proxy, net_env):
+    net_env.setenv("SSL_CERT_FILE", str(cert[0]))
+    net_env.setenv("HTTPS_PROXY", proxy.url)
+    deliver_and_check_exactly_once(https_receiver, sd)
+    assert proxy.count > 0 and proxy.connects == [hostport(https_receiver.url)] * proxy.count
+    assert proxy.forwarded == []  # HTTPS never crosses the proxy in the clear
+
+
+def test_http_proxy_forwards_to_a_loopback_http_endpoint(http_receiver, sd, proxy, net_env):
+    net_env.setenv("HTTP_PROXY", proxy.url)
+    deliver_and_check_exactly_once(http_receiver, sd)
+    assert proxy.count > 0 and proxy.forwarded == [("POST", http_receiver.url)] * proxy.count
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_no_proxy_bypasses_the_proxy(scheme, request, sd, cert, proxy, net_env):
+    receiver = request.getfixturevalue(f"{scheme}_receiver")
+    net_env.setenv("SSL_CERT_FILE", str(cert[0]))
+    net_env.setenv("HTTP_PROXY", proxy.url)
+    net_env.setenv("HTTPS_PROXY", proxy.url)
+    net_env.setenv("NO_PROXY", "localhost,127.0.0.1")
+    deliver_and_check_exactly_once(receiver, sd)
+    assert proxy.count == 0
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_unreachable_proxy_keeps_every_event(scheme, request, sd, cert, net_env):
+    receiver = request.getfixturevalue(f"{scheme}_receiver")
+    with ForwardProxy() as gone:
+        dead_proxy = gone.url  # a port nothing listens on once the proxy has stopped
+    net_env.setenv("SSL_CERT_FILE", str(cert[0]))
+    net_env.setenv(f"{scheme.upper()}_PROXY", dead_proxy)
+    net_env.setenv("PERISCOPE_FLUSH_BUDGET", "0.5")
+    evs = make_events(4)
+    fill_outbox(sd, evs)
+    result = flush_state_dir(sd)
+    assert result.delivered == 0 and result.error == "could not reach the endpoint (ConnectError)"
+    assert receiver.requests == []  # it did not go direct
+    assert_books_balance(sd, expect_pending=4)
+    # Without the proxy the same settings deliver: the proxy, and nothing else, was in the way.
+    net_env.delenv(f"{scheme.upper()}_PROXY")
+    net_env.setenv("PERISCOPE_FLUSH_BUDGET", "5")
+    result = flush_state_dir(sd)
+    assert result.error is None and result.delivered == 4
+    assert set(receiver.events) == {e["event_id"] for e in evs} and receiver.deliveries == 4
+    assert_books_balance(sd)
