@@ -118,6 +118,9 @@ class HttpSink:
         except httpx.TimeoutException:
             return SendOutcome(error="the endpoint did not answer in time")
         except httpx.HTTPError as e:  # connection refused, DNS, TLS, protocol errors
+            if "CERTIFICATE_VERIFY_FAILED" in str(e):  # ssl's own text: no URL, no secret in it
+                return SendOutcome(error="the endpoint's TLS certificate is not trusted (if your network uses its own"
+                                         " CA, point SSL_CERT_FILE at its bundle)")
             return SendOutcome(error=f"could not reach the endpoint ({type(e).__name__})")
         status = resp.status_code
         if status in (401, 403):
