@@ -21,12 +21,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from testing.server import LocalServer
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class LocalIdP:
+class LocalIdP(LocalServer):
     def __init__(self, username: str = "dev@example.com", access_ttl: int = 3600, tls=None) -> None:
         self.username = username
         self.access_ttl = access_ttl
@@ -83,20 +85,10 @@ class LocalIdP:
                 self._json(status, body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
         if tls is not None:  # msal requires an https authority
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.authority = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/tenant"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "LocalIdP":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def discovery(self) -> Dict[str, Any]:
         return {"issuer": self.authority, "authorization_endpoint": f"{self.authority}/authorize",

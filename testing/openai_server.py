@@ -21,6 +21,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional
 
+from testing.server import LocalServer
+
 TITLE = "Periscope test session"
 DIRECTIVE = re.compile(r"\[\[(bash|read|task):\s*(.+?)\]\]", re.S)
 
@@ -34,7 +36,7 @@ def _text_of(message: Dict[str, Any]) -> str:
     return ""
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     def __init__(self, reply_text: str = "All done.") -> None:
         self.reply_text = reply_text
         self.requests: List[Dict[str, Any]] = []
@@ -71,18 +73,8 @@ class FakeOpenAI:
                 self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "FakeOpenAI":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     # --- scripting -------------------------------------------------------------------
     def _usage(self) -> Dict[str, Any]:

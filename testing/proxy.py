@@ -17,12 +17,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, List, Optional, Tuple
 from urllib.parse import urlsplit
 
+from testing.server import LocalServer
+
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business, never forwarded.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate",
               "te", "trailer", "transfer-encoding", "upgrade"}
 
 
-class ForwardProxy:
+class ForwardProxy(LocalServer):
     def __init__(self) -> None:
         self.requests: List[Tuple[str, str]] = []
         self.lock = threading.Lock()
@@ -70,22 +72,8 @@ class ForwardProxy:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _forward
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
         return self
-
-    def stop(self) -> None:
-        if self.httpd:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
-
-    def __enter__(self) -> "ForwardProxy":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     # --- CONNECT ----------------------------------------------------------------------------
     def tunnel(self, h: BaseHTTPRequestHandler) -> None:

@@ -19,6 +19,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+from testing.server import LocalServer
+
 
 class _TLSServer(ThreadingHTTPServer):
     """HTTPS with the handshake in the request's thread (a stalled or refused handshake never
@@ -37,7 +39,7 @@ class _TLSServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class Receiver:
+class Receiver(LocalServer):
     def __init__(self, port: int = 0, token_check: Optional[Callable[[str], bool]] = None,
                  tls: Optional[ssl.SSLContext] = None) -> None:
         self.tls = tls
@@ -71,31 +73,19 @@ class Receiver:
                 receiver.handle(self)
 
         if self.tls is not None:
-            self.httpd = _TLSServer(("127.0.0.1", self._port), Handler)
-            self.httpd.tls = self.tls
+            httpd = _TLSServer(("127.0.0.1", self._port), Handler)
+            httpd.tls = self.tls
         else:
-            self.httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.allow_reuse_address = True
-        self._port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+            httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        httpd.allow_reuse_address = True
+        self._port = httpd.server_address[1]
+        self.serve(httpd)
         return self
-
-    def stop(self) -> None:
-        if self.httpd:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self._port}/v1/events"
 
-    def __enter__(self) -> "Receiver":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     # --- protocol ---------------------------------------------------------------------------
     def _reply(self, h: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: Optional[Dict[str, str]] = None) -> None:

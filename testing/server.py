@@ -1,0 +1,35 @@
+"""The life cycle shared by the test suite's HTTP servers on 127.0.0.1 (receiver, identity
+provider, model server, proxy): served from a daemon thread, stopped by `stop` or `with`."""
+from __future__ import annotations
+
+import threading
+from http.server import ThreadingHTTPServer
+from typing import Any, Optional
+
+
+class LocalServer:
+    httpd: Optional[ThreadingHTTPServer] = None
+
+    def serve(self, httpd: ThreadingHTTPServer) -> None:
+        httpd.daemon_threads = True
+        self.httpd = httpd
+        # A short poll interval: stop() returns at once instead of after up to half a second.
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def start(self) -> Any:
+        """Serve the server built in __init__ (subclasses that build one per start override this)."""
+        assert self.httpd is not None
+        self.serve(self.httpd)
+        return self
+
+    def stop(self) -> None:
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
