@@ -30,7 +30,8 @@ def status_lines(conn: Optional[sqlite3.Connection]) -> List[Line]:
         lines.append(("config", f"error: {e.message} hint: {e.hint}"))
     last = get_meta(conn, "last_delivery_error") if conn is not None else None
     if cfg is not None and cfg.endpoint and cfg.signs_in:
-        if last and "sign in again" in last:
+        # This repository's last error, or any repository's flusher (the marker the plugin reads too).
+        if (last and "sign in again" in last) or paths.sign_in_required_path().exists():
             lines.append(("sign-in", "sign in again: run periscope login (events are kept meanwhile)"))
         elif not os.path.exists(paths.token_cache_path()):
             lines.append(("sign-in", "not signed in: run periscope login"))

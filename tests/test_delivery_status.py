@@ -268,6 +268,11 @@ def test_signed_in_then_expired(sd, tmp_path, monkeypatch):
         rows = lines(sd)
         assert one(rows, "sign-in") == "sign in again: run periscope login (events are kept meanwhile)"
         assert books(rows)["message"] == {"created": 4, "delivered": 2, "pending": 2, "dead": 0, "dropped": 0}
+        # Another repository (nothing delivered there yet) is told too: the sign-in is the user's, not the repo's.
+        other = state_dir(init_repo(tmp_path / "other"))
+        assert one(lines(other), "sign-in") == "sign in again: run periscope login (events are kept meanwhile)"
+        backend.login()
+        assert one(lines(other), "sign-in") == "signed in as dev@example.com"
 
 
 # --- port 14550 ---------------------------------------------------------------------------------
