@@ -16,6 +16,8 @@ import pytest
 from periscope_hooks import spool as spool_mod
 from testing.openai_server import TITLE, FakeOpenAI
 from testing.opencode import COST, find_opencode, opencode_env, run_opencode, write_config
+from testing.delivery import point_config_at
+from testing.receiver import Receiver
 from testing.util import git, init_repo, periscope, spool_path, state_dir
 
 BINARY = find_opencode()
@@ -165,13 +167,23 @@ def test_outside_any_git_repository(tmp_path, server):
 def test_privacy_no_sentinel_anywhere(project, tmp_path):
     sentinel_prompt, sentinel_reply, sentinel_file = "SENTINEL-PROMPT-7f3a9", "SENTINEL-REPLY-2c8e1", "SENTINEL-FILE-9d4b6"
     (project / "secret.txt").write_text(f"the file says {sentinel_file}\n")
-    with FakeOpenAI(reply_text=f"My answer {sentinel_reply}") as s:
+    # First everything goes to an HTTP endpoint; then, rebuilt from the same spool, to the local store.
+    with Receiver() as receiver, FakeOpenAI(reply_text=f"My answer {sentinel_reply}") as s:
+        config = point_config_at(receiver.url)
         write_config(project, s.base_url)
         run(project, f"Please read it {sentinel_prompt} [[read: {project / 'secret.txt'}]]")
         assert any(sentinel_file in json.dumps(r) for r in s.requests)  # the model did see the file
-    git(project, "add", "secret.txt")
-    git(project, "commit", "-q", "-m", "commit")
-    events(project)
+        git(project, "add", "secret.txt")
+        git(project, "commit", "-q", "-m", "commit")
+        periscope("flush", cwd=project)
+        sent = json.dumps(list(receiver.events.values()))
+    assert '"type": "message"' in sent and '"type": "commit"' in sent
+    for sentinel in (sentinel_prompt, sentinel_reply, sentinel_file):
+        assert sentinel not in sent, f"{sentinel} was sent to the endpoint"
+    config.unlink()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(state_dir(project) / "state.db") + suffix).unlink(missing_ok=True)
+    assert any(e["type"] == "message" for e in events(project))
     places = list(state_dir(project).iterdir()) + list((Path(os.environ["XDG_DATA_HOME"]) / "periscope").iterdir())
     assert any(p.name == "events.db" for p in places)
     for p in places:
