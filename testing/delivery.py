@@ -85,3 +85,11 @@ def signed_in_backend(tmp_path: Path, monkeypatch: Any, endpoint_suffix: str = "
         point_config_at(receiver.url + endpoint_suffix, client_id="periscope-cli", authority=idp.authority,
                         scopes=["api://periscope/ingest"])
         yield SignedInBackend(idp, receiver, cert)
+
+
+def quick_delivery(monkeypatch: Any, *, cap: float = 0.2, timeout: float = 2, budget: float = 5) -> None:
+    """Delivery tuned for tests against local servers: short backoff, timeout and budget."""
+    monkeypatch.setenv("PERISCOPE_BACKOFF_BASE", "0.05")
+    monkeypatch.setenv("PERISCOPE_BACKOFF_CAP", str(cap))
+    monkeypatch.setenv("PERISCOPE_HTTP_TIMEOUT", str(timeout))
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", str(budget))

@@ -17,17 +17,15 @@ from pathlib import Path
 import pytest
 
 from periscope_hooks.flush import flush_state_dir
-from testing.delivery import assert_books_balance, books, fill_outbox, make_events, point_config_at, signed_in_backend
+from testing.delivery import (assert_books_balance, books, fill_outbox, make_events, point_config_at, quick_delivery,
+                              signed_in_backend)
 from testing.receiver import Receiver
 from testing.util import append_spool, commit, init_repo, message_record, periscope, state_dir
 
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
-    monkeypatch.setenv("PERISCOPE_BACKOFF_BASE", "0.05")
-    monkeypatch.setenv("PERISCOPE_BACKOFF_CAP", "0.3")
-    monkeypatch.setenv("PERISCOPE_HTTP_TIMEOUT", "1")
-    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "20")
+    quick_delivery(monkeypatch, cap=0.3, timeout=1, budget=20)
 
 
 @pytest.fixture

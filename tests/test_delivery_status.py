@@ -14,7 +14,7 @@ from periscope_hooks.auth import REDIRECT_PORT
 from periscope_hooks.delivery_status import status_lines
 from periscope_hooks.flush import flush_state_dir
 from periscope_hooks.state import open_state_db
-from testing.delivery import fill_outbox, make_events, point_config_at, signed_in_backend
+from testing.delivery import fill_outbox, make_events, point_config_at, quick_delivery, signed_in_backend
 from testing.receiver import Receiver
 from testing.util import append_spool, commit, init_repo, message_record, periscope, state_dir
 
@@ -24,10 +24,7 @@ BOOKS = re.compile(r"created (\d+) = delivered (\d+) \+ pending (\d+) \+ dead-le
 @pytest.fixture(autouse=True)
 def fast_delivery(monkeypatch):
     monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
-    monkeypatch.setenv("PERISCOPE_BACKOFF_BASE", "0.05")
-    monkeypatch.setenv("PERISCOPE_BACKOFF_CAP", "0.2")
-    monkeypatch.setenv("PERISCOPE_HTTP_TIMEOUT", "2")
-    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "5")
+    quick_delivery(monkeypatch)
 
 
 @pytest.fixture

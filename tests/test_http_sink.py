@@ -18,7 +18,7 @@ from periscope_hooks.flush import flush_state_dir
 from periscope_hooks.sinks import ACCEPTED, REJECTED
 from periscope_hooks.sinks.http import HttpSink, parse_retry_after
 from periscope_hooks.state import open_state_db
-from testing.delivery import assert_books_balance, books, fill_outbox, make_events, point_config_at
+from testing.delivery import assert_books_balance, books, fill_outbox, make_events, point_config_at, quick_delivery
 from testing.proxy import ForwardProxy
 from testing.receiver import Receiver
 from testing.tls import make_cert, server_context
@@ -165,10 +165,7 @@ def net_env(monkeypatch):
         monkeypatch.delenv(var.lower(), raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    monkeypatch.setenv("PERISCOPE_BACKOFF_BASE", "0.05")
-    monkeypatch.setenv("PERISCOPE_BACKOFF_CAP", "0.2")
-    monkeypatch.setenv("PERISCOPE_HTTP_TIMEOUT", "2")
-    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "5")
+    quick_delivery(monkeypatch)
     return monkeypatch
 
 
