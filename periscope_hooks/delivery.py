@@ -61,6 +61,12 @@ def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[fl
         result.waited_for_retry_after = True
         result.error = get_meta(conn, "last_delivery_error") or "waiting for the endpoint's Retry-After"
         return result
+    if get_meta(conn, "delivery_sink") != sink.name:
+        # The user switched sinks (say from the endpoint to the local store): backoffs earned by
+        # the other one do not apply to this one.
+        with transaction(conn):
+            conn.execute("UPDATE outbox SET not_before_ms = 0 WHERE not_before_ms > 0")
+            set_meta(conn, "delivery_sink", sink.name)
     failures = 0
     max_bytes = getattr(sink, "max_batch_bytes", None)
     while clock() < deadline:
