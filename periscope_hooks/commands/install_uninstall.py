@@ -58,11 +58,9 @@ def hooks_dir(dirs: git.RepoDirs, warn: bool = True) -> Path:
     return Path(dirs.common_dir) / "hooks"
 
 
-def _detect_manager(dirs: git.RepoDirs, hdir: Path) -> Optional[str]:
-    try:
-        from periscope_hooks.hook_managers import detect
-    except ImportError:
-        return None
+def _detect_manager(dirs: git.RepoDirs, hdir: Path) -> Optional[UserError]:
+    from periscope_hooks.hook_managers import detect
+
     configured = git.run_git(["config", "--get", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False).strip()
     return detect(dirs.worktree, str(hdir), configured or None)
 
@@ -153,7 +151,7 @@ def install_hooks(repo: Optional[str]) -> int:
     hdir = hooks_dir(dirs)
     refusal = _detect_manager(dirs, hdir)
     if refusal:
-        raise UserError(refusal.split(" hint: ")[0], refusal.split(" hint: ")[1] if " hint: " in refusal else None)
+        raise refusal
     # Check everything before changing anything, so a refusal leaves no half-install.
     for name in HOOK_NAMES:
         path, legacy = hdir / name, hdir / (name + LEGACY_SUFFIX)
@@ -241,5 +239,5 @@ def hooks_status(dirs: git.RepoDirs) -> str:
         advice = "pre-commit manages this repository's hooks: " + ", then ".join(steps)
     else:
         refusal = _detect_manager(dirs, hdir)
-        advice = refusal.split(" hint: ", 1)[1] if refusal and " hint: " in refusal else "run periscope install-hooks"
+        advice = refusal.hint if refusal and refusal.hint else "run periscope install-hooks"
     return f"not installed: {', '.join(missing)} ({advice})"
