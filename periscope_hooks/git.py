@@ -127,26 +127,32 @@ def read_head(dirs: RepoDirs) -> Tuple[Optional[str], Optional[str]]:
     return sha, branch
 
 
-def read_last_reflog(dirs: RepoDirs) -> Tuple[Optional[str], Optional[str], str]:
-    """(old SHA, new SHA, subject) of HEAD's newest reflog entry; Nones when there is none."""
-    path = os.path.join(dirs.git_dir, "logs", "HEAD")
+def _reflog_tail(dirs: RepoDirs, max_bytes: int) -> List[bytes]:
+    """The complete lines among the last `max_bytes` of HEAD's reflog, oldest first."""
     try:
-        with open(path, "rb") as f:
+        with open(os.path.join(dirs.git_dir, "logs", "HEAD"), "rb") as f:
             f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 8192))
+            start = max(0, f.tell() - max_bytes)
+            f.seek(start)
             data = f.read()
     except OSError:
-        return None, None, ""
+        return []
     lines = data.rstrip(b"\n").split(b"\n")
+    return lines[1:] if start else lines  # after a seek the first line may be cut
+
+
+def _reflog_entry(raw: bytes) -> Tuple[Optional[str], Optional[str], str]:
+    head, _, subject = raw.decode("utf-8", "replace").partition("\t")
+    parts = head.split(" ")
+    return (parts[0], parts[1], subject) if len(parts) >= 2 else (None, None, subject)
+
+
+def read_last_reflog(dirs: RepoDirs) -> Tuple[Optional[str], Optional[str], str]:
+    """(old SHA, new SHA, subject) of HEAD's newest reflog entry; Nones when there is none."""
+    lines = _reflog_tail(dirs, 8192)
     if not lines or not lines[-1]:
         return None, None, ""
-    line = lines[-1].decode("utf-8", "replace")
-    head, _, subject = line.partition("\t")
-    parts = head.split(" ")
-    if len(parts) < 2:
-        return None, None, subject
-    return parts[0], parts[1], subject
+    return _reflog_entry(lines[-1])
 
 
 def reflog_action(subject: str) -> str:
@@ -163,20 +169,8 @@ def reflog_action(subject: str) -> str:
 
 def read_reflog(dirs: RepoDirs, max_bytes: int = 1 << 16) -> List[Tuple[str, str, str]]:
     """HEAD's recent reflog entries, oldest first: (old SHA, new SHA, subject)."""
-    try:
-        with open(os.path.join(dirs.git_dir, "logs", "HEAD"), "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - max_bytes))
-            data = f.read()
-    except OSError:
-        return []
-    entries = []
-    for raw in data.split(b"\n"):
-        head, _, subject = raw.decode("utf-8", "replace").partition("\t")
-        parts = head.split(" ")
-        if len(parts) >= 2 and len(parts[0]) >= 40 and len(parts[1]) >= 40:
-            entries.append((parts[0], parts[1], subject))
-    return entries
+    entries = [_reflog_entry(raw) for raw in _reflog_tail(dirs, max_bytes)]
+    return [e for e in entries if e[0] and e[1]]
 
 
 def rebase_in_progress(dirs: RepoDirs) -> bool:
