@@ -55,18 +55,19 @@ def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[fl
     owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     deadline = clock() + budget
     result = DeliveryResult()
+    if get_meta(conn, "delivery_sink") != sink.name:
+        # The user switched sinks (say from the endpoint to the local store): the backoffs and the
+        # Retry-After the other one earned do not apply to this one.
+        with transaction(conn):
+            conn.execute("UPDATE outbox SET not_before_ms = 0 WHERE not_before_ms > 0")
+            set_meta(conn, "retry_after_until_ms", None)
+            set_meta(conn, "delivery_sink", sink.name)
     wait_until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)
-    if wait_until > wall_ms() and get_meta(conn, "retry_after_sink", sink.name) == sink.name:
+    if wait_until > wall_ms():
         # An earlier flusher was told to wait: respect it rather than hammer the receiver.
         result.waited_for_retry_after = True
         result.error = get_meta(conn, "last_delivery_error") or "waiting for the endpoint's Retry-After"
         return result
-    if get_meta(conn, "delivery_sink") != sink.name:
-        # The user switched sinks (say from the endpoint to the local store): backoffs earned by
-        # the other one do not apply to this one.
-        with transaction(conn):
-            conn.execute("UPDATE outbox SET not_before_ms = 0 WHERE not_before_ms > 0")
-            set_meta(conn, "delivery_sink", sink.name)
     failures = 0
     max_bytes = getattr(sink, "max_batch_bytes", None)
     while clock() < deadline:
@@ -101,7 +102,6 @@ def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[fl
             delay = max(delay, outcome.retry_after)
             with transaction(conn):
                 set_meta(conn, "retry_after_until_ms", str(wall_ms() + int(outcome.retry_after * 1000)))
-                set_meta(conn, "retry_after_sink", sink.name)
         outbox.release(conn, owner, retry, not_before_ms=wall_ms() + int(delay * 1000), error=outcome.error)
         result.retried += len(retry)
         result.error = outcome.error or "the endpoint asked to retry later"

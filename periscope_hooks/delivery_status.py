@@ -52,7 +52,8 @@ def status_lines(conn: Optional[sqlite3.Connection]) -> List[Line]:
     from periscope_hooks.sinks.local import LocalStoreSink
 
     sink_name = HttpSink.name if cfg is not None and cfg.endpoint else LocalStoreSink.name
-    if until > time.time() * 1000 and get_meta(conn, "retry_after_sink", sink_name) == sink_name:
+    # Shown only while this sink is the one that was told to wait (a switch clears it at the next flush).
+    if until > time.time() * 1000 and get_meta(conn, "delivery_sink", sink_name) == sink_name:
         lines.append(("retry-after", f"the endpoint asked to wait {int(until / 1000 - time.time()) + 1}s more"))
     for kind, c in outbox.counts(conn).items():
         lines.append((f"{kind} events", f"created {c['created']} = delivered {c['delivered']} + pending {c['pending']}"
