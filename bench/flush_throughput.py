@@ -1,7 +1,8 @@
 """Delivery throughput to a local receiver: batched (500 per request) against one request per event.
 
-    python bench/flush_throughput.py [--events 10000] [--runs 3]
+python bench/flush_throughput.py [--events 10000] [--runs 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 def run(n: int, per_request: int) -> float:
     with tempfile.TemporaryDirectory(prefix="periscope-flush-bench-") as tmp:
-        os.environ.update({"HOME": tmp, "XDG_CONFIG_HOME": f"{tmp}/c", "XDG_DATA_HOME": f"{tmp}/d", "XDG_STATE_HOME": f"{tmp}/s"})
+        os.environ.update(
+            {"HOME": tmp, "XDG_CONFIG_HOME": f"{tmp}/c", "XDG_DATA_HOME": f"{tmp}/d", "XDG_STATE_HOME": f"{tmp}/s"}
+        )
         from periscope_hooks import delivery
         from periscope_hooks.config import load_user_config
         from periscope_hooks.sinks.http import HttpSink
@@ -52,9 +55,11 @@ def main() -> None:
         batched.append(run(args.events, 500))
         single.append(run(args.events, 1))
     b, s = statistics.median(batched), statistics.median(single)
-    print(f"{args.events} events to a local receiver, median of {args.runs} runs: batched {b:,.0f} events/s"
-          f" ({', '.join(f'{x:,.0f}' for x in batched)}), one request per event {s:,.0f} events/s"
-          f" ({', '.join(f'{x:,.0f}' for x in single)}); ratio {b / s:.0f}x")
+    print(
+        f"{args.events} events to a local receiver, median of {args.runs} runs: batched {b:,.0f} events/s"
+        f" ({', '.join(f'{x:,.0f}' for x in batched)}), one request per event {s:,.0f} events/s"
+        f" ({', '.join(f'{x:,.0f}' for x in single)}); ratio {b / s:.0f}x"
+    )
     print("target (>= 5,000 events/s batched):", "met" if b >= 5000 else "NOT met")
 
 

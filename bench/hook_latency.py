@@ -21,6 +21,7 @@ pointed there; the hook is installed with this interpreter, so the shim bakes it
 
     .venv/bin/python bench/hook_latency.py [--rounds 25] [--scenarios 0,1000,10000,linked] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,12 @@ def make_repo(base: Path, name: str, env: dict, hook: str | None) -> Path:
         h.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -c pass\n")
         h.chmod(0o755)
     elif hook == "ours":
-        subprocess.run([sys.executable, "-m", "periscope_hooks", "install-hooks", "--repo", str(repo)],
-                       check=True, capture_output=True, env=env)
+        subprocess.run(
+            [sys.executable, "-m", "periscope_hooks", "install-hooks", "--repo", str(repo)],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
         shim = (repo / ".git" / "hooks" / "post-commit").read_text()
         assert f"INSTALL_PYTHON={shlex.quote(sys.executable)}" in shim, "the shim must bake in this interpreter"
     return repo.resolve()
@@ -92,8 +97,15 @@ def build_linked(repos: list[Path], env: dict) -> None:
     for repo in repos:
         append_messages(repo, LINKED)
         git(repo, "commit", "-q", "--allow-empty", "-m", "link them", env={**env, "PERISCOPE_BACKGROUND": "0"})
-    procs = [subprocess.Popen([sys.executable, "-m", "periscope_hooks", "flush", "--repo", str(r)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for r in repos]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "periscope_hooks", "flush", "--repo", str(r)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for r in repos
+    ]
     for p in procs:
         _, err = p.communicate()
         if p.returncode != 0:
@@ -144,8 +156,12 @@ def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> d
     pending = 0 if scenario == "linked" else int(scenario)
     with tempfile.TemporaryDirectory(prefix="periscope-bench-") as tmp:
         base = Path(tmp)
-        repos = {"none": make_repo(base, "none", env, None), "floor": make_repo(base, "floor", env, "floor"),
-                 "ours": make_repo(base, "ours", env, "ours"), "ours+bg": make_repo(base, "ours-bg", env, "ours")}
+        repos = {
+            "none": make_repo(base, "none", env, None),
+            "floor": make_repo(base, "floor", env, "floor"),
+            "ours": make_repo(base, "ours", env, "ours"),
+            "ours+bg": make_repo(base, "ours-bg", env, "ours"),
+        }
         if scenario == "linked":
             build_linked([repos["ours"], repos["ours+bg"]], env)
         append_messages(repos["ours"], pending)
@@ -165,7 +181,9 @@ def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> d
                     bg_flush.append(wait_flushers(bg_sdir) * 1000)  # never let it overlap another commit
         # The bench checks what it measured: one commit record per timed commit, none lost.
         for k in ("ours", "ours+bg"):
-            n = sum(1 for ln in open(state_dir(repos[k]) / "spool.jsonl") if '"kind":"commit"' in ln)
+            n = sum(
+                1 for ln in (state_dir(repos[k]) / "spool.jsonl").read_text().splitlines() if '"kind":"commit"' in ln
+            )
             assert n >= rounds, f"{k}: {n} commit records for {rounds} commits"
         base_med = statistics.median(times["none"])
         out = {"no_hook_ms": base_med, "bg_flush_ms": (statistics.median(bg_flush), p95(bg_flush))}
@@ -179,9 +197,11 @@ def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> d
 
 def startup(env: dict, runs: int) -> dict:
     """Bare interpreter start-up, interleaved: what any Python hook pays at least."""
-    cmds = {"python -c pass": [sys.executable, "-c", "pass"],
-            "python -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"],
-            "import hook": [sys.executable, "-c", "from periscope_hooks.hook import run"]}
+    cmds = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "python -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"],
+        "import hook": [sys.executable, "-c", "from periscope_hooks.hook import run"],
+    }
     times: dict[str, list[float]] = {k: [] for k in cmds}
     for _ in range(runs):
         for k, cmd in cmds.items():
@@ -202,28 +222,51 @@ def main() -> None:
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="periscope-bench-home-") as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
-        env.update({"HOME": home, "XDG_CONFIG_HOME": f"{home}/.config", "XDG_DATA_HOME": f"{home}/.local/share",
-                    "XDG_STATE_HOME": f"{home}/.local/state", "XDG_CACHE_HOME": f"{home}/.cache",
-                    "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "b",
-                    "GIT_COMMITTER_EMAIL": "b@example.com", "GIT_CONFIG_NOSYSTEM": "1",
-                    "GIT_CONFIG_GLOBAL": f"{home}/.gitconfig"})
+        env.update(
+            {
+                "HOME": home,
+                "XDG_CONFIG_HOME": f"{home}/.config",
+                "XDG_DATA_HOME": f"{home}/.local/share",
+                "XDG_STATE_HOME": f"{home}/.local/state",
+                "XDG_CACHE_HOME": f"{home}/.cache",
+                "GIT_AUTHOR_NAME": "b",
+                "GIT_AUTHOR_EMAIL": "b@example.com",
+                "GIT_COMMITTER_NAME": "b",
+                "GIT_COMMITTER_EMAIL": "b@example.com",
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CONFIG_GLOBAL": f"{home}/.gitconfig",
+            }
+        )
         gitv = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.split()[-1]
-        print(f"python {sys.version.split()[0]} ({sys.executable}), git {gitv}, {os.cpu_count()} cores, "
-              f"{args.rounds} rounds, PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}")
+        print(
+            f"python {sys.version.split()[0]} ({sys.executable}), git {gitv}, {os.cpu_count()} cores, "
+            f"{args.rounds} rounds, PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}"
+        )
         st = startup(env, 15)
         print("interpreter start-up (median ms): " + ", ".join(f"{k} {v:.1f}" for k, v in st.items()))
         print("added ms over no hook, median / p95; ratio = median ours / median floor")
-        print(f"{'scenario':<18}{'no hook':>9}{'floor':>15}{'ours':>15}{'ratio':>7}{'ours+bg':>15}{'ratio':>7}"
-              f"{'bg flush':>16}")
-        results = {"python": sys.version.split()[0], "git": gitv, "cores": os.cpu_count(), "rounds": args.rounds,
-                   "startup_ms": st, "scenarios": {}}
+        print(
+            f"{'scenario':<18}{'no hook':>9}{'floor':>15}{'ours':>15}{'ratio':>7}{'ours+bg':>15}{'ratio':>7}"
+            f"{'bg flush':>16}"
+        )
+        results = {
+            "python": sys.version.split()[0],
+            "git": gitv,
+            "cores": os.cpu_count(),
+            "rounds": args.rounds,
+            "startup_ms": st,
+            "scenarios": {},
+        }
         for scenario in args.scenarios.split(","):
             r = run_scenario(scenario, args.rounds, env, rng)
             results["scenarios"][scenario] = r
             label = "100k linked" if scenario == "linked" else f"{int(scenario):,} pending"
             cell = lambda m_p: f"{m_p[0]:.1f} / {m_p[1]:.1f}"  # noqa: E731
-            print(f"{label:<18}{r['no_hook_ms']:>7.1f}ms{cell(r['floor']):>15}{cell(r['ours']):>15}{r['ratio']:>7.2f}"
-                  f"{cell(r['ours+bg']):>15}{r['ratio_bg']:>7.2f}{cell(r['bg_flush_ms']):>16}", flush=True)
+            print(
+                f"{label:<18}{r['no_hook_ms']:>7.1f}ms{cell(r['floor']):>15}{cell(r['ours']):>15}{r['ratio']:>7.2f}"
+                f"{cell(r['ours+bg']):>15}{r['ratio_bg']:>7.2f}{cell(r['bg_flush_ms']):>16}",
+                flush=True,
+            )
     print(f"total {time.perf_counter() - t_start:.0f} s")
     if args.json:
         print(json.dumps(results))

@@ -8,6 +8,7 @@ on a new state.db (open, migrate, ingest, link, git notes if any). Reported: the
 
     .venv/bin/python bench/ingest_throughput.py [--sizes 10000,100000] [--runs 3] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,22 +34,44 @@ def make_commits(repo: Path, count: int) -> list[str]:
     """`count` real commits (each commit record needs its own SHA; ingest reads its parents)."""
     for i in range(count):
         subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", f"c{i}"], check=True)
-    out = subprocess.run(["git", "-C", str(repo), "rev-list", "--reverse", "HEAD"], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        ["git", "-C", str(repo), "rev-list", "--reverse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.split()
     return out[-count:] if count else []
 
 
 def write_spool(path: Path, n: int, worktree: str, shas: list[str]) -> int:
     lines = []
     for i in range(n):
-        lines.append(json.dumps(message_record(None, id=f"m{i:07d}", session_id=f"ses_{i % 7}", model=f"model-{i % 3}",
-                                               cwd=worktree, time=1764000000000 + i)))
+        lines.append(
+            json.dumps(
+                message_record(
+                    None,
+                    id=f"m{i:07d}",
+                    session_id=f"ses_{i % 7}",
+                    model=f"model-{i % 3}",
+                    cwd=worktree,
+                    time=1764000000000 + i,
+                )
+            )
+        )
         if i % COMMIT_EVERY == COMMIT_EVERY - 1:
             sha = shas[i // COMMIT_EVERY]
-            lines.append(json.dumps({"v": 1, "kind": "commit", "hook": "post-commit", "time": 1764000000000 + i,
-                                     "worktree": worktree, "sha": sha, "branch": "main",
-                                     "reflog": {"old": None, "new": sha, "subject": "commit: bench"},
-                                     "rebasing": False}))
+            lines.append(
+                json.dumps(
+                    {
+                        "v": 1,
+                        "kind": "commit",
+                        "hook": "post-commit",
+                        "time": 1764000000000 + i,
+                        "worktree": worktree,
+                        "sha": sha,
+                        "branch": "main",
+                        "reflog": {"old": None, "new": sha, "subject": "commit: bench"},
+                        "rebasing": False,
+                    }
+                )
+            )
     path.write_text("\n".join(lines) + "\n")
     return len(lines)
 
@@ -57,11 +80,21 @@ def one_run(n: int) -> dict:
     from periscope_hooks.ingest import process_spool
 
     with tempfile.TemporaryDirectory(prefix="periscope-ingest-") as tmp:
-        os.environ.update({"HOME": tmp, "XDG_STATE_HOME": f"{tmp}/state", "XDG_DATA_HOME": f"{tmp}/data",
-                           "XDG_CONFIG_HOME": f"{tmp}/config", "XDG_CACHE_HOME": f"{tmp}/cache",
-                           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
-                           "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com",
-                           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.com"})
+        os.environ.update(
+            {
+                "HOME": tmp,
+                "XDG_STATE_HOME": f"{tmp}/state",
+                "XDG_DATA_HOME": f"{tmp}/data",
+                "XDG_CONFIG_HOME": f"{tmp}/config",
+                "XDG_CACHE_HOME": f"{tmp}/cache",
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
+                "GIT_AUTHOR_NAME": "b",
+                "GIT_AUTHOR_EMAIL": "b@example.com",
+                "GIT_COMMITTER_NAME": "b",
+                "GIT_COMMITTER_EMAIL": "b@example.com",
+            }
+        )
         repo = Path(tmp) / "r"
         subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
         shas = make_commits(repo, n // COMMIT_EVERY)
@@ -84,17 +117,26 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cores, "
-          f"{args.runs} runs, a commit record every {COMMIT_EVERY:,} messages")
+    print(
+        f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cores, "
+        f"{args.runs} runs, a commit record every {COMMIT_EVERY:,} messages"
+    )
     out = {}
     for n in map(int, args.sizes.split(",")):
         runs = [one_run(n) for _ in range(args.runs)]
         rates = [r["rate"] for r in runs]
         med = statistics.median(rates)
-        out[n] = {"records": runs[0]["records"], "median_rate": med, "rates": rates,
-                  "median_seconds": statistics.median(r["seconds"] for r in runs)}
-        print(f"{n:>8,} messages ({runs[0]['records']:,} records): median {med:,.0f} records/s, "
-              f"{out[n]['median_seconds']:.2f} s (runs: {', '.join(f'{r:,.0f}' for r in rates)})", flush=True)
+        out[n] = {
+            "records": runs[0]["records"],
+            "median_rate": med,
+            "rates": rates,
+            "median_seconds": statistics.median(r["seconds"] for r in runs),
+        }
+        print(
+            f"{n:>8,} messages ({runs[0]['records']:,} records): median {med:,.0f} records/s, "
+            f"{out[n]['median_seconds']:.2f} s (runs: {', '.join(f'{r:,.0f}' for r in rates)})",
+            flush=True,
+        )
     if args.json:
         print(json.dumps(out))
 

@@ -6,6 +6,7 @@ and the periscope hooks run through the real pre-commit framework. Prints the ad
 
     python bench/precommit_overhead.py [--rounds 15]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,18 +28,32 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="periscope-precommit-bench-") as tmp:
         base = Path(tmp)
-        os.environ.update({"HOME": tmp, "XDG_CONFIG_HOME": f"{tmp}/.config", "XDG_DATA_HOME": f"{tmp}/.local/share",
-                           "XDG_STATE_HOME": f"{tmp}/.local/state", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@e",
-                           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@e", "PERISCOPE_BACKGROUND": "0",
-                           "PYTHONPATH": str(ROOT), "PRE_COMMIT_HOME": f"{tmp}/pre-commit"})
+        os.environ.update(
+            {
+                "HOME": tmp,
+                "XDG_CONFIG_HOME": f"{tmp}/.config",
+                "XDG_DATA_HOME": f"{tmp}/.local/share",
+                "XDG_STATE_HOME": f"{tmp}/.local/state",
+                "GIT_AUTHOR_NAME": "b",
+                "GIT_AUTHOR_EMAIL": "b@e",
+                "GIT_COMMITTER_NAME": "b",
+                "GIT_COMMITTER_EMAIL": "b@e",
+                "PERISCOPE_BACKGROUND": "0",
+                "PYTHONPATH": str(ROOT),
+                "PRE_COMMIT_HOME": f"{tmp}/pre-commit",
+            }
+        )
         from testing.precommit import configure, snapshot_project
         from testing.util import git, init_repo
 
         repos = {name: init_repo(base / name, remote=None) for name in ("none", "shim", "pre-commit")}
         for r in repos.values():
             git(r, "commit", "-q", "--allow-empty", "-m", "root")
-        subprocess.run([sys.executable, "-m", "periscope_hooks", "install-hooks", "--repo", str(repos["shim"])],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "periscope_hooks", "install-hooks", "--repo", str(repos["shim"])],
+            check=True,
+            capture_output=True,
+        )
         project, rev = snapshot_project(base / "project")
         configure(repos["pre-commit"], project, rev, base / "pre-commit")
         times = {k: [] for k in repos}

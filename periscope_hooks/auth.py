@@ -5,13 +5,14 @@ flushers) only ever call `access_token`, which uses the cached refresh token
 silently and raises AuthRequired when the user has to sign in again.  The token
 cache lives in ${XDG_CONFIG_HOME:-~/.config}/periscope/token_cache.json, mode 0600.
 """
+
 from __future__ import annotations
 
 import errno
 import json
 import os
 import socket
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from periscope_hooks import paths
@@ -19,7 +20,12 @@ from periscope_hooks.config import UserConfig
 from periscope_hooks.errors import UserError
 
 REDIRECT_PORT = 14550
-ENTRA_HOSTS = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn")
+ENTRA_HOSTS = (
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.chinacloudapi.cn",
+    "login.partner.microsoftonline.cn",
+)
 
 
 class AuthRequired(Exception):
@@ -71,7 +77,7 @@ def port_in_use(port: int = REDIRECT_PORT) -> bool:
 class TokenStore:
     """msal's serializable cache, persisted with mode 0600."""
 
-    def __init__(self, path: Optional[str] = None) -> None:
+    def __init__(self, path: str | None = None) -> None:
         import msal
 
         self.path = str(path or paths.token_cache_path())
@@ -99,7 +105,7 @@ class TokenStore:
 
 
 class Auth:
-    def __init__(self, cfg: UserConfig, cache_path: Optional[str] = None) -> None:
+    def __init__(self, cfg: UserConfig, cache_path: str | None = None) -> None:
         if not cfg.signs_in:
             raise UserError(f"no OAuth client configured in {cfg.path}", f"set client_id and authority in {cfg.path}")
         self.cfg = cfg
@@ -117,7 +123,11 @@ class Auth:
             from periscope_hooks import __version__
 
             authority = self.cfg.authority
-            kwargs: Dict[str, Any] = {"token_cache": self.store.cache, "app_name": "periscope-hooks", "app_version": __version__}
+            kwargs: dict[str, Any] = {
+                "token_cache": self.store.cache,
+                "app_name": "periscope-hooks",
+                "app_version": __version__,
+            }
             if urlsplit(authority).hostname in ENTRA_HOSTS:
                 kwargs["authority"] = authority
             else:
@@ -125,16 +135,20 @@ class Auth:
             self._app = msal.PublicClientApplication(self.cfg.client_id, **kwargs)
         return self._app
 
-    def login(self, *, auth_uri_callback: Optional[Callable[[str], None]] = None, timeout: int = 300) -> str:
+    def login(self, *, auth_uri_callback: Callable[[str], None] | None = None, timeout: int = 300) -> str:
         if port_in_use(REDIRECT_PORT):
-            raise UserError(f"port {REDIRECT_PORT} is in use by another process; sign-in needs it for the browser redirect",
-                            f"find the process with 'lsof -i :{REDIRECT_PORT}' (or 'ss -ltnp | grep {REDIRECT_PORT}'), stop it,"
-                            " then run periscope login again")
+            raise UserError(
+                f"port {REDIRECT_PORT} is in use by another process; sign-in needs it for the browser redirect",
+                f"find the process with 'lsof -i :{REDIRECT_PORT}' (or 'ss -ltnp | grep {REDIRECT_PORT}'), stop it,"
+                " then run periscope login again",
+            )
         extra = {"auth_uri_callback": auth_uri_callback} if auth_uri_callback else {}
         try:
             result = self.app().acquire_token_interactive(self.scopes, port=REDIRECT_PORT, timeout=timeout, **extra)
         except OSError as e:
-            raise UserError(f"sign-in could not start: {e}", "check your network and the authority in the config") from None
+            raise UserError(
+                f"sign-in could not start: {e}", "check your network and the authority in the config"
+            ) from None
         if not result or "access_token" not in result:
             err = (result or {}).get("error", "no response")
             desc = ((result or {}).get("error_description") or "").splitlines()[0:1]
@@ -144,7 +158,7 @@ class Auth:
         return self.username() or "unknown user"
 
     @staticmethod
-    def cached_username(path: Optional[str] = None) -> Optional[str]:
+    def cached_username(path: str | None = None) -> str | None:
         """Who is signed in, from the token cache file alone (no network, unlike msal's accounts,
         which need the authority's discovery document).  Raises ValueError for an unreadable cache."""
         try:
@@ -157,7 +171,7 @@ class Auth:
                 return str(account["username"])
         return None
 
-    def username(self) -> Optional[str]:
+    def username(self) -> str | None:
         accounts = self.app().get_accounts()
         return accounts[0].get("username") if accounts else None
 
@@ -174,4 +188,3 @@ class Auth:
         if not result or "access_token" not in result:
             raise AuthRequired((result or {}).get("error") or "the sign-in expired")
         return result["access_token"]
-

@@ -13,29 +13,33 @@ which sign-in is used; a repository's files never can (see settings.py).
 Environment variables override each key: PERISCOPE_ENDPOINT, PERISCOPE_CLIENT_ID,
 PERISCOPE_AUTHORITY, PERISCOPE_SCOPES (space-separated).
 """
+
 from __future__ import annotations
 
 import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional
 from urllib.parse import urlsplit
 
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
 
 KNOWN_KEYS = {"endpoint", "client_id", "authority", "scopes", "$schema"}
-ENV = {"endpoint": "PERISCOPE_ENDPOINT", "client_id": "PERISCOPE_CLIENT_ID", "authority": "PERISCOPE_AUTHORITY",
-       "scopes": "PERISCOPE_SCOPES"}
+ENV = {
+    "endpoint": "PERISCOPE_ENDPOINT",
+    "client_id": "PERISCOPE_CLIENT_ID",
+    "authority": "PERISCOPE_AUTHORITY",
+    "scopes": "PERISCOPE_SCOPES",
+}
 
 
 @dataclass
 class UserConfig:
-    endpoint: Optional[str] = None
-    client_id: Optional[str] = None
-    authority: Optional[str] = None
-    scopes: List[str] = field(default_factory=list)
+    endpoint: str | None = None
+    client_id: str | None = None
+    authority: str | None = None
+    scopes: list[str] = field(default_factory=list)
     path: str = ""
 
     @property
@@ -43,7 +47,7 @@ class UserConfig:
         return bool(self.client_id and self.authority)
 
 
-def is_loopback(host: Optional[str]) -> bool:
+def is_loopback(host: str | None) -> bool:
     if not host:
         return False
     if host == "localhost" or host.endswith(".localhost"):
@@ -60,13 +64,17 @@ def check_url(url: str, what: str, source: str) -> None:
     if "@" in url.split("://", 1)[-1]:
         # Never echo it: it may hold a password.  (A '/' or '#' in a password breaks URL parsing,
         # so any '@' is refused rather than trusting urlsplit to find the user info.)
-        raise UserError(f"{what} in {source} contains credentials (user:password@)",
-                        f"remove them from '{what}': sign-in uses client_id and authority, never the URL")
+        raise UserError(
+            f"{what} in {source} contains credentials (user:password@)",
+            f"remove them from '{what}': sign-in uses client_id and authority, never the URL",
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(f"{what} in {source} is not an http(s) URL: {_redact(url)}", f"fix '{what}' in {source}")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise UserError(f"{what} in {source} uses http:// for a non-loopback host ({parts.hostname})",
-                        f"use https:// in {source} (plain http is allowed only for 127.0.0.1 / localhost)")
+        raise UserError(
+            f"{what} in {source} uses http:// for a non-loopback host ({parts.hostname})",
+            f"use https:// in {source} (plain http is allowed only for 127.0.0.1 / localhost)",
+        )
 
 
 def _redact(url: str) -> str:
@@ -93,8 +101,10 @@ def load_user_config() -> UserConfig:
             raise UserError(f"{path} must hold a JSON object", f"fix or remove {path}")
         unknown = sorted(set(data) - KNOWN_KEYS)
         if unknown:
-            raise UserError(f"{path} has unknown key(s): {', '.join(unknown)}",
-                            f"remove them; known keys: {', '.join(sorted(KNOWN_KEYS - {'$schema'}))}")
+            raise UserError(
+                f"{path} has unknown key(s): {', '.join(unknown)}",
+                f"remove them; known keys: {', '.join(sorted(KNOWN_KEYS - {'$schema'}))}",
+            )
         for key in ("endpoint", "client_id", "authority"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise UserError(f"'{key}' in {path} must be a string", f"fix '{key}' in {path}")
@@ -112,8 +122,13 @@ def load_user_config() -> UserConfig:
     if cfg.endpoint:
         check_url(cfg.endpoint, "endpoint", os.environ.get("PERISCOPE_ENDPOINT") and "$PERISCOPE_ENDPOINT" or str(path))
     if cfg.authority:
-        check_url(cfg.authority, "authority", os.environ.get("PERISCOPE_AUTHORITY") and "$PERISCOPE_AUTHORITY" or str(path))
+        check_url(
+            cfg.authority, "authority", os.environ.get("PERISCOPE_AUTHORITY") and "$PERISCOPE_AUTHORITY" or str(path)
+        )
     if cfg.endpoint and bool(cfg.client_id) != bool(cfg.authority):
-        raise UserError(f"{path} names {'client_id' if cfg.client_id else 'authority'} without"
-                        f" {'authority' if cfg.client_id else 'client_id'}", f"set both (or neither) in {path}")
+        raise UserError(
+            f"{path} names {'client_id' if cfg.client_id else 'authority'} without"
+            f" {'authority' if cfg.client_id else 'client_id'}",
+            f"set both (or neither) in {path}",
+        )
     return cfg

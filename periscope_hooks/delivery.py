@@ -5,6 +5,7 @@ loop backs off exponentially with jitter under a cap, within a total time budget
 per flusher run.  A Retry-After from the receiver is a minimum, saved in
 state.db so that the next short-lived flusher respects it too.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from periscope_hooks import outbox
 from periscope_hooks.sinks import ACCEPTED, REJECTED, SendOutcome, Sink
@@ -34,19 +35,26 @@ class DeliveryResult:
     delivered: int = 0
     dead: int = 0
     retried: int = 0
-    error: Optional[str] = None
+    error: str | None = None
     waited_for_retry_after: bool = False
 
 
-def _set(conn: sqlite3.Connection, key: str, value: Optional[str]) -> None:
+def _set(conn: sqlite3.Connection, key: str, value: str | None) -> None:
     with transaction(conn):
         set_meta(conn, key, value)
 
 
-def deliver(conn: sqlite3.Connection, sink: Sink, *, budget_seconds: Optional[float] = None,
-            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-            backoff_base: Optional[float] = None, backoff_cap: Optional[float] = None,
-            wall_ms: Callable[[], int] = now_ms) -> DeliveryResult:
+def deliver(
+    conn: sqlite3.Connection,
+    sink: Sink,
+    *,
+    budget_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    backoff_base: float | None = None,
+    backoff_cap: float | None = None,
+    wall_ms: Callable[[], int] = now_ms,
+) -> DeliveryResult:
     """Send what is due, retrying within the budget.  `clock`/`sleep` pace the run and `wall_ms`
     dates leases, not-before times and Retry-After (kept on disk, so in wall-clock time)."""
     budget = budget_seconds if budget_seconds is not None else _env_float("PERISCOPE_FLUSH_BUDGET", 60.0)

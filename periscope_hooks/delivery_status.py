@@ -1,24 +1,24 @@
 """The delivery part of `periscope status`: config, sign-in, port, books, dead letters."""
+
 from __future__ import annotations
 
 import os
 import sqlite3
 import time
-from typing import List, Optional, Tuple
 
 from periscope_hooks import outbox, paths
 from periscope_hooks.errors import UserError
 from periscope_hooks.state import get_meta
 
-Line = Tuple[str, str]
+Line = tuple[str, str]
 
 
-def status_lines(conn: Optional[sqlite3.Connection]) -> List[Line]:
+def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
     from periscope_hooks.auth import REDIRECT_PORT, port_in_use
     from periscope_hooks.config import load_user_config
     from periscope_hooks.git import sanitize_url
 
-    lines: List[Line] = []
+    lines: list[Line] = []
     cfg = None
     try:
         cfg = load_user_config()
@@ -43,8 +43,14 @@ def status_lines(conn: Optional[sqlite3.Connection]) -> List[Line]:
                 lines.append(("sign-in", f"signed in as {who}" if who else "not signed in: run periscope login"))
             except (OSError, ValueError) as e:
                 lines.append(("sign-in", f"token cache unreadable ({type(e).__name__}): run periscope login"))
-        lines.append(("port 14550", "in use by another process (sign-in needs it: find it with 'lsof -i :14550')"
-                      if port_in_use(REDIRECT_PORT) else "free for the sign-in redirect"))
+        lines.append(
+            (
+                "port 14550",
+                "in use by another process (sign-in needs it: find it with 'lsof -i :14550')"
+                if port_in_use(REDIRECT_PORT)
+                else "free for the sign-in redirect",
+            )
+        )
     if conn is None:
         return lines
     until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)
@@ -56,8 +62,13 @@ def status_lines(conn: Optional[sqlite3.Connection]) -> List[Line]:
     if until > time.time() * 1000 and get_meta(conn, "delivery_sink", sink_name) == sink_name:
         lines.append(("retry-after", f"the endpoint asked to wait {int(until / 1000 - time.time()) + 1}s more"))
     for kind, c in outbox.counts(conn).items():
-        lines.append((f"{kind} events", f"created {c['created']} = delivered {c['delivered']} + pending {c['pending']}"
-                                        f" + dead-lettered {c['dead']} + dropped {c['dropped']}"))
+        lines.append(
+            (
+                f"{kind} events",
+                f"created {c['created']} = delivered {c['delivered']} + pending {c['pending']}"
+                f" + dead-lettered {c['dead']} + dropped {c['dropped']}",
+            )
+        )
     dead = outbox.dead_letters(conn)
     if dead:
         for row in dead[:5]:

@@ -3,11 +3,13 @@
 Event ids are deterministic UUIDs, so an event re-created after a crash or a
 rebuilt state.db carries the same id and the receiver deduplicates it.
 """
+
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from periscope_hooks import CLIENT_NAME, __version__
 
@@ -20,12 +22,12 @@ def event_id(*parts: str) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, "\x1f".join(parts)))
 
 
-def rfc3339(ms: Optional[int] = None) -> str:
+def rfc3339(ms: int | None = None) -> str:
     ms = int(time.time() * 1000) if ms is None else int(ms)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
 
-def _base(eid: str, event_type: str, time_ms: Optional[int]) -> Dict[str, Any]:
+def _base(eid: str, event_type: str, time_ms: int | None) -> dict[str, Any]:
     return {
         "event_id": eid,
         "type": event_type,
@@ -35,11 +37,11 @@ def _base(eid: str, event_type: str, time_ms: Optional[int]) -> Dict[str, Any]:
     }
 
 
-def tokens_of(row: Any) -> Dict[str, int]:
+def tokens_of(row: Any) -> dict[str, int]:
     return {f: int(row[f] or 0) for f in TOKEN_FIELDS}
 
 
-def session_info(session_id: Optional[str], session: Any, agent: Optional[str]) -> Dict[str, Any]:
+def session_info(session_id: str | None, session: Any, agent: str | None) -> dict[str, Any]:
     parent = session["parent_id"] if session is not None else None
     return {
         "id": session_id,
@@ -50,23 +52,25 @@ def session_info(session_id: Optional[str], session: Any, agent: Optional[str]) 
     }
 
 
-def message_event(msg: Any, session: Any, repo_url: Optional[str]) -> Dict[str, Any]:
+def message_event(msg: Any, session: Any, repo_url: str | None) -> dict[str, Any]:
     event = _base(event_id("message", msg["id"]), "message", msg["time_ms"])
-    event.update({
-        "message_id": msg["id"],
-        "session": session_info(msg["session_id"], session, msg["agent"]),
-        "provider": msg["provider"],
-        "model": msg["model"],
-        "tokens": tokens_of(msg),
-        "cost": float(msg["cost"] or 0),
-        "repo": {"url": repo_url, "branch": msg["branch"], "sha": msg["sha"]},
-    })
+    event.update(
+        {
+            "message_id": msg["id"],
+            "session": session_info(msg["session_id"], session, msg["agent"]),
+            "provider": msg["provider"],
+            "model": msg["model"],
+            "tokens": tokens_of(msg),
+            "cost": float(msg["cost"] or 0),
+            "repo": {"url": repo_url, "branch": msg["branch"], "sha": msg["sha"]},
+        }
+    )
     return event
 
 
-def _sum(rows: Iterable[Any]) -> Dict[str, Any]:
+def _sum(rows: Iterable[Any]) -> dict[str, Any]:
     tokens = dict.fromkeys(TOKEN_FIELDS, 0)
-    costs: List[float] = []
+    costs: list[float] = []
     n = 0
     for r in rows:
         n += 1
@@ -83,16 +87,19 @@ def round_cost(costs: Iterable[float]) -> float:
     return round(math.fsum(costs), 10)
 
 
-def usage_summary(messages: Sequence[Any], sessions: Dict[str, Any]) -> Dict[str, Any]:
+def usage_summary(messages: Sequence[Any], sessions: dict[str, Any]) -> dict[str, Any]:
     """usage, by_model and sessions blocks for a commit event (and for reports and notes)."""
-    by_model: Dict[tuple, list] = {}
-    by_session: Dict[str, list] = {}
+    by_model: dict[tuple, list] = {}
+    by_session: dict[str, list] = {}
     for m in messages:
         by_model.setdefault((m["provider"], m["model"]), []).append(m)
         by_session.setdefault(m["session_id"], []).append(m)
     return {
         "usage": _sum(messages),
-        "by_model": [{"provider": p, "model": mo, **_sum(rows)} for (p, mo), rows in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))],
+        "by_model": [
+            {"provider": p, "model": mo, **_sum(rows)}
+            for (p, mo), rows in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
+        ],
         "sessions": [
             {**session_info(sid, sessions.get(sid), rows[0]["agent"]), **_sum(rows)}
             for sid, rows in sorted(by_session.items(), key=lambda kv: str(kv[0]))
@@ -100,16 +107,30 @@ def usage_summary(messages: Sequence[Any], sessions: Dict[str, Any]) -> Dict[str
     }
 
 
-def commit_event(*, repo_id: str, repo_url: Optional[str], branch: Optional[str], sha: str, parents: List[str],
-                 kind: str, origin: str, time_ms: int, messages: Sequence[Any], sessions: Dict[str, Any],
-                 agent: Optional[Dict[str, Any]] = None, note: Optional[str] = None) -> Dict[str, Any]:
+def commit_event(
+    *,
+    repo_id: str,
+    repo_url: str | None,
+    branch: str | None,
+    sha: str,
+    parents: list[str],
+    kind: str,
+    origin: str,
+    time_ms: int,
+    messages: Sequence[Any],
+    sessions: dict[str, Any],
+    agent: dict[str, Any] | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
     event = _base(event_id("commit", repo_id, sha, kind), "commit", time_ms)
-    event.update({
-        "repo": {"url": repo_url, "branch": branch},
-        "commit": {"sha": sha, "parents": parents, "kind": kind},
-        "origin": origin,
-        **usage_summary(messages, sessions),
-    })
+    event.update(
+        {
+            "repo": {"url": repo_url, "branch": branch},
+            "commit": {"sha": sha, "parents": parents, "kind": kind},
+            "origin": origin,
+            **usage_summary(messages, sessions),
+        }
+    )
     if agent is not None:
         event["agent"] = agent
     if note:
@@ -117,12 +138,16 @@ def commit_event(*, repo_id: str, repo_url: Optional[str], branch: Optional[str]
     return event
 
 
-def rewrite_event(*, repo_id: str, repo_url: Optional[str], command: str, pairs: List[List[str]], time_ms: int) -> Dict[str, Any]:
+def rewrite_event(
+    *, repo_id: str, repo_url: str | None, command: str, pairs: list[list[str]], time_ms: int
+) -> dict[str, Any]:
     key = ";".join(f"{o}>{n}" for o, n in pairs)
     event = _base(event_id("rewrite", repo_id, command, key), "rewrite", time_ms)
-    event.update({
-        "repo": {"url": repo_url},
-        "command": command,
-        "mappings": [{"old": o, "new": n} for o, n in pairs],
-    })
+    event.update(
+        {
+            "repo": {"url": repo_url},
+            "command": command,
+            "mappings": [{"old": o, "new": n} for o, n in pairs],
+        }
+    )
     return event

@@ -5,6 +5,7 @@ flusher that finds the lock taken exits at once; the running one re-checks the
 spool after releasing the lock, so a record appended meanwhile is never left
 waiting for the next commit.
 """
+
 from __future__ import annotations
 
 import errno
@@ -13,7 +14,6 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Optional
 
 from periscope_hooks import logfile, paths
 from periscope_hooks.delivery import DeliveryResult, deliver
@@ -28,7 +28,7 @@ class _Lock:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(str(state_dir / LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
 
-    def acquire(self, timeout: Optional[float]) -> bool:
+    def acquire(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -61,14 +61,14 @@ def _work_left(state_dir: Path) -> bool:
         conn.close()
 
 
-def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float = 60.0) -> Optional[DeliveryResult]:
+def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float = 60.0) -> DeliveryResult | None:
     """Ingest and deliver.  Returns None when another flusher holds the lock (and `wait` is False)."""
     from periscope_hooks.config import load_user_config
     from periscope_hooks.errors import UserError
     from periscope_hooks.sinks import get_sink
 
     lock = _Lock(state_dir)
-    result: Optional[DeliveryResult] = None
+    result: DeliveryResult | None = None
     try:
         while True:
             if not lock.acquire(lock_timeout if wait else 0):
@@ -90,8 +90,10 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
                     finally:
                         sink.close()
                     if result.error:  # one line, never a payload or token (errors are built to be shown)
-                        logfile.log_line(state_dir / paths.HOOK_LOG_NAME,
-                                         f"flush: delivery incomplete: {result.error}; events stay in the outbox")
+                        logfile.log_line(
+                            state_dir / paths.HOOK_LOG_NAME,
+                            f"flush: delivery incomplete: {result.error}; events stay in the outbox",
+                        )
                 except sqlite3.DatabaseError as e:
                     if is_corrupt(e):
                         mark_for_integrity_check(state_dir)  # the next open checks, and rebuilds from the spool

@@ -5,13 +5,14 @@ the HEAD reflog) for the commit hook's hot path, which must not pay for a git
 subprocess; `run_git` and friends use the git binary for everything else
 (background processing, install, report).
 """
+
 from __future__ import annotations
 
 import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
-    from typing import List, Optional, Tuple
+    pass
 
 
 # Only `os` at import time: this module is on the commit hook's hot path, and
@@ -31,7 +32,7 @@ class RepoDirs:
         return f"RepoDirs({self.git_dir!r}, {self.common_dir!r}, {self.worktree!r})"
 
 
-def _read(path: str) -> Optional[str]:
+def _read(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read()
@@ -39,16 +40,16 @@ def _read(path: str) -> Optional[str]:
         return None
 
 
-def _gitfile_target(dotgit: str) -> Optional[str]:
+def _gitfile_target(dotgit: str) -> str | None:
     """A `.git` file (linked worktree, submodule) says `gitdir: <path>`."""
     text = _read(dotgit)
     if text and text.startswith("gitdir:"):
-        target = text[len("gitdir:"):].strip()
+        target = text[len("gitdir:") :].strip()
         return os.path.normpath(os.path.join(os.path.dirname(dotgit), target))
     return None
 
 
-def find_repo_dirs(cwd: Optional[str] = None, env: Optional[dict] = None) -> Optional[RepoDirs]:
+def find_repo_dirs(cwd: str | None = None, env: dict | None = None) -> RepoDirs | None:
     """Locate the git dirs from the environment git gives hooks, or by walking up from cwd."""
     env = os.environ if env is None else env
     cwd = os.path.realpath(cwd or os.getcwd())
@@ -81,7 +82,9 @@ def find_repo_dirs(cwd: Optional[str] = None, env: Optional[dict] = None) -> Opt
         return None
     common = _read(os.path.join(git_dir, "commondir"))
     common_dir = os.path.normpath(os.path.join(git_dir, common.strip())) if common else git_dir
-    return RepoDirs(os.path.realpath(git_dir), os.path.realpath(common_dir), os.path.realpath(worktree) if worktree else "")
+    return RepoDirs(
+        os.path.realpath(git_dir), os.path.realpath(common_dir), os.path.realpath(worktree) if worktree else ""
+    )
 
 
 _HEX = frozenset("0123456789abcdef")
@@ -91,7 +94,7 @@ def is_sha(text: str) -> bool:
     return len(text) in (40, 64) and _HEX.issuperset(text)
 
 
-def _resolve_ref(common_dir: str, git_dir: str, ref: str) -> Optional[str]:
+def _resolve_ref(common_dir: str, git_dir: str, ref: str) -> str | None:
     for base in (git_dir, common_dir):
         text = _read(os.path.join(base, ref))
         if text is not None:
@@ -106,28 +109,28 @@ def _resolve_ref(common_dir: str, git_dir: str, ref: str) -> Optional[str]:
     return None
 
 
-def read_head(dirs: RepoDirs) -> Tuple[Optional[str], Optional[str]]:
+def read_head(dirs: RepoDirs) -> tuple[str | None, str | None]:
     """(HEAD's SHA, branch name or None when detached), read from files.
 
     During a rebase HEAD is detached; the branch being rebased is reported.
     """
     head = (_read(os.path.join(dirs.git_dir, "HEAD")) or "").strip()
-    branch: Optional[str] = None
+    branch: str | None = None
     if head.startswith("ref: "):
         ref = head[5:].strip()
-        branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+        branch = ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else ref
         sha = _resolve_ref(dirs.common_dir, dirs.git_dir, ref)
     else:
         sha = head if is_sha(head) else None
         for d in ("rebase-merge", "rebase-apply"):
             name = _read(os.path.join(dirs.git_dir, d, "head-name"))
             if name and name.strip().startswith("refs/heads/"):
-                branch = name.strip()[len("refs/heads/"):]
+                branch = name.strip()[len("refs/heads/") :]
                 break
     return sha, branch
 
 
-def _reflog_tail(dirs: RepoDirs, max_bytes: int) -> List[bytes]:
+def _reflog_tail(dirs: RepoDirs, max_bytes: int) -> list[bytes]:
     """The complete lines among the last `max_bytes` of HEAD's reflog, oldest first."""
     try:
         with open(os.path.join(dirs.git_dir, "logs", "HEAD"), "rb") as f:
@@ -141,13 +144,13 @@ def _reflog_tail(dirs: RepoDirs, max_bytes: int) -> List[bytes]:
     return lines[1:] if start else lines  # after a seek the first line may be cut
 
 
-def _reflog_entry(raw: bytes) -> Tuple[Optional[str], Optional[str], str]:
+def _reflog_entry(raw: bytes) -> tuple[str | None, str | None, str]:
     head, _, subject = raw.decode("utf-8", "replace").partition("\t")
     parts = head.split(" ")
     return (parts[0], parts[1], subject) if len(parts) >= 2 else (None, None, subject)
 
 
-def read_last_reflog(dirs: RepoDirs) -> Tuple[Optional[str], Optional[str], str]:
+def read_last_reflog(dirs: RepoDirs) -> tuple[str | None, str | None, str]:
     """(old SHA, new SHA, subject) of HEAD's newest reflog entry; Nones when there is none."""
     lines = _reflog_tail(dirs, 8192)
     if not lines or not lines[-1]:
@@ -167,7 +170,7 @@ def reflog_action(subject: str) -> str:
     return action
 
 
-def read_reflog(dirs: RepoDirs, max_bytes: int = 1 << 16) -> List[Tuple[str, str, str]]:
+def read_reflog(dirs: RepoDirs, max_bytes: int = 1 << 16) -> list[tuple[str, str, str]]:
     """HEAD's recent reflog entries, oldest first: (old SHA, new SHA, subject)."""
     entries = [_reflog_entry(raw) for raw in _reflog_tail(dirs, max_bytes)]
     return [e for e in entries if e[0] and e[1]]
@@ -184,14 +187,19 @@ class GitError(Exception):
     pass
 
 
-def run_git(args: List[str], *, cwd: Optional[str] = None, git_dir: Optional[str] = None, check: bool = True,
-            timeout: float = 30) -> str:
+def run_git(
+    args: list[str], *, cwd: str | None = None, git_dir: str | None = None, check: bool = True, timeout: float = 30
+) -> str:
     import subprocess
 
     cmd = ["git"]
     if git_dir:
         cmd.append(f"--git-dir={git_dir}")
-    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")} if git_dir else None
+    env = (
+        {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
+        if git_dir
+        else None
+    )
     try:
         proc = subprocess.run(cmd + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -201,11 +209,12 @@ def run_git(args: List[str], *, cwd: Optional[str] = None, git_dir: Optional[str
     return proc.stdout
 
 
-def rev_parse_dirs(path: str) -> Optional[RepoDirs]:
+def rev_parse_dirs(path: str) -> RepoDirs | None:
     """Like find_repo_dirs, but asks git (for commands run by people, where cost does not matter)."""
     try:
-        out = run_git(["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir", "--show-toplevel"],
-                      cwd=path).splitlines()
+        out = run_git(
+            ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir", "--show-toplevel"], cwd=path
+        ).splitlines()
     except (GitError, NotADirectoryError, FileNotFoundError):
         return None
     if len(out) < 2:
@@ -214,12 +223,12 @@ def rev_parse_dirs(path: str) -> Optional[RepoDirs]:
     return RepoDirs(os.path.realpath(out[0]), os.path.realpath(out[1]), os.path.realpath(top) if top else "")
 
 
-def commit_parents(common_dir: str, sha: str) -> List[str]:
+def commit_parents(common_dir: str, sha: str) -> list[str]:
     out = run_git(["rev-list", "--parents", "-n", "1", sha], git_dir=common_dir).split()
     return out[1:]
 
 
-def remote_url(common_dir: str) -> Optional[str]:
+def remote_url(common_dir: str) -> str | None:
     """origin's URL (else the first remote's), without credentials."""
     try:
         out = run_git(["config", "--get-regexp", r"^remote\..*\.url$"], git_dir=common_dir, check=False)
@@ -228,7 +237,7 @@ def remote_url(common_dir: str) -> Optional[str]:
     urls = {}
     for line in out.splitlines():
         key, _, url = line.partition(" ")
-        urls[key[len("remote."):-len(".url")]] = url.strip()
+        urls[key[len("remote.") : -len(".url")]] = url.strip()
     url = urls.get("origin") or next(iter(urls.values()), None)
     return sanitize_url(url) if url else None
 

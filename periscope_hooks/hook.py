@@ -9,6 +9,7 @@ Imports stay at os/sys/json/time: a test checks `sys.modules`.
 
 It always exits 0 and prints nothing; problems go to hook.log.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,14 +18,14 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
-    from typing import List, Optional
+    pass
 
 
 HOOK_TIME_LIMIT_S = 10  # a hung filesystem must not hang the commit forever
 BACKGROUND_DELAY_S = "0.2"  # seconds the detached flusher waits before starting Python
 
 
-def _log(state_dir: Optional[str], message: str, exc: Optional[BaseException] = None) -> None:
+def _log(state_dir: str | None, message: str, exc: BaseException | None = None) -> None:
     from periscope_hooks import logfile, paths
 
     if state_dir and logfile.log_line(os.path.join(state_dir, paths.HOOK_LOG_NAME), message, exc=exc):
@@ -32,7 +33,7 @@ def _log(state_dir: Optional[str], message: str, exc: Optional[BaseException] = 
     logfile.log_line(paths.fallback_log_path(), message, exc=exc)
 
 
-def _read_rewrite_pairs() -> List[List[str]]:
+def _read_rewrite_pairs() -> list[list[str]]:
     stdin = sys.stdin
     if stdin is None or stdin.closed:
         return []
@@ -50,7 +51,7 @@ def _read_rewrite_pairs() -> List[List[str]]:
     return pairs
 
 
-def build_record(name: str, args: List[str], dirs, env=os.environ) -> dict:
+def build_record(name: str, args: list[str], dirs, env=os.environ) -> dict:
     from periscope_hooks import git
 
     sha, branch = git.read_head(dirs)
@@ -103,8 +104,17 @@ def spawn_background_flush(state_dir: str) -> None:
     code = "import sys;from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))"
     # Through sh, so that the Python start-up (the flusher's main cost) comes after a short sleep:
     # by then git has finished the commit, and the two do not compete for the CPU.
-    argv = ["/bin/sh", "-c", 'sleep "$0"; exec "$@"', BACKGROUND_DELAY_S,
-            sys.executable, "-c", code, "_background-flush", state_dir]
+    argv = [
+        "/bin/sh",
+        "-c",
+        'sleep "$0"; exec "$@"',
+        BACKGROUND_DELAY_S,
+        sys.executable,
+        "-c",
+        code,
+        "_background-flush",
+        state_dir,
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setsid=True)
 
@@ -113,8 +123,8 @@ def _alarm(signum, frame):  # pragma: no cover - only on a hung filesystem
     raise TimeoutError(f"hook took longer than {HOOK_TIME_LIMIT_S}s")
 
 
-def run(argv: List[str]) -> int:
-    state_dir: Optional[str] = None
+def run(argv: list[str]) -> int:
+    state_dir: str | None = None
     try:
         import _signal  # the C module: `signal` would import enum on the hot path
 

@@ -1,10 +1,11 @@
 """Recognise hooks managed by another tool, so install-hooks does not silently add a second copy."""
+
 from __future__ import annotations
 
 import os
 import re
 import shlex
-from typing import Iterable, Optional, Set
+from collections.abc import Iterable
 
 from periscope_hooks.errors import UserError
 
@@ -19,7 +20,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def detect(repo_top: str, hooks_dir: str, hooks_path_config: Optional[str]) -> Optional[UserError]:
+def detect(repo_top: str, hooks_dir: str, hooks_path_config: str | None) -> UserError | None:
     """The refusal (one line and a hint) when another manager owns the hooks, else None."""
     names = []
     try:
@@ -28,19 +29,26 @@ def detect(repo_top: str, hooks_dir: str, hooks_path_config: Optional[str]) -> O
         pass
     texts = {n: _read(os.path.join(hooks_dir, n)) for n in names}
     if any(PRE_COMMIT_MARKER in t for t in texts.values()):
-        return UserError("this repository's git hooks are managed by pre-commit",
-                         "add the periscope hooks to .pre-commit-config.yaml (see the README) and run"
-                         " pre-commit install --hook-type post-commit --hook-type post-merge --hook-type post-rewrite")
+        return UserError(
+            "this repository's git hooks are managed by pre-commit",
+            "add the periscope hooks to .pre-commit-config.yaml (see the README) and run"
+            " pre-commit install --hook-type post-commit --hook-type post-merge --hook-type post-rewrite",
+        )
     hp = (hooks_path_config or "").replace("\\", "/")
     if ".husky" in hp.split("/") or hp.rstrip("/").endswith(".husky/_") or any("husky" in t for t in texts.values()):
-        return UserError("this repository's git hooks are managed by husky (core.hooksPath)",
-                         "add 'periscope hook post-commit' to .husky/post-commit (likewise post-merge, post-rewrite \"$@\")")
+        return UserError(
+            "this repository's git hooks are managed by husky (core.hooksPath)",
+            "add 'periscope hook post-commit' to .husky/post-commit (likewise post-merge, post-rewrite \"$@\")",
+        )
     lefthook_files = ("lefthook.yml", ".lefthook.yml", "lefthook.yaml", ".lefthook.yaml")
-    if any("lefthook" in t for t in texts.values()) or (repo_top and any(
-            os.path.exists(os.path.join(repo_top, f)) for f in lefthook_files)):
-        return UserError("this repository's git hooks are managed by lefthook",
-                         "add commands running 'periscope hook post-commit', 'periscope hook post-merge' and"
-                         " 'periscope hook post-rewrite' to lefthook.yml")
+    if any("lefthook" in t for t in texts.values()) or (
+        repo_top and any(os.path.exists(os.path.join(repo_top, f)) for f in lefthook_files)
+    ):
+        return UserError(
+            "this repository's git hooks are managed by lefthook",
+            "add commands running 'periscope hook post-commit', 'periscope hook post-merge' and"
+            " 'periscope hook post-rewrite' to lefthook.yml",
+        )
     return None
 
 
@@ -61,16 +69,16 @@ def pre_commit_config_of(script: str) -> str:
         line = line.strip()
         if line.startswith("ARGS=(") and line.endswith(")"):
             try:
-                args = shlex.split(line[len("ARGS=("):-1])
+                args = shlex.split(line[len("ARGS=(") : -1])
             except ValueError:
                 break
             for arg in args:
                 if arg.startswith("--config="):
-                    return arg[len("--config="):]
+                    return arg[len("--config=") :]
     return PRE_COMMIT_DEFAULT_CONFIG
 
 
-def listed_hook_ids(config_text: str) -> Set[str]:
+def listed_hook_ids(config_text: str) -> set[str]:
     """The hook ids in a .pre-commit-config.yaml, found textually (no YAML parser at run time):
     `- id: X`, `id: "X"`, `{id: X, ...}`; commented-out lines do not count."""
     ids = set()
@@ -83,7 +91,7 @@ def listed_hook_ids(config_text: str) -> Set[str]:
     return ids
 
 
-def pre_commit_hooks(repo_top: Optional[str], hooks_dir: str, hook_names: Iterable[str]) -> Optional[dict]:
+def pre_commit_hooks(repo_top: str | None, hooks_dir: str, hook_names: Iterable[str]) -> dict | None:
     """None when pre-commit does not manage the hooks in `hooks_dir`; else
     {"config": the config path as pre-commit names it, "config_exists": bool,
      "scripts": {hook name: whether the script there is pre-commit's},
@@ -98,7 +106,8 @@ def pre_commit_hooks(repo_top: Optional[str], hooks_dir: str, hook_names: Iterab
         return None
     # The config a periscope hook type's script names, else the one any pre-commit script names.
     configs = [pre_commit_config_of(scripts[n]) for n in hook_names if n in scripts] or [
-        pre_commit_config_of(t) for _, t in sorted(scripts.items())]
+        pre_commit_config_of(t) for _, t in sorted(scripts.items())
+    ]
     config = configs[0]
     config_path = config if os.path.isabs(config) or not repo_top else os.path.join(repo_top, config)
     try:
@@ -107,6 +116,9 @@ def pre_commit_hooks(repo_top: Optional[str], hooks_dir: str, hook_names: Iterab
         config_exists = True
     except OSError:
         listed, config_exists = set(), False
-    return {"config": config, "config_exists": config_exists,
-            "scripts": {n: n in scripts for n in hook_names},
-            "listed": {n: hook_id(n) in listed for n in hook_names}}
+    return {
+        "config": config,
+        "config_exists": config_exists,
+        "scripts": {n: n in scripts for n in hook_names},
+        "listed": {n: hook_id(n) in listed for n in hook_names},
+    }

@@ -8,6 +8,7 @@ Everything is idempotent (messages by id, links by sha+kind+worktree, events by
 event id), so re-reading a record, or the whole spool after a rebuild, changes
 nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from periscope_hooks import events, git, logfile, outbox, paths, spool
 from periscope_hooks.settings import RepoSettings, load_settings
@@ -41,13 +42,17 @@ class IngestResult:
 class _After:
     """Work done after the transaction commits (git notes): never inside the write lock."""
 
-    notes: List[str] = field(default_factory=list)  # SHAs whose note is (re)written
+    notes: list[str] = field(default_factory=list)  # SHAs whose note is (re)written
 
 
-def classify_commit(subject: str) -> Optional[str]:
+def classify_commit(subject: str) -> str | None:
     """The commit kind from HEAD's reflog subject; None for a rebase replay (takes no usage)."""
     head = subject.split(":", 1)[0]
-    if head.startswith("rebase") or head.startswith("pull --rebase") or head.endswith(("(pick)", "(reword)", "(squash)", "(fixup)", "(edit)")):
+    if (
+        head.startswith("rebase")
+        or head.startswith("pull --rebase")
+        or head.endswith(("(pick)", "(reword)", "(squash)", "(fixup)", "(edit)"))
+    ):
         return None
     if head == "commit (amend)":
         return "amend"
@@ -64,12 +69,12 @@ class Processor:
     def __init__(self, conn: sqlite3.Connection, state_dir: Path) -> None:
         self.conn = conn
         self.state_dir = state_dir
-        self.common_dir: Optional[str] = str(state_dir.parent) if (state_dir.parent / "HEAD").exists() else None
-        self._repo_url: Optional[str] = None
+        self.common_dir: str | None = str(state_dir.parent) if (state_dir.parent / "HEAD").exists() else None
+        self._repo_url: str | None = None
         self._repo_url_known = False
-        self._repo_id: Optional[str] = None
-        self._settings: Dict[str, RepoSettings] = {}
-        self._worktrees: Dict[str, str] = {}
+        self._repo_id: str | None = None
+        self._settings: dict[str, RepoSettings] = {}
+        self._worktrees: dict[str, str] = {}
         self.after = _After()
         self.result = IngestResult()
 
@@ -78,7 +83,7 @@ class Processor:
         logfile.log_line(self.state_dir / paths.HOOK_LOG_NAME, message)
 
     @property
-    def repo_url(self) -> Optional[str]:
+    def repo_url(self) -> str | None:
         if not self._repo_url_known:
             self._repo_url = git.remote_url(self.common_dir) if self.common_dir else None
             self._repo_url_known = True
@@ -105,7 +110,7 @@ class Processor:
                     self.log(f"could not save {REPO_ID_NAME} ({e}); event ids use the current remote")
         return self._repo_id
 
-    def squash_abandoned(self, worktree: str, sha: str, squash_reflog: Optional[str]) -> bool:
+    def squash_abandoned(self, worktree: str, sha: str, squash_reflog: str | None) -> bool:
         """True when HEAD's reflog shows something (a reset, a checkout) between `merge --squash`
         and this commit.  Unknown (no reflog, an older record) counts as not abandoned."""
         if not squash_reflog:
@@ -144,7 +149,7 @@ class Processor:
             self._worktrees[cwd] = wt
         return wt
 
-    def sessions_for(self, ids: List[str]) -> Dict[str, Any]:
+    def sessions_for(self, ids: list[str]) -> dict[str, Any]:
         return _sessions(self.conn, ids)
 
     # --- spool ---------------------------------------------------------------------
@@ -218,7 +223,7 @@ class Processor:
             self.log(f"spool: skipped an invalid {kind} record at byte {line_offset}: {type(e).__name__}: {e}")
 
     # --- records -------------------------------------------------------------------
-    def apply_session(self, rec: Dict[str, Any]) -> None:
+    def apply_session(self, rec: dict[str, Any]) -> None:
         sid = str(rec["session_id"])
         self.conn.execute(
             "INSERT INTO sessions (id, title, parent_id, agent, time_ms) VALUES (?, ?, ?, ?, ?)"
@@ -228,7 +233,7 @@ class Processor:
         )
         self.result.sessions += 1
 
-    def apply_message(self, rec: Dict[str, Any], line_offset: int) -> None:
+    def apply_message(self, rec: dict[str, Any], line_offset: int) -> None:
         mid = str(rec["id"])
         tokens = rec.get("tokens") or {}
         values = {f: int(tokens.get(f) or 0) for f in TOKEN_FIELDS}
@@ -246,9 +251,21 @@ class Processor:
             "INSERT OR IGNORE INTO messages (id, session_id, worktree, time_ms, provider, model, agent, input, output,"
             " reasoning, cache_read, cache_write, cost, branch, sha, spool_offset, link_id)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (mid, rec.get("session_id"), worktree, rec.get("time"), rec.get("provider"), rec.get("model"),
-             rec.get("agent"), *values.values(), cost, gitinfo.get("branch"), gitinfo.get("sha"), line_offset,
-             held["id"] if held is not None else None),
+            (
+                mid,
+                rec.get("session_id"),
+                worktree,
+                rec.get("time"),
+                rec.get("provider"),
+                rec.get("model"),
+                rec.get("agent"),
+                *values.values(),
+                cost,
+                gitinfo.get("branch"),
+                gitinfo.get("sha"),
+                line_offset,
+                held["id"] if held is not None else None,
+            ),
         )
         if cur.rowcount == 0:
             self.result.duplicates += 1
@@ -262,7 +279,7 @@ class Processor:
         if held is not None:
             self.emit_link(held, note=None)
 
-    def apply_commit(self, rec: Dict[str, Any]) -> None:
+    def apply_commit(self, rec: dict[str, Any]) -> None:
         hook = rec["hook"]
         worktree = str(rec.get("worktree") or "")
         if worktree and not self.settings(worktree).capture:
@@ -276,19 +293,21 @@ class Processor:
             return
         reflog = rec.get("reflog") or {}
         subject = reflog.get("subject") or "" if reflog.get("new") == sha else ""
-        squash_row = self.conn.execute("SELECT squash_pending, squash_reflog FROM worktree_state WHERE worktree = ?",
-                                       (worktree,)).fetchone()
+        squash_row = self.conn.execute(
+            "SELECT squash_pending, squash_reflog FROM worktree_state WHERE worktree = ?", (worktree,)
+        ).fetchone()
         if hook == "post-merge":
             if rec.get("squash"):
                 last = json.dumps([reflog.get("old"), reflog.get("new"), reflog.get("subject") or ""])
                 self.conn.execute(
                     "INSERT INTO worktree_state (worktree, squash_pending, squash_reflog) VALUES (?, 1, ?)"
                     " ON CONFLICT(worktree) DO UPDATE SET squash_pending = 1, squash_reflog = excluded.squash_reflog",
-                    (worktree, last))
+                    (worktree, last),
+                )
                 return
             if "fast-forward" in subject.lower():
                 return  # no new commit: usage stays pending for the next commit
-            kind: Optional[str] = "merge"
+            kind: str | None = "merge"
         else:
             kind = classify_commit(subject) if subject else ("commit" if not rec.get("rebasing") else None)
             if kind is None:
@@ -322,14 +341,26 @@ class Processor:
         if message_id:
             known = self.conn.execute("SELECT link_id FROM messages WHERE id = ?", (message_id,)).fetchone()
             reserved = self.conn.execute(
-                "SELECT 1 FROM links WHERE agent_message_id = ? AND emitted = 0", (message_id,)).fetchone()
+                "SELECT 1 FROM links WHERE agent_message_id = ? AND emitted = 0", (message_id,)
+            ).fetchone()
             if known is None and reserved is None:
                 hold_until = time_ms + int(settings.agent_hold_minutes * 60_000)
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO links (worktree, sha, current_sha, kind, origin, branch, parents, time_ms,"
             " agent_session_id, agent_message_id, hold_until_ms, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-            (worktree, sha, sha, kind, origin, rec.get("branch"), json.dumps(parents), time_ms,
-             (agent or {}).get("session_id"), message_id if hold_until else None, hold_until),
+            (
+                worktree,
+                sha,
+                sha,
+                kind,
+                origin,
+                rec.get("branch"),
+                json.dumps(parents),
+                time_ms,
+                (agent or {}).get("session_id"),
+                message_id if hold_until else None,
+                hold_until,
+            ),
         )
         if cur.rowcount == 0:
             return  # this commit record was applied before
@@ -340,23 +371,34 @@ class Processor:
             link = self.conn.execute("SELECT * FROM links WHERE id = ?", (link_id,)).fetchone()
             self.emit_link(link, note=None)
 
-    def emit_link(self, link: sqlite3.Row, note: Optional[str]) -> None:
-        msgs = self.conn.execute("SELECT * FROM messages WHERE link_id = ? ORDER BY spool_offset", (link["id"],)).fetchall()
+    def emit_link(self, link: sqlite3.Row, note: str | None) -> None:
+        msgs = self.conn.execute(
+            "SELECT * FROM messages WHERE link_id = ? ORDER BY spool_offset", (link["id"],)
+        ).fetchall()
         agent = None
         if link["origin"] == "agent":
             included = link["agent_message_id"] is None or any(m["id"] == link["agent_message_id"] for m in msgs)
             agent = {"session_id": link["agent_session_id"], "message_included": included}
         event = events.commit_event(
-            repo_id=self.repo_id, repo_url=self.repo_url, branch=link["branch"], sha=link["sha"],
-            parents=json.loads(link["parents"]), kind=link["kind"], origin=link["origin"], time_ms=link["time_ms"],
-            messages=msgs, sessions=self.sessions_for([m["session_id"] for m in msgs]), agent=agent, note=note,
+            repo_id=self.repo_id,
+            repo_url=self.repo_url,
+            branch=link["branch"],
+            sha=link["sha"],
+            parents=json.loads(link["parents"]),
+            kind=link["kind"],
+            origin=link["origin"],
+            time_ms=link["time_ms"],
+            messages=msgs,
+            sessions=self.sessions_for([m["session_id"] for m in msgs]),
+            agent=agent,
+            note=note,
         )
         outbox.enqueue(self.conn, event)
         self.conn.execute("UPDATE links SET emitted = 1, note = ? WHERE id = ?", (note, link["id"]))
         if self.common_dir and self.settings(link["worktree"] or "").notes:
             self.after.notes.append(link["current_sha"])
 
-    def apply_rewrite(self, rec: Dict[str, Any]) -> None:
+    def apply_rewrite(self, rec: dict[str, Any]) -> None:
         pairs = [[str(o), str(n)] for o, n in (rec.get("pairs") or [])]
         if not pairs:
             return
@@ -364,32 +406,47 @@ class Processor:
         time_ms = int(rec.get("time") or now_ms())
         mapping = dict((o, n) for o, n in pairs)
         for o, n in pairs:
-            self.conn.execute("INSERT INTO rewrites (command, old_sha, new_sha, time_ms) VALUES (?, ?, ?, ?)",
-                              (command, o, n, time_ms))
+            self.conn.execute(
+                "INSERT INTO rewrites (command, old_sha, new_sha, time_ms) VALUES (?, ?, ?, ?)",
+                (command, o, n, time_ms),
+            )
         # One pass over the links, so a chain inside one rewrite never moves a link twice.
         marks = ",".join("?" * len(mapping))
-        for row in self.conn.execute(f"SELECT id, current_sha FROM links WHERE current_sha IN ({marks})", list(mapping)).fetchall():
+        for row in self.conn.execute(
+            f"SELECT id, current_sha FROM links WHERE current_sha IN ({marks})", list(mapping)
+        ).fetchall():
             self.conn.execute("UPDATE links SET current_sha = ? WHERE id = ?", (mapping[row["current_sha"]], row["id"]))
-        outbox.enqueue(self.conn, events.rewrite_event(repo_id=self.repo_id, repo_url=self.repo_url, command=command,
-                                                      pairs=pairs, time_ms=time_ms))
+        outbox.enqueue(
+            self.conn,
+            events.rewrite_event(
+                repo_id=self.repo_id, repo_url=self.repo_url, command=command, pairs=pairs, time_ms=time_ms
+            ),
+        )
         worktree = str(rec.get("worktree") or "")
         if self.common_dir and self.settings(worktree).notes:
             # The replacements' notes are rewritten whole from the database, so they
             # carry the moved usage exactly once.
             targets = sorted(set(mapping.values()))
-            moved = {r[0] for r in self.conn.execute(
-                f"SELECT DISTINCT current_sha FROM links WHERE current_sha IN ({','.join('?' * len(targets))})", targets)}
+            moved = {
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT DISTINCT current_sha FROM links WHERE current_sha IN ({','.join('?' * len(targets))})",
+                    targets,
+                )
+            }
             self.after.notes.extend(sorted(moved))
 
-    def release_expired_holds(self, now: Optional[int] = None) -> int:
+    def release_expired_holds(self, now: int | None = None) -> int:
         now = now_ms() if now is None else now
         with transaction(self.conn):
             rows = self.conn.execute(
                 "SELECT * FROM links WHERE emitted = 0 AND hold_until_ms IS NOT NULL AND hold_until_ms <= ?", (now,)
             ).fetchall()
             for link in rows:
-                self.emit_link(link, note=f"in-flight message {link['agent_message_id']} was not recorded in time;"
-                                          " emitted without it")
+                self.emit_link(
+                    link,
+                    note=f"in-flight message {link['agent_message_id']} was not recorded in time; emitted without it",
+                )
         return len(rows)
 
     def run_after(self) -> None:
@@ -407,8 +464,8 @@ class Processor:
         self.after = _After()
 
 
-def _sessions(conn: sqlite3.Connection, ids: List[str]) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def _sessions(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for sid in set(ids):
         row = conn.execute("SELECT * FROM sessions WHERE id = ?", (sid,)).fetchone()
         if row is not None:
@@ -416,7 +473,7 @@ def _sessions(conn: sqlite3.Connection, ids: List[str]) -> Dict[str, Any]:
     return out
 
 
-def commit_summary(conn: sqlite3.Connection, sha: str) -> Optional[Dict[str, Any]]:
+def commit_summary(conn: sqlite3.Connection, sha: str) -> dict[str, Any] | None:
     """Everything linked to a commit, including usage moved to it from rewritten commits
     (what `periscope report` and the git notes show)."""
     links = conn.execute("SELECT * FROM links WHERE current_sha = ? ORDER BY id", (sha,)).fetchall()
@@ -424,14 +481,20 @@ def commit_summary(conn: sqlite3.Connection, sha: str) -> Optional[Dict[str, Any
         return None
     ids = [link["id"] for link in links]
     msgs = conn.execute(
-        f"SELECT * FROM messages WHERE link_id IN ({','.join('?' * len(ids))}) ORDER BY spool_offset", ids).fetchall()
+        f"SELECT * FROM messages WHERE link_id IN ({','.join('?' * len(ids))}) ORDER BY spool_offset", ids
+    ).fetchall()
     # The commit's own link (made when it was created) describes it.
     own = next((link for link in reversed(links) if link["sha"] == sha), links[-1])
-    return {"sha": sha, "kind": own["kind"], "origin": own["origin"], "branch": own["branch"],
-            **events.usage_summary(msgs, _sessions(conn, [m["session_id"] for m in msgs]))}
+    return {
+        "sha": sha,
+        "kind": own["kind"],
+        "origin": own["origin"],
+        "branch": own["branch"],
+        **events.usage_summary(msgs, _sessions(conn, [m["session_id"] for m in msgs])),
+    }
 
 
-def process_spool(state_dir: Path, conn: Optional[sqlite3.Connection] = None) -> IngestResult:
+def process_spool(state_dir: Path, conn: sqlite3.Connection | None = None) -> IngestResult:
     """Ingest everything the spool holds, link it, and release expired agent-commit holds."""
     own = conn is None
     conn = conn or open_state_db(state_dir)

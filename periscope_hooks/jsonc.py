@@ -4,16 +4,17 @@ OpenCode's opencode.json may be JSONC.  Edits here are textual insertions and
 removals at positions found by a small scanner, so a user's comments, key order
 and formatting survive `install-opencode` / `uninstall-opencode`.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
-Token = Tuple[str, int, int, int]  # (kind, start, end, depth) kind: { } [ ] : , str lit
+Token = tuple[str, int, int, int]  # (kind, start, end, depth) kind: { } [ ] : , str lit
 
 
-def tokens(text: str) -> List[Token]:
-    out: List[Token] = []
+def tokens(text: str) -> list[Token]:
+    out: list[Token] = []
     i, n, depth = 0, len(text), 0
     while i < n:
         c = text[i]
@@ -58,7 +59,7 @@ def tokens(text: str) -> List[Token]:
 def loads(text: str) -> Any:
     """Parse JSONC: drop comments and trailing commas, then json.loads."""
     toks = tokens(text)
-    parts: List[str] = []
+    parts: list[str] = []
     for k, (kind, s, e, _) in enumerate(toks):
         if kind == "," and k + 1 < len(toks) and toks[k + 1][0] in "}]":
             continue
@@ -66,23 +67,29 @@ def loads(text: str) -> Any:
     return json.loads(" ".join(parts) if parts else "")
 
 
-def _top_level_array(text: str, key: str) -> Optional[Tuple[int, int, List[Token]]]:
+def _top_level_array(text: str, key: str) -> tuple[int, int, list[Token]] | None:
     """(index of '[', index of ']', element tokens) of a top-level key's array value."""
     toks = tokens(text)
     for k, (kind, s, e, depth) in enumerate(toks):
-        if kind == "str" and depth == 1 and k + 2 < len(toks) and toks[k + 1][0] == ":" and json.loads(text[s:e]) == key:
+        if (
+            kind == "str"
+            and depth == 1
+            and k + 2 < len(toks)
+            and toks[k + 1][0] == ":"
+            and json.loads(text[s:e]) == key
+        ):
             if toks[k + 2][0] != "[":
                 return None
             open_tok = toks[k + 2]
             inner_depth = open_tok[3] + 1
             for m in range(k + 3, len(toks)):
                 if toks[m][0] == "]" and toks[m][3] == open_tok[3]:
-                    elems = [t for t in toks[k + 3:m] if t[3] == inner_depth and t[0] != ","]
+                    elems = [t for t in toks[k + 3 : m] if t[3] == inner_depth and t[0] != ","]
                     return open_tok[1], toks[m][1], elems
     return None
 
 
-def insertion(text: str, key: str, value: str) -> Tuple[int, str]:
+def insertion(text: str, key: str, value: str) -> tuple[int, str]:
     """(offset, text to insert there) that appends a string to the top-level `key` array,
     creating the key if missing.  Always a pure insertion, so removing exactly that slice gives
     the original back byte for byte (what uninstall-opencode relies on)."""
@@ -123,7 +130,9 @@ def remove_key(text: str, key: str) -> str:
             end = k + 2
             if toks[end][0] in "[{":
                 closer = "]" if toks[end][0] == "[" else "}"
-                end = next(m for m in range(end + 1, len(toks)) if toks[m][0] == closer and toks[m][3] == toks[k + 2][3])
+                end = next(
+                    m for m in range(end + 1, len(toks)) if toks[m][0] == closer and toks[m][3] == toks[k + 2][3]
+                )
             members.append((k, end))
             k = end + 1
         else:
@@ -142,7 +151,7 @@ def remove_key(text: str, key: str) -> str:
             comma = toks[members[n - 1][1] + 1]  # with the blanks before it, not a comment there
             while s > comma[2] and text[s - 1] in " \t\r\n":
                 s -= 1
-            return text[:comma[1]] + text[comma[2]:s] + text[e:]
+            return text[: comma[1]] + text[comma[2] : s] + text[e:]
         else:  # the only member: from the brace (`{}` and `{\n}` both become `{\n}`)
             s = toks[0][2]
             if toks[end_i + 1][0] == ",":  # and its trailing comma
@@ -158,7 +167,7 @@ def remove_from_array(text: str, key: str, value: str) -> str:
         if found is None:
             return text
         _, _, elems = found
-        idx = next((i for i, t in enumerate(elems) if t[0] == "str" and json.loads(text[t[1]:t[2]]) == value), None)
+        idx = next((i for i, t in enumerate(elems) if t[0] == "str" and json.loads(text[t[1] : t[2]]) == value), None)
         if idx is None:
             return text
         s, e = elems[idx][1], elems[idx][2]

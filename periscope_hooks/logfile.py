@@ -3,6 +3,7 @@
 Kept import-light: the git hook uses it.  Never raises: logging must not be the
 reason a hook fails.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,10 +3,11 @@
 `periscope hook ...` is what git runs on every commit, so it is dispatched
 before argparse (and everything else) is imported.
 """
+
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite")
 

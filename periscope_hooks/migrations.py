@@ -8,13 +8,14 @@ Append new migrations at the end; never edit or reorder released ones.
 `COMPAT_LEVEL` is raised only by a migration that older code cannot write
 safely; older versions then refuse to write (see state.open_state_db).
 """
+
 from __future__ import annotations
 
 import sqlite3
-from typing import Callable, List, Tuple
+from typing import Callable
 
-Migration = Tuple[str, Callable[[sqlite3.Connection], None]]
-MIGRATIONS: List[Migration] = []
+Migration = tuple[str, Callable[[sqlite3.Connection], None]]
+MIGRATIONS: list[Migration] = []
 COMPAT_LEVEL = 1
 
 
@@ -125,7 +126,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
         );
         -- Every event id that was ever enqueued, so a re-read spool never creates it twice.
         CREATE TABLE emitted_events (event_id TEXT PRIMARY KEY);
-        """
+        """,
     )
 
 

@@ -7,22 +7,27 @@ including usage carried over from rewritten commits), so writing it again after
 an amend or rebase never duplicates anything, whether or not git's own
 notes.rewriteRef copied the old note first.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 NOTES_REF = "refs/notes/periscope"
 JSON_PREFIX = "periscope-json: "
 
 
-def note_text(data: Dict[str, Any]) -> str:
+def note_text(data: dict[str, Any]) -> str:
     usage = data["usage"]
     t = usage["tokens"]
     models = ", ".join(f"{m['model']} ({m['messages']})" for m in data.get("by_model", [])) or "none"
-    sessions = ", ".join(
-        f"{s.get('title') or s['id']}{' [sub-agent]' if s.get('is_subagent') else ''}" for s in data.get("sessions", [])
-    ) or "none"
+    sessions = (
+        ", ".join(
+            f"{s.get('title') or s['id']}{' [sub-agent]' if s.get('is_subagent') else ''}"
+            for s in data.get("sessions", [])
+        )
+        or "none"
+    )
     lines = [
         f"AI usage: {usage['messages']} message(s), ${usage['cost']:.4f}, origin {data.get('origin')}",
         f"tokens: input {t['input']}, output {t['output']}, reasoning {t['reasoning']},"
@@ -35,17 +40,17 @@ def note_text(data: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_note(text: str) -> Optional[Dict[str, Any]]:
+def parse_note(text: str) -> dict[str, Any] | None:
     for line in text.splitlines():
         if line.startswith(JSON_PREFIX):
             try:
-                return json.loads(line[len(JSON_PREFIX):])
+                return json.loads(line[len(JSON_PREFIX) :])
             except ValueError:
                 return None
     return None
 
 
-def summary_lines(text: str) -> List[str]:
+def summary_lines(text: str) -> list[str]:
     out = []
     for line in text.splitlines():
         if not line.strip() or line.startswith(JSON_PREFIX):
@@ -54,7 +59,7 @@ def summary_lines(text: str) -> List[str]:
     return out
 
 
-def write_note(common_dir: str, sha: str, data: Dict[str, Any]) -> None:
+def write_note(common_dir: str, sha: str, data: dict[str, Any]) -> None:
     """Replace the commit's periscope note.  Never raises (logs instead)."""
     from periscope_hooks.git import GitError
 
@@ -63,7 +68,10 @@ def write_note(common_dir: str, sha: str, data: Dict[str, Any]) -> None:
 
         proc = subprocess.run(
             ["git", f"--git-dir={common_dir}", "notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", sha],
-            input=note_text(data), capture_output=True, text=True, timeout=30,
+            input=note_text(data),
+            capture_output=True,
+            text=True,
+            timeout=30,
             env=_clean_env(),
         )
         if proc.returncode != 0:
@@ -74,7 +82,7 @@ def write_note(common_dir: str, sha: str, data: Dict[str, Any]) -> None:
         logfile.log_line(f"{common_dir}/periscope/hook.log", f"git notes: could not write the note for {sha[:12]}: {e}")
 
 
-def _clean_env() -> Dict[str, str]:
+def _clean_env() -> dict[str, str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
@@ -86,7 +94,7 @@ def _clean_env() -> Dict[str, str]:
     return env
 
 
-def read_note(common_dir: str, sha: str) -> Optional[str]:
+def read_note(common_dir: str, sha: str) -> str | None:
     from periscope_hooks.git import run_git
 
     try:

@@ -6,12 +6,14 @@ rows leased until the lease expires; the next flusher sends them again and the
 receiver deduplicates by event_id.  Every change keeps the per-type counters
 true: created = delivered + pending + dead + dropped.
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any
 
 from periscope_hooks.state import now_ms, transaction
 
@@ -24,7 +26,7 @@ class OutboxRow:
     body: str
     attempts: int
 
-    def event(self) -> Dict[str, Any]:
+    def event(self) -> dict[str, Any]:
         return json.loads(self.body)
 
 
@@ -35,7 +37,7 @@ def _count(conn: sqlite3.Connection, event_type: str, column: str, n: int = 1) -
     )
 
 
-def enqueue(conn: sqlite3.Connection, event: Dict[str, Any]) -> bool:
+def enqueue(conn: sqlite3.Connection, event: dict[str, Any]) -> bool:
     """Add an event (call inside a transaction).  An event id seen before is not added again."""
     cur = conn.execute("INSERT OR IGNORE INTO emitted_events (event_id) VALUES (?)", (event["event_id"],))
     if cur.rowcount == 0:
@@ -48,8 +50,15 @@ def enqueue(conn: sqlite3.Connection, event: Dict[str, Any]) -> bool:
     return True
 
 
-def claim(conn: sqlite3.Connection, owner: str, limit: int, lease_seconds: float, *, now: Optional[int] = None,
-          max_bytes: Optional[int] = None) -> List[OutboxRow]:
+def claim(
+    conn: sqlite3.Connection,
+    owner: str,
+    limit: int,
+    lease_seconds: float,
+    *,
+    now: int | None = None,
+    max_bytes: int | None = None,
+) -> list[OutboxRow]:
     """Lease up to `limit` deliverable rows (oldest first) to `owner`."""
     now = now_ms() if now is None else now
     with transaction(conn):
@@ -58,7 +67,7 @@ def claim(conn: sqlite3.Connection, owner: str, limit: int, lease_seconds: float
             " ORDER BY seq LIMIT ?",
             (now, now, limit),
         ).fetchall()
-        picked: List[OutboxRow] = []
+        picked: list[OutboxRow] = []
         size = 0
         for r in rows:
             size += len(r["body"])
@@ -102,8 +111,9 @@ def dead_letter(conn: sqlite3.Connection, event_id: str, reason: str) -> bool:
     return True
 
 
-def release(conn: sqlite3.Connection, owner: str, event_ids: Iterable[str], *, not_before_ms: int = 0,
-            error: Optional[str] = None) -> None:
+def release(
+    conn: sqlite3.Connection, owner: str, event_ids: Iterable[str], *, not_before_ms: int = 0, error: str | None = None
+) -> None:
     """Give leased rows back for a later attempt (not before `not_before_ms`)."""
     with transaction(conn):
         conn.executemany(
@@ -127,27 +137,31 @@ def retry_dead(conn: sqlite3.Connection) -> int:
     return len(rows)
 
 
-def next_due_ms(conn: sqlite3.Connection, now: int) -> Optional[int]:
+def next_due_ms(conn: sqlite3.Connection, now: int) -> int | None:
     """When the earliest row that is not leased but backed off becomes claimable (None: no such row)."""
-    return conn.execute("SELECT min(not_before_ms) FROM outbox WHERE lease_until_ms <= ? AND not_before_ms > ?",
-                        (now, now)).fetchone()[0]
+    return conn.execute(
+        "SELECT min(not_before_ms) FROM outbox WHERE lease_until_ms <= ? AND not_before_ms > ?", (now, now)
+    ).fetchone()[0]
 
 
 def depth(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
 
-def counts(conn: sqlite3.Connection) -> Dict[str, Dict[str, int]]:
+def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     """Per event type: created, delivered, pending, dead, dropped."""
     pending = dict(conn.execute("SELECT type, count(*) FROM outbox GROUP BY type").fetchall())
-    result: Dict[str, Dict[str, int]] = {}
+    result: dict[str, dict[str, int]] = {}
     for r in conn.execute("SELECT type, created, delivered, dead, dropped FROM event_counts ORDER BY type"):
         result[r["type"]] = {
-            "created": r["created"], "delivered": r["delivered"], "pending": pending.get(r["type"], 0),
-            "dead": r["dead"], "dropped": r["dropped"],
+            "created": r["created"],
+            "delivered": r["delivered"],
+            "pending": pending.get(r["type"], 0),
+            "dead": r["dead"],
+            "dropped": r["dropped"],
         }
     return result
 
 
-def dead_letters(conn: sqlite3.Connection) -> List[sqlite3.Row]:
+def dead_letters(conn: sqlite3.Connection) -> list[sqlite3.Row]:
     return conn.execute("SELECT event_id, type, reason, dead_ms FROM dead_letters ORDER BY dead_ms, rowid").fetchall()

@@ -4,6 +4,7 @@ Users see one line (and a hint); tracebacks and versions go to the log.  Tests
 capture what is printed through pytest's capsys, since every line goes through
 `sys.stdout` / `sys.stderr` here and nowhere else.
 """
+
 from __future__ import annotations
 
 import sys

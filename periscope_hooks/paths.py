@@ -3,6 +3,7 @@
 Every path honours HOME and the XDG variables so tests never touch the real home.
 This module only computes paths; it does not create anything.
 """
+
 from __future__ import annotations
 
 import os

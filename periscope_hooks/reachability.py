@@ -1,10 +1,11 @@
 """Which linked commits are no longer reachable (dropped by a rebase, reset away)."""
+
 from __future__ import annotations
 
-from typing import Iterable, Set
+from collections.abc import Iterable
 
 
-def unreachable(common_dir: str, shas: Iterable[str]) -> Set[str]:
+def unreachable(common_dir: str, shas: Iterable[str]) -> set[str]:
     """The SHAs that no ref (branches, tags, remotes, HEAD) reaches.  Never raises: on
     failure nothing is reported unreachable."""
     wanted = set(shas)

@@ -6,12 +6,13 @@ sequencer's `rebase-merge/rewritten-list` (or `rebase-apply/rewritten` for the
 apply backend), which is removed only after the hook returns; an amend is the
 newest HEAD reflog entry.  Same pairs, same order as git's stdin.
 """
+
 from __future__ import annotations
 
 import os
 
 
-def _pairs_from(path: str) -> "list[tuple[str, str]]":
+def _pairs_from(path: str) -> list[tuple[str, str]]:
     pairs = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -21,7 +22,7 @@ def _pairs_from(path: str) -> "list[tuple[str, str]]":
     return pairs
 
 
-def recover_mappings(git_dir: str, common_dir: str, command: str) -> "list[tuple[str, str]]":
+def recover_mappings(git_dir: str, common_dir: str, command: str) -> list[tuple[str, str]]:
     """Never raises: a failure returns [] and is logged to hook.log."""
     try:
         if command == "amend":
@@ -37,5 +38,7 @@ def recover_mappings(git_dir: str, common_dir: str, command: str) -> "list[tuple
     except Exception as e:
         from periscope_hooks import logfile
 
-        logfile.log_line(os.path.join(common_dir, "periscope", "hook.log"), f"post-rewrite: could not recover the pairs: {e}")
+        logfile.log_line(
+            os.path.join(common_dir, "periscope", "hook.log"), f"post-rewrite: could not recover the pairs: {e}"
+        )
         return []

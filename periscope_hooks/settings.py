@@ -4,12 +4,13 @@ A repository's files are data, never authority: they may switch capture off or
 choose report options, but keys that would change where events go or whose
 token is used are ignored (and logged).
 """
+
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any
 
 ALLOWED = {"capture": bool, "notes": bool, "idle_window_minutes": (int, float), "agent_hold_minutes": (int, float)}
 FORBIDDEN = {"endpoint", "client_id", "authority", "scopes", "token", "token_cache", "sink"}
@@ -24,10 +25,10 @@ class RepoSettings:
     idle_window_minutes: float = 30.0
     # How long an agent-made commit's event waits for its in-flight message.
     agent_hold_minutes: float = 15.0
-    problems: List[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
-def _load_toml(path: str) -> Dict[str, Any]:
+def _load_toml(path: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
@@ -40,7 +41,7 @@ def load_settings(worktree: str) -> RepoSettings:
     settings = RepoSettings()
     if not worktree:
         return settings
-    data: Dict[str, Any] = {}
+    data: dict[str, Any] = {}
     dotfile = os.path.join(worktree, ".periscope.toml")
     pyproject = os.path.join(worktree, "pyproject.toml")
     try:

@@ -4,13 +4,15 @@ Appends are single O_APPEND writes of whole lines, so concurrent writers never
 interleave within a line.  Readers take complete lines only: a torn last line
 (a writer mid-append, or one that crashed) is left for the next read.
 """
+
 from __future__ import annotations
 
 import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
-    from typing import Any, Dict, Iterator, List, Optional, Tuple
+    from collections.abc import Iterator
+    from typing import Any
 
 
 SPOOL_VERSION = 1
@@ -46,7 +48,7 @@ def _dumps(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to the spool")
 
 
-def append(path: str, record: Dict[str, Any]) -> None:
+def append(path: str, record: dict[str, Any]) -> None:
     line = (_dumps(record) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
@@ -55,7 +57,7 @@ def append(path: str, record: Dict[str, Any]) -> None:
         os.close(fd)
 
 
-def read_lines(path: str, offset: int, max_bytes: int = 4 << 20) -> Tuple[List[Tuple[int, bytes]], int]:
+def read_lines(path: str, offset: int, max_bytes: int = 4 << 20) -> tuple[list[tuple[int, bytes]], int]:
     """Complete lines from `offset`: ([(line_offset, line_bytes)], offset after the last complete line)."""
     try:
         with open(path, "rb") as f:
@@ -77,7 +79,7 @@ def read_lines(path: str, offset: int, max_bytes: int = 4 << 20) -> Tuple[List[T
     return lines, offset + end + 1
 
 
-def parse_line(raw: bytes) -> Tuple[Optional[Dict[str, Any]], bool]:
+def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, bool]:
     """(record or None, whether garbage was skipped).
 
     A writer that died mid-append leaves a fragment that the next append
@@ -107,7 +109,7 @@ def parse_line(raw: bytes) -> Tuple[Optional[Dict[str, Any]], bool]:
     return None, True
 
 
-def iter_records(path: str) -> Iterator[Dict[str, Any]]:
+def iter_records(path: str) -> Iterator[dict[str, Any]]:
     """Every parseable record (for tests and diagnostics)."""
     offset = 0
     while True:

@@ -4,14 +4,15 @@ SQLite in WAL mode with a busy timeout.  A corrupt database is moved aside and
 rebuilt from the spool (the spool is never truncated, so nothing is lost; event
 ids are deterministic, so re-created events are deduplicated downstream).
 """
+
 from __future__ import annotations
 
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
@@ -62,7 +63,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
         for name, fn in MIGRATIONS:
             if name not in applied:
                 fn(conn)
-                conn.execute("INSERT INTO _migrations (name, applied_ms) VALUES (?, ?)", (name, int(time.time() * 1000)))
+                conn.execute(
+                    "INSERT INTO _migrations (name, applied_ms) VALUES (?, ?)", (name, int(time.time() * 1000))
+                )
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('compat_level', ?) ON CONFLICT(key) DO UPDATE SET value ="
             " max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
@@ -75,7 +78,8 @@ def _check_compat(conn: sqlite3.Connection) -> None:
     row = conn.execute("SELECT value FROM meta WHERE key = 'compat_level'").fetchone()
     if row is not None and int(row[0]) > COMPAT_LEVEL:
         raise NewerStateError(
-            "state.db was written by a newer periscope-hooks", "upgrade periscope-hooks (the spool keeps everything meanwhile)"
+            "state.db was written by a newer periscope-hooks",
+            "upgrade periscope-hooks (the spool keeps everything meanwhile)",
         )
 
 
@@ -100,7 +104,7 @@ def mark_for_integrity_check(state_dir: Path) -> None:
         pass
 
 
-def _record_integrity(conn: sqlite3.Connection, state_dir: Path, rebuilt_from: Optional[str] = None) -> None:
+def _record_integrity(conn: sqlite3.Connection, state_dir: Path, rebuilt_from: str | None = None) -> None:
     """The database is known good (checked, or new): note when, and clear a pending request."""
     with transaction(conn):
         set_meta(conn, "integrity_checked_ms", str(now_ms()))
@@ -142,8 +146,9 @@ def open_state_db(state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOU
                 pass
         conn = _connect(db_path, busy_timeout_ms)
         _migrate(conn)
-        _record_integrity(conn, state_dir,
-                          rebuilt_from=f"{aside.name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+        _record_integrity(
+            conn, state_dir, rebuilt_from=f"{aside.name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+        )
         return conn
 
 
@@ -159,14 +164,15 @@ def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[s
         conn.execute("COMMIT")
 
 
-def get_meta(conn: sqlite3.Connection, key: str, default: Optional[str] = None) -> Optional[str]:
+def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return default if row is None else row[0]
 
 
-def set_meta(conn: sqlite3.Connection, key: str, value: Optional[str]) -> None:
+def set_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
     conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
     )
 
 

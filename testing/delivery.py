@@ -1,28 +1,36 @@
 """Helpers for delivery tests: fill an outbox, point the config at a receiver, check the books."""
+
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List
+from pathlib import Path
+from typing import Any
 
 from periscope_hooks import events, outbox
 from periscope_hooks.state import open_state_db, transaction
 
 
-def make_events(n: int, prefix: str = "ev", pad: int = 0) -> List[Dict[str, Any]]:
+def make_events(n: int, prefix: str = "ev", pad: int = 0) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
-        e = {"event_id": events.event_id("test", prefix, str(i)), "type": "message", "schema": 1,
-             "time": events.rfc3339(), "client": {"name": "periscope-hooks", "version": "test"}, "n": i}
+        e = {
+            "event_id": events.event_id("test", prefix, str(i)),
+            "type": "message",
+            "schema": 1,
+            "time": events.rfc3339(),
+            "client": {"name": "periscope-hooks", "version": "test"},
+            "n": i,
+        }
         if pad:
             e["pad"] = "x" * pad
         out.append(e)
     return out
 
 
-def fill_outbox(state_dir: Path, evs: List[Dict[str, Any]]) -> None:
+def fill_outbox(state_dir: Path, evs: list[dict[str, Any]]) -> None:
     conn = open_state_db(state_dir)
     with transaction(conn):
         for e in evs:
@@ -37,7 +45,7 @@ def point_config_at(url: str, **extra: Any) -> Path:
     return path
 
 
-def books(state_dir: Path) -> Dict[str, Dict[str, int]]:
+def books(state_dir: Path) -> dict[str, dict[str, int]]:
     conn = open_state_db(state_dir)
     try:
         return outbox.counts(conn)
@@ -82,8 +90,12 @@ def signed_in_backend(tmp_path: Path, monkeypatch: Any, endpoint_suffix: str = "
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # msal uses requests
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     with LocalIdP(tls=server_context(cert, key)) as idp, Receiver(token_check=idp.is_valid) as receiver:
-        point_config_at(receiver.url + endpoint_suffix, client_id="periscope-cli", authority=idp.authority,
-                        scopes=["api://periscope/ingest"])
+        point_config_at(
+            receiver.url + endpoint_suffix,
+            client_id="periscope-cli",
+            authority=idp.authority,
+            scopes=["api://periscope/ingest"],
+        )
         yield SignedInBackend(idp, receiver, cert)
 
 

@@ -1,6 +1,7 @@
 """A "browser" for `periscope login` in tests: BROWSER="python testing/fake_browser.py %s".
 
 Submits the identity provider's form back to msal's listener on localhost:14550."""
+
 import os
 import sys
 

@@ -1,10 +1,12 @@
 """pytest fixtures shared by the test modules (imported from tests/conftest.py)."""
+
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any
 
 import pytest
 
@@ -23,22 +25,22 @@ class Repo:
     def flush(self) -> None:
         periscope("flush", cwd=self.path)
 
-    def events(self, event_type: str | None = None) -> List[Dict[str, Any]]:
+    def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
         self.flush()
         out = periscope("export", *(["--type", event_type] if event_type else []), cwd=self.path).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
-    def commit_events(self) -> List[Dict[str, Any]]:
+    def commit_events(self) -> list[dict[str, Any]]:
         return self.events("commit")
 
-    def report(self, by: str = "commit") -> List[Dict[str, Any]]:
+    def report(self, by: str = "commit") -> list[dict[str, Any]]:
         return json.loads(periscope("report", "--by", by, "--format", "json", cwd=self.path).stdout)
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
     # A path with a space and quotes: the shim and every command must cope.
-    path = init_repo(tmp_path / "my repo's \"work\"")
+    path = init_repo(tmp_path / 'my repo\'s "work"')
     periscope("install-hooks", cwd=path)
     return Repo(path)
 

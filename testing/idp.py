@@ -5,20 +5,21 @@ signed in), and /token with the authorization_code (PKCE S256 checked) and
 refresh_token grants.  Access tokens live `access_ttl` seconds; refresh tokens
 can be expired on demand (`expire_refresh_tokens()`), as after long inactivity.
 """
+
 from __future__ import annotations
 
 import base64
-import html
-import re
-import ssl
-import urllib.request
 import hashlib
+import html
 import json
+import re
 import secrets
+import ssl
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from testing.server import LocalServer
@@ -32,9 +33,9 @@ class LocalIdP(LocalServer):
     def __init__(self, username: str = "dev@example.com", access_ttl: int = 3600, tls=None) -> None:
         self.username = username
         self.access_ttl = access_ttl
-        self.codes: Dict[str, Dict[str, Any]] = {}
-        self.access_tokens: Dict[str, float] = {}  # token -> expiry
-        self.refresh_tokens: Dict[str, bool] = {}  # token -> still valid
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.access_tokens: dict[str, float] = {}  # token -> expiry
+        self.refresh_tokens: dict[str, bool] = {}  # token -> still valid
         self.grants: list = []
         self.lock = threading.Lock()
         idp = self
@@ -43,7 +44,7 @@ class LocalIdP(LocalServer):
             def log_message(self, *a: Any) -> None:
                 pass
 
-            def _json(self, status: int, body: Dict[str, Any]) -> None:
+            def _json(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -62,9 +63,13 @@ class LocalIdP(LocalServer):
                     params = {"code": code, "state": q.get("state", "")}
                     if q.get("response_mode") == "form_post":
                         # What a real provider sends back: a form the browser submits at once.
-                        inputs = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}"/>' for k, v in params.items())
-                        page = (f'<html><body onload="document.forms[0].submit()"><form method="post" '
-                                f'action="{html.escape(q["redirect_uri"])}">{inputs}</form></body></html>').encode()
+                        inputs = "".join(
+                            f'<input type="hidden" name="{k}" value="{html.escape(v)}"/>' for k, v in params.items()
+                        )
+                        page = (
+                            f'<html><body onload="document.forms[0].submit()"><form method="post" '
+                            f'action="{html.escape(q["redirect_uri"])}">{inputs}</form></body></html>'
+                        ).encode()
                         self.send_response(200)
                         self.send_header("Content-Type", "text/html")
                         self.send_header("Content-Length", str(len(page)))
@@ -90,28 +95,50 @@ class LocalIdP(LocalServer):
         self.port = self.httpd.server_address[1]
         self.authority = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/tenant"
 
-    def discovery(self) -> Dict[str, Any]:
-        return {"issuer": self.authority, "authorization_endpoint": f"{self.authority}/authorize",
-                "token_endpoint": f"{self.authority}/token", "response_types_supported": ["code"],
-                "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["none"]}
+    def discovery(self) -> dict[str, Any]:
+        return {
+            "issuer": self.authority,
+            "authorization_endpoint": f"{self.authority}/authorize",
+            "token_endpoint": f"{self.authority}/token",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["none"],
+        }
 
     def _id_token(self, client_id: str, nonce: str | None) -> str:
         now = int(time.time())
-        claims = {"iss": self.authority, "aud": client_id, "sub": "user-1", "preferred_username": self.username,
-                  "name": "Dev User", "iat": now, "exp": now + 3600, "oid": "user-1", "tid": "tenant"}
+        claims = {
+            "iss": self.authority,
+            "aud": client_id,
+            "sub": "user-1",
+            "preferred_username": self.username,
+            "name": "Dev User",
+            "iat": now,
+            "exp": now + 3600,
+            "oid": "user-1",
+            "tid": "tenant",
+        }
         if nonce:
             claims["nonce"] = nonce
-        return ".".join([_b64(json.dumps({"alg": "none", "typ": "JWT"}).encode()), _b64(json.dumps(claims).encode()), ""])
+        return ".".join(
+            [_b64(json.dumps({"alg": "none", "typ": "JWT"}).encode()), _b64(json.dumps(claims).encode()), ""]
+        )
 
-    def _issue(self, client_id: str, scope: str, nonce: str | None) -> Dict[str, Any]:
+    def _issue(self, client_id: str, scope: str, nonce: str | None) -> dict[str, Any]:
         access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         with self.lock:
             self.access_tokens[access] = time.time() + self.access_ttl
             self.refresh_tokens[refresh] = True
-        return {"token_type": "Bearer", "access_token": access, "refresh_token": refresh, "expires_in": self.access_ttl,
-                "scope": scope, "id_token": self._id_token(client_id, nonce)}
+        return {
+            "token_type": "Bearer",
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": self.access_ttl,
+            "scope": scope,
+            "id_token": self._id_token(client_id, nonce),
+        }
 
-    def token(self, form: Dict[str, str]):
+    def token(self, form: dict[str, str]):
         grant = form.get("grant_type")
         self.grants.append(grant)
         if grant == "authorization_code":
@@ -126,7 +153,10 @@ class LocalIdP(LocalServer):
             with self.lock:
                 valid = self.refresh_tokens.get(form.get("refresh_token", ""))
             if not valid:
-                return 400, {"error": "invalid_grant", "error_description": "AADSTS700082: The refresh token has expired."}
+                return 400, {
+                    "error": "invalid_grant",
+                    "error_description": "AADSTS700082: The refresh token has expired.",
+                }
             return 200, self._issue(form.get("client_id", ""), form.get("scope", ""), None)
         return 400, {"error": "unsupported_grant_type"}
 

@@ -12,6 +12,7 @@ After a tool result the model replies with text.  Title-generation requests get 
 fixed title.  Every response carries distinct, known usage numbers, recorded in
 `self.responses` so tests can check exact totals.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from testing.server import LocalServer
 
@@ -27,7 +28,7 @@ TITLE = "Periscope test session"
 DIRECTIVE = re.compile(r"\[\[(bash|read|task):\s*(.+?)\]\]", re.S)
 
 
-def _text_of(message: Dict[str, Any]) -> str:
+def _text_of(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, str):
         return content
@@ -39,8 +40,8 @@ def _text_of(message: Dict[str, Any]) -> str:
 class FakeOpenAI(LocalServer):
     def __init__(self, reply_text: str = "All done.") -> None:
         self.reply_text = reply_text
-        self.requests: List[Dict[str, Any]] = []
-        self.responses: List[Dict[str, Any]] = []  # {"kind", "usage"} per main-agent response
+        self.requests: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []  # {"kind", "usage"} per main-agent response
         self._counter = 0
         self._lock = threading.Lock()
         server = self
@@ -77,16 +78,20 @@ class FakeOpenAI(LocalServer):
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
 
     # --- scripting -------------------------------------------------------------------
-    def _usage(self) -> Dict[str, Any]:
+    def _usage(self) -> dict[str, Any]:
         with self._lock:
             self._counter += 1
             n = self._counter
         prompt, cached, completion, reasoning = 1000 + 10 * n, 100 + n, 40 + n, 5 + n
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                "prompt_tokens_details": {"cached_tokens": cached},
-                "completion_tokens_details": {"reasoning_tokens": reasoning}}
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached},
+            "completion_tokens_details": {"reasoning_tokens": reasoning},
+        }
 
-    def respond(self, req: Dict[str, Any]) -> List[Dict[str, Any]]:
+    def respond(self, req: dict[str, Any]) -> list[dict[str, Any]]:
         self.requests.append(req)
         messages = req.get("messages") or []
         system = " ".join(_text_of(m) for m in messages if m.get("role") == "system").lower()
@@ -112,10 +117,15 @@ class FakeOpenAI(LocalServer):
             return self._tool_chunks(model, kind, args, usage)
         return self._text_chunks(model, self.reply_text, usage, record="text")
 
-    def _base(self, model: str) -> Dict[str, Any]:
-        return {"id": f"chatcmpl-{self._counter}", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    def _base(self, model: str) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-{self._counter}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
 
-    def _text_chunks(self, model: str, text: str, usage: Dict[str, Any], record: Optional[str]) -> List[Dict[str, Any]]:
+    def _text_chunks(self, model: str, text: str, usage: dict[str, Any], record: str | None) -> list[dict[str, Any]]:
         if record:
             self.responses.append({"kind": record, "usage": usage})
         b = self._base(model)
@@ -126,13 +136,26 @@ class FakeOpenAI(LocalServer):
             {**b, "choices": [], "usage": usage},
         ]
 
-    def _tool_chunks(self, model: str, name: str, args: Dict[str, Any], usage: Dict[str, Any]) -> List[Dict[str, Any]]:
+    def _tool_chunks(self, model: str, name: str, args: dict[str, Any], usage: dict[str, Any]) -> list[dict[str, Any]]:
         self.responses.append({"kind": f"tool:{name}", "usage": usage})
         b = self._base(model)
-        call = {"index": 0, "id": f"call_{self._counter}", "type": "function",
-                "function": {"name": name, "arguments": json.dumps(args)}}
+        call = {
+            "index": 0,
+            "id": f"call_{self._counter}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)},
+        }
         return [
-            {**b, "choices": [{"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [call]}, "finish_reason": None}]},
+            {
+                **b,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": None, "tool_calls": [call]},
+                        "finish_reason": None,
+                    }
+                ],
+            },
             {**b, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
             {**b, "choices": [], "usage": usage},
         ]

@@ -1,4 +1,5 @@
 """Run the real OpenCode binary offline against testing.openai_server.FakeOpenAI."""
+
 from __future__ import annotations
 
 import json
@@ -6,26 +7,28 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 OPENCODE_VERSION = "1.18.33"
 # Dollars per million tokens, so OpenCode computes a cost the tests can check.
 COST = {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75}
 
 
-def find_opencode() -> Optional[str]:
+def find_opencode() -> str | None:
     explicit = os.environ.get("PERISCOPE_TEST_OPENCODE")
     if explicit and os.path.exists(explicit):
         return explicit
     cache = Path(os.environ.get("PERISCOPE_REAL_HOME", os.path.expanduser("~"))) / ".cache" / "periscope-test"
-    for candidate in (cache / f"opencode-{OPENCODE_VERSION}" / "node_modules" / "opencode-linux-x64" / "bin" / "opencode",
-                      cache / f"opencode-{OPENCODE_VERSION}" / "node_modules" / "opencode-linux-arm64" / "bin" / "opencode"):
+    for candidate in (
+        cache / f"opencode-{OPENCODE_VERSION}" / "node_modules" / "opencode-linux-x64" / "bin" / "opencode",
+        cache / f"opencode-{OPENCODE_VERSION}" / "node_modules" / "opencode-linux-arm64" / "bin" / "opencode",
+    ):
         if candidate.exists():
             return str(candidate)
     return shutil.which("opencode")
 
 
-def provider_config(base_url: str) -> Dict[str, Any]:
+def provider_config(base_url: str) -> dict[str, Any]:
     return {
         "$schema": "https://opencode.ai/config.json",
         "provider": {
@@ -33,8 +36,14 @@ def provider_config(base_url: str) -> Dict[str, Any]:
                 "npm": "@ai-sdk/openai-compatible",
                 "name": "Fake AI",
                 "options": {"baseURL": base_url, "apiKey": "test-key"},
-                "models": {"fake-model": {"name": "Fake Model", "cost": COST, "tool_call": True,
-                                          "limit": {"context": 100000, "output": 4000}}},
+                "models": {
+                    "fake-model": {
+                        "name": "Fake Model",
+                        "cost": COST,
+                        "tool_call": True,
+                        "limit": {"context": 100000, "output": 4000},
+                    }
+                },
             }
         },
         "model": "fakeai/fake-model",
@@ -45,25 +54,53 @@ def provider_config(base_url: str) -> Dict[str, Any]:
     }
 
 
-def opencode_env(home: Path, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE", "PERISCOPE_SESSION", "PERISCOPE_MESSAGE"))}
-    env.update({
-        "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local/share"),
-        "XDG_STATE_HOME": str(home / ".local/state"), "XDG_CACHE_HOME": str(home / ".cache"),
-        "OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_SHARE": "1",
-        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
-    })
+def opencode_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE", "PERISCOPE_SESSION", "PERISCOPE_MESSAGE"))
+    }
+    env.update(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_DATA_HOME": str(home / ".local/share"),
+            "XDG_STATE_HOME": str(home / ".local/state"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "OPENCODE_DISABLE_MODELS_FETCH": "1",
+            "OPENCODE_DISABLE_AUTOUPDATE": "1",
+            "OPENCODE_DISABLE_SHARE": "1",
+            "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+            "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
+        }
+    )
     env.update(extra or {})
     return env
 
 
-def run_opencode(binary: str, cwd: Path, prompt: str, env: Dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+def run_opencode(
+    binary: str, cwd: Path, prompt: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess:
     env = {**env, "PWD": str(cwd)}  # OpenCode takes its directory from PWD, not the process cwd
-    return subprocess.run([binary, "run", "--print-logs", "--log-level", os.environ.get("PERISCOPE_TEST_OPENCODE_LOG", "WARN"), "-m", "fakeai/fake-model", prompt], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [
+            binary,
+            "run",
+            "--print-logs",
+            "--log-level",
+            os.environ.get("PERISCOPE_TEST_OPENCODE_LOG", "WARN"),
+            "-m",
+            "fakeai/fake-model",
+            prompt,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
-def write_config(directory: Path, base_url: str, extra: Optional[Dict[str, Any]] = None) -> Path:
+def write_config(directory: Path, base_url: str, extra: dict[str, Any] | None = None) -> Path:
     cfg = provider_config(base_url)
     cfg.update(extra or {})
     path = directory / "opencode.json"

@@ -1,4 +1,5 @@
 """Drive the real pre-commit framework against a clone of this project."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,9 @@ from pathlib import Path
 
 from testing.util import REPO_ROOT, git
 
-IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "node_modules", ".pytest_cache", "build", "dist")
+IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", "*.egg-info", "node_modules", ".pytest_cache", "build", "dist"
+)
 HOOK_IDS = ("periscope-post-commit", "periscope-post-merge", "periscope-post-rewrite")
 
 
@@ -32,7 +35,9 @@ def configure(repo: Path, project: Path, rev: str, pre_commit_home: Path) -> Non
     with open(repo / ".git" / "info" / "exclude", "a") as f:
         f.write(".pre-commit-config.yaml\n")
     env = {**os.environ, "PRE_COMMIT_HOME": str(pre_commit_home)}
-    for args in (["install", "--hook-type", "post-commit", "--hook-type", "post-merge", "--hook-type", "post-rewrite"],
-                 ["install-hooks"]):
+    for args in (
+        ["install", "--hook-type", "post-commit", "--hook-type", "post-merge", "--hook-type", "post-rewrite"],
+        ["install-hooks"],
+    ):
         proc = subprocess.run([pre_commit_bin(), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr

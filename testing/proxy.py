@@ -7,6 +7,7 @@ It does what HTTP_PROXY / HTTPS_PROXY clients expect of a proxy:
 Every proxied target is recorded in `requests` as (method, target): the absolute URL, or
 "host:port" for CONNECT, so a test can prove the proxy was (or was not) on the path.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -14,21 +15,30 @@ import select
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, List, Optional, Tuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from testing.server import LocalServer
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business, never forwarded.
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate",
-              "te", "trailer", "transfer-encoding", "upgrade"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
 
 
 class ForwardProxy(LocalServer):
     def __init__(self) -> None:
-        self.requests: List[Tuple[str, str]] = []
+        self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
-        self.httpd: Optional[ThreadingHTTPServer] = None
+        self.httpd: ThreadingHTTPServer | None = None
 
     @property
     def count(self) -> int:
@@ -36,12 +46,12 @@ class ForwardProxy(LocalServer):
             return len(self.requests)
 
     @property
-    def connects(self) -> List[str]:
+    def connects(self) -> list[str]:
         with self.lock:
             return [t for m, t in self.requests if m == "CONNECT"]
 
     @property
-    def forwarded(self) -> List[Tuple[str, str]]:
+    def forwarded(self) -> list[tuple[str, str]]:
         with self.lock:
             return [(m, t) for m, t in self.requests if m != "CONNECT"]
 
@@ -54,7 +64,7 @@ class ForwardProxy(LocalServer):
         assert self.httpd is not None
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def start(self) -> "ForwardProxy":
+    def start(self) -> ForwardProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):

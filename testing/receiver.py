@@ -8,6 +8,7 @@ what the next requests get, one entry per request, e.g.
 and `max_body` makes larger requests get 413.  With `tls` (a server ssl.SSLContext, see
 testing/tls.py) it speaks HTTPS and `url` is https://127.0.0.1:PORT/v1/events.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -17,7 +18,7 @@ import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable
 
 from testing.server import LocalServer
 
@@ -28,7 +29,7 @@ class _TLSServer(ThreadingHTTPServer):
 
     tls: ssl.SSLContext
 
-    def get_request(self) -> Tuple[socket.socket, Any]:
+    def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
         return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
 
@@ -40,26 +41,27 @@ class _TLSServer(ThreadingHTTPServer):
 
 
 class Receiver(LocalServer):
-    def __init__(self, port: int = 0, token_check: Optional[Callable[[str], bool]] = None,
-                 tls: Optional[ssl.SSLContext] = None) -> None:
+    def __init__(
+        self, port: int = 0, token_check: Callable[[str], bool] | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.tls = tls
-        self.events: Dict[str, Dict[str, Any]] = {}
+        self.events: dict[str, dict[str, Any]] = {}
         self.deliveries = 0  # event copies received and accepted (duplicates included)
-        self.requests: List[Dict[str, Any]] = []
-        self.script: List[tuple] = []
-        self.max_body: Optional[int] = None
-        self.poison: Set[str] = set()
+        self.requests: list[dict[str, Any]] = []
+        self.script: list[tuple] = []
+        self.max_body: int | None = None
+        self.poison: set[str] = set()
         self.token_check = token_check
         self.lock = threading.Lock()
         self._port = port
-        self.httpd: Optional[ThreadingHTTPServer] = None
+        self.httpd: ThreadingHTTPServer | None = None
 
     @property
     def redeliveries(self) -> int:
         return self.deliveries - len(self.events)
 
     # --- server lifecycle (stop/start on the same port plays "connection refused") ----------
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,9 +88,10 @@ class Receiver(LocalServer):
     def url(self) -> str:
         return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self._port}/v1/events"
 
-
     # --- protocol ---------------------------------------------------------------------------
-    def _reply(self, h: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: Optional[Dict[str, str]] = None) -> None:
+    def _reply(
+        self, h: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> None:
         h.send_response(status)
         for k, v in (headers or {}).items():
             h.send_header(k, v)
@@ -104,8 +107,15 @@ class Receiver(LocalServer):
         raw = h.rfile.read(int(h.headers.get("Content-Length") or 0))
         with self.lock:
             action = self.script.pop(0) if self.script else None
-        self.requests.append({"size": len(raw), "auth": h.headers.get("Authorization"), "ua": h.headers.get("User-Agent"),
-                              "encoding": h.headers.get("Content-Encoding"), "action": action})
+        self.requests.append(
+            {
+                "size": len(raw),
+                "auth": h.headers.get("Authorization"),
+                "ua": h.headers.get("User-Agent"),
+                "encoding": h.headers.get("Content-Encoding"),
+                "action": action,
+            }
+        )
         if action and action[0] == "hang":
             time.sleep(action[1])
             return self._reply(h, 503)
@@ -138,7 +148,7 @@ class Receiver(LocalServer):
             return self._reply(h, 200, b'{"results": [{"event_id": ')
         self._reply(h, 200, json.dumps({"results": results}).encode())
 
-    def _accept(self, event: Dict[str, Any]) -> Dict[str, Any]:
+    def _accept(self, event: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             self.deliveries += 1
             duplicate = event["event_id"] in self.events

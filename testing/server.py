@@ -1,14 +1,15 @@
 """The life cycle shared by the test suite's HTTP servers on 127.0.0.1 (receiver, identity
 provider, model server, proxy): served from a daemon thread, stopped by `stop` or `with`."""
+
 from __future__ import annotations
 
 import threading
 from http.server import ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 
 
 class LocalServer:
-    httpd: Optional[ThreadingHTTPServer] = None
+    httpd: ThreadingHTTPServer | None = None
 
     def serve(self, httpd: ThreadingHTTPServer) -> None:
         httpd.daemon_threads = True

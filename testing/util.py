@@ -1,4 +1,5 @@
 """Helpers the tests share: real git repositories, the real CLI in a subprocess, spool records."""
+
 from __future__ import annotations
 
 import json
@@ -6,15 +7,23 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def git(cwd: os.PathLike[str] | str, *args: str, input: str | None = None, check: bool = True, env: dict | None = None) -> str:
+def git(
+    cwd: os.PathLike[str] | str, *args: str, input: str | None = None, check: bool = True, env: dict | None = None
+) -> str:
     proc = subprocess.run(
-        ["git", *args], cwd=cwd, input=input, capture_output=True, text=True, check=False,
+        ["git", *args],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, **(env or {})},
     )
     if check and proc.returncode != 0:
@@ -39,11 +48,20 @@ def commit(repo: Path, message: str = "change", *args: str, filename: str = "fil
     return git(repo, "rev-parse", "HEAD")
 
 
-def periscope(*args: str, cwd: os.PathLike[str] | str | None = None, input: str | None = None,
-              env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def periscope(
+    *args: str,
+    cwd: os.PathLike[str] | str | None = None,
+    input: str | None = None,
+    env: dict | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "periscope_hooks", *args], cwd=cwd, input=input, capture_output=True,
-        text=True, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "periscope_hooks", *args],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"periscope {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
@@ -75,25 +93,50 @@ def append_spool(repo: Path | None, *records: dict[str, Any], path: Path | None 
 _counter = [0]
 
 
-def message_record(repo: Path | None, *, id: str | None = None, session_id: str = "ses_01", model: str = "claude-sonnet-4",
-                   provider: str = "anthropic", agent: str = "build", tokens: Sequence[int] = (1200, 310, 0, 800, 0),
-                   cost: float = 0.0123, cwd: str | None = None, **extra: Any) -> dict[str, Any]:
+def message_record(
+    repo: Path | None,
+    *,
+    id: str | None = None,
+    session_id: str = "ses_01",
+    model: str = "claude-sonnet-4",
+    provider: str = "anthropic",
+    agent: str = "build",
+    tokens: Sequence[int] = (1200, 310, 0, 800, 0),
+    cost: float = 0.0123,
+    cwd: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     _counter[0] += 1
     inp, out, reasoning, cread, cwrite = tokens
     rec = {
-        "v": 1, "kind": "message", "id": id or f"msg_{_counter[0]:06d}", "session_id": session_id,
-        "time": int(time.time() * 1000), "provider": provider, "model": model, "agent": agent,
+        "v": 1,
+        "kind": "message",
+        "id": id or f"msg_{_counter[0]:06d}",
+        "session_id": session_id,
+        "time": int(time.time() * 1000),
+        "provider": provider,
+        "model": model,
+        "agent": agent,
         "tokens": {"input": inp, "output": out, "reasoning": reasoning, "cache_read": cread, "cache_write": cwrite},
-        "cost": cost, "cwd": cwd if cwd is not None else (str(repo) if repo else ""),
+        "cost": cost,
+        "cwd": cwd if cwd is not None else (str(repo) if repo else ""),
         "git": {"branch": "main", "sha": None},
     }
     rec.update(extra)
     return rec
 
 
-def session_record(session_id: str = "ses_01", title: str = "Fix login", parent_id: str | None = None, **extra: Any) -> dict[str, Any]:
-    rec = {"v": 1, "kind": "session", "session_id": session_id, "title": title, "parent_id": parent_id,
-           "time": int(time.time() * 1000)}
+def session_record(
+    session_id: str = "ses_01", title: str = "Fix login", parent_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    rec = {
+        "v": 1,
+        "kind": "session",
+        "session_id": session_id,
+        "title": title,
+        "parent_id": parent_id,
+        "time": int(time.time() * 1000),
+    }
     rec.update(extra)
     return rec
 

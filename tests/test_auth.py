@@ -1,4 +1,5 @@
 """Real msal against a local OpenID Connect identity provider."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,16 @@ def idp(cert, monkeypatch):
 def config_for(idp, endpoint="http://127.0.0.1:9/v1/events"):
     path = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "analytics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"endpoint": endpoint, "client_id": "periscope-cli", "authority": idp.authority,
-                                "scopes": ["api://periscope/ingest"]}))
+    path.write_text(
+        json.dumps(
+            {
+                "endpoint": endpoint,
+                "client_id": "periscope-cli",
+                "authority": idp.authority,
+                "scopes": ["api://periscope/ingest"],
+            }
+        )
+    )
     return load_user_config()
 
 

@@ -23,25 +23,39 @@ def test_missing_file_means_local_store():
 
 
 def test_full_config_and_env_overrides(monkeypatch):
-    write({"endpoint": "https://ingest.example/v1/events", "client_id": "cid", "authority": "https://login.example/t",
-           "scopes": ["a", "b"]})
+    write(
+        {
+            "endpoint": "https://ingest.example/v1/events",
+            "client_id": "cid",
+            "authority": "https://login.example/t",
+            "scopes": ["a", "b"],
+        }
+    )
     cfg = load_user_config()
-    assert (cfg.endpoint, cfg.client_id, cfg.scopes, cfg.signs_in) == ("https://ingest.example/v1/events", "cid", ["a", "b"], True)
+    assert (cfg.endpoint, cfg.client_id, cfg.scopes, cfg.signs_in) == (
+        "https://ingest.example/v1/events",
+        "cid",
+        ["a", "b"],
+        True,
+    )
     monkeypatch.setenv("PERISCOPE_ENDPOINT", "http://127.0.0.1:9/v1/events")
     monkeypatch.setenv("PERISCOPE_SCOPES", "x y")
     cfg = load_user_config()
     assert cfg.endpoint == "http://127.0.0.1:9/v1/events" and cfg.scopes == ["x", "y"]
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("{not json", "not valid JSON"),
-    ("[1]", "must hold a JSON object"),
-    ({"endpoint": "https://x.example", "colour": "blue"}, "unknown key(s): colour"),
-    ({"endpoint": "http://ingest.example/v1"}, "uses http:// for a non-loopback host"),
-    ({"endpoint": "ftp://x.example"}, "not an http(s) URL"),
-    ({"endpoint": "https://x.example", "client_id": "c"}, "without authority"),
-    ({"scopes": "one"}, "must be a list of strings"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1]", "must hold a JSON object"),
+        ({"endpoint": "https://x.example", "colour": "blue"}, "unknown key(s): colour"),
+        ({"endpoint": "http://ingest.example/v1"}, "uses http:// for a non-loopback host"),
+        ({"endpoint": "ftp://x.example"}, "not an http(s) URL"),
+        ({"endpoint": "https://x.example", "client_id": "c"}, "without authority"),
+        ({"scopes": "one"}, "must be a list of strings"),
+    ],
+)
 def test_broken_configs_name_the_file_and_the_fix(content, needle):
     path = write(content)
     with pytest.raises(UserError) as info:

@@ -5,11 +5,12 @@ are real.  Time is injected (FakeTime): the clock and sleep that pace a run, and
 wall clock that dates not-before times and the saved Retry-After move together, so no
 test waits for real.
 """
+
 from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Union
 
 import pytest
 
@@ -20,15 +21,15 @@ from periscope_hooks.sinks.http import SIGN_IN_AGAIN
 from periscope_hooks.state import get_meta, now_ms, set_meta, transaction
 from testing.delivery import make_events
 
-Event = Dict[str, Any]
-Reply = Union[SendOutcome, Callable[[List[Event]], SendOutcome]]
+Event = dict[str, Any]
+Reply = Union[SendOutcome, Callable[[list[Event]], SendOutcome]]
 
 
-def accept(events: List[Event]) -> SendOutcome:
+def accept(events: list[Event]) -> SendOutcome:
     return SendOutcome(results={e["event_id"]: (ACCEPTED, None) for e in events})
 
 
-def unavailable(events: List[Event]) -> SendOutcome:
+def unavailable(events: list[Event]) -> SendOutcome:
     return SendOutcome(error="the endpoint answered HTTP 503")
 
 
@@ -41,17 +42,22 @@ class ScriptedSink(Sink):
 
     name = "scripted receiver"
 
-    def __init__(self, script: Optional[List[Reply]] = None, then: Reply = accept, max_batch_events: int = 100,
-                 max_batch_bytes: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        script: list[Reply] | None = None,
+        then: Reply = accept,
+        max_batch_events: int = 100,
+        max_batch_bytes: int | None = None,
+    ) -> None:
         self.script = list(script or [])
         self.then = then
         self.max_batch_events = max_batch_events
         if max_batch_bytes is not None:
             self.max_batch_bytes = max_batch_bytes
-        self.batches: List[List[Event]] = []
-        self.held: Dict[str, Event] = {}
+        self.batches: list[list[Event]] = []
+        self.held: dict[str, Event] = {}
 
-    def send(self, events: List[Event]) -> SendOutcome:
+    def send(self, events: list[Event]) -> SendOutcome:
         self.batches.append(list(events))
         reply = self.script.pop(0) if self.script else self.then
         outcome = reply if isinstance(reply, SendOutcome) else reply(events)
@@ -71,7 +77,7 @@ class FakeTime:
     def __init__(self) -> None:
         self.now = 1000.0
         self.wall_start_ms = now_ms()
-        self.sleeps: List[float] = []
+        self.sleeps: list[float] = []
 
     def clock(self) -> float:
         return self.now
@@ -89,14 +95,14 @@ def conn(state_conn: sqlite3.Connection) -> sqlite3.Connection:
     return state_conn
 
 
-def fill(conn: sqlite3.Connection, evs: List[Event]) -> List[Event]:
+def fill(conn: sqlite3.Connection, evs: list[Event]) -> list[Event]:
     with transaction(conn):
         for e in evs:
             outbox.enqueue(conn, e)
     return evs
 
 
-def books(conn: sqlite3.Connection) -> Dict[str, int]:
+def books(conn: sqlite3.Connection) -> dict[str, int]:
     c = outbox.counts(conn)["message"]
     assert c["created"] == c["delivered"] + c["pending"] + c["dead"] + c["dropped"], c
     return c
@@ -109,7 +115,7 @@ def run(conn: sqlite3.Connection, sink: Sink, t: FakeTime, **kw: Any):
     return deliver(conn, sink, clock=t.clock, sleep=t.sleep, wall_ms=t.wall_ms, **kw)
 
 
-def in_outbox(conn: sqlite3.Connection) -> List[str]:
+def in_outbox(conn: sqlite3.Connection) -> list[str]:
     """Every event id still in the outbox, whatever its lease or not-before."""
     return sorted(r[0] for r in conn.execute("SELECT event_id FROM outbox"))
 
@@ -177,12 +183,12 @@ def test_retryable_failure_backs_off_exponentially_within_cap_and_budget(conn: s
 
     assert len(t.sleeps) >= 5
     for k, slept in enumerate(t.sleeps):
-        nominal = min(cap, base * 2 ** k)
+        nominal = min(cap, base * 2**k)
         assert nominal * 0.5 <= slept <= nominal, (k, slept, nominal)  # jitter in [50%, 100%], never over the cap
     assert t.sleeps[:5] == sorted(t.sleeps[:5])  # grows until the cap...
     assert all(t.sleeps[k + 2] >= 2 * t.sleeps[k] for k in range(3))  # ...by doubling, whatever the jitter
     assert max(t.sleeps) <= cap
-    assert any(s < min(cap, base * 2 ** k) for k, s in enumerate(t.sleeps))  # jittered, not the bare nominal
+    assert any(s < min(cap, base * 2**k) for k, s in enumerate(t.sleeps))  # jittered, not the bare nominal
     assert sum(t.sleeps) <= budget and t.now - start <= budget
     # The last failure did not sleep past the budget: one more send than sleeps, then stop.
     assert len(sink.batches) == len(t.sleeps) + 1
@@ -244,7 +250,7 @@ def test_backoff_starts_over_after_a_batch_gets_through(conn: sqlite3.Connection
 def test_events_missing_from_the_results_are_kept_for_a_retry(conn: sqlite3.Connection) -> None:
     evs = fill(conn, make_events(4))
 
-    def half(events: List[Event]) -> SendOutcome:
+    def half(events: list[Event]) -> SendOutcome:
         return SendOutcome(results={events[0]["event_id"]: (ACCEPTED, None), events[1]["event_id"]: (RETRY, None)})
 
     sink, t = ScriptedSink(script=[half], then=unavailable), FakeTime()
@@ -261,7 +267,7 @@ def test_events_missing_from_the_results_are_kept_for_a_retry(conn: sqlite3.Conn
 def test_a_sink_that_raises_loses_nothing_and_is_retried(conn: sqlite3.Connection) -> None:
     evs = fill(conn, make_events(2))
 
-    def explode(events: List[Event]) -> SendOutcome:
+    def explode(events: list[Event]) -> SendOutcome:
         raise OSError("disk full")
 
     sink, t = ScriptedSink(script=[explode]), FakeTime()
@@ -276,7 +282,7 @@ def test_a_sink_that_raises_loses_nothing_and_is_retried(conn: sqlite3.Connectio
 def test_a_sink_that_keeps_raising_records_the_failure_without_the_message(conn: sqlite3.Connection) -> None:
     fill(conn, make_events(2))
 
-    def explode(events: List[Event]) -> SendOutcome:
+    def explode(events: list[Event]) -> SendOutcome:
         raise OSError("secret-token-in-message")
 
     sink, t = ScriptedSink(then=explode), FakeTime()
@@ -384,9 +390,13 @@ def test_rejected_events_are_dead_lettered_while_the_rest_are_delivered(conn: sq
     evs = fill(conn, make_events(5))
     bad = {evs[1]["event_id"]: "schema violation: n", evs[3]["event_id"]: None}
 
-    def reject_some(events: List[Event]) -> SendOutcome:
-        return SendOutcome(results={e["event_id"]: (REJECTED, bad[e["event_id"]]) if e["event_id"] in bad
-                                    else (ACCEPTED, None) for e in events})
+    def reject_some(events: list[Event]) -> SendOutcome:
+        return SendOutcome(
+            results={
+                e["event_id"]: (REJECTED, bad[e["event_id"]]) if e["event_id"] in bad else (ACCEPTED, None)
+                for e in events
+            }
+        )
 
     sink, t = ScriptedSink(then=reject_some), FakeTime()
     result = run(conn, sink, t)
@@ -403,9 +413,10 @@ def test_retried_dead_letters_are_delivered_by_the_next_run(conn: sqlite3.Connec
     evs = fill(conn, make_events(3))
     poison = evs[0]["event_id"]
 
-    def reject_poison(events: List[Event]) -> SendOutcome:
-        return SendOutcome(results={e["event_id"]: (REJECTED if e["event_id"] == poison else ACCEPTED, "bad")
-                                    for e in events})
+    def reject_poison(events: list[Event]) -> SendOutcome:
+        return SendOutcome(
+            results={e["event_id"]: (REJECTED if e["event_id"] == poison else ACCEPTED, "bad") for e in events}
+        )
 
     run(conn, ScriptedSink(then=reject_poison), FakeTime())
     assert books(conn)["dead"] == 1

@@ -3,6 +3,7 @@
 Every scenario ends with the receiver holding each event exactly once and nothing
 left in the outbox, and the books balance: created = delivered + pending + dead + dropped.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,15 @@ from pathlib import Path
 import pytest
 
 from periscope_hooks.flush import flush_state_dir
-from testing.delivery import (assert_books_balance, books, fill_outbox, make_events, point_config_at, quick_delivery,
-                              signed_in_backend)
+from testing.delivery import (
+    assert_books_balance,
+    books,
+    fill_outbox,
+    make_events,
+    point_config_at,
+    quick_delivery,
+    signed_in_backend,
+)
 from testing.receiver import Receiver
 from testing.util import append_spool, commit, init_repo, message_record, periscope, state_dir
 
@@ -112,7 +120,9 @@ def test_413_for_large_batches(receiver, sd):
     huge[0]["pad"] = "".join(random.choice("abcdefghijklmnop") for _ in range(400_000))
     fill_outbox(sd, huge)  # same event id: not enqueued twice
     flush_until_empty(sd)
-    assert set(receiver.events) == {e["event_id"] for e in evs} | ({huge[0]["event_id"]} if huge[0]["event_id"] in receiver.events else set())
+    assert set(receiver.events) == {e["event_id"] for e in evs} | (
+        {huge[0]["event_id"]} if huge[0]["event_id"] in receiver.events else set()
+    )
     assert_books_balance(sd)
 
 
@@ -146,7 +156,9 @@ def test_two_flushers_at_once(receiver, tmp_path):
     sd = state_dir(repo)
     evs = make_events(3000)
     fill_outbox(sd, evs)
-    procs = [subprocess.Popen([sys.executable, "-m", "periscope_hooks", "flush", "--repo", str(repo)]) for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "periscope_hooks", "flush", "--repo", str(repo)]) for _ in range(2)
+    ]
     assert all(p.wait(timeout=120) in (0, 1) for p in procs)
     flush_until_empty(sd)
     check_exactly_once(receiver, sd, evs)
@@ -218,11 +230,15 @@ def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
         fill_outbox(sd, evs)
         # Expire every access token after the first batch is accepted.
         original = receiver._accept
-        def accept_then_expire(event, _n=[0]):
-            _n[0] += 1
-            if _n[0] == 500:
+
+        accepted = [0]
+
+        def accept_then_expire(event):
+            accepted[0] += 1
+            if accepted[0] == 500:
                 idp.expire_access_tokens()
             return original(event)
+
         receiver._accept = accept_then_expire
         flush_until_empty(sd)
         check_exactly_once(receiver, sd, evs)
@@ -261,8 +277,11 @@ def test_logs_hold_no_payloads_tokens_or_credentials(tmp_path, monkeypatch):
         repo = init_repo(tmp_path / "r")
         periscope("install-hooks", cwd=repo)
         receiver.script = [("status", 500), ("garbled",), ("hang", 1.5), ("status_no_body", 400), ("status", 413)]
-        append_spool(repo, session_record(title=f"title {sentinel}"),
-                     message_record(repo, id=f"msg-{sentinel}", model=f"model-{sentinel}"))
+        append_spool(
+            repo,
+            session_record(title=f"title {sentinel}"),
+            message_record(repo, id=f"msg-{sentinel}", model=f"model-{sentinel}"),
+        )
         commit(repo, "first")  # the hook's background flusher meets the first faults
         time.sleep(1.0)
         for _ in range(3):
@@ -283,8 +302,12 @@ def test_logs_hold_no_payloads_tokens_or_credentials(tmp_path, monkeypatch):
             for path in root.rglob("*.log*"):
                 texts[str(path)] = path.read_text(errors="replace")
         conn = __import__("sqlite3").connect(str(state_dir(repo) / "state.db"))
-        texts["stored errors"] = " ".join(str(v) for (v,) in conn.execute(
-            "SELECT value FROM meta WHERE key LIKE '%error%' UNION ALL SELECT coalesce(last_error, '') FROM outbox"))
+        texts["stored errors"] = " ".join(
+            str(v)
+            for (v,) in conn.execute(
+                "SELECT value FROM meta WHERE key LIKE '%error%' UNION ALL SELECT coalesce(last_error, '') FROM outbox"
+            )
+        )
         conn.close()
         assert any(p.endswith(".log") for p in texts), texts.keys()
         for where, text in texts.items():

@@ -1,11 +1,11 @@
 """The delivery lines of `periscope status` (delivery_status.py), against a real ingest server on 127.0.0.1."""
+
 from __future__ import annotations
 
 import errno
 import re
 import socket
 import time
-from typing import Dict, List, Tuple
 
 import pytest
 
@@ -39,7 +39,7 @@ def receiver():
         yield r
 
 
-def lines(sd) -> List[Tuple[str, str]]:
+def lines(sd) -> list[tuple[str, str]]:
     conn = open_state_db(sd)
     try:
         return status_lines(conn)
@@ -47,24 +47,25 @@ def lines(sd) -> List[Tuple[str, str]]:
         conn.close()
 
 
-def labels(rows: List[Tuple[str, str]]) -> List[str]:
+def labels(rows: list[tuple[str, str]]) -> list[str]:
     return [label for label, _ in rows]
 
 
-def one(rows: List[Tuple[str, str]], label: str) -> str:
+def one(rows: list[tuple[str, str]], label: str) -> str:
     found = [text for lab, text in rows if lab == label]
     assert len(found) == 1, (label, rows)
     return found[0]
 
 
-def books(rows: List[Tuple[str, str]]) -> Dict[str, Dict[str, int]]:
+def books(rows: list[tuple[str, str]]) -> dict[str, dict[str, int]]:
     out = {}
     for label, text in rows:
         if label.endswith(" events"):
             m = BOOKS.fullmatch(text)
             assert m, text
-            out[label[: -len(" events")]] = dict(zip(("created", "delivered", "pending", "dead", "dropped"),
-                                                     map(int, m.groups())))
+            out[label[: -len(" events")]] = dict(
+                zip(("created", "delivered", "pending", "dead", "dropped"), map(int, m.groups()))
+            )
     return out
 
 
@@ -73,6 +74,7 @@ def analytics_json():
 
 
 # --- sink ---------------------------------------------------------------------------------------
+
 
 def test_no_config_means_the_local_store(sd):
     rows = lines(sd)
@@ -85,36 +87,53 @@ def test_no_config_means_the_local_store(sd):
 def test_endpoint_line_never_shows_credentials(sd, tmp_path):
     point_config_at("https://ingest.periscope.example/v1/events?token=s3cr3t")
     rows = lines(sd)
-    assert one(rows, "sink") == f"Periscope endpoint https://ingest.periscope.example/v1/events (config {analytics_json()})"
+    assert (
+        one(rows, "sink")
+        == f"Periscope endpoint https://ingest.periscope.example/v1/events (config {analytics_json()})"
+    )
     # Credentials in the endpoint URL are refused (they would be sent as Basic auth), and never echoed:
     # also where a '/' or '#' in the password defeats URL parsing.
-    for url in ("https://bob:hunter2@ingest.periscope.example/v1/events",
-                "https://bob:hun/ter2@ingest.periscope.example/v1/events",
-                "https://bob:hun#ter2@ingest.periscope.example/v1/events"):
+    for url in (
+        "https://bob:hunter2@ingest.periscope.example/v1/events",
+        "https://bob:hun/ter2@ingest.periscope.example/v1/events",
+        "https://bob:hun#ter2@ingest.periscope.example/v1/events",
+    ):
         point_config_at(url)
         text = one(lines(sd), "config")
-        assert text.startswith(f"error: endpoint in {analytics_json()} contains credentials") and "hint: remove them" in text
+        assert (
+            text.startswith(f"error: endpoint in {analytics_json()} contains credentials")
+            and "hint: remove them" in text
+        )
         out = periscope("status", "--repo", str(sd.parent.parent))
         for secret in ("hunter2", "hun/ter2", "hun#ter2", "bob"):
             assert secret not in out.stdout + out.stderr
     # An endpoint from the environment is checked the same way.
     point_config_at("https://ingest.periscope.example/v1/events")
-    out = periscope("status", "--repo", str(sd.parent.parent),
-                    env={"PERISCOPE_ENDPOINT": "http://alice:pa55word@127.0.0.1:9/v1/events"})
+    out = periscope(
+        "status",
+        "--repo",
+        str(sd.parent.parent),
+        env={"PERISCOPE_ENDPOINT": "http://alice:pa55word@127.0.0.1:9/v1/events"},
+    )
     assert "$PERISCOPE_ENDPOINT contains credentials" in out.stdout and "pa55word" not in out.stdout
 
 
 def test_broken_config_replaces_the_sink_line(sd):
     analytics_json().parent.mkdir(parents=True, exist_ok=True)
-    analytics_json().write_text('{"endpoint": "http://ingest.example.com/v1/events", "client_id": "c", "authority": "https://login.example/t"}')
+    analytics_json().write_text(
+        '{"endpoint": "http://ingest.example.com/v1/events", "client_id": "c", "authority": "https://login.example/t"}'
+    )
     rows = lines(sd)
     text = one(rows, "config")
-    assert text.startswith(f"error: endpoint in {analytics_json()} uses http:// for a non-loopback host (ingest.example.com)")
+    assert text.startswith(
+        f"error: endpoint in {analytics_json()} uses http:// for a non-loopback host (ingest.example.com)"
+    )
     assert f" hint: use https:// in {analytics_json()}" in text
     assert not {"sink", "sign-in", "port 14550"} & set(labels(rows))
 
 
 # --- books --------------------------------------------------------------------------------------
+
 
 def test_books_balance_after_a_real_flush(tmp_path, receiver, monkeypatch):
     repo = init_repo(tmp_path / "r")
@@ -128,8 +147,10 @@ def test_books_balance_after_a_real_flush(tmp_path, receiver, monkeypatch):
     monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "0.3")
     flush_state_dir(sd)
     b = books(lines(sd))
-    assert b == {"commit": {"created": 1, "delivered": 0, "pending": 1, "dead": 0, "dropped": 0},
-                 "message": {"created": 3, "delivered": 0, "pending": 3, "dead": 0, "dropped": 0}}
+    assert b == {
+        "commit": {"created": 1, "delivered": 0, "pending": 1, "dead": 0, "dropped": 0},
+        "message": {"created": 3, "delivered": 0, "pending": 3, "dead": 0, "dropped": 0},
+    }
     assert one(lines(sd), "delivery").startswith("last error: could not reach the endpoint")
     receiver.start()
     monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "5")
@@ -160,6 +181,7 @@ def test_books_would_show_a_dropped_event(sd):
 
 
 # --- dead letters -------------------------------------------------------------------------------
+
 
 def test_dead_letters_listed_with_reason_and_retry_hint(sd, receiver):
     evs = make_events(4)
@@ -194,6 +216,7 @@ def test_many_dead_letters_are_summed_up(sd, receiver):
 
 
 # --- retry-after, sign-in -----------------------------------------------------------------------
+
 
 def test_saved_retry_after_is_shown_until_it_passes(sd, receiver, monkeypatch):
     fill_outbox(sd, make_events(3))
@@ -274,11 +297,15 @@ def test_signed_in_then_expired(sd, tmp_path, monkeypatch):
 
 # --- port 14550 ---------------------------------------------------------------------------------
 
+
 def test_port_line_only_when_a_client_is_configured(sd):
     point_config_at("https://ingest.periscope.example/v1/events")
     assert "port 14550" not in labels(lines(sd))
-    point_config_at("https://ingest.periscope.example/v1/events", client_id="periscope-cli",
-                    authority="https://login.periscope.example/tenant")
+    point_config_at(
+        "https://ingest.periscope.example/v1/events",
+        client_id="periscope-cli",
+        authority="https://login.periscope.example/tenant",
+    )
     blocker = bind_redirect_port()
     if blocker is None:
         pytest.skip(f"port {REDIRECT_PORT} is already taken by another process")

@@ -3,6 +3,7 @@
 The binary comes from the npm registry (scripts/install-opencode-for-tests.sh; scripts/test.sh
 passes its path in PERISCOPE_TEST_OPENCODE).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,15 +15,16 @@ from pathlib import Path
 import pytest
 
 from periscope_hooks import spool as spool_mod
+from testing.delivery import point_config_at
 from testing.openai_server import TITLE, FakeOpenAI
 from testing.opencode import COST, find_opencode, opencode_env, run_opencode, write_config
-from testing.delivery import point_config_at
 from testing.receiver import Receiver
 from testing.util import git, init_repo, periscope, spool_path, state_dir
 
 BINARY = find_opencode()
 pytestmark = pytest.mark.skipif(
-    BINARY is None and not os.environ.get("CI"), reason="OpenCode binary not installed (run scripts/test.sh)")
+    BINARY is None and not os.environ.get("CI"), reason="OpenCode binary not installed (run scripts/test.sh)"
+)
 TOKEN_KEYS = ("input", "output", "reasoning", "cache_read", "cache_write")
 
 
@@ -30,14 +32,23 @@ def expected_tokens(usage):
     """How OpenCode turns an OpenAI usage block into its token counts."""
     cached = usage["prompt_tokens_details"]["cached_tokens"]
     reasoning = usage["completion_tokens_details"]["reasoning_tokens"]
-    return {"input": usage["prompt_tokens"] - cached, "output": usage["completion_tokens"] - reasoning,
-            "reasoning": reasoning, "cache_read": cached, "cache_write": 0}
+    return {
+        "input": usage["prompt_tokens"] - cached,
+        "output": usage["completion_tokens"] - reasoning,
+        "reasoning": reasoning,
+        "cache_read": cached,
+        "cache_write": 0,
+    }
 
 
 def expected_cost(t):
     # OpenCode bills reasoning tokens at the output rate.
-    return (t["input"] * COST["input"] + (t["output"] + t["reasoning"]) * COST["output"]
-            + t["cache_read"] * COST["cache_read"] + t["cache_write"] * COST["cache_write"]) / 1e6
+    return (
+        t["input"] * COST["input"]
+        + (t["output"] + t["reasoning"]) * COST["output"]
+        + t["cache_read"] * COST["cache_read"]
+        + t["cache_write"] * COST["cache_write"]
+    ) / 1e6
 
 
 @pytest.fixture
@@ -107,8 +118,10 @@ def test_agent_commit_includes_its_in_flight_message(project, server):
     ev = commits[0]
     assert ev["origin"] == "agent" and ev["agent"]["message_included"] is True
     conn = sqlite3.connect(str(state_dir(project) / "state.db"))
-    linked = {r[0] for r in conn.execute(
-        "SELECT m.id FROM messages m JOIN links l ON l.id = m.link_id WHERE l.sha = ?", (sha,))}
+    linked = {
+        r[0]
+        for r in conn.execute("SELECT m.id FROM messages m JOIN links l ON l.id = m.link_id WHERE l.sha = ?", (sha,))
+    }
     recs = [r for r in spool_messages(spool_path(project)) if r["id"] in linked]
     assert len(recs) == ev["usage"]["messages"] == 1
     assert ev["usage"]["tokens"] == {k: sum(r["tokens"][k] for r in recs) for k in TOKEN_KEYS}
@@ -165,7 +178,11 @@ def test_outside_any_git_repository(tmp_path, server):
 
 
 def test_privacy_no_sentinel_anywhere(project, tmp_path):
-    sentinel_prompt, sentinel_reply, sentinel_file = "SENTINEL-PROMPT-7f3a9", "SENTINEL-REPLY-2c8e1", "SENTINEL-FILE-9d4b6"
+    sentinel_prompt, sentinel_reply, sentinel_file = (
+        "SENTINEL-PROMPT-7f3a9",
+        "SENTINEL-REPLY-2c8e1",
+        "SENTINEL-FILE-9d4b6",
+    )
     (project / "secret.txt").write_text(f"the file says {sentinel_file}\n")
     # First everything goes to an HTTP endpoint; then, rebuilt from the same spool, to the local store.
     with Receiver() as receiver, FakeOpenAI(reply_text=f"My answer {sentinel_reply}") as s:

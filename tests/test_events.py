@@ -1,4 +1,5 @@
 """periscope_hooks/events.py: deterministic ids, schema-valid events, exact totals, metadata only."""
+
 from __future__ import annotations
 
 import json
@@ -29,13 +30,32 @@ ALLOWED_KEYS = {
 }
 
 
-def msg(id: str = "msg_01", *, session_id: str | None = "ses_a", provider: str | None = "anthropic",
-        model: str | None = "claude-sonnet-4", agent: str | None = "build", tokens=(1200, 310, 0, 800, 0),
-        cost: float | None = 0.0123, time_ms: int = 1764000000123, branch: str | None = "main",
-        sha: str | None = SHA1, **extra):
+def msg(
+    id: str = "msg_01",
+    *,
+    session_id: str | None = "ses_a",
+    provider: str | None = "anthropic",
+    model: str | None = "claude-sonnet-4",
+    agent: str | None = "build",
+    tokens=(1200, 310, 0, 800, 0),
+    cost: float | None = 0.0123,
+    time_ms: int = 1764000000123,
+    branch: str | None = "main",
+    sha: str | None = SHA1,
+    **extra,
+):
     """A message row as state.db holds it (the builders only index it by column name)."""
-    row = {"id": id, "session_id": session_id, "provider": provider, "model": model, "agent": agent,
-           "cost": cost, "time_ms": time_ms, "branch": branch, "sha": sha}
+    row = {
+        "id": id,
+        "session_id": session_id,
+        "provider": provider,
+        "model": model,
+        "agent": agent,
+        "cost": cost,
+        "time_ms": time_ms,
+        "branch": branch,
+        "sha": sha,
+    }
     row.update(zip(events.TOKEN_FIELDS, tokens))
     row.update(extra)
     return row
@@ -46,16 +66,30 @@ def session(title: str | None = "Fix login", parent_id: str | None = None, agent
 
 
 def commit_ev(**kw):
-    args = dict(repo_id="repo-1", repo_url="https://example.com/acme/widgets.git", branch="main", sha=SHA2,
-                parents=[SHA1], kind="commit", origin="human", time_ms=1764000000000, messages=[msg()],
-                sessions={"ses_a": session()})
+    args = dict(
+        repo_id="repo-1",
+        repo_url="https://example.com/acme/widgets.git",
+        branch="main",
+        sha=SHA2,
+        parents=[SHA1],
+        kind="commit",
+        origin="human",
+        time_ms=1764000000000,
+        messages=[msg()],
+        sessions={"ses_a": session()},
+    )
     args.update(kw)
     return events.commit_event(**args)
 
 
 def rewrite_ev(**kw):
-    args = dict(repo_id="repo-1", repo_url="https://example.com/acme/widgets.git", command="amend",
-                pairs=[[SHA1, SHA2]], time_ms=1764000000000)
+    args = dict(
+        repo_id="repo-1",
+        repo_url="https://example.com/acme/widgets.git",
+        command="amend",
+        pairs=[[SHA1, SHA2]],
+        time_ms=1764000000000,
+    )
     args.update(kw)
     return events.rewrite_event(**args)
 
@@ -79,8 +113,7 @@ def test_event_ids_are_uuid5_in_the_fixed_namespace():
 
 def test_message_event_id_depends_on_the_message_id_only():
     a = events.message_event(msg("msg_01"), session(), "https://example.com/a.git")
-    again = events.message_event(msg("msg_01", cost=9.5, tokens=(1, 2, 3, 4, 5), time_ms=1, branch="other"),
-                                 None, None)
+    again = events.message_event(msg("msg_01", cost=9.5, tokens=(1, 2, 3, 4, 5), time_ms=1, branch="other"), None, None)
     other = events.message_event(msg("msg_02"), session(), "https://example.com/a.git")
     assert a["event_id"] == again["event_id"] == events.event_id("message", "msg_01")
     assert other["event_id"] != a["event_id"]
@@ -123,8 +156,20 @@ def test_rewrite_event_id_is_repo_command_and_mappings():
 def test_message_events_match_the_schema():
     cases = [
         events.message_event(msg(), session(), "https://example.com/acme/widgets.git"),
-        events.message_event(msg(session_id=None, provider=None, model=None, agent=None, cost=None,
-                                 tokens=(None,) * 5, branch=None, sha=None), None, URL),
+        events.message_event(
+            msg(
+                session_id=None,
+                provider=None,
+                model=None,
+                agent=None,
+                cost=None,
+                tokens=(None,) * 5,
+                branch=None,
+                sha=None,
+            ),
+            None,
+            URL,
+        ),
         events.message_event(msg("sub", session_id="ses_child"), session(parent_id="ses_a"), "git.example.com:a/b.git"),
     ]
     for e in cases:
@@ -132,8 +177,13 @@ def test_message_events_match_the_schema():
         assert e["type"] == "message" and e["schema"] == events.SCHEMA_VERSION == 1
         assert e["client"] == {"name": CLIENT_NAME, "version": __version__}
     assert cases[0]["time"] == "2025-11-24T16:00:00.123Z"
-    assert cases[0]["session"] == {"id": "ses_a", "title": "Fix login", "agent": "build", "is_subagent": False,
-                                   "parent_id": None}
+    assert cases[0]["session"] == {
+        "id": "ses_a",
+        "title": "Fix login",
+        "agent": "build",
+        "is_subagent": False,
+        "parent_id": None,
+    }
     assert cases[0]["tokens"] == {"input": 1200, "output": 310, "reasoning": 0, "cache_read": 800, "cache_write": 0}
     assert cases[0]["repo"] == {"url": "https://example.com/acme/widgets.git", "branch": "main", "sha": SHA1}
     assert cases[1]["cost"] == 0.0 and isinstance(cases[1]["cost"], float)
@@ -158,8 +208,11 @@ def test_commit_events_of_every_kind_match_the_schema(kind):
 
 
 def test_commit_event_variants_match_the_schema():
-    agent = commit_ev(origin="agent", agent={"session_id": "ses_a", "message_included": False},
-                      note="in-flight message msg_9 was not recorded in time; emitted without it")
+    agent = commit_ev(
+        origin="agent",
+        agent={"session_id": "ses_a", "message_included": False},
+        note="in-flight message msg_9 was not recorded in time; emitted without it",
+    )
     validate(agent)
     assert agent["origin"] == "agent" and agent["agent"]["message_included"] is False and agent["note"]
     empty = commit_ev(messages=[], sessions={}, parents=[], branch=None)  # a root commit, no usage
@@ -215,8 +268,23 @@ def test_rfc3339_is_utc_with_milliseconds():
 
 def _messages():
     return [
-        msg("m1", session_id="ses_a", provider="anthropic", model="claude-sonnet-4", tokens=(100, 10, 0, 50, 0), cost=0.1),
-        msg("m2", session_id="ses_b", provider="openai", model="gpt-5", tokens=(200, 20, 5, 0, 7), cost=0.2, agent="plan"),
+        msg(
+            "m1",
+            session_id="ses_a",
+            provider="anthropic",
+            model="claude-sonnet-4",
+            tokens=(100, 10, 0, 50, 0),
+            cost=0.1,
+        ),
+        msg(
+            "m2",
+            session_id="ses_b",
+            provider="openai",
+            model="gpt-5",
+            tokens=(200, 20, 5, 0, 7),
+            cost=0.2,
+            agent="plan",
+        ),
         msg("m3", session_id="ses_a", provider="anthropic", model="claude-sonnet-4", tokens=(None,) * 5, cost=None),
         msg("m4", session_id="ses_b", provider="anthropic", model="claude-haiku", tokens=(1, 2, 3, 4, 5), cost=1e-10),
     ]
@@ -242,11 +310,18 @@ def test_usage_totals_by_model_and_by_session():
         "cost": 0.3000000001,
     }
     assert [(b["provider"], b["model"]) for b in s["by_model"]] == [
-        ("anthropic", "claude-haiku"), ("anthropic", "claude-sonnet-4"), ("openai", "gpt-5")]
+        ("anthropic", "claude-haiku"),
+        ("anthropic", "claude-sonnet-4"),
+        ("openai", "gpt-5"),
+    ]
     sonnet = s["by_model"][1]
-    assert sonnet == {"provider": "anthropic", "model": "claude-sonnet-4", "messages": 2,
-                      "tokens": {"input": 100, "output": 10, "reasoning": 0, "cache_read": 50, "cache_write": 0},
-                      "cost": 0.1}
+    assert sonnet == {
+        "provider": "anthropic",
+        "model": "claude-sonnet-4",
+        "messages": 2,
+        "tokens": {"input": 100, "output": 10, "reasoning": 0, "cache_read": 50, "cache_write": 0},
+        "cost": 0.1,
+    }
     assert [x["id"] for x in s["sessions"]] == ["ses_a", "ses_b"]
     a, b = s["sessions"]
     assert (a["title"], a["agent"], a["messages"], a["cost"]) == ("Fix login", "build", 2, 0.1)
@@ -293,8 +368,7 @@ def test_builders_copy_no_content_from_their_inputs():
     secret = "PROMPT: rewrite auth.py with the password hunter2"
     row = msg(text=secret, content=secret, prompt=secret, parts=[secret], tool_output=secret)
     sess = {**session(), "summary": secret, "prompt": secret}
-    built = [events.message_event(row, sess, URL),
-             commit_ev(messages=[row], sessions={"ses_a": sess})]
+    built = [events.message_event(row, sess, URL), commit_ev(messages=[row], sessions={"ses_a": sess})]
     for e in built:
         validate(e)
         assert secret not in json.dumps(e)
@@ -304,9 +378,18 @@ def test_builders_copy_no_content_from_their_inputs():
 def test_events_from_a_real_repository_carry_no_credentials_or_content(repo):
     # The repo fixture's origin is https://user:secret-token@example.com/acme/widgets.git.
     secret = "PROMPT-TEXT-must-not-leave"
-    append_spool(repo.path, session_record("ses_01", "Fix login"),
-                 message_record(repo.path, id="m-secret", text=secret, content=secret, prompt=secret,
-                                parts=[{"type": "text", "text": secret}]))
+    append_spool(
+        repo.path,
+        session_record("ses_01", "Fix login"),
+        message_record(
+            repo.path,
+            id="m-secret",
+            text=secret,
+            content=secret,
+            prompt=secret,
+            parts=[{"type": "text", "text": secret}],
+        ),
+    )
     commit(repo.path, "c1")
     repo.git("commit", "-q", "--amend", "-m", "c1 again")
     evs = repo.events()

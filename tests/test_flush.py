@@ -13,8 +13,13 @@ def test_background_flush_returns_at_once_and_delivers(repo):
     append_spool(repo.path, message_record(repo.path, id="bg1"))
     start = time.monotonic()
     # capture_output: the detached child must not hold our pipes open.
-    proc = subprocess.run([sys.executable, "-m", "periscope_hooks", "flush", "--background"], cwd=repo.path,
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "periscope_hooks", "flush", "--background"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0 and time.monotonic() - start < 10
     from periscope_hooks.sinks.local import iter_events
 

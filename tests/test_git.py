@@ -8,19 +8,22 @@ from periscope_hooks import git as g
 from testing.util import commit, git, init_repo
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("https://user:tok@host.example/x.git", "https://host.example/x.git"),
-    ("https://ghp_secret@github.com/org/x.git", "https://github.com/org/x.git"),
-    ("https://host.example:8443/x.git?private_token=abc#frag", "https://host.example:8443/x.git"),
-    ("ssh://git:pw@host.example:22/org/x.git", "ssh://host.example:22/org/x.git"),
-    ("git@github.com:org/x.git", "github.com:org/x.git"),
-    ("github.com:org/x.git", "github.com:org/x.git"),
-    ("user:hunter2@host.example:org/x.git", "host.example:org/x.git"),  # scp-style with a password
-    ("deploy:p:w@host.example:x.git", "host.example:x.git"),
-    ("../relative/x.git", "../relative/x.git"),
-    ("/srv/git/x.git", "/srv/git/x.git"),
-    ("file:///srv/git/x.git", "file:///srv/git/x.git"),
-])
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("https://user:tok@host.example/x.git", "https://host.example/x.git"),
+        ("https://ghp_secret@github.com/org/x.git", "https://github.com/org/x.git"),
+        ("https://host.example:8443/x.git?private_token=abc#frag", "https://host.example:8443/x.git"),
+        ("ssh://git:pw@host.example:22/org/x.git", "ssh://host.example:22/org/x.git"),
+        ("git@github.com:org/x.git", "github.com:org/x.git"),
+        ("github.com:org/x.git", "github.com:org/x.git"),
+        ("user:hunter2@host.example:org/x.git", "host.example:org/x.git"),  # scp-style with a password
+        ("deploy:p:w@host.example:x.git", "host.example:x.git"),
+        ("../relative/x.git", "../relative/x.git"),
+        ("/srv/git/x.git", "/srv/git/x.git"),
+        ("file:///srv/git/x.git", "file:///srv/git/x.git"),
+    ],
+)
 def test_sanitize_url(url, expected):
     assert g.sanitize_url(url) == expected
 

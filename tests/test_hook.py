@@ -1,4 +1,5 @@
 """The git hooks, end to end through real repositories and the installed shims."""
+
 from __future__ import annotations
 
 import json
@@ -95,7 +96,10 @@ def test_true_merge_and_fast_forward(repo):
     add_messages(repo, tokens=(5, 0, 0, 0, 0))
     repo.git("merge", "-q", "--ff-only", "later")
     later_sha = repo.git("rev-parse", "HEAD")
-    assert later_sha not in by_sha(repo.commit_events()) or by_sha(repo.commit_events())[later_sha]["usage"]["tokens"]["input"] != 5
+    assert (
+        later_sha not in by_sha(repo.commit_events())
+        or by_sha(repo.commit_events())[later_sha]["usage"]["tokens"]["input"] != 5
+    )
     nxt = commit(repo.path, "after ff")
     assert by_sha(repo.commit_events())[nxt]["usage"]["tokens"]["input"] == 5
 
@@ -261,8 +265,11 @@ def test_agent_commit_emitted_without_message_after_timeout(repo):
 def test_missing_python_falls_back_and_commit_succeeds(repo):
     hook = repo.path / ".git" / "hooks" / "post-commit"
     text = hook.read_text()
-    hook.write_text(text.replace(f"INSTALL_PYTHON={sys.executable}", "INSTALL_PYTHON=/nonexistent/python")
-                    .replace(f"INSTALL_PYTHON='{sys.executable}'", "INSTALL_PYTHON=/nonexistent/python"))
+    hook.write_text(
+        text.replace(f"INSTALL_PYTHON={sys.executable}", "INSTALL_PYTHON=/nonexistent/python").replace(
+            f"INSTALL_PYTHON='{sys.executable}'", "INSTALL_PYTHON=/nonexistent/python"
+        )
+    )
     env = {"PATH": "/usr/bin:/bin"}  # no `periscope` on PATH either
     commit(repo.path, "still commits", env=env)
     log = (state_dir(repo.path) / "hook.log").read_text()
@@ -285,7 +292,11 @@ def test_corrupt_state_db_is_rebuilt_from_the_spool(repo):
 
 def test_locked_database_does_not_block_the_commit(repo):
     add_messages(repo, tokens=(2, 0, 0, 0, 0))
-    db = sqlite3.connect(str(state_dir(repo.path) / "state.db")) if (state_dir(repo.path) / "state.db").exists() else None
+    db = (
+        sqlite3.connect(str(state_dir(repo.path) / "state.db"))
+        if (state_dir(repo.path) / "state.db").exists()
+        else None
+    )
     repo.flush()
     db = sqlite3.connect(str(state_dir(repo.path) / "state.db"), isolation_level=None)
     db.execute("BEGIN EXCLUSIVE")
@@ -311,8 +322,12 @@ def test_read_only_state_dir_and_broken_config(repo):
     os.rename(sd, str(sd) + ".aside")
     sd.write_text("not a directory")
     try:
-        proc = subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "unwritable state"], cwd=repo.path,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["git", "commit", "-q", "--allow-empty", "-m", "unwritable state"],
+            cwd=repo.path,
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0 and proc.stderr == ""
         fallback = Path(os.environ["XDG_STATE_HOME"]) / "periscope" / "hook.log"
         assert "the commit is unaffected" in fallback.read_text()
@@ -327,7 +342,9 @@ def test_outside_a_repository_the_hook_exits_zero(tmp_path):
 
 
 def test_sessions_and_subagents_in_commit_event(repo):
-    append_spool(repo.path, session_record("ses_main", "Fix login"), session_record("ses_sub", "Explore", parent_id="ses_main"))
+    append_spool(
+        repo.path, session_record("ses_main", "Fix login"), session_record("ses_sub", "Explore", parent_id="ses_main")
+    )
     add_messages(repo, session_id="ses_main")
     add_messages(repo, session_id="ses_sub", agent="explore")
     sha = commit(repo.path, "with sub-agent")

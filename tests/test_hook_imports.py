@@ -3,6 +3,7 @@
 Each test runs the hook the way git does, in a fresh interpreter (a subprocess) inside a real
 temporary git repository, so `sys.modules` shows everything the hot path pulls in.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,25 @@ from testing.util import git, init_repo, periscope, spool_path, state_dir
 FORBIDDEN = {"httpx", "msal", "git", "sqlite3", "_sqlite3", "argparse", "subprocess", "jsonschema"}
 # Not imported *by the hook* either (checked against what the hook added to sys.modules, since
 # some interpreters' start-up already loads a few of these): each costs milliseconds per commit.
-FORBIDDEN_BY_HOOK = {"json", "re", "typing", "dataclasses", "pathlib", "signal", "enum", "tomllib", "traceback",
-                     "logging", "uuid", "datetime", "urllib", "email", "socket", "ssl", "shlex"}
+FORBIDDEN_BY_HOOK = {
+    "json",
+    "re",
+    "typing",
+    "dataclasses",
+    "pathlib",
+    "signal",
+    "enum",
+    "tomllib",
+    "traceback",
+    "logging",
+    "uuid",
+    "datetime",
+    "urllib",
+    "email",
+    "socket",
+    "ssl",
+    "shlex",
+}
 
 RUN_HOOK = """\
 import sys
@@ -43,8 +61,15 @@ def _env(**extra: str) -> dict:
 
 def run_hook(cwd: Path, *argv: str, stdin: str = "") -> tuple[int, set, set, str, str]:
     """(exit code, all modules, modules the hook added, what the hook itself printed, stderr)."""
-    proc = subprocess.run([sys.executable, "-c", RUN_HOOK, *argv], cwd=cwd, input=stdin, capture_output=True,
-                          text=True, env=_env(), timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_HOOK, *argv],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     printed, _, ours = proc.stdout.rpartition("\n@@@")
     rc, all_modules, added = ours.split("\t")
@@ -58,11 +83,17 @@ def commit_records(repo: Path) -> list[dict]:
     return [r for r in map(json.loads, path.read_text().splitlines()) if r.get("kind") == "commit"]
 
 
-@pytest.mark.parametrize("argv, stdin", [
-    (["post-commit"], ""),
-    (["post-merge", "0"], ""),
-    (["post-rewrite", "amend"], "1111111111111111111111111111111111111111 2222222222222222222222222222222222222222\n"),
-])
+@pytest.mark.parametrize(
+    "argv, stdin",
+    [
+        (["post-commit"], ""),
+        (["post-merge", "0"], ""),
+        (
+            ["post-rewrite", "amend"],
+            "1111111111111111111111111111111111111111 2222222222222222222222222222222222222222\n",
+        ),
+    ],
+)
 def test_hook_imports_nothing_heavy(tmp_path, argv, stdin):
     repo = init_repo(tmp_path / "r")
     git(repo, "commit", "-q", "--allow-empty", "-m", "x")
@@ -100,8 +131,14 @@ def test_installed_shim_outside_a_git_repository_exits_0_silently(tmp_path):
     periscope("install-hooks", "--repo", str(repo))
     nowhere = tmp_path / "not-a-repo"
     nowhere.mkdir()
-    proc = subprocess.run([str(repo / ".git" / "hooks" / "post-commit")], cwd=nowhere, capture_output=True,
-                          text=True, env=_env(), timeout=60)
+    proc = subprocess.run(
+        [str(repo / ".git" / "hooks" / "post-commit")],
+        cwd=nowhere,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
 
 
@@ -125,9 +162,13 @@ def test_hook_with_read_only_state_dir_exits_0_silently(tmp_path):
         cmd = [sys.executable, "-c", RUN_HOOK, "post-commit"]
         if _writable_despite_mode(sdir):
             # root ignores modes: make it read-only for real with a private read-only bind mount.
-            if not shutil.which("unshare") or subprocess.run(
-                    ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0"', str(sdir)],
-                    capture_output=True).returncode != 0:
+            if (
+                not shutil.which("unshare")
+                or subprocess.run(
+                    ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0"', str(sdir)], capture_output=True
+                ).returncode
+                != 0
+            ):
                 pytest.skip("running as root without mount namespaces: cannot make a read-only directory")
             cmd = ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(sdir), *cmd]
         proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=_env(), timeout=60)
@@ -147,8 +188,14 @@ def test_commit_succeeds_when_the_state_dir_cannot_be_created(tmp_path):
     repo = init_repo(tmp_path / "r")
     periscope("install-hooks", "--repo", str(repo))
     state_dir(repo).write_text("in the way\n")
-    proc = subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "y"], cwd=repo, capture_output=True,
-                          text=True, env=_env(), timeout=60)
+    proc = subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", "y"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     assert git(repo, "log", "-1", "--format=%s").strip() == "y"
     log = Path(os.environ["XDG_STATE_HOME"]) / "periscope" / "hook.log"

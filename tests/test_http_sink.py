@@ -1,5 +1,6 @@
 """HttpSink against scripted responses (httpx MockTransport); at the end, TLS and proxies against
 real servers on 127.0.0.1 (testing/receiver.py with tls, testing/proxy.py)."""
+
 from __future__ import annotations
 
 import gzip
@@ -46,7 +47,9 @@ def test_request_format_and_acceptance():
     evs = make_events(3)
     out = sink_with(handler).send(evs)
     assert all(v == (ACCEPTED, None) for v in out.results.values()) and len(out.results) == 3
-    assert seen["headers"]["content-encoding"] == "gzip" and seen["headers"]["user-agent"].startswith("periscope-hooks/")
+    assert seen["headers"]["content-encoding"] == "gzip" and seen["headers"]["user-agent"].startswith(
+        "periscope-hooks/"
+    )
     assert seen["body"] == {"events": evs}
 
 
@@ -66,7 +69,11 @@ def test_413_splits_and_dead_letters_a_single_oversized_event():
     evs[2]["pad"] = "y" * 5000
 
     def handler(request):
-        return httpx.Response(413) if len(request.content) > 300 or b"yyyy" in gzip.decompress(request.content) else accept_all(request)
+        return (
+            httpx.Response(413)
+            if len(request.content) > 300 or b"yyyy" in gzip.decompress(request.content)
+            else accept_all(request)
+        )
 
     out = sink_with(handler).send(evs)
     assert out.results[evs[2]["event_id"]][0] == REJECTED and "413" in out.results[evs[2]["event_id"]][1]
@@ -77,8 +84,14 @@ def test_other_4xx_dead_letters_only_the_rejected():
     evs = make_events(3)
 
     def handler(request):
-        results = [{"event_id": e["event_id"], "status": "rejected" if e is evs[0] or e["n"] == 0 else "accepted",
-                    "reason": "bad field"} for e in json.loads(gzip.decompress(request.content))["events"]]
+        results = [
+            {
+                "event_id": e["event_id"],
+                "status": "rejected" if e is evs[0] or e["n"] == 0 else "accepted",
+                "reason": "bad field",
+            }
+            for e in json.loads(gzip.decompress(request.content))["events"]
+        ]
         return httpx.Response(422, json={"results": results})
 
     out = sink_with(handler).send(evs)
@@ -142,7 +155,11 @@ def test_parse_retry_after():
     assert parse_retry_after("999999") == 3600
     assert parse_retry_after("-5") == 0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
-    assert 55 <= parse_retry_after(__import__("email.utils").utils.formatdate(__import__("time").time() + 60, usegmt=True)) <= 60
+    assert (
+        55
+        <= parse_retry_after(__import__("email.utils").utils.formatdate(__import__("time").time() + 60, usegmt=True))
+        <= 60
+    )
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
 
 
@@ -235,8 +252,9 @@ def test_https_receiver_trusted_through_ssl_cert_file(https_receiver, sd, cert, 
 def test_https_receiver_trusted_through_ssl_cert_dir(https_receiver, sd, cert, tmp_path, net_env):
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command for the subject hash of a CA directory")
-    subject_hash = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(cert[0])],
-                                  capture_output=True, text=True, check=True).stdout.strip()
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(cert[0])], capture_output=True, text=True, check=True
+    ).stdout.strip()
     ca_dir = tmp_path / "ca-dir"
     ca_dir.mkdir()
     shutil.copy(cert[0], ca_dir / f"{subject_hash}.0")
@@ -255,8 +273,10 @@ def test_untrusted_certificate_delivers_nothing_and_keeps_every_event(https_rece
     fill_outbox(sd, evs)
     result = flush_state_dir(sd)
     assert result.delivered == 0 and result.retried >= 5
-    untrusted = ("the endpoint's TLS certificate is not trusted (if your network uses its own CA, point"
-                 " SSL_CERT_FILE at its bundle)")
+    untrusted = (
+        "the endpoint's TLS certificate is not trusted (if your network uses its own CA, point"
+        " SSL_CERT_FILE at its bundle)"
+    )
     assert result.error == untrusted  # the TLS handshake failed
     # Verification refused the certificate before any HTTP request reached the receiver.
     assert https_receiver.requests == [] and https_receiver.events == {}

@@ -103,7 +103,9 @@ WRITER = textwrap.dedent("""
 def test_parallel_writers_hooks_and_flushers_lose_and_double_count_nothing(repo):
     sp = spool_path(repo.path)
     sp.parent.mkdir(parents=True, exist_ok=True)
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(sp), f"w{k}", "300", str(repo.path)]) for k in range(3)]
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(sp), f"w{k}", "300", str(repo.path)]) for k in range(3)
+    ]
     flushers = [subprocess.Popen([sys.executable, "-m", "periscope_hooks", "flush"], cwd=repo.path) for _ in range(2)]
     shas = [commit(repo.path, f"c{i}", filename=f"f{i}.txt") for i in range(6)]
     for p in writers + flushers:

@@ -1,4 +1,5 @@
 """install-hooks / uninstall-hooks with real repositories."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ from testing.util import commit, git, init_repo, periscope
 def test_existing_hook_is_kept_chained_and_restored(tmp_path):
     path = init_repo(tmp_path / "r")
     hooks = path / ".git" / "hooks"
-    original = b"#!/bin/sh\n# mine\necho \"$@\" >> \"$(git rev-parse --git-dir)/legacy-args\"\ncat >> \"$(git rev-parse --git-dir)/legacy-stdin\"\n"
+    original = b'#!/bin/sh\n# mine\necho "$@" >> "$(git rev-parse --git-dir)/legacy-args"\ncat >> "$(git rev-parse --git-dir)/legacy-stdin"\n'
     for name in ("post-commit", "post-rewrite"):
         (hooks / name).write_bytes(original)
         os.chmod(hooks / name, 0o750)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 import pytest
 
 from periscope_hooks import jsonc
@@ -26,7 +25,7 @@ def test_add_and_remove_keep_comments_and_order():
     assert jsonc.loads(added)["plugin"] == ["other-plugin", "./x.js"]
     assert "// my settings" in added and "/* keep me */" in added and "// theirs" in added
     assert list(jsonc.loads(added)) == ["$schema", "theme", "plugin", "model"]
-    assert jsonc.remove_from_array(added, "plugin", "./x.js") .replace(" ", "") == DOC.replace(" ", "")
+    assert jsonc.remove_from_array(added, "plugin", "./x.js").replace(" ", "") == DOC.replace(" ", "")
 
 
 def test_add_key_when_missing_and_to_empty_array():
@@ -53,17 +52,20 @@ def test_invalid():
         jsonc.loads('{"a": ')
 
 
-@pytest.mark.parametrize("text", [
-    DOC,
-    "{}",
-    "{ }\n",
-    "{\n  // nothing yet\n}\n",
-    '{\n  "theme": "dark" // c\n}\n',
-    '{\n  "theme": "dark",\n}',
-    '{"plugin": []}',
-    '{"plugin": [\n  // none yet\n]}',
-    '{\r\n  "theme": "dark"\r\n}\r\n',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        DOC,
+        "{}",
+        "{ }\n",
+        "{\n  // nothing yet\n}\n",
+        '{\n  "theme": "dark" // c\n}\n',
+        '{\n  "theme": "dark",\n}',
+        '{"plugin": []}',
+        '{"plugin": [\n  // none yet\n]}',
+        '{\r\n  "theme": "dark"\r\n}\r\n',
+    ],
+)
 def test_add_is_one_insertion_and_remove_key_undoes_it(text):
     at, inserted = jsonc.insertion(text, "plugin", "./x.js")
     added = jsonc.add_to_array(text, "plugin", "./x.js")
@@ -85,5 +87,5 @@ def test_remove_key_first_middle_last_and_absent():
     assert jsonc.remove_key(text, "c") == '{\n  "a": [1, {"b": 2}],\n  "plugin": ["p"] // ours\n}\n'
     assert jsonc.remove_key(text, "d") == text  # not top-level
     assert jsonc.loads(jsonc.remove_key('{"only": 1}', "only")) == {}
-    assert jsonc.remove_key('{"only": [1], // x\n}', "only") == '{ // x\n}'
+    assert jsonc.remove_key('{"only": [1], // x\n}', "only") == "{ // x\n}"
     assert jsonc.remove_key('{"a": 1, "only": [1], }', "only") == '{"a": 1, }'

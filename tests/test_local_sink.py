@@ -1,4 +1,5 @@
 """The local store (periscope_hooks/sinks/local.py): events.db, idempotent on event_id."""
+
 from __future__ import annotations
 
 import json
@@ -30,15 +31,44 @@ def sample_events(n: int, prefix: str = "m") -> list:
     """Real events, as events.py builds them: n messages, then a commit and a rewrite."""
     msgs = []
     for i in range(n):
-        msgs.append({"id": f"{prefix}{i}", "session_id": "ses_01", "provider": "anthropic", "model": "claude-sonnet-4",
-                     "agent": "build", "input": 100 + i, "output": 10, "reasoning": 0, "cache_read": 5,
-                     "cache_write": 0, "cost": 0.001 * (i + 1), "time_ms": 1764000000000 + i, "branch": "main",
-                     "sha": "a" * 40})
+        msgs.append(
+            {
+                "id": f"{prefix}{i}",
+                "session_id": "ses_01",
+                "provider": "anthropic",
+                "model": "claude-sonnet-4",
+                "agent": "build",
+                "input": 100 + i,
+                "output": 10,
+                "reasoning": 0,
+                "cache_read": 5,
+                "cache_write": 0,
+                "cost": 0.001 * (i + 1),
+                "time_ms": 1764000000000 + i,
+                "branch": "main",
+                "sha": "a" * 40,
+            }
+        )
     out = [events.message_event(m, {"title": "Fix login", "parent_id": None, "agent": "build"}, URL) for m in msgs]
-    out.append(events.commit_event(repo_id="r", repo_url=URL, branch="main", sha="b" * 40, parents=["a" * 40],
-                                   kind="commit", origin="human", time_ms=1764000001000, messages=msgs, sessions={}))
-    out.append(events.rewrite_event(repo_id="r", repo_url=URL, command="amend", pairs=[["b" * 40, "c" * 40]],
-                                    time_ms=1764000002000))
+    out.append(
+        events.commit_event(
+            repo_id="r",
+            repo_url=URL,
+            branch="main",
+            sha="b" * 40,
+            parents=["a" * 40],
+            kind="commit",
+            origin="human",
+            time_ms=1764000001000,
+            messages=msgs,
+            sessions={},
+        )
+    )
+    out.append(
+        events.rewrite_event(
+            repo_id="r", repo_url=URL, command="amend", pairs=[["b" * 40, "c" * 40]], time_ms=1764000002000
+        )
+    )
     return out
 
 
@@ -160,9 +190,15 @@ def test_two_processes_sending_at_once_store_each_event_exactly_once(tmp_path):
     batch_file = tmp_path / "events.json"
     batch_file.write_text(json.dumps(evs))
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", SENDER, str(batch_file), order, str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for order in ("forward", "reverse")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SENDER, str(batch_file), order, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for order in ("forward", "reverse")
+    ]
     time.sleep(0.3)
     go.touch()
     for p in procs:

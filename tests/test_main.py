@@ -3,6 +3,7 @@
 Exit codes (ARCHITECTURE.md "Commands"): 0 success, 1 a user-facing error in one line with a hint,
 2 bad usage; `periscope hook` always exits 0 and prints nothing.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,21 @@ from periscope_hooks import __version__, output
 from periscope_hooks.main import main
 from testing.util import init_repo, periscope
 
-COMMANDS = ("install-hooks", "uninstall-hooks", "install-opencode", "uninstall-opencode", "hook", "flush", "login",
-            "logout", "whoami", "status", "report", "export", "log")
+COMMANDS = (
+    "install-hooks",
+    "uninstall-hooks",
+    "install-opencode",
+    "uninstall-opencode",
+    "hook",
+    "flush",
+    "login",
+    "logout",
+    "whoami",
+    "status",
+    "report",
+    "export",
+    "log",
+)
 ONE_LINE_ERROR = re.compile(r"\Aerror: (?P<message>[^\n]+?) hint: (?P<hint>[^\n]+)\n\Z")
 
 
@@ -60,8 +74,11 @@ def test_version(tmp_path):
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"periscope-hooks {__version__}\n", "")
 
 
-@pytest.mark.parametrize("args", [["frobnicate"], [], ["report", "--by", "weekday"], ["flush", "--no-such-flag"]],
-                         ids=["unknown-command", "no-command", "bad-choice", "unknown-option"])
+@pytest.mark.parametrize(
+    "args",
+    [["frobnicate"], [], ["report", "--by", "weekday"], ["flush", "--no-such-flag"]],
+    ids=["unknown-command", "no-command", "bad-choice", "unknown-option"],
+)
 def test_bad_usage_exits_2_with_usage_on_stderr(tmp_path, args):
     proc = periscope(*args, cwd=tmp_path, check=False)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
@@ -122,9 +139,17 @@ def test_each_unexpected_failure_appends_to_the_log(tmp_path):
     assert text.count("Traceback (most recent call last):") == 2
 
 
-@pytest.mark.parametrize("args", [["hook"], ["hook", "pre-push"], ["hook", "post-commit", "--bogus", "x", "y"],
-                                  ["hook", "post-rewrite", "--", "nonsense"], ["hook", "--help"]],
-                         ids=["no-name", "unknown-name", "extra-args", "rewrite-junk", "help"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["hook"],
+        ["hook", "pre-push"],
+        ["hook", "post-commit", "--bogus", "x", "y"],
+        ["hook", "post-rewrite", "--", "nonsense"],
+        ["hook", "--help"],
+    ],
+    ids=["no-name", "unknown-name", "extra-args", "rewrite-junk", "help"],
+)
 def test_hook_always_exits_0_and_prints_nothing(tmp_path, args):
     proc = periscope(*args, cwd=tmp_path, input="not a rewrite list\n", env={"PERISCOPE_BACKGROUND": "0"}, check=False)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")

@@ -3,10 +3,22 @@ from __future__ import annotations
 from periscope_hooks import notes
 from testing.util import commit, init_repo
 
-DATA = {"sha": "x", "kind": "commit", "origin": "agent", "branch": "main",
-        "usage": {"messages": 2, "tokens": {"input": 1, "output": 2, "reasoning": 3, "cache_read": 4, "cache_write": 5}, "cost": 0.25},
-        "by_model": [{"provider": "p", "model": "m", "messages": 2}],
-        "sessions": [{"id": "s1", "title": "Fix login", "is_subagent": False}, {"id": "s2", "title": None, "is_subagent": True}]}
+DATA = {
+    "sha": "x",
+    "kind": "commit",
+    "origin": "agent",
+    "branch": "main",
+    "usage": {
+        "messages": 2,
+        "tokens": {"input": 1, "output": 2, "reasoning": 3, "cache_read": 4, "cache_write": 5},
+        "cost": 0.25,
+    },
+    "by_model": [{"provider": "p", "model": "m", "messages": 2}],
+    "sessions": [
+        {"id": "s1", "title": "Fix login", "is_subagent": False},
+        {"id": "s2", "title": None, "is_subagent": True},
+    ],
+}
 
 
 def test_note_text_round_trips_and_summarises():

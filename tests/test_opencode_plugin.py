@@ -1,4 +1,5 @@
 """install-opencode / uninstall-opencode, and the plugin file itself (without OpenCode)."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ from testing.util import REPO_ROOT, init_repo, periscope
 
 
 def test_packaged_plugin_is_the_canonical_source():
-    assert (REPO_ROOT / "hooks" / "opencode" / "periscope.js").read_text() == \
-        (REPO_ROOT / "periscope_hooks" / "resources" / "opencode-plugin.js").read_text()
+    assert (REPO_ROOT / "hooks" / "opencode" / "periscope.js").read_text() == (
+        REPO_ROOT / "periscope_hooks" / "resources" / "opencode-plugin.js"
+    ).read_text()
 
 
 def test_install_lists_the_plugin_and_uninstall_restores_exactly(tmp_path):
@@ -45,8 +47,10 @@ def test_install_creates_config_and_uninstall_removes_it(tmp_path):
 
 BEFORE_INSTALL = {
     "no opencode.json": None,
-    "jsonc without a plugin key": ('{\n  // my settings\n  "$schema": "https://opencode.ai/config.json",\n'
-                                   '  /* theme first */ "theme": "dark",\n  "model": "anthropic/claude-sonnet-4" // last\n}\n'),
+    "jsonc without a plugin key": (
+        '{\n  // my settings\n  "$schema": "https://opencode.ai/config.json",\n'
+        '  /* theme first */ "theme": "dark",\n  "model": "anthropic/claude-sonnet-4" // last\n}\n'
+    ),
     "jsonc without a plugin key, trailing comma": '{\n  "theme": "dark",\n  "autoupdate": false,\n}\n',
     "an empty object with a comment": "{\n  // nothing yet\n}\n",
     "a plugin list with another plugin": '{\n  "plugin": [\n    "opencode-other" // theirs\n  ],\n  "theme": "dark"\n}',
@@ -132,11 +136,24 @@ console.log(JSON.stringify(env));
 
 
 def _assistant(mid, completed=None, sid="ses_1", cwd=None):
-    return {"type": "message.updated", "properties": {"info": {
-        "id": mid, "sessionID": sid, "role": "assistant", "modelID": "m1", "providerID": "p1", "mode": "build",
-        "agent": "build", "path": {"cwd": cwd, "root": cwd}, "cost": 0.5,
-        "tokens": {"total": 20, "input": 10, "output": 5, "reasoning": 2, "cache": {"read": 3, "write": 1}},
-        "time": {"created": 1, "completed": completed}}}}
+    return {
+        "type": "message.updated",
+        "properties": {
+            "info": {
+                "id": mid,
+                "sessionID": sid,
+                "role": "assistant",
+                "modelID": "m1",
+                "providerID": "p1",
+                "mode": "build",
+                "agent": "build",
+                "path": {"cwd": cwd, "root": cwd},
+                "cost": 0.5,
+                "tokens": {"total": 20, "input": 10, "output": 5, "reasoning": 2, "cache": {"read": 3, "write": 1}},
+                "time": {"created": 1, "completed": completed},
+            }
+        },
+    }
 
 
 def test_plugin_writes_one_record_per_message_and_sets_shell_env(tmp_path):
@@ -147,29 +164,51 @@ def test_plugin_writes_one_record_per_message_and_sets_shell_env(tmp_path):
     subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, check=True)
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     events = [
-        {"type": "session.created", "properties": {"info": {"id": "ses_1", "title": "New session", "directory": str(repo)}}},
+        {
+            "type": "session.created",
+            "properties": {"info": {"id": "ses_1", "title": "New session", "directory": str(repo)}},
+        },
         _assistant("msg_1", None, cwd=str(repo)),
         {"shell": "ses_1"},
         _assistant("msg_1", 1000, cwd=str(repo)),
         _assistant("msg_1", 1000, cwd=str(repo)),  # updated again: still one record
-        {"type": "session.updated", "properties": {"info": {"id": "ses_1", "title": "Real title", "directory": str(repo)}}},
-        {"type": "session.updated", "properties": {"info": {"id": "ses_1", "title": "Real title", "directory": str(repo)}}},
+        {
+            "type": "session.updated",
+            "properties": {"info": {"id": "ses_1", "title": "Real title", "directory": str(repo)}},
+        },
+        {
+            "type": "session.updated",
+            "properties": {"info": {"id": "ses_1", "title": "Real title", "directory": str(repo)}},
+        },
     ]
     driver = tmp_path / "driver.mjs"
     driver.write_text(DRIVER % {"plugin": json.dumps(str(REPO_ROOT / "hooks" / "opencode" / "periscope.js"))})
     env = {**os.environ, "PERISCOPE_BIN": "/nonexistent/periscope"}
-    proc = subprocess.run([node, str(driver), json.dumps(events), str(repo)], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [node, str(driver), json.dumps(events), str(repo)], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"PERISCOPE_SESSION_ID": "ses_1", "PERISCOPE_MESSAGE_ID": "msg_1"}
     lines = [json.loads(x) for x in (repo / ".git" / "periscope" / "spool.jsonl").read_text().splitlines()]
     kinds = [r["kind"] for r in lines]
     assert kinds == ["session", "message", "session"]
     msg = lines[1]
-    assert msg == {"v": 1, "kind": "message", "id": "msg_1", "session_id": "ses_1", "time": 1000, "provider": "p1",
-                   "model": "m1", "agent": "build",
-                   "tokens": {"input": 10, "output": 5, "reasoning": 2, "cache_read": 3, "cache_write": 1},
-                   "cost": 0.5, "cwd": os.path.realpath(repo), "git": {"branch": "main", "sha": sha}}
+    assert msg == {
+        "v": 1,
+        "kind": "message",
+        "id": "msg_1",
+        "session_id": "ses_1",
+        "time": 1000,
+        "provider": "p1",
+        "model": "m1",
+        "agent": "build",
+        "tokens": {"input": 10, "output": 5, "reasoning": 2, "cache_read": 3, "cache_write": 1},
+        "cost": 0.5,
+        "cwd": os.path.realpath(repo),
+        "git": {"branch": "main", "sha": sha},
+    }
     import time
+
     time.sleep(0.5)
     log = (repo / ".git" / "periscope" / "plugin.log").read_text()
     assert "records wait in the spool" in log  # periscope missing: logged, nothing thrown
@@ -187,8 +226,9 @@ def _run_plugin_with_recording_periscope(tmp_path, repo, events):
     driver = tmp_path / "driver.mjs"
     driver.write_text(DRIVER % {"plugin": json.dumps(str(REPO_ROOT / "hooks" / "opencode" / "periscope.js"))})
     env = {**os.environ, "PERISCOPE_BIN": str(fake)}
-    proc = subprocess.run([node, str(driver), json.dumps(events), str(repo)], capture_output=True, text=True,
-                          env=env, timeout=60)
+    proc = subprocess.run(
+        [node, str(driver), json.dumps(events), str(repo)], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     import time
 
@@ -199,23 +239,28 @@ def _run_plugin_with_recording_periscope(tmp_path, repo, events):
     return calls.read_text().splitlines() if calls.exists() else []
 
 
-@pytest.mark.parametrize("endpoint, signed_in, expect_login", [
-    ("https://ingest.example.com/v1/events", False, True),  # first use: sign in once
-    ("https://ingest.example.com/v1/events", True, False),  # a token is cached: never ask
-    ("https://ingest.example.com/v1/events", "expired", True),  # a flusher found the sign-in expired: ask again
-    ("env", False, True),  # the endpoint comes from PERISCOPE_ENDPOINT
-    (None, False, False),  # no endpoint, local store: never ask
-])
-def test_plugin_starts_sign_in_once_only_when_an_endpoint_needs_it(tmp_path, monkeypatch, endpoint, signed_in,
-                                                                   expect_login):
+@pytest.mark.parametrize(
+    "endpoint, signed_in, expect_login",
+    [
+        ("https://ingest.example.com/v1/events", False, True),  # first use: sign in once
+        ("https://ingest.example.com/v1/events", True, False),  # a token is cached: never ask
+        ("https://ingest.example.com/v1/events", "expired", True),  # a flusher found the sign-in expired: ask again
+        ("env", False, True),  # the endpoint comes from PERISCOPE_ENDPOINT
+        (None, False, False),  # no endpoint, local store: never ask
+    ],
+)
+def test_plugin_starts_sign_in_once_only_when_an_endpoint_needs_it(
+    tmp_path, monkeypatch, endpoint, signed_in, expect_login
+):
     repo = init_repo(tmp_path / "r")
     config = Path(os.environ["XDG_CONFIG_HOME"])
     if endpoint == "env":
         monkeypatch.setenv("PERISCOPE_ENDPOINT", "https://ingest.example.com/v1/events")
     elif endpoint:
         (config / "opencode").mkdir(parents=True, exist_ok=True)
-        (config / "opencode" / "analytics.json").write_text(json.dumps({
-            "endpoint": endpoint, "client_id": "c", "authority": "https://login.example.com/t"}))
+        (config / "opencode" / "analytics.json").write_text(
+            json.dumps({"endpoint": endpoint, "client_id": "c", "authority": "https://login.example.com/t"})
+        )
     if signed_in:
         (config / "periscope").mkdir(parents=True, exist_ok=True)
         (config / "periscope" / "token_cache.json").write_text("{}")
@@ -239,8 +284,10 @@ def test_every_record_the_plugin_writes_matches_the_spool_schema(tmp_path):
         sparse["properties"]["info"].pop(key)
     events = [
         {"type": "session.created", "properties": {"info": {"id": "ses_1", "title": "t", "directory": str(repo)}}},
-        {"type": "session.created", "properties": {"info": {"id": "ses_2", "title": "sub", "parentID": "ses_1",
-                                                            "directory": str(repo)}}},
+        {
+            "type": "session.created",
+            "properties": {"info": {"id": "ses_2", "title": "sub", "parentID": "ses_1", "directory": str(repo)}},
+        },
         _assistant("msg_1", 1000, cwd=str(repo)),
         sparse,
     ]

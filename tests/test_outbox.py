@@ -3,10 +3,11 @@
 Lease expiry is driven through claim()'s `now` parameter (milliseconds), never by
 editing rows or patching the module.
 """
+
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 
@@ -24,23 +25,23 @@ def conn(state_conn: sqlite3.Connection) -> sqlite3.Connection:
     return state_conn
 
 
-def enqueue_all(conn: sqlite3.Connection, evs: List[Dict[str, Any]]) -> List[bool]:
+def enqueue_all(conn: sqlite3.Connection, evs: list[dict[str, Any]]) -> list[bool]:
     with transaction(conn):
         return [outbox.enqueue(conn, e) for e in evs]
 
 
-def ids(rows: List[outbox.OutboxRow]) -> List[str]:
+def ids(rows: list[outbox.OutboxRow]) -> list[str]:
     return [r.event_id for r in rows]
 
 
-def assert_books_balance(conn: sqlite3.Connection) -> Dict[str, Dict[str, int]]:
+def assert_books_balance(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     books = outbox.counts(conn)
     for kind, c in books.items():
         assert c["created"] == c["delivered"] + c["pending"] + c["dead"] + c["dropped"], (kind, c)
     return books
 
 
-def mixed_events() -> List[Dict[str, Any]]:
+def mixed_events() -> list[dict[str, Any]]:
     """Four message events and two commit events, interleaved."""
     msgs, commits = make_events(4, prefix="m"), make_events(2, prefix="c")
     for e in commits:
@@ -214,7 +215,11 @@ def test_dead_letter_records_the_reason_and_takes_the_row_out(conn: sqlite3.Conn
     assert outbox.dead_letter(conn, rows[1].event_id, "again") is False  # no longer in the outbox
     assert outbox.dead_letter(conn, "no-such-event", "x") is False
     (dead,) = outbox.dead_letters(conn)
-    assert (dead["event_id"], dead["type"], dead["reason"]) == (evs[1]["event_id"], "message", "schema violation: bad field")
+    assert (dead["event_id"], dead["type"], dead["reason"]) == (
+        evs[1]["event_id"],
+        "message",
+        "schema violation: bad field",
+    )
     assert dead["dead_ms"] > 0
     later = outbox.claim(conn, "b", 10, LEASE_S, now=T0 + 10 * LEASE_MS)
     assert ids(later) == [evs[0]["event_id"], evs[2]["event_id"]]
@@ -282,17 +287,18 @@ def test_books_balance_per_type_after_every_step(conn: sqlite3.Connection) -> No
     assert len(rest) == 4
     outbox.ack(conn, "b", ids(rest))
     books = assert_books_balance(conn)
-    assert books == {"commit": {"created": 2, "delivered": 2, "pending": 0, "dead": 0, "dropped": 0},
-                     "message": {"created": 4, "delivered": 4, "pending": 0, "dead": 0, "dropped": 0}}
+    assert books == {
+        "commit": {"created": 2, "delivered": 2, "pending": 0, "dead": 0, "dropped": 0},
+        "message": {"created": 4, "delivered": 4, "pending": 0, "dead": 0, "dropped": 0},
+    }
     assert outbox.depth(conn) == 0
 
 
 def test_enqueue_rolled_back_with_its_transaction_leaves_no_trace(conn: sqlite3.Connection) -> None:
     ev = make_events(1)[0]
-    with pytest.raises(RuntimeError):
-        with transaction(conn):
-            outbox.enqueue(conn, ev)
-            raise RuntimeError("crash before commit")
+    with pytest.raises(RuntimeError), transaction(conn):
+        outbox.enqueue(conn, ev)
+        raise RuntimeError("crash before commit")
     assert outbox.depth(conn) == 0 and outbox.counts(conn) == {}
     assert enqueue_all(conn, [ev]) == [True]  # the id was not remembered either
     assert_books_balance(conn)

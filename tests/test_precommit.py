@@ -1,6 +1,6 @@
 """The real pre-commit framework: the same git operations give the same events as the plain shims."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 
@@ -23,6 +23,7 @@ def pre_commit_home(tmp_path_factory):
 
 def scenario(path):
     """commit, true merge, squash merge, amend, rebase: with usage before each."""
+
     def use(mid, n):
         append_spool(path, message_record(path, id=mid, tokens=(n, 1, 0, 0, 0), cost=n / 1000))
 
@@ -81,8 +82,11 @@ def test_same_events_as_the_plain_shims(tmp_path, project_snapshot, pre_commit_h
     scenario(framework)
     framework_events = normalized_events(framework)
 
-    kinds = sorted((e["type"], e.get("commit", {}).get("kind") or e.get("command", "")) for e in plain_events
-                   if e["type"] != "message")
+    kinds = sorted(
+        (e["type"], e.get("commit", {}).get("kind") or e.get("command", ""))
+        for e in plain_events
+        if e["type"] != "message"
+    )
     assert ("commit", "merge") in kinds and ("commit", "squash") in kinds and ("commit", "amend") in kinds
     assert ("rewrite", "amend") in kinds and ("rewrite", "rebase") in kinds
     assert framework_events == plain_events

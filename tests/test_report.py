@@ -26,9 +26,12 @@ def test_report_by_commit_adds_up_exactly_to_the_spool(repo):
 
 def test_report_other_groupings_and_formats(repo):
     append_spool(repo.path, session_record("s1", "First"), session_record("s2", "Sub", parent_id="s1"))
-    append_spool(repo.path, message_record(repo.path, session_id="s1", model="m-a", provider="p1", cost=1.0),
-                 message_record(repo.path, session_id="s2", model="m-b", provider="p2", cost=2.0),
-                 message_record(repo.path, session_id="s1", model="m-a", provider="p1", cost=0.5))
+    append_spool(
+        repo.path,
+        message_record(repo.path, session_id="s1", model="m-a", provider="p1", cost=1.0),
+        message_record(repo.path, session_id="s2", model="m-b", provider="p2", cost=2.0),
+        message_record(repo.path, session_id="s1", model="m-a", provider="p1", cost=0.5),
+    )
     commit(repo.path, "x")
     by_model = {r["model"]: r for r in repo.report("model")}
     assert by_model["m-a"]["messages"] == 2 and by_model["m-a"]["cost"] == 1.5 and by_model["m-b"]["provider"] == "p2"

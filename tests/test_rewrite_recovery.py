@@ -1,4 +1,5 @@
 """recover_mappings gives the same pairs, in the same order, as git's own post-rewrite stdin."""
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,7 @@ def test_amend(tmp_path):
     install_capture(repo)
     commit(repo, "one")
     git(repo, "commit", "-q", "--amend", "-m", "one'")
-    (stdin, recovered), = captured(repo)
+    ((stdin, recovered),) = captured(repo)
     assert stdin and stdin == recovered
 
 
@@ -71,7 +72,7 @@ def test_plain_rebase_onto_upstream(tmp_path):
     git(repo, "checkout", "-q", "topic")
     install_capture(repo)
     git(repo, "rebase", "-q", "main")
-    (stdin, recovered), = captured(repo)
+    ((stdin, recovered),) = captured(repo)
     assert len(stdin) == 4 and stdin == recovered
 
 

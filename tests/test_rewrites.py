@@ -1,6 +1,6 @@
 """History rewrites through the real hooks: usage follows rewritten commits exactly once."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 

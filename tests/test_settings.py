@@ -16,7 +16,9 @@ def test_pyproject_tool_table(tmp_path):
 
 def test_dotfile_wins_and_cannot_redirect_events(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.periscope]\nnotes = true\n")
-    (tmp_path / ".periscope.toml").write_text('capture = false\nendpoint = "https://evil.example"\nnotes = "yes"\nfoo = 1\n')
+    (tmp_path / ".periscope.toml").write_text(
+        'capture = false\nendpoint = "https://evil.example"\nnotes = "yes"\nfoo = 1\n'
+    )
     s = load_settings(str(tmp_path))
     assert s.capture is False and s.notes is False
     text = "\n".join(s.problems)

@@ -50,13 +50,15 @@ def _state_with_a_damaged_page(tmp_path):
     full check (or a query that reads those pages) notices."""
     conn = open_state_db(tmp_path)
     with transaction(conn):
-        conn.executemany("INSERT INTO messages (id, worktree, time_ms) VALUES (?, 'w', ?)",
-                         [(f"m{i:05d}-" + "x" * 200, i) for i in range(3000)])
+        conn.executemany(
+            "INSERT INTO messages (id, worktree, time_ms) VALUES (?, 'w', ?)",
+            [(f"m{i:05d}-" + "x" * 200, i) for i in range(3000)],
+        )
     conn.close()  # the last close checkpoints the WAL into state.db
     db = tmp_path / "state.db"
     data = bytearray(db.read_bytes())
     assert len(data) > 40 * 4096
-    data[-8 * 4096:-4096] = b"\xa5" * (7 * 4096)
+    data[-8 * 4096 : -4096] = b"\xa5" * (7 * 4096)
     db.write_bytes(bytes(data))
     return db
 

@@ -1,4 +1,5 @@
 """`periscope status` (commands/status.py): real repositories, the real CLI in a subprocess."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import pytest
 
@@ -21,7 +21,7 @@ def no_background_flush(monkeypatch):
     monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
 
 
-def parse(stdout: str) -> List[Tuple[str, str]]:
+def parse(stdout: str) -> list[tuple[str, str]]:
     """`label  text` lines; labels may hold single spaces, the columns are two or more apart."""
     rows = []
     for line in stdout.splitlines():
@@ -31,7 +31,7 @@ def parse(stdout: str) -> List[Tuple[str, str]]:
     return rows
 
 
-def status(cwd: Path, *args: str) -> Dict[str, str]:
+def status(cwd: Path, *args: str) -> dict[str, str]:
     proc = periscope("status", *args, cwd=cwd)
     assert proc.stderr == ""
     rows = parse(proc.stdout)
@@ -48,6 +48,7 @@ def analytics_json() -> Path:
 
 # --- hooks ---------------------------------------------------------------------------------
 
+
 def test_fresh_repository_without_hooks(tmp_path):
     repo = init_repo(tmp_path / "fresh")
     proc = periscope("status", cwd=repo)
@@ -55,7 +56,7 @@ def test_fresh_repository_without_hooks(tmp_path):
     # One aligned column: every text starts where the widest label ends, plus two spaces.
     rows = parse(proc.stdout)
     width = max(len(label) for label, _ in rows)
-    assert all(line[width:width + 2] == "  " and line[width + 2] != " " for line in proc.stdout.splitlines())
+    assert all(line[width : width + 2] == "  " and line[width + 2] != " " for line in proc.stdout.splitlines())
     s = dict(rows)
     assert s["repository"] == os.path.realpath(repo)
     assert s["git hooks"] == "not installed: post-commit, post-merge, post-rewrite (run periscope install-hooks)"
@@ -92,6 +93,7 @@ def test_status_with_repo_argument_from_elsewhere(repo, tmp_path):
 
 # --- spool, messages ------------------------------------------------------------------------
 
+
 def test_garbage_line_and_torn_last_line_after_a_flush(repo):
     append_spool(repo.path, message_record(repo.path, id="g1"))
     garbage = b"\x00this is not json{{\n"
@@ -104,7 +106,9 @@ def test_garbage_line_and_torn_last_line_after_a_flush(repo):
         f.write(torn[:25])  # a writer mid-append
     repo.flush()
     s = status(repo.path)
-    assert s["skipped lines"] == f"1 malformed spool line(s) skipped (last: byte {garbage_at} ({len(garbage) - 1} bytes))"
+    assert (
+        s["skipped lines"] == f"1 malformed spool line(s) skipped (last: byte {garbage_at} ({len(garbage) - 1} bytes))"
+    )
     assert s["spool"] == "25 byte(s) not yet ingested"  # the torn line waits; it is not garbage
     assert s["messages"] == "2 recorded, 2 not linked to a commit yet"
     assert "spool: skipped a malformed line" in s["last problem"]
@@ -152,11 +156,16 @@ def test_held_agent_commit_and_deferred_record(repo):
 
 # --- user config ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("content, fix", [
-    ("{broken", "fix or remove {path}"),
-    ('{"endpoint": "https://ingest.example.com/v1/events", "tokn": "x"}', "remove them; known keys:"),
-    ('{"endpoint": "http://ingest.example.com/v1/events"}', "use https:// in {path}"),
-], ids=["malformed-json", "unknown-key", "http-non-loopback"])
+
+@pytest.mark.parametrize(
+    "content, fix",
+    [
+        ("{broken", "fix or remove {path}"),
+        ('{"endpoint": "https://ingest.example.com/v1/events", "tokn": "x"}', "remove them; known keys:"),
+        ('{"endpoint": "http://ingest.example.com/v1/events"}', "use https:// in {path}"),
+    ],
+    ids=["malformed-json", "unknown-key", "http-non-loopback"],
+)
 def test_broken_user_config_is_one_line_with_file_and_fix(repo, content, fix):
     path = analytics_json()
     path.write_text(content)
@@ -176,6 +185,7 @@ def test_broken_user_config_is_one_line_with_file_and_fix(repo, content, fix):
 
 
 # --- outside a repository ---------------------------------------------------------------------
+
 
 @pytest.fixture
 def outside(tmp_path, monkeypatch):
@@ -197,7 +207,10 @@ def test_outside_a_repository_shows_the_no_repo_state(outside):
 def test_repo_argument_that_is_not_a_repository(outside, tmp_path):
     proc = periscope("status", "--repo", str(outside), cwd=outside, check=False)
     assert proc.returncode == 1 and proc.stdout == ""
-    assert proc.stderr == f"error: {outside} is not inside a git repository hint: run this inside a repository or pass --repo PATH\n"
+    assert (
+        proc.stderr
+        == f"error: {outside} is not inside a git repository hint: run this inside a repository or pass --repo PATH\n"
+    )
     missing = tmp_path / "missing"
     proc = periscope("status", "--repo", str(missing), cwd=outside, check=False)
     assert proc.returncode == 1 and proc.stdout == ""
@@ -211,6 +224,7 @@ def test_bad_usage_exits_2(outside):
 
 # --- state.db, hook.log -----------------------------------------------------------------------
 
+
 def test_corrupt_state_db_is_reported_as_rebuilt(repo):
     append_spool(repo.path, message_record(repo.path, id="c1"), message_record(repo.path, id="c2"))
     commit(repo.path, "c")
@@ -222,8 +236,11 @@ def test_corrupt_state_db_is_reported_as_rebuilt(repo):
         Path(str(db) + suffix).unlink(missing_ok=True)
     db.write_bytes(b"this is not a database" * 100)
     s = status(repo.path)
-    m = re.fullmatch(r"was corrupt; moved aside \((state\.db\.corrupt-\d+) at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)"
-                     r" and rebuilt from the spool", s["state.db"])
+    m = re.fullmatch(
+        r"was corrupt; moved aside \((state\.db\.corrupt-\d+) at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)"
+        r" and rebuilt from the spool",
+        s["state.db"],
+    )
     assert m, s["state.db"]
     assert (state_dir(repo.path) / m.group(1)).read_bytes().startswith(b"this is not a database")
     # Rebuilt from the spool: both messages, linked to the commit again.
@@ -244,8 +261,9 @@ def test_last_hook_log_line_is_shown(repo):
     assert proc.returncode == 1
     path.unlink()
     s = status(repo.path)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ flush: .*analytics\.json is not valid JSON .*",
-                        s["last problem"]), s["last problem"]
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ flush: .*analytics\.json is not valid JSON .*", s["last problem"]
+    ), s["last problem"]
     # An entry with a traceback: the entry's own line is shown, never a continuation line.
     hook_log = state_dir(repo.path) / paths.HOOK_LOG_NAME
     try:

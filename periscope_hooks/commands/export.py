@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 from periscope_hooks import output
 from periscope_hooks.sinks.local import iter_events
 
 
-def export(event_type: Optional[str]) -> int:
+def export(event_type: str | None) -> int:
     """Print the local store's events, one JSON object per line (schema 1).
 
     When the local store is the sink, this repository's pending events are

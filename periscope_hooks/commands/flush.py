@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from periscope_hooks import output
 from periscope_hooks.repo import resolve_state_dir
 
 
-def flush(repo: Optional[str], background: bool, retry_dead: bool) -> int:
+def flush(repo: str | None, background: bool, retry_dead: bool) -> int:
     state_dir = resolve_state_dir(repo)
     if retry_dead:
         from periscope_hooks import outbox

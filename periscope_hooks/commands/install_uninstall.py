@@ -6,6 +6,7 @@ and still run; uninstall puts it back with an atomic replace, byte for byte.
 The shim has the installing interpreter baked in and falls back to
 `periscope` on PATH.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,6 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 from periscope_hooks import git, output, paths
 from periscope_hooks.errors import UserError
@@ -21,7 +21,7 @@ from periscope_hooks.repo import resolve_dirs
 
 HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite")
 MARKER = "# periscope-hooks-shim"
-PRIOR_MARKERS: List[str] = []  # markers of older shim versions, still recognised as ours
+PRIOR_MARKERS: list[str] = []  # markers of older shim versions, still recognised as ours
 LEGACY_SUFFIX = ".periscope-legacy"
 # Directories install-hooks had to create for the hooks (a core.hooksPath that did not exist),
 # recorded in the state dir as {hooks dir: [created dirs, outermost first]}.
@@ -44,7 +44,9 @@ def is_ours(path: Path) -> bool:
 
 def hooks_dir(dirs: git.RepoDirs, warn: bool = True) -> Path:
     """The directory git runs hooks from, honouring core.hooksPath (made absolute)."""
-    configured = git.run_git(["config", "--get", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False).strip()
+    configured = git.run_git(
+        ["config", "--get", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
+    ).strip()
     if configured:
         configured = os.path.expanduser(configured)
         if not os.path.isabs(configured):
@@ -52,16 +54,20 @@ def hooks_dir(dirs: git.RepoDirs, warn: bool = True) -> Path:
             # so it differs per linked worktree; install where this worktree looks.
             configured = os.path.join(dirs.worktree or dirs.git_dir, configured)
             if warn:
-                output.warn(f"core.hooksPath is relative ({configured}); linked worktrees will not find these hooks."
-                            " hint: set an absolute core.hooksPath")
+                output.warn(
+                    f"core.hooksPath is relative ({configured}); linked worktrees will not find these hooks."
+                    " hint: set an absolute core.hooksPath"
+                )
         return Path(configured)
     return Path(dirs.common_dir) / "hooks"
 
 
-def _detect_manager(dirs: git.RepoDirs, hdir: Path) -> Optional[UserError]:
+def _detect_manager(dirs: git.RepoDirs, hdir: Path) -> UserError | None:
     from periscope_hooks.hook_managers import detect
 
-    configured = git.run_git(["config", "--get", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False).strip()
+    configured = git.run_git(
+        ["config", "--get", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
+    ).strip()
     return detect(dirs.worktree, str(hdir), configured or None)
 
 
@@ -145,7 +151,7 @@ def _remove_created_hooks_dir(dirs: git.RepoDirs, hdir: Path) -> None:
         pass
 
 
-def install_hooks(repo: Optional[str]) -> int:
+def install_hooks(repo: str | None) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
     hdir = hooks_dir(dirs)
@@ -156,8 +162,10 @@ def install_hooks(repo: Optional[str]) -> int:
     for name in HOOK_NAMES:
         path, legacy = hdir / name, hdir / (name + LEGACY_SUFFIX)
         if (path.exists() or path.is_symlink()) and not is_ours(path) and (legacy.exists() or legacy.is_symlink()):
-            raise UserError(f"{path} is not ours and {legacy.name} already exists",
-                            "move one of them away, then run periscope install-hooks again")
+            raise UserError(
+                f"{path} is not ours and {legacy.name} already exists",
+                "move one of them away, then run periscope install-hooks again",
+            )
     _make_hooks_dir(dirs, hdir)
     for name in HOOK_NAMES:
         path, legacy = hdir / name, hdir / (name + LEGACY_SUFFIX)
@@ -170,7 +178,7 @@ def install_hooks(repo: Optional[str]) -> int:
     return 0
 
 
-def uninstall_hooks(repo: Optional[str]) -> int:
+def uninstall_hooks(repo: str | None) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
     hdir = hooks_dir(dirs)
@@ -193,7 +201,7 @@ def uninstall_hooks(repo: Optional[str]) -> int:
 PRE_COMMIT_LEGACY_SUFFIX = ".legacy"  # where `pre-commit install` moves a hook it replaces, and still runs it
 
 
-def installed_hooks(dirs: git.RepoDirs, hdir: Optional[Path] = None, framework: Optional[dict] = None) -> dict:
+def installed_hooks(dirs: git.RepoDirs, hdir: Path | None = None, framework: dict | None = None) -> dict:
     """name -> 'installed' | 'pre-commit' | 'pre-commit, not listed' | 'missing' | 'other hook'
     ('pre-commit': pre-commit's script runs this hook type and its config lists our hook id)."""
     from periscope_hooks.hook_managers import pre_commit_hooks

@@ -1,8 +1,8 @@
 """`periscope log`: git log with each commit's AI usage, read from the periscope git notes."""
+
 from __future__ import annotations
 
 import subprocess
-from typing import List, Optional
 
 from periscope_hooks import output
 from periscope_hooks.errors import UserError
@@ -12,17 +12,21 @@ from periscope_hooks.repo import resolve_dirs
 SEP, REC = "\x1f", "\x1e"
 
 
-def log(repo: Optional[str], git_args: List[str]) -> int:
+def log(repo: str | None, git_args: list[str]) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
     fmt = REC + SEP.join(["%H", "%h", "%s", "%an", "%ad", "%N"])
     proc = subprocess.run(
         ["git", "log", f"--notes={NOTES_REF}", "--date=short", f"--format={fmt}", *git_args],
-        cwd=dirs.worktree or dirs.git_dir, capture_output=True, text=True,
+        cwd=dirs.worktree or dirs.git_dir,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
-        raise UserError(f"git log failed: {proc.stderr.strip().splitlines()[0] if proc.stderr.strip() else proc.returncode}",
-                        "check the arguments after --")
+        raise UserError(
+            f"git log failed: {proc.stderr.strip().splitlines()[0] if proc.stderr.strip() else proc.returncode}",
+            "check the arguments after --",
+        )
     shown = 0
     for record in proc.stdout.split(REC)[1:]:
         parts = record.split(SEP, 5)

@@ -1,4 +1,5 @@
 """`periscope login` / `logout` / `whoami`."""
+
 from __future__ import annotations
 
 from periscope_hooks import output
@@ -11,8 +12,10 @@ def _auth():
 
     cfg = load_user_config()
     if not cfg.endpoint:
-        raise UserError(f"no endpoint configured in {cfg.path}: events go to the local store, no sign-in needed",
-                        f"add endpoint, client_id, authority and scopes to {cfg.path} to use the Periscope backend")
+        raise UserError(
+            f"no endpoint configured in {cfg.path}: events go to the local store, no sign-in needed",
+            f"add endpoint, client_id, authority and scopes to {cfg.path} to use the Periscope backend",
+        )
     return Auth(cfg)
 
 

@@ -15,6 +15,7 @@ byte for byte; a file edited since loses our entry, and the "plugin" key if inst
 added it and nothing else is left in it.  opencode.json is read and written as bytes
 (UTF-8), so line ends survive.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 from periscope_hooks import jsonc, output, paths
 from periscope_hooks.errors import UserError
@@ -43,7 +43,7 @@ def baked_plugin(python: str) -> str:
     return text.replace(BAKE_MARK, f"const BAKED_COMMAND = {command};", 1)
 
 
-def _targets(global_: bool, repo: Optional[str]) -> Tuple[Path, Path, str]:
+def _targets(global_: bool, repo: str | None) -> tuple[Path, Path, str]:
     """(plugin dir, opencode.json, spec as listed)."""
     if global_:
         base = paths.config_home() / "opencode"
@@ -90,9 +90,13 @@ def _unlist(config: Path, record: dict) -> None:
         config.unlink()
         return
     at, inserted = record.get("inserted_at"), record.get("inserted")
-    if (isinstance(at, int) and isinstance(inserted, str) and _sha256(text) == record.get("config_sha256")
-            and text[at:at + len(inserted)] == inserted):
-        _write(config, text[:at] + text[at + len(inserted):])  # untouched since install: exactly as before
+    if (
+        isinstance(at, int)
+        and isinstance(inserted, str)
+        and _sha256(text) == record.get("config_sha256")
+        and text[at : at + len(inserted)] == inserted
+    ):
+        _write(config, text[:at] + text[at + len(inserted) :])  # untouched since install: exactly as before
         return
     # Edited since install: remove our entry, then the key if install added it and it is now empty.
     text = jsonc.remove_from_array(text, "plugin", record["listed"])
@@ -104,13 +108,14 @@ def _unlist(config: Path, record: dict) -> None:
         if isinstance(data, dict) and data.get("plugin") == []:
             text = jsonc.remove_key(text, "plugin")
     if record.get("created_config") and "".join(text.split()) == "".join(
-            jsonc.remove_key(record.get("created_config_text") or CREATED_CONFIG, "plugin").split()):
+        jsonc.remove_key(record.get("created_config_text") or CREATED_CONFIG, "plugin").split()
+    ):
         config.unlink()  # a file install created, holding nothing else (whitespace aside)
         return
     _write(config, text)
 
 
-def install_opencode(global_: bool, repo: Optional[str]) -> int:
+def install_opencode(global_: bool, repo: str | None) -> int:
     plugin_dir, config, spec = _targets(global_, repo)
     plugin_dir.mkdir(parents=True, exist_ok=True)
     record_path = plugin_dir / RECORD_NAME
@@ -135,17 +140,24 @@ def install_opencode(global_: bool, repo: Optional[str]) -> int:
             data = jsonc.loads(original)
             created_key = not (isinstance(data, dict) and "plugin" in data)
         _write(config, updated)
-        record.update({"listed": spec, "created_config": original is None,
-                       "created_config_text": updated if original is None else None,
-                       "inserted_at": at, "inserted": inserted, "config_sha256": _sha256(updated),
-                       "created_key": created_key})
+        record.update(
+            {
+                "listed": spec,
+                "created_config": original is None,
+                "created_config_text": updated if original is None else None,
+                "inserted_at": at,
+                "inserted": inserted,
+                "config_sha256": _sha256(updated),
+                "created_key": created_key,
+            }
+        )
     record.setdefault("listed", None)
     record_path.write_text(json.dumps(record, indent=2))
     output.out(f"OpenCode plugin installed: {plugin_path} (listed in {config})")
     return 0
 
 
-def uninstall_opencode(global_: bool, repo: Optional[str]) -> int:
+def uninstall_opencode(global_: bool, repo: str | None) -> int:
     plugin_dir, config, spec = _targets(global_, repo)
     record_path = plugin_dir / RECORD_NAME
     plugin_path = plugin_dir / PLUGIN_NAME
@@ -167,14 +179,27 @@ def uninstall_opencode(global_: bool, repo: Optional[str]) -> int:
     return 0
 
 
-def status_lines(repo_top: Optional[str]) -> List[Tuple[str, str]]:
+def status_lines(repo_top: str | None) -> list[tuple[str, str]]:
     lines = []
-    places = [("OpenCode (user)", paths.config_home() / "opencode" / "plugin", paths.config_home() / "opencode" / "opencode.json",
-               f"./plugin/{PLUGIN_NAME}")]
+    places = [
+        (
+            "OpenCode (user)",
+            paths.config_home() / "opencode" / "plugin",
+            paths.config_home() / "opencode" / "opencode.json",
+            f"./plugin/{PLUGIN_NAME}",
+        )
+    ]
     if repo_top:
         top = Path(repo_top)
-        places.insert(0, ("OpenCode (repo)", top / ".opencode" / "plugin", top / "opencode.json",
-                          f"./.opencode/plugin/{PLUGIN_NAME}"))
+        places.insert(
+            0,
+            (
+                "OpenCode (repo)",
+                top / ".opencode" / "plugin",
+                top / "opencode.json",
+                f"./.opencode/plugin/{PLUGIN_NAME}",
+            ),
+        )
     for label, plugin_dir, config, spec in places:
         installed = (plugin_dir / PLUGIN_NAME).exists()
         listed = _listed(config, spec)

@@ -4,6 +4,7 @@ Computed from the repository's state.db after ingesting the spool, so it works
 whatever the sink is and follows rewrites (usage linked to a rewritten commit is
 shown under its replacement, once).
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,7 @@ import io
 import json
 import sqlite3
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from periscope_hooks import output
 from periscope_hooks.events import TOKEN_FIELDS, round_cost
@@ -20,7 +21,7 @@ from periscope_hooks.repo import resolve_state_dir
 from periscope_hooks.state import open_state_db
 
 
-def _totals(rows: List[sqlite3.Row]) -> Dict[str, Any]:
+def _totals(rows: list[sqlite3.Row]) -> dict[str, Any]:
     return {
         "messages": len(rows),
         "tokens": {f: sum(int(r[f] or 0) for r in rows) for f in TOKEN_FIELDS},
@@ -28,7 +29,7 @@ def _totals(rows: List[sqlite3.Row]) -> Dict[str, Any]:
     }
 
 
-def by_commit(conn: sqlite3.Connection) -> List[Dict[str, Any]]:
+def by_commit(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     rows = []
     for (sha,) in conn.execute("SELECT current_sha FROM links GROUP BY current_sha ORDER BY min(id)").fetchall():
         s = commit_summary(conn, sha)
@@ -38,7 +39,7 @@ def by_commit(conn: sqlite3.Connection) -> List[Dict[str, Any]]:
     return rows
 
 
-def _mark_reachability(conn: sqlite3.Connection, rows: List[Dict[str, Any]]) -> None:
+def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
     common_dir = conn.execute("PRAGMA database_list").fetchone()[2]
     try:
         from pathlib import Path
@@ -52,10 +53,12 @@ def _mark_reachability(conn: sqlite3.Connection, rows: List[Dict[str, Any]]) -> 
         r["reachable"] = r["sha"] not in gone
 
 
-def _group(conn: sqlite3.Connection, key: str) -> List[Dict[str, Any]]:
-    msgs = conn.execute("SELECT m.*, s.title, s.parent_id FROM messages m LEFT JOIN sessions s ON s.id = m.session_id"
-                        " ORDER BY m.time_ms, m.spool_offset").fetchall()
-    groups: Dict[Any, List[sqlite3.Row]] = {}
+def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
+    msgs = conn.execute(
+        "SELECT m.*, s.title, s.parent_id FROM messages m LEFT JOIN sessions s ON s.id = m.session_id"
+        " ORDER BY m.time_ms, m.spool_offset"
+    ).fetchall()
+    groups: dict[Any, list[sqlite3.Row]] = {}
     for m in msgs:
         if key == "model":
             k: Any = (m["provider"], m["model"])
@@ -69,7 +72,7 @@ def _group(conn: sqlite3.Connection, key: str) -> List[Dict[str, Any]]:
     rows = []
     for k, group in groups.items():
         if key == "model":
-            head: Dict[str, Any] = {"model": k[1], "provider": k[0]}
+            head: dict[str, Any] = {"model": k[1], "provider": k[0]}
         elif key == "session":
             head = {"session": k, "title": group[0]["title"], "is_subagent": bool(group[0]["parent_id"])}
         else:
@@ -78,18 +81,18 @@ def _group(conn: sqlite3.Connection, key: str) -> List[Dict[str, Any]]:
     return rows
 
 
-def report_rows(conn: sqlite3.Connection, by: str) -> List[Dict[str, Any]]:
+def report_rows(conn: sqlite3.Connection, by: str) -> list[dict[str, Any]]:
     return by_commit(conn) if by == "commit" else _group(conn, by if by != "day" else "day")
 
 
-def _flat(row: Dict[str, Any]) -> Dict[str, Any]:
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
     flat = {k: v for k, v in row.items() if k != "tokens"}
     for f in TOKEN_FIELDS:
         flat[f] = row["tokens"][f]
     return flat
 
 
-def report(repo: Optional[str], by: str, fmt: str) -> int:
+def report(repo: str | None, by: str, fmt: str) -> int:
     state_dir = resolve_state_dir(repo)
     conn = open_state_db(state_dir)
     try:
@@ -118,7 +121,9 @@ def report(repo: Optional[str], by: str, fmt: str) -> int:
                 r["sha"] = r["sha"][:12] + ("" if r.get("reachable", True) else " (unreachable)")
                 r.pop("reachable", None)
         cols = list(flat[0])
-        table = [[str(c) for c in cols]] + [["" if r.get(c) is None else (f"{r[c]:.4f}" if c == "cost" else str(r[c])) for c in cols] for r in flat]
+        table = [[str(c) for c in cols]] + [
+            ["" if r.get(c) is None else (f"{r[c]:.4f}" if c == "cost" else str(r[c])) for c in cols] for r in flat
+        ]
         widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
         for row in table:
             output.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -1,17 +1,17 @@
 """`periscope status`: what is installed, what is waiting, and what went wrong last."""
+
 from __future__ import annotations
 
 import os
 import re
 import time
-from typing import List, Optional, Tuple
 
 from periscope_hooks import logfile, outbox, output, paths
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.repo import resolve_dirs
 from periscope_hooks.state import get_meta, open_state_db
 
-Line = Tuple[str, str]
+Line = tuple[str, str]
 
 
 REBUILD_NOTICE_DAYS = 7
@@ -23,11 +23,11 @@ def _recent_rebuild(rebuilt_from: str) -> bool:
     return match is None or time.time() - int(match.group(1)) < REBUILD_NOTICE_DAYS * 86400
 
 
-def repo_lines(repo: Optional[str]) -> List[Line]:
+def repo_lines(repo: str | None) -> list[Line]:
     from periscope_hooks.commands.install_uninstall import hooks_status
 
     dirs = resolve_dirs(repo, required=bool(repo))
-    lines: List[Line] = []
+    lines: list[Line] = []
     if dirs is None:
         lines.append(("repository", "not inside a git repository (showing the no-repo state)"))
         state_dir = paths.no_repo_state_dir()
@@ -43,14 +43,21 @@ def repo_lines(repo: Optional[str]) -> List[Line]:
         lines.append(("spool", f"{spool_size - offset} byte(s) not yet ingested"))
         skipped = int(get_meta(conn, "skipped_lines", "0") or 0)
         if skipped:
-            lines.append(("skipped lines", f"{skipped} malformed spool line(s) skipped (last: {get_meta(conn, 'last_skipped')})"))
+            lines.append(
+                ("skipped lines", f"{skipped} malformed spool line(s) skipped (last: {get_meta(conn, 'last_skipped')})")
+            )
         deferred = conn.execute("SELECT count(*) FROM deferred_records").fetchone()[0]
         if deferred:
             lines.append(("deferred", f"{deferred} record(s) of a newer format kept for a newer periscope-hooks"))
         pending = conn.execute("SELECT count(*) FROM messages WHERE link_id IS NULL").fetchone()[0]
         held = conn.execute("SELECT count(*) FROM links WHERE emitted = 0").fetchone()[0]
-        lines.append(("messages", f"{conn.execute('SELECT count(*) FROM messages').fetchone()[0]} recorded,"
-                                  f" {pending} not linked to a commit yet"))
+        lines.append(
+            (
+                "messages",
+                f"{conn.execute('SELECT count(*) FROM messages').fetchone()[0]} recorded,"
+                f" {pending} not linked to a commit yet",
+            )
+        )
         if held:
             lines.append(("held commits", f"{held} agent commit(s) waiting for their in-flight message"))
         lines.append(("outbox", f"{outbox.depth(conn)} event(s) waiting for delivery"))
@@ -72,7 +79,7 @@ def repo_lines(repo: Optional[str]) -> List[Line]:
     return lines
 
 
-def status(repo: Optional[str]) -> int:
+def status(repo: str | None) -> int:
     lines = repo_lines(repo)
     try:
         from periscope_hooks.commands.opencode import status_lines as opencode_lines

@@ -5,10 +5,11 @@ flusher (`periscope_hooks.flush`) leases outbox rows, hands them to a sink, and
 removes only what the sink reports as ACCEPTED (or records REJECTED ones as dead
 letters); anything else stays in the outbox for a later run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Protocol
+from typing import Any, Protocol
 
 ACCEPTED = "accepted"  # the receiver holds the event (a duplicate it already had counts too)
 REJECTED = "rejected"  # the receiver will never take it: dead-letter it with the reason
@@ -26,9 +27,9 @@ class SendOutcome:
     example: sign in again).
     """
 
-    results: Dict[str, tuple] = field(default_factory=dict)
-    retry_after: Optional[float] = None
-    error: Optional[str] = None
+    results: dict[str, tuple] = field(default_factory=dict)
+    retry_after: float | None = None
+    error: str | None = None
     stop: bool = False
 
 
@@ -36,7 +37,7 @@ class Sink(Protocol):
     name: str
     max_batch_events: int
 
-    def send(self, events: List[Dict[str, Any]]) -> SendOutcome: ...
+    def send(self, events: list[dict[str, Any]]) -> SendOutcome: ...
 
     def close(self) -> None: ...
 

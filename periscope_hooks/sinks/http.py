@@ -6,6 +6,7 @@ this module turns every kind of answer (and every kind of failure) into a
 SendOutcome, so the delivery loop decides what is kept, acknowledged or
 dead-lettered.  Nothing here logs payloads, tokens or URLs.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -13,7 +14,7 @@ import gzip
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from periscope_hooks import __version__
 from periscope_hooks.config import UserConfig
@@ -25,7 +26,7 @@ RETRY_AFTER_CAP_S = 3600.0
 SIGN_IN_AGAIN = "sign in again: run periscope login"
 
 
-def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), clamped."""
     if not value:
         return None
@@ -43,7 +44,7 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     return max(0.0, min(seconds, RETRY_AFTER_CAP_S))
 
 
-def parse_results(body: bytes) -> Optional[Dict[str, tuple]]:
+def parse_results(body: bytes) -> dict[str, tuple] | None:
     """Per-event results from a response body; None when it cannot be read."""
     try:
         data = json.loads(body)
@@ -67,41 +68,47 @@ class HttpSink:
     max_batch_events = MAX_BATCH_EVENTS
     max_batch_bytes = MAX_BATCH_BYTES
 
-    def __init__(self, cfg: UserConfig, *, transport: Any = None, timeout: Optional[float] = None, auth: Any = None) -> None:
+    def __init__(
+        self, cfg: UserConfig, *, transport: Any = None, timeout: float | None = None, auth: Any = None
+    ) -> None:
         import httpx
 
         self.cfg = cfg
         timeout = timeout if timeout is not None else float(os.environ.get("PERISCOPE_HTTP_TIMEOUT", "15"))
         # verify stays on; trust_env picks up HTTPS_PROXY / SSL_CERT_FILE and friends.
-        self.client = httpx.Client(transport=transport, timeout=timeout, trust_env=True,
-                                   headers={"User-Agent": f"periscope-hooks/{__version__}"})
+        self.client = httpx.Client(
+            transport=transport,
+            timeout=timeout,
+            trust_env=True,
+            headers={"User-Agent": f"periscope-hooks/{__version__}"},
+        )
         if auth is None and cfg.signs_in:
             from periscope_hooks.auth import Auth
 
             auth = Auth(cfg)
         self.auth = auth
-        self._token: Optional[str] = None
+        self._token: str | None = None
         self._refreshed = False
 
     def close(self) -> None:
         self.client.close()
 
-    def _auth_header(self, force_refresh: bool = False) -> Dict[str, str]:
+    def _auth_header(self, force_refresh: bool = False) -> dict[str, str]:
         if self.auth is None:
             return {}
         if self._token is None or force_refresh:
             self._token = self.auth.access_token(force_refresh=force_refresh)
         return {"Authorization": f"Bearer {self._token}"}
 
-    def send(self, events: List[Dict[str, Any]]) -> SendOutcome:
+    def send(self, events: list[dict[str, Any]]) -> SendOutcome:
         return self._send(events)
 
-    def _post(self, events: List[Dict[str, Any]], force_refresh: bool):
+    def _post(self, events: list[dict[str, Any]], force_refresh: bool):
         body = gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode())
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", **self._auth_header(force_refresh)}
         return self.client.post(self.cfg.endpoint, content=body, headers=headers)
 
-    def _send(self, events: List[Dict[str, Any]], force_refresh: bool = False) -> SendOutcome:
+    def _send(self, events: list[dict[str, Any]], force_refresh: bool = False) -> SendOutcome:
         import httpx
 
         from periscope_hooks.auth import AuthRequired
@@ -119,8 +126,10 @@ class HttpSink:
             return SendOutcome(error="the endpoint did not answer in time")
         except httpx.HTTPError as e:  # connection refused, DNS, TLS, protocol errors
             if "CERTIFICATE_VERIFY_FAILED" in str(e):  # ssl's own text: no URL, no secret in it
-                return SendOutcome(error="the endpoint's TLS certificate is not trusted (if your network uses its own"
-                                         " CA, point SSL_CERT_FILE at its bundle)")
+                return SendOutcome(
+                    error="the endpoint's TLS certificate is not trusted (if your network uses its own"
+                    " CA, point SSL_CERT_FILE at its bundle)"
+                )
             return SendOutcome(error=f"could not reach the endpoint ({type(e).__name__})")
         status = resp.status_code
         if status in (401, 403):
@@ -128,16 +137,20 @@ class HttpSink:
                 self._refreshed = True  # one silent refresh per run
                 return self._send(events, force_refresh=True)
             if self.auth is None:  # no OAuth client configured: signing in cannot help
-                return SendOutcome(error=f"the endpoint answered HTTP {status} and no sign-in is configured:"
-                                         f" add client_id and authority to {self.cfg.path or 'analytics.json'}",
-                                   stop=True)
+                return SendOutcome(
+                    error=f"the endpoint answered HTTP {status} and no sign-in is configured:"
+                    f" add client_id and authority to {self.cfg.path or 'analytics.json'}",
+                    stop=True,
+                )
             from periscope_hooks.auth import set_sign_in_required
 
             set_sign_in_required(True)
             return SendOutcome(error=f"{SIGN_IN_AGAIN} (the endpoint answered HTTP {status})", stop=True)
         if status in (408, 425, 429) or status >= 500:
-            return SendOutcome(error=f"the endpoint answered HTTP {status}",
-                               retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+            return SendOutcome(
+                error=f"the endpoint answered HTTP {status}",
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            )
         results = parse_results(resp.content)
         if 200 <= status < 300:
             if results is None:
@@ -146,11 +159,19 @@ class HttpSink:
         if status == 413 or results is None:
             # Too large, or refused without saying which event: halve until the culprit stands alone.
             if len(events) == 1:
-                reason = "too large for the endpoint (HTTP 413)" if status == 413 else f"refused by the endpoint (HTTP {status})"
+                reason = (
+                    "too large for the endpoint (HTTP 413)"
+                    if status == 413
+                    else f"refused by the endpoint (HTTP {status})"
+                )
                 return SendOutcome(results={events[0]["event_id"]: (REJECTED, reason)})
             mid = len(events) // 2
             first, second = self._send(events[:mid]), self._send(events[mid:])
             merged = {**first.results, **second.results}
-            return SendOutcome(results=merged, retry_after=first.retry_after or second.retry_after,
-                               error=first.error or second.error, stop=first.stop or second.stop)
+            return SendOutcome(
+                results=merged,
+                retry_after=first.retry_after or second.retry_after,
+                error=first.error or second.error,
+                stop=first.stop or second.stop,
+            )
         return SendOutcome(results=results)
