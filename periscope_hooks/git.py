@@ -12,7 +12,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
-    pass
+    from collections.abc import Mapping
 
 
 # Only `os` at import time: this module is on the commit hook's hot path, and
@@ -49,12 +49,12 @@ def _gitfile_target(dotgit: str) -> str | None:
     return None
 
 
-def find_repo_dirs(cwd: str | None = None, env: dict | None = None) -> RepoDirs | None:
+def find_repo_dirs(cwd: str | None = None, env: Mapping[str, str] | None = None) -> RepoDirs | None:
     """Locate the git dirs from the environment git gives hooks, or by walking up from cwd."""
-    env = os.environ if env is None else env
+    environ = os.environ if env is None else env
     cwd = os.path.realpath(cwd or os.getcwd())
-    git_dir = env.get("GIT_DIR")
-    worktree = env.get("GIT_WORK_TREE")
+    git_dir = environ.get("GIT_DIR")
+    worktree = environ.get("GIT_WORK_TREE")
     if git_dir:
         git_dir = os.path.normpath(os.path.join(cwd, git_dir))
         if os.path.isfile(git_dir):
@@ -173,7 +173,7 @@ def reflog_action(subject: str) -> str:
 def read_reflog(dirs: RepoDirs, max_bytes: int = 1 << 16) -> list[tuple[str, str, str]]:
     """HEAD's recent reflog entries, oldest first: (old SHA, new SHA, subject)."""
     entries = [_reflog_entry(raw) for raw in _reflog_tail(dirs, max_bytes)]
-    return [e for e in entries if e[0] and e[1]]
+    return [(old, new, subject) for old, new, subject in entries if old and new]
 
 
 def rebase_in_progress(dirs: RepoDirs) -> bool:
@@ -236,8 +236,8 @@ def remote_url(common_dir: str) -> str | None:
         return None
     urls = {}
     for line in out.splitlines():
-        key, _, url = line.partition(" ")
-        urls[key[len("remote.") : -len(".url")]] = url.strip()
+        key, _, value = line.partition(" ")
+        urls[key[len("remote.") : -len(".url")]] = value.strip()
     url = urls.get("origin") or next(iter(urls.values()), None)
     return sanitize_url(url) if url else None
 
