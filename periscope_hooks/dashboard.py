@@ -84,7 +84,7 @@ class Source:
 
 
 def registry_path() -> Path:
-    """State dirs `report` and `dashboard` have read, one per line, for `--all-repos`."""
+    """State dirs `dashboard` has read, one JSON object a line, for `--all-repos`."""
     return paths.state_home() / "periscope" / "repos"
 
 

@@ -11,4 +11,7 @@ if [ -f scripts/install-opencode-for-tests.sh ]; then
     PERISCOPE_TEST_OPENCODE=$(sh scripts/install-opencode-for-tests.sh)
     export PERISCOPE_TEST_OPENCODE
 fi
+# Debian's chromium for the dashboard's headless browser tests (tests/test_dashboard_browser.py)
+PERISCOPE_TEST_CHROMIUM=$(sh scripts/install-chromium-for-tests.sh)
+export PERISCOPE_TEST_CHROMIUM
 exec .venv/bin/python -m pytest "$@"

@@ -85,7 +85,9 @@ def test_vendored_chartjs_is_the_pinned_file_with_its_licence():
 def test_csp_allows_exactly_the_inline_scripts_and_style(html):
     page = Page()
     page.feed(html)
-    metas = [a for t, a in page.elements if t == "meta" and (a.get("http-equiv") or "").lower() == "content-security-policy"]
+    metas = [
+        a for t, a in page.elements if t == "meta" and (a.get("http-equiv") or "").lower() == "content-security-policy"
+    ]
     assert len(metas) == 1
     directives = {d.split()[0]: d.split()[1:] for d in (metas[0]["content"] or "").split(";") if d.strip()}
     assert directives["default-src"] == ["'none'"]
@@ -126,7 +128,9 @@ def test_data_is_inert_and_round_trips(html, scenario):
 def test_no_secret_config_or_endpoint_in_the_page(html, scenario):
     for secret in ("TOKEN-SECRET-123", "CLIENT-ID-456", "ingest.example.invalid", "secret-token", "example.com"):
         assert secret not in html
-    titles_off = scenario.periscope("dashboard", "--no-open", "--no-titles", "--out", str(scenario.path.parent / "n.html"))
+    titles_off = scenario.periscope(
+        "dashboard", "--no-open", "--no-titles", "--out", str(scenario.path.parent / "n.html")
+    )
     assert titles_off.returncode == 0
     assert "Fix the login flow" not in (scenario.path.parent / "n.html").read_text()
 
