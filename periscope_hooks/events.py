@@ -89,8 +89,8 @@ def round_cost(costs: Iterable[float]) -> float:
 
 def usage_summary(messages: Sequence[Any], sessions: dict[str, Any]) -> dict[str, Any]:
     """usage, by_model and sessions blocks for a commit event (and for reports and notes)."""
-    by_model: dict[tuple, list] = {}
-    by_session: dict[str, list] = {}
+    by_model: dict[tuple[str, str], list[Any]] = {}
+    by_session: dict[str, list[Any]] = {}
     for m in messages:
         by_model.setdefault((m["provider"], m["model"]), []).append(m)
         by_session.setdefault(m["session_id"], []).append(m)

@@ -12,7 +12,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
-    pass
+    from collections.abc import Mapping
 
 
 # Only `os` at import time: this module is on the commit hook's hot path, and
@@ -49,12 +49,12 @@ def _gitfile_target(dotgit: str) -> str | None:
     return None
 
 
-def find_repo_dirs(cwd: str | None = None, env: dict | None = None) -> RepoDirs | None:
+def find_repo_dirs(cwd: str | None = None, env: Mapping[str, str] | None = None) -> RepoDirs | None:
     """Locate the git dirs from the environment git gives hooks, or by walking up from cwd."""
-    env = os.environ if env is None else env
+    environ = os.environ if env is None else env
     cwd = os.path.realpath(cwd or os.getcwd())
-    git_dir = env.get("GIT_DIR")
-    worktree = env.get("GIT_WORK_TREE")
+    git_dir = environ.get("GIT_DIR")
+    worktree = environ.get("GIT_WORK_TREE")
     if git_dir:
         git_dir = os.path.normpath(os.path.join(cwd, git_dir))
         if os.path.isfile(git_dir):
@@ -305,8 +305,8 @@ def remote_url(common_dir: str) -> str | None:
         return None
     urls = {}
     for line in out.splitlines():
-        key, _, url = line.partition(" ")
-        urls[key[len("remote.") : -len(".url")]] = url.strip()
+        key, _, value = line.partition(" ")
+        urls[key[len("remote.") : -len(".url")]] = value.strip()
     url = urls.get("origin") or next(iter(urls.values()), None)
     return sanitize_url(url) if url else None
 
