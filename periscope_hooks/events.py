@@ -1,4 +1,4 @@
-"""The one place that builds events (schema 1; see ARCHITECTURE.md "Events").
+"""The one place that builds events (schema 1; periscope_hooks/schema/events.schema.json, docs/ingest-api.md).
 
 Event ids are deterministic UUIDs, so an event re-created after a crash or a
 rebuilt state.db carries the same id and the receiver deduplicates it.
