@@ -59,7 +59,11 @@ def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, s
     from periscope_hooks import git
 
     sha, branch = git.read_head(dirs)
-    old, new, subject = git.read_last_reflog(dirs)
+    # The newest two entries: the one this commit wrote, and the one before it.  Ingest decides
+    # from these recorded facts alone (a squash merge is still pending when the entry before the
+    # commit is the squash's own), never from the live repository at flush time.
+    entries = git.last_reflog_entries(dirs, 2)
+    old, new, subject = entries[-1] if entries else (None, None, "")
     record: dict[str, Any] = {
         "v": 1,
         "kind": "commit",
@@ -71,6 +75,11 @@ def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, s
         "reflog": {"old": old, "new": new, "subject": git.reflog_action(subject)[:200]},
         "rebasing": git.rebase_in_progress(dirs),
     }
+    if name != "post-rewrite":
+        prev = entries[-2] if len(entries) > 1 else None
+        record["reflog_prev"] = (
+            {"old": prev[0], "new": prev[1], "subject": git.reflog_action(prev[2])[:200]} if prev else None
+        )
     if name == "post-merge":
         # Plain git passes the flag as an argument; pre-commit in PRE_COMMIT_IS_SQUASH_MERGE
         # (and prek in PRE_COMMIT_SQUASH_MERGE).
