@@ -145,6 +145,14 @@ class OtlpReceiver(LocalServer):
         with self.arrived:
             return self.arrived.wait_for(lambda: len(self.records) >= n, timeout)
 
+    def wait_for_ids(self, uids: set[str], timeout: float = 20.0) -> bool:
+        with self.arrived:
+            return self.arrived.wait_for(lambda: uids <= set(self.records), timeout)
+
+    def wait_for_deliveries(self, n: int, timeout: float = 20.0) -> bool:
+        with self.arrived:
+            return self.arrived.wait_for(lambda: self.deliveries >= n, timeout)
+
     # --- protocol -------------------------------------------------------------------------------
     def _reply(self, h: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str, extra: Any = None) -> None:
         h.send_response(status)

@@ -69,7 +69,7 @@ def _tokens(t: dict[str, Any]) -> dict[str, int]:
 
 
 def attributes(event: dict[str, Any], session_titles: bool = False) -> dict[str, Any]:
-    """The log record's attributes for one event (None values are left out)."""
+    """The log record's attributes for one event (missing values are left out)."""
     kind = str(event.get("type"))
     repo = event.get("repo") or {}
     attrs: dict[str, Any] = {
@@ -130,7 +130,9 @@ def attributes(event: dict[str, Any], session_titles: bool = False) -> dict[str,
                 "periscope.rewrite.new_revisions": [m.get("new") for m in mappings],
             }
         )
-    return {k: v for k, v in attrs.items() if v is not None}
+    # Empty arrays are left out too: valid OTLP, yet rotel (0.0.1a15) refuses `{"arrayValue": {}}`
+    # in OTLP/JSON with a 400, which would dead-letter a commit without usage.
+    return {k: v for k, v in attrs.items() if v is not None and v != []}
 
 
 def _body(event: dict[str, Any]) -> str:
