@@ -151,8 +151,7 @@ def test_status_names_headers_never_their_values(tmp_path, sd, receiver, monkeyp
 # --- delivery ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
-@pytest.mark.parametrize("compression", ["gzip", "none"])
+@pytest.mark.parametrize("protocol, compression", [("http/protobuf", "gzip"), ("http/json", "none")])
 def test_commit_and_messages_arrive_with_the_conventions(tmp_path, sd, receiver, monkeypatch, protocol, compression):
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=core")
     point_config_at_collector(receiver.url, protocol=protocol, compression=compression, headers={"x-team": "core"})
