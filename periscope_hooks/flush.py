@@ -89,7 +89,7 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
                     try:
                         result = deliver(conn, sink)
                     except UserError as e:  # a bad tuning variable: same as a broken config
-                        set_meta(conn, "last_delivery_error", e.message)
+                        set_meta(conn, Meta.LAST_DELIVERY_ERROR, e.message)
                         logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"flush: {e.message}")
                         return DeliveryResult(error=e.message)
                     finally:
