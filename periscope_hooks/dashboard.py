@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from periscope_hooks import paths
+from periscope_hooks import paths, statedb
 from periscope_hooks.errors import UserError
 from periscope_hooks.events import TOKEN_FIELDS, rfc3339, round_cost
 
@@ -126,26 +126,13 @@ def known_sources() -> list[Source]:
 # --- reading one state dir through the report's functions --------------------------------------
 
 
-def _apply_window(conn: sqlite3.Connection, window: Window) -> None:
-    """Make every unqualified `messages` the report reads see only the window's messages: a TEMP
-    view shadows the main table for this connection only (the state.db is not changed)."""
-    if not window.active:
-        return
-    clauses = []
-    if window.since_ms is not None:
-        clauses.append(f"time_ms >= {int(window.since_ms)}")
-    if window.until_ms is not None:
-        clauses.append(f"time_ms < {int(window.until_ms)}")
-    conn.execute(f"CREATE TEMP VIEW messages AS SELECT * FROM main.messages WHERE {' AND '.join(clauses)}")
-
-
 def day_model_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Cost per (day, provider, model), days bucketed as the report buckets them."""
     from periscope_hooks.commands.report import day_of
 
     cells: dict[tuple[str, Any, Any], list[float]] = {}
     counts: dict[tuple[str, Any, Any], int] = {}
-    for time_ms, provider, model, cost in conn.execute("SELECT time_ms, provider, model, cost FROM messages"):
+    for time_ms, provider, model, cost in statedb.message_costs(conn):
         key = (day_of(time_ms), provider, model)
         cells.setdefault(key, []).append(float(cost or 0))
         counts[key] = counts.get(key, 0) + 1
@@ -164,15 +151,15 @@ def read_source(source: Source, window: Window) -> dict[str, Any]:
     conn = open_state_db(source.state_dir)
     try:
         process_spool(source.state_dir, conn)
-        _apply_window(conn, window)
+        statedb.restrict_messages_to_window(conn, window.since_ms, window.until_ms)
         rows: dict[str, Any] = {by: report_rows(conn, by) for by in DAY_GROUPINGS}
         commits = report_rows(conn, "commit")
         if window.active:  # a commit whose usage all lies outside the window is not in it
             commits = [c for c in commits if c["messages"]]
         rows["commit"] = commits
         rows["day_model"] = day_model_rows(conn)
-        pending = conn.execute("SELECT count(*), coalesce(sum(cost), 0) FROM messages WHERE link_id IS NULL").fetchone()
-        rows["pending"] = {"messages": int(pending[0]), "cost": round(float(pending[1]), 10)}
+        pending = statedb.pending_costs(conn)
+        rows["pending"] = {"messages": len(pending), "cost": round_cost(pending)}
     finally:
         conn.close()
     return rows
