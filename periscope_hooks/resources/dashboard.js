@@ -209,6 +209,7 @@
     });
     root.dataset.charts = String(charts.length);
     root.dataset.chartsDrawn = String(drawn);
+    root.dataset.drawMs = String(Math.round(performance.now()));  // since navigation start
     root.dataset.rendered = drawn === charts.length ? "ok" : "incomplete";
   } catch (e) {
     root.dataset.rendered = "error: " + (e && e.message ? e.message : String(e));
