@@ -37,6 +37,15 @@ def _set(conn: sqlite3.Connection, key: str, value: str | None) -> None:
         set_meta(conn, key, value)
 
 
+def _record_partial_rejection(conn: sqlite3.Connection, count: int, message: str) -> None:
+    """A receiver took a batch but dropped `count` records of it (OTLP partial success): kept for
+    `periscope status`, since the protocol forbids resending them."""
+    with transaction(conn):
+        total = int(get_meta(conn, "partial_rejected_total", "0") or 0) + count
+        set_meta(conn, "partial_rejected_total", str(total))
+        set_meta(conn, "partial_rejected_last", f"{count} record(s): {message or 'no reason given'}")
+
+
 def deliver(
     conn: sqlite3.Connection,
     sink: Sink,
@@ -86,6 +95,8 @@ def deliver(
             outcome = sink.send([r.event() for r in rows])
         except Exception as e:  # a sink bug must not strand the batch under a lease: retry it later
             outcome = SendOutcome(error=f"the {sink.name} sink failed: {type(e).__name__}")
+        if outcome.partial_rejected:
+            _record_partial_rejection(conn, outcome.partial_rejected, outcome.partial_message)
         status_of = {r.event_id: outcome.results.get(r.event_id, (None, None)) for r in rows}
         result.delivered += outbox.ack(conn, owner, [eid for eid, (s, _) in status_of.items() if s == ACCEPTED])
         for eid, (s, reason) in status_of.items():
