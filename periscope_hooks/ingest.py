@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from periscope_hooks import events, git, logfile, outbox, paths, spool
+from periscope_hooks import events, git, logfile, outbox, paths, pricing, spool
 from periscope_hooks.settings import RepoSettings, load_settings
 from periscope_hooks.state import get_meta, now_ms, open_state_db, set_meta, transaction
 
@@ -75,6 +75,7 @@ class Processor:
         self._repo_id: str | None = None
         self._settings: dict[str, RepoSettings] = {}
         self._worktrees: dict[str, str] = {}
+        self._prices: pricing.PriceTable | pricing.NoTable | None = None
         self.after = _After()
         self.result = IngestResult()
 
@@ -148,6 +149,13 @@ class Processor:
                 d = parent
             self._worktrees[cwd] = wt
         return wt
+
+    @property
+    def prices(self) -> pricing.PriceTable | pricing.NoTable:
+        """The price table, loaded at the first message (importing genai-prices costs ~0.3 s)."""
+        if self._prices is None:
+            self._prices = pricing.load_table()
+        return self._prices
 
     def sessions_for(self, ids: list[str]) -> dict[str, Any]:
         return _sessions(self.conn, ids)
@@ -239,18 +247,29 @@ class Processor:
         values = {f: int(tokens.get(f) or 0) for f in TOKEN_FIELDS}
         if any(v < 0 for v in values.values()):
             raise ValueError("negative token count")
-        cost = float(rec.get("cost") or 0)
+        reported = rec.get("cost")
+        reported = None if reported is None else float(reported)  # None: the agent reports no cost
+        cost = reported or 0.0
         gitinfo = rec.get("git") or {}
         worktree = self.worktree_of(str(rec.get("cwd") or ""))
         if worktree and not self.settings(worktree).capture:
             return
+        token_counts = (
+            values["input"],
+            values["output"],
+            values["reasoning"],
+            values["cache_read"],
+            values["cache_write"],
+        )
+        priced = self.prices.price(rec.get("provider"), rec.get("model"), token_counts, rec.get("time"), reported)
         held = self.conn.execute(
             "SELECT * FROM links WHERE agent_message_id = ? AND emitted = 0 ORDER BY id LIMIT 1", (mid,)
         ).fetchone()
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO messages (id, session_id, worktree, time_ms, provider, model, agent, input, output,"
-            " reasoning, cache_read, cache_write, cost, branch, sha, spool_offset, link_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reasoning, cache_read, cache_write, cost, branch, sha, spool_offset, link_id,"
+            " list_cost_micro, cost_source, price_snapshot, cost_reported)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 mid,
                 rec.get("session_id"),
@@ -265,6 +284,10 @@ class Processor:
                 gitinfo.get("sha"),
                 line_offset,
                 held["id"] if held is not None else None,
+                priced.list_cost_micro,
+                priced.source,
+                priced.snapshot,
+                reported is not None,
             ),
         )
         if cur.rowcount == 0:
