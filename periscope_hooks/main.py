@@ -71,6 +71,10 @@ def _build_parser():
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     repo_arg(p)
 
+    p = sub.add_parser("prices", help="the price table in use, its age, and the recorded models it lacks")
+    p.add_argument("--update", action="store_true", help="fetch fresh prices (genai-prices' published table)")
+    repo_arg(p)
+
     p = sub.add_parser("export", help="print the local store's events as JSON lines")
     p.add_argument("--type", choices=("message", "commit", "rewrite"), default=None)
 
@@ -118,6 +122,10 @@ def _dispatch(ns) -> int:
         from periscope_hooks.commands.report import report
 
         return report(repo=ns.repo, by=ns.by, fmt=ns.format)
+    if cmd == "prices":
+        from periscope_hooks.commands.prices import prices
+
+        return prices(repo=ns.repo, update=ns.update)
     if cmd == "export":
         from periscope_hooks.commands.export import export
 
