@@ -341,7 +341,9 @@ def _snapshot_from_raw(raw: bytes, data_snapshot: Any) -> Any:
 
 
 def newest_price_date(snapshot: Any) -> str | None:
-    """The newest dated price change in a snapshot (a lower bound of its data's age)."""
+    """The newest dated price change in effect today (a lower bound of the data's age; the table
+    also holds announced future changes, which say nothing about its age)."""
+    today = _dt.datetime.now(_dt.timezone.utc).date()
     newest: _dt.date | None = None
     for provider in snapshot.providers:
         for model in provider.models:
@@ -350,7 +352,7 @@ def newest_price_date(snapshot: Any) -> str | None:
                     start = getattr(conditional.constraint, "start_date", None)
                     if isinstance(start, _dt.datetime):
                         start = start.date()
-                    if isinstance(start, _dt.date) and (newest is None or start > newest):
+                    if isinstance(start, _dt.date) and start <= today and (newest is None or start > newest):
                         newest = start
     return newest.isoformat() if newest else None
 
