@@ -43,6 +43,11 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--repo", default=None, help="repository path (default: the current directory)")
 
     p = sub.add_parser("install-hooks", help="install the post-commit, post-merge and post-rewrite hooks")
+    p.add_argument(
+        "--global-hooks-path",
+        action="store_true",
+        help="core.hooksPath comes from your global git config: install there, so every repository using it records",
+    )
     repo_arg(p)
     p = sub.add_parser("uninstall-hooks", help="restore the hooks that were there before")
     repo_arg(p)
@@ -95,7 +100,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if cmd == "install-hooks":
         from periscope_hooks.commands.install_uninstall import install_hooks
 
-        return install_hooks(ns.repo)
+        return install_hooks(ns.repo, global_hooks_path=ns.global_hooks_path)
     if cmd == "uninstall-hooks":
         from periscope_hooks.commands.install_uninstall import uninstall_hooks
 
@@ -156,6 +161,14 @@ def _main(args: list[str]) -> int:
         return output.error(e.message, e.hint)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`periscope export | head`): stop quietly, as a Unix tool killed by
+        # SIGPIPE does (status 128 + 13), and point stdout at /dev/null so that the
+        # interpreter's final flush of the buffered rest does not complain either.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # the user sees one line; the traceback goes to the log
         from periscope_hooks import logfile, paths
 

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from typing import Any, Optional
 
-from periscope_hooks import output
+from periscope_hooks import output, statedb
 from periscope_hooks.errors import UserError
 from periscope_hooks.events import COST_SOURCES, TOKEN_FIELDS, round_cost
 from periscope_hooks.ingest import commit_summary, process_spool
@@ -36,9 +36,7 @@ def _totals(rows: list[sqlite3.Row]) -> dict[str, Any]:
 
 def by_commit(conn: sqlite3.Connection, window: Window = (None, None)) -> list[dict[str, Any]]:
     rows = []
-    for sha, time_ms in conn.execute(
-        "SELECT current_sha, max(time_ms) FROM links GROUP BY current_sha ORDER BY min(id)"
-    ).fetchall():
+    for sha, time_ms in statedb.commits_in_link_order_with_time(conn):
         if not _in_window(time_ms, window):
             continue
         s = commit_summary(conn, sha)
@@ -72,13 +70,7 @@ def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> 
 
 
 def _group(conn: sqlite3.Connection, key: str, window: Window = (None, None)) -> list[dict[str, Any]]:
-    since, until = window
-    msgs = conn.execute(
-        "SELECT m.*, s.title, s.parent_id FROM messages m LEFT JOIN sessions s ON s.id = m.session_id"
-        " WHERE (? IS NULL OR m.time_ms >= ?) AND (? IS NULL OR m.time_ms < ?)"
-        " ORDER BY m.time_ms, m.spool_offset",
-        (since, since, until, until),
-    ).fetchall()
+    msgs = statedb.messages_with_sessions(conn, *window)
     groups: dict[Any, list[sqlite3.Row]] = {}
     for m in msgs:
         if key == "model":
@@ -140,7 +132,7 @@ def report(repo: str | None, by: str, fmt: str, since: str | None = None, until:
     try:
         process_spool(state_dir, conn)
         rows = report_rows(conn, by, window)
-        pending = conn.execute("SELECT count(*) FROM messages WHERE link_id IS NULL").fetchone()[0]
+        pending = statedb.pending_count(conn)
     finally:
         conn.close()
     if fmt == "json":
