@@ -69,6 +69,11 @@ def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> 
         r["reachable"] = r["sha"] not in gone
 
 
+def day_of(time_ms: int | None) -> str:
+    """The local calendar day of a message (what a user calls "today", not UTC's)."""
+    return time.strftime("%Y-%m-%d", time.localtime((time_ms or 0) / 1000))
+
+
 def _group(conn: sqlite3.Connection, key: str, window: Window = (None, None)) -> list[dict[str, Any]]:
     msgs = statedb.messages_with_sessions(conn, *window)
     groups: dict[Any, list[sqlite3.Row]] = {}
@@ -80,7 +85,7 @@ def _group(conn: sqlite3.Connection, key: str, window: Window = (None, None)) ->
         elif key == "session":
             k = m["session_id"]
         else:
-            k = time.strftime("%Y-%m-%d", time.gmtime((m["time_ms"] or 0) / 1000))
+            k = day_of(m["time_ms"])
         groups.setdefault(k, []).append(m)
     rows = []
     for k, group in groups.items():
@@ -187,8 +192,8 @@ def format_sources(sources: dict[str, int]) -> str:
 
 
 def parse_window(since: str | None, until: str | None) -> Window:
-    """--since / --until: a date (YYYY-MM-DD, UTC; --until includes that whole day) or a UTC time
-    (YYYY-MM-DDTHH:MM[:SS][Z])."""
+    """--since / --until: a local date (YYYY-MM-DD; --until includes that whole day) or a local time
+    (YYYY-MM-DDTHH:MM[:SS]); a trailing Z means UTC.  Local, like the report's days and the dashboard."""
     return (_parse_time(since, "--since", end_of_day=False), _parse_time(until, "--until", end_of_day=True))
 
 
@@ -197,15 +202,19 @@ def _parse_time(text: str | None, option: str, end_of_day: bool) -> int | None:
 
     if text is None:
         return None
-    value = text.strip().rstrip("Z")
+    value = text.strip()
+    utc = value.endswith("Z")
+    value = value.rstrip("Z")
     for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
         try:
             parsed = time.strptime(value, fmt)
         except ValueError:
             continue
-        ms = calendar.timegm(parsed) * 1000
-        return ms + 86_400_000 if end_of_day and fmt == "%Y-%m-%d" else ms
-    raise UserError(f"{option} {text!r} is not a date", "use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)")
+        if fmt == "%Y-%m-%d" and end_of_day:  # the start of the next day, exclusive
+            parsed = time.strptime(time.strftime("%Y-%m-%d", time.gmtime(calendar.timegm(parsed) + 86400)), fmt)
+        seconds = calendar.timegm(parsed) if utc else int(time.mktime(parsed))
+        return seconds * 1000
+    raise UserError(f"{option} {text!r} is not a date", "use YYYY-MM-DD or YYYY-MM-DDTHH:MM (local time; Z for UTC)")
 
 
 def _in_window(time_ms: int | None, window: Window) -> bool:
@@ -215,7 +224,8 @@ def _in_window(time_ms: int | None, window: Window) -> bool:
 
 
 def _date(time_ms: int | None) -> str | None:
-    return None if time_ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(time_ms) / 1000))
+    """A commit's local date and time (like the report's days)."""
+    return None if time_ms is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(int(time_ms) / 1000))
 
 
 def _add_usage(into: dict[str, Any], row: dict[str, Any]) -> None:
