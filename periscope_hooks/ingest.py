@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from periscope_hooks import events, git, logfile, outbox, paths, spool
+from periscope_hooks.agents import DEFAULT_CODING_AGENT
 from periscope_hooks.settings import RepoSettings, load_settings
 from periscope_hooks.state import get_meta, now_ms, open_state_db, set_meta, transaction
 
@@ -226,10 +227,18 @@ class Processor:
     def apply_session(self, rec: dict[str, Any]) -> None:
         sid = str(rec["session_id"])
         self.conn.execute(
-            "INSERT INTO sessions (id, title, parent_id, agent, time_ms) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO sessions (id, title, parent_id, agent, time_ms, coding_agent) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET title = coalesce(excluded.title, title),"
-            " parent_id = coalesce(excluded.parent_id, parent_id), agent = coalesce(excluded.agent, agent)",
-            (sid, rec.get("title"), rec.get("parent_id"), rec.get("agent"), rec.get("time")),
+            " parent_id = coalesce(excluded.parent_id, parent_id), agent = coalesce(excluded.agent, agent),"
+            " coding_agent = excluded.coding_agent",
+            (
+                sid,
+                rec.get("title"),
+                rec.get("parent_id"),
+                rec.get("agent"),
+                rec.get("time"),
+                str(rec.get("coding_agent") or DEFAULT_CODING_AGENT),
+            ),
         )
         self.result.sessions += 1
 
@@ -244,13 +253,18 @@ class Processor:
         worktree = self.worktree_of(str(rec.get("cwd") or ""))
         if worktree and not self.settings(worktree).capture:
             return
+        # A held agent commit waits for this message by its id, or (Claude Code) by a tool call in it.
+        tool_use_ids = [str(t) for t in rec.get("tool_use_ids") or [] if isinstance(t, str)]
+        keys = [mid, *tool_use_ids]
         held = self.conn.execute(
-            "SELECT * FROM links WHERE agent_message_id = ? AND emitted = 0 ORDER BY id LIMIT 1", (mid,)
+            f"SELECT * FROM links WHERE agent_message_id IN ({','.join('?' * len(keys))}) AND emitted = 0"
+            " ORDER BY id LIMIT 1",
+            keys,
         ).fetchone()
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO messages (id, session_id, worktree, time_ms, provider, model, agent, input, output,"
-            " reasoning, cache_read, cache_write, cost, branch, sha, spool_offset, link_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reasoning, cache_read, cache_write, cost, branch, sha, spool_offset, link_id, coding_agent)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 mid,
                 rec.get("session_id"),
@@ -265,18 +279,26 @@ class Processor:
                 gitinfo.get("sha"),
                 line_offset,
                 held["id"] if held is not None else None,
+                str(rec.get("coding_agent") or DEFAULT_CODING_AGENT),
             ),
         )
         if cur.rowcount == 0:
             self.result.duplicates += 1
             return
         self.result.messages += 1
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO agent_tool_uses (tool_use_id, message_id) VALUES (?, ?)",
+            [(t, mid) for t in tool_use_ids],
+        )
         if rec.get("session_id"):
             self.conn.execute("INSERT OR IGNORE INTO sessions (id) VALUES (?)", (rec["session_id"],))
         msg = self.conn.execute("SELECT * FROM messages WHERE id = ?", (mid,)).fetchone()
         session = self.sessions_for([msg["session_id"]]).get(msg["session_id"])
         outbox.enqueue(self.conn, events.message_event(msg, session, self.repo_url if worktree else None))
         if held is not None:
+            if held["agent_message_id"] != mid:  # waited for a tool call: now the message is known
+                self.conn.execute("UPDATE links SET agent_message_id = ? WHERE id = ?", (mid, held["id"]))
+                held = self.conn.execute("SELECT * FROM links WHERE id = ?", (held["id"],)).fetchone()
             self.emit_link(held, note=None)
 
     def apply_commit(self, rec: dict[str, Any]) -> None:
@@ -337,6 +359,14 @@ class Processor:
             if last is None or time_ms - int(last) > settings.idle_window_minutes * 60_000:
                 return  # no AI session active in this worktree lately: not an AI-related commit
         message_id = (agent or {}).get("message_id")
+        tool_use_id = (agent or {}).get("tool_use_id")
+        if not message_id and tool_use_id:
+            # Claude Code: the commit knows the tool call that ran it; the message holding that
+            # call, once recorded, is the in-flight message (until then it is waited for by the call).
+            row = self.conn.execute(
+                "SELECT message_id FROM agent_tool_uses WHERE tool_use_id = ?", (str(tool_use_id),)
+            ).fetchone()
+            message_id = row[0] if row is not None else str(tool_use_id)
         hold_until = None
         if message_id:
             known = self.conn.execute("SELECT link_id FROM messages WHERE id = ?", (message_id,)).fetchone()

@@ -142,3 +142,18 @@ def m003_squash_reflog(db: sqlite3.Connection) -> None:
     # The HEAD reflog entry newest at `merge --squash` time: the squash commit must directly follow
     # it, or the squash was abandoned (reset, checkout) and the next commit is an ordinary one.
     db.execute("ALTER TABLE worktree_state ADD COLUMN squash_reflog TEXT")
+
+
+@migration
+def m004_agents_coding_agent(db: sqlite3.Connection) -> None:
+    # Which coding agent wrote a message or session (opencode, claude-code), and which message
+    # held which tool call: a Claude Code commit names only the tool call that ran it, since
+    # its message may reach the transcript after the commit (issue 14).
+    _script(
+        db,
+        """
+        ALTER TABLE messages ADD COLUMN coding_agent TEXT;
+        ALTER TABLE sessions ADD COLUMN coding_agent TEXT;
+        CREATE TABLE agent_tool_uses (tool_use_id TEXT PRIMARY KEY, message_id TEXT NOT NULL)
+        """,
+    )
