@@ -43,7 +43,7 @@ def tokens_of(row: Any) -> dict[str, int]:
 
 def _coding_agent(row: Any) -> str | None:
     """A message row's coding agent (rows built before there was a column have none)."""
-    return row["coding_agent"] if "coding_agent" in row.keys() else None
+    return row["coding_agent"] if "coding_agent" in row.keys() else None  # noqa: SIM118 (sqlite3.Row: `in` tests values)
 
 
 def session_info(session_id: str | None, session: Any, agent: str | None, coding_agent: str | None) -> dict[str, Any]:

@@ -156,6 +156,7 @@ class _Capture:
         self.out: dict[str, list[dict[str, Any]]] = {}  # spool path -> records to append
         self._repos: dict[str, tuple[str, Any]] = {}  # cwd -> (state dir, RepoDirs | None)
         self._agent_types: dict[str, str | None] = {}
+        self._records: dict[str, dict[str, Any]] = {}  # message id -> its record, for this run
 
     def load(self) -> None:
         import json
@@ -242,6 +243,12 @@ class _Capture:
                     continue
                 for tool_id in fields["tool_use_ids"]:
                     self.state["tools"][tool_id] = fields["id"]
+                earlier = self._records.get(fields["id"])
+                if earlier is not None:  # another content block of a message read in this run
+                    earlier["tool_use_ids"].extend(
+                        t for t in fields["tool_use_ids"] if t not in earlier["tool_use_ids"]
+                    )
+                    continue
                 if fields["id"] in seen:
                     continue
                 seen.add(fields["id"])
@@ -278,24 +285,23 @@ class _Capture:
         sha, branch = git.read_head(dirs) if dirs is not None else (None, None)
         import time
 
-        records.append(
-            {
-                "v": 1,
-                "kind": "message",
-                "id": fields["id"],
-                "session_id": session_id,
-                "time": fields["time"] if fields["time"] is not None else int(time.time() * 1000),
-                "provider": provider(self.env),
-                "model": fields["model"],
-                "agent": agent,
-                "coding_agent": NAME,
-                "tokens": fields["tokens"],
-                "cost": None,  # Claude Code reports no per-message cost: priced at ingest
-                "cwd": dirs.worktree if dirs is not None else "",
-                "git": {"branch": branch, "sha": sha},
-                "tool_use_ids": fields["tool_use_ids"],
-            }
-        )
+        record = self._records[fields["id"]] = {
+            "v": 1,
+            "kind": "message",
+            "id": fields["id"],
+            "session_id": session_id,
+            "time": fields["time"] if fields["time"] is not None else int(time.time() * 1000),
+            "provider": provider(self.env),
+            "model": fields["model"],
+            "agent": agent,
+            "coding_agent": NAME,
+            "tokens": fields["tokens"],
+            "cost": None,  # Claude Code reports no per-message cost: priced at ingest
+            "cwd": dirs.worktree if dirs is not None else "",
+            "git": {"branch": branch, "sha": sha},
+            "tool_use_ids": list(fields["tool_use_ids"]),
+        }
+        records.append(record)
 
     def write_inflight(self, tool_use_id: str) -> None:
         message_id = self.state["tools"].get(tool_use_id) or ""
