@@ -12,8 +12,10 @@ import os
 import sqlite3
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from periscope_hooks import schemas
 from periscope_hooks import spool as spool_mod
 from testing.anthropic_server import FakeAnthropic
 from testing.claude_code import allow_tools, claude_env, find_claude_code, run_claude
@@ -96,6 +98,9 @@ def test_messages_carry_exact_tokens_and_no_repeats(project, server):
     assert m["repo"] == {"url": "https://example.com/acme/widgets.git", "branch": "main", "sha": head}
     recs = spool_records(project, "message")
     assert len(recs) == len(server.responses) and recs[0]["cost"] is None  # no cost reported: priced at ingest
+    schema = schemas.load("spool-record")
+    for rec in spool_mod.iter_records(str(spool_path(project))):
+        jsonschema.validate(rec, schema)
     status = periscope("status", cwd=project).stdout
     assert "Claude Code (repo)" in status and "capture hooks installed" in status
 
@@ -117,7 +122,10 @@ def test_agent_commit_includes_its_in_flight_message(project, delta_delay):
     assert ev["usage"]["tokens"] == expected_tokens(tool_call["usage"])
     assert [s["coding_agent"] for s in ev["sessions"]] == ["claude-code"]
     conn = sqlite3.connect(str(state_dir(project) / "state.db"))
-    linked = [r[0] for r in conn.execute("SELECT m.id FROM messages m JOIN links l ON l.id = m.link_id WHERE l.sha = ?", (sha,))]
+    linked = [
+        r[0]
+        for r in conn.execute("SELECT m.id FROM messages m JOIN links l ON l.id = m.link_id WHERE l.sha = ?", (sha,))
+    ]
     assert linked == [tool_call["id"]]
     # The reply after the tool result waits for the next commit.
     pending = [r[0] for r in conn.execute("SELECT id FROM messages WHERE link_id IS NULL")]
@@ -145,7 +153,8 @@ def test_sub_agent_messages_are_marked_and_linked(project, server):
     assert sorted(m["message_id"] for m in msgs) == sorted(r["id"] for r in server.responses)
     subs = [m for m in msgs if m["session"]["is_subagent"]]
     mains = [m for m in msgs if not m["session"]["is_subagent"]]
-    assert len(subs) == 1 and len(mains) == 2
+    # The sub-agent's result comes back to the main session as a further turn: all but one are main's.
+    assert len(subs) == 1 and len(mains) == len(server.responses) - 1 >= 2
     parent = mains[0]["session"]["id"]
     assert subs[0]["session"]["parent_id"] == parent and subs[0]["session"]["id"].startswith(parent + "/agent-")
     assert subs[0]["session"]["agent"] == "general-purpose"
@@ -153,11 +162,15 @@ def test_sub_agent_messages_are_marked_and_linked(project, server):
     for m in msgs:
         assert m["tokens"] == expected_tokens(by_id[m["message_id"]]["usage"])
     ev = commit_event(project, git(project, "rev-parse", "HEAD"))
-    assert ev["usage"]["messages"] == 3 and any(s["is_subagent"] for s in ev["sessions"])
+    assert ev["usage"]["messages"] == len(server.responses) and any(s["is_subagent"] for s in ev["sessions"])
 
 
 def test_privacy_no_sentinel_in_any_stored_or_sent_byte(project, tmp_path):
-    sentinel_prompt, sentinel_reply, sentinel_file = "SENTINEL-PROMPT-5b1e7", "SENTINEL-REPLY-c3d90", "SENTINEL-FILE-8a2f4"
+    sentinel_prompt, sentinel_reply, sentinel_file = (
+        "SENTINEL-PROMPT-5b1e7",
+        "SENTINEL-REPLY-c3d90",
+        "SENTINEL-FILE-8a2f4",
+    )
     (project / "secret.txt").write_text(f"the file says {sentinel_file}\n")
     with Receiver() as receiver, FakeAnthropic(reply_text=f"My answer {sentinel_reply}") as s:
         config = point_config_at(receiver.url)

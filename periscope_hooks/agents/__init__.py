@@ -32,8 +32,5 @@ def commit_agent(env: Mapping[str, str] = os.environ) -> dict[str, Any] | None:
     """The `agent` block of a commit record made by a coding agent's command, or None (a human)."""
     from periscope_hooks.agents import claude_code, opencode
 
-    for adapter in (claude_code, opencode):  # the first that answers wins
-        block = adapter.commit_agent(env)
-        if block:
-            return block
-    return None
+    # The first that answers wins (Claude Code's variables are the more specific).
+    return claude_code.commit_agent(env) or opencode.commit_agent(env)

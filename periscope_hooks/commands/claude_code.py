@@ -40,9 +40,7 @@ def hook_command(python: str | None = None) -> str:
 
 def _ours(entry: Any) -> bool:
     hooks = entry.get("hooks") if isinstance(entry, dict) else None
-    return isinstance(hooks, list) and any(
-        isinstance(h, dict) and MARKER in str(h.get("command") or "") for h in hooks
-    )
+    return isinstance(hooks, list) and any(isinstance(h, dict) and MARKER in str(h.get("command") or "") for h in hooks)
 
 
 def _entry(event: str) -> dict[str, Any]:
@@ -205,9 +203,7 @@ def _installed(settings: Path) -> bool:
     hooks = (data or {}).get("hooks")
     if not isinstance(hooks, dict):
         return False
-    return all(
-        isinstance(hooks.get(e), list) and any(_ours(x) for x in hooks[e]) for e in claude_code.HOOK_EVENTS
-    )
+    return all(isinstance(hooks.get(e), list) and any(_ours(x) for x in hooks[e]) for e in claude_code.HOOK_EVENTS)
 
 
 def status_lines(repo_top: str | None) -> list[tuple[str, str]]:
