@@ -16,18 +16,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from periscope_hooks import outbox
+from periscope_hooks import envvars, outbox
 from periscope_hooks.sinks import ACCEPTED, REJECTED, SendOutcome, Sink
 from periscope_hooks.state import get_meta, now_ms, set_meta, transaction
 
 LEASE_SECONDS = 120.0
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
 
 
 @dataclass
@@ -44,6 +37,15 @@ def _set(conn: sqlite3.Connection, key: str, value: str | None) -> None:
         set_meta(conn, key, value)
 
 
+def _record_partial_rejection(conn: sqlite3.Connection, count: int, message: str) -> None:
+    """A receiver took a batch but dropped `count` records of it (OTLP partial success): kept for
+    `periscope status`, since the protocol forbids resending them."""
+    with transaction(conn):
+        total = int(get_meta(conn, "partial_rejected_total", "0") or 0) + count
+        set_meta(conn, "partial_rejected_total", str(total))
+        set_meta(conn, "partial_rejected_last", f"{count} record(s): {message or 'no reason given'}")
+
+
 def deliver(
     conn: sqlite3.Connection,
     sink: Sink,
@@ -57,9 +59,9 @@ def deliver(
 ) -> DeliveryResult:
     """Send what is due, retrying within the budget.  `clock`/`sleep` pace the run and `wall_ms`
     dates leases, not-before times and Retry-After (kept on disk, so in wall-clock time)."""
-    budget = budget_seconds if budget_seconds is not None else _env_float("PERISCOPE_FLUSH_BUDGET", 60.0)
-    base = backoff_base if backoff_base is not None else _env_float("PERISCOPE_BACKOFF_BASE", 0.5)
-    cap = backoff_cap if backoff_cap is not None else _env_float("PERISCOPE_BACKOFF_CAP", 30.0)
+    budget = budget_seconds if budget_seconds is not None else envvars.seconds("PERISCOPE_FLUSH_BUDGET")
+    base = backoff_base if backoff_base is not None else envvars.seconds("PERISCOPE_BACKOFF_BASE")
+    cap = backoff_cap if backoff_cap is not None else envvars.seconds("PERISCOPE_BACKOFF_CAP")
     owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     deadline = clock() + budget
     result = DeliveryResult()
@@ -93,6 +95,8 @@ def deliver(
             outcome = sink.send([r.event() for r in rows])
         except Exception as e:  # a sink bug must not strand the batch under a lease: retry it later
             outcome = SendOutcome(error=f"the {sink.name} sink failed: {type(e).__name__}")
+        if outcome.partial_rejected:
+            _record_partial_rejection(conn, outcome.partial_rejected, outcome.partial_message)
         status_of = {r.event_id: outcome.results.get(r.event_id, (None, None)) for r in rows}
         result.delivered += outbox.ack(conn, owner, [eid for eid, (s, _) in status_of.items() if s == ACCEPTED])
         for eid, (s, reason) in status_of.items():

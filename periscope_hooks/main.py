@@ -9,6 +9,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse stays off the commit hook's path
+    import argparse
+
 HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite")
 
 
@@ -36,7 +40,7 @@ def _stdin_bytes() -> bytes:
         return b""
 
 
-def _build_parser():
+def _build_parser() -> argparse.ArgumentParser:
     import argparse
 
     from periscope_hooks import __version__
@@ -46,10 +50,15 @@ def _build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def repo_arg(p) -> None:
+    def repo_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--repo", default=None, help="repository path (default: the current directory)")
 
     p = sub.add_parser("install-hooks", help="install the post-commit, post-merge and post-rewrite hooks")
+    p.add_argument(
+        "--global-hooks-path",
+        action="store_true",
+        help="core.hooksPath comes from your global git config: install there, so every repository using it records",
+    )
     repo_arg(p)
     p = sub.add_parser("uninstall-hooks", help="restore the hooks that were there before")
     repo_arg(p)
@@ -100,12 +109,12 @@ def _build_parser():
     return parser
 
 
-def _dispatch(ns) -> int:
+def _dispatch(ns: argparse.Namespace) -> int:
     cmd = ns.command
     if cmd == "install-hooks":
         from periscope_hooks.commands.install_uninstall import install_hooks
 
-        return install_hooks(ns.repo)
+        return install_hooks(ns.repo, global_hooks_path=ns.global_hooks_path)
     if cmd == "uninstall-hooks":
         from periscope_hooks.commands.install_uninstall import uninstall_hooks
 
@@ -135,7 +144,8 @@ def _dispatch(ns) -> int:
     if cmd in ("login", "logout", "whoami"):
         from periscope_hooks.commands import login
 
-        return getattr(login, cmd)()
+        result: int = getattr(login, cmd)()
+        return result
     if cmd == "status":
         from periscope_hooks.commands.status import status
 
@@ -167,6 +177,14 @@ def _main(args: list[str]) -> int:
         return output.error(e.message, e.hint)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`periscope export | head`): stop quietly, as a Unix tool killed by
+        # SIGPIPE does (status 128 + 13), and point stdout at /dev/null so that the
+        # interpreter's final flush of the buffered rest does not complain either.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # the user sees one line; the traceback goes to the log
         from periscope_hooks import logfile, paths
 

@@ -15,4 +15,5 @@ if [ -f scripts/install-claude-code-for-tests.sh ]; then
     PERISCOPE_TEST_CLAUDE_CODE=$(sh scripts/install-claude-code-for-tests.sh)
     export PERISCOPE_TEST_CLAUDE_CODE
 fi
-exec .venv/bin/python -m pytest "$@"
+# -n auto: pytest-xdist, one worker per core (add -n 0 to run serially)
+exec .venv/bin/python -m pytest -n auto "$@"

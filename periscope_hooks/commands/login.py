@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from periscope_hooks import output
 from periscope_hooks.config import load_user_config
 from periscope_hooks.errors import UserError
 
+if TYPE_CHECKING:
+    from periscope_hooks.auth import Auth
 
-def _auth():
+
+def _auth() -> Auth:
     from periscope_hooks.auth import Auth
 
     cfg = load_user_config()
@@ -20,8 +25,10 @@ def _auth():
 
 
 def login() -> int:
+    from periscope_hooks.auth import redirect_port
+
     auth = _auth()
-    output.info("opening the browser to sign in (redirect to http://localhost:14550) ...")
+    output.info(f"opening the browser to sign in (redirect to http://localhost:{redirect_port()}) ...")
     who = auth.login()
     output.out(f"signed in as {who}")
     return 0
