@@ -85,7 +85,7 @@ def test_install_uninstall_removes_exactly_what_it_added(tmp_path):
 def test_global_install_and_bad_settings(tmp_path):
     home = Path(os.environ["HOME"])
     periscope("install-claude-code", "--global", cwd=tmp_path)
-    assert "agent-hook claude-code" in (home / ".claude" / "settings.json").read_text()
+    assert "periscope_hooks.agents.claude_code import main" in (home / ".claude" / "settings.json").read_text()
     periscope("uninstall-claude-code", "--global", cwd=tmp_path)
     assert not (home / ".claude" / "settings.json").exists()
     repo = init_repo(tmp_path / "r")

@@ -50,12 +50,17 @@ def _safe_id(value: object) -> str | None:
     return None
 
 
-def capture_dir(env: Mapping[str, str] = os.environ) -> str:
-    """Per-session capture state: transcript offsets, recent ids, the in-flight tool."""
+def _periscope_state_home(env: Mapping[str, str]) -> str:
+    """paths.state_home()/periscope, without pathlib (20-50 ms of imports Claude Code would wait for)."""
     state = env.get("XDG_STATE_HOME") or ""
     if not os.path.isabs(state):
         state = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "periscope", "claude-code")
+    return os.path.join(state, "periscope")
+
+
+def capture_dir(env: Mapping[str, str] = os.environ) -> str:
+    """Per-session capture state: transcript offsets, recent ids, the in-flight tool."""
+    return os.path.join(_periscope_state_home(env), "claude-code")
 
 
 def commit_agent(env: Mapping[str, str] = os.environ) -> dict[str, Any] | None:
@@ -78,6 +83,38 @@ def commit_agent(env: Mapping[str, str] = os.environ) -> dict[str, Any] | None:
 
 
 # --- reading transcripts (not on the commit hook's path) ------------------------------------
+
+
+class _ScanContext:
+    """What the C JSON scanner reads from its context (json.JSONDecoder's defaults)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity
+    memo: dict[str, str] = {}
+
+
+def loads(data: bytes | str) -> Any:
+    """json.loads with the C scanner alone: the json package imports re and enum, ~40 ms that
+    Claude Code would wait for on every hook run (the hook parses every new transcript line)."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    text = text.strip()
+    try:
+        from _json import make_scanner
+    except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+        import json
+
+        return json.loads(text)
+    try:
+        value, end = make_scanner(_ScanContext())(text, 0)  # type: ignore[arg-type]  # duck-typed context
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(text):
+        raise ValueError("extra data after the JSON value")
+    return value
 
 
 def _time_ms(stamp: object) -> int | None:
@@ -159,11 +196,9 @@ class _Capture:
         self._records: dict[str, dict[str, Any]] = {}  # message id -> its record, for this run
 
     def load(self) -> None:
-        import json
-
         try:
-            with open(self.state_path, encoding="utf-8") as f:
-                data = json.load(f)
+            with open(self.state_path, "rb") as f:
+                data = loads(f.read())
             if isinstance(data, dict):
                 self.state = data
         except (OSError, ValueError):
@@ -175,7 +210,7 @@ class _Capture:
             self.state["seen"] = []
 
     def save(self) -> None:
-        import json
+        from periscope_hooks.spool import _dumps
 
         self.state["seen"] = self.state["seen"][-RECENT:]
         tools = self.state["tools"]
@@ -183,40 +218,36 @@ class _Capture:
             self.state["tools"] = dict(list(tools.items())[-RECENT:])
         tmp = f"{self.state_path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.state, f)
+            f.write(_dumps(self.state))
         os.replace(tmp, self.state_path)
 
     def where(self, cwd: str) -> tuple[str, Any]:
         """(state dir, repository dirs or None) for a transcript line's cwd."""
         found = self._repos.get(cwd)
         if found is None:
-            from periscope_hooks import git, paths
+            from periscope_hooks import git
 
             dirs = git.find_repo_dirs(cwd, env={}) if cwd and os.path.isdir(cwd) else None
             if dirs is not None:
-                found = (os.path.join(dirs.common_dir, paths.STATE_SUBDIR), dirs)
+                found = (os.path.join(dirs.common_dir, "periscope"), dirs)  # paths.state_dir_for_common_dir
             else:
-                found = (str(paths.no_repo_state_dir()), None)
+                found = (os.path.join(_periscope_state_home(self.env), "no-repo"), None)  # paths.no_repo_state_dir
             self._repos[cwd] = found
         return found
 
     def agent_type(self, transcript: str, agent_id: str) -> str | None:
         """The sub-agent's type (general-purpose, Explore, ...) from the meta file beside it."""
         if agent_id not in self._agent_types:
-            import json
-
             meta = os.path.join(os.path.dirname(transcript), f"agent-{agent_id}.meta.json")
             try:
-                with open(meta, encoding="utf-8") as f:
-                    value = json.load(f).get("agentType")
+                with open(meta, "rb") as f:
+                    value = loads(f.read()).get("agentType")
             except (OSError, ValueError, AttributeError):
                 value = None
             self._agent_types[agent_id] = value if isinstance(value, str) else None
         return self._agent_types[agent_id]
 
     def read(self, transcript: str) -> None:
-        import json
-
         from periscope_hooks import spool
 
         offsets = self.state["files"]
@@ -235,8 +266,8 @@ class _Capture:
                 if b'"assistant"' not in raw:
                     continue  # most lines (attachments, requests, tool results) are not messages
                 try:
-                    line = json.loads(raw)
-                except ValueError:
+                    line = loads(raw)
+                except (ValueError, RecursionError):
                     continue
                 fields = message_fields(line) if isinstance(line, dict) else None
                 if fields is None:
@@ -413,21 +444,31 @@ def recover(session_id: str, env: Mapping[str, str] = os.environ) -> list[str]:
     return capture_session(session_id, transcript, env=env)
 
 
-def run_hook(stdin_data: bytes, env: Mapping[str, str] = os.environ) -> int:
-    """`periscope agent-hook claude-code`: always 0, never a word on stdout or stderr."""
-    import signal
+def _alarm(signum: int, frame: object) -> None:  # pragma: no cover - a hung filesystem
+    raise TimeoutError(f"the Claude Code hook took longer than {HOOK_TIME_LIMIT_S}s")
 
-    from periscope_hooks import hook, logfile, paths
 
-    def _alarm(signum: int, frame: object) -> None:  # pragma: no cover - a hung filesystem
-        raise TimeoutError(f"the Claude Code hook took longer than {HOOK_TIME_LIMIT_S}s")
+def main() -> int:
+    """What the installed hook command runs (`python -c`, not `-m`: runpy alone costs ~10 ms)."""
+    import sys
 
     try:
-        import json
+        data = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read(1 << 20)
+    except (OSError, ValueError):
+        data = b""
+    return run_hook(data)
 
-        signal.signal(signal.SIGALRM, _alarm)
-        signal.alarm(HOOK_TIME_LIMIT_S)
-        data = json.loads(stdin_data or b"{}")
+
+def run_hook(stdin_data: bytes, env: Mapping[str, str] = os.environ) -> int:
+    """`periscope agent-hook claude-code`: always 0, never a word on stdout or stderr."""
+    import _signal  # type: ignore[import-not-found]  # the C module: `signal` imports enum (~15 ms)
+
+    from periscope_hooks import hook, logfile
+
+    try:
+        _signal.signal(_signal.SIGALRM, _alarm)
+        _signal.alarm(HOOK_TIME_LIMIT_S)
+        data = loads(stdin_data or b"{}")
         if not isinstance(data, dict):
             return 0
         written = capture(data, env)
@@ -435,7 +476,8 @@ def run_hook(stdin_data: bytes, env: Mapping[str, str] = os.environ) -> int:
             for state_dir in written:
                 hook.spawn_background_flush(state_dir)
     except BaseException as e:  # never fail (or block) Claude Code
-        logfile.log_line(paths.fallback_log_path(), "Claude Code hook failed; Claude Code is unaffected", exc=e)
+        log = os.path.join(_periscope_state_home(env), "hook.log")  # paths.fallback_log_path
+        logfile.log_line(log, "Claude Code hook failed; Claude Code is unaffected", exc=e)
     finally:
-        signal.alarm(0)
+        _signal.alarm(0)
     return 0

@@ -133,7 +133,7 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-HOT_PATH_MODULES = ("__init__", "hook", "git", "spool", "agents", "agents.opencode", "agents.claude_code")
+HOT_PATH_MODULES = ("__init__", "hook", "git", "spool", "agents", "agents.opencode", "agents.claude_code", "logfile")
 
 
 def precompile_hook_modules() -> None:
