@@ -65,6 +65,8 @@ function isSha(s) {
 }
 
 // HEAD's SHA and branch, read from files (a git process per message would cost milliseconds).
+// A reftable repository (git 2.45+) keeps refs in binary tables, and its HEAD file is a stub
+// naming refs/heads/.invalid: only there, and only once the files did not resolve, ask git.
 function readHead(repo) {
   const head = (readText(path.join(repo.gitDir, "HEAD")) || "").trim();
   if (head.startsWith("ref: ")) {
@@ -78,9 +80,39 @@ function readHead(repo) {
         if (line.endsWith(" " + ref) && !line.startsWith("#") && !line.startsWith("^")) sha = line.split(" ")[0];
       }
     }
+    if (!isSha(sha) && usesReftable(repo)) return gitHead(repo);
     return { branch, sha: isSha(sha) ? sha : null };
   }
   return { branch: null, sha: isSha(head) ? head : null };
+}
+
+function usesReftable(repo) {
+  if (repo.reftable === undefined) {
+    const config = (readText(path.join(repo.commonDir, "config")) || "").toLowerCase();
+    repo.reftable = config.includes("refstorage") && config.includes("reftable");
+  }
+  return repo.reftable;
+}
+
+function gitOut(repo, args) {
+  return new Promise((resolve) => {
+    try {
+      execFile("git", [`--git-dir=${repo.gitDir}`, ...args], { timeout: 5000, windowsHide: true }, (err, stdout) =>
+        resolve(err ? null : String(stdout).trim()),
+      );
+    } catch {
+      resolve(null);
+    }
+  });
+}
+
+async function gitHead(repo) {
+  const [ref, sha] = await Promise.all([
+    gitOut(repo, ["symbolic-ref", "-q", "HEAD"]),
+    gitOut(repo, ["rev-parse", "-q", "--verify", "HEAD"]),
+  ]);
+  const branch = ref ? (ref.startsWith("refs/heads/") ? ref.slice("refs/heads/".length) : ref) : null;
+  return { branch, sha: isSha(sha) ? sha : null };
 }
 
 function gitRevParse(dir) {
@@ -212,7 +244,7 @@ export const PeriscopePlugin = async (ctx) => {
     bound(recorded);
     const dir = (info.path && (info.path.cwd || info.path.root)) || sessionDirs.get(info.sessionID) || ctx.directory;
     const where = await locate(dir);
-    const head = where.repo ? readHead(where.repo) : { branch: null, sha: null };
+    const head = where.repo ? await readHead(where.repo) : { branch: null, sha: null };
     const t = info.tokens || {};
     const cache = t.cache || {};
     const num = (x) => (typeof x === "number" && isFinite(x) && x >= 0 ? x : 0);
