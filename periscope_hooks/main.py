@@ -101,6 +101,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="AI usage per commit, model, branch, session or day")
     p.add_argument("--by", choices=("commit", "model", "branch", "session", "day"), default="commit")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--since", metavar="DATE", help="only usage from DATE on (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)")
+    p.add_argument("--until", metavar="DATE", help="only usage up to DATE (a date includes that whole day)")
+    repo_arg(p)
+
+    p = sub.add_parser("prices", help="the price table in use, its age, and the recorded models it lacks")
+    p.add_argument("--update", action="store_true", help="fetch fresh prices (genai-prices' published table)")
     repo_arg(p)
 
     # --- dashboard (issue 15) ---
@@ -119,7 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="print the local store's events as JSON lines")
     p.add_argument("--type", choices=("message", "commit", "rewrite"), default=None)
 
-    p = sub.add_parser("log", help="git log with each commit's AI usage (from git notes)")
+    p = sub.add_parser("log", help="git log with each commit's AI usage (from its git note, else the state database)")
     repo_arg(p)
     p.add_argument("git_args", nargs="*", help="arguments passed on to git log (after --)")
     return parser
@@ -169,7 +175,11 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if cmd == "report":
         from periscope_hooks.commands.report import report
 
-        return report(repo=ns.repo, by=ns.by, fmt=ns.format)
+        return report(repo=ns.repo, by=ns.by, fmt=ns.format, since=ns.since, until=ns.until)
+    if cmd == "prices":
+        from periscope_hooks.commands.prices import prices
+
+        return prices(repo=ns.repo, update=ns.update)
     if cmd == "dashboard":
         from periscope_hooks.commands.dashboard import dashboard_command
 

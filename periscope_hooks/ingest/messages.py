@@ -16,6 +16,7 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
     # An agent commit may be waiting for exactly this message (its hold): it takes the message.
     # A Claude Code commit waits for a tool call in it instead (its message came later).
     held = statedb.held_link_for_message(conn, rec.id, *rec.tool_use_ids)
+    priced = ctx.prices.price(rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None)
     values = (
         rec.id,
         rec.session_id,
@@ -30,6 +31,10 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
         rec.sha,
         line_offset,
         held["id"] if held is not None else None,
+        priced.list_cost_micro,
+        priced.source,
+        priced.snapshot,
+        rec.cost_reported,
         rec.coding_agent,
     )
     if not statedb.insert_message(conn, values):

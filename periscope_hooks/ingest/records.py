@@ -33,6 +33,7 @@ class Message:
     sha: Any
     coding_agent: str = DEFAULT_CODING_AGENT  # which tool wrote it (issue 14)
     tool_use_ids: tuple[str, ...] = ()  # Claude Code: the tool calls in the message
+    cost_reported: bool = True  # False: the record has no cost (Claude Code); `cost` is then 0
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ def message(rec: dict[str, Any]) -> Message:
         sha=gitinfo.get("sha"),
         coding_agent=str(rec.get("coding_agent") or DEFAULT_CODING_AGENT),
         tool_use_ids=tuple(str(t) for t in rec.get("tool_use_ids") or [] if isinstance(t, str)),
+        cost_reported=rec.get("cost") is not None,
     )
 
 
