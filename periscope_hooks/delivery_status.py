@@ -11,6 +11,7 @@ from periscope_hooks.config import OtlpConfig
 from periscope_hooks.errors import UserError
 from periscope_hooks.sinks import OTLP_SINK_NAME
 from periscope_hooks.state import get_meta
+from periscope_hooks.statedb import Meta
 
 Line = tuple[str, str]
 
@@ -50,7 +51,7 @@ def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
             lines.append(("sink", f"local store {paths.local_store_path()} (no endpoint in {cfg.path})"))
     except UserError as e:
         lines.append(("config", f"error: {e.message} hint: {e.hint}"))
-    last = get_meta(conn, "last_delivery_error") if conn is not None else None
+    last = get_meta(conn, Meta.LAST_DELIVERY_ERROR) if conn is not None else None
     if cfg is not None and cfg.sink_kind == "endpoint" and cfg.signs_in:
         # This repository's last error, or any repository's flusher (the marker the plugin reads too).
         if (last and "sign in again" in last) or paths.sign_in_required_path().exists():
@@ -79,14 +80,14 @@ def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
             lines.append(("sign-in port", f"error: {e.message} hint: {e.hint}"))
     if conn is None:
         return lines
-    until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)
+    until = int(get_meta(conn, Meta.RETRY_AFTER_UNTIL_MS, "0") or 0)
     from periscope_hooks.sinks.http import HttpSink
     from periscope_hooks.sinks.local import LocalStoreSink
 
     kind = cfg.sink_kind if cfg is not None else "local"
     sink_name = {"endpoint": HttpSink.name, "otlp": OTLP_SINK_NAME}.get(kind, LocalStoreSink.name)
     # Shown only while this sink is the one that was told to wait (a switch clears it at the next flush).
-    if until > time.time() * 1000 and get_meta(conn, "delivery_sink", sink_name) == sink_name:
+    if until > time.time() * 1000 and get_meta(conn, Meta.DELIVERY_SINK, sink_name) == sink_name:
         lines.append(("retry-after", f"the endpoint asked to wait {int(until / 1000 - time.time()) + 1}s more"))
     for kind, c in outbox.counts(conn).items():
         lines.append(

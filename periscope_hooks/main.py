@@ -43,11 +43,19 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--repo", default=None, help="repository path (default: the current directory)")
 
     p = sub.add_parser("install-hooks", help="install the post-commit, post-merge and post-rewrite hooks")
+    p.add_argument(
+        "--global-hooks-path",
+        action="store_true",
+        help="core.hooksPath comes from your global git config: install there, so every repository using it records",
+    )
     repo_arg(p)
     p = sub.add_parser("uninstall-hooks", help="restore the hooks that were there before")
     repo_arg(p)
 
-    p = sub.add_parser("install-opencode", help="install the OpenCode plugin and list it in opencode.json")
+    p = sub.add_parser(
+        "install-opencode",
+        help="install the OpenCode plugin (per repository: kept out of git; --global: listed in ~/.config/opencode)",
+    )
     p.add_argument("--global", dest="global_", action="store_true", help="for the user, not just this repository")
     repo_arg(p)
     p = sub.add_parser("uninstall-opencode", help="remove what install-opencode added")
@@ -73,7 +81,26 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="AI usage per commit, model, branch, session or day")
     p.add_argument("--by", choices=("commit", "model", "branch", "session", "day"), default="commit")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--since", metavar="DATE", help="only usage from DATE on (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)")
+    p.add_argument("--until", metavar="DATE", help="only usage up to DATE (a date includes that whole day)")
     repo_arg(p)
+
+    p = sub.add_parser("prices", help="the price table in use, its age, and the recorded models it lacks")
+    p.add_argument("--update", action="store_true", help="fetch fresh prices (genai-prices' published table)")
+    repo_arg(p)
+
+    # --- dashboard (issue 15) ---
+    p = sub.add_parser("dashboard", help="write (and open) a local HTML dashboard of the report's figures")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--repo", default=None, help="repository path (default: the current directory)")
+    scope.add_argument("--all-repos", action="store_true", help="every repository periscope has read on this machine")
+    p.add_argument("--out", default=None, metavar="FILE", help="where to write (default: the user state dir)")
+    p.add_argument("--no-open", dest="open_browser", action="store_false", help="do not open a browser")
+    p.add_argument("--since", default=None, metavar="WHEN", help="from this date (YYYY-MM-DD, local) or date-time")
+    p.add_argument("--until", default=None, metavar="WHEN", help="up to this date (inclusive) or date-time")
+    p.add_argument("--no-titles", dest="titles", action="store_false", help="leave session titles out")
+    p.add_argument("--format", choices=("html", "json"), default="html", help="json: print the aggregate")
+    # --- end dashboard ---
 
     p = sub.add_parser("export", help="print the local store's events as JSON lines")
     p.add_argument("--type", choices=("message", "commit", "rewrite"), default=None)
@@ -89,7 +116,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if cmd == "install-hooks":
         from periscope_hooks.commands.install_uninstall import install_hooks
 
-        return install_hooks(ns.repo)
+        return install_hooks(ns.repo, global_hooks_path=ns.global_hooks_path)
     if cmd == "uninstall-hooks":
         from periscope_hooks.commands.install_uninstall import uninstall_hooks
 
@@ -122,7 +149,24 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if cmd == "report":
         from periscope_hooks.commands.report import report
 
-        return report(repo=ns.repo, by=ns.by, fmt=ns.format)
+        return report(repo=ns.repo, by=ns.by, fmt=ns.format, since=ns.since, until=ns.until)
+    if cmd == "prices":
+        from periscope_hooks.commands.prices import prices
+
+        return prices(repo=ns.repo, update=ns.update)
+    if cmd == "dashboard":
+        from periscope_hooks.commands.dashboard import dashboard_command
+
+        return dashboard_command(
+            repo=ns.repo,
+            all_repos=ns.all_repos,
+            out=ns.out,
+            open_browser=ns.open_browser,
+            since=ns.since,
+            until=ns.until,
+            titles=ns.titles,
+            fmt=ns.format,
+        )
     if cmd == "export":
         from periscope_hooks.commands.export import export
 

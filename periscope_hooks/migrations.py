@@ -142,3 +142,15 @@ def m003_squash_reflog(db: sqlite3.Connection) -> None:
     # The HEAD reflog entry newest at `merge --squash` time: the squash commit must directly follow
     # it, or the squash was abandoned (reset, checkout) and the next commit is an ordinary one.
     db.execute("ALTER TABLE worktree_state ADD COLUMN squash_reflog TEXT")
+
+
+@migration
+def m010_pricing_list_cost(db: sqlite3.Connection) -> None:
+    # Issue 13: each message's list price (integer micro-dollars, NULL when the model is not in the
+    # table), where its cost came from (reported / estimated / subscription / unknown), the price
+    # table's identity, and whether the agent reported a cost at all (Claude Code does not).
+    # Messages stored before this migration have no list price: `periscope prices` counts them.
+    db.execute("ALTER TABLE messages ADD COLUMN list_cost_micro INTEGER")
+    db.execute("ALTER TABLE messages ADD COLUMN cost_source TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN price_snapshot TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN cost_reported INTEGER NOT NULL DEFAULT 1")
