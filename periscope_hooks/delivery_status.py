@@ -18,9 +18,9 @@ Line = tuple[str, str]
 
 def otlp_sink_line(otlp: OtlpConfig, config_path: str) -> str:
     """The OTLP sink as `status` shows it: header names only, never their values."""
-    from periscope_hooks.git import sanitize_url
-
     import importlib.util
+
+    from periscope_hooks.git import sanitize_url
 
     headers = ", ".join(f"{name}=<hidden>" for name in sorted(otlp.headers)) or "none"
     if importlib.util.find_spec("opentelemetry") is None or importlib.util.find_spec("opentelemetry.proto") is None:
