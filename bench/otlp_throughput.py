@@ -44,6 +44,9 @@ def realistic_events(n: int) -> list[dict[str, Any]]:
             "cost": 0.0123,
             "branch": "main",
             "sha": f"{i:040x}",
+            "list_cost_micro": 12300,
+            "cost_source": "reported",
+            "price_snapshot": None,
         }
         pending.append(msg)
         out.append(events.message_event(msg, session, url))

@@ -180,6 +180,7 @@ def test_commit_and_messages_arrive_with_the_conventions(tmp_path, sd, receiver,
     assert a["gen_ai.usage.cache_read.input_tokens"] == 800 and a["gen_ai.usage.cache_creation.input_tokens"] == 100
     assert a["gen_ai.usage.reasoning.output_tokens"] == 40 and a["periscope.cost.usd"] == 0.0123
     assert a["gen_ai.conversation.id"] == "ses_01" and a["gen_ai.agent.name"] == "build"
+    assert a["periscope.cost.source"] == "reported"
     assert a["periscope.event.type"] == "message" and a["vcs.ref.head.name"] == "main"
     assert a["vcs.repository.url.full"] == "https://example.com/acme/widgets.git"  # credentials stripped
     assert "periscope.session.title" not in a

@@ -91,6 +91,8 @@ def attributes(event: dict[str, Any], session_titles: bool = False) -> dict[str,
                 "periscope.session.is_subagent": bool(session.get("is_subagent")),
                 "periscope.session.parent_id": session.get("parent_id"),
                 "periscope.cost.usd": float(event.get("cost") or 0),
+                "periscope.cost.source": event.get("cost_source"),  # reported / estimated / subscription / unknown
+                "periscope.cost.list_usd": event.get("list_cost"),  # at list prices; absent when unpriced
                 "vcs.ref.head.name": repo.get("branch"),
                 "vcs.ref.head.revision": repo.get("sha"),
             }
@@ -114,6 +116,7 @@ def attributes(event: dict[str, Any], session_titles: bool = False) -> dict[str,
                 "periscope.commit.agent.session_id": agent.get("session_id"),
                 "periscope.usage.messages": int(usage.get("messages") or 0),
                 "periscope.usage.cost.usd": float(usage.get("cost") or 0),
+                "periscope.usage.cost.list_usd": usage.get("list_cost"),
                 "periscope.usage.models": sorted(
                     {f"{m.get('provider')}/{m.get('model')}" for m in event.get("by_model") or []}
                 ),
