@@ -105,7 +105,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="print the local store's events as JSON lines")
     p.add_argument("--type", choices=("message", "commit", "rewrite"), default=None)
 
-    p = sub.add_parser("log", help="git log with each commit's AI usage (from git notes)")
+    p = sub.add_parser("log", help="git log with each commit's AI usage (from its git note, else the state database)")
     repo_arg(p)
     p.add_argument("git_args", nargs="*", help="arguments passed on to git log (after --)")
     return parser

@@ -11,6 +11,10 @@ if [ -f scripts/install-opencode-for-tests.sh ]; then
     PERISCOPE_TEST_OPENCODE=$(sh scripts/install-opencode-for-tests.sh)
     export PERISCOPE_TEST_OPENCODE
 fi
+# git 2.47 built from Debian's source package (reftable): the hook and plugin tests run on both
+# gits (tests/test_any_git.py); with CI set they fail, never skip, when this build is missing.
+PERISCOPE_TEST_GIT=$(sh scripts/install-git-for-tests.sh) || echo "warning: could not build git for the tests" >&2
+export PERISCOPE_TEST_GIT
 # Debian's chromium for the dashboard's headless browser tests (tests/test_dashboard_browser.py)
 PERISCOPE_TEST_CHROMIUM=$(sh scripts/install-chromium-for-tests.sh)
 export PERISCOPE_TEST_CHROMIUM
