@@ -120,6 +120,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", default=None, metavar="WHEN", help="up to this date (inclusive) or date-time")
     p.add_argument("--no-titles", dest="titles", action="store_false", help="leave session titles out")
     p.add_argument("--format", choices=("html", "json"), default="html", help="json: print the aggregate")
+    p.add_argument(
+        "--serve", action="store_true", help="serve it on 127.0.0.1 (random port, secret path), fresh on every load"
+    )
     # --- end dashboard ---
 
     p = sub.add_parser("export", help="print the local store's events as JSON lines")
@@ -192,6 +195,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
             until=ns.until,
             titles=ns.titles,
             fmt=ns.format,
+            serve=ns.serve,
         )
     if cmd == "export":
         from periscope_hooks.commands.export import export
