@@ -188,8 +188,16 @@ class GitError(Exception):
 
 
 def run_git(
-    args: list[str], *, cwd: str | None = None, git_dir: str | None = None, check: bool = True, timeout: float = 30
+    args: list[str],
+    *,
+    cwd: str | None = None,
+    git_dir: str | None = None,
+    check: bool = True,
+    timeout: float = 30,
+    input: str | None = None,
 ) -> str:
+    """git's stdout.  Output is decoded as UTF-8 with replacement: diffs carry whatever bytes the
+    repository's files hold, and a decoding error must not end a background run."""
     import subprocess
 
     cmd = ["git"]
@@ -201,7 +209,16 @@ def run_git(
         else None
     )
     try:
-        proc = subprocess.run(cmd + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(
+            cmd + args,
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            env=env,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise GitError(f"git {' '.join(args[:2])}: {e}") from None
     if check and proc.returncode != 0:

@@ -209,6 +209,8 @@ class Processor:
                 self.apply_session(rec)
             elif kind == "commit":
                 self.apply_commit(rec)
+            elif kind == "reconcile":
+                self.apply_reconcile(rec)
             else:
                 self.conn.execute(
                     "INSERT OR IGNORE INTO deferred_records (spool_offset, version, line) VALUES (?, ?, ?)",
@@ -435,6 +437,32 @@ class Processor:
                 )
             }
             self.after.notes.extend(sorted(moved))
+
+    def apply_reconcile(self, rec: dict[str, Any]) -> None:
+        """A move decided by reconciliation (periscope_hooks/reconcile.py), replayed as recorded."""
+        from periscope_hooks import reconcile
+
+        command = str(rec["command"])
+        if command not in reconcile.COMMANDS:
+            raise ValueError(f"unknown reconcile command {command!r}")
+        time_ms = int(rec["time"])
+        pairs = reconcile.apply_pairs(self.conn, command, [(str(o), str(n)) for o, n in rec["pairs"]], time_ms)
+        if not pairs:
+            return  # moved before (a decision recorded twice, or a rewrite since): nothing to announce
+        outbox.enqueue(
+            self.conn,
+            events.rewrite_event(
+                repo_id=self.repo_id, repo_url=self.repo_url, command=command, pairs=pairs, time_ms=time_ms
+            ),
+        )
+        if self.common_dir:
+            targets = sorted({n for _, n in pairs})
+            for worktree, sha in self.conn.execute(
+                f"SELECT DISTINCT worktree, current_sha FROM links WHERE current_sha IN ({','.join('?' * len(targets))})",
+                targets,
+            ).fetchall():
+                if self.settings(worktree or "").notes:
+                    self.after.notes.append(sha)
 
     def release_expired_holds(self, now: int | None = None) -> int:
         now = now_ms() if now is None else now

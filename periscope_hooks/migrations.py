@@ -142,3 +142,13 @@ def m003_squash_reflog(db: sqlite3.Connection) -> None:
     # The HEAD reflog entry newest at `merge --squash` time: the squash commit must directly follow
     # it, or the squash was abandoned (reset, checkout) and the next commit is an ordinary one.
     db.execute("ALTER TABLE worktree_state ADD COLUMN squash_reflog TEXT")
+
+
+@migration
+def m012_reconcile_status(db: sqlite3.Connection) -> None:
+    # Whether each linked commit is still reachable and whether it reached the upstream default
+    # branch, as of the refs fingerprinted in meta `reconcile_fingerprint`: `report` reads this
+    # instead of running `git rev-list --all` (0.5-0.7 s at 28k commits) on every call.
+    db.execute(
+        "CREATE TABLE reconcile_status (sha TEXT PRIMARY KEY, reachable INTEGER NOT NULL, shipped INTEGER NOT NULL)"
+    )
