@@ -114,7 +114,10 @@ class Inputs:
 
 
 def _similarity(a: Diff, b: Diff) -> float:
-    sa, sb = set(a.changes), set(b.changes)
+    """Shared share of the lines each side adds.  Removed lines are left out: they are what the
+    base held, and main moving under the branch (the conflict) changed exactly those."""
+    sa = {c for c in a.changes if c[1] != "-"} or set(a.changes)
+    sb = {c for c in b.changes if c[1] != "-"} or set(b.changes)
     return len(sa & sb) / len(sa | sb) if sa or sb else 0.0
 
 
@@ -158,6 +161,11 @@ def match_chain(inputs: Inputs, chain: Chain, wanted: set[str]) -> list[Match]:
         if start > last_wanted:
             break
         found = match_range(inputs, base, chain.commits[start : k + 1], candidates)
+        if found is None and k > start:
+            # The commit on its own: a rebase merge whose earlier commit did not survive as it was
+            # (a conflict, dropped) still matches commit by commit after it.
+            parent = chain.commits[k - 1]
+            found = match_range(inputs, parent, chain.commits[k : k + 1], candidates)
         if found is not None:
             matches.append(found)
             base, start = chain.commits[k], k + 1

@@ -87,19 +87,21 @@ class Forge:
         git(self.web, "checkout", "-q", "main")
         git(self.web, "reset", "-q", "--hard", "origin/main")
 
-    def squash_merge(self, branch: str, number: int, resolve: dict[str, str] | None = None) -> str:
+    def squash_merge(
+        self, branch: str, number: int, resolve: dict[str, str] | None = None, *, delete_branch: bool = True
+    ) -> str:
         """GitHub's Squash and merge: one commit "Title (#N)" by the PR's author, whose tree is
         the merge result (`resolve` gives file contents for a conflict resolved in the editor)."""
         self._fresh(branch)
         author = git(self.web, "log", "-1", "--format=%an <%ae>", f"origin/{branch}")
-        proc = git(self.web, "merge", "--squash", f"origin/{branch}", check=not resolve)
-        del proc
+        git(self.web, "merge", "--squash", f"origin/{branch}", check=not resolve)
         for name, content in (resolve or {}).items():
             (self.web / name).write_text(content)
             git(self.web, "add", name)
         git(self.web, "commit", "-q", "--author", author, "-m", f"Title (#{number})", env=FORGE_ENV)
         git(self.web, "push", "-q", "origin", "main")
-        git(self.web, "push", "-q", "origin", "--delete", branch)
+        if delete_branch:
+            git(self.web, "push", "-q", "origin", "--delete", branch)
         return git(self.web, "rev-parse", "HEAD")
 
     def rebase_merge(self, branch: str) -> list[str]:
