@@ -3,5 +3,5 @@
 Kept free of imports: the git hook imports this package on every commit.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only place the version is written (pyproject.toml reads it)
 CLIENT_NAME = "periscope-hooks"

@@ -110,13 +110,13 @@ class Auth:
             raise UserError(f"no OAuth client configured in {cfg.path}", f"set client_id and authority in {cfg.path}")
         self.cfg = cfg
         self.store = TokenStore(cache_path)
-        self._app = None
+        self._app: Any = None  # msal.PublicClientApplication (msal ships no type information)
 
     @property
-    def scopes(self):
+    def scopes(self) -> list[str]:
         return list(self.cfg.scopes)
 
-    def app(self):
+    def app(self) -> Any:
         if self._app is None:
             import msal
 
@@ -187,4 +187,4 @@ class Auth:
         self.store.save()
         if not result or "access_token" not in result:
             raise AuthRequired((result or {}).get("error") or "the sign-in expired")
-        return result["access_token"]
+        return str(result["access_token"])

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from periscope_hooks import paths
@@ -91,7 +92,7 @@ def load_user_config() -> UserConfig:
     """
     path = paths.analytics_config_path()
     cfg = UserConfig(path=str(path))
-    data: dict = {}
+    data: dict[str, Any] = {}
     if path.exists():
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

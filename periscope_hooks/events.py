@@ -1,4 +1,4 @@
-"""The one place that builds events (schema 1; see ARCHITECTURE.md "Events").
+"""The one place that builds events (schema 1; periscope_hooks/schema/events.schema.json, docs/ingest-api.md).
 
 Event ids are deterministic UUIDs, so an event re-created after a crash or a
 rebuilt state.db carries the same id and the receiver deduplicates it.
@@ -89,8 +89,8 @@ def round_cost(costs: Iterable[float]) -> float:
 
 def usage_summary(messages: Sequence[Any], sessions: dict[str, Any]) -> dict[str, Any]:
     """usage, by_model and sessions blocks for a commit event (and for reports and notes)."""
-    by_model: dict[tuple, list] = {}
-    by_session: dict[str, list] = {}
+    by_model: dict[tuple[str, str], list[Any]] = {}
+    by_session: dict[str, list[Any]] = {}
     for m in messages:
         by_model.setdefault((m["provider"], m["model"]), []).append(m)
         by_session.setdefault(m["session_id"], []).append(m)

@@ -12,7 +12,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
-    pass
+    from collections.abc import Mapping
 
 
 # Only `os` at import time: this module is on the commit hook's hot path, and
@@ -49,12 +49,12 @@ def _gitfile_target(dotgit: str) -> str | None:
     return None
 
 
-def find_repo_dirs(cwd: str | None = None, env: dict | None = None) -> RepoDirs | None:
+def find_repo_dirs(cwd: str | None = None, env: Mapping[str, str] | None = None) -> RepoDirs | None:
     """Locate the git dirs from the environment git gives hooks, or by walking up from cwd."""
-    env = os.environ if env is None else env
+    environ = os.environ if env is None else env
     cwd = os.path.realpath(cwd or os.getcwd())
-    git_dir = env.get("GIT_DIR")
-    worktree = env.get("GIT_WORK_TREE")
+    git_dir = environ.get("GIT_DIR")
+    worktree = environ.get("GIT_WORK_TREE")
     if git_dir:
         git_dir = os.path.normpath(os.path.join(cwd, git_dir))
         if os.path.isfile(git_dir):
@@ -112,7 +112,8 @@ def _resolve_ref(common_dir: str, git_dir: str, ref: str) -> str | None:
 def read_head(dirs: RepoDirs) -> tuple[str | None, str | None]:
     """(HEAD's SHA, branch name or None when detached), read from files.
 
-    During a rebase HEAD is detached; the branch being rebased is reported.
+    During a rebase HEAD is detached; the branch being rebased is reported.  A reftable
+    repository (see uses_reftable) is asked through git instead.
     """
     head = (_read(os.path.join(dirs.git_dir, "HEAD")) or "").strip()
     branch: str | None = None
@@ -120,28 +121,87 @@ def read_head(dirs: RepoDirs) -> tuple[str | None, str | None]:
         ref = head[5:].strip()
         branch = ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else ref
         sha = _resolve_ref(dirs.common_dir, dirs.git_dir, ref)
+        if sha is None and uses_reftable(dirs):
+            return _reftable_head(dirs)
     else:
         sha = head if is_sha(head) else None
-        for d in ("rebase-merge", "rebase-apply"):
-            name = _read(os.path.join(dirs.git_dir, d, "head-name"))
-            if name and name.strip().startswith("refs/heads/"):
-                branch = name.strip()[len("refs/heads/") :]
-                break
+        branch = _rebase_branch(dirs)
     return sha, branch
 
 
-def _reflog_tail(dirs: RepoDirs, max_bytes: int) -> list[bytes]:
-    """The complete lines among the last `max_bytes` of HEAD's reflog, oldest first."""
+def _rebase_branch(dirs: RepoDirs) -> str | None:
+    for d in ("rebase-merge", "rebase-apply"):
+        name = _read(os.path.join(dirs.git_dir, d, "head-name"))
+        if name and name.strip().startswith("refs/heads/"):
+            return name.strip()[len("refs/heads/") :]
+    return None
+
+
+# --- reftable (git 2.45+, `git init --ref-format=reftable`) ------------------------------
+# Refs and reflogs live in binary tables there; HEAD is a stub naming `refs/heads/.invalid`.
+# The files backend never gets here: read_head only asks once a ref file did not resolve
+# (an unborn branch costs one extra read of the config), so its hook pays nothing.
+
+
+def uses_reftable(dirs: RepoDirs) -> bool:
+    """Whether the repository keeps its refs in reftable (`extensions.refStorage = reftable`)."""
+    config = (_read(os.path.join(dirs.common_dir, "config")) or "").lower()
+    return "refstorage" in config and "reftable" in config
+
+
+def _git_out(dirs: RepoDirs, args: list[str]) -> str | None:
+    try:
+        return run_git(args, git_dir=dirs.git_dir, check=True, timeout=5)
+    except GitError:
+        return None
+
+
+def _reftable_head(dirs: RepoDirs) -> tuple[str | None, str | None]:
+    out = (_git_out(dirs, ["rev-parse", "--symbolic-full-name", "HEAD"]) or "").strip()
+    branch = out[len("refs/heads/") :] if out.startswith("refs/heads/") else (out if out != "HEAD" else None)
+    if branch is None:
+        branch = _rebase_branch(dirs)
+    sha = (_git_out(dirs, ["rev-parse", "-q", "--verify", "HEAD"]) or "").strip()
+    return (sha if is_sha(sha) else None), branch
+
+
+def _reftable_reflog(dirs: RepoDirs, count: int) -> list[tuple[str | None, str | None, str]]:
+    """HEAD's newest `count` reflog entries, oldest first, through `git log -g`.  git prints
+    each entry's new SHA; the old SHA is the next older entry's new one (zeros for the first)."""
+    out = _git_out(dirs, ["log", "-g", f"-n{count + 1}", "--format=%H%x09%gs", "HEAD", "--"]) or ""
+    newest_first = [line.partition("\t") for line in out.split("\n") if line]
+    entries: list[tuple[str | None, str | None, str]] = []
+    for i, (new, _, subject) in enumerate(newest_first[:count]):
+        old = newest_first[i + 1][0] if i + 1 < len(newest_first) else "0" * len(new)
+        entries.append((old, new, subject))
+    entries.reverse()
+    return entries
+
+
+# --- HEAD's reflog (files backend) ---------------------------------------------------------
+
+REFLOG_WINDOW = 8192  # one read from the end holds the newest lines, unless a message is longer
+
+
+def _reflog_tail(dirs: RepoDirs, max_bytes: int, min_lines: int = 0) -> list[bytes]:
+    """The complete lines among the last `max_bytes` of HEAD's reflog, oldest first; the window
+    grows (x8) until it holds `min_lines` complete lines or the whole file: a one-line commit
+    message over 8 KiB (agents write them) must not hide the entry that describes the commit."""
     try:
         with open(os.path.join(dirs.git_dir, "logs", "HEAD"), "rb") as f:
-            f.seek(0, os.SEEK_END)
-            start = max(0, f.tell() - max_bytes)
-            f.seek(start)
-            data = f.read()
+            size = f.seek(0, os.SEEK_END)
+            while True:
+                start = max(0, size - max_bytes)
+                f.seek(start)
+                data = f.read()
+                lines = data.rstrip(b"\n").split(b"\n")
+                if start:
+                    lines = lines[1:]  # after a seek the first line may be cut
+                if not start or len(lines) >= min_lines:
+                    return lines
+                max_bytes *= 8
     except OSError:
         return []
-    lines = data.rstrip(b"\n").split(b"\n")
-    return lines[1:] if start else lines  # after a seek the first line may be cut
 
 
 def _reflog_entry(raw: bytes) -> tuple[str | None, str | None, str]:
@@ -150,12 +210,18 @@ def _reflog_entry(raw: bytes) -> tuple[str | None, str | None, str]:
     return (parts[0], parts[1], subject) if len(parts) >= 2 else (None, None, subject)
 
 
+def last_reflog_entries(dirs: RepoDirs, count: int) -> list[tuple[str | None, str | None, str]]:
+    """HEAD's newest `count` reflog entries (old SHA, new SHA, subject), oldest first."""
+    lines = [raw for raw in _reflog_tail(dirs, REFLOG_WINDOW, min_lines=count) if raw]
+    if not lines and uses_reftable(dirs) and not os.path.exists(os.path.join(dirs.git_dir, "logs", "HEAD")):
+        return _reftable_reflog(dirs, count)
+    return [_reflog_entry(raw) for raw in lines[-count:]]
+
+
 def read_last_reflog(dirs: RepoDirs) -> tuple[str | None, str | None, str]:
     """(old SHA, new SHA, subject) of HEAD's newest reflog entry; Nones when there is none."""
-    lines = _reflog_tail(dirs, 8192)
-    if not lines or not lines[-1]:
-        return None, None, ""
-    return _reflog_entry(lines[-1])
+    entries = last_reflog_entries(dirs, 1)
+    return entries[-1] if entries else (None, None, "")
 
 
 def reflog_action(subject: str) -> str:
@@ -172,8 +238,11 @@ def reflog_action(subject: str) -> str:
 
 def read_reflog(dirs: RepoDirs, max_bytes: int = 1 << 16) -> list[tuple[str, str, str]]:
     """HEAD's recent reflog entries, oldest first: (old SHA, new SHA, subject)."""
-    entries = [_reflog_entry(raw) for raw in _reflog_tail(dirs, max_bytes)]
-    return [e for e in entries if e[0] and e[1]]
+    lines = _reflog_tail(dirs, max_bytes)
+    if not lines and uses_reftable(dirs):
+        return [(o, n, s) for o, n, s in _reftable_reflog(dirs, 200) if o and n]
+    entries = [_reflog_entry(raw) for raw in lines]
+    return [(o, n, s) for o, n, s in entries if o and n]
 
 
 def rebase_in_progress(dirs: RepoDirs) -> bool:
@@ -253,8 +322,8 @@ def remote_url(common_dir: str) -> str | None:
         return None
     urls = {}
     for line in out.splitlines():
-        key, _, url = line.partition(" ")
-        urls[key[len("remote.") : -len(".url")]] = url.strip()
+        key, _, value = line.partition(" ")
+        urls[key[len("remote.") : -len(".url")]] = value.strip()
     url = urls.get("origin") or next(iter(urls.values()), None)
     return sanitize_url(url) if url else None
 

@@ -18,7 +18,11 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
-    pass
+    from collections.abc import Mapping
+    from types import FrameType
+    from typing import Any
+
+    from periscope_hooks.git import RepoDirs
 
 
 HOOK_TIME_LIMIT_S = 10  # a hung filesystem must not hang the commit forever
@@ -51,12 +55,16 @@ def _read_rewrite_pairs() -> list[list[str]]:
     return pairs
 
 
-def build_record(name: str, args: list[str], dirs, env=os.environ) -> dict:
+def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     from periscope_hooks import git
 
     sha, branch = git.read_head(dirs)
-    old, new, subject = git.read_last_reflog(dirs)
-    record = {
+    # The newest two entries: the one this commit wrote, and the one before it.  Ingest decides
+    # from these recorded facts alone (a squash merge is still pending when the entry before the
+    # commit is the squash's own), never from the live repository at flush time.
+    entries = git.last_reflog_entries(dirs, 2)
+    old, new, subject = entries[-1] if entries else (None, None, "")
+    record: dict[str, Any] = {
         "v": 1,
         "kind": "commit",
         "hook": name,
@@ -67,6 +75,11 @@ def build_record(name: str, args: list[str], dirs, env=os.environ) -> dict:
         "reflog": {"old": old, "new": new, "subject": git.reflog_action(subject)[:200]},
         "rebasing": git.rebase_in_progress(dirs),
     }
+    if name != "post-rewrite":
+        prev = entries[-2] if len(entries) > 1 else None
+        record["reflog_prev"] = (
+            {"old": prev[0], "new": prev[1], "subject": git.reflog_action(prev[2])[:200]} if prev else None
+        )
     if name == "post-merge":
         # Plain git passes the flag as an argument; pre-commit in PRE_COMMIT_IS_SQUASH_MERGE
         # (and prek in PRE_COMMIT_SQUASH_MERGE).
@@ -119,14 +132,17 @@ def spawn_background_flush(state_dir: str) -> None:
     os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setsid=True)
 
 
-def _alarm(signum, frame):  # pragma: no cover - only on a hung filesystem
+def _alarm(signum: int, frame: FrameType | None) -> None:  # pragma: no cover - only on a hung filesystem
     raise TimeoutError(f"hook took longer than {HOOK_TIME_LIMIT_S}s")
 
 
 def run(argv: list[str]) -> int:
     state_dir: str | None = None
     try:
-        import _signal  # the C module: `signal` would import enum on the hot path
+        if TYPE_CHECKING:
+            import signal as _signal
+        else:
+            import _signal  # the C module: `signal` would import enum on the hot path
 
         _signal.signal(_signal.SIGALRM, _alarm)
         _signal.alarm(HOOK_TIME_LIMIT_S)
@@ -153,7 +169,10 @@ def run(argv: list[str]) -> int:
         _log(state_dir, f"hook {argv[:1]} failed; the commit is unaffected", exc=e)
     finally:
         try:
-            import _signal
+            if TYPE_CHECKING:
+                import signal as _signal
+            else:
+                import _signal
 
             _signal.alarm(0)
         except Exception:

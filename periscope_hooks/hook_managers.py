@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 from collections.abc import Iterable
+from typing import Any
 
 from periscope_hooks.errors import UserError
 
@@ -91,7 +92,7 @@ def listed_hook_ids(config_text: str) -> set[str]:
     return ids
 
 
-def pre_commit_hooks(repo_top: str | None, hooks_dir: str, hook_names: Iterable[str]) -> dict | None:
+def pre_commit_hooks(repo_top: str | None, hooks_dir: str, hook_names: Iterable[str]) -> dict[str, Any] | None:
     """None when pre-commit does not manage the hooks in `hooks_dir`; else
     {"config": the config path as pre-commit names it, "config_exists": bool,
      "scripts": {hook name: whether the script there is pre-commit's},

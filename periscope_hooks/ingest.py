@@ -121,7 +121,8 @@ class Processor:
         if at <= 0:
             return False
         old, new, subject = entries[at - 1]
-        return [old, new, git.reflog_action(subject)] != json.loads(squash_reflog)
+        recorded: list[str] = json.loads(squash_reflog)
+        return [old, new, git.reflog_action(subject)] != recorded
 
     def settings(self, worktree: str) -> RepoSettings:
         s = self._settings.get(worktree)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse stays off the commit hook's path
+    import argparse
+
 HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite")
 
 
@@ -25,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _main(args)
 
 
-def _build_parser():
+def _build_parser() -> argparse.ArgumentParser:
     import argparse
 
     from periscope_hooks import __version__
@@ -35,7 +39,7 @@ def _build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def repo_arg(p) -> None:
+    def repo_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--repo", default=None, help="repository path (default: the current directory)")
 
     p = sub.add_parser("install-hooks", help="install the post-commit, post-merge and post-rewrite hooks")
@@ -80,7 +84,7 @@ def _build_parser():
     return parser
 
 
-def _dispatch(ns) -> int:
+def _dispatch(ns: argparse.Namespace) -> int:
     cmd = ns.command
     if cmd == "install-hooks":
         from periscope_hooks.commands.install_uninstall import install_hooks
@@ -109,7 +113,8 @@ def _dispatch(ns) -> int:
     if cmd in ("login", "logout", "whoami"):
         from periscope_hooks.commands import login
 
-        return getattr(login, cmd)()
+        result: int = getattr(login, cmd)()
+        return result
     if cmd == "status":
         from periscope_hooks.commands.status import status
 

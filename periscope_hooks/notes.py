@@ -44,7 +44,8 @@ def parse_note(text: str) -> dict[str, Any] | None:
     for line in text.splitlines():
         if line.startswith(JSON_PREFIX):
             try:
-                return json.loads(line[len(JSON_PREFIX) :])
+                note: dict[str, Any] = json.loads(line[len(JSON_PREFIX) :])
+                return note
             except ValueError:
                 return None
     return None

@@ -27,7 +27,8 @@ class OutboxRow:
     attempts: int
 
     def event(self) -> dict[str, Any]:
-        return json.loads(self.body)
+        event: dict[str, Any] = json.loads(self.body)
+        return event
 
 
 def _count(conn: sqlite3.Connection, event_type: str, column: str, n: int = 1) -> None:
@@ -139,13 +140,15 @@ def retry_dead(conn: sqlite3.Connection) -> int:
 
 def next_due_ms(conn: sqlite3.Connection, now: int) -> int | None:
     """When the earliest row that is not leased but backed off becomes claimable (None: no such row)."""
-    return conn.execute(
+    due: int | None = conn.execute(
         "SELECT min(not_before_ms) FROM outbox WHERE lease_until_ms <= ? AND not_before_ms > ?", (now, now)
     ).fetchone()[0]
+    return due
 
 
 def depth(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    count: int = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    return count
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:

@@ -1,4 +1,4 @@
-"""Where things live (see ARCHITECTURE.md, "Where things live").
+"""Where things live (docs/configuration.md, "Where things live").
 
 Every path honours HOME and the XDG variables so tests never touch the real home.
 This module only computes paths; it does not create anything.

@@ -11,4 +11,5 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
 
 def load(name: str) -> dict[str, Any]:
     """`spool-record` or `events`."""
-    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    schema: dict[str, Any] = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    return schema

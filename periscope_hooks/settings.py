@@ -12,7 +12,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-ALLOWED = {"capture": bool, "notes": bool, "idle_window_minutes": (int, float), "agent_hold_minutes": (int, float)}
+ALLOWED: dict[str, type | tuple[type, ...]] = {
+    "capture": bool,
+    "notes": bool,
+    "idle_window_minutes": (int, float),
+    "agent_hold_minutes": (int, float),
+}
 FORBIDDEN = {"endpoint", "client_id", "authority", "scopes", "token", "token_cache", "sink"}
 
 
@@ -32,16 +37,17 @@ def _load_toml(path: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
     with open(path, "rb") as f:
-        return tomllib.load(f)
+        data: dict[str, Any] = tomllib.load(f)
+        return data
 
 
 def load_settings(worktree: str) -> RepoSettings:
     settings = RepoSettings()
     if not worktree:
         return settings
-    data: dict[str, Any] = {}
+    data: Any = {}  # a table's value may be anything: checked below
     dotfile = os.path.join(worktree, ".periscope.toml")
     pyproject = os.path.join(worktree, "pyproject.toml")
     try:

@@ -21,7 +21,7 @@ KINDS = ("commit", "merge", "squash", "amend", "cherry-pick", "revert")
 EVENT_SCHEMA = schemas.load("events")
 VALIDATOR = jsonschema.Draft202012Validator(EVENT_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
-# The keys each event type may carry: metadata only (see ARCHITECTURE.md "Events").
+# The keys each event type may carry: metadata only (see docs/privacy.md).
 BASE_KEYS = {"event_id", "type", "schema", "time", "client"}
 ALLOWED_KEYS = {
     "message": BASE_KEYS | {"message_id", "session", "provider", "model", "tokens", "cost", "repo"},

@@ -390,3 +390,53 @@ def test_commit_messages_are_never_recorded(repo):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path.name
     assert secret not in periscope("export").stdout
+
+
+def spool_commits(path):
+    recs = [json.loads(line) for line in spool_path(path).read_text().splitlines()]
+    return [r for r in recs if r["kind"] == "commit"]
+
+
+@pytest.mark.parametrize("how", ["amend", "cherry-pick"])
+def test_reflog_line_longer_than_the_read_window_still_classifies(repo, how):
+    """An agent's one-line message over 8 KiB makes the newest reflog line longer than the hook's
+    first read from the end: the window grows rather than reading the entry before it."""
+    long_subject = "agent: " + "x" * 20_000
+    base = commit(repo.path, "base")
+    if how == "cherry-pick":
+        repo.git("checkout", "-q", "-b", "side")
+        picked = commit(repo.path, long_subject, filename="side.txt")
+        repo.git("checkout", "-q", "main")
+    else:
+        commit(repo.path, long_subject)
+    add_messages(repo)
+    if how == "cherry-pick":
+        repo.git("cherry-pick", picked)
+    else:
+        repo.git("commit", "-q", "--amend", "-m", long_subject + " amended")
+    sha = repo.git("rev-parse", "HEAD")
+    rec = [r for r in spool_commits(repo.path) if r["hook"] == "post-commit"][-1]
+    assert rec["sha"] == sha and rec["reflog"]["new"] == sha
+    assert rec["reflog"]["subject"] == ("commit (amend)" if how == "amend" else "cherry-pick")
+    assert rec["reflog_prev"]["new"] == (base if how == "cherry-pick" else rec["reflog"]["old"])
+    assert by_sha(repo.commit_events())[sha]["commit"]["kind"] == how
+
+
+def test_commit_record_carries_the_reflog_entry_before_it(repo):
+    """The facts ingest needs to call a commit a squash are recorded when it is made: the squash
+    flag on post-merge and, on every commit record, the reflog entry before the commit's own."""
+    base = commit(repo.path, "base")
+    repo.git("checkout", "-q", "-b", "topic")
+    commit(repo.path, "topic work", filename="topic.txt")
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--squash", "topic")
+    repo.git("commit", "-q", "-m", "squashed")
+    merge_rec, commit_rec = spool_commits(repo.path)[-2:]
+    assert merge_rec["hook"] == "post-merge" and merge_rec["squash"] is True
+    assert commit_rec["hook"] == "post-commit"
+    # Nothing happened between the squash merge and its commit: the entry before the commit's
+    # own is the one the squash's record saw last.
+    assert commit_rec["reflog_prev"] == merge_rec["reflog"]
+    assert commit_rec["reflog_prev"]["subject"] == "checkout" and commit_rec["reflog_prev"]["new"] == base
+    first = spool_commits(repo.path)[0]
+    assert first["reflog_prev"] is None  # the first commit has no entry before it

@@ -1,6 +1,6 @@
 """The command line (periscope_hooks/main.py) and the one place that prints (periscope_hooks/output.py).
 
-Exit codes (ARCHITECTURE.md "Commands"): 0 success, 1 a user-facing error in one line with a hint,
+Exit codes (docs/cli.md): 0 success, 1 a user-facing error in one line with a hint,
 2 bad usage; `periscope hook` always exits 0 and prints nothing.
 """
 

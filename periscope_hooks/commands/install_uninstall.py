@@ -14,6 +14,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from periscope_hooks import git, output, paths
 from periscope_hooks.errors import UserError
@@ -99,7 +100,7 @@ def _created_dirs_record(dirs: git.RepoDirs) -> Path:
     return paths.state_dir_for_common_dir(dirs.common_dir) / CREATED_DIRS_RECORD
 
 
-def _read_created_dirs(record: Path) -> dict:
+def _read_created_dirs(record: Path) -> dict[str, Any]:
     try:
         data = json.loads(record.read_text())
     except (OSError, ValueError):
@@ -114,7 +115,7 @@ def _make_hooks_dir(dirs: git.RepoDirs, hdir: Path) -> None:
     choice: record it at install (in the state dir) rather than remove any hooks directory that
     uninstall leaves empty, which would also take away an empty directory the user made and
     pointed core.hooksPath at.  The default $GIT_DIR/hooks is never recorded (git's own)."""
-    created = []
+    created: list[str] = []
     d = hdir.absolute()
     while not os.path.lexists(d) and d != d.parent:
         created.insert(0, str(d))
@@ -201,7 +202,9 @@ def uninstall_hooks(repo: str | None) -> int:
 PRE_COMMIT_LEGACY_SUFFIX = ".legacy"  # where `pre-commit install` moves a hook it replaces, and still runs it
 
 
-def installed_hooks(dirs: git.RepoDirs, hdir: Path | None = None, framework: dict | None = None) -> dict:
+def installed_hooks(
+    dirs: git.RepoDirs, hdir: Path | None = None, framework: dict[str, Any] | None = None
+) -> dict[str, str]:
     """name -> 'installed' | 'pre-commit' | 'pre-commit, not listed' | 'missing' | 'other hook'
     ('pre-commit': pre-commit's script runs this hook type and its config lists our hook id)."""
     from periscope_hooks.hook_managers import pre_commit_hooks
@@ -216,7 +219,7 @@ def installed_hooks(dirs: git.RepoDirs, hdir: Path | None = None, framework: dic
         legacy = hdir / (name + PRE_COMMIT_LEGACY_SUFFIX)
         if is_ours(path) or (pre_commits and is_ours(legacy) and os.access(legacy, os.X_OK)):
             state[name] = "installed"
-        elif pre_commits:
+        elif pre_commits and framework is not None:
             state[name] = "pre-commit" if framework["listed"][name] else "pre-commit, not listed"
         else:
             state[name] = "other hook" if path.exists() else "missing"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from periscope_hooks import output
 from periscope_hooks.config import load_user_config
 from periscope_hooks.errors import UserError
 
+if TYPE_CHECKING:
+    from periscope_hooks.auth import Auth
 
-def _auth():
+
+def _auth() -> Auth:
     from periscope_hooks.auth import Auth
 
     cfg = load_user_config()

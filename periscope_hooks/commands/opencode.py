@@ -23,6 +23,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from periscope_hooks import jsonc, output, paths
 from periscope_hooks.errors import UserError
@@ -83,7 +84,7 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _unlist(config: Path, record: dict) -> None:
+def _unlist(config: Path, record: dict[str, Any]) -> None:
     """Take out of opencode.json what install put in, and only that."""
     text = _read(config)
     if record.get("created_config") and text == record.get("created_config_text"):

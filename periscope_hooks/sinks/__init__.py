@@ -27,7 +27,7 @@ class SendOutcome:
     example: sign in again).
     """
 
-    results: dict[str, tuple] = field(default_factory=dict)
+    results: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     retry_after: float | None = None
     error: str | None = None
     stop: bool = False

@@ -14,11 +14,14 @@ import gzip
 import json
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from periscope_hooks import __version__
 from periscope_hooks.config import UserConfig
 from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 1_000_000
@@ -38,18 +41,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        if when is None:
-            return None
         seconds = when.timestamp() - (time.time() if now is None else now)
     return max(0.0, min(seconds, RETRY_AFTER_CAP_S))
 
 
-def parse_results(body: bytes) -> dict[str, tuple] | None:
+def parse_results(body: bytes) -> dict[str, tuple[str, str | None]] | None:
     """Per-event results from a response body; None when it cannot be read."""
     try:
         data = json.loads(body)
         items = data["results"]
-        out = {}
+        out: dict[str, tuple[str, str | None]] = {}
         for item in items:
             status = item["status"]
             if status in ("accepted", "duplicate"):
@@ -73,7 +74,10 @@ class HttpSink:
     ) -> None:
         import httpx
 
+        if not cfg.endpoint:
+            raise ValueError("the HTTP sink needs an endpoint")
         self.cfg = cfg
+        self.endpoint: str = cfg.endpoint
         timeout = timeout if timeout is not None else float(os.environ.get("PERISCOPE_HTTP_TIMEOUT", "15"))
         # verify stays on; trust_env picks up HTTPS_PROXY / SSL_CERT_FILE and friends.
         self.client = httpx.Client(
@@ -103,10 +107,10 @@ class HttpSink:
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
         return self._send(events)
 
-    def _post(self, events: list[dict[str, Any]], force_refresh: bool):
+    def _post(self, events: list[dict[str, Any]], force_refresh: bool) -> httpx.Response:
         body = gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode())
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", **self._auth_header(force_refresh)}
-        return self.client.post(self.cfg.endpoint, content=body, headers=headers)
+        return self.client.post(self.endpoint, content=body, headers=headers)
 
     def _send(self, events: list[dict[str, Any]], force_refresh: bool = False) -> SendOutcome:
         import httpx
