@@ -244,11 +244,15 @@ class Placement:
     present: list[str]  # still in the object store
     unreachable: set[str]  # no ref holds them
     off_main: set[str]  # not on the main line (all of them when there is no main line)
+    unshipped: set[str]  # not on the upstream default branch (the local one without a remote)
 
     def status(self, linked: Sequence[str]) -> dict[str, tuple[int, int]]:
         present = set(self.present)
         return {
-            sha: (int(sha in present and sha not in self.unreachable), int(sha in present and sha not in self.off_main))
+            sha: (
+                int(sha in present and sha not in self.unreachable),
+                int(sha in present and sha not in self.unshipped),
+            )
             for sha in linked
         }
 
@@ -257,11 +261,16 @@ def place(common_dir: str, refs: Refs, linked: Sequence[str]) -> Placement:
     present = sorted(existing(common_dir, linked))
     unreachable = off(common_dir, present, refs.all_tips)
     off_main = off(common_dir, present, refs.main) if refs.main else set(present)
-    return Placement(present, unreachable, off_main)
+    unshipped = off(common_dir, present, refs.main[:1]) if refs.upstream else off_main
+    return Placement(present, unreachable, off_main, unshipped)
 
 
-def decide(common_dir: str, refs: Refs, linked: Sequence[str], placed: Placement) -> tuple[list[Decision], int]:
-    """The moves to make, and how many linked commits were candidates."""
+def decide(
+    common_dir: str, refs: Refs, linked: Sequence[str], placed: Placement, copies: Iterable[str] = ()
+) -> tuple[list[Decision], int]:
+    """The moves to make, and how many linked commits were candidates.  `copies`: commits the
+    hooks recorded as cherry-picks."""
+    copies = set(copies)
     present, unreachable, off_main = placed.present, placed.unreachable, placed.off_main
     decisions: list[Decision] = []
     moved: set[str] = set()
@@ -305,6 +314,11 @@ def decide(common_dir: str, refs: Refs, linked: Sequence[str], placed: Placement
     order = list(window)  # newest first
     order.reverse()
     targets_all = [t for t in order if len(window[t]) == 1]
+    # The upstream default branch: a line still on a local branch moves only when its copy
+    # reached upstream (the branch was merged there), never to a local main's commit.
+    upstream_line = set(graph(common_dir, [refs.main[0]], [], extra=[f"--max-age={since}"])) if refs.upstream else set()
+    # A cherry-pick made here (the hook recorded it) is a copy, never a replacement.
+    targets_all = [t for t in targets_all if t not in copies]
     main_line = {t for t in targets_all if t not in sub}
     chain_commits = sorted({c for _, cs in chains for c in cs})
     facts = matching.read_facts(common_dir, sorted(set(targets_all) | set(chain_commits)))
@@ -320,7 +334,7 @@ def decide(common_dir: str, refs: Refs, linked: Sequence[str], placed: Placement
     for base, commits in chains:
         # A line still on a branch moves only to the main line (its branch was merged upstream);
         # a line no ref holds may have been restacked onto another local branch, too.
-        pool = targets_all if commits[-1] in lost else [t for t in targets_all if t in main_line]
+        pool = targets_all if commits[-1] in lost else [t for t in targets_all if t in upstream_line]
         boundary = {p for c in commits for p in sub.get(c, ()) if p not in sub} | {base}
         exclude = frozenset(_ancestors_in(window, boundary))
         inputs = matching.Inputs(facts, pool, _range, _remerge, cache)
@@ -395,7 +409,8 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             return outcome
         outcome.ran = True
         placed = place(common_dir, refs, linked)
-        decisions, outcome.candidates = decide(common_dir, refs, linked, placed)
+        copies = [r[0] for r in conn.execute("SELECT sha FROM links WHERE kind = 'cherry-pick'")]
+        decisions, outcome.candidates = decide(common_dir, refs, linked, placed, copies)
         status = placed.status(linked)
         if decisions:
             now = int(time.time() * 1000)
@@ -413,6 +428,27 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
     except (GitError, OSError, ValueError) as e:
         outcome.error = str(e)
     return outcome
+
+
+def refresh(conn: sqlite3.Connection, state_dir: Path) -> Outcome:
+    """`run` for the flusher, `report` and `status`: trouble goes to hook.log, never out."""
+    from periscope_hooks import logfile, paths
+
+    outcome = run(conn, state_dir)
+    if outcome.error:
+        logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"reconcile: skipped: {outcome.error}")
+    return outcome
+
+
+def shipped_line(rows: Sequence[dict[str, Any]]) -> str:
+    """The share of AI cost that reached the upstream default branch (report's footer)."""
+    from periscope_hooks.events import round_cost
+
+    total = round_cost(float(r["cost"]) for r in rows)
+    shipped = round_cost(float(r["cost"]) for r in rows if r.get("shipped"))
+    share = f" ({100 * shipped / total:.0f}%)" if total else ""
+    left = sum(1 for r in rows if not r.get("shipped"))
+    return f"shipped: ${shipped:.4f} of ${total:.4f} AI cost{share}; {left} commit(s) on unmerged or abandoned branches"
 
 
 def apply_pairs(

@@ -279,3 +279,45 @@ def test_filter_repo_commit_map(forge: Forge) -> None:
     forge.reconcile()
     assert forge.where() == dict(zip(olds, news))
     assert _commands(forge) == ["local-rewrite", "local-rewrite"]
+
+
+def test_report_status_and_schemas_through_the_cli(forge: Forge) -> None:
+    """`report` reconciles on its own (no flush first), says what shipped and the shipped share
+    of AI cost; `status` counts; the spool record and the rewrite event match their schemas."""
+    import json
+
+    import jsonschema
+
+    from periscope_hooks import schemas, spool
+    from testing.util import periscope
+
+    forge.branch("feat")
+    merged = [forge.dev_commit("a.txt", 10), forge.dev_commit("a.txt", 30)]
+    forge.push("feat")
+    squash = forge.squash_merge("feat", 9)
+    forge.branch("wip")
+    left = forge.dev_commit("b.txt", 5)
+    git(forge.dev, "checkout", "-q", "main")
+    git(forge.dev, "pull", "-q", "--ff-only", "origin", "main")
+    git(forge.dev, "branch", "-q", "-D", "feat")
+
+    rows = {r["sha"]: r for r in json.loads(periscope("report", "--format", "json", cwd=forge.dev).stdout)}
+    assert rows[squash]["shipped"] is True and rows[squash]["messages"] == 2
+    assert rows[left]["shipped"] is False and rows[left]["reachable"] is True
+    assert set(rows) == {squash, left}
+    table = periscope("report", cwd=forge.dev).stdout
+    shipped_cost, total = rows[squash]["cost"], rows[squash]["cost"] + rows[left]["cost"]
+    assert f"shipped: ${shipped_cost:.4f} of ${total:.4f} AI cost" in table
+    assert "1 commit(s) on unmerged or abandoned branches" in table
+    status = periscope("status", cwd=forge.dev).stdout
+    assert "2 commit(s) followed to the commit that replaced them; 1 linked commit(s) still off the main line" in status
+
+    spool_schema = schemas.load("spool-record")
+    records = list(spool.iter_records(str(state_dir(forge.dev) / "spool.jsonl")))
+    for rec in records:
+        jsonschema.validate(rec, spool_schema)
+    assert [r["command"] for r in records if r["kind"] == "reconcile"] == ["forge-squash"]
+    events = forge.rewrite_events()
+    for e in events:
+        jsonschema.validate(e, schemas.load("events"))
+    assert [e["mappings"] for e in events] == [[{"old": o, "new": squash} for o in merged]]

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from typing import Any
 
-from periscope_hooks import output
+from periscope_hooks import output, reconcile
 from periscope_hooks.events import TOKEN_FIELDS, round_cost
 from periscope_hooks.ingest import commit_summary, process_spool
 from periscope_hooks.repo import resolve_state_dir
@@ -40,17 +40,13 @@ def by_commit(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-    common_dir = conn.execute("PRAGMA database_list").fetchone()[2]
-    try:
-        from pathlib import Path
+    """reachable and shipped (on the upstream default branch) per commit, from reconciliation's
+    cache: refreshed only when the refs changed, never a walk of the whole history per call."""
+    from periscope_hooks.reconcile import ship_status
 
-        from periscope_hooks.reachability import unreachable
-
-        gone = unreachable(str(Path(common_dir).parent.parent), [r["sha"] for r in rows])
-    except ImportError:
-        return
+    status = ship_status(conn)
     for r in rows:
-        r["reachable"] = r["sha"] not in gone
+        r["reachable"], r["shipped"] = status.get(r["sha"], (True, False))
 
 
 def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
@@ -97,6 +93,7 @@ def report(repo: str | None, by: str, fmt: str) -> int:
     conn = open_state_db(state_dir)
     try:
         process_spool(state_dir, conn)
+        reconcile.refresh(conn, state_dir)
         rows = report_rows(conn, by)
         pending = conn.execute("SELECT count(*) FROM messages WHERE link_id IS NULL").fetchone()[0]
     finally:
@@ -120,6 +117,7 @@ def report(repo: str | None, by: str, fmt: str) -> int:
             for r in flat:
                 r["sha"] = r["sha"][:12] + ("" if r.get("reachable", True) else " (unreachable)")
                 r.pop("reachable", None)
+                r["shipped"] = "yes" if r.get("shipped") else "no"
         cols = list(flat[0])
         table = [[str(c) for c in cols]] + [
             ["" if r.get(c) is None else (f"{r[c]:.4f}" if c == "cost" else str(r[c])) for c in cols] for r in flat
@@ -127,6 +125,8 @@ def report(repo: str | None, by: str, fmt: str) -> int:
         widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
         for row in table:
             output.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if flat and by == "commit":
+        output.out(reconcile.shipped_line(rows))
     if pending and by == "commit":
         output.out(f"({pending} message(s) not linked to a commit yet)")
     return 0
