@@ -19,7 +19,14 @@ from periscope_hooks import paths
 from periscope_hooks.config import UserConfig
 from periscope_hooks.errors import UserError
 
-REDIRECT_PORT = 14550
+
+def redirect_port() -> int:
+    """The local port msal listens on for the browser's redirect (14550; PERISCOPE_LOGIN_PORT)."""
+    from periscope_hooks import envvars
+
+    return envvars.port("PERISCOPE_LOGIN_PORT")
+
+
 ENTRA_HOSTS = (
     "login.microsoftonline.com",
     "login.microsoftonline.us",
@@ -56,7 +63,7 @@ def forget_tokens() -> bool:
         return False
 
 
-def port_in_use(port: int = REDIRECT_PORT) -> bool:
+def port_in_use(port: int) -> bool:
     for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         try:
             s = socket.socket(family, socket.SOCK_STREAM)
@@ -136,15 +143,16 @@ class Auth:
         return self._app
 
     def login(self, *, auth_uri_callback: Callable[[str], None] | None = None, timeout: int = 300) -> str:
-        if port_in_use(REDIRECT_PORT):
+        port = redirect_port()
+        if port_in_use(port):
             raise UserError(
-                f"port {REDIRECT_PORT} is in use by another process; sign-in needs it for the browser redirect",
-                f"find the process with 'lsof -i :{REDIRECT_PORT}' (or 'ss -ltnp | grep {REDIRECT_PORT}'), stop it,"
+                f"port {port} is in use by another process; sign-in needs it for the browser redirect",
+                f"find the process with 'lsof -i :{port}' (or 'ss -ltnp | grep {port}'), stop it,"
                 " then run periscope login again",
             )
         extra = {"auth_uri_callback": auth_uri_callback} if auth_uri_callback else {}
         try:
-            result = self.app().acquire_token_interactive(self.scopes, port=REDIRECT_PORT, timeout=timeout, **extra)
+            result = self.app().acquire_token_interactive(self.scopes, port=port, timeout=timeout, **extra)
         except OSError as e:
             raise UserError(
                 f"sign-in could not start: {e}", "check your network and the authority in the config"

@@ -16,18 +16,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from periscope_hooks import outbox
+from periscope_hooks import envvars, outbox
 from periscope_hooks.sinks import ACCEPTED, REJECTED, SendOutcome, Sink
 from periscope_hooks.state import get_meta, now_ms, set_meta, transaction
 
 LEASE_SECONDS = 120.0
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
 
 
 @dataclass
@@ -57,9 +50,9 @@ def deliver(
 ) -> DeliveryResult:
     """Send what is due, retrying within the budget.  `clock`/`sleep` pace the run and `wall_ms`
     dates leases, not-before times and Retry-After (kept on disk, so in wall-clock time)."""
-    budget = budget_seconds if budget_seconds is not None else _env_float("PERISCOPE_FLUSH_BUDGET", 60.0)
-    base = backoff_base if backoff_base is not None else _env_float("PERISCOPE_BACKOFF_BASE", 0.5)
-    cap = backoff_cap if backoff_cap is not None else _env_float("PERISCOPE_BACKOFF_CAP", 30.0)
+    budget = budget_seconds if budget_seconds is not None else envvars.seconds("PERISCOPE_FLUSH_BUDGET")
+    base = backoff_base if backoff_base is not None else envvars.seconds("PERISCOPE_BACKOFF_BASE")
+    cap = backoff_cap if backoff_cap is not None else envvars.seconds("PERISCOPE_BACKOFF_CAP")
     owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     deadline = clock() + budget
     result = DeliveryResult()

@@ -14,7 +14,7 @@ Line = tuple[str, str]
 
 
 def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
-    from periscope_hooks.auth import REDIRECT_PORT, port_in_use
+    from periscope_hooks.auth import port_in_use, redirect_port
     from periscope_hooks.config import load_user_config
     from periscope_hooks.git import sanitize_url
 
@@ -43,14 +43,18 @@ def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
                 lines.append(("sign-in", f"signed in as {who}" if who else "not signed in: run periscope login"))
             except (OSError, ValueError) as e:
                 lines.append(("sign-in", f"token cache unreadable ({type(e).__name__}): run periscope login"))
-        lines.append(
-            (
-                "port 14550",
-                "in use by another process (sign-in needs it: find it with 'lsof -i :14550')"
-                if port_in_use(REDIRECT_PORT)
-                else "free for the sign-in redirect",
+        try:
+            port = redirect_port()
+            lines.append(
+                (
+                    f"port {port}",
+                    f"in use by another process (sign-in needs it: find it with 'lsof -i :{port}')"
+                    if port_in_use(port)
+                    else "free for the sign-in redirect",
+                )
             )
-        )
+        except UserError as e:
+            lines.append(("sign-in port", f"error: {e.message} hint: {e.hint}"))
     if conn is None:
         return lines
     until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)

@@ -90,6 +90,10 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
                         return DeliveryResult(error=e.message)
                     try:
                         result = deliver(conn, sink)
+                    except UserError as e:  # a bad tuning variable: same as a broken config
+                        set_meta(conn, "last_delivery_error", e.message)
+                        logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"flush: {e.message}")
+                        return DeliveryResult(error=e.message)
                     finally:
                         sink.close()
                     if result.error:  # one line, never a payload or token (errors are built to be shown)

@@ -146,6 +146,14 @@ def _main(args: list[str]) -> int:
         return output.error(e.message, e.hint)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`periscope export | head`): stop quietly, as a Unix tool killed by
+        # SIGPIPE does (status 128 + 13), and point stdout at /dev/null so that the
+        # interpreter's final flush of the buffered rest does not complain either.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # the user sees one line; the traceback goes to the log
         from periscope_hooks import logfile, paths
 

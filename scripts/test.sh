@@ -11,4 +11,5 @@ if [ -f scripts/install-opencode-for-tests.sh ]; then
     PERISCOPE_TEST_OPENCODE=$(sh scripts/install-opencode-for-tests.sh)
     export PERISCOPE_TEST_OPENCODE
 fi
-exec .venv/bin/python -m pytest "$@"
+# -n auto: pytest-xdist, one worker per core (add -n 0 to run serially)
+exec .venv/bin/python -m pytest -n auto "$@"

@@ -1,6 +1,6 @@
 """A "browser" for `periscope login` in tests: BROWSER="python testing/fake_browser.py %s".
 
-Submits the identity provider's form back to msal's listener on localhost:14550."""
+Submits the identity provider's form back to msal's listener on localhost:$PERISCOPE_LOGIN_PORT (14550 by default)."""
 
 import os
 import sys

@@ -1,8 +1,10 @@
-"""pytest fixtures shared by the test modules (imported from tests/conftest.py)."""
+"""pytest fixtures shared by the test modules: a pytest plugin (tests/conftest.py lists it in
+`pytest_plugins`), so every test module sees them without importing them."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,44 @@ from typing import Any
 
 import pytest
 
-from testing.util import git, init_repo, periscope
+from testing.delivery import point_config_at
+from testing.receiver import Receiver
+from testing.util import REPO_ROOT, git, init_repo, periscope, state_dir
+
+# The sign-in redirect's port, one per pytest-xdist worker (gw0, gw1, ...), so that parallel
+# workers never race for it; below the kernel's ephemeral range, so no test server's port(0)
+# lands on it.  Serially: the first one.
+LOGIN_PORT = 14600 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").lstrip("gw") or 0)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Never touch the real home: HOME and XDG dirs in a temp dir, a pinned git author."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CACHE_HOME", ".cache"),
+    ):
+        monkeypatch.setenv(var, str(home / sub))
+    for var, value in (
+        ("GIT_AUTHOR_NAME", "Test Author"),
+        ("GIT_AUTHOR_EMAIL", "author@example.com"),
+        ("GIT_COMMITTER_NAME", "Test Author"),
+        ("GIT_COMMITTER_EMAIL", "author@example.com"),
+    ):
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    (home / ".gitconfig").write_text('[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n')
+    for var in [v for v in os.environ if v.startswith("PERISCOPE_") or v.startswith("GIT_DIR") or v == "GIT_WORK_TREE"]:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PERISCOPE_LOGIN_PORT", str(LOGIN_PORT))
+    # subprocesses (the CLI, hooks, the fake browser) import `testing` and the package from here
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    yield home
 
 
 class Repo:
@@ -55,3 +94,17 @@ def state_conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
         yield conn
     finally:
         conn.close()
+
+
+@pytest.fixture
+def sd(tmp_path: Path) -> Path:
+    """The state dir of a fresh repository (no hooks installed)."""
+    return state_dir(init_repo(tmp_path / "r"))
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real ingest server on 127.0.0.1, and the user config pointing at it."""
+    with Receiver() as r:
+        point_config_at(r.url)
+        yield r

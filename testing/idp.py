@@ -178,7 +178,7 @@ class LocalIdP(LocalServer):
 
 def play_browser(uri: str, cafile: str | None = None) -> None:
     """Act as the user's browser: open the authorize URL and submit the provider's form
-    (or follow its redirect) back to msal's listener on localhost:14550."""
+    (or follow its redirect) back to msal's listener on localhost:$PERISCOPE_LOGIN_PORT (14550 by default)."""
     ctx = ssl.create_default_context(cafile=cafile) if cafile else None
     with urllib.request.urlopen(uri, timeout=30, context=ctx) as resp:
         page = resp.read().decode()

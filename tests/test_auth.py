@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from periscope_hooks import paths
-from periscope_hooks.auth import REDIRECT_PORT, Auth, AuthRequired
+from periscope_hooks.auth import Auth, AuthRequired, redirect_port
 from periscope_hooks.config import load_user_config
 from periscope_hooks.errors import UserError
 from testing.idp import LocalIdP, play_browser
@@ -91,12 +91,12 @@ def test_port_in_use_is_named(idp):
     cfg = config_for(idp)
     blocker = socket.socket()
     blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    blocker.bind(("127.0.0.1", REDIRECT_PORT))
+    blocker.bind(("127.0.0.1", redirect_port()))
     blocker.listen()
     try:
         with pytest.raises(UserError) as info:
             Auth(cfg).login(auth_uri_callback=browse, timeout=5)
-        assert "14550" in info.value.message and "lsof" in info.value.hint
+        assert str(redirect_port()) in info.value.message and "lsof" in info.value.hint
     finally:
         blocker.close()
 

@@ -16,6 +16,7 @@ import pytest
 
 from periscope_hooks import outbox
 from periscope_hooks.delivery import LEASE_SECONDS, deliver
+from periscope_hooks.errors import UserError
 from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome, Sink
 from periscope_hooks.sinks.http import SIGN_IN_AGAIN
 from periscope_hooks.state import get_meta, now_ms, set_meta, transaction
@@ -320,7 +321,7 @@ def test_a_retry_after_from_another_sink_does_not_hold_this_one(conn: sqlite3.Co
 def test_backoff_settings_come_from_the_environment(conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PERISCOPE_BACKOFF_BASE", "4")
     monkeypatch.setenv("PERISCOPE_BACKOFF_CAP", "3")
-    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "not a number")  # falls back to the default (60 s)
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "")  # empty: the default (60 s)
     fill(conn, make_events(1))
     t = FakeTime()
     deliver(conn, ScriptedSink(then=unavailable), clock=t.clock, sleep=t.sleep, wall_ms=t.wall_ms)
@@ -333,6 +334,9 @@ def test_backoff_settings_come_from_the_environment(conn: sqlite3.Connection, mo
     result = deliver(conn, sink, clock=t.clock, sleep=t.sleep, wall_ms=t.wall_ms)
     assert len(sink.batches) == 1 and result.retried == 1
     assert t.sleeps == []
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "not a number")  # a bad value is refused, never guessed
+    with pytest.raises(UserError, match="PERISCOPE_FLUSH_BUDGET='not a number' is not a number of seconds"):
+        deliver(conn, ScriptedSink(then=unavailable), clock=t.clock, sleep=t.sleep, wall_ms=t.wall_ms)
 
 
 # --- Retry-After -----------------------------------------------------------------------------------------------

@@ -23,30 +23,15 @@ from testing.delivery import (
     books,
     fill_outbox,
     make_events,
-    point_config_at,
     quick_delivery,
     signed_in_backend,
 )
-from testing.receiver import Receiver
 from testing.util import append_spool, commit, init_repo, message_record, periscope, state_dir
 
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
     quick_delivery(monkeypatch, cap=0.3, timeout=1, budget=20)
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as r:
-        point_config_at(r.url)
-        yield r
-
-
-@pytest.fixture
-def sd(tmp_path):
-    repo = init_repo(tmp_path / "r")
-    return state_dir(repo)
 
 
 def flush_until_empty(sd, tries=20):

@@ -10,14 +10,15 @@ import time
 import pytest
 
 from periscope_hooks import paths
-from periscope_hooks.auth import REDIRECT_PORT
+from periscope_hooks.auth import redirect_port
 from periscope_hooks.delivery_status import status_lines
 from periscope_hooks.flush import flush_state_dir
 from periscope_hooks.state import open_state_db
 from testing.delivery import fill_outbox, make_events, point_config_at, quick_delivery, signed_in_backend
-from testing.receiver import Receiver
+from testing.fixtures import LOGIN_PORT
 from testing.util import append_spool, commit, init_repo, message_record, periscope, state_dir
 
+PORT_LABEL = f"port {LOGIN_PORT}"  # the sign-in port isolated_home gives this worker
 BOOKS = re.compile(r"created (\d+) = delivered (\d+) \+ pending (\d+) \+ dead-lettered (\d+) \+ dropped (\d+)")
 
 
@@ -25,18 +26,6 @@ BOOKS = re.compile(r"created (\d+) = delivered (\d+) \+ pending (\d+) \+ dead-le
 def fast_delivery(monkeypatch):
     monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
     quick_delivery(monkeypatch)
-
-
-@pytest.fixture
-def sd(tmp_path):
-    return state_dir(init_repo(tmp_path / "r"))
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as r:
-        point_config_at(r.url)
-        yield r
 
 
 def lines(sd) -> list[tuple[str, str]]:
@@ -79,7 +68,7 @@ def analytics_json():
 def test_no_config_means_the_local_store(sd):
     rows = lines(sd)
     assert one(rows, "sink") == f"local store {paths.local_store_path()} (no endpoint in {analytics_json()})"
-    assert not {"config", "sign-in", "port 14550", "retry-after", "dead letters", "delivery"} & set(labels(rows))
+    assert not {"config", "sign-in", PORT_LABEL, "retry-after", "dead letters", "delivery"} & set(labels(rows))
     # Without a connection (no repository state at hand) only the configuration is described.
     assert status_lines(None) == [rows[0]]
 
@@ -129,7 +118,7 @@ def test_broken_config_replaces_the_sink_line(sd):
         f"error: endpoint in {analytics_json()} uses http:// for a non-loopback host (ingest.example.com)"
     )
     assert f" hint: use https:// in {analytics_json()}" in text
-    assert not {"sink", "sign-in", "port 14550"} & set(labels(rows))
+    assert not {"sink", "sign-in", PORT_LABEL} & set(labels(rows))
 
 
 # --- books --------------------------------------------------------------------------------------
@@ -257,7 +246,7 @@ def bind_redirect_port():
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        s.bind(("127.0.0.1", REDIRECT_PORT))
+        s.bind(("127.0.0.1", redirect_port()))
     except OSError as e:
         s.close()
         if e.errno == errno.EADDRINUSE:
@@ -272,7 +261,7 @@ def test_signed_in_then_expired(sd, tmp_path, monkeypatch):
         idp = backend.idp
         probe = bind_redirect_port()
         if probe is None:
-            pytest.skip(f"port {REDIRECT_PORT} is taken by another process: cannot sign in here")
+            pytest.skip(f"port {redirect_port()} is taken by another process: cannot sign in here")
         probe.close()
         backend.login()
         fill_outbox(sd, make_events(2))
@@ -295,12 +284,12 @@ def test_signed_in_then_expired(sd, tmp_path, monkeypatch):
         assert one(lines(other), "sign-in") == "signed in as dev@example.com"
 
 
-# --- port 14550 ---------------------------------------------------------------------------------
+# --- the sign-in port ---------------------------------------------------------------------------------
 
 
 def test_port_line_only_when_a_client_is_configured(sd):
     point_config_at("https://ingest.periscope.example/v1/events")
-    assert "port 14550" not in labels(lines(sd))
+    assert PORT_LABEL not in labels(lines(sd))
     point_config_at(
         "https://ingest.periscope.example/v1/events",
         client_id="periscope-cli",
@@ -308,11 +297,14 @@ def test_port_line_only_when_a_client_is_configured(sd):
     )
     blocker = bind_redirect_port()
     if blocker is None:
-        pytest.skip(f"port {REDIRECT_PORT} is already taken by another process")
+        pytest.skip(f"port {redirect_port()} is already taken by another process")
     try:
         rows = lines(sd)
-        assert one(rows, "port 14550") == "in use by another process (sign-in needs it: find it with 'lsof -i :14550')"
+        assert (
+            one(rows, PORT_LABEL)
+            == f"in use by another process (sign-in needs it: find it with 'lsof -i :{redirect_port()}')"
+        )
         assert one(rows, "sign-in") == "not signed in: run periscope login"
     finally:
         blocker.close()
-    assert one(lines(sd), "port 14550") == "free for the sign-in redirect"
+    assert one(lines(sd), PORT_LABEL) == "free for the sign-in redirect"

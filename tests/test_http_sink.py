@@ -23,7 +23,6 @@ from testing.delivery import assert_books_balance, books, fill_outbox, make_even
 from testing.proxy import ForwardProxy
 from testing.receiver import Receiver
 from testing.tls import make_cert, server_context
-from testing.util import init_repo, state_dir
 
 URL = "https://ingest.example/v1/events"
 
@@ -184,11 +183,6 @@ def net_env(monkeypatch):
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     quick_delivery(monkeypatch)
     return monkeypatch
-
-
-@pytest.fixture
-def sd(tmp_path):
-    return state_dir(init_repo(tmp_path / "r"))
 
 
 @pytest.fixture

@@ -226,3 +226,71 @@ def test_output_error_is_one_line_and_returns_1(capsys):
     out, err = capsys.readouterr()
     assert out == ""
     assert err == "error: it broke hint: fix it\nerror: no hint\nerror: empty hint\n"
+
+
+# --- papercuts: a closed pipe, numeric environment variables ------------------------------------
+
+
+def test_export_into_a_closed_pipe_exits_quietly(repo):
+    """`periscope export | head -1`: the reader leaves early; no traceback, no error line."""
+    import subprocess
+    import sys
+
+    from testing.util import append_spool, commit, message_record
+
+    append_spool(repo.path, *(message_record(repo.path, id=f"pipe{i:04d}") for i in range(400)))
+    commit(repo.path, "many messages")
+    periscope("flush", cwd=repo.path)  # then export writes far more than a pipe buffer holds
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "periscope_hooks", "export"],
+        cwd=repo.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"{")
+    proc.stdout.close()  # as `head` does after its first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == b""
+
+
+@pytest.mark.parametrize(
+    "name", ["PERISCOPE_HTTP_TIMEOUT", "PERISCOPE_FLUSH_BUDGET", "PERISCOPE_BACKOFF_BASE", "PERISCOPE_BACKOFF_CAP"]
+)
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf"])
+def test_a_bad_numeric_variable_is_one_line_naming_it(tmp_path, monkeypatch, capsys, name, value):
+    repo = init_repo(tmp_path / "r")
+    monkeypatch.setenv(name, value)
+    assert main(["flush", "--repo", str(repo)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    m = ONE_LINE_ERROR.match(err)
+    assert m and m["message"] == f"{name}={value!r} is not a number of seconds"
+    assert m["hint"].startswith("unset it or set a non-negative number, e.g. " + name + "=")
+
+
+def test_an_empty_numeric_variable_means_the_default(tmp_path, monkeypatch, capsys):
+    repo = init_repo(tmp_path / "r")
+    monkeypatch.setenv("PERISCOPE_HTTP_TIMEOUT", "")
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", " 5 ")
+    assert main(["flush", "--repo", str(repo)]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "65536", "14550.5"])
+def test_a_bad_login_port_is_one_line_in_login_and_in_status(tmp_path, monkeypatch, capsys, value):
+    from testing.delivery import point_config_at
+
+    point_config_at(
+        "https://ingest.periscope.example/v1/events", client_id="cli", authority="https://login.periscope.example/t"
+    )
+    monkeypatch.setenv("PERISCOPE_LOGIN_PORT", value)
+    assert main(["login"]) == 1
+    out, err = capsys.readouterr()
+    m = ONE_LINE_ERROR.match(err)
+    assert m and m["message"] == f"PERISCOPE_LOGIN_PORT={value!r} is not a port number", err
+    repo = init_repo(tmp_path / "r")
+    main(["status", "--repo", str(repo)])
+    out, err = capsys.readouterr()
+    assert f"PERISCOPE_LOGIN_PORT={value!r} is not a port number" in out + err

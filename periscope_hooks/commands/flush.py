@@ -7,6 +7,9 @@ from periscope_hooks.repo import resolve_state_dir
 
 
 def flush(repo: str | None, background: bool, retry_dead: bool) -> int:
+    from periscope_hooks import envvars
+
+    envvars.check_all()  # a bad tuning variable is one line here, not a logged line in the background
     state_dir = resolve_state_dir(repo)
     if retry_dead:
         from periscope_hooks import outbox

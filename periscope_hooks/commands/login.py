@@ -25,8 +25,10 @@ def _auth() -> Auth:
 
 
 def login() -> int:
+    from periscope_hooks.auth import redirect_port
+
     auth = _auth()
-    output.info("opening the browser to sign in (redirect to http://localhost:14550) ...")
+    output.info(f"opening the browser to sign in (redirect to http://localhost:{redirect_port()}) ...")
     who = auth.login()
     output.out(f"signed in as {who}")
     return 0

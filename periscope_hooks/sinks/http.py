@@ -12,11 +12,10 @@ from __future__ import annotations
 import email.utils
 import gzip
 import json
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from periscope_hooks import __version__
+from periscope_hooks import __version__, envvars
 from periscope_hooks.config import UserConfig
 from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome
 
@@ -78,7 +77,7 @@ class HttpSink:
             raise ValueError("the HTTP sink needs an endpoint")
         self.cfg = cfg
         self.endpoint: str = cfg.endpoint
-        timeout = timeout if timeout is not None else float(os.environ.get("PERISCOPE_HTTP_TIMEOUT", "15"))
+        timeout = timeout if timeout is not None else envvars.seconds("PERISCOPE_HTTP_TIMEOUT")
         # verify stays on; trust_env picks up HTTPS_PROXY / SSL_CERT_FILE and friends.
         self.client = httpx.Client(
             transport=transport,
