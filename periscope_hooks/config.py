@@ -12,6 +12,10 @@ which sign-in is used; a repository's files never can (see settings.py).
 
 Environment variables override each key: PERISCOPE_ENDPOINT, PERISCOPE_CLIENT_ID,
 PERISCOPE_AUTHORITY, PERISCOPE_SCOPES (space-separated).
+
+`"sink": "otlp"` (or PERISCOPE_SINK=otlp) sends to an OpenTelemetry collector instead
+(docs/otlp.md): only then are the standard OTEL_EXPORTER_OTLP_* variables read, with
+the `"otlp": {...}` keys of this file taking precedence over them.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from urllib.parse import urlsplit
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
 
-KNOWN_KEYS = {"endpoint", "client_id", "authority", "scopes", "$schema"}
+KNOWN_KEYS = {"endpoint", "client_id", "authority", "scopes", "sink", "otlp", "$schema"}
+SINKS = ("local", "endpoint", "otlp")
 ENV = {
     "endpoint": "PERISCOPE_ENDPOINT",
     "client_id": "PERISCOPE_CLIENT_ID",
@@ -42,10 +47,19 @@ class UserConfig:
     authority: str | None = None
     scopes: list[str] = field(default_factory=list)
     path: str = ""
+    sink: str | None = None  # as chosen ("sink" / PERISCOPE_SINK); None: endpoint if set, else local
+    otlp: OtlpConfig | None = None  # resolved only when the otlp sink is chosen
 
     @property
     def signs_in(self) -> bool:
         return bool(self.client_id and self.authority)
+
+    @property
+    def sink_kind(self) -> str:
+        """Where events go: 'otlp', 'endpoint' (the Periscope backend) or 'local'."""
+        if self.sink:
+            return self.sink
+        return "endpoint" if self.endpoint else "local"
 
 
 def is_loopback(host: str | None) -> bool:
@@ -112,6 +126,13 @@ def load_user_config() -> UserConfig:
         scopes = data.get("scopes")
         if scopes is not None and not (isinstance(scopes, list) and all(isinstance(s, str) for s in scopes)):
             raise UserError(f"'scopes' in {path} must be a list of strings", f"fix 'scopes' in {path}")
+    sink = os.environ.get("PERISCOPE_SINK") or data.get("sink")
+    if sink is not None and sink not in SINKS:
+        where = "$PERISCOPE_SINK" if os.environ.get("PERISCOPE_SINK") else str(path)
+        raise UserError(f"unknown sink {sink!r} in {where}", f"use one of: {', '.join(SINKS)}")
+    cfg.sink = sink
+    if data.get("otlp") is not None and not isinstance(data["otlp"], dict):
+        raise UserError(f"'otlp' in {path} must be an object", f"fix 'otlp' in {path} (see docs/otlp.md)")
     cfg.endpoint = data.get("endpoint") or None
     cfg.client_id = data.get("client_id") or None
     cfg.authority = data.get("authority") or None
@@ -126,10 +147,165 @@ def load_user_config() -> UserConfig:
         check_url(
             cfg.authority, "authority", os.environ.get("PERISCOPE_AUTHORITY") and "$PERISCOPE_AUTHORITY" or str(path)
         )
+    if cfg.sink == "endpoint" and not cfg.endpoint:
+        raise UserError(f"the endpoint sink is chosen but no endpoint is set in {path}", f"set 'endpoint' in {path}")
+    if cfg.sink == "otlp":
+        cfg.otlp = load_otlp_config(data.get("otlp") or {}, str(path))
     if cfg.endpoint and bool(cfg.client_id) != bool(cfg.authority):
         raise UserError(
             f"{path} names {'client_id' if cfg.client_id else 'authority'} without"
             f" {'authority' if cfg.client_id else 'client_id'}",
             f"set both (or neither) in {path}",
         )
+    return cfg
+
+
+# --- the OTLP sink (docs/otlp.md) ----------------------------------------------------------------
+# Read only after `"sink": "otlp"`: a shell that has OTEL_EXPORTER_OTLP_ENDPOINT set for another
+# tool must never make us send.  Precedence: analytics.json "otlp" keys, then the logs-specific
+# OTEL_EXPORTER_OTLP_LOGS_* variable, then the generic OTEL_EXPORTER_OTLP_* one, then the spec's default.
+
+OTLP_KEYS = {
+    "endpoint",
+    "headers",
+    "protocol",
+    "compression",
+    "timeout",
+    "certificate",
+    "resource_attributes",
+    "service_name",
+    "session_titles",
+}
+OTLP_PROTOCOLS = ("http/protobuf", "http/json")
+OTLP_DEFAULT_ENDPOINT = "http://localhost:4318/v1/logs"
+
+
+@dataclass
+class OtlpConfig:
+    endpoint: str = OTLP_DEFAULT_ENDPOINT
+    headers: dict[str, str] = field(default_factory=dict)  # secrets: never logged, shown or stored
+    protocol: str = "http/protobuf"
+    compression: str | None = None  # "gzip" or None
+    timeout_s: float = 10.0
+    certificate: str | None = None  # a CA bundle to verify the collector's TLS certificate
+    resource_attributes: dict[str, str] = field(default_factory=dict)
+    session_titles: bool = False  # session titles are sent only when the user opts in
+    source: str = ""  # where the endpoint came from, for error messages
+
+
+def parse_key_values(text: str, what: str) -> dict[str, str]:
+    """`k1=v1,k2=v2` with percent-encoded values (the OTEL_* list format).  A malformed entry is
+    named by its key only, never its value (it may be a secret)."""
+    from urllib.parse import unquote
+
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(
+                f"{what} has an entry without key=value (entry {len(out) + 1})",
+                f"write {what} as key1=value1,key2=value2 (values percent-encoded)",
+            )
+        out[unquote(key.strip())] = unquote(value.strip())
+    return out
+
+
+def _otel(name: str) -> tuple[str | None, str]:
+    """The logs-specific OTEL_EXPORTER_OTLP_LOGS_<name>, else the generic one: (value, its source)."""
+    for var in (f"OTEL_EXPORTER_OTLP_LOGS_{name}", f"OTEL_EXPORTER_OTLP_{name}"):
+        value = os.environ.get(var)
+        if value is not None and value.strip():
+            return value.strip(), var
+    return None, ""
+
+
+def _str_map(value: object, key: str, path: str) -> dict[str, str]:
+    if not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+        raise UserError(f"'otlp.{key}' in {path} must be an object of strings", f"fix 'otlp.{key}' in {path}")
+    return {str(k): v for k, v in value.items()}
+
+
+def load_otlp_config(data: dict[str, object], path: str) -> OtlpConfig:
+    unknown = sorted(set(data) - OTLP_KEYS)
+    if unknown:
+        raise UserError(
+            f"{path} has unknown otlp key(s): {', '.join(unknown)}",
+            f"remove them; known keys: {', '.join(sorted(OTLP_KEYS))}",
+        )
+    for key in ("endpoint", "protocol", "compression", "certificate", "service_name"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise UserError(f"'otlp.{key}' in {path} must be a string", f"fix 'otlp.{key}' in {path}")
+    cfg = OtlpConfig()
+    # Endpoint: the signal-specific URL is used as is; the generic one is a base that gets /v1/logs.
+    if isinstance(data.get("endpoint"), str) and data["endpoint"]:
+        cfg.endpoint, cfg.source = str(data["endpoint"]), f"'otlp.endpoint' in {path}"
+    elif os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "").strip():
+        cfg.endpoint, cfg.source = (
+            os.environ["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"].strip(),
+            "$OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        )
+    elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip():
+        base = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"].strip()
+        cfg.endpoint, cfg.source = base.rstrip("/") + "/v1/logs", "$OTEL_EXPORTER_OTLP_ENDPOINT"
+    else:
+        cfg.source = "the OTLP default (no endpoint configured)"
+    check_url(cfg.endpoint, "otlp endpoint", cfg.source)
+
+    headers, source = _otel("HEADERS")
+    if headers is not None:
+        cfg.headers = parse_key_values(headers, f"${source}")
+    if data.get("headers") is not None:
+        cfg.headers = _str_map(data["headers"], "headers", path)
+
+    protocol, source = _otel("PROTOCOL")
+    protocol = str(data.get("protocol") or protocol or cfg.protocol)
+    if protocol not in OTLP_PROTOCOLS:
+        where = f"'otlp.protocol' in {path}" if data.get("protocol") else f"${source}"
+        raise UserError(
+            f"OTLP protocol {protocol!r} ({where}) is not supported",
+            "use http/protobuf (the default) or http/json; gRPC is not supported: point at the collector's OTLP/HTTP port (4318)",
+        )
+    cfg.protocol = protocol
+
+    compression, source = _otel("COMPRESSION")
+    compression = str(data.get("compression") or compression or "none").lower()
+    if compression not in ("gzip", "none"):
+        raise UserError(f"OTLP compression {compression!r} is not supported", "use gzip or none")
+    cfg.compression = "gzip" if compression == "gzip" else None
+
+    timeout = data.get("timeout")
+    if timeout is None:
+        timeout, source = _otel("TIMEOUT")
+    if timeout is not None:
+        try:
+            ms = float(timeout)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            ms = -1.0
+        if ms <= 0:
+            raise UserError(f"OTLP timeout {timeout!r} is not a positive number of milliseconds", "e.g. 10000")
+        cfg.timeout_s = ms / 1000
+
+    certificate = data.get("certificate")
+    if certificate is None:
+        certificate, _ = _otel("CERTIFICATE")
+    if certificate:
+        if not os.path.isfile(str(certificate)):
+            raise UserError(f"the OTLP certificate file {certificate} does not exist", "point it at a PEM CA bundle")
+        cfg.certificate = str(certificate)
+
+    attrs = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    cfg.resource_attributes = parse_key_values(attrs, "$OTEL_RESOURCE_ATTRIBUTES") if attrs.strip() else {}
+    if data.get("resource_attributes") is not None:
+        cfg.resource_attributes.update(_str_map(data["resource_attributes"], "resource_attributes", path))
+    service = data.get("service_name") or os.environ.get("OTEL_SERVICE_NAME", "").strip()
+    if service:
+        cfg.resource_attributes["service.name"] = str(service)
+    cfg.resource_attributes.setdefault("service.name", "periscope-hooks")
+
+    titles = data.get("session_titles", False)
+    if not isinstance(titles, bool):
+        raise UserError(f"'otlp.session_titles' in {path} must be true or false", f"fix it in {path}")
+    cfg.session_titles = titles
     return cfg

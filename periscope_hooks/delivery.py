@@ -19,6 +19,7 @@ from typing import Callable
 from periscope_hooks import envvars, outbox
 from periscope_hooks.sinks import ACCEPTED, REJECTED, SendOutcome, Sink
 from periscope_hooks.state import get_meta, now_ms, set_meta, transaction
+from periscope_hooks.statedb import Meta
 
 LEASE_SECONDS = 120.0
 
@@ -35,6 +36,15 @@ class DeliveryResult:
 def _set(conn: sqlite3.Connection, key: str, value: str | None) -> None:
     with transaction(conn):
         set_meta(conn, key, value)
+
+
+def _record_partial_rejection(conn: sqlite3.Connection, count: int, message: str) -> None:
+    """A receiver took a batch but dropped `count` records of it (OTLP partial success): kept for
+    `periscope status`, since the protocol forbids resending them."""
+    with transaction(conn):
+        total = int(get_meta(conn, "partial_rejected_total", "0") or 0) + count
+        set_meta(conn, "partial_rejected_total", str(total))
+        set_meta(conn, "partial_rejected_last", f"{count} record(s): {message or 'no reason given'}")
 
 
 def deliver(
@@ -56,18 +66,18 @@ def deliver(
     owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     deadline = clock() + budget
     result = DeliveryResult()
-    if get_meta(conn, "delivery_sink") != sink.name:
+    if get_meta(conn, Meta.DELIVERY_SINK) != sink.name:
         # The user switched sinks (say from the endpoint to the local store): the backoffs and the
         # Retry-After the other one earned do not apply to this one.
         with transaction(conn):
             conn.execute("UPDATE outbox SET not_before_ms = 0 WHERE not_before_ms > 0")
-            set_meta(conn, "retry_after_until_ms", None)
-            set_meta(conn, "delivery_sink", sink.name)
-    wait_until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)
+            set_meta(conn, Meta.RETRY_AFTER_UNTIL_MS, None)
+            set_meta(conn, Meta.DELIVERY_SINK, sink.name)
+    wait_until = int(get_meta(conn, Meta.RETRY_AFTER_UNTIL_MS, "0") or 0)
     if wait_until > wall_ms():
         # An earlier flusher was told to wait: respect it rather than hammer the receiver.
         result.waited_for_retry_after = True
-        result.error = get_meta(conn, "last_delivery_error") or "waiting for the endpoint's Retry-After"
+        result.error = get_meta(conn, Meta.LAST_DELIVERY_ERROR) or "waiting for the endpoint's Retry-After"
         return result
     failures = 0
     max_bytes = getattr(sink, "max_batch_bytes", None)
@@ -86,6 +96,8 @@ def deliver(
             outcome = sink.send([r.event() for r in rows])
         except Exception as e:  # a sink bug must not strand the batch under a lease: retry it later
             outcome = SendOutcome(error=f"the {sink.name} sink failed: {type(e).__name__}")
+        if outcome.partial_rejected:
+            _record_partial_rejection(conn, outcome.partial_rejected, outcome.partial_message)
         status_of = {r.event_id: outcome.results.get(r.event_id, (None, None)) for r in rows}
         result.delivered += outbox.ack(conn, owner, [eid for eid, (s, _) in status_of.items() if s == ACCEPTED])
         for eid, (s, reason) in status_of.items():
@@ -95,23 +107,23 @@ def deliver(
         if not retry:
             failures = 0
             if result.error is None:
-                _set(conn, "last_delivery_error", None)
+                _set(conn, Meta.LAST_DELIVERY_ERROR, None)
             continue
         failures += 1
         delay = min(cap, base * (2 ** min(failures - 1, 32))) * random.uniform(0.5, 1.0)
         if outcome.retry_after is not None:
             delay = max(delay, outcome.retry_after)
             with transaction(conn):
-                set_meta(conn, "retry_after_until_ms", str(wall_ms() + int(outcome.retry_after * 1000)))
+                set_meta(conn, Meta.RETRY_AFTER_UNTIL_MS, str(wall_ms() + int(outcome.retry_after * 1000)))
         outbox.release(conn, owner, retry, not_before_ms=wall_ms() + int(delay * 1000), error=outcome.error)
         result.retried += len(retry)
         result.error = outcome.error or "the endpoint asked to retry later"
-        _set(conn, "last_delivery_error", result.error)
+        _set(conn, Meta.LAST_DELIVERY_ERROR, result.error)
         if outcome.stop or clock() + delay >= deadline:
             break
         sleep(delay)
     if result.error is not None and outbox.depth(conn) == 0:
         result.error = None  # retried, and in the end everything got through
     if result.error is None:
-        _set(conn, "last_delivery_error", None)
+        _set(conn, Meta.LAST_DELIVERY_ERROR, None)
     return result

@@ -7,10 +7,24 @@ import sqlite3
 import time
 
 from periscope_hooks import outbox, paths
+from periscope_hooks.config import OtlpConfig
 from periscope_hooks.errors import UserError
+from periscope_hooks.sinks import OTLP_SINK_NAME
 from periscope_hooks.state import get_meta
+from periscope_hooks.statedb import Meta
 
 Line = tuple[str, str]
+
+
+def otlp_sink_line(otlp: OtlpConfig, config_path: str) -> str:
+    """The OTLP sink as `status` shows it: header names only, never their values."""
+    from periscope_hooks.git import sanitize_url
+
+    headers = ", ".join(f"{name}=<hidden>" for name in sorted(otlp.headers)) or "none"
+    return (
+        f"OTLP collector {sanitize_url(otlp.endpoint)} ({otlp.protocol}, compression {otlp.compression or 'none'},"
+        f" headers: {headers}; session titles {'sent' if otlp.session_titles else 'not sent'}; config {config_path})"
+    )
 
 
 def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
@@ -22,14 +36,16 @@ def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
     cfg = None
     try:
         cfg = load_user_config()
-        if cfg.endpoint:
+        if cfg.sink_kind == "otlp" and cfg.otlp is not None:
+            lines.append(("sink", otlp_sink_line(cfg.otlp, cfg.path)))
+        elif cfg.sink_kind == "endpoint" and cfg.endpoint:
             lines.append(("sink", f"Periscope endpoint {sanitize_url(cfg.endpoint)} (config {cfg.path})"))
         else:
             lines.append(("sink", f"local store {paths.local_store_path()} (no endpoint in {cfg.path})"))
     except UserError as e:
         lines.append(("config", f"error: {e.message} hint: {e.hint}"))
-    last = get_meta(conn, "last_delivery_error") if conn is not None else None
-    if cfg is not None and cfg.endpoint and cfg.signs_in:
+    last = get_meta(conn, Meta.LAST_DELIVERY_ERROR) if conn is not None else None
+    if cfg is not None and cfg.sink_kind == "endpoint" and cfg.signs_in:
         # This repository's last error, or any repository's flusher (the marker the plugin reads too).
         if (last and "sign in again" in last) or paths.sign_in_required_path().exists():
             lines.append(("sign-in", "sign in again: run periscope login (events are kept meanwhile)"))
@@ -57,13 +73,14 @@ def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
             lines.append(("sign-in port", f"error: {e.message} hint: {e.hint}"))
     if conn is None:
         return lines
-    until = int(get_meta(conn, "retry_after_until_ms", "0") or 0)
+    until = int(get_meta(conn, Meta.RETRY_AFTER_UNTIL_MS, "0") or 0)
     from periscope_hooks.sinks.http import HttpSink
     from periscope_hooks.sinks.local import LocalStoreSink
 
-    sink_name = HttpSink.name if cfg is not None and cfg.endpoint else LocalStoreSink.name
+    kind = cfg.sink_kind if cfg is not None else "local"
+    sink_name = {"endpoint": HttpSink.name, "otlp": OTLP_SINK_NAME}.get(kind, LocalStoreSink.name)
     # Shown only while this sink is the one that was told to wait (a switch clears it at the next flush).
-    if until > time.time() * 1000 and get_meta(conn, "delivery_sink", sink_name) == sink_name:
+    if until > time.time() * 1000 and get_meta(conn, Meta.DELIVERY_SINK, sink_name) == sink_name:
         lines.append(("retry-after", f"the endpoint asked to wait {int(until / 1000 - time.time()) + 1}s more"))
     for kind, c in outbox.counts(conn).items():
         lines.append(
@@ -71,6 +88,15 @@ def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
                 f"{kind} events",
                 f"created {c['created']} = delivered {c['delivered']} + pending {c['pending']}"
                 f" + dead-lettered {c['dead']} + dropped {c['dropped']}",
+            )
+        )
+    rejected = int(get_meta(conn, "partial_rejected_total", "0") or 0)
+    if rejected:
+        lines.append(
+            (
+                "partial success",
+                f"the receiver dropped {rejected} log record(s) it was sent (not resent, as OTLP requires);"
+                f" last: {get_meta(conn, 'partial_rejected_last')}",
             )
         )
     dead = outbox.dead_letters(conn)

@@ -19,6 +19,7 @@ from periscope_hooks import logfile, paths
 from periscope_hooks.delivery import DeliveryResult, deliver
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.state import get_meta, is_corrupt, mark_for_integrity_check, open_state_db, set_meta
+from periscope_hooks.statedb import Meta
 
 LOCK_NAME = "flush.lock"
 
@@ -56,7 +57,7 @@ def _work_left(state_dir: Path) -> bool:
         return False
     conn = open_state_db(state_dir)
     try:
-        return size > int(get_meta(conn, "spool_offset", "0") or 0)
+        return size > int(get_meta(conn, Meta.SPOOL_OFFSET, "0") or 0)
     finally:
         conn.close()
 
@@ -85,13 +86,13 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
                         sink = get_sink()
                     except UserError as e:
                         # A broken config keeps every event in the outbox until it is fixed.
-                        set_meta(conn, "last_delivery_error", e.message)
+                        set_meta(conn, Meta.LAST_DELIVERY_ERROR, e.message)
                         logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"flush: {e.message}")
                         return DeliveryResult(error=e.message)
                     try:
                         result = deliver(conn, sink)
                     except UserError as e:  # a bad tuning variable: same as a broken config
-                        set_meta(conn, "last_delivery_error", e.message)
+                        set_meta(conn, Meta.LAST_DELIVERY_ERROR, e.message)
                         logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"flush: {e.message}")
                         return DeliveryResult(error=e.message)
                     finally:

@@ -37,10 +37,9 @@ def detect(repo_top: str, hooks_dir: str, hooks_path_config: str | None) -> User
         )
     hp = (hooks_path_config or "").replace("\\", "/")
     if ".husky" in hp.split("/") or hp.rstrip("/").endswith(".husky/_") or any("husky" in t for t in texts.values()):
-        return UserError(
-            "this repository's git hooks are managed by husky (core.hooksPath)",
-            "add 'periscope hook post-commit' to .husky/post-commit (likewise post-merge, post-rewrite \"$@\")",
-        )
+        from periscope_hooks.commands.install_uninstall import hook_lines_hint
+
+        return UserError("this repository's git hooks are managed by husky (core.hooksPath)", hook_lines_hint(".husky"))
     lefthook_files = ("lefthook.yml", ".lefthook.yml", "lefthook.yaml", ".lefthook.yaml")
     if any("lefthook" in t for t in texts.values()) or (
         repo_top and any(os.path.exists(os.path.join(repo_top, f)) for f in lefthook_files)
@@ -51,6 +50,12 @@ def detect(repo_top: str, hooks_dir: str, hooks_path_config: str | None) -> User
             " 'periscope hook post-rewrite' to lefthook.yml",
         )
     return None
+
+
+def runs_periscope_hook(path: os.PathLike[str] | str, hook_name: str) -> bool:
+    """Whether a hook script (not a comment in it) runs `periscope hook <hook_name>`."""
+    pattern = re.compile(r"(?:^|[\s;&|(])(?:\S*/)?periscope\s+hook\s+" + re.escape(hook_name) + r"(?![\w-])")
+    return any(pattern.search(line) for line in _read(str(path)).splitlines() if not line.lstrip().startswith("#"))
 
 
 # --- periscope run through the pre-commit framework (for `periscope status`) -------------------

@@ -43,6 +43,11 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--repo", default=None, help="repository path (default: the current directory)")
 
     p = sub.add_parser("install-hooks", help="install the post-commit, post-merge and post-rewrite hooks")
+    p.add_argument(
+        "--global-hooks-path",
+        action="store_true",
+        help="core.hooksPath comes from your global git config: install there, so every repository using it records",
+    )
     repo_arg(p)
     p = sub.add_parser("uninstall-hooks", help="restore the hooks that were there before")
     repo_arg(p)
@@ -89,7 +94,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if cmd == "install-hooks":
         from periscope_hooks.commands.install_uninstall import install_hooks
 
-        return install_hooks(ns.repo)
+        return install_hooks(ns.repo, global_hooks_path=ns.global_hooks_path)
     if cmd == "uninstall-hooks":
         from periscope_hooks.commands.install_uninstall import uninstall_hooks
 

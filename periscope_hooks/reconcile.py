@@ -32,14 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from periscope_hooks import matching
+from periscope_hooks import matching, statedb
 from periscope_hooks.git import GitError, run_git
 
 RECORD_KIND = "reconcile"
 COMMANDS = ("forge-squash", "forge-rebase", "local-rewrite")
 WINDOW_SLACK_S = 86_400  # a replacement is newer than what it replaces; a day allows for clock skew
 MAX_WINDOW = 5_000  # candidate targets read per run at most (newest first)
-FINGERPRINT_KEY = "reconcile_fingerprint"
 
 
 @dataclass
@@ -168,10 +167,6 @@ def graph(
 # --- state.db -----------------------------------------------------------------------------
 
 
-def _linked(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT DISTINCT current_sha FROM links ORDER BY current_sha")]
-
-
 def _fingerprint(refs_fp: str, linked: Sequence[str], filter_map_mtime: str) -> str:
     h = hashlib.sha1(refs_fp.encode())
     for sha in linked:
@@ -188,23 +183,9 @@ def _filter_map_stamp(common_dir: str) -> str:
     return f"{st.st_mtime_ns}:{st.st_size}"
 
 
-def store_status(conn: sqlite3.Connection, rows: dict[str, tuple[int, int]], fingerprint: str) -> None:
-    from periscope_hooks.state import set_meta, transaction
-
-    with transaction(conn):
-        conn.execute("DELETE FROM reconcile_status")
-        conn.executemany(
-            "INSERT INTO reconcile_status (sha, reachable, shipped) VALUES (?, ?, ?)",
-            [(sha, r, s) for sha, (r, s) in rows.items()],
-        )
-        set_meta(conn, FINGERPRINT_KEY, fingerprint)
-
-
 def ship_status(conn: sqlite3.Connection) -> dict[str, tuple[bool, bool]]:
     """sha -> (reachable, shipped) as of the last run."""
-    return {
-        sha: (bool(r), bool(s)) for sha, r, s in conn.execute("SELECT sha, reachable, shipped FROM reconcile_status")
-    }
+    return statedb.reconcile_status(conn)
 
 
 # --- deciding -----------------------------------------------------------------------------
@@ -394,7 +375,7 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
     ingested here.  Never raises for git trouble: the outcome's `error` says what went wrong.
     """
     from periscope_hooks import paths, spool
-    from periscope_hooks.state import get_meta
+    from periscope_hooks.state import transaction
 
     common_dir = str(state_dir.parent)
     outcome = Outcome()
@@ -402,14 +383,14 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
         return outcome
     try:
         refs = read_refs(common_dir)
-        linked = _linked(conn)
+        linked = statedb.linked_commits(conn)
         stamp = _filter_map_stamp(common_dir)
         fingerprint = _fingerprint(refs.fingerprint, linked, stamp)
-        if not force and get_meta(conn, FINGERPRINT_KEY) == fingerprint:
+        if not force and statedb.get_meta(conn, statedb.Meta.RECONCILE_FINGERPRINT) == fingerprint:
             return outcome
         outcome.ran = True
         placed = place(common_dir, refs, linked)
-        copies = [r[0] for r in conn.execute("SELECT sha FROM links WHERE kind = 'cherry-pick'")]
+        copies = statedb.cherry_pick_commits(conn)
         decisions, outcome.candidates = decide(common_dir, refs, linked, placed, copies)
         status = placed.status(linked)
         if decisions:
@@ -421,10 +402,11 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
 
             process_spool(state_dir, conn)
             # The moved commits are on the main line now: read their status again.
-            linked = _linked(conn)
+            linked = statedb.linked_commits(conn)
             fingerprint = _fingerprint(refs.fingerprint, linked, stamp)
             status = place(common_dir, refs, linked).status(linked)
-        store_status(conn, status, fingerprint)
+        with transaction(conn):
+            statedb.store_reconcile_status(conn, status, fingerprint)
     except (GitError, OSError, ValueError) as e:
         outcome.error = str(e)
     return outcome
@@ -451,36 +433,9 @@ def shipped_line(rows: Sequence[dict[str, Any]]) -> str:
     return f"shipped: ${shipped:.4f} of ${total:.4f} AI cost{share}; {left} commit(s) on unmerged or abandoned branches"
 
 
-def apply_pairs(
-    conn: sqlite3.Connection, command: str, pairs: Sequence[Sequence[str]], time_ms: int
-) -> list[list[str]]:
-    """Move the links of a reconcile record (call inside ingest's transaction).
-
-    Returns the pairs that moved something: a pair whose old commit no longer carries usage
-    (moved already, by this decision recorded twice or by a rewrite since) is left out, so the
-    same move is never made or announced twice.
-    """
-    effective: list[list[str]] = []
-    for old, new in pairs:
-        cur = conn.execute("UPDATE links SET current_sha = ? WHERE current_sha = ?", (new, old))
-        if cur.rowcount:
-            effective.append([old, new])
-            conn.execute(
-                "INSERT INTO rewrites (command, old_sha, new_sha, time_ms) VALUES (?, ?, ?, ?)",
-                (command, old, new, time_ms),
-            )
-    return effective
-
-
 def counts(conn: sqlite3.Connection) -> tuple[int, int]:
     """(commits reconciled so far, linked commits still off the main line) for `status`."""
-    reconciled = conn.execute(
-        f"SELECT count(DISTINCT old_sha) FROM rewrites WHERE command IN ({','.join('?' * len(COMMANDS))})", COMMANDS
-    ).fetchone()[0]
-    off_line = conn.execute(
-        "SELECT count(*) FROM reconcile_status s WHERE s.shipped = 0 AND EXISTS (SELECT 1 FROM links WHERE current_sha = s.sha)"
-    ).fetchone()[0]
-    return int(reconciled), int(off_line)
+    return statedb.reconcile_counts(conn, COMMANDS)
 
 
 def describe(outcome: Outcome) -> str:

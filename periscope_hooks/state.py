@@ -17,6 +17,9 @@ from pathlib import Path
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
 from periscope_hooks.migrations import COMPAT_LEVEL, MIGRATIONS
+from periscope_hooks.statedb import Meta, get_meta, set_meta
+
+__all__ = ["get_meta", "set_meta", "open_state_db", "transaction", "now_ms"]
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 INTEGRITY_CHECK_INTERVAL_MS = 6 * 3600 * 1000
@@ -67,15 +70,15 @@ def _migrate(conn: sqlite3.Connection) -> None:
                     "INSERT INTO _migrations (name, applied_ms) VALUES (?, ?)", (name, int(time.time() * 1000))
                 )
         conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('compat_level', ?) ON CONFLICT(key) DO UPDATE SET value ="
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value ="
             " max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-            (str(COMPAT_LEVEL),),
+            (Meta.COMPAT_LEVEL, str(COMPAT_LEVEL)),
         )
     _check_compat(conn)
 
 
 def _check_compat(conn: sqlite3.Connection) -> None:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'compat_level'").fetchone()
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (Meta.COMPAT_LEVEL,)).fetchone()
     if row is not None and int(row[0]) > COMPAT_LEVEL:
         raise NewerStateError(
             "state.db was written by a newer periscope-hooks",
@@ -91,7 +94,7 @@ def is_corrupt(exc: sqlite3.DatabaseError) -> bool:
 def _integrity_check_due(conn: sqlite3.Connection, state_dir: Path) -> bool:
     if (state_dir / CHECK_MARKER_NAME).exists():
         return True
-    last = get_meta(conn, "integrity_checked_ms")
+    last = get_meta(conn, Meta.INTEGRITY_CHECKED_MS)
     return last is None or not last.isdigit() or now_ms() - int(last) > INTEGRITY_CHECK_INTERVAL_MS
 
 
@@ -107,9 +110,9 @@ def mark_for_integrity_check(state_dir: Path) -> None:
 def _record_integrity(conn: sqlite3.Connection, state_dir: Path, rebuilt_from: str | None = None) -> None:
     """The database is known good (checked, or new): note when, and clear a pending request."""
     with transaction(conn):
-        set_meta(conn, "integrity_checked_ms", str(now_ms()))
+        set_meta(conn, Meta.INTEGRITY_CHECKED_MS, str(now_ms()))
         if rebuilt_from:
-            set_meta(conn, "rebuilt_from", rebuilt_from)
+            set_meta(conn, Meta.REBUILT_FROM, rebuilt_from)
     try:
         os.unlink(state_dir / CHECK_MARKER_NAME)
     except FileNotFoundError:
@@ -162,18 +165,6 @@ def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[s
         raise
     else:
         conn.execute("COMMIT")
-
-
-def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return default if row is None else row[0]
-
-
-def set_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
 
 
 def now_ms() -> int:

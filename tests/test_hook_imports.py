@@ -21,6 +21,8 @@ from testing.util import git, init_repo, periscope, spool_path, state_dir
 # Never on the hook's path, whatever the interpreter loaded at start-up: network, auth, the
 # database, git subprocesses, CLI parsing, schema validation (`git` is GitPython's package).
 FORBIDDEN = {"httpx", "msal", "git", "sqlite3", "_sqlite3", "argparse", "subprocess", "jsonschema"}
+# The otlp sink's encoder (the `otlp` extra) belongs to the flusher alone.
+FORBIDDEN |= {"opentelemetry", "google", "google.protobuf"}
 # Not imported *by the hook* either (checked against what the hook added to sys.modules, since
 # some interpreters' start-up already loads a few of these): each costs milliseconds per commit.
 FORBIDDEN_BY_HOOK = {

@@ -16,7 +16,7 @@ def test_existing_hook_is_kept_chained_and_restored(tmp_path):
         os.chmod(hooks / name, 0o750)
     periscope("install-hooks", cwd=path)
     periscope("install-hooks", cwd=path)  # idempotent: does not move our shim aside
-    assert (hooks / "post-commit.periscope-legacy").read_bytes() == original
+    assert (hooks / "periscope-kept" / "post-commit").read_bytes() == original
     old = commit(path, "one")
     git(path, "commit", "-q", "--amend", "-m", "amended")
     new = git(path, "rev-parse", "HEAD")
@@ -27,14 +27,14 @@ def test_existing_hook_is_kept_chained_and_restored(tmp_path):
     assert (hooks / "post-commit").read_bytes() == original
     assert oct((hooks / "post-commit").stat().st_mode & 0o777) == oct(0o750)
     assert not (hooks / "post-merge").exists()
-    assert not (hooks / "post-commit.periscope-legacy").exists()
+    assert not (hooks / "periscope-kept").exists()
 
 
 def test_relative_core_hooks_path(tmp_path):
     path = init_repo(tmp_path / "r")
-    git(path, "config", "core.hooksPath", "my-hooks")
+    git(path, "config", "core.hooksPath", "../r-hooks")  # outside the work tree: this clone's own
     proc = periscope("install-hooks", cwd=path)
-    assert (path / "my-hooks" / "post-commit").exists()
+    assert (tmp_path / "r-hooks" / "post-commit").exists()
     assert "relative" in proc.stderr
 
 

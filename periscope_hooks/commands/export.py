@@ -14,7 +14,7 @@ def export(event_type: str | None) -> int:
     """
     from periscope_hooks.config import load_user_config
 
-    if not load_user_config().endpoint:
+    if load_user_config().sink_kind == "local":
         from periscope_hooks.flush import flush_state_dir
         from periscope_hooks.repo import resolve_state_dir
 

@@ -1,10 +1,15 @@
 """`periscope install-hooks` / `uninstall-hooks`: the git hook shims.
 
 The installed script carries a marker that identifies it (and its older
-versions); a user's existing hook is moved aside to `<name>.periscope-legacy`
-and still run; uninstall puts it back with an atomic replace, byte for byte.
-The shim has the installing interpreter baked in and falls back to
-`periscope` on PATH.
+versions); a user's existing hook is kept under its own name in `periscope-kept/`
+beside the shim and still run (a dispatcher that branches on `basename "$0"` sees
+its name); uninstall puts it back with an atomic replace, byte for byte.  The shim
+has the installing interpreter baked in and falls back to `periscope` on PATH.
+
+Never written: a hooks folder inside the work tree (a team's committed `.githooks/`:
+the shim holds this machine's paths and would ship to everyone), nor a hooks folder
+set in the user's global or system git config without `--global-hooks-path` (every
+repository of the user would start recording).  Both refuse with the lines to add.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from periscope_hooks.repo import resolve_dirs
 HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite")
 MARKER = "# periscope-hooks-shim"
 PRIOR_MARKERS: list[str] = []  # markers of older shim versions, still recognised as ours
-LEGACY_SUFFIX = ".periscope-legacy"
+LEGACY_SUFFIX = ".periscope-legacy"  # where shims before the kept-hooks folder kept a user's hook
+KEPT_DIR = "periscope-kept"  # <hooks dir>/periscope-kept/<name>: a user's hook, under its own name
 # Directories install-hooks had to create for the hooks (a core.hooksPath that did not exist),
 # recorded in the state dir as {hooks dir: [created dirs, outermost first]}.
 CREATED_DIRS_RECORD = "hooks-dirs-created.json"
@@ -43,11 +49,23 @@ def is_ours(path: Path) -> bool:
     return any(m in head for m in (MARKER, *PRIOR_MARKERS))
 
 
+def hooks_path_config(dirs: git.RepoDirs) -> tuple[str, str]:
+    """(core.hooksPath as configured or "", the scope that sets it: local, worktree, global, system,
+    command or "")."""
+    out = git.run_git(
+        ["config", "--show-scope", "--get", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
+    ).rstrip("\n")
+    scope, _, value = out.partition("\t")
+    return value.strip(), (scope if value.strip() else "")
+
+
+def kept_hook(hdir: Path, name: str) -> Path:
+    return hdir / KEPT_DIR / name
+
+
 def hooks_dir(dirs: git.RepoDirs, warn: bool = True) -> Path:
     """The directory git runs hooks from, honouring core.hooksPath (made absolute)."""
-    configured = git.run_git(
-        ["config", "--get", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
-    ).strip()
+    configured = hooks_path_config(dirs)[0]
     if configured:
         configured = os.path.expanduser(configured)
         if not os.path.isabs(configured):
@@ -66,10 +84,46 @@ def hooks_dir(dirs: git.RepoDirs, warn: bool = True) -> Path:
 def _detect_manager(dirs: git.RepoDirs, hdir: Path) -> UserError | None:
     from periscope_hooks.hook_managers import detect
 
-    configured = git.run_git(
-        ["config", "--get", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
-    ).strip()
+    configured = hooks_path_config(dirs)[0]
     return detect(dirs.worktree, str(hdir), configured or None)
+
+
+def _inside(path: Path, folder: str) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def in_work_tree(dirs: git.RepoDirs, hdir: Path) -> bool:
+    """Whether the hooks folder is part of the work tree (a team's committed `.githooks/`), not
+    of the repository's own git dir (a hooksPath under .git is this clone's alone)."""
+    if not dirs.worktree or not _inside(hdir, dirs.worktree):
+        return False
+    return not (_inside(hdir, dirs.git_dir) or _inside(hdir, dirs.common_dir))
+
+
+def hook_lines_hint(where: str) -> str:
+    """The lines a team adds to hooks it manages itself (husky, a committed hooks folder)."""
+    lines = "; ".join(f"'periscope hook {n} \"$@\"' to {where}/{n}" for n in HOOK_NAMES)
+    return f"add {lines} (each file executable); periscope status then shows them as installed"
+
+
+def _shared_hooks_refusal(dirs: git.RepoDirs, hdir: Path, scope: str, global_hooks_path: bool) -> UserError | None:
+    """A hooks folder git tracks or every repository shares is not ours to write into."""
+    if in_work_tree(dirs, hdir):
+        shown = os.path.relpath(hdir, dirs.worktree)
+        return UserError(
+            f"core.hooksPath ({shown}) is inside the work tree, so its hooks are shared through git;"
+            " periscope will not write there",
+            hook_lines_hint(shown),
+        )
+    if scope in ("global", "system") and not global_hooks_path:
+        return UserError(
+            f"core.hooksPath is set in your {scope} git config ({hdir}): hooks installed there run in"
+            " every repository of yours",
+            "run periscope install-hooks --global-hooks-path to record in every repository that uses that"
+            f" folder, or add the lines instead: {hook_lines_hint(str(hdir))}",
+        )
+    return None
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -152,27 +206,41 @@ def _remove_created_hooks_dir(dirs: git.RepoDirs, hdir: Path) -> None:
         pass
 
 
-def install_hooks(repo: str | None) -> int:
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
-    hdir = hooks_dir(dirs)
-    refusal = _detect_manager(dirs, hdir)
+    hdir = hooks_dir(dirs, warn=False)
+    refusal = _detect_manager(dirs, hdir) or _shared_hooks_refusal(
+        dirs, hdir, hooks_path_config(dirs)[1], global_hooks_path
+    )
     if refusal:
+        if in_work_tree(dirs, hdir) and all(calls_periscope(hdir, n) for n in HOOK_NAMES):
+            output.out(f"the hooks in {hdir} already run periscope hook; nothing to install")
+            return 0
         raise refusal
+    hooks_dir(dirs, warn=True)  # the relative-hooksPath warning, only once nothing refused
     # Check everything before changing anything, so a refusal leaves no half-install.
     for name in HOOK_NAMES:
-        path, legacy = hdir / name, hdir / (name + LEGACY_SUFFIX)
-        if (path.exists() or path.is_symlink()) and not is_ours(path) and (legacy.exists() or legacy.is_symlink()):
+        path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
+        if _exists(path) and not is_ours(path) and (_exists(kept) or _exists(legacy)):
             raise UserError(
-                f"{path} is not ours and {legacy.name} already exists",
+                f"{path} is not ours and {kept if _exists(kept) else legacy} already exists",
                 "move one of them away, then run periscope install-hooks again",
             )
     _make_hooks_dir(dirs, hdir)
     for name in HOOK_NAMES:
-        path, legacy = hdir / name, hdir / (name + LEGACY_SUFFIX)
-        if (path.exists() or path.is_symlink()) and not is_ours(path):
-            os.replace(path, legacy)
-            output.info(f"kept your existing {name} hook as {legacy.name}; it still runs")
+        path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
+        if _exists(path) and not is_ours(path):
+            kept.parent.mkdir(exist_ok=True)
+            os.replace(path, kept)
+            output.info(f"kept your existing {name} hook as {KEPT_DIR}/{name}; it still runs, under its own name")
+        elif _exists(legacy) and not _exists(kept):
+            kept.parent.mkdir(exist_ok=True)
+            os.replace(legacy, kept)  # an older install's kept hook: now under its own name
         _write_atomic(path, shim_text(name, sys.executable))
     precompile_hook_modules()
     output.out(f"periscope hooks installed in {hdir}")
@@ -185,14 +253,20 @@ def uninstall_hooks(repo: str | None) -> int:
     hdir = hooks_dir(dirs)
     removed = 0
     for name in HOOK_NAMES:
-        path, legacy = hdir / name, hdir / (name + LEGACY_SUFFIX)
+        path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
         if not is_ours(path):
             continue
-        if legacy.exists() or legacy.is_symlink():
+        if _exists(kept):
+            os.replace(kept, path)
+        elif _exists(legacy):
             os.replace(legacy, path)
         else:
             path.unlink()
         removed += 1
+    try:
+        (hdir / KEPT_DIR).rmdir()  # only if we left it empty
+    except OSError:
+        pass
     if removed:
         _remove_created_hooks_dir(dirs, hdir)
     output.out(f"periscope hooks removed from {hdir}" if removed else f"no periscope hooks in {hdir}")
@@ -217,13 +291,39 @@ def installed_hooks(
         path = hdir / name
         pre_commits = bool(framework and framework["scripts"][name])
         legacy = hdir / (name + PRE_COMMIT_LEGACY_SUFFIX)
-        if is_ours(path) or (pre_commits and is_ours(legacy) and os.access(legacy, os.X_OK)):
+        if is_ours(path) or (pre_commits and is_ours(legacy) and os.access(legacy, os.X_OK)) or not pre_commits and calls_periscope(hdir, name):
             state[name] = "installed"
         elif pre_commits and framework is not None:
             state[name] = "pre-commit" if framework["listed"][name] else "pre-commit, not listed"
         else:
             state[name] = "other hook" if path.exists() else "missing"
     return state
+
+
+def calls_periscope(hdir: Path, name: str) -> bool:
+    """A hook the team wrote (a committed hooks folder, husky's `.husky/<name>` behind its
+    `.husky/_` stubs) that runs `periscope hook <name>`, and git can run."""
+    from periscope_hooks.hook_managers import runs_periscope_hook
+
+    candidates = [hdir / name]
+    if hdir.name == "_" and hdir.parent.name == ".husky":
+        candidates.append(hdir.parent / name)  # husky 9: .husky/_/<name> runs .husky/<name>
+    return os.access(hdir / name, os.X_OK) and any(runs_periscope_hook(p, name) for p in candidates)
+
+
+def _global_hooks_path_shadows(dirs: git.RepoDirs, hdir: Path, scope: str) -> str | None:
+    """Why hooks installed in this repository do not run: a global or system core.hooksPath
+    that appeared after install makes git look elsewhere."""
+    default = Path(dirs.common_dir) / "hooks"
+    if scope not in ("global", "system") or hdir.absolute() == default.absolute():
+        return None
+    if not any(is_ours(default / n) for n in HOOK_NAMES):
+        return None
+    return (
+        f"not running: core.hooksPath in your {scope} git config ({hdir}) makes git run hooks from there,"
+        f" not from {default} where periscope's are (hint: add 'periscope hook <name> \"$@\"' lines to the"
+        " hooks there, or run periscope install-hooks --global-hooks-path to install into that folder)"
+    )
 
 
 def hooks_status(dirs: git.RepoDirs) -> str:
@@ -235,7 +335,12 @@ def hooks_status(dirs: git.RepoDirs) -> str:
     framework = pre_commit_hooks(dirs.worktree, str(hdir), HOOK_NAMES)
     state = installed_hooks(dirs, hdir, framework)
     if all(s == "installed" for s in state.values()):
+        if any(not is_ours(hdir / n) and calls_periscope(hdir, n) for n in HOOK_NAMES):
+            return f"installed (the hooks in {hdir} run periscope hook)"
         return "installed"
+    shadowed = _global_hooks_path_shadows(dirs, hdir, hooks_path_config(dirs)[1])
+    if shadowed:
+        return shadowed
     if framework and all(s in ("installed", "pre-commit") for s in state.values()):
         return f"installed through the pre-commit framework ({framework['config']})"
     missing = [n for n, s in state.items() if s not in ("installed", "pre-commit")]
@@ -249,6 +354,6 @@ def hooks_status(dirs: git.RepoDirs) -> str:
             steps.append("run pre-commit install " + " ".join(f"--hook-type {n}" for n in no_script))
         advice = "pre-commit manages this repository's hooks: " + ", then ".join(steps)
     else:
-        refusal = _detect_manager(dirs, hdir)
+        refusal = _detect_manager(dirs, hdir) or _shared_hooks_refusal(dirs, hdir, hooks_path_config(dirs)[1], False)
         advice = refusal.hint if refusal and refusal.hint else "run periscope install-hooks"
     return f"not installed: {', '.join(missing)} ({advice})"

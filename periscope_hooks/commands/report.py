@@ -14,7 +14,7 @@ import sqlite3
 import time
 from typing import Any
 
-from periscope_hooks import output, reconcile
+from periscope_hooks import output, reconcile, statedb
 from periscope_hooks.events import TOKEN_FIELDS, round_cost
 from periscope_hooks.ingest import commit_summary, process_spool
 from periscope_hooks.repo import resolve_state_dir
@@ -31,7 +31,7 @@ def _totals(rows: list[sqlite3.Row]) -> dict[str, Any]:
 
 def by_commit(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     rows = []
-    for (sha,) in conn.execute("SELECT current_sha FROM links GROUP BY current_sha ORDER BY min(id)").fetchall():
+    for sha in statedb.commits_in_link_order(conn):
         s = commit_summary(conn, sha)
         if s is not None:
             rows.append({"sha": sha, "branch": s["branch"], "kind": s["kind"], "origin": s["origin"], **s["usage"]})
@@ -50,10 +50,7 @@ def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> 
 
 
 def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
-    msgs = conn.execute(
-        "SELECT m.*, s.title, s.parent_id FROM messages m LEFT JOIN sessions s ON s.id = m.session_id"
-        " ORDER BY m.time_ms, m.spool_offset"
-    ).fetchall()
+    msgs = statedb.messages_with_sessions(conn)
     groups: dict[Any, list[sqlite3.Row]] = {}
     for m in msgs:
         if key == "model":
@@ -95,7 +92,7 @@ def report(repo: str | None, by: str, fmt: str) -> int:
         process_spool(state_dir, conn)
         reconcile.refresh(conn, state_dir)
         rows = report_rows(conn, by)
-        pending = conn.execute("SELECT count(*) FROM messages WHERE link_id IS NULL").fetchone()[0]
+        pending = statedb.pending_count(conn)
     finally:
         conn.close()
     if fmt == "json":

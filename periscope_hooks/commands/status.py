@@ -6,10 +6,11 @@ import os
 import re
 import time
 
-from periscope_hooks import logfile, outbox, output, paths
+from periscope_hooks import logfile, outbox, output, paths, statedb
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.repo import resolve_dirs
-from periscope_hooks.state import get_meta, open_state_db
+from periscope_hooks.state import open_state_db
+from periscope_hooks.statedb import Meta, get_meta
 
 Line = tuple[str, str]
 
@@ -43,23 +44,25 @@ def repo_lines(repo: str | None) -> list[Line]:
 
             reconcile.refresh(conn, state_dir)
         spool_size = os.path.getsize(state_dir / paths.SPOOL_NAME) if (state_dir / paths.SPOOL_NAME).exists() else 0
-        offset = int(get_meta(conn, "spool_offset", "0") or 0)
+        offset = statedb.meta_int(conn, Meta.SPOOL_OFFSET)
         lines.append(("spool", f"{spool_size - offset} byte(s) not yet ingested"))
-        skipped = int(get_meta(conn, "skipped_lines", "0") or 0)
+        skipped = statedb.meta_int(conn, Meta.SKIPPED_LINES)
         if skipped:
             lines.append(
-                ("skipped lines", f"{skipped} malformed spool line(s) skipped (last: {get_meta(conn, 'last_skipped')})")
+                (
+                    "skipped lines",
+                    f"{skipped} malformed spool line(s) skipped (last: {get_meta(conn, Meta.LAST_SKIPPED)})",
+                )
             )
-        deferred = conn.execute("SELECT count(*) FROM deferred_records").fetchone()[0]
+        deferred = statedb.deferred_count(conn)
         if deferred:
             lines.append(("deferred", f"{deferred} record(s) of a newer format kept for a newer periscope-hooks"))
-        pending = conn.execute("SELECT count(*) FROM messages WHERE link_id IS NULL").fetchone()[0]
-        held = conn.execute("SELECT count(*) FROM links WHERE emitted = 0").fetchone()[0]
+        pending = statedb.pending_count(conn)
+        held = statedb.held_count(conn)
         lines.append(
             (
                 "messages",
-                f"{conn.execute('SELECT count(*) FROM messages').fetchone()[0]} recorded,"
-                f" {pending} not linked to a commit yet",
+                f"{statedb.message_count(conn)} recorded, {pending} not linked to a commit yet",
             )
         )
         if held:
@@ -76,7 +79,7 @@ def repo_lines(repo: str | None) -> list[Line]:
                 )
             )
         lines.append(("outbox", f"{outbox.depth(conn)} event(s) waiting for delivery"))
-        rebuilt = get_meta(conn, "rebuilt_from")
+        rebuilt = get_meta(conn, Meta.REBUILT_FROM)
         if rebuilt and _recent_rebuild(rebuilt):
             lines.append(("state.db", f"was corrupt; moved aside ({rebuilt}) and rebuilt from the spool"))
         try:
@@ -84,7 +87,7 @@ def repo_lines(repo: str | None) -> list[Line]:
 
             lines.extend(delivery_lines(conn))
         except ImportError:
-            last = get_meta(conn, "last_delivery_error")
+            last = get_meta(conn, Meta.LAST_DELIVERY_ERROR)
             if last:
                 lines.append(("delivery", f"last error: {last}"))
     finally:

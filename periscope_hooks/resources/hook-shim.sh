@@ -1,12 +1,14 @@
 #!/bin/sh
-# periscope-hooks-shim v1
+# periscope-hooks-shim v2
 # Installed by `periscope install-hooks`; `periscope uninstall-hooks` restores
-# the hook that was here before (kept beside this file as *.periscope-legacy).
+# the hook that was here before (kept as periscope-kept/<its name> beside this
+# file, so that it still sees its own name in "$0").
 # Links AI usage to commits.  It never fails the git command that ran it.
 HOOK_NAME=__HOOK_NAME__
 INSTALL_PYTHON=__INSTALL_PYTHON__
 HERE=${0%/*}
-LEGACY="$HERE/$HOOK_NAME.periscope-legacy"
+KEPT="$HERE/periscope-kept/$HOOK_NAME"
+[ -e "$KEPT" ] || KEPT="$HERE/$HOOK_NAME.periscope-legacy" # kept by a v1 shim
 PY_RUN='import sys
 try:
     from periscope_hooks.hook import run
@@ -44,11 +46,11 @@ periscope_run() {
 
 periscope_run "$@"
 
-if [ -x "$LEGACY" ]; then
+if [ -x "$KEPT" ]; then
     if [ "$HOOK_NAME" = post-rewrite ]; then
-        printf '%s\n' "$PERISCOPE_STDIN" | "$LEGACY" "$@"
+        printf '%s\n' "$PERISCOPE_STDIN" | "$KEPT" "$@"
     else
-        "$LEGACY" "$@"
+        "$KEPT" "$@"
     fi
     exit $?
 fi

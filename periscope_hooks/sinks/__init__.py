@@ -14,6 +14,7 @@ from typing import Any, Protocol
 ACCEPTED = "accepted"  # the receiver holds the event (a duplicate it already had counts too)
 REJECTED = "rejected"  # the receiver will never take it: dead-letter it with the reason
 RETRY = "retry"  # keep it and try again later
+OTLP_SINK_NAME = "OTLP collector"  # here so `status` names the sink without importing protobuf
 
 
 @dataclass
@@ -31,6 +32,8 @@ class SendOutcome:
     retry_after: float | None = None
     error: str | None = None
     stop: bool = False
+    partial_rejected: int = 0
+    partial_message: str = ""
 
 
 class Sink(Protocol):
@@ -43,11 +46,17 @@ class Sink(Protocol):
 
 
 def get_sink() -> Sink:
-    """The configured sink: the HTTP endpoint if one is configured, else the local store."""
+    """The configured sink: the one chosen by "sink", else the HTTP endpoint if one is configured,
+    else the local store."""
     from periscope_hooks.config import load_user_config
 
     cfg = load_user_config()
-    if cfg.endpoint:
+    if cfg.sink_kind == "otlp":
+        from periscope_hooks.sinks.otlp import OtlpSink
+
+        assert cfg.otlp is not None
+        return OtlpSink(cfg.otlp)
+    if cfg.sink_kind == "endpoint":
         from periscope_hooks.sinks.http import HttpSink
 
         return HttpSink(cfg)

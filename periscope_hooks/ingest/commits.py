@@ -1,0 +1,177 @@
+"""Commit records: link a worktree's pending usage to a new commit and queue its event.
+
+The decisions are rules.py's; this module gathers their inputs (from the record, and
+from state.db for what earlier records decided) and stores the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+
+from periscope_hooks import events, git, outbox, statedb
+from periscope_hooks.ingest import rules
+from periscope_hooks.ingest.context import IngestContext
+from periscope_hooks.ingest.records import Commit, Rewrite, squash_reflog_json
+
+PARENTS_CHUNK = 500  # SHAs per `git log --no-walk` call
+
+
+def lookup_parents(ctx: IngestContext, shas: Iterable[str]) -> dict[str, list[str]]:
+    """Parents of the commits a batch's records name but did not record: one git call per
+    PARENTS_CHUNK commits (not one `git rev-list` per commit, which cost ~2 ms each).
+    Unknown SHAs (gone, or never in this repository) are left out."""
+    wanted = list(dict.fromkeys(shas))
+    found: dict[str, list[str]] = {}
+    if not wanted or not ctx.common_dir:
+        return found
+    for i in range(0, len(wanted), PARENTS_CHUNK):
+        chunk = wanted[i : i + PARENTS_CHUNK]
+        try:
+            out = git.run_git(
+                ["log", "--no-walk=unsorted", "--ignore-missing", "--format=%H %P", *chunk], git_dir=ctx.common_dir
+            )
+        except git.GitError as e:
+            ctx.log(f"could not read the parents of {len(chunk)} commit(s): {e}")
+            continue
+        for line in out.splitlines():
+            parts = line.split()
+            if parts:
+                found[parts[0]] = parts[1:]
+    return found
+
+
+def _live_reflog_before(worktree: str, sha: str) -> list[str | None] | None:
+    """For records older than `reflog_prev`: the HEAD reflog entry before `sha`'s, read now."""
+    dirs = git.find_repo_dirs(worktree, env={}) if worktree and os.path.isdir(worktree) else None
+    entries = git.read_reflog(dirs) if dirs else []
+    at = max((i for i, e in enumerate(entries) if e[1] == sha), default=-1)
+    if at <= 0:
+        return None
+    old, new, subject = entries[at - 1]
+    return [old, new, git.reflog_action(subject)]
+
+
+def _is_squash(rec: Commit, squash_reflog: str | None) -> bool:
+    """The first commit after `merge --squash` is the squash, unless the squash was abandoned."""
+    if not squash_reflog:
+        return True  # unknown (an older record): counts as not abandoned
+    assert rec.sha is not None
+    if rec.has_reflog_prev:
+        before = list(rec.reflog_prev) if rec.reflog_prev is not None and rec.reflog[1] == rec.sha else None
+    else:
+        before = _live_reflog_before(rec.worktree, rec.sha)
+    return not rules.squash_abandoned(before, json.loads(squash_reflog))
+
+
+def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[str]]) -> None:
+    conn = ctx.conn
+    worktree = rec.worktree
+    if worktree and not ctx.settings(worktree).capture:
+        return
+    sha = rec.sha
+    if not sha:
+        ctx.log(f"{rec.hook}: no HEAD commit recorded; skipped")
+        return
+    subject = rec.reflog[2] if rec.reflog[1] == sha else ""
+    if rec.hook == "post-merge" and rec.squash:
+        statedb.set_squash_pending(conn, worktree, squash_reflog_json(rec.reflog))
+        return
+    kind = rules.base_kind(rec.hook, subject, rec.rebasing)
+    if kind is None:
+        return
+    if kind == "commit" and rec.hook != "post-merge":
+        squash = statedb.squash_state(conn, worktree)
+        if squash is not None and squash["squash_pending"]:
+            if _is_squash(rec, squash["squash_reflog"]):
+                kind = "squash"
+            statedb.clear_squash_pending(conn, worktree)
+    parents = list(rec.parents) if rec.parents is not None else parents_found.get(sha, [])
+    final_kind = rules.kind_from_parents(kind, rec.hook, parents)
+    if final_kind is None:
+        return
+    origin = "agent" if rec.agent else "human"
+    settings = ctx.settings(worktree)
+    pending, _ = statedb.pending_summary(conn, worktree)
+    last = statedb.last_message_time(conn, worktree) if not pending and origin == "human" else None
+    if not rules.within_idle_window(origin, pending, last, rec.time, settings.idle_window_minutes):
+        return  # no AI session active in this worktree lately: not an AI-related commit
+    message_id = rec.agent_message_id
+    hold_until = None
+    if message_id:
+        hold_until = rules.hold_until(
+            message_id,
+            statedb.message_is_known(conn, message_id),
+            statedb.held_link_for_message(conn, message_id) is not None,
+            rec.time,
+            settings.agent_hold_minutes,
+        )
+    link_id = statedb.insert_link(
+        conn,
+        worktree=worktree,
+        sha=sha,
+        kind=final_kind,
+        origin=origin,
+        branch=rec.branch,
+        parents_json=json.dumps(parents),
+        time_ms=rec.time,
+        agent_session_id=rec.agent_session_id,
+        agent_message_id=message_id if hold_until else None,
+        hold_until_ms=hold_until,
+    )
+    if link_id is None:
+        return  # this commit record was applied before
+    statedb.link_pending_messages(conn, link_id, worktree)
+    ctx.result.commits += 1
+    if hold_until is None:
+        emit_link(ctx, statedb.link(conn, link_id), note=None)
+
+
+def emit_link(ctx: IngestContext, link: sqlite3.Row, note: str | None) -> None:
+    conn = ctx.conn
+    msgs = statedb.link_messages(conn, [link["id"]])
+    agent = None
+    if link["origin"] == "agent":
+        included = link["agent_message_id"] is None or any(m["id"] == link["agent_message_id"] for m in msgs)
+        agent = {"session_id": link["agent_session_id"], "message_included": included}
+    event = events.commit_event(
+        repo_id=ctx.repo_id,
+        repo_url=ctx.repo_url,
+        branch=link["branch"],
+        sha=link["sha"],
+        parents=json.loads(link["parents"]),
+        kind=link["kind"],
+        origin=link["origin"],
+        time_ms=link["time_ms"],
+        messages=msgs,
+        sessions=statedb.sessions_by_id(conn, [m["session_id"] for m in msgs]),
+        agent=agent,
+        note=note,
+    )
+    outbox.enqueue(conn, event)
+    statedb.mark_link_emitted(conn, link["id"], note)
+    if ctx.common_dir and ctx.settings(link["worktree"] or "").notes:
+        ctx.notes.append(link["current_sha"])
+
+
+def apply_rewrite(ctx: IngestContext, rec: Rewrite) -> None:
+    if rec.worktree and not ctx.settings(rec.worktree).capture:
+        return
+    if not rec.pairs:
+        return
+    conn = ctx.conn
+    mapping = dict((o, n) for o, n in rec.pairs)
+    statedb.record_rewrites(conn, rec.command, rec.pairs, rec.time)
+    statedb.move_links(conn, mapping)
+    outbox.enqueue(
+        conn,
+        events.rewrite_event(
+            repo_id=ctx.repo_id, repo_url=ctx.repo_url, command=rec.command, pairs=rec.pairs, time_ms=rec.time
+        ),
+    )
+    if ctx.common_dir and ctx.settings(rec.worktree).notes:
+        # The replacements' notes are rewritten whole from the database, so they
+        # carry the moved usage exactly once.
+        ctx.notes.extend(sorted(statedb.commits_with_links(conn, sorted(set(mapping.values())))))

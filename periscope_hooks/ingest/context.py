@@ -1,0 +1,104 @@
+"""What one ingest run knows about its repository: remote, repository id, per-worktree settings."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from periscope_hooks import git, logfile, paths
+from periscope_hooks.settings import RepoSettings, load_settings
+
+REPO_ID_NAME = "repo-id"  # in the state dir, beside the spool
+
+
+@dataclass
+class IngestResult:
+    records: int = 0
+    messages: int = 0
+    duplicates: int = 0
+    sessions: int = 0
+    commits: int = 0
+    skipped: int = 0
+    deferred: int = 0
+
+
+@dataclass
+class IngestContext:
+    conn: sqlite3.Connection
+    state_dir: Path
+    result: IngestResult = field(default_factory=IngestResult)
+    # SHAs whose git note is (re)written after the transaction commits: never inside the write lock.
+    notes: list[str] = field(default_factory=list)
+    common_dir: str | None = None
+    _repo_url: str | None = None
+    _repo_url_known: bool = False
+    _repo_id: str | None = None
+    _settings: dict[str, RepoSettings] = field(default_factory=dict)
+    _worktrees: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.common_dir is None and (self.state_dir.parent / "HEAD").exists():
+            self.common_dir = str(self.state_dir.parent)
+
+    @property
+    def spool_path(self) -> str:
+        return str(self.state_dir / paths.SPOOL_NAME)
+
+    def log(self, message: str) -> None:
+        logfile.log_line(self.state_dir / paths.HOOK_LOG_NAME, message)
+
+    @property
+    def repo_url(self) -> str | None:
+        if not self._repo_url_known:
+            self._repo_url = git.remote_url(self.common_dir) if self.common_dir else None
+            self._repo_url_known = True
+        return self._repo_url
+
+    @property
+    def repo_id(self) -> str:
+        """The repository part of commit and rewrite event ids.  Fixed at first use in a file beside
+        the spool (which outlives a rebuilt state.db), so that adding or changing a remote later
+        never gives an already-sent commit a second id."""
+        if self._repo_id is None:
+            path = self.state_dir / REPO_ID_NAME
+            try:
+                self._repo_id = path.read_text(encoding="utf-8").strip() or None
+            except OSError:
+                pass
+            if self._repo_id is None:
+                self._repo_id = self.repo_url or f"local:{self.common_dir}"
+                try:
+                    tmp = path.with_name(f"{REPO_ID_NAME}.{os.getpid()}.tmp")
+                    tmp.write_text(self._repo_id + "\n", encoding="utf-8")
+                    os.replace(tmp, path)
+                except OSError as e:
+                    self.log(f"could not save {REPO_ID_NAME} ({e}); event ids use the current remote")
+        return self._repo_id
+
+    def settings(self, worktree: str) -> RepoSettings:
+        s = self._settings.get(worktree)
+        if s is None:
+            s = self._settings[worktree] = load_settings(worktree)
+            for problem in s.problems:
+                self.log(problem)
+        return s
+
+    def worktree_of(self, cwd: str) -> str:
+        """The worktree top holding `cwd` (the plugin sends the top already; older records may not)."""
+        if not cwd:
+            return ""
+        wt = self._worktrees.get(cwd)
+        if wt is None:
+            wt = d = os.path.realpath(cwd)
+            while True:
+                if os.path.exists(os.path.join(d, ".git")):
+                    wt = d
+                    break
+                parent = os.path.dirname(d)
+                if parent == d:
+                    break
+                d = parent
+            self._worktrees[cwd] = wt
+        return wt

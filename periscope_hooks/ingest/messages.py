@@ -1,0 +1,45 @@
+"""Message records: store each assistant message once and queue its event."""
+
+from __future__ import annotations
+
+from periscope_hooks import events, outbox, statedb
+from periscope_hooks.ingest.commits import emit_link
+from periscope_hooks.ingest.context import IngestContext
+from periscope_hooks.ingest.records import Message
+
+
+def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
+    conn = ctx.conn
+    worktree = ctx.worktree_of(rec.cwd)
+    if worktree and not ctx.settings(worktree).capture:
+        return
+    # An agent commit may be waiting for exactly this message (its hold): it takes the message.
+    held = statedb.held_link_for_message(conn, rec.id)
+    values = (
+        rec.id,
+        rec.session_id,
+        worktree,
+        rec.time,
+        rec.provider,
+        rec.model,
+        rec.agent,
+        *rec.tokens,
+        rec.cost,
+        rec.branch,
+        rec.sha,
+        line_offset,
+        held["id"] if held is not None else None,
+    )
+    if not statedb.insert_message(conn, values):
+        ctx.result.duplicates += 1
+        return
+    ctx.result.messages += 1
+    if rec.session_id:
+        statedb.ensure_session(conn, rec.session_id)
+    # Built from the stored row, so the event carries exactly what a rebuild would read back.
+    msg = statedb.message(conn, rec.id)
+    assert msg is not None
+    session = statedb.sessions_by_id(conn, [msg["session_id"]]).get(msg["session_id"])
+    outbox.enqueue(conn, events.message_event(msg, session, ctx.repo_url if worktree else None))
+    if held is not None:
+        emit_link(ctx, held, note=None)

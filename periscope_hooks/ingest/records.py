@@ -1,0 +1,231 @@
+"""Spool lines to typed records: what a line says, checked once, before anything is applied.
+
+A record that cannot be read raises ValueError (or KeyError/TypeError/AttributeError from
+the malformed value); the caller counts it as skipped.  Nothing here touches a database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+
+from periscope_hooks import events, spool
+from periscope_hooks.state import now_ms
+
+TOKEN_FIELDS = events.TOKEN_FIELDS
+HOLD_EXPIRED = "hold-expired"
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    session_id: Any
+    cwd: str
+    time: Any
+    provider: Any
+    model: Any
+    agent: Any
+    tokens: tuple[int, int, int, int, int]
+    cost: float
+    branch: Any
+    sha: Any
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    title: Any
+    parent_id: Any
+    agent: Any
+    time: Any
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A post-commit or post-merge record."""
+
+    hook: str
+    worktree: str
+    time: int
+    sha: str | None
+    branch: Any
+    reflog: tuple[Any, Any, str]  # (old, new, subject) of HEAD's newest reflog entry
+    # HEAD's reflog entry before the newest, as the hook saw it at commit time ("reflog_prev").
+    # None: there was none.  Absent from older records (`has_reflog_prev` False): ingest then
+    # reads the live reflog, the only way those records can be judged.
+    reflog_prev: tuple[Any, Any, str] | None
+    has_reflog_prev: bool
+    rebasing: bool
+    squash: bool
+    agent: bool
+    agent_session_id: Any
+    agent_message_id: Any
+    parents: tuple[str, ...] | None  # recorded at commit time, or None (looked up once per batch)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    worktree: str
+    command: str
+    pairs: list[list[str]]
+    time: int
+
+
+@dataclass(frozen=True)
+class HoldExpired:
+    """The flusher's decision that an agent commit stopped waiting for its message: recorded in
+    the spool, so a rebuild takes it at the same point in the spool's order."""
+
+    worktree: str
+    sha: str
+    commit_kind: str
+    message_id: Any
+    time: int
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """Moves decided by reconciliation (periscope_hooks/reconcile.py), recorded in the spool so
+    that a rebuild replays them without asking git."""
+
+    command: str
+    pairs: list[list[str]]
+    time: int
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A record this version does not understand: kept for a newer periscope-hooks."""
+
+    version: str
+
+
+Record = Union[Message, Session, Commit, Rewrite, HoldExpired, Reconcile, Deferred]
+
+
+def _reflog_entry(value: Any) -> tuple[Any, Any, str]:
+    value = value or {}
+    return (value.get("old"), value.get("new"), value.get("subject") or "")
+
+
+def _time(rec: dict[str, Any]) -> int:
+    return int(rec.get("time") or now_ms())
+
+
+def message(rec: dict[str, Any]) -> Message:
+    tokens = rec.get("tokens") or {}
+    counts = tuple(int(tokens.get(f) or 0) for f in TOKEN_FIELDS)
+    if any(v < 0 for v in counts):
+        raise ValueError("negative token count")
+    gitinfo = rec.get("git") or {}
+    return Message(
+        id=str(rec["id"]),
+        session_id=rec.get("session_id"),
+        cwd=str(rec.get("cwd") or ""),
+        time=rec.get("time"),
+        provider=rec.get("provider"),
+        model=rec.get("model"),
+        agent=rec.get("agent"),
+        tokens=counts,  # type: ignore[arg-type]
+        cost=float(rec.get("cost") or 0),
+        branch=gitinfo.get("branch"),
+        sha=gitinfo.get("sha"),
+    )
+
+
+def session(rec: dict[str, Any]) -> Session:
+    return Session(
+        id=str(rec["session_id"]),
+        title=rec.get("title"),
+        parent_id=rec.get("parent_id"),
+        agent=rec.get("agent"),
+        time=rec.get("time"),
+    )
+
+
+def commit(rec: dict[str, Any]) -> Commit | Rewrite:
+    hook = rec["hook"]
+    worktree = str(rec.get("worktree") or "")
+    if hook == "post-rewrite":
+        return Rewrite(
+            worktree=worktree,
+            command=str(rec.get("command") or "rebase"),
+            pairs=[[str(o), str(n)] for o, n in (rec.get("pairs") or [])],
+            time=_time(rec),
+        )
+    agent = rec.get("agent") or None
+    parents = rec.get("parents")
+    return Commit(
+        hook=hook,
+        worktree=worktree,
+        time=_time(rec),
+        sha=rec.get("sha") or None,
+        branch=rec.get("branch"),
+        reflog=_reflog_entry(rec.get("reflog")),
+        reflog_prev=_reflog_entry(rec["reflog_prev"]) if rec.get("reflog_prev") else None,
+        has_reflog_prev="reflog_prev" in rec,
+        rebasing=bool(rec.get("rebasing")),
+        squash=bool(rec.get("squash")),
+        agent=bool(agent),
+        agent_session_id=(agent or {}).get("session_id"),
+        agent_message_id=(agent or {}).get("message_id"),
+        parents=tuple(str(p) for p in parents) if isinstance(parents, list) else None,
+    )
+
+
+def hold_expired(rec: dict[str, Any]) -> HoldExpired:
+    return HoldExpired(
+        worktree=str(rec.get("worktree") or ""),
+        sha=str(rec["sha"]),
+        commit_kind=str(rec["commit_kind"]),
+        message_id=rec.get("message_id"),
+        time=_time(rec),
+    )
+
+
+def reconcile(rec: dict[str, Any]) -> Reconcile:
+    from periscope_hooks.reconcile import COMMANDS
+
+    command = str(rec["command"])
+    if command not in COMMANDS:
+        raise ValueError(f"unknown reconcile command {command!r}")
+    pairs = [[str(o), str(n)] for o, n in rec["pairs"]]
+    return Reconcile(command=command, pairs=pairs, time=int(rec["time"]))
+
+
+def hold_expired_line(worktree: str, sha: str, commit_kind: str, message_id: Any, time_ms: int) -> dict[str, Any]:
+    return {
+        "v": spool.SPOOL_VERSION,
+        "kind": HOLD_EXPIRED,
+        "worktree": worktree,
+        "sha": sha,
+        "commit_kind": commit_kind,
+        "message_id": message_id,
+        "time": time_ms,
+    }
+
+
+_READERS: dict[str, Callable[[dict[str, Any]], Record]] = {
+    "message": message,
+    "session": session,
+    "commit": commit,
+    HOLD_EXPIRED: hold_expired,
+    "reconcile": reconcile,
+}
+
+
+def parse(rec: dict[str, Any]) -> Record:
+    """The typed record for a parsed spool line."""
+    version = rec.get("v")
+    if version != spool.SPOOL_VERSION:
+        return Deferred(str(version))  # a newer plugin wrote this: keep it, don't drop it
+    kind = rec.get("kind")
+    reader: Callable[[dict[str, Any]], Record] | None = _READERS.get(kind)  # type: ignore[arg-type]
+    if reader is None:
+        return Deferred(f"1/{kind}")
+    return reader(rec)
+
+
+def squash_reflog_json(entry: tuple[Any, Any, str]) -> str:
+    return json.dumps(list(entry))

@@ -1,0 +1,84 @@
+"""The commit-linking rules, as plain functions of what the spool recorded.
+
+No database, no git, no clock: each answer depends only on its arguments, which is
+what makes a rebuild from the spool decide exactly what the first ingest decided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def classify_commit(subject: str) -> str | None:
+    """The commit kind from HEAD's reflog subject; None for a rebase replay (takes no usage)."""
+    head = subject.split(":", 1)[0]
+    if (
+        head.startswith("rebase")
+        or head.startswith("pull --rebase")
+        or head.endswith(("(pick)", "(reword)", "(squash)", "(fixup)", "(edit)"))
+    ):
+        return None
+    if head == "commit (amend)":
+        return "amend"
+    if head == "commit (merge)":
+        return "merge"
+    if head.startswith("cherry-pick"):
+        return "cherry-pick"
+    if head.startswith("revert"):
+        return "revert"
+    return "commit"
+
+
+def base_kind(hook: str, subject: str, rebasing: bool) -> str | None:
+    """The kind before squash and parent facts; None: the commit takes no usage.
+
+    `subject` is the reflog subject of the entry that made this commit ("" when the
+    recorded reflog entry is not this commit's)."""
+    if hook == "post-merge":
+        if "fast-forward" in subject.lower():
+            return None  # no new commit: usage stays pending for the next commit
+        return "merge"
+    if subject:
+        return classify_commit(subject)  # None: a rebase replays; usage follows through post-rewrite
+    return None if rebasing else "commit"
+
+
+def squash_abandoned(before_commit: Sequence[str | None] | None, squash_reflog: Sequence[str | None]) -> bool:
+    """True when HEAD's reflog entry just before the commit is not the one recorded at
+    `merge --squash` time: something (a reset, a checkout) came between, so the squash was
+    abandoned and the commit is an ordinary one.  No entry before the commit: not abandoned."""
+    if before_commit is None:
+        return False
+    return list(before_commit) != list(squash_reflog)
+
+
+def kind_from_parents(kind: str, hook: str, parents: Sequence[str]) -> str | None:
+    """A commit with two parents is a merge; a post-merge whose HEAD has one parent made no
+    merge commit (a fast-forward without the usual reflog subject): None, takes no usage.
+    Unknown parents ([]) change nothing."""
+    if kind == "commit" and len(parents) > 1:
+        return "merge"
+    if hook == "post-merge" and parents and len(parents) < 2:
+        return None
+    return kind
+
+
+def within_idle_window(
+    origin: str, pending: int, last_message_ms: int | None, commit_ms: int, idle_window_minutes: float
+) -> bool:
+    """Does the commit take (possibly empty) usage?  A human commit with nothing pending is
+    AI-related only when the worktree saw a message within the idle window before it."""
+    if pending or origin != "human":
+        return True
+    return last_message_ms is not None and commit_ms - last_message_ms <= idle_window_minutes * 60_000
+
+
+def hold_until(
+    message_id: str | None, message_known: bool, already_reserved: bool, commit_ms: int, hold_minutes: float
+) -> int | None:
+    """Until when an agent commit waits for its in-flight message (None: it does not wait).
+
+    It waits only when the message is neither stored yet nor waited for by another commit."""
+    if not message_id or message_known or already_reserved:
+        return None
+    return commit_ms + int(hold_minutes * 60_000)

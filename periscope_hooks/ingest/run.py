@@ -1,0 +1,125 @@
+"""One ingest run: spool batches in, records applied in spool order, expired holds recorded."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Union
+
+from periscope_hooks import spool, statedb
+from periscope_hooks.ingest import records, rules
+from periscope_hooks.ingest.commits import apply_commit, apply_rewrite, lookup_parents
+from periscope_hooks.ingest.context import IngestContext, IngestResult
+from periscope_hooks.ingest.holds import apply_hold_expired, record_expired_holds
+from periscope_hooks.ingest.messages import apply_message
+from periscope_hooks.ingest.notes_sync import write_pending_notes
+from periscope_hooks.ingest.reconciled import apply_reconcile
+from periscope_hooks.ingest.sessions import apply_session
+from periscope_hooks.ingest.spool_reader import read_batch, store_position
+from periscope_hooks.state import open_state_db, transaction
+
+# What a record that cannot be applied raises (a field of the wrong type or shape).
+INVALID = (KeyError, TypeError, ValueError, AttributeError)
+Parsed = Union[records.Record, Exception, None]
+
+
+def _skip(ctx: IngestContext, where: str, log_line: str) -> None:
+    ctx.result.skipped += 1
+    statedb.count_skipped_line(ctx.conn, where)
+    ctx.log(log_line)
+
+
+def _parse(ctx: IngestContext, line_offset: int, raw: bytes) -> tuple[dict[str, Any] | None, Parsed]:
+    rec, garbage = spool.parse_line(raw)
+    if garbage:
+        # Offset and length only: a garbage line could hold anything.
+        _skip(
+            ctx,
+            f"byte {line_offset} ({len(raw)} bytes)",
+            f"spool: skipped a malformed line at byte {line_offset} ({len(raw)} bytes)",
+        )
+    if rec is None:
+        return None, None
+    ctx.result.records += 1
+    try:
+        return rec, records.parse(rec)
+    except INVALID as e:
+        return rec, e
+
+
+def _apply(
+    ctx: IngestContext, line_offset: int, raw: bytes, rec: dict[str, Any], parsed: Parsed, parents: dict[str, list[str]]
+) -> None:
+    try:
+        if isinstance(parsed, Exception):
+            raise parsed
+        if isinstance(parsed, records.Message):
+            apply_message(ctx, parsed, line_offset)
+        elif isinstance(parsed, records.Session):
+            apply_session(ctx, parsed)
+        elif isinstance(parsed, records.Commit):
+            apply_commit(ctx, parsed, parents)
+        elif isinstance(parsed, records.Rewrite):
+            apply_rewrite(ctx, parsed)
+        elif isinstance(parsed, records.HoldExpired):
+            apply_hold_expired(ctx, parsed)
+        elif isinstance(parsed, records.Reconcile):
+            apply_reconcile(ctx, parsed)
+        elif isinstance(parsed, records.Deferred):
+            statedb.defer_record(ctx.conn, line_offset, parsed.version, raw.decode("utf-8", "replace"))
+            ctx.result.deferred += 1
+    except INVALID as e:
+        kind = rec.get("kind")
+        _skip(
+            ctx,
+            f"byte {line_offset}: {type(e).__name__}",
+            f"spool: skipped an invalid {kind} record at byte {line_offset}: {type(e).__name__}: {e}",
+        )
+
+
+def _needs_parents(rec: Parsed) -> bool:
+    return (
+        isinstance(rec, records.Commit)
+        and rec.sha is not None
+        and rec.parents is None
+        and not (rec.hook == "post-merge" and rec.squash)
+        and rules.base_kind(rec.hook, rec.reflog[2] if rec.reflog[1] == rec.sha else "", rec.rebasing) is not None
+    )
+
+
+def ingest_batch(ctx: IngestContext) -> bool:
+    """Apply one batch of complete spool lines in one transaction; False when none were left."""
+    with transaction(ctx.conn):
+        batch = read_batch(ctx.conn, ctx.spool_path, ctx.log)
+        if batch is None:
+            return False
+        parsed = [(offset, raw, *_parse(ctx, offset, raw)) for offset, raw in batch.lines]
+        parents = lookup_parents(
+            ctx, [p.sha for _, _, _, p in parsed if isinstance(p, records.Commit) and p.sha and _needs_parents(p)]
+        )
+        for offset, raw, rec, record in parsed:
+            if rec is not None:
+                _apply(ctx, offset, raw, rec, record, parents)
+        store_position(ctx.conn, batch)
+    return True
+
+
+def _drain(ctx: IngestContext) -> None:
+    while ingest_batch(ctx):
+        write_pending_notes(ctx)
+
+
+def process_spool(state_dir: Path, conn: sqlite3.Connection | None = None) -> IngestResult:
+    """Ingest everything the spool holds, link it, and record (then apply) expired agent-commit holds."""
+    own = conn is None
+    conn = conn or open_state_db(state_dir)
+    try:
+        ctx = IngestContext(conn, state_dir)
+        _drain(ctx)
+        if record_expired_holds(ctx):
+            _drain(ctx)
+        write_pending_notes(ctx)
+        return ctx.result
+    finally:
+        if own:
+            conn.close()

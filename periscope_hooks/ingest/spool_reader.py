@@ -1,0 +1,54 @@
+"""Reading the spool from the stored position: complete lines, in batches, never skipping.
+
+The position (byte offset and the file's inode) is stored in the same transaction that applies
+the batch, so a crash re-reads and never skips; everything applied is idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import Callable
+
+from periscope_hooks import spool, statedb
+from periscope_hooks.statedb import Meta
+
+BATCH_BYTES = 4 << 20
+
+
+@dataclass
+class Batch:
+    lines: list[tuple[int, bytes]]
+    end_offset: int
+    inode: str
+
+
+def read_batch(
+    conn: sqlite3.Connection, spool_path: str, log: Callable[[str], None], max_bytes: int = BATCH_BYTES
+) -> Batch | None:
+    """The next complete lines after the stored position (call inside the write transaction);
+    None when there are none."""
+    offset = statedb.meta_int(conn, Meta.SPOOL_OFFSET)
+    try:
+        st = os.stat(spool_path)
+    except FileNotFoundError:
+        return None
+    ino = str(st.st_ino)
+    stored_ino = statedb.get_meta(conn, Meta.SPOOL_INO)
+    if (stored_ino is not None and stored_ino != ino) or st.st_size < offset:
+        # The spool was replaced or truncated behind our back: re-read it whole
+        # (everything is idempotent) rather than skip what the new file holds.
+        log(f"spool was replaced (offset {offset}, size {st.st_size}); re-reading from the start")
+        offset = 0
+    lines, new_offset = spool.read_lines(spool_path, offset, max_bytes)
+    if new_offset == offset:
+        if stored_ino != ino:
+            statedb.set_meta(conn, Meta.SPOOL_INO, ino)
+        return None
+    return Batch(lines, new_offset, ino)
+
+
+def store_position(conn: sqlite3.Connection, batch: Batch) -> None:
+    statedb.set_meta(conn, Meta.SPOOL_OFFSET, str(batch.end_offset))
+    statedb.set_meta(conn, Meta.SPOOL_INO, batch.inode)

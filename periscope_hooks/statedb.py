@@ -1,0 +1,374 @@
+"""The state database's SQL for ingest, linking and reports: every statement in one place.
+
+state.py opens the database (and migrations.py shapes it); the outbox keeps its own
+statements in outbox.py.  Everything else that reads or writes messages, sessions,
+links, rewrites or meta goes through these functions, so a query plan can be checked
+in one place (tests/test_query_plans.py runs EXPLAIN QUERY PLAN on the hot ones).
+
+Meta keys are the constants of `Meta`, never bare strings.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+class Meta:
+    """Keys of the `meta` table."""
+
+    COMPAT_LEVEL = "compat_level"
+    SPOOL_OFFSET = "spool_offset"
+    SPOOL_INO = "spool_ino"
+    SKIPPED_LINES = "skipped_lines"
+    LAST_SKIPPED = "last_skipped"
+    INTEGRITY_CHECKED_MS = "integrity_checked_ms"
+    REBUILT_FROM = "rebuilt_from"
+    LAST_DELIVERY_ERROR = "last_delivery_error"
+    RETRY_AFTER_UNTIL_MS = "retry_after_until_ms"
+    DELIVERY_SINK = "delivery_sink"
+    RECONCILE_FINGERPRINT = "reconcile_fingerprint"  # refs + linked commits at the last reconciliation
+
+
+def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return default if row is None else row[0]
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def meta_int(conn: sqlite3.Connection, key: str) -> int:
+    value = get_meta(conn, key)
+    return int(value) if value and value.lstrip("-").isdigit() else 0
+
+
+# --- spool bookkeeping ---------------------------------------------------------------------------
+def count_skipped_line(conn: sqlite3.Connection, where: str) -> None:
+    set_meta(conn, Meta.SKIPPED_LINES, str(meta_int(conn, Meta.SKIPPED_LINES) + 1))
+    set_meta(conn, Meta.LAST_SKIPPED, where)
+
+
+def defer_record(conn: sqlite3.Connection, spool_offset: int, version: str, line: str) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO deferred_records (spool_offset, version, line) VALUES (?, ?, ?)",
+        (spool_offset, version, line),
+    )
+
+
+def deferred_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM deferred_records").fetchone()[0])
+
+
+# --- sessions --------------------------------------------------------------------------------------
+def upsert_session(conn: sqlite3.Connection, sid: str, title: Any, parent_id: Any, agent: Any, time_ms: Any) -> None:
+    conn.execute(
+        "INSERT INTO sessions (id, title, parent_id, agent, time_ms) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET title = coalesce(excluded.title, title),"
+        " parent_id = coalesce(excluded.parent_id, parent_id), agent = coalesce(excluded.agent, agent)",
+        (sid, title, parent_id, agent, time_ms),
+    )
+
+
+def ensure_session(conn: sqlite3.Connection, sid: Any) -> None:
+    conn.execute("INSERT OR IGNORE INTO sessions (id) VALUES (?)", (sid,))
+
+
+def sessions_by_id(conn: sqlite3.Connection, ids: Iterable[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for sid in set(ids):
+        row = conn.execute("SELECT * FROM sessions WHERE id = ?", (sid,)).fetchone()
+        if row is not None:
+            out[sid] = row
+    return out
+
+
+# --- messages --------------------------------------------------------------------------------------
+MESSAGE_COLUMNS = (
+    "id",
+    "session_id",
+    "worktree",
+    "time_ms",
+    "provider",
+    "model",
+    "agent",
+    "input",
+    "output",
+    "reasoning",
+    "cache_read",
+    "cache_write",
+    "cost",
+    "branch",
+    "sha",
+    "spool_offset",
+    "link_id",
+)
+INSERT_MESSAGE_SQL = (
+    f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})"
+)
+
+
+def insert_message(conn: sqlite3.Connection, values: Sequence[Any]) -> bool:
+    """Store a message (values in MESSAGE_COLUMNS order); False when its id was stored before."""
+    return conn.execute(INSERT_MESSAGE_SQL, values).rowcount > 0
+
+
+def message(conn: sqlite3.Connection, mid: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM messages WHERE id = ?", (mid,)).fetchone()
+    return row
+
+
+def message_is_known(conn: sqlite3.Connection, mid: str) -> bool:
+    return conn.execute("SELECT 1 FROM messages WHERE id = ?", (mid,)).fetchone() is not None
+
+
+# The partial index messages_pending holds exactly a worktree's unlinked messages.  Left to
+# itself the planner prefers messages_worktree_time and walks every message the worktree ever
+# had (22 ms at 100k messages, 200-250 ms at 1M, per commit: ingest became O(messages x commits));
+# on the partial index both statements cost 0.2 ms.  INDEXED BY makes that a hard requirement:
+# should the index ever go, the statement fails loudly instead of turning into a scan.
+PENDING_SUMMARY_SQL = (
+    "SELECT count(*), max(time_ms) FROM messages INDEXED BY messages_pending WHERE worktree = ? AND link_id IS NULL"
+)
+LINK_PENDING_SQL = "UPDATE messages INDEXED BY messages_pending SET link_id = ? WHERE worktree = ? AND link_id IS NULL"
+LAST_MESSAGE_TIME_SQL = "SELECT max(time_ms) FROM messages WHERE worktree = ?"
+
+
+def pending_summary(conn: sqlite3.Connection, worktree: str) -> tuple[int, int | None]:
+    """(count, newest time) of the worktree's messages not linked to a commit yet."""
+    n, newest = conn.execute(PENDING_SUMMARY_SQL, (worktree,)).fetchone()
+    return int(n), newest
+
+
+def link_pending_messages(conn: sqlite3.Connection, link_id: int, worktree: str) -> int:
+    return conn.execute(LINK_PENDING_SQL, (link_id, worktree)).rowcount
+
+
+def last_message_time(conn: sqlite3.Connection, worktree: str) -> int | None:
+    value = conn.execute(LAST_MESSAGE_TIME_SQL, (worktree,)).fetchone()[0]
+    return None if value is None else int(value)
+
+
+def pending_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM messages WHERE link_id IS NULL").fetchone()[0])
+
+
+def message_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+
+def messages_with_sessions(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute(
+        "SELECT m.*, s.title, s.parent_id FROM messages m LEFT JOIN sessions s ON s.id = m.session_id"
+        " ORDER BY m.time_ms, m.spool_offset"
+    ).fetchall()
+
+
+def link_messages(conn: sqlite3.Connection, link_ids: Sequence[int]) -> list[sqlite3.Row]:
+    """The messages linked to these links, in spool order."""
+    if len(link_ids) == 1:
+        return conn.execute("SELECT * FROM messages WHERE link_id = ? ORDER BY spool_offset", (link_ids[0],)).fetchall()
+    return conn.execute(
+        f"SELECT * FROM messages WHERE link_id IN ({','.join('?' * len(link_ids))}) ORDER BY spool_offset",
+        list(link_ids),
+    ).fetchall()
+
+
+# --- links (a commit that took usage) ----------------------------------------------------------------
+def held_link_for_message(conn: sqlite3.Connection, mid: str) -> sqlite3.Row | None:
+    """The agent commit waiting (held) for this in-flight message, if any."""
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM links WHERE agent_message_id = ? AND emitted = 0 ORDER BY id LIMIT 1", (mid,)
+    ).fetchone()
+    return row
+
+
+def insert_link(
+    conn: sqlite3.Connection,
+    *,
+    worktree: str,
+    sha: str,
+    kind: str,
+    origin: str,
+    branch: Any,
+    parents_json: str,
+    time_ms: int,
+    agent_session_id: Any,
+    agent_message_id: Any,
+    hold_until_ms: int | None,
+) -> int | None:
+    """A new link, or None when this (sha, kind, worktree) was linked before."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO links (worktree, sha, current_sha, kind, origin, branch, parents, time_ms,"
+        " agent_session_id, agent_message_id, hold_until_ms, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        (
+            worktree,
+            sha,
+            sha,
+            kind,
+            origin,
+            branch,
+            parents_json,
+            time_ms,
+            agent_session_id,
+            agent_message_id,
+            hold_until_ms,
+        ),
+    )
+    return cur.lastrowid if cur.rowcount else None
+
+
+def link(conn: sqlite3.Connection, link_id: int) -> sqlite3.Row:
+    row: sqlite3.Row = conn.execute("SELECT * FROM links WHERE id = ?", (link_id,)).fetchone()
+    return row
+
+
+def held_link(conn: sqlite3.Connection, sha: str, kind: str, worktree: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM links WHERE sha = ? AND kind = ? AND worktree = ? AND emitted = 0", (sha, kind, worktree)
+    ).fetchone()
+    return row
+
+
+def mark_link_emitted(conn: sqlite3.Connection, link_id: int, note: str | None) -> None:
+    conn.execute("UPDATE links SET emitted = 1, note = ? WHERE id = ?", (note, link_id))
+
+
+def expired_holds(conn: sqlite3.Connection, now: int) -> list[sqlite3.Row]:
+    return conn.execute(
+        "SELECT * FROM links WHERE emitted = 0 AND hold_until_ms IS NOT NULL AND hold_until_ms <= ? ORDER BY id",
+        (now,),
+    ).fetchall()
+
+
+def held_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM links WHERE emitted = 0").fetchone()[0])
+
+
+def links_of_commit(conn: sqlite3.Connection, sha: str) -> list[sqlite3.Row]:
+    """Every link whose usage now belongs to `sha` (its own and those moved to it by rewrites)."""
+    return conn.execute("SELECT * FROM links WHERE current_sha = ? ORDER BY id", (sha,)).fetchall()
+
+
+def commits_in_link_order(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT current_sha FROM links GROUP BY current_sha ORDER BY min(id)")]
+
+
+# --- worktree facts (a squash merge waiting for its commit) -----------------------------------------
+def squash_state(conn: sqlite3.Connection, worktree: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT squash_pending, squash_reflog FROM worktree_state WHERE worktree = ?", (worktree,)
+    ).fetchone()
+    return row
+
+
+def set_squash_pending(conn: sqlite3.Connection, worktree: str, reflog_json: str) -> None:
+    conn.execute(
+        "INSERT INTO worktree_state (worktree, squash_pending, squash_reflog) VALUES (?, 1, ?)"
+        " ON CONFLICT(worktree) DO UPDATE SET squash_pending = 1, squash_reflog = excluded.squash_reflog",
+        (worktree, reflog_json),
+    )
+
+
+def clear_squash_pending(conn: sqlite3.Connection, worktree: str) -> None:
+    conn.execute("UPDATE worktree_state SET squash_pending = 0 WHERE worktree = ?", (worktree,))
+
+
+# --- rewrites ----------------------------------------------------------------------------------------
+def record_rewrites(conn: sqlite3.Connection, command: str, pairs: Sequence[Sequence[str]], time_ms: int) -> None:
+    conn.executemany(
+        "INSERT INTO rewrites (command, old_sha, new_sha, time_ms) VALUES (?, ?, ?, ?)",
+        [(command, o, n, time_ms) for o, n in pairs],
+    )
+
+
+def move_links(conn: sqlite3.Connection, mapping: dict[str, str]) -> None:
+    """Point links at their rewritten commits, in one pass (a chain inside one rewrite never
+    moves a link twice)."""
+    marks = ",".join("?" * len(mapping))
+    rows = conn.execute(f"SELECT id, current_sha FROM links WHERE current_sha IN ({marks})", list(mapping)).fetchall()
+    conn.executemany(
+        "UPDATE links SET current_sha = ? WHERE id = ?", [(mapping[r["current_sha"]], r["id"]) for r in rows]
+    )
+
+
+def commits_with_links(conn: sqlite3.Connection, shas: Sequence[str]) -> set[str]:
+    if not shas:
+        return set()
+    return {
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT current_sha FROM links WHERE current_sha IN ({','.join('?' * len(shas))})", list(shas)
+        )
+    }
+
+
+# --- reconciliation (periscope_hooks/reconcile.py) ---------------------------------------------------
+def linked_commits(conn: sqlite3.Connection) -> list[str]:
+    """Every commit that carries linked usage now (after rewrites and reconciled moves)."""
+    return [r[0] for r in conn.execute("SELECT DISTINCT current_sha FROM links ORDER BY current_sha")]
+
+
+def cherry_pick_commits(conn: sqlite3.Connection) -> list[str]:
+    """Commits the hooks recorded as cherry-picks: copies, never replacements."""
+    return [r[0] for r in conn.execute("SELECT sha FROM links WHERE kind = 'cherry-pick'")]
+
+
+def move_reconciled(
+    conn: sqlite3.Connection, command: str, pairs: Sequence[Sequence[str]], time_ms: int
+) -> list[list[str]]:
+    """Apply a reconcile record's pairs; returns those that moved something.  A pair whose old
+    commit carries no usage any more (moved before) moves nothing and is left out."""
+    effective: list[list[str]] = []
+    for old, new in pairs:
+        if conn.execute("UPDATE links SET current_sha = ? WHERE current_sha = ?", (new, old)).rowcount:
+            effective.append([old, new])
+    record_rewrites(conn, command, effective, time_ms)
+    return effective
+
+
+def store_reconcile_status(conn: sqlite3.Connection, rows: dict[str, tuple[int, int]], fingerprint: str) -> None:
+    """Replace the cached (reachable, shipped) of every linked commit (inside a transaction)."""
+    conn.execute("DELETE FROM reconcile_status")
+    conn.executemany(
+        "INSERT INTO reconcile_status (sha, reachable, shipped) VALUES (?, ?, ?)",
+        [(sha, r, s) for sha, (r, s) in rows.items()],
+    )
+    set_meta(conn, Meta.RECONCILE_FINGERPRINT, fingerprint)
+
+
+def reconcile_status(conn: sqlite3.Connection) -> dict[str, tuple[bool, bool]]:
+    return {
+        sha: (bool(r), bool(s)) for sha, r, s in conn.execute("SELECT sha, reachable, shipped FROM reconcile_status")
+    }
+
+
+def reconcile_counts(conn: sqlite3.Connection, commands: Sequence[str]) -> tuple[int, int]:
+    """(commits moved by reconciliation, linked commits not on the main line as last seen)."""
+    moved = conn.execute(
+        f"SELECT count(DISTINCT old_sha) FROM rewrites WHERE command IN ({','.join('?' * len(commands))})",
+        list(commands),
+    ).fetchone()[0]
+    off_line = conn.execute(
+        "SELECT count(*) FROM reconcile_status s WHERE s.shipped = 0"
+        " AND EXISTS (SELECT 1 FROM links WHERE current_sha = s.sha)"
+    ).fetchone()[0]
+    return int(moved), int(off_line)
+
+
+def worktrees_of_commits(conn: sqlite3.Connection, shas: Sequence[str]) -> list[tuple[str, str]]:
+    """(worktree, commit) for the links now on the given commits."""
+    if not shas:
+        return []
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            f"SELECT DISTINCT worktree, current_sha FROM links WHERE current_sha IN ({','.join('?' * len(shas))})",
+            list(shas),
+        )
+    ]

@@ -1,0 +1,62 @@
+"""EXPLAIN QUERY PLAN regression tests for the hot statements of ingest and linking.
+
+A new index (or new planner statistics) must never silently turn one of these into a scan
+of every message: at 1M messages that cost 200-250 ms per commit (issue 11).  The database
+holds enough rows, with ANALYZE statistics, for the planner to have real choices.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from periscope_hooks import statedb
+from periscope_hooks.state import open_state_db
+
+
+@pytest.fixture(scope="module")
+def conn(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
+    db = open_state_db(Path(tmp_path_factory.mktemp("plans")))
+    rows = [
+        (f"m{i}", "ses", f"/wt{i % 3}", i, "p", "m", "a", 1, 1, 0, 0, 0, 0.01, "main", None, i, None if i > 1900 else 1)
+        for i in range(2000)
+    ]
+    db.executemany(statedb.INSERT_MESSAGE_SQL, rows)
+    db.execute("ANALYZE")
+    yield db
+    db.close()
+
+
+def plan(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> str:
+    return "\n".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "index"),
+    [
+        (statedb.PENDING_SUMMARY_SQL, ("/wt1",), "messages_pending"),
+        (statedb.LINK_PENDING_SQL, (7, "/wt1"), "messages_pending"),
+        (statedb.LAST_MESSAGE_TIME_SQL, ("/wt1",), "messages_worktree_time"),
+        ("SELECT * FROM messages WHERE id = ?", ("m1",), "sqlite_autoindex_messages_1"),
+        ("SELECT * FROM messages WHERE link_id = ? ORDER BY spool_offset", (1,), "messages_link"),
+        ("SELECT * FROM links WHERE agent_message_id = ? AND emitted = 0 ORDER BY id LIMIT 1", ("m1",), "links_held"),
+        ("SELECT * FROM links WHERE current_sha = ? ORDER BY id", ("abc",), "links_current"),
+    ],
+)
+def test_hot_statements_use_their_index(
+    conn: sqlite3.Connection, sql: str, params: tuple[object, ...], index: str
+) -> None:
+    text = plan(conn, sql, params)
+    assert f"USING INDEX {index}" in text or f"USING COVERING INDEX {index}" in text, text
+    assert "SCAN messages" not in text and "SCAN m " not in text, text
+
+
+def test_pending_statements_fail_loudly_without_their_index(tmp_path: Path) -> None:
+    """INDEXED BY: should messages_pending ever be dropped, linking errors out instead of scanning."""
+    db = open_state_db(tmp_path)
+    db.execute("DROP INDEX messages_pending")
+    with pytest.raises(sqlite3.OperationalError, match="no such index"):
+        statedb.pending_summary(db, "/wt")
+    db.close()
