@@ -128,8 +128,9 @@ def spawn_background_flush(state_dir: str) -> None:
         "_background-flush",
         state_dir,
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setsid=True)
+    from periscope_hooks.git import no_git_env  # the rule every git we run gets (already imported)
+
+    os.posix_spawn("/bin/sh", argv, no_git_env(), file_actions=actions, setsid=True)
 
 
 def _alarm(signum: int, frame: FrameType | None) -> None:  # pragma: no cover - only on a hung filesystem

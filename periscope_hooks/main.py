@@ -80,6 +80,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     repo_arg(p)
 
+    # --- dashboard (issue 15) ---
+    p = sub.add_parser("dashboard", help="write (and open) a local HTML dashboard of the report's figures")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--repo", default=None, help="repository path (default: the current directory)")
+    scope.add_argument("--all-repos", action="store_true", help="every repository periscope has read on this machine")
+    p.add_argument("--out", default=None, metavar="FILE", help="where to write (default: the user state dir)")
+    p.add_argument("--no-open", dest="open_browser", action="store_false", help="do not open a browser")
+    p.add_argument("--since", default=None, metavar="WHEN", help="from this date (YYYY-MM-DD, local) or date-time")
+    p.add_argument("--until", default=None, metavar="WHEN", help="up to this date (inclusive) or date-time")
+    p.add_argument("--no-titles", dest="titles", action="store_false", help="leave session titles out")
+    p.add_argument("--format", choices=("html", "json"), default="html", help="json: print the aggregate")
+    # --- end dashboard ---
+
     p = sub.add_parser("export", help="print the local store's events as JSON lines")
     p.add_argument("--type", choices=("message", "commit", "rewrite"), default=None)
 
@@ -128,6 +141,19 @@ def _dispatch(ns: argparse.Namespace) -> int:
         from periscope_hooks.commands.report import report
 
         return report(repo=ns.repo, by=ns.by, fmt=ns.format)
+    if cmd == "dashboard":
+        from periscope_hooks.commands.dashboard import dashboard_command
+
+        return dashboard_command(
+            repo=ns.repo,
+            all_repos=ns.all_repos,
+            out=ns.out,
+            open_browser=ns.open_browser,
+            since=ns.since,
+            until=ns.until,
+            titles=ns.titles,
+            fmt=ns.format,
+        )
     if cmd == "export":
         from periscope_hooks.commands.export import export
 

@@ -11,5 +11,8 @@ if [ -f scripts/install-opencode-for-tests.sh ]; then
     PERISCOPE_TEST_OPENCODE=$(sh scripts/install-opencode-for-tests.sh)
     export PERISCOPE_TEST_OPENCODE
 fi
+# Debian's chromium for the dashboard's headless browser tests (tests/test_dashboard_browser.py)
+PERISCOPE_TEST_CHROMIUM=$(sh scripts/install-chromium-for-tests.sh)
+export PERISCOPE_TEST_CHROMIUM
 # -n auto: pytest-xdist, one worker per core (add -n 0 to run serially)
 exec .venv/bin/python -m pytest -n auto "$@"

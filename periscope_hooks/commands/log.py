@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from periscope_hooks import output
 from periscope_hooks.errors import UserError
+from periscope_hooks.git import GitError, run_git
 from periscope_hooks.notes import NOTES_REF, summary_lines
 from periscope_hooks.repo import resolve_dirs
 
@@ -16,19 +15,17 @@ def log(repo: str | None, git_args: list[str]) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
     fmt = REC + SEP.join(["%H", "%h", "%s", "%an", "%ad", "%N"])
-    proc = subprocess.run(
-        ["git", "log", f"--notes={NOTES_REF}", "--date=short", f"--format={fmt}", *git_args],
-        cwd=dirs.worktree or dirs.git_dir,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise UserError(
-            f"git log failed: {proc.stderr.strip().splitlines()[0] if proc.stderr.strip() else proc.returncode}",
-            "check the arguments after --",
+    try:
+        stdout = run_git(
+            ["log", f"--notes={NOTES_REF}", "--date=short", f"--format={fmt}", *git_args],
+            cwd=dirs.worktree or dirs.git_dir,
+            timeout=None,  # a person asked for this history, however long it is
         )
+    except GitError as e:
+        first = e.stderr.splitlines()[0] if e.stderr else str(e)
+        raise UserError(f"git log failed: {first}", "check the arguments after --") from None
     shown = 0
-    for record in proc.stdout.split(REC)[1:]:
+    for record in stdout.split(REC)[1:]:
         parts = record.split(SEP, 5)
         if len(parts) < 6:
             continue

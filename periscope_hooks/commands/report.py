@@ -49,6 +49,11 @@ def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> 
         r["reachable"], r["shipped"] = status.get(r["sha"], (True, False))
 
 
+def day_of(time_ms: int | None) -> str:
+    """The local calendar day of a message (what a user calls "today", not UTC's)."""
+    return time.strftime("%Y-%m-%d", time.localtime((time_ms or 0) / 1000))
+
+
 def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
     msgs = statedb.messages_with_sessions(conn)
     groups: dict[Any, list[sqlite3.Row]] = {}
@@ -60,7 +65,7 @@ def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
         elif key == "session":
             k = m["session_id"]
         else:
-            k = time.strftime("%Y-%m-%d", time.gmtime((m["time_ms"] or 0) / 1000))
+            k = day_of(m["time_ms"])
         groups.setdefault(k, []).append(m)
     rows = []
     for k, group in groups.items():
