@@ -142,6 +142,14 @@ def day_model_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     ]
 
 
+def _report_takes_window() -> bool:
+    import inspect
+
+    from periscope_hooks.commands.report import report_rows
+
+    return "window" in inspect.signature(report_rows).parameters
+
+
 def read_source(source: Source, window: Window) -> dict[str, Any]:
     """The report's rows for every grouping, for one state dir."""
     from periscope_hooks.commands.report import report_rows
@@ -154,12 +162,19 @@ def read_source(source: Source, window: Window) -> dict[str, Any]:
         from periscope_hooks.reconcile import refresh
 
         refresh(conn, source.state_dir)  # `shipped` as of the refs now (cached per refs fingerprint)
-        statedb.restrict_messages_to_window(conn, window.since_ms, window.until_ms)
-        rows: dict[str, Any] = {by: report_rows(conn, by) for by in DAY_GROUPINGS}
-        commits = report_rows(conn, "commit")
-        if window.active:  # a commit whose usage all lies outside the window is not in it
-            commits = [c for c in commits if c["messages"]]
-        rows["commit"] = commits
+        if _report_takes_window():  # the report filters: ask it, so both filter the same way
+            rows: dict[str, Any] = {
+                by: report_rows(conn, by, (window.since_ms, window.until_ms))  # type: ignore[call-arg,unused-ignore]
+                for by in (*DAY_GROUPINGS, "commit")
+            }
+            statedb.restrict_messages_to_window(conn, window.since_ms, window.until_ms)  # the day x model split
+        else:
+            statedb.restrict_messages_to_window(conn, window.since_ms, window.until_ms)
+            rows = {by: report_rows(conn, by) for by in DAY_GROUPINGS}
+            commits = report_rows(conn, "commit")
+            if window.active:  # a commit whose usage all lies outside the window is not in it
+                commits = [c for c in commits if c["messages"]]
+            rows["commit"] = commits
         rows["day_model"] = day_model_rows(conn)
         pending = statedb.pending_costs(conn)
         rows["pending"] = {"messages": len(pending), "cost": round_cost(pending)}
@@ -172,10 +187,17 @@ def read_source(source: Source, window: Window) -> dict[str, Any]:
 
 
 def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
+    """Sum a report row's usage into `into` (list prices and cost sources too, when the report has them)."""
     into["messages"] += row["messages"]
     into["cost"] = round_cost([into["cost"], row["cost"]])
     for f in TOKEN_FIELDS:
         into["tokens"][f] += row["tokens"][f]
+    if "list_cost" in row:
+        into["list_cost"] = round((into.get("list_cost") or 0.0) + float(row["list_cost"] or 0), 6)
+    if isinstance(row.get("cost_sources"), dict):
+        mix = into.setdefault("cost_sources", {})
+        for k, n in row["cost_sources"].items():
+            mix[k] = mix.get(k, 0) + n
 
 
 def _zero() -> dict[str, Any]:
@@ -188,7 +210,8 @@ def _merge(rows: Iterable[dict[str, Any]], key: Sequence[str]) -> list[dict[str,
     for row in rows:
         k = tuple(row.get(f) for f in key)
         if k not in merged:
-            merged[k] = {**{f: row.get(f) for f in row if f not in ("messages", "cost", "tokens")}, **_zero()}
+            summed = ("messages", "cost", "tokens", "list_cost", "cost_sources")
+            merged[k] = {**{f: row.get(f) for f in row if f not in summed}, **_zero()}
         _add(merged[k], row)
     return list(merged.values())
 
@@ -248,6 +271,8 @@ def build_aggregate(sources: Sequence[Source], window: Window = Window(), *, tit
     if not titles:
         for s in sessions:
             s["title"] = None
+            for child in s.get("subagents") or []:
+                child["title"] = None
     day_model: dict[tuple[Any, ...], dict[str, Any]] = {}
     for _, rows in per_source:
         for r in rows["day_model"]:
@@ -274,9 +299,26 @@ def build_aggregate(sources: Sequence[Source], window: Window = Window(), *, tit
         o = by_origin.setdefault(c["origin"], {"origin": c["origin"], "commits": 0, "cost": 0.0})
         o["commits"] += 1
         o["cost"] = round_cost([o["cost"], c["cost"]])
-    sub = {"subagent": _zero(), "main": _zero()}
+    # Sub-agents: rows of their own (is_subagent), or rolled up into their parent's row with the
+    # children's part in `subagent_share` (the report's roll-up, issue 13).
+    sub = {"subagent": _zero(), "all": _zero()}
     for s in sessions:
-        _add(sub["subagent" if s.get("is_subagent") else "main"], s)
+        _add(sub["all"], s)
+        if s.get("is_subagent"):
+            _add(sub["subagent"], s)
+        elif isinstance(s.get("subagent_share"), dict):
+            _add(sub["subagent"], s["subagent_share"])
+    sub_cost = sub["subagent"]["cost"]
+    main = {
+        "messages": sub["all"]["messages"] - sub["subagent"]["messages"],
+        "cost": round(sub["all"]["cost"] - sub_cost, 10),
+    }
+    shipped: dict[str, Any] | None = None
+    if any("shipped" in c for c in commits):
+        yes = [c for c in commits if c.get("shipped")]
+        shipped_cost = round_cost(c["cost"] for c in yes)
+        share = round(shipped_cost / linked["cost"], 6) if linked["cost"] else None
+        shipped = {"commits": len(yes), "cost": shipped_cost, "share": share}
 
     costs = sorted(c["cost"] for c in commits)
     cumulative = 0.0
@@ -301,6 +343,7 @@ def build_aggregate(sources: Sequence[Source], window: Window = Window(), *, tit
             "commits": len(commits),
             "linked": linked,
             "pending": pending,
+            "shipped": shipped,
             "cost_per_commit": {
                 "mean": round(linked["cost"] / len(commits), 10) if commits else None,
                 "median": _quantile(costs, 0.5),
@@ -317,7 +360,11 @@ def build_aggregate(sources: Sequence[Source], window: Window = Window(), *, tit
         "days": daily,
         "day_model": sorted(day_model.values(), key=lambda r: (r["day"], str(r["provider"]), str(r["model"]))),
         "sessions": sessions,
-        "subagents": {**sub, "share": round(sub["subagent"]["cost"] / total["cost"], 6) if total["cost"] else None},
+        "subagents": {
+            "subagent": sub["subagent"],
+            "main": main,
+            "share": round(sub_cost / total["cost"], 6) if total["cost"] else None,
+        },
     }
 
 

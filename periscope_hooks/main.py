@@ -52,7 +52,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("uninstall-hooks", help="restore the hooks that were there before")
     repo_arg(p)
 
-    p = sub.add_parser("install-opencode", help="install the OpenCode plugin and list it in opencode.json")
+    p = sub.add_parser(
+        "install-opencode",
+        help="install the OpenCode plugin (per repository: kept out of git; --global: listed in ~/.config/opencode)",
+    )
     p.add_argument("--global", dest="global_", action="store_true", help="for the user, not just this repository")
     repo_arg(p)
     p = sub.add_parser("uninstall-opencode", help="remove what install-opencode added")

@@ -73,9 +73,13 @@ def test_every_figure_is_the_reports(scenario):
     assert "amend" in {c["kind"] for c in agg["commits"]}
     assert sum(1 for c in agg["commits"] if c.get("reachable") is False) == 2
     assert len({c["sha"] for c in agg["commits"]}) == len(agg["commits"])
-    sub = next(s for s in report["session"] if s["is_subagent"])
-    assert agg["subagents"]["subagent"]["cost"] == sub["cost"]
-    assert agg["subagents"]["share"] == round(sub["cost"] / t["cost"], 6)
+    # Sub-agent sessions: rows of their own, or rolled up into their parent's (subagent_share).
+    sub_cost = _fsum(
+        [s["cost"] for s in report["session"] if s["is_subagent"]]
+        + [s["subagent_share"]["cost"] for s in report["session"] if s.get("subagent_share")]
+    )
+    assert sub_cost > 0 and agg["subagents"]["subagent"]["cost"] == sub_cost
+    assert agg["subagents"]["share"] == round(sub_cost / t["cost"], 6)
     assert sum(o["commits"] for o in agg["by_origin"]) == t["commits"]
     assert sum(b["commits"] for b in agg["commit_cost_histogram"]) == t["commits"]
 
@@ -92,8 +96,19 @@ def test_since_until_keep_the_report_days_inside_the_window(scenario):
     agg = _aggregate(scenario, "--since", first, "--until", last)
     assert [{k: v for k, v in d.items() if k != "cumulative_cost"} for d in agg["days"]] == days[2:5]
     assert agg["totals"]["cost"] == _fsum(d["cost"] for d in days[2:5])
-    assert all(c["messages"] > 0 for c in agg["commits"])
-    assert agg["totals"]["linked"]["messages"] + agg["totals"]["pending"]["messages"] == agg["totals"]["messages"]
+    if "--since" in scenario.periscope("report", "--help").stdout:  # the report filters too: the same rows
+        for by, key in (("commit", "sha"), ("model", "model"), ("session", "session"), ("branch", "branch")):
+            rows = json.loads(
+                scenario.periscope("report", "--by", by, "--format", "json", "--since", first, "--until", last).stdout
+            )
+            mine = agg[{"commit": "commits", "model": "models", "session": "sessions", "branch": "branches"}[by]]
+            strip = ("cache_hit_rate",)
+            assert sorted(
+                ({k: v for k, v in r.items() if k not in strip} for r in mine), key=lambda r: str(r[key])
+            ) == (sorted(rows, key=lambda r: str(r[key]))), by
+    else:
+        assert all(c["messages"] > 0 for c in agg["commits"])
+        assert agg["totals"]["linked"]["messages"] + agg["totals"]["pending"]["messages"] == agg["totals"]["messages"]
 
 
 @pytest.mark.parametrize(("tz", "expected"), [("UTC0", ["2026-03-01"]), ("XYZ+5", ["2026-02-28", "2026-03-01"])])
@@ -150,7 +165,8 @@ def test_all_repos_adds_up_every_repository_read_before(tmp_path):
 
 def test_bad_input_is_one_line(tmp_path):
     proc = periscope("dashboard", "--since", "yesterday", "--format", "json", cwd=tmp_path, check=False)
-    assert proc.returncode == 1 and proc.stderr.startswith("error: cannot read the date") and "hint:" in proc.stderr
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "hint:" in proc.stderr
+    assert "yesterday" in proc.stderr and len(proc.stderr.splitlines()) == 1
     proc = periscope("dashboard", "--all-repos", "--format", "json", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "no repositories known yet" in proc.stderr
     assert periscope("dashboard", "--all-repos", "--repo", ".", cwd=tmp_path, check=False).returncode == 2

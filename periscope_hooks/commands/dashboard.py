@@ -41,10 +41,16 @@ def dashboard_command(
     titles: bool,
     fmt: str,
 ) -> int:
-    window = Window(
-        dashboard.parse_when(since, end=False) if since else None,
-        dashboard.parse_when(until, end=True) if until else None,
-    )
+    from periscope_hooks.commands import report
+
+    if hasattr(report, "parse_window"):  # the report reads --since/--until itself: read them as it does
+        since_ms, until_ms = report.parse_window(since, until)
+        window = Window(since_ms, until_ms)
+    else:
+        window = Window(
+            dashboard.parse_when(since, end=False) if since else None,
+            dashboard.parse_when(until, end=True) if until else None,
+        )
     aggregate = dashboard.build_aggregate(_sources(repo, all_repos), window, titles=titles)
     if fmt == "json":
         text = json.dumps(aggregate, indent=2)

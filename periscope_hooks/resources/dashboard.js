@@ -50,6 +50,11 @@
         fmtCost(data.subagents.subagent.cost), false],
       ["pending", "Not linked yet", fmtCost(t.pending.cost), t.pending.cost, fmtInt(t.pending.messages) + " messages", false]
     ];
+    if (t.list_cost !== undefined && t.list_cost !== null)
+      kpis.splice(2, 0, ["list-cost", "At list prices", fmtCost(t.list_cost), t.list_cost, "what the tokens cost at the makers' prices", false]);
+    if (t.shipped)
+      kpis.splice(3, 0, ["shipped-share", "Shipped", fmtPct(t.shipped.share), t.shipped.share,
+        fmtInt(t.shipped.commits) + " commits · " + fmtCost(t.shipped.cost), false]);
     var kpiBox = document.getElementById("kpis");
     kpis.forEach(function (k) {
       var card = el("div", "kpi" + (k[5] ? " centre" : ""));
@@ -209,6 +214,7 @@
     });
     root.dataset.charts = String(charts.length);
     root.dataset.chartsDrawn = String(drawn);
+    root.dataset.drawMs = String(Math.round(performance.now()));  // since navigation start
     root.dataset.rendered = drawn === charts.length ? "ok" : "incomplete";
   } catch (e) {
     root.dataset.rendered = "error: " + (e && e.message ? e.message : String(e));

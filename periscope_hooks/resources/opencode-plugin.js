@@ -25,9 +25,19 @@ function configHome() {
   return xdg && path.isAbsolute(xdg) ? xdg : path.join(process.env.HOME || os.homedir(), ".config");
 }
 
-function periscopeCommand() {
+// The interpreter to run: baked in by a global install; for a repository's copy (which lives in
+// the work tree, so names no machine path) `periscope install-opencode` writes it beside the spool.
+function periscopeCommand(where) {
   if (process.env.PERISCOPE_BIN) return [process.env.PERISCOPE_BIN];
   if (Array.isArray(BAKED_COMMAND) && BAKED_COMMAND.length && fs.existsSync(BAKED_COMMAND[0])) return BAKED_COMMAND;
+  if (where && where.command === undefined) {
+    where.command = null;
+    try {
+      const cmd = JSON.parse(readText(path.join(where.stateDir, "opencode-command.json")) || "null");
+      if (Array.isArray(cmd) && cmd.length && cmd.every((c) => typeof c === "string") && fs.existsSync(cmd[0])) where.command = cmd;
+    } catch {}
+  }
+  if (where && where.command) return where.command;
   return ["periscope"];
 }
 
@@ -135,7 +145,7 @@ export const PeriscopePlugin = async (ctx) => {
     }
     flushRunning = true;
     flushAgain = null;
-    const [cmd, ...args] = periscopeCommand();
+    const [cmd, ...args] = periscopeCommand(where);
     try {
       const child = spawn(cmd, [...args, "flush", "--background"], {
         cwd: where.dir,
@@ -166,7 +176,7 @@ export const PeriscopePlugin = async (ctx) => {
       // Signed in, and no flusher has found the sign-in expired since: nothing to ask.
       const dir = path.join(configHome(), "periscope");
       if (fs.existsSync(path.join(dir, "token_cache.json")) && !fs.existsSync(path.join(dir, "sign-in-required"))) return;
-      const [cmd, ...args] = periscopeCommand();
+      const [cmd, ...args] = periscopeCommand(where);
       const child = spawn(cmd, [...args, "login"], { cwd: where.dir, detached: true, stdio: "ignore" });
       child.on("error", (e) => log(where.stateDir, `could not start periscope login: ${e.code || e.message}`));
       child.unref();
