@@ -63,12 +63,38 @@ def message_event(msg: Any, session: Any, repo_url: str | None) -> dict[str, Any
             "tokens": tokens_of(msg),
             "cost": float(msg["cost"] or 0),
             "repo": {"url": repo_url, "branch": msg["branch"], "sha": msg["sha"]},
+            **cost_provenance(msg),
         }
     )
     return event
 
 
-def _sum(rows: Iterable[Any]) -> dict[str, Any]:
+# --- list prices and cost provenance (issue 13; added fields, schema 1 receivers ignore them) -------
+COST_SOURCES = ("reported", "estimated", "subscription", "unknown")
+
+
+def cost_provenance(msg: Any) -> dict[str, Any]:
+    """A message's list price (dollars; None when the model is not in the price table), its cost
+    source and the price table's identity (periscope_hooks/pricing.py)."""
+    micro = msg["list_cost_micro"]
+    return {
+        "list_cost": None if micro is None else micro / 1_000_000,
+        "cost_source": msg["cost_source"] or "unknown",
+        "price_snapshot": msg["price_snapshot"],
+    }
+
+
+def _list_cost_sum(rows: Sequence[Any]) -> dict[str, Any]:
+    micro = 0
+    sources = dict.fromkeys(COST_SOURCES, 0)
+    for r in rows:
+        micro += int(r["list_cost_micro"] or 0)
+        sources[r["cost_source"] or "unknown"] += 1
+    # Exact: integer micro-dollars summed, divided once.
+    return {"list_cost": micro / 1_000_000, "cost_sources": sources}
+
+
+def _sum(rows: Sequence[Any]) -> dict[str, Any]:
     tokens = dict.fromkeys(TOKEN_FIELDS, 0)
     costs: list[float] = []
     n = 0
@@ -77,7 +103,7 @@ def _sum(rows: Iterable[Any]) -> dict[str, Any]:
         for f in TOKEN_FIELDS:
             tokens[f] += int(r[f] or 0)
         costs.append(float(r["cost"] or 0))
-    return {"messages": n, "tokens": tokens, "cost": round_cost(costs)}
+    return {"messages": n, "tokens": tokens, "cost": round_cost(costs), **_list_cost_sum(rows)}
 
 
 def round_cost(costs: Iterable[float]) -> float:

@@ -81,6 +81,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="AI usage per commit, model, branch, session or day")
     p.add_argument("--by", choices=("commit", "model", "branch", "session", "day"), default="commit")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--since", metavar="DATE", help="only usage from DATE on (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)")
+    p.add_argument("--until", metavar="DATE", help="only usage up to DATE (a date includes that whole day)")
+    repo_arg(p)
+
+    p = sub.add_parser("prices", help="the price table in use, its age, and the recorded models it lacks")
+    p.add_argument("--update", action="store_true", help="fetch fresh prices (genai-prices' published table)")
     repo_arg(p)
 
     # --- dashboard (issue 15) ---
@@ -143,7 +149,11 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if cmd == "report":
         from periscope_hooks.commands.report import report
 
-        return report(repo=ns.repo, by=ns.by, fmt=ns.format)
+        return report(repo=ns.repo, by=ns.by, fmt=ns.format, since=ns.since, until=ns.until)
+    if cmd == "prices":
+        from periscope_hooks.commands.prices import prices
+
+        return prices(repo=ns.repo, update=ns.update)
     if cmd == "dashboard":
         from periscope_hooks.commands.dashboard import dashboard_command
 

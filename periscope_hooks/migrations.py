@@ -145,6 +145,18 @@ def m003_squash_reflog(db: sqlite3.Connection) -> None:
 
 
 @migration
+def m010_pricing_list_cost(db: sqlite3.Connection) -> None:
+    # Issue 13: each message's list price (integer micro-dollars, NULL when the model is not in the
+    # table), where its cost came from (reported / estimated / subscription / unknown), the price
+    # table's identity, and whether the agent reported a cost at all (Claude Code does not).
+    # Messages stored before this migration have no list price: `periscope prices` counts them.
+    db.execute("ALTER TABLE messages ADD COLUMN list_cost_micro INTEGER")
+    db.execute("ALTER TABLE messages ADD COLUMN cost_source TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN price_snapshot TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN cost_reported INTEGER NOT NULL DEFAULT 1")
+
+
+@migration
 def m012_reconcile_status(db: sqlite3.Connection) -> None:
     # Whether each linked commit is still reachable and whether it reached the upstream default
     # branch, as of the refs fingerprinted in meta `reconcile_fingerprint`: `report` reads this

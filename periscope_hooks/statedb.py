@@ -107,6 +107,11 @@ MESSAGE_COLUMNS = (
     "sha",
     "spool_offset",
     "link_id",
+    # list price and cost provenance (pricing.py, migration m010_pricing_list_cost)
+    "list_cost_micro",
+    "cost_source",
+    "price_snapshot",
+    "cost_reported",
 )
 INSERT_MESSAGE_SQL = (
     f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})"
@@ -162,10 +167,15 @@ def message_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
 
 
-def messages_with_sessions(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+def messages_with_sessions(
+    conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None
+) -> list[sqlite3.Row]:
+    """Messages sent in [since_ms, until_ms) (None: open), with their session's title and parent."""
     return conn.execute(
         "SELECT m.*, s.title, s.parent_id FROM messages m LEFT JOIN sessions s ON s.id = m.session_id"
-        " ORDER BY m.time_ms, m.spool_offset"
+        " WHERE (? IS NULL OR m.time_ms >= ?) AND (? IS NULL OR m.time_ms < ?)"
+        " ORDER BY m.time_ms, m.spool_offset",
+        (since_ms, since_ms, until_ms, until_ms),
     ).fetchall()
 
 
@@ -257,6 +267,14 @@ def links_of_commit(conn: sqlite3.Connection, sha: str) -> list[sqlite3.Row]:
 
 def commits_in_link_order(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT current_sha FROM links GROUP BY current_sha ORDER BY min(id)")]
+
+
+def commits_in_link_order_with_time(conn: sqlite3.Connection) -> list[tuple[str, int | None]]:
+    """Each commit holding usage, with its time (the latest link's: a rewrite's replacement is newer)."""
+    return [
+        (str(r[0]), r[1])
+        for r in conn.execute("SELECT current_sha, max(time_ms) FROM links GROUP BY current_sha ORDER BY min(id)")
+    ]
 
 
 # --- worktree facts (a squash merge waiting for its commit) -----------------------------------------

@@ -12,13 +12,17 @@ import io
 import json
 import sqlite3
 import time
-from typing import Any
+from typing import Any, Optional
 
 from periscope_hooks import output, reconcile, statedb
-from periscope_hooks.events import TOKEN_FIELDS, round_cost
+from periscope_hooks.errors import UserError
+from periscope_hooks.events import COST_SOURCES, TOKEN_FIELDS, round_cost
 from periscope_hooks.ingest import commit_summary, process_spool
 from periscope_hooks.repo import resolve_state_dir
 from periscope_hooks.state import open_state_db
+
+# (since_ms, until_ms), None for open: since inclusive, until exclusive (typing names: a runtime alias on 3.9)
+Window = tuple[Optional[int], Optional[int]]
 
 
 def _totals(rows: list[sqlite3.Row]) -> dict[str, Any]:
@@ -26,15 +30,27 @@ def _totals(rows: list[sqlite3.Row]) -> dict[str, Any]:
         "messages": len(rows),
         "tokens": {f: sum(int(r[f] or 0) for r in rows) for f in TOKEN_FIELDS},
         "cost": round_cost(float(r["cost"] or 0) for r in rows),
+        **list_cost_sum(rows),
     }
 
 
-def by_commit(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def by_commit(conn: sqlite3.Connection, window: Window = (None, None)) -> list[dict[str, Any]]:
     rows = []
-    for sha in statedb.commits_in_link_order(conn):
+    for sha, time_ms in statedb.commits_in_link_order_with_time(conn):
+        if not _in_window(time_ms, window):
+            continue
         s = commit_summary(conn, sha)
         if s is not None:
-            rows.append({"sha": sha, "branch": s["branch"], "kind": s["kind"], "origin": s["origin"], **s["usage"]})
+            rows.append(
+                {
+                    "sha": sha,
+                    "date": _date(time_ms),
+                    "branch": s["branch"],
+                    "kind": s["kind"],
+                    "origin": s["origin"],
+                    **s["usage"],
+                }
+            )
     _mark_reachability(conn, rows)
     return rows
 
@@ -54,8 +70,8 @@ def day_of(time_ms: int | None) -> str:
     return time.strftime("%Y-%m-%d", time.localtime((time_ms or 0) / 1000))
 
 
-def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
-    msgs = statedb.messages_with_sessions(conn)
+def _group(conn: sqlite3.Connection, key: str, window: Window = (None, None)) -> list[dict[str, Any]]:
+    msgs = statedb.messages_with_sessions(conn, *window)
     groups: dict[Any, list[sqlite3.Row]] = {}
     for m in msgs:
         if key == "model":
@@ -76,27 +92,48 @@ def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
         else:
             head = {key: k}
         rows.append({**head, **_totals(group)})
+    if key == "session":
+        return roll_up_sessions(conn, rows)
     return rows
 
 
-def report_rows(conn: sqlite3.Connection, by: str) -> list[dict[str, Any]]:
-    return by_commit(conn) if by == "commit" else _group(conn, by if by != "day" else "day")
+def report_rows(conn: sqlite3.Connection, by: str, window: Window = (None, None)) -> list[dict[str, Any]]:
+    return by_commit(conn, window) if by == "commit" else _group(conn, by, window)
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    flat = {k: v for k, v in row.items() if k != "tokens"}
+    flat = {k: v for k, v in row.items() if k not in ("tokens", "cost_sources", "subagents", "subagent_share")}
     for f in TOKEN_FIELDS:
         flat[f] = row["tokens"][f]
+    # No list price known for any of the row's messages: blank, not a misleading 0.
+    known = row["messages"] - row["cost_sources"]["unknown"]
+    flat["list_cost"] = row["list_cost"] if row["list_cost"] or known else None
+    flat["sources"] = format_sources(row["cost_sources"])
+    if "subagent_share" in row:
+        flat["subagents_cost"] = row["subagent_share"]["cost"]
+        flat["subagents_list_cost"] = row["subagent_share"]["list_cost"]
     return flat
 
 
-def report(repo: str | None, by: str, fmt: str) -> int:
+def _table(flat: list[dict[str, Any]], by: str) -> None:
+    cols = list(dict.fromkeys(c for r in flat for c in r))
+    money = ("cost", "list_cost", "subagents_cost", "subagents_list_cost")
+    table = [[str(c) for c in cols]] + [
+        ["" if r.get(c) is None else (f"{r[c]:.4f}" if c in money else str(r[c])) for c in cols] for r in flat
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for row in table:
+        output.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def report(repo: str | None, by: str, fmt: str, since: str | None = None, until: str | None = None) -> int:
+    window = parse_window(since, until)
     state_dir = resolve_state_dir(repo)
     conn = open_state_db(state_dir)
     try:
         process_spool(state_dir, conn)
-        reconcile.refresh(conn, state_dir)
-        rows = report_rows(conn, by)
+        reconcile.refresh(conn, state_dir)  # shipped / reachable as of the refs now (cached)
+        rows = report_rows(conn, by, window)
         pending = statedb.pending_count(conn)
     finally:
         conn.close()
@@ -104,31 +141,190 @@ def report(repo: str | None, by: str, fmt: str) -> int:
         output.out(json.dumps(rows, indent=2))
         return 0
     flat = [_flat(r) for r in rows]
+    if flat:
+        flat.append(_flat(total_row(rows, by)))
     if fmt == "csv":
         buf = io.StringIO()
-        fields = list(flat[0]) if flat else [by if by != "commit" else "sha", "messages", *TOKEN_FIELDS, "cost"]
+        fields = (
+            list(dict.fromkeys(c for r in flat for c in r))
+            if flat
+            else [by if by != "commit" else "sha", "messages", *TOKEN_FIELDS, "cost", "list_cost", "sources"]
+        )
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(flat)
         output.write(buf.getvalue())
         return 0
     if not flat:
-        output.out("no AI usage recorded yet")
+        output.out("no AI usage recorded yet" + (" in that time window" if window != (None, None) else ""))
     else:
         if by == "commit":
-            for r in flat:
+            for r in flat[:-1]:
                 r["sha"] = r["sha"][:12] + ("" if r.get("reachable", True) else " (unreachable)")
                 r.pop("reachable", None)
                 r["shipped"] = "yes" if r.get("shipped") else "no"
-        cols = list(flat[0])
-        table = [[str(c) for c in cols]] + [
-            ["" if r.get(c) is None else (f"{r[c]:.4f}" if c == "cost" else str(r[c])) for c in cols] for r in flat
-        ]
-        widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-        for row in table:
-            output.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    if flat and by == "commit":
-        output.out(reconcile.shipped_line(rows))
+        if by == "session":
+            flat = _indent_subagents(rows, flat)
+        _table(flat, by)
+        if by == "commit":
+            output.out(reconcile.shipped_line(rows))
     if pending and by == "commit":
         output.out(f"({pending} message(s) not linked to a commit yet)")
     return 0
+
+
+# --- list prices, cost sources, time windows, totals, sub-agent roll-up (issue 13) -----------------
+
+
+def list_cost_sum(rows: list[sqlite3.Row]) -> dict[str, Any]:
+    """Sum of list prices (integer micro-dollars, exact) and the messages per cost source."""
+    sources = dict.fromkeys(COST_SOURCES, 0)
+    micro = 0
+    for r in rows:
+        micro += int(r["list_cost_micro"] or 0)
+        sources[r["cost_source"] or "unknown"] += 1
+    return {"list_cost": micro / 1_000_000, "cost_sources": sources}
+
+
+def format_sources(sources: dict[str, int]) -> str:
+    """`reported 12, subscription 3`: the mix of where the costs came from."""
+    return ", ".join(f"{k} {n}" for k, n in sources.items() if n)
+
+
+def parse_window(since: str | None, until: str | None) -> Window:
+    """--since / --until: a local date (YYYY-MM-DD; --until includes that whole day) or a local time
+    (YYYY-MM-DDTHH:MM[:SS]); a trailing Z means UTC.  Local, like the report's days and the dashboard."""
+    return (_parse_time(since, "--since", end_of_day=False), _parse_time(until, "--until", end_of_day=True))
+
+
+def _parse_time(text: str | None, option: str, end_of_day: bool) -> int | None:
+    import calendar
+
+    if text is None:
+        return None
+    value = text.strip()
+    utc = value.endswith("Z")
+    value = value.rstrip("Z")
+    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            parsed = time.strptime(value, fmt)
+        except ValueError:
+            continue
+        if fmt == "%Y-%m-%d" and end_of_day:  # the start of the next day, exclusive
+            parsed = time.strptime(time.strftime("%Y-%m-%d", time.gmtime(calendar.timegm(parsed) + 86400)), fmt)
+        seconds = calendar.timegm(parsed) if utc else int(time.mktime(parsed))
+        return seconds * 1000
+    raise UserError(f"{option} {text!r} is not a date", "use YYYY-MM-DD or YYYY-MM-DDTHH:MM (local time; Z for UTC)")
+
+
+def _in_window(time_ms: int | None, window: Window) -> bool:
+    since, until = window
+    t = int(time_ms or 0)
+    return (since is None or t >= since) and (until is None or t < until)
+
+
+def _date(time_ms: int | None) -> str | None:
+    """A commit's local date and time (like the report's days)."""
+    return None if time_ms is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(int(time_ms) / 1000))
+
+
+def _add_usage(into: dict[str, Any], row: dict[str, Any]) -> None:
+    into["messages"] += row["messages"]
+    for f in TOKEN_FIELDS:
+        into["tokens"][f] += row["tokens"][f]
+    into["_cost"].append(row["cost"])
+    into["_list_micro"] += round(row["list_cost"] * 1_000_000)
+    for k, n in row["cost_sources"].items():
+        into["cost_sources"][k] += n
+
+
+def _empty_usage() -> dict[str, Any]:
+    return {
+        "messages": 0,
+        "tokens": dict.fromkeys(TOKEN_FIELDS, 0),
+        "_cost": [],
+        "_list_micro": 0,
+        "cost_sources": dict.fromkeys(COST_SOURCES, 0),
+    }
+
+
+def _finish(usage: dict[str, Any]) -> dict[str, Any]:
+    costs, micro = usage.pop("_cost"), usage.pop("_list_micro")
+    return {
+        "messages": usage["messages"],
+        "tokens": usage["tokens"],
+        "cost": round_cost(costs),
+        "list_cost": micro / 1_000_000,
+        "cost_sources": usage["cost_sources"],
+    }
+
+
+def total_row(rows: list[dict[str, Any]], by: str) -> dict[str, Any]:
+    """The totals row (table and CSV): every row counted once (sub-agents are inside their parents)."""
+    usage = _empty_usage()
+    for r in rows:
+        _add_usage(usage, r)
+    head = {"sha": "total"} if by == "commit" else {"model": "total"} if by == "model" else {by: "total"}
+    return {**head, **_finish(usage)}
+
+
+def _root_of(session_id: str, parents: dict[str, str | None]) -> str:
+    seen = {session_id}
+    while parents.get(session_id):
+        parent = str(parents[session_id])
+        if parent in seen:
+            break  # a cycle in the recorded parents: stop where it closes
+        seen.add(parent)
+        session_id = parent
+    return session_id
+
+
+def roll_up_sessions(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per top-level session, its totals including every sub-agent session below it (OpenCode's
+    own totals do not), the children's share in `subagent_share` and their own rows in `subagents`."""
+    parents = {str(sid): pid for sid, pid in conn.execute("SELECT id, parent_id FROM sessions")}
+    titles = {str(sid): t for sid, t in conn.execute("SELECT id, title FROM sessions")}
+    by_id = {r["session"]: r for r in rows}
+    order: list[Any] = []
+    children: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        sid = r["session"]
+        root = _root_of(str(sid), parents) if sid is not None else sid
+        if root not in children:
+            children[root] = []
+            order.append(root)
+        if root != sid:
+            children[root].append(r)
+    out = []
+    for root in order:
+        own = by_id.get(root)
+        total, share = _empty_usage(), _empty_usage()
+        if own is not None:
+            _add_usage(total, own)
+        for child in children[root]:
+            _add_usage(total, child)
+            _add_usage(share, child)
+        row = {
+            "session": root,
+            "title": own["title"] if own is not None else titles.get(str(root)),
+            "is_subagent": False,
+            **_finish(total),
+        }
+        if children[root]:
+            row["subagent_share"] = {**_finish(share), "sessions": len(children[root])}
+            row["subagents"] = [{**c, "is_subagent": True} for c in children[root]]
+        out.append(row)
+    return out
+
+
+def _indent_subagents(rows: list[dict[str, Any]], flat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table lists each parent's sub-agent sessions under it (indented; not added to the total)."""
+    out = []
+    for row, f in zip(rows, flat):
+        out.append(f)
+        for child in row.get("subagents", []):
+            c = _flat(child)
+            c["session"] = "  > " + str(c["session"])
+            out.append(c)
+    out.append(flat[-1])
+    return out

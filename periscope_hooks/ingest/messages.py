@@ -15,6 +15,7 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
         return
     # An agent commit may be waiting for exactly this message (its hold): it takes the message.
     held = statedb.held_link_for_message(conn, rec.id)
+    priced = ctx.prices.price(rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None)
     values = (
         rec.id,
         rec.session_id,
@@ -29,6 +30,10 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
         rec.sha,
         line_offset,
         held["id"] if held is not None else None,
+        priced.list_cost_micro,
+        priced.source,
+        priced.snapshot,
+        rec.cost_reported,
     )
     if not statedb.insert_message(conn, values):
         ctx.result.duplicates += 1

@@ -30,6 +30,7 @@ class Message:
     cost: float
     branch: Any
     sha: Any
+    cost_reported: bool = True  # False: the record has no cost (Claude Code); `cost` is then 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def message(rec: dict[str, Any]) -> Message:
         cost=float(rec.get("cost") or 0),
         branch=gitinfo.get("branch"),
         sha=gitinfo.get("sha"),
+        cost_reported=rec.get("cost") is not None,
     )
 
 
