@@ -422,15 +422,14 @@ def refresh(conn: sqlite3.Connection, state_dir: Path) -> Outcome:
     return outcome
 
 
-def shipped_line(rows: Sequence[dict[str, Any]]) -> str:
-    """The share of AI cost that reached the upstream default branch (report's footer)."""
+def shipped_share(rows: Sequence[dict[str, Any]]) -> str:
+    """The AI cost that reached the upstream default branch, and its share (report's totals row);
+    the rest stayed on unmerged or abandoned branches."""
     from periscope_hooks.events import round_cost
 
     total = round_cost(float(r["cost"]) for r in rows)
     shipped = round_cost(float(r["cost"]) for r in rows if r.get("shipped"))
-    share = f" ({100 * shipped / total:.0f}%)" if total else ""
-    left = sum(1 for r in rows if not r.get("shipped"))
-    return f"shipped: ${shipped:.4f} of ${total:.4f} AI cost{share}; {left} commit(s) on unmerged or abandoned branches"
+    return f"${shipped:.4f} ({100 * shipped / total:.0f}%)" if total else f"${shipped:.4f}"
 
 
 def counts(conn: sqlite3.Connection) -> tuple[int, int]:

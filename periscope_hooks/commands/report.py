@@ -165,9 +165,9 @@ def report(repo: str | None, by: str, fmt: str, since: str | None = None, until:
                 r["shipped"] = "yes" if r.get("shipped") else "no"
         if by == "session":
             flat = _indent_subagents(rows, flat)
+        if by == "commit":  # the totals row says how much of the AI cost shipped
+            flat[-1]["shipped"] = reconcile.shipped_share(rows)
         _table(flat, by)
-        if by == "commit":
-            output.out(reconcile.shipped_line(rows))
     if pending and by == "commit":
         output.out(f"({pending} message(s) not linked to a commit yet)")
     return 0
