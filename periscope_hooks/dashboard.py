@@ -461,9 +461,13 @@ def write_private(path: Path, text: str) -> None:
 
 def open_in_browser(path: Path) -> bool:
     """Open the page in the user's browser; False (never an error) when there is none."""
+    return open_in_browser_url(path.resolve().as_uri())
+
+
+def open_in_browser_url(url: str) -> bool:
     try:
         import webbrowser
 
-        return bool(webbrowser.open(path.resolve().as_uri()))
+        return bool(webbrowser.open(url))
     except Exception:  # no browser, no display, a broken BROWSER setting: the path is printed anyway
         return False

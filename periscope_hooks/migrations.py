@@ -157,6 +157,21 @@ def m010_pricing_list_cost(db: sqlite3.Connection) -> None:
 
 
 @migration
+def m014_agents_coding_agent(db: sqlite3.Connection) -> None:
+    # Which coding agent wrote a message or session (opencode, claude-code), and which message
+    # held which tool call: a Claude Code commit names only the tool call that ran it, since
+    # its message may reach the transcript after the commit (issue 14).
+    _script(
+        db,
+        """
+        ALTER TABLE messages ADD COLUMN coding_agent TEXT;
+        ALTER TABLE sessions ADD COLUMN coding_agent TEXT;
+        CREATE TABLE agent_tool_uses (tool_use_id TEXT PRIMARY KEY, message_id TEXT NOT NULL)
+        """,
+    )
+
+
+@migration
 def m012_reconcile_status(db: sqlite3.Connection) -> None:
     # Whether each linked commit is still reachable and whether it reached the upstream default
     # branch, as of the refs fingerprinted in meta `reconcile_fingerprint`: `report` reads this

@@ -66,12 +66,15 @@ def deferred_count(conn: sqlite3.Connection) -> int:
 
 
 # --- sessions --------------------------------------------------------------------------------------
-def upsert_session(conn: sqlite3.Connection, sid: str, title: Any, parent_id: Any, agent: Any, time_ms: Any) -> None:
+def upsert_session(
+    conn: sqlite3.Connection, sid: str, title: Any, parent_id: Any, agent: Any, time_ms: Any, coding_agent: str
+) -> None:
     conn.execute(
-        "INSERT INTO sessions (id, title, parent_id, agent, time_ms) VALUES (?, ?, ?, ?, ?)"
+        "INSERT INTO sessions (id, title, parent_id, agent, time_ms, coding_agent) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET title = coalesce(excluded.title, title),"
-        " parent_id = coalesce(excluded.parent_id, parent_id), agent = coalesce(excluded.agent, agent)",
-        (sid, title, parent_id, agent, time_ms),
+        " parent_id = coalesce(excluded.parent_id, parent_id), agent = coalesce(excluded.agent, agent),"
+        " coding_agent = excluded.coding_agent",
+        (sid, title, parent_id, agent, time_ms, coding_agent),
     )
 
 
@@ -112,6 +115,7 @@ MESSAGE_COLUMNS = (
     "cost_source",
     "price_snapshot",
     "cost_reported",
+    "coding_agent",
 )
 INSERT_MESSAGE_SQL = (
     f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})"
@@ -190,12 +194,32 @@ def link_messages(conn: sqlite3.Connection, link_ids: Sequence[int]) -> list[sql
 
 
 # --- links (a commit that took usage) ----------------------------------------------------------------
-def held_link_for_message(conn: sqlite3.Connection, mid: str) -> sqlite3.Row | None:
-    """The agent commit waiting (held) for this in-flight message, if any."""
+def held_link_for_message(conn: sqlite3.Connection, mid: str, *tool_use_ids: str) -> sqlite3.Row | None:
+    """The agent commit waiting (held) for this in-flight message, or for a tool call in it, if any."""
+    keys = [mid, *tool_use_ids]
     row: sqlite3.Row | None = conn.execute(
-        "SELECT * FROM links WHERE agent_message_id = ? AND emitted = 0 ORDER BY id LIMIT 1", (mid,)
+        f"SELECT * FROM links WHERE agent_message_id IN ({','.join('?' * len(keys))}) AND emitted = 0"
+        " ORDER BY id LIMIT 1",
+        keys,
     ).fetchone()
     return row
+
+
+def set_link_agent_message(conn: sqlite3.Connection, link_id: int, mid: str) -> None:
+    conn.execute("UPDATE links SET agent_message_id = ? WHERE id = ?", (mid, link_id))
+
+
+# --- agent tool calls (Claude Code: which message held which tool call) ------------------------------
+def record_tool_uses(conn: sqlite3.Connection, mid: str, tool_use_ids: Sequence[str]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO agent_tool_uses (tool_use_id, message_id) VALUES (?, ?)",
+        [(t, mid) for t in tool_use_ids],
+    )
+
+
+def message_for_tool_use(conn: sqlite3.Connection, tool_use_id: str) -> str | None:
+    row = conn.execute("SELECT message_id FROM agent_tool_uses WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
+    return str(row[0]) if row is not None else None
 
 
 def insert_link(
