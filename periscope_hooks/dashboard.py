@@ -159,6 +159,9 @@ def read_source(source: Source, window: Window) -> dict[str, Any]:
     conn = open_state_db(source.state_dir)
     try:
         process_spool(source.state_dir, conn)
+        from periscope_hooks.reconcile import refresh
+
+        refresh(conn, source.state_dir)  # `shipped` as of the refs now (cached per refs fingerprint)
         if _report_takes_window():  # the report filters: ask it, so both filter the same way
             rows: dict[str, Any] = {
                 by: report_rows(conn, by, (window.since_ms, window.until_ms))  # type: ignore[call-arg,unused-ignore]
