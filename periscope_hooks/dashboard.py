@@ -132,6 +132,9 @@ def read_source(source: Source, window: Window) -> dict[str, Any]:
     conn = open_state_db(source.state_dir)
     try:
         process_spool(source.state_dir, conn)
+        from periscope_hooks.reconcile import refresh
+
+        refresh(conn, source.state_dir)  # `shipped` as of the refs now (cached per refs fingerprint)
         span = (window.since_ms, window.until_ms)
         rows: dict[str, Any] = {by: report_rows(conn, by, span) for by in (*DAY_GROUPINGS, "commit")}
         rows["day_model"] = day_model_rows(conn, window)

@@ -81,6 +81,9 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
                     process_spool(state_dir, conn)
                     if recover_sessions(conn):  # an agent's hooks never ran: its messages, from its own log
                         process_spool(state_dir, conn)
+                    from periscope_hooks.reconcile import refresh
+
+                    refresh(conn, state_dir)  # after a pull or a hook-less rewrite: usage follows the code
                     try:
                         load_user_config()
                         sink = get_sink()

@@ -169,3 +169,13 @@ def m014_agents_coding_agent(db: sqlite3.Connection) -> None:
         CREATE TABLE agent_tool_uses (tool_use_id TEXT PRIMARY KEY, message_id TEXT NOT NULL)
         """,
     )
+
+
+@migration
+def m012_reconcile_status(db: sqlite3.Connection) -> None:
+    # Whether each linked commit is still reachable and whether it reached the upstream default
+    # branch, as of the refs fingerprinted in meta `reconcile_fingerprint`: `report` reads this
+    # instead of running `git rev-list --all` (0.5-0.7 s at 28k commits) on every call.
+    db.execute(
+        "CREATE TABLE reconcile_status (sha TEXT PRIMARY KEY, reachable INTEGER NOT NULL, shipped INTEGER NOT NULL)"
+    )
