@@ -124,12 +124,14 @@ def test_what_sh_cannot_write_goes_to_python_unchanged(tmp_path, marker):
     periscope("install-hooks", cwd=path)
     commit(path, "first")
     records_both_ways(path, path, marker, sh_expected=False)
-    git(path, "pack-refs", "--all")  # the branch only in packed-refs
     path2 = init_repo(tmp_path / "plain")
     periscope("install-hooks", cwd=path2)
     commit(path2, "first")
     git(path2, "pack-refs", "--all")
-    records_both_ways(path2, path2, marker, sh_expected=False)
+    records_both_ways(path2, path2, marker, sh_expected=False)  # the branch only in packed-refs
+    commit(path2, "second")
+    rec = records_both_ways(path2, path2, marker, sh_expected=False, env={"CLAUDECODE": "1"})
+    assert rec["agent"]["coding_agent"] == "claude-code"  # Claude Code's agent block: Python's
 
 
 def test_a_rebase_replay_starts_no_python_and_writes_nothing(tmp_path, marker):

@@ -47,7 +47,7 @@ periscope_run() {
 # --- post-commit in sh: the record periscope_hooks.hook writes, without starting Python --------
 # A Python start costs ~15 ms per commit; this path ~1-3 ms (two small processes: tail, date).
 # It handles the common case only and returns 1 for anything else (reftable, packed or symbolic
-# refs, GIT_WORK_TREE, no spool yet, a string that JSON would have to escape beyond \" and \\),
+# refs, GIT_WORK_TREE, a Claude Code command, no spool yet, a string that JSON would have to escape beyond \" and \\),
 # which then goes to Python: the record is the same either way (tests/test_sh_hook.py).
 # PERISCOPE_SH_HOOK=0 always uses Python.  All variables start with ps_ (sh has no locals).
 
@@ -123,6 +123,7 @@ ps_replaying() { # a rebase replaying commits (ingest gives them no usage: post-
 
 periscope_sh_post_commit() {
     [ -z "${GIT_WORK_TREE:-}" ] || return 1
+    [ "${CLAUDECODE:-}" != 1 ] || return 1 # Claude Code's agent block (agents/claude_code.py): Python
     cd -P . 2>/dev/null || return 1
     ps_top=$PWD
     ps_gd=${GIT_DIR:-.git}

@@ -12,10 +12,21 @@ import os from "node:os";
 import path from "node:path";
 
 const BAKED_COMMAND = null; // periscope:command (replaced at install: ["/path/python", "-m", "periscope_hooks"])
-const PLUGIN_VERSION = 1;
 const MAX_LOG_BYTES = 256 * 1024;
 const FLUSH_QUIET_MS = 1000; // messages closer together than this share one flusher
 const FLUSH_MAX_WAIT_MS = 10000; // while the agent keeps working, flush at least this often
+// OpenCode runs for days: every map below forgets its oldest entries past this many. Forgetting
+// is harmless: a message recorded again is deduplicated by id at ingest, a session record written
+// again is the same facts, a repository looked up again costs one git process.
+const MAX_REMEMBERED = 5000;
+
+// Map/Set insertion order is age order: drop the oldest entries beyond MAX_REMEMBERED.
+function bound(collection) {
+  for (const key of collection.keys()) {
+    if (collection.size <= MAX_REMEMBERED) break;
+    collection.delete(key);
+  }
+}
 
 function stateHome() {
   const xdg = process.env.XDG_STATE_HOME;
@@ -162,6 +173,7 @@ export const PeriscopePlugin = async (ctx) => {
           return { repo, stateDir, spool: path.join(stateDir, "spool.jsonl"), top: realTop, dir };
         }),
       );
+      bound(repos);
     }
     return repos.get(dir);
   };
@@ -244,10 +256,12 @@ export const PeriscopePlugin = async (ctx) => {
       if (inflight.get(info.sessionID) === info.id) inflight.delete(info.sessionID);
     } else {
       inflight.set(info.sessionID, info.id);
+      bound(inflight);
       return;
     }
     if (recorded.has(info.id)) return;
     recorded.add(info.id);
+    bound(recorded);
     const dir = (info.path && (info.path.cwd || info.path.root)) || sessionDirs.get(info.sessionID) || ctx.directory;
     const where = await locate(dir);
     const head = where.repo ? await readHead(where.repo) : { branch: null, sha: null };
@@ -280,10 +294,14 @@ export const PeriscopePlugin = async (ctx) => {
 
   const onSession = async (info) => {
     if (!info || !info.id) return;
-    if (info.directory) sessionDirs.set(info.id, info.directory);
+    if (info.directory) {
+      sessionDirs.set(info.id, info.directory);
+      bound(sessionDirs);
+    }
     const key = [info.title || "", info.parentID || "", info.agent || ""].join("\0");
     if (sessions.get(info.id) === key) return;
     sessions.set(info.id, key);
+    bound(sessions);
     const where = await locate(info.directory || ctx.directory);
     append(where, {
       v: 1,
