@@ -370,5 +370,5 @@ def test_plugin_flushes_every_repository_a_session_touched(tmp_path):
         [node, str(driver), json.dumps(events), str(a)], capture_output=True, text=True, env=env, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    flushed = [line.split(" ")[0] for line in calls.read_text().splitlines() if line.endswith("flush --background")]
+    flushed = [line.split(" ")[0] for line in calls.read_text().splitlines() if " _background-flush " in line]
     assert sorted(set(flushed)) == sorted({os.path.realpath(a), os.path.realpath(b)})

@@ -143,7 +143,7 @@ export const PeriscopePlugin = async (ctx) => {
   const inflight = new Map(); // sessionID -> id of its unfinished assistant message
   const sessions = new Map(); // sessionID -> "title\0parent\0agent" last written
   const sessionDirs = new Map(); // sessionID -> directory
-  let flushRunning = false;
+  let flushRunning = 0; // flushers started by this plugin and not yet exited
   let flushTimer = null;
   const flushWanted = new Map(); // stateDir -> where: repositories with records not yet flushed
   let loginStarted = false;
@@ -199,7 +199,7 @@ export const PeriscopePlugin = async (ctx) => {
   };
 
   const scheduleFlush = (delay) => {
-    if (flushRunning || !flushWanted.size) return;
+    if (flushRunning > 0 || !flushWanted.size) return;
     if (flushTimer) clearTimeout(flushTimer);
     flushTimer = setTimeout(startFlush, delay);
   };
@@ -207,29 +207,29 @@ export const PeriscopePlugin = async (ctx) => {
   const startFlush = () => {
     if (flushTimer) clearTimeout(flushTimer);
     flushTimer = null;
-    const next = flushWanted.values().next();
-    if (next.done) return;
-    const where = next.value;
-    flushWanted.delete(where.stateDir);
-    flushRunning = true;
-    const [cmd, ...args] = periscopeCommand(where);
-    const done = (problem) => {
-      if (problem) log(where.stateDir, problem);
-      flushRunning = false;
-      scheduleFlush(FLUSH_QUIET_MS);
-    };
-    try {
-      const child = spawn(cmd, [...args, "_background-flush", where.stateDir], {
-        cwd: where.dir,
-        detached: true,
-        stdio: "ignore",
-        env: { ...process.env, PERISCOPE_SESSION_ID: "", PERISCOPE_MESSAGE_ID: "" },
-      });
-      child.on("error", (e) => done(`could not start periscope (${cmd}): ${e.code || e.message}; records wait in the spool`));
-      child.on("exit", (code) => done(code ? `periscope flush exited ${code}; records wait in the spool` : null));
-      child.unref();
-    } catch (e) {
-      done(`could not start periscope: ${e && e.message}`);
+    const batch = [...flushWanted.values()]; // every repository with records waiting: one flusher each
+    flushWanted.clear();
+    for (const where of batch) {
+      flushRunning += 1;
+      const [cmd, ...args] = periscopeCommand(where);
+      const done = (problem) => {
+        if (problem) log(where.stateDir, problem);
+        flushRunning -= 1;
+        scheduleFlush(FLUSH_QUIET_MS);
+      };
+      try {
+        const child = spawn(cmd, [...args, "_background-flush", where.stateDir], {
+          cwd: where.dir,
+          detached: true,
+          stdio: "ignore",
+          env: { ...process.env, PERISCOPE_SESSION_ID: "", PERISCOPE_MESSAGE_ID: "" },
+        });
+        child.on("error", (e) => done(`could not start periscope (${cmd}): ${e.code || e.message}; records wait in the spool`));
+        child.on("exit", (code) => done(code ? `periscope flush exited ${code}; records wait in the spool` : null));
+        child.unref();
+      } catch (e) {
+        done(`could not start periscope: ${e && e.message}`);
+      }
     }
   };
 
