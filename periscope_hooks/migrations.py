@@ -154,3 +154,13 @@ def m010_pricing_list_cost(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN cost_source TEXT")
     db.execute("ALTER TABLE messages ADD COLUMN price_snapshot TEXT")
     db.execute("ALTER TABLE messages ADD COLUMN cost_reported INTEGER NOT NULL DEFAULT 1")
+
+
+@migration
+def m011_pricing_cache(db: sqlite3.Connection) -> None:
+    # Each model's resolved prices per price table (pricing.Pricer): a flusher run that meets only
+    # known models never imports genai-prices (0.3-1 s of CPU per run otherwise).  Derived data.
+    db.execute(
+        "CREATE TABLE price_cache (snapshot TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,"
+        " maker_only INTEGER NOT NULL, periods TEXT NOT NULL, PRIMARY KEY (snapshot, provider, model, maker_only))"
+    )

@@ -201,3 +201,36 @@ def test_ingest_stores_prices_and_events_carry_them(repo):
     assert event["usage"]["cost_sources"] == {"reported": 1, "estimated": 1, "subscription": 1, "unknown": 1}
     out = periscope("prices", cwd=repo.path).stdout
     assert "claude-imaginary-9" in out and f"genai-prices {genai_prices.__version__}" in out
+
+
+# --- the flusher's path: resolved prices kept in state.db, the library imported only when needed ----
+
+
+@pytest.mark.parametrize(("provider", "model", "tokens", "time_ms", "reported", "expected"), CASES)
+def test_the_ingest_pricer_gives_the_same_from_its_cache(
+    table, state_conn, provider, model, tokens, time_ms, reported, expected
+):
+    first = pricing.Pricer(state_conn).price(provider, model, tokens, time_ms, reported)
+    assert first == table.price(provider, model, tokens, time_ms, reported)
+    again = pricing.Pricer(state_conn)  # a later flusher run: the cache answers, no table loaded
+    assert again.price(provider, model, tokens, time_ms, reported) == first
+    assert again._table is None or model is None
+
+
+def test_a_flush_of_known_models_does_not_import_the_library(repo):
+    import subprocess
+    import sys
+
+    append_spool(repo.path, message_record(repo.path), message_record(repo.path, model="o3", provider="openai"))
+    repo.flush()  # the first run meets both models: imports genai-prices, caches their prices
+    append_spool(repo.path, message_record(repo.path), message_record(repo.path, model="o3", provider="openai"))
+    probe = (
+        "import sys; from pathlib import Path; from periscope_hooks.ingest import process_spool;"
+        f"r = process_spool(Path({str(state_dir(repo.path))!r})); assert r.messages == 2, r;"
+        "print('genai_prices' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    with sqlite3.connect(state_dir(repo.path) / "state.db") as db:
+        sources = db.execute("SELECT cost_source, count(list_cost_micro) FROM messages GROUP BY 1").fetchall()
+    assert sources == [("reported", 4)]
