@@ -35,7 +35,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-MODELS = (("anthropic", "claude-sonnet-4"), ("anthropic", "claude-haiku-4"), ("openai", "gpt-5"), ("google", "gemini-2.5-pro"))
+MODELS = (
+    ("anthropic", "claude-sonnet-4"),
+    ("anthropic", "claude-haiku-4"),
+    ("openai", "gpt-5"),
+    ("google", "gemini-2.5-pro"),
+)
 COMMIT_EVERY = 20
 SESSION_SIZE = 500
 T0_MS = 1764000000000
@@ -67,7 +72,9 @@ def make_repo(repo: Path, commits: int) -> list[str]:
     lines = []
     for i in range(commits):
         msg = f"c{i}\n"
-        lines.append(f"commit refs/heads/main\nmark :{i + 1}\ncommitter Bench <bench@example.com> {1764000000 + i} +0000\n")
+        lines.append(
+            f"commit refs/heads/main\nmark :{i + 1}\ncommitter Bench <bench@example.com> {1764000000 + i} +0000\n"
+        )
         lines.append(f"data {len(msg)}\n{msg}")
         if i:
             lines.append(f"from :{i}\n")
@@ -83,7 +90,13 @@ def write_spool(path: Path, n: int, worktree: str, shas: list[str]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for s in range(n // SESSION_SIZE + 1):
             parent = f"ses_{s - 1:05d}" if s % 5 == 4 else None
-            rec = {"v": 1, "kind": "session", "session_id": f"ses_{s:05d}", "title": f"Session {s}", "parent_id": parent}
+            rec = {
+                "v": 1,
+                "kind": "session",
+                "session_id": f"ses_{s:05d}",
+                "title": f"Session {s}",
+                "parent_id": parent,
+            }
             f.write(json.dumps({**rec, "time": T0_MS + s * SESSION_SIZE * (SPAN_MS // n)}) + "\n")
         prev = None
         for i in range(n):
@@ -143,7 +156,12 @@ def build_state(base: Path, n: int) -> tuple[Path, dict[str, Any]]:
     write_spool(state_dir / "spool.jsonl", n, str(repo.resolve()), shas)
     t = time.perf_counter()
     process_spool(state_dir)
-    info = {"messages": n, "commits": len(shas), "fast_import_s": round(made, 1), "ingest_s": round(time.perf_counter() - t, 1)}
+    info = {
+        "messages": n,
+        "commits": len(shas),
+        "fast_import_s": round(made, 1),
+        "ingest_s": round(time.perf_counter() - t, 1),
+    }
     marker.write_text(json.dumps(info))
     return repo, info
 

@@ -24,7 +24,6 @@ micro-dollars, so sums are exact.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -432,13 +431,29 @@ def prices_dir() -> Path:
 
 
 def library_version() -> str | None:
+    """genai-prices' installed version, read from its dist-info directory's name: importing
+    importlib.metadata alone costs more than a whole warm flusher run's pricing."""
+    import importlib.util
+
     try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # pragma: no cover
+        spec = importlib.util.find_spec("genai_prices")
+    except (ImportError, ValueError):
         return None
+    if spec is None or not spec.origin:
+        return None
+    site = os.path.dirname(os.path.dirname(spec.origin))
     try:
+        names = os.listdir(site)
+    except OSError:
+        names = []
+    for name in names:
+        if name.startswith("genai_prices-") and name.endswith(".dist-info"):
+            return name[len("genai_prices-") : -len(".dist-info")]
+    try:  # an unusual layout (an egg, a zip): ask the metadata API
+        from importlib.metadata import version
+
         return version("genai-prices")
-    except PackageNotFoundError:
+    except Exception:
         return None
 
 
@@ -532,6 +547,8 @@ def fetch_update(url: str | None = None, timeout: float = 10.0) -> str:
     directory = prices_dir()
     directory.mkdir(parents=True, exist_ok=True)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    import hashlib
+
     meta = {"fetched": now, "sha256": hashlib.sha256(raw).hexdigest(), "url": url}
     for name, data in ((FETCHED_NAME, raw), (FETCHED_META_NAME, json.dumps(meta).encode())):
         tmp = directory / f"{name}.{os.getpid()}.tmp"
