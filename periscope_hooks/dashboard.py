@@ -159,6 +159,9 @@ def read_source(source: Source, window: Window) -> dict[str, Any]:
     conn = open_state_db(source.state_dir)
     try:
         process_spool(source.state_dir, conn)
+        from periscope_hooks.reconcile import refresh
+
+        refresh(conn, source.state_dir)  # `shipped` as of the refs now (cached per refs fingerprint)
         if _report_takes_window():  # the report filters: ask it, so both filter the same way
             rows: dict[str, Any] = {
                 by: report_rows(conn, by, (window.since_ms, window.until_ms))  # type: ignore[call-arg,unused-ignore]
@@ -458,9 +461,13 @@ def write_private(path: Path, text: str) -> None:
 
 def open_in_browser(path: Path) -> bool:
     """Open the page in the user's browser; False (never an error) when there is none."""
+    return open_in_browser_url(path.resolve().as_uri())
+
+
+def open_in_browser_url(url: str) -> bool:
     try:
         import webbrowser
 
-        return bool(webbrowser.open(path.resolve().as_uri()))
+        return bool(webbrowser.open(url))
     except Exception:  # no browser, no display, a broken BROWSER setting: the path is printed anyway
         return False

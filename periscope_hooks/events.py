@@ -41,7 +41,12 @@ def tokens_of(row: Any) -> dict[str, int]:
     return {f: int(row[f] or 0) for f in TOKEN_FIELDS}
 
 
-def session_info(session_id: str | None, session: Any, agent: str | None) -> dict[str, Any]:
+def _coding_agent(row: Any) -> str | None:
+    """A message row's coding agent (rows built before there was a column have none)."""
+    return row["coding_agent"] if "coding_agent" in row.keys() else None  # noqa: SIM118 (sqlite3.Row: `in` tests values)
+
+
+def session_info(session_id: str | None, session: Any, agent: str | None, coding_agent: str | None) -> dict[str, Any]:
     parent = session["parent_id"] if session is not None else None
     return {
         "id": session_id,
@@ -49,6 +54,7 @@ def session_info(session_id: str | None, session: Any, agent: str | None) -> dic
         "agent": agent or (session["agent"] if session is not None else None),
         "is_subagent": bool(parent),
         "parent_id": parent,
+        "coding_agent": coding_agent or "opencode",  # which tool: opencode, claude-code
     }
 
 
@@ -57,7 +63,7 @@ def message_event(msg: Any, session: Any, repo_url: str | None) -> dict[str, Any
     event.update(
         {
             "message_id": msg["id"],
-            "session": session_info(msg["session_id"], session, msg["agent"]),
+            "session": session_info(msg["session_id"], session, msg["agent"], _coding_agent(msg)),
             "provider": msg["provider"],
             "model": msg["model"],
             "tokens": tokens_of(msg),
@@ -127,7 +133,7 @@ def usage_summary(messages: Sequence[Any], sessions: dict[str, Any]) -> dict[str
             for (p, mo), rows in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
         ],
         "sessions": [
-            {**session_info(sid, sessions.get(sid), rows[0]["agent"]), **_sum(rows)}
+            {**session_info(sid, sessions.get(sid), rows[0]["agent"], _coding_agent(rows[0])), **_sum(rows)}
             for sid, rows in sorted(by_session.items(), key=lambda kv: str(kv[0]))
         ],
     }

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from periscope_hooks import logfile, paths
+from periscope_hooks.agents.recovery import recover_sessions
 from periscope_hooks.delivery import DeliveryResult, deliver
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.state import get_meta, is_corrupt, mark_for_integrity_check, open_state_db, set_meta
@@ -78,6 +79,11 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
                 conn = open_state_db(state_dir)
                 try:
                     process_spool(state_dir, conn)
+                    if recover_sessions(conn):  # an agent's hooks never ran: its messages, from its own log
+                        process_spool(state_dir, conn)
+                    from periscope_hooks.reconcile import refresh
+
+                    refresh(conn, state_dir)  # after a pull or a hook-less rewrite: usage follows the code
                     try:
                         load_user_config()
                         sink = get_sink()

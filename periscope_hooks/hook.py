@@ -95,10 +95,11 @@ def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, s
             pairs = [list(p) for p in recover_mappings(dirs.git_dir, dirs.common_dir, record["command"])]
             record["recovered"] = True
         record["pairs"] = pairs
-    session_id = env.get("PERISCOPE_SESSION_ID")
-    message_id = env.get("PERISCOPE_MESSAGE_ID")
-    if session_id or message_id:
-        record["agent"] = {"session_id": session_id or None, "message_id": message_id or None}
+    from periscope_hooks.agents import commit_agent
+
+    agent = commit_agent(env)  # made by a command a coding agent ran (OpenCode, Claude Code)?
+    if agent:
+        record["agent"] = agent
     return record
 
 

@@ -22,11 +22,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         from periscope_hooks.hook import run
 
         return run(args[1:])
+    if args[:2] == ["agent-hook", "claude-code"]:  # run by Claude Code's hooks: as lean as the git hook
+        from periscope_hooks.agents.claude_code import run_hook
+
+        return run_hook(_stdin_bytes())
     if args[:1] == ["_background-flush"] and len(args) == 2:
         from periscope_hooks.flush import background_child
 
         return background_child(args[1])
     return _main(args)
+
+
+def _stdin_bytes() -> bytes:
+    try:
+        return b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read(1 << 20)
+    except (OSError, ValueError):
+        return b""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -59,6 +70,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--global", dest="global_", action="store_true", help="for the user, not just this repository")
     repo_arg(p)
     p = sub.add_parser("uninstall-opencode", help="remove what install-opencode added")
+    p.add_argument("--global", dest="global_", action="store_true")
+    repo_arg(p)
+
+    p = sub.add_parser(
+        "install-claude-code", help="install the Claude Code capture hooks (.claude/settings.local.json)"
+    )
+    p.add_argument("--global", dest="global_", action="store_true", help="for the user (~/.claude/settings.json)")
+    repo_arg(p)
+    p = sub.add_parser("uninstall-claude-code", help="remove what install-claude-code added")
     p.add_argument("--global", dest="global_", action="store_true")
     repo_arg(p)
 
@@ -100,12 +120,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", default=None, metavar="WHEN", help="up to this date (inclusive) or date-time")
     p.add_argument("--no-titles", dest="titles", action="store_false", help="leave session titles out")
     p.add_argument("--format", choices=("html", "json"), default="html", help="json: print the aggregate")
+    p.add_argument(
+        "--serve", action="store_true", help="serve it on 127.0.0.1 (random port, secret path), fresh on every load"
+    )
     # --- end dashboard ---
 
     p = sub.add_parser("export", help="print the local store's events as JSON lines")
     p.add_argument("--type", choices=("message", "commit", "rewrite"), default=None)
 
-    p = sub.add_parser("log", help="git log with each commit's AI usage (from git notes)")
+    p = sub.add_parser("log", help="git log with each commit's AI usage (from its git note, else the state database)")
     repo_arg(p)
     p.add_argument("git_args", nargs="*", help="arguments passed on to git log (after --)")
     return parser
@@ -129,6 +152,12 @@ def _dispatch(ns: argparse.Namespace) -> int:
         from periscope_hooks.commands.opencode import uninstall_opencode
 
         return uninstall_opencode(global_=ns.global_, repo=ns.repo)
+    if cmd in ("install-claude-code", "uninstall-claude-code"):
+        from periscope_hooks.commands import claude_code
+
+        if cmd == "install-claude-code":
+            return claude_code.install_claude_code(global_=ns.global_, repo=ns.repo)
+        return claude_code.uninstall_claude_code(global_=ns.global_, repo=ns.repo)
     if cmd == "hook":
         from periscope_hooks.hook import run
 
@@ -166,6 +195,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
             until=ns.until,
             titles=ns.titles,
             fmt=ns.format,
+            serve=ns.serve,
         )
     if cmd == "export":
         from periscope_hooks.commands.export import export

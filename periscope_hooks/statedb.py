@@ -28,6 +28,7 @@ class Meta:
     LAST_DELIVERY_ERROR = "last_delivery_error"
     RETRY_AFTER_UNTIL_MS = "retry_after_until_ms"
     DELIVERY_SINK = "delivery_sink"
+    RECONCILE_FINGERPRINT = "reconcile_fingerprint"  # refs + linked commits at the last reconciliation
 
 
 def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
@@ -65,12 +66,15 @@ def deferred_count(conn: sqlite3.Connection) -> int:
 
 
 # --- sessions --------------------------------------------------------------------------------------
-def upsert_session(conn: sqlite3.Connection, sid: str, title: Any, parent_id: Any, agent: Any, time_ms: Any) -> None:
+def upsert_session(
+    conn: sqlite3.Connection, sid: str, title: Any, parent_id: Any, agent: Any, time_ms: Any, coding_agent: str
+) -> None:
     conn.execute(
-        "INSERT INTO sessions (id, title, parent_id, agent, time_ms) VALUES (?, ?, ?, ?, ?)"
+        "INSERT INTO sessions (id, title, parent_id, agent, time_ms, coding_agent) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET title = coalesce(excluded.title, title),"
-        " parent_id = coalesce(excluded.parent_id, parent_id), agent = coalesce(excluded.agent, agent)",
-        (sid, title, parent_id, agent, time_ms),
+        " parent_id = coalesce(excluded.parent_id, parent_id), agent = coalesce(excluded.agent, agent),"
+        " coding_agent = excluded.coding_agent",
+        (sid, title, parent_id, agent, time_ms, coding_agent),
     )
 
 
@@ -111,6 +115,7 @@ MESSAGE_COLUMNS = (
     "cost_source",
     "price_snapshot",
     "cost_reported",
+    "coding_agent",
 )
 INSERT_MESSAGE_SQL = (
     f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})"
@@ -189,12 +194,32 @@ def link_messages(conn: sqlite3.Connection, link_ids: Sequence[int]) -> list[sql
 
 
 # --- links (a commit that took usage) ----------------------------------------------------------------
-def held_link_for_message(conn: sqlite3.Connection, mid: str) -> sqlite3.Row | None:
-    """The agent commit waiting (held) for this in-flight message, if any."""
+def held_link_for_message(conn: sqlite3.Connection, mid: str, *tool_use_ids: str) -> sqlite3.Row | None:
+    """The agent commit waiting (held) for this in-flight message, or for a tool call in it, if any."""
+    keys = [mid, *tool_use_ids]
     row: sqlite3.Row | None = conn.execute(
-        "SELECT * FROM links WHERE agent_message_id = ? AND emitted = 0 ORDER BY id LIMIT 1", (mid,)
+        f"SELECT * FROM links WHERE agent_message_id IN ({','.join('?' * len(keys))}) AND emitted = 0"
+        " ORDER BY id LIMIT 1",
+        keys,
     ).fetchone()
     return row
+
+
+def set_link_agent_message(conn: sqlite3.Connection, link_id: int, mid: str) -> None:
+    conn.execute("UPDATE links SET agent_message_id = ? WHERE id = ?", (mid, link_id))
+
+
+# --- agent tool calls (Claude Code: which message held which tool call) ------------------------------
+def record_tool_uses(conn: sqlite3.Connection, mid: str, tool_use_ids: Sequence[str]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO agent_tool_uses (tool_use_id, message_id) VALUES (?, ?)",
+        [(t, mid) for t in tool_use_ids],
+    )
+
+
+def message_for_tool_use(conn: sqlite3.Connection, tool_use_id: str) -> str | None:
+    row = conn.execute("SELECT message_id FROM agent_tool_uses WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
+    return str(row[0]) if row is not None else None
 
 
 def insert_link(
@@ -346,3 +371,69 @@ def message_costs(conn: sqlite3.Connection) -> list[sqlite3.Row]:
 def pending_costs(conn: sqlite3.Connection) -> list[float]:
     """The cost of each message not linked to a commit yet."""
     return [float(c or 0) for (c,) in conn.execute("SELECT cost FROM messages WHERE link_id IS NULL")]
+
+
+# --- reconciliation (periscope_hooks/reconcile.py) ---------------------------------------------------
+def linked_commits(conn: sqlite3.Connection) -> list[str]:
+    """Every commit that carries linked usage now (after rewrites and reconciled moves)."""
+    return [r[0] for r in conn.execute("SELECT DISTINCT current_sha FROM links ORDER BY current_sha")]
+
+
+def cherry_pick_commits(conn: sqlite3.Connection) -> list[str]:
+    """Commits the hooks recorded as cherry-picks: copies, never replacements."""
+    return [r[0] for r in conn.execute("SELECT sha FROM links WHERE kind = 'cherry-pick'")]
+
+
+def move_reconciled(
+    conn: sqlite3.Connection, command: str, pairs: Sequence[Sequence[str]], time_ms: int
+) -> list[list[str]]:
+    """Apply a reconcile record's pairs; returns those that moved something.  A pair whose old
+    commit carries no usage any more (moved before) moves nothing and is left out."""
+    effective: list[list[str]] = []
+    for old, new in pairs:
+        if conn.execute("UPDATE links SET current_sha = ? WHERE current_sha = ?", (new, old)).rowcount:
+            effective.append([old, new])
+    record_rewrites(conn, command, effective, time_ms)
+    return effective
+
+
+def store_reconcile_status(conn: sqlite3.Connection, rows: dict[str, tuple[int, int]], fingerprint: str) -> None:
+    """Replace the cached (reachable, shipped) of every linked commit (inside a transaction)."""
+    conn.execute("DELETE FROM reconcile_status")
+    conn.executemany(
+        "INSERT INTO reconcile_status (sha, reachable, shipped) VALUES (?, ?, ?)",
+        [(sha, r, s) for sha, (r, s) in rows.items()],
+    )
+    set_meta(conn, Meta.RECONCILE_FINGERPRINT, fingerprint)
+
+
+def reconcile_status(conn: sqlite3.Connection) -> dict[str, tuple[bool, bool]]:
+    return {
+        sha: (bool(r), bool(s)) for sha, r, s in conn.execute("SELECT sha, reachable, shipped FROM reconcile_status")
+    }
+
+
+def reconcile_counts(conn: sqlite3.Connection, commands: Sequence[str]) -> tuple[int, int]:
+    """(commits moved by reconciliation, linked commits not on the main line as last seen)."""
+    moved = conn.execute(
+        f"SELECT count(DISTINCT old_sha) FROM rewrites WHERE command IN ({','.join('?' * len(commands))})",
+        list(commands),
+    ).fetchone()[0]
+    off_line = conn.execute(
+        "SELECT count(*) FROM reconcile_status s WHERE s.shipped = 0"
+        " AND EXISTS (SELECT 1 FROM links WHERE current_sha = s.sha)"
+    ).fetchone()[0]
+    return int(moved), int(off_line)
+
+
+def worktrees_of_commits(conn: sqlite3.Connection, shas: Sequence[str]) -> list[tuple[str, str]]:
+    """(worktree, commit) for the links now on the given commits."""
+    if not shas:
+        return []
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            f"SELECT DISTINCT worktree, current_sha FROM links WHERE current_sha IN ({','.join('?' * len(shas))})",
+            list(shas),
+        )
+    ]

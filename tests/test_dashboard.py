@@ -176,3 +176,54 @@ def test_outside_a_repository_shows_the_no_repo_state(tmp_path):
     agg = json.loads(periscope("dashboard", "--format", "json", cwd=tmp_path).stdout)
     assert agg["totals"]["cost"] == 0 and agg["commits"] == [] and agg["days"] == []
     assert Path(agg["filter"]["repos"][0]) == Path("(outside any repository)")
+
+
+def test_serve_answers_only_get_for_its_secret_path_and_host(repo, tmp_path):
+    import http.client
+    import subprocess
+    import sys
+
+    append_spool(repo.path, message_record(repo.path, cost=0.5))
+    commit(repo.path, "x")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "periscope_hooks", "dashboard", "--serve", "--no-open"],
+        cwd=repo.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("serving the dashboard at http://127.0.0.1:"), (line, proc.stderr)
+        url = line.split()[4]
+        host, path = url[len("http://") :].split("/", 1)
+        port = int(host.split(":")[1])
+        path = "/" + path
+        assert len(path) > 30
+
+        def request(method: str, target: str, host_header: str = host) -> http.client.HTTPResponse:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request(method, target, headers={"Host": host_header, "Origin": "http://evil.example"})
+            resp = conn.getresponse()
+            resp.body = resp.read()  # type: ignore[attr-defined]
+            conn.close()
+            return resp
+
+        page = request("GET", path)
+        assert page.status == 200 and page.getheader("Content-Security-Policy", "").startswith("default-src 'none'")
+        assert page.getheader("Access-Control-Allow-Origin") is None and b"periscope-data" in page.body
+        data = json.loads(request("GET", path + "data.json").body)
+        assert data["totals"]["cost"] == 0.5
+        # Regenerated per request: new usage shows on the next load.
+        append_spool(repo.path, message_record(repo.path, cost=0.25))
+        assert json.loads(request("GET", path + "data.json").body)["totals"]["cost"] == 0.75
+        assert request("GET", "/").status == 404
+        assert request("GET", path[:-3] + "xx/").status == 404
+        assert request("GET", path, host_header="evil.example:80").status == 403
+        assert request("GET", path, host_header=f"localhost:{port}").status == 200
+        for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+            r = request(method, path)
+            assert r.status == 405 and r.getheader("Access-Control-Allow-Origin") is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

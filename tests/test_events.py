@@ -198,12 +198,20 @@ def test_message_events_match_the_schema():
         "agent": "build",
         "is_subagent": False,
         "parent_id": None,
+        "coding_agent": "opencode",
     }
     assert cases[0]["tokens"] == {"input": 1200, "output": 310, "reasoning": 0, "cache_read": 800, "cache_write": 0}
     assert cases[0]["repo"] == {"url": "https://example.com/acme/widgets.git", "branch": "main", "sha": SHA1}
     assert cases[1]["cost"] == 0.0 and isinstance(cases[1]["cost"], float)
     assert cases[1]["tokens"] == dict.fromkeys(events.TOKEN_FIELDS, 0)
-    assert cases[1]["session"] == {"id": None, "title": None, "agent": None, "is_subagent": False, "parent_id": None}
+    assert cases[1]["session"] == {
+        "id": None,
+        "title": None,
+        "agent": None,
+        "is_subagent": False,
+        "parent_id": None,
+        "coding_agent": "opencode",
+    }
     assert cases[2]["session"]["is_subagent"] is True and cases[2]["session"]["parent_id"] == "ses_a"
 
 

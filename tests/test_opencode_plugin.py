@@ -330,3 +330,35 @@ def test_every_record_the_plugin_writes_matches_the_spool_schema(tmp_path):
     for record in records:
         validator.validate(record)
     assert records[-1]["provider"] is None and records[-1]["session_id"] is None
+
+
+def test_plugin_flushes_every_repository_a_session_touched(tmp_path):
+    """A flush asked for while one runs is kept per repository: with one session working in two
+    repositories, neither repository's request is dropped in favour of the other's."""
+    node = __import__("shutil").which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    a, b = init_repo(tmp_path / "a"), init_repo(tmp_path / "b")
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "fake-periscope"
+    # Each flush takes a moment, so the next messages' requests arrive while it runs.
+    fake.write_text(f'#!/bin/sh\necho "$(pwd -P) $*" >> "{calls}"\nsleep 0.3\n')
+    fake.chmod(0o755)
+    events = [
+        _assistant("msg_a1", 1000, cwd=str(a)),
+        _assistant("msg_b1", 1001, cwd=str(b)),
+        _assistant("msg_a2", 1002, cwd=str(a)),
+    ]
+    driver = tmp_path / "driver.mjs"
+    # OpenCode keeps running after the events: so does this driver, until the queue has drained.
+    driver.write_text(
+        DRIVER % {"plugin": json.dumps(str(REPO_ROOT / "hooks" / "opencode" / "periscope.js"))}
+        + "await new Promise((r) => setTimeout(r, 2000));\n"
+    )
+    env = {**os.environ, "PERISCOPE_BIN": str(fake)}
+    proc = subprocess.run(
+        [node, str(driver), json.dumps(events), str(a)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    flushed = [line.split(" ")[0] for line in calls.read_text().splitlines() if line.endswith("flush --background")]
+    assert sorted(set(flushed)) == sorted({os.path.realpath(a), os.path.realpath(b)})

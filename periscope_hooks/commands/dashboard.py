@@ -40,6 +40,7 @@ def dashboard_command(
     until: str | None,
     titles: bool,
     fmt: str,
+    serve: bool = False,
 ) -> int:
     from periscope_hooks.commands import report
 
@@ -51,7 +52,10 @@ def dashboard_command(
             dashboard.parse_when(since, end=False) if since else None,
             dashboard.parse_when(until, end=True) if until else None,
         )
-    aggregate = dashboard.build_aggregate(_sources(repo, all_repos), window, titles=titles)
+    sources = _sources(repo, all_repos)
+    if serve:
+        return _serve(sources, window, titles=titles, open_browser=open_browser)
+    aggregate = dashboard.build_aggregate(sources, window, titles=titles)
     if fmt == "json":
         text = json.dumps(aggregate, indent=2)
         if out:
@@ -65,4 +69,23 @@ def dashboard_command(
     output.out(f"dashboard written to {path.resolve()}")
     if open_browser and not dashboard.open_in_browser(path):
         output.info("no browser could be opened; open the file above yourself")
+    return 0
+
+
+def _serve(sources: list[Source], window: Window, *, titles: bool, open_browser: bool) -> int:
+    from periscope_hooks.dashboard_server import DashboardServer
+
+    server = DashboardServer(lambda: dashboard.build_aggregate(sources, window, titles=titles), dashboard.render_html)
+    output.out(f"serving the dashboard at {server.url} (Ctrl-C stops)")
+    import sys
+
+    sys.stdout.flush()
+    if open_browser and not dashboard.open_in_browser_url(server.url):
+        output.info("no browser could be opened; open the address above yourself")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0

@@ -39,6 +39,10 @@ def repo_lines(repo: str | None) -> list[Line]:
     conn = open_state_db(state_dir)
     try:
         process_spool(state_dir, conn)
+        if dirs is not None:
+            from periscope_hooks import reconcile
+
+            reconcile.refresh(conn, state_dir)
         spool_size = os.path.getsize(state_dir / paths.SPOOL_NAME) if (state_dir / paths.SPOOL_NAME).exists() else 0
         offset = statedb.meta_int(conn, Meta.SPOOL_OFFSET)
         lines.append(("spool", f"{spool_size - offset} byte(s) not yet ingested"))
@@ -63,6 +67,17 @@ def repo_lines(repo: str | None) -> list[Line]:
         )
         if held:
             lines.append(("held commits", f"{held} agent commit(s) waiting for their in-flight message"))
+        if dirs is not None:
+            from periscope_hooks import reconcile
+
+            moved, off_line = reconcile.counts(conn)
+            lines.append(
+                (
+                    "reconciled",
+                    f"{moved} commit(s) followed to the commit that replaced them;"
+                    f" {off_line} linked commit(s) still off the main line",
+                )
+            )
         lines.append(("outbox", f"{outbox.depth(conn)} event(s) waiting for delivery"))
         rebuilt = get_meta(conn, Meta.REBUILT_FROM)
         if rebuilt and _recent_rebuild(rebuilt):
@@ -84,13 +99,16 @@ def repo_lines(repo: str | None) -> list[Line]:
 
 def status(repo: str | None) -> int:
     lines = repo_lines(repo)
+    dirs = resolve_dirs(repo, required=False)
     try:
         from periscope_hooks.commands.opencode import status_lines as opencode_lines
 
-        dirs = resolve_dirs(repo, required=False)
         lines.extend(opencode_lines(dirs.worktree if dirs else None))
     except ImportError:
         pass
+    from periscope_hooks.commands.claude_code import status_lines as claude_code_lines
+
+    lines.extend(claude_code_lines(dirs.worktree if dirs else None))
     width = max(len(label) for label, _ in lines)
     for label, text in lines:
         output.out(f"{label.ljust(width)}  {text}")

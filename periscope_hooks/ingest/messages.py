@@ -14,7 +14,8 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
     if worktree and not ctx.settings(worktree).capture:
         return
     # An agent commit may be waiting for exactly this message (its hold): it takes the message.
-    held = statedb.held_link_for_message(conn, rec.id)
+    # A Claude Code commit waits for a tool call in it instead (its message came later).
+    held = statedb.held_link_for_message(conn, rec.id, *rec.tool_use_ids)
     priced = ctx.prices.price(rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None)
     values = (
         rec.id,
@@ -34,11 +35,13 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
         priced.source,
         priced.snapshot,
         rec.cost_reported,
+        rec.coding_agent,
     )
     if not statedb.insert_message(conn, values):
         ctx.result.duplicates += 1
         return
     ctx.result.messages += 1
+    statedb.record_tool_uses(conn, rec.id, rec.tool_use_ids)
     if rec.session_id:
         statedb.ensure_session(conn, rec.session_id)
     # Built from the stored row, so the event carries exactly what a rebuild would read back.
@@ -47,4 +50,7 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
     session = statedb.sessions_by_id(conn, [msg["session_id"]]).get(msg["session_id"])
     outbox.enqueue(conn, events.message_event(msg, session, ctx.repo_url if worktree else None))
     if held is not None:
+        if held["agent_message_id"] != rec.id:  # it waited for a tool call: now its message is known
+            statedb.set_link_agent_message(conn, held["id"], rec.id)
+            held = statedb.link(conn, held["id"])
         emit_link(ctx, held, note=None)
