@@ -142,3 +142,10 @@ def m003_squash_reflog(db: sqlite3.Connection) -> None:
     # The HEAD reflog entry newest at `merge --squash` time: the squash commit must directly follow
     # it, or the squash was abandoned (reset, checkout) and the next commit is an ordinary one.
     db.execute("ALTER TABLE worktree_state ADD COLUMN squash_reflog TEXT")
+
+
+@migration
+def m011_scale_outbox_event_time(db: sqlite3.Connection) -> None:
+    # Issue 11: the local store files each event with its time; kept beside the body, the flusher
+    # hands stored bodies to the store as they are (no JSON decode and re-encode per event).
+    db.execute("ALTER TABLE outbox ADD COLUMN event_time TEXT")

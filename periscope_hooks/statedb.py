@@ -78,6 +78,11 @@ def ensure_session(conn: sqlite3.Connection, sid: Any) -> None:
     conn.execute("INSERT OR IGNORE INTO sessions (id) VALUES (?)", (sid,))
 
 
+def session_row(conn: sqlite3.Connection, sid: Any) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM sessions WHERE id = ?", (sid,)).fetchone()
+    return row
+
+
 def sessions_by_id(conn: sqlite3.Connection, ids: Iterable[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for sid in set(ids):
@@ -187,6 +192,13 @@ def held_link_for_message(conn: sqlite3.Connection, mid: str) -> sqlite3.Row | N
     return row
 
 
+def held_message_ids(conn: sqlite3.Connection) -> set[str]:
+    return {
+        r[0]
+        for r in conn.execute("SELECT agent_message_id FROM links WHERE emitted = 0 AND agent_message_id IS NOT NULL")
+    }
+
+
 def insert_link(
     conn: sqlite3.Connection,
     *,
@@ -256,6 +268,68 @@ def links_of_commit(conn: sqlite3.Connection, sha: str) -> list[sqlite3.Row]:
 
 def commits_in_link_order(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT current_sha FROM links GROUP BY current_sha ORDER BY min(id)")]
+
+
+# --- reports: aggregated in SQL ------------------------------------------------------------------------
+# Costs are summed exactly as integers of 1e-10 dollars (the precision reports round to), never
+# as floats: SUM(REAL) drifts, and loading every message into Python to fsum them took 9-10 s and
+# 1.2 GB at 1M messages.
+COST_UNITS_PER_DOLLAR = 10**10
+USAGE_AGGREGATES = (
+    "count(*) AS messages, sum(input) AS input, sum(output) AS output, sum(reasoning) AS reasoning,"
+    " sum(cache_read) AS cache_read, sum(cache_write) AS cache_write,"
+    " sum(CAST(round(cost * 1e10) AS INTEGER)) AS cost_units"
+)
+# A group's first message in (time, spool order), NULL times first: the order reports list groups in.
+_FIRST_TIME = "min(coalesce(time_ms, -9223372036854775807)) AS first_ms"
+GROUP_KEYS: dict[str, tuple[str, ...]] = {
+    "model": ("provider", "model"),
+    "branch": ("branch",),
+    "session": ("session_id",),
+    "day": ("strftime('%Y-%m-%d', coalesce(time_ms, 0) / 1000, 'unixepoch')",),
+}
+
+
+def usage_by(conn: sqlite3.Connection, by: str) -> list[sqlite3.Row]:
+    """One row per group: k0.. (the key), the usage aggregates, first_ms; in no particular order."""
+    keys = GROUP_KEYS[by]
+    cols = ", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))
+    return conn.execute(
+        f"SELECT {cols}, {USAGE_AGGREGATES}, {_FIRST_TIME} FROM messages GROUP BY {', '.join(keys)}"
+    ).fetchall()
+
+
+def first_spool_offset(conn: sqlite3.Connection, by: str, key: Sequence[Any], first_ms: int) -> int:
+    """Where a group's first message sits in the spool, among its messages of time `first_ms`
+    (asked only to order two groups whose first messages share a millisecond)."""
+    where = " AND ".join(f"{k} IS ?" for k in GROUP_KEYS[by])
+    value = conn.execute(
+        f"SELECT min(spool_offset) FROM messages WHERE {where} AND coalesce(time_ms, -9223372036854775807) = ?",
+        (*key, first_ms),
+    ).fetchone()[0]
+    return int(value or 0)
+
+
+def usage_by_link(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute(
+        f"SELECT link_id, {USAGE_AGGREGATES} FROM messages WHERE link_id IS NOT NULL GROUP BY link_id"
+    ).fetchall()
+
+
+def commit_links(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Every link, oldest first (what a commit's report row is made of)."""
+    return conn.execute("SELECT id, sha, current_sha, kind, origin, branch FROM links ORDER BY id").fetchall()
+
+
+def session_heads(conn: sqlite3.Connection, ids: Sequence[Any]) -> dict[Any, sqlite3.Row]:
+    out: dict[Any, sqlite3.Row] = {}
+    for i in range(0, len(ids), 500):
+        chunk = list(ids[i : i + 500])
+        for row in conn.execute(
+            f"SELECT id, title, parent_id FROM sessions WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        ):
+            out[row["id"]] = row
+    return out
 
 
 # --- worktree facts (a squash merge waiting for its commit) -----------------------------------------

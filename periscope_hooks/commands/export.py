@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import json
-
 from periscope_hooks import output
-from periscope_hooks.sinks.local import iter_events
+from periscope_hooks.sinks.local import iter_bodies
+
+EXPORT_CHUNK = 2000  # lines per write
 
 
 def export(event_type: str | None) -> int:
@@ -19,6 +19,14 @@ def export(event_type: str | None) -> int:
         from periscope_hooks.repo import resolve_state_dir
 
         flush_state_dir(resolve_state_dir(None), wait=True)
-    for event in iter_events(event_type):
-        output.out(json.dumps(event, separators=(",", ":"), sort_keys=True))
+    # The stored bodies are the compact, key-sorted JSON lines export prints: streamed as they are,
+    # in chunks, in constant memory (decoding and re-encoding them cost ~24 s per 1M events).
+    chunk: list[str] = []
+    for body in iter_bodies(event_type):
+        chunk.append(body)
+        if len(chunk) >= EXPORT_CHUNK:
+            output.write("\n".join(chunk) + "\n")
+            chunk = []
+    if chunk:
+        output.write("\n".join(chunk) + "\n")
     return 0

@@ -291,7 +291,12 @@ def installed_hooks(
         path = hdir / name
         pre_commits = bool(framework and framework["scripts"][name])
         legacy = hdir / (name + PRE_COMMIT_LEGACY_SUFFIX)
-        if is_ours(path) or (pre_commits and is_ours(legacy) and os.access(legacy, os.X_OK)) or not pre_commits and calls_periscope(hdir, name):
+        if (
+            is_ours(path)
+            or (pre_commits and is_ours(legacy) and os.access(legacy, os.X_OK))
+            or not pre_commits
+            and calls_periscope(hdir, name)
+        ):
             state[name] = "installed"
         elif pre_commits and framework is not None:
             state[name] = "pre-commit" if framework["listed"][name] else "pre-commit, not listed"

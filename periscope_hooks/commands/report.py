@@ -11,30 +11,52 @@ import csv
 import io
 import json
 import sqlite3
-import time
 from typing import Any
 
 from periscope_hooks import output, statedb
-from periscope_hooks.events import TOKEN_FIELDS, round_cost
-from periscope_hooks.ingest import commit_summary, process_spool
+from periscope_hooks.events import TOKEN_FIELDS
 from periscope_hooks.repo import resolve_state_dir
-from periscope_hooks.state import open_state_db
+from periscope_hooks.state_reader import read_state
 
 
-def _totals(rows: list[sqlite3.Row]) -> dict[str, Any]:
+def _usage(row: Any) -> dict[str, Any]:
+    """The usage block of a report row from an aggregate row (statedb.USAGE_AGGREGATES)."""
     return {
-        "messages": len(rows),
-        "tokens": {f: sum(int(r[f] or 0) for r in rows) for f in TOKEN_FIELDS},
-        "cost": round_cost(float(r["cost"] or 0) for r in rows),
+        "messages": int(row["messages"]),
+        "tokens": {f: int(row[f] or 0) for f in TOKEN_FIELDS},
+        "cost": cost_from_units(int(row["cost_units"] or 0)),
     }
 
 
+def cost_from_units(units: int) -> float:
+    """Dollars from the exact integer sum (the float nearest to it, as round(fsum(...), 10) gives)."""
+    return units / statedb.COST_UNITS_PER_DOLLAR
+
+
+_USAGE_KEYS = ("messages", *TOKEN_FIELDS, "cost_units")
+
+
 def by_commit(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """One row per commit that holds usage now (rewritten commits' usage under their replacements),
+    in the order the commits were first linked; sums done in SQL per link, then per commit."""
+    per_link = {r["link_id"]: r for r in statedb.usage_by_link(conn)}
+    commits: dict[str, dict[str, Any]] = {}
+    for link in statedb.commit_links(conn):
+        sha = link["current_sha"]
+        c = commits.get(sha)
+        if c is None:
+            c = commits[sha] = {"own": None, "last": None, **dict.fromkeys(_USAGE_KEYS, 0)}
+        c["last"] = link
+        if link["sha"] == sha:
+            c["own"] = link  # the commit's own link (made when it was created) describes it
+        usage = per_link.get(link["id"])
+        if usage is not None:
+            for k in _USAGE_KEYS:
+                c[k] += int(usage[k] or 0)
     rows = []
-    for sha in statedb.commits_in_link_order(conn):
-        s = commit_summary(conn, sha)
-        if s is not None:
-            rows.append({"sha": sha, "branch": s["branch"], "kind": s["kind"], "origin": s["origin"], **s["usage"]})
+    for sha, c in commits.items():
+        own = c["own"] or c["last"]
+        rows.append({"sha": sha, "branch": own["branch"], "kind": own["kind"], "origin": own["origin"], **_usage(c)})
     _mark_reachability(conn, rows)
     return rows
 
@@ -54,27 +76,36 @@ def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> 
 
 
 def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
-    msgs = statedb.messages_with_sessions(conn)
-    groups: dict[Any, list[sqlite3.Row]] = {}
-    for m in msgs:
-        if key == "model":
-            k: Any = (m["provider"], m["model"])
-        elif key == "branch":
-            k = m["branch"]
-        elif key == "session":
-            k = m["session_id"]
-        else:
-            k = time.strftime("%Y-%m-%d", time.gmtime((m["time_ms"] or 0) / 1000))
-        groups.setdefault(k, []).append(m)
+    """One row per model, branch, session or day, aggregated in SQL (constant memory in the number
+    of messages), listed in the order of each group's first message (time, then spool order)."""
+    groups = statedb.usage_by(conn, key)
+    firsts: dict[int, int] = {}
+    for g in groups:
+        firsts[g["first_ms"]] = firsts.get(g["first_ms"], 0) + 1
+
+    def order(g: sqlite3.Row) -> tuple[int, int]:
+        if firsts[g["first_ms"]] == 1:
+            return g["first_ms"], 0
+        # Two groups start in the same millisecond: the spool decides.
+        keys = [g[f"k{i}"] for i in range(len(statedb.GROUP_KEYS[key]))]
+        return g["first_ms"], statedb.first_spool_offset(conn, key, keys, g["first_ms"])
+
+    groups = sorted(groups, key=order)
+    sessions = statedb.session_heads(conn, [g["k0"] for g in groups]) if key == "session" else {}
     rows = []
-    for k, group in groups.items():
+    for g in groups:
         if key == "model":
-            head: dict[str, Any] = {"model": k[1], "provider": k[0]}
+            head: dict[str, Any] = {"model": g["k1"], "provider": g["k0"]}
         elif key == "session":
-            head = {"session": k, "title": group[0]["title"], "is_subagent": bool(group[0]["parent_id"])}
+            s = sessions.get(g["k0"])
+            head = {
+                "session": g["k0"],
+                "title": s["title"] if s is not None else None,
+                "is_subagent": bool(s["parent_id"]) if s is not None else False,
+            }
         else:
-            head = {key: k}
-        rows.append({**head, **_totals(group)})
+            head = {key: g["k0"]}
+        rows.append({**head, **_usage(g)})
     return rows
 
 
@@ -91,13 +122,9 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
 
 def report(repo: str | None, by: str, fmt: str) -> int:
     state_dir = resolve_state_dir(repo)
-    conn = open_state_db(state_dir)
-    try:
-        process_spool(state_dir, conn)
-        rows = report_rows(conn, by)
-        pending = statedb.pending_count(conn)
-    finally:
-        conn.close()
+    (rows, pending), note = read_state(state_dir, lambda conn: (report_rows(conn, by), statedb.pending_count(conn)))
+    if note:
+        output.info(f"note: {note}")
     if fmt == "json":
         output.out(json.dumps(rows, indent=2))
         return 0

@@ -127,6 +127,8 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     ctx.result.commits += 1
     if hold_until is None:
         emit_link(ctx, statedb.link(conn, link_id), note=None)
+    else:
+        ctx.held_message_ids().add(message_id)
 
 
 def emit_link(ctx: IngestContext, link: sqlite3.Row, note: str | None) -> None:

@@ -14,7 +14,7 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
     if worktree and not ctx.settings(worktree).capture:
         return
     # An agent commit may be waiting for exactly this message (its hold): it takes the message.
-    held = statedb.held_link_for_message(conn, rec.id)
+    held = statedb.held_link_for_message(conn, rec.id) if rec.id in ctx.held_message_ids() else None
     values = (
         rec.id,
         rec.session_id,
@@ -34,12 +34,16 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
         ctx.result.duplicates += 1
         return
     ctx.result.messages += 1
-    if rec.session_id:
+    if rec.session_id and ctx.session(rec.session_id) is None:
         statedb.ensure_session(conn, rec.session_id)
-    # Built from the stored row, so the event carries exactly what a rebuild would read back.
-    msg = statedb.message(conn, rec.id)
-    assert msg is not None
-    session = statedb.sessions_by_id(conn, [msg["session_id"]]).get(msg["session_id"])
-    outbox.enqueue(conn, events.message_event(msg, session, ctx.repo_url if worktree else None))
+        ctx.forget_session(rec.session_id)
+    # The event is built from the values just stored (a rebuild stores and reads the same), not
+    # from a re-read row: one query less per message.
+    msg = dict(zip(statedb.MESSAGE_COLUMNS, values))
+    session = ctx.session(rec.session_id)
+    # A message's event id follows from its id, and the message was new: no need to check
+    # emitted_events (a B-tree insert per message) for it.
+    outbox.enqueue(conn, events.message_event(msg, session, ctx.repo_url if worktree else None), new=True)
     if held is not None:
+        ctx.held_message_ids().discard(rec.id)
         emit_link(ctx, held, note=None)
