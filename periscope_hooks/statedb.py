@@ -352,6 +352,36 @@ def clear_squash_pending(conn: sqlite3.Connection, worktree: str) -> None:
     conn.execute("UPDATE worktree_state SET squash_pending = 0 WHERE worktree = ?", (worktree,))
 
 
+# --- worktree identities (a moved worktree keeps its pending usage) -----------------------------------
+def remember_worktree(conn: sqlite3.Connection, path: str, identity: str) -> None:
+    conn.execute(
+        "INSERT INTO worktree_ids (path, identity) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET identity = excluded.identity",
+        (path, identity),
+    )
+
+
+def worktree_identity(conn: sqlite3.Connection, path: str) -> str | None:
+    row = conn.execute("SELECT identity FROM worktree_ids WHERE path = ?", (path,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def pending_worktrees(conn: sqlite3.Connection) -> list[str]:
+    """The worktree paths that hold messages not linked yet (read from the partial index only)."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT worktree FROM messages INDEXED BY messages_pending WHERE link_id IS NULL"
+        )
+    ]
+
+
+def move_pending_messages(conn: sqlite3.Connection, old: str, new: str) -> int:
+    return conn.execute(
+        "UPDATE messages INDEXED BY messages_pending SET worktree = ? WHERE worktree = ? AND link_id IS NULL",
+        (new, old),
+    ).rowcount
+
+
 # --- rewrites ----------------------------------------------------------------------------------------
 def record_rewrites(conn: sqlite3.Connection, command: str, pairs: Sequence[Sequence[str]], time_ms: int) -> None:
     conn.executemany(

@@ -3,8 +3,6 @@ from __future__ import annotations
 from periscope_hooks import output
 from periscope_hooks.sinks.local import iter_bodies
 
-EXPORT_CHUNK = 2000  # lines per write
-
 
 def export(event_type: str | None) -> int:
     """Print the local store's events, one JSON object per line (schema 1).
@@ -20,13 +18,10 @@ def export(event_type: str | None) -> int:
 
         flush_state_dir(resolve_state_dir(None), wait=True)
     # The stored bodies are the compact, key-sorted JSON lines export prints: streamed as they are,
-    # in chunks, in constant memory (decoding and re-encoding them cost ~24 s per 1M events).
-    chunk: list[str] = []
+    # in constant memory (decoding and re-encoding them cost ~24 s per 1M events).  Line by line
+    # through stdout's buffer, so a reader that leaves (`| head`) is met at the next write.
+    write = output.write
     for body in iter_bodies(event_type):
-        chunk.append(body)
-        if len(chunk) >= EXPORT_CHUNK:
-            output.write("\n".join(chunk) + "\n")
-            chunk = []
-    if chunk:
-        output.write("\n".join(chunk) + "\n")
+        write(body + "\n")
+    output.flush()
     return 0

@@ -66,6 +66,9 @@ def _state_lines(state_dir: Path, conn: sqlite3.Connection) -> list[Line]:
     return lines
 
 
+_unreadable: list[BaseException] = []  # what kept repo_lines from reading state.db (status re-raises it)
+
+
 def repo_lines(repo: str | None) -> list[Line]:
     from periscope_hooks.commands.install_uninstall import hooks_status
 
@@ -83,8 +86,9 @@ def repo_lines(repo: str | None) -> list[Line]:
         lines.extend(state)
         if note:
             lines.append(("state.db", note))
-    except sqlite3.DatabaseError as e:  # status always runs: say what is wrong and go on
-        lines.append(("state.db", f"cannot be read ({e}); the next flush rebuilds it from the spool"))
+    except (sqlite3.DatabaseError, OSError) as e:  # status always runs: say what is wrong and go on
+        lines.append(("state.db", f"cannot be read: {type(e).__name__}: {e}"))
+        _unreadable.append(e)
     last_error = logfile.tail(state_dir / paths.HOOK_LOG_NAME, 1)
     lines.append(("last problem", last_error[0] if last_error else "none"))
     return lines
@@ -102,4 +106,7 @@ def status(repo: str | None) -> int:
     width = max(len(label) for label, _ in lines)
     for label, text in lines:
         output.out(f"{label.ljust(width)}  {text}")
+    if _unreadable:
+        # Every line is out; the failure itself is then reported (and logged) like any other.
+        raise _unreadable.pop()
     return 0

@@ -42,6 +42,7 @@ class IngestContext:
     # and the message ids agent commits are waiting for (None: not loaded yet).
     _sessions: dict[Any, Any] = field(default_factory=dict)
     _held_ids: set[str] | None = None
+    known_worktrees: set[str] = field(default_factory=set)  # paths whose identity this run stored
 
     def __post_init__(self) -> None:
         if self.common_dir is None and (self.state_dir.parent / "HEAD").exists():

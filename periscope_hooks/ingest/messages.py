@@ -6,6 +6,7 @@ from periscope_hooks import events, outbox, statedb
 from periscope_hooks.ingest.commits import emit_link
 from periscope_hooks.ingest.context import IngestContext
 from periscope_hooks.ingest.records import Message
+from periscope_hooks.ingest.worktrees import learn
 
 
 def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
@@ -13,6 +14,7 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
     worktree = ctx.worktree_of(rec.cwd)
     if worktree and not ctx.settings(worktree).capture:
         return
+    learn(ctx, worktree)
     # An agent commit may be waiting for exactly this message (its hold): it takes the message.
     held = statedb.held_link_for_message(conn, rec.id) if rec.id in ctx.held_message_ids() else None
     values = (

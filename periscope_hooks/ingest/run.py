@@ -15,6 +15,8 @@ from periscope_hooks.ingest.messages import apply_message
 from periscope_hooks.ingest.notes_sync import write_pending_notes
 from periscope_hooks.ingest.sessions import apply_session
 from periscope_hooks.ingest.spool_reader import read_batch, store_position
+from periscope_hooks.ingest.worktrees import apply_worktree_moved
+from periscope_hooks.ingest.worktrees import record_moves as record_worktree_moves
 from periscope_hooks.state import open_state_db, transaction
 
 # What a record that cannot be applied raises (a field of the wrong type or shape).
@@ -62,6 +64,8 @@ def _apply(
             apply_rewrite(ctx, parsed)
         elif isinstance(parsed, records.HoldExpired):
             apply_hold_expired(ctx, parsed)
+        elif isinstance(parsed, records.WorktreeMoved):
+            apply_worktree_moved(ctx, parsed)
         elif isinstance(parsed, records.Deferred):
             statedb.defer_record(ctx.conn, line_offset, parsed.version, raw.decode("utf-8", "replace"))
             ctx.result.deferred += 1
@@ -120,7 +124,9 @@ def process_spool(
     try:
         ctx = IngestContext(conn, state_dir)
         _drain(ctx, after_batch)
-        if record_expired_holds(ctx):
+        # Decisions made from the clock and the live repository are recorded in the spool first,
+        # then applied like any record: a rebuild meets them at the same place.
+        if record_worktree_moves(ctx) + record_expired_holds(ctx):
             _drain(ctx, after_batch)
         write_pending_notes(ctx)
         return ctx.result
