@@ -18,9 +18,16 @@ Line = tuple[str, str]
 
 def otlp_sink_line(otlp: OtlpConfig, config_path: str) -> str:
     """The OTLP sink as `status` shows it: header names only, never their values."""
+    import importlib.util
+
     from periscope_hooks.git import sanitize_url
 
     headers = ", ".join(f"{name}=<hidden>" for name in sorted(otlp.headers)) or "none"
+    if importlib.util.find_spec("opentelemetry") is None or importlib.util.find_spec("opentelemetry.proto") is None:
+        return (
+            f"OTLP collector {sanitize_url(otlp.endpoint)}: error: the otlp sink needs the opentelemetry-proto"
+            " package hint: pip install 'periscope-hooks[otlp]' (events are kept meanwhile)"
+        )
     return (
         f"OTLP collector {sanitize_url(otlp.endpoint)} ({otlp.protocol}, compression {otlp.compression or 'none'},"
         f" headers: {headers}; session titles {'sent' if otlp.session_titles else 'not sent'}; config {config_path})"

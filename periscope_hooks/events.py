@@ -51,7 +51,12 @@ def tokens_of(row: Any) -> dict[str, int]:
     return {f: int(row[f] or 0) for f in TOKEN_FIELDS}
 
 
-def session_info(session_id: str | None, session: Any, agent: str | None) -> dict[str, Any]:
+def _coding_agent(row: Any) -> str | None:
+    """A message row's coding agent (rows built before there was a column have none)."""
+    return row["coding_agent"] if "coding_agent" in row.keys() else None  # noqa: SIM118 (sqlite3.Row: `in` tests values)
+
+
+def session_info(session_id: str | None, session: Any, agent: str | None, coding_agent: str | None) -> dict[str, Any]:
     parent = session["parent_id"] if session is not None else None
     return {
         "id": session_id,
@@ -59,6 +64,7 @@ def session_info(session_id: str | None, session: Any, agent: str | None) -> dic
         "agent": agent or (session["agent"] if session is not None else None),
         "is_subagent": bool(parent),
         "parent_id": parent,
+        "coding_agent": coding_agent or "opencode",  # which tool: opencode, claude-code
     }
 
 
@@ -67,18 +73,44 @@ def message_event(msg: Any, session: Any, repo_url: str | None) -> dict[str, Any
     event.update(
         {
             "message_id": msg["id"],
-            "session": session_info(msg["session_id"], session, msg["agent"]),
+            "session": session_info(msg["session_id"], session, msg["agent"], _coding_agent(msg)),
             "provider": msg["provider"],
             "model": msg["model"],
             "tokens": tokens_of(msg),
             "cost": float(msg["cost"] or 0),
             "repo": {"url": repo_url, "branch": msg["branch"], "sha": msg["sha"]},
+            **cost_provenance(msg),
         }
     )
     return event
 
 
-def _sum(rows: Iterable[Any]) -> dict[str, Any]:
+# --- list prices and cost provenance (issue 13; added fields, schema 1 receivers ignore them) -------
+COST_SOURCES = ("reported", "estimated", "subscription", "unknown")
+
+
+def cost_provenance(msg: Any) -> dict[str, Any]:
+    """A message's list price (dollars; None when the model is not in the price table), its cost
+    source and the price table's identity (periscope_hooks/pricing.py)."""
+    micro = msg["list_cost_micro"]
+    return {
+        "list_cost": None if micro is None else micro / 1_000_000,
+        "cost_source": msg["cost_source"] or "unknown",
+        "price_snapshot": msg["price_snapshot"],
+    }
+
+
+def _list_cost_sum(rows: Sequence[Any]) -> dict[str, Any]:
+    micro = 0
+    sources = dict.fromkeys(COST_SOURCES, 0)
+    for r in rows:
+        micro += int(r["list_cost_micro"] or 0)
+        sources[r["cost_source"] or "unknown"] += 1
+    # Exact: integer micro-dollars summed, divided once.
+    return {"list_cost": micro / 1_000_000, "cost_sources": sources}
+
+
+def _sum(rows: Sequence[Any]) -> dict[str, Any]:
     tokens = dict.fromkeys(TOKEN_FIELDS, 0)
     costs: list[float] = []
     n = 0
@@ -87,7 +119,7 @@ def _sum(rows: Iterable[Any]) -> dict[str, Any]:
         for f in TOKEN_FIELDS:
             tokens[f] += int(r[f] or 0)
         costs.append(float(r["cost"] or 0))
-    return {"messages": n, "tokens": tokens, "cost": round_cost(costs)}
+    return {"messages": n, "tokens": tokens, "cost": round_cost(costs), **_list_cost_sum(rows)}
 
 
 def round_cost(costs: Iterable[float]) -> float:
@@ -111,7 +143,7 @@ def usage_summary(messages: Sequence[Any], sessions: dict[str, Any]) -> dict[str
             for (p, mo), rows in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
         ],
         "sessions": [
-            {**session_info(sid, sessions.get(sid), rows[0]["agent"]), **_sum(rows)}
+            {**session_info(sid, sessions.get(sid), rows[0]["agent"], _coding_agent(rows[0])), **_sum(rows)}
             for sid, rows in sorted(by_session.items(), key=lambda kv: str(kv[0]))
         ],
     }

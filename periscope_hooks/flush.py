@@ -14,8 +14,10 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Callable
 
 from periscope_hooks import logfile, paths
+from periscope_hooks.agents.recovery import recover_sessions
 from periscope_hooks.delivery import DeliveryResult, deliver
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.state import (
@@ -76,6 +78,12 @@ def _config_error(conn: sqlite3.Connection, state_dir: Path, message: str) -> De
     return DeliveryResult(error=message)
 
 
+def _ingest(state_dir: Path, conn: sqlite3.Connection, after_batch: Callable[[], None] | None = None) -> None:
+    process_spool(state_dir, conn, after_batch=after_batch)
+    if recover_sessions(conn):  # an agent's hooks never ran: its messages, from its own log
+        process_spool(state_dir, conn, after_batch=after_batch)
+
+
 def _ingest_and_deliver(state_dir: Path, conn: sqlite3.Connection, *, drain: bool) -> DeliveryResult:
     """Ingest the spool, delivering after each batch while the sink takes them (so a long spool
     never piles up in the outbox), then deliver the rest within the budget, and hand the pages
@@ -88,7 +96,7 @@ def _ingest_and_deliver(state_dir: Path, conn: sqlite3.Connection, *, drain: boo
         load_user_config()
         sink = get_sink()
     except UserError as e:
-        process_spool(state_dir, conn)
+        _ingest(state_dir, conn)
         return _config_error(conn, state_dir, e.message)
     result = DeliveryResult()
     try:
@@ -103,7 +111,7 @@ def _ingest_and_deliver(state_dir: Path, conn: sqlite3.Connection, *, drain: boo
                 result.add(step)
                 healthy = step.error is None
 
-        process_spool(state_dir, conn, after_batch=deliver_batch)
+        _ingest(state_dir, conn, after_batch=deliver_batch)
         result.add(deliver(conn, sink, drain=drain))
     except UserError as e:  # a bad tuning variable: same as a broken config
         return _config_error(conn, state_dir, e.message)

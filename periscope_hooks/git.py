@@ -249,32 +249,94 @@ def rebase_in_progress(dirs: RepoDirs) -> bool:
     return any(os.path.isdir(os.path.join(dirs.git_dir, d)) for d in ("rebase-merge", "rebase-apply"))
 
 
-# --- git subprocess helpers (never on the commit hook's hot path) -------------------------
+# --- the one way git is run (never on the commit hook's hot path) -------------------------
+
+# The variables that tie git to one repository, worktree or index: `git rev-parse
+# --local-env-vars` (git 2.39), the list git itself clears when it moves to another repository.
+# Git exports several of them to hooks (GIT_DIR, GIT_INDEX_FILE, GIT_PREFIX, ...), and whatever we
+# start from a hook (the background flusher and the git it runs) must find its repository from
+# --git-dir or its working directory instead: an inherited GIT_INDEX_FILE or GIT_DIR would point
+# git at the wrong index or repository.  Like pre-commit's `no_git_env`, the `git -c` settings
+# (GIT_CONFIG_PARAMETERS, GIT_CONFIG_COUNT/KEY_n/VALUE_n) and everything else (GIT_SSH_COMMAND,
+# GIT_CONFIG_GLOBAL, the author identity) are kept: they are the user's, not the repository's.
+REPOSITORY_ENV = frozenset(
+    (
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_CONFIG",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_IMPLICIT_WORK_TREE",
+        "GIT_GRAFT_FILE",
+        "GIT_INDEX_FILE",
+        "GIT_NO_REPLACE_OBJECTS",
+        "GIT_REPLACE_REF_BASE",
+        "GIT_PREFIX",
+        "GIT_INTERNAL_SUPER_PREFIX",
+        "GIT_SHALLOW_FILE",
+        "GIT_COMMON_DIR",
+        "GIT_QUARANTINE_PATH",  # set for pre-receive hooks: objects not yet in the repository
+    )
+)
+
+
+def no_git_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment (os.environ by default) without REPOSITORY_ENV."""
+    return {k: v for k, v in (os.environ if env is None else env).items() if k not in REPOSITORY_ENV}
 
 
 class GitError(Exception):
-    pass
+    """git could not be started, timed out, or exited non-zero (`check`).  `stderr` is git's own
+    message (first 200 characters), for a one-line error."""
+
+    def __init__(self, message: str, stderr: str = "", returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.stderr = stderr
+        self.returncode = returncode
 
 
 def run_git(
-    args: list[str], *, cwd: str | None = None, git_dir: str | None = None, check: bool = True, timeout: float = 30
+    args: list[str],
+    *,
+    cwd: str | None = None,
+    git_dir: str | None = None,
+    input: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float | None = 30,
 ) -> str:
+    """Run git and return its stdout: the one wrapper every git call outside the hook goes through.
+
+    The repository comes from `git_dir` (--git-dir) or `cwd`, never from inherited variables
+    (no_git_env); `extra_env` adds variables on top.  Output is decoded as UTF-8 with
+    replacement: diffs and notes carry whatever bytes the repository holds, and a decoding error
+    must not end a background run.  `timeout` (seconds, None for none) bounds a hung git.
+    """
     import subprocess
 
-    cmd = ["git"]
-    if git_dir:
-        cmd.append(f"--git-dir={git_dir}")
-    env = (
-        {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
-        if git_dir
-        else None
-    )
+    cmd = ["git", f"--git-dir={git_dir}", *args] if git_dir else ["git", *args]
+    env = no_git_env()
+    if extra_env:
+        env.update(extra_env)
+    what = f"git {' '.join(args[:2])}"
     try:
-        proc = subprocess.run(cmd + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise GitError(f"git {' '.join(args[:2])}: {e}") from None
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(f"{what}: no answer within {timeout:g} s") from None
+    except OSError as e:
+        raise GitError(f"{what}: {e}") from None
     if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip()[:200]}")
+        stderr = proc.stderr.strip()[:200]
+        raise GitError(f"{what} failed: {stderr}", stderr=stderr, returncode=proc.returncode)
     return proc.stdout
 
 

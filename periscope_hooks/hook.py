@@ -95,10 +95,11 @@ def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, s
             pairs = [list(p) for p in recover_mappings(dirs.git_dir, dirs.common_dir, record["command"])]
             record["recovered"] = True
         record["pairs"] = pairs
-    session_id = env.get("PERISCOPE_SESSION_ID")
-    message_id = env.get("PERISCOPE_MESSAGE_ID")
-    if session_id or message_id:
-        record["agent"] = {"session_id": session_id or None, "message_id": message_id or None}
+    from periscope_hooks.agents import commit_agent
+
+    agent = commit_agent(env)  # made by a command a coding agent ran (OpenCode, Claude Code)?
+    if agent:
+        record["agent"] = agent
     return record
 
 
@@ -128,8 +129,9 @@ def spawn_background_flush(state_dir: str) -> None:
         "_background-flush",
         state_dir,
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setsid=True)
+    from periscope_hooks.git import no_git_env  # the rule every git we run gets (already imported)
+
+    os.posix_spawn("/bin/sh", argv, no_git_env(), file_actions=actions, setsid=True)
 
 
 def _alarm(signum: int, frame: FrameType | None) -> None:  # pragma: no cover - only on a hung filesystem

@@ -22,11 +22,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         from periscope_hooks.hook import run
 
         return run(args[1:])
+    if args[:2] == ["agent-hook", "claude-code"]:  # run by Claude Code's hooks: as lean as the git hook
+        from periscope_hooks.agents.claude_code import run_hook
+
+        return run_hook(_stdin_bytes())
     if args[:1] == ["_background-flush"] and len(args) == 2:
         from periscope_hooks.flush import background_child
 
         return background_child(args[1])
     return _main(args)
+
+
+def _stdin_bytes() -> bytes:
+    try:
+        return b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read(1 << 20)
+    except (OSError, ValueError):
+        return b""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -52,10 +63,22 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("uninstall-hooks", help="restore the hooks that were there before")
     repo_arg(p)
 
-    p = sub.add_parser("install-opencode", help="install the OpenCode plugin and list it in opencode.json")
+    p = sub.add_parser(
+        "install-opencode",
+        help="install the OpenCode plugin (per repository: kept out of git; --global: listed in ~/.config/opencode)",
+    )
     p.add_argument("--global", dest="global_", action="store_true", help="for the user, not just this repository")
     repo_arg(p)
     p = sub.add_parser("uninstall-opencode", help="remove what install-opencode added")
+    p.add_argument("--global", dest="global_", action="store_true")
+    repo_arg(p)
+
+    p = sub.add_parser(
+        "install-claude-code", help="install the Claude Code capture hooks (.claude/settings.local.json)"
+    )
+    p.add_argument("--global", dest="global_", action="store_true", help="for the user (~/.claude/settings.json)")
+    repo_arg(p)
+    p = sub.add_parser("uninstall-claude-code", help="remove what install-claude-code added")
     p.add_argument("--global", dest="global_", action="store_true")
     repo_arg(p)
 
@@ -78,12 +101,34 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="AI usage per commit, model, branch, session or day")
     p.add_argument("--by", choices=("commit", "model", "branch", "session", "day"), default="commit")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--since", metavar="DATE", help="only usage from DATE on (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)")
+    p.add_argument("--until", metavar="DATE", help="only usage up to DATE (a date includes that whole day)")
     repo_arg(p)
+
+    p = sub.add_parser("prices", help="the price table in use, its age, and the recorded models it lacks")
+    p.add_argument("--update", action="store_true", help="fetch fresh prices (genai-prices' published table)")
+    repo_arg(p)
+
+    # --- dashboard (issue 15) ---
+    p = sub.add_parser("dashboard", help="write (and open) a local HTML dashboard of the report's figures")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--repo", default=None, help="repository path (default: the current directory)")
+    scope.add_argument("--all-repos", action="store_true", help="every repository periscope has read on this machine")
+    p.add_argument("--out", default=None, metavar="FILE", help="where to write (default: the user state dir)")
+    p.add_argument("--no-open", dest="open_browser", action="store_false", help="do not open a browser")
+    p.add_argument("--since", default=None, metavar="WHEN", help="from this date (YYYY-MM-DD, local) or date-time")
+    p.add_argument("--until", default=None, metavar="WHEN", help="up to this date (inclusive) or date-time")
+    p.add_argument("--no-titles", dest="titles", action="store_false", help="leave session titles out")
+    p.add_argument("--format", choices=("html", "json"), default="html", help="json: print the aggregate")
+    p.add_argument(
+        "--serve", action="store_true", help="serve it on 127.0.0.1 (random port, secret path), fresh on every load"
+    )
+    # --- end dashboard ---
 
     p = sub.add_parser("export", help="print the local store's events as JSON lines")
     p.add_argument("--type", choices=("message", "commit", "rewrite"), default=None)
 
-    p = sub.add_parser("log", help="git log with each commit's AI usage (from git notes)")
+    p = sub.add_parser("log", help="git log with each commit's AI usage (from its git note, else the state database)")
     repo_arg(p)
     p.add_argument("git_args", nargs="*", help="arguments passed on to git log (after --)")
     return parser
@@ -107,6 +152,12 @@ def _dispatch(ns: argparse.Namespace) -> int:
         from periscope_hooks.commands.opencode import uninstall_opencode
 
         return uninstall_opencode(global_=ns.global_, repo=ns.repo)
+    if cmd in ("install-claude-code", "uninstall-claude-code"):
+        from periscope_hooks.commands import claude_code
+
+        if cmd == "install-claude-code":
+            return claude_code.install_claude_code(global_=ns.global_, repo=ns.repo)
+        return claude_code.uninstall_claude_code(global_=ns.global_, repo=ns.repo)
     if cmd == "hook":
         from periscope_hooks.hook import run
 
@@ -127,7 +178,25 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if cmd == "report":
         from periscope_hooks.commands.report import report
 
-        return report(repo=ns.repo, by=ns.by, fmt=ns.format)
+        return report(repo=ns.repo, by=ns.by, fmt=ns.format, since=ns.since, until=ns.until)
+    if cmd == "prices":
+        from periscope_hooks.commands.prices import prices
+
+        return prices(repo=ns.repo, update=ns.update)
+    if cmd == "dashboard":
+        from periscope_hooks.commands.dashboard import dashboard_command
+
+        return dashboard_command(
+            repo=ns.repo,
+            all_repos=ns.all_repos,
+            out=ns.out,
+            open_browser=ns.open_browser,
+            since=ns.since,
+            until=ns.until,
+            titles=ns.titles,
+            fmt=ns.format,
+            serve=ns.serve,
+        )
     if cmd == "export":
         from periscope_hooks.commands.export import export
 

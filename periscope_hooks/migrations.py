@@ -145,6 +145,33 @@ def m003_squash_reflog(db: sqlite3.Connection) -> None:
 
 
 @migration
+def m010_pricing_list_cost(db: sqlite3.Connection) -> None:
+    # Issue 13: each message's list price (integer micro-dollars, NULL when the model is not in the
+    # table), where its cost came from (reported / estimated / subscription / unknown), the price
+    # table's identity, and whether the agent reported a cost at all (Claude Code does not).
+    # Messages stored before this migration have no list price: `periscope prices` counts them.
+    db.execute("ALTER TABLE messages ADD COLUMN list_cost_micro INTEGER")
+    db.execute("ALTER TABLE messages ADD COLUMN cost_source TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN price_snapshot TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN cost_reported INTEGER NOT NULL DEFAULT 1")
+
+
+@migration
+def m014_agents_coding_agent(db: sqlite3.Connection) -> None:
+    # Which coding agent wrote a message or session (opencode, claude-code), and which message
+    # held which tool call: a Claude Code commit names only the tool call that ran it, since
+    # its message may reach the transcript after the commit (issue 14).
+    _script(
+        db,
+        """
+        ALTER TABLE messages ADD COLUMN coding_agent TEXT;
+        ALTER TABLE sessions ADD COLUMN coding_agent TEXT;
+        CREATE TABLE agent_tool_uses (tool_use_id TEXT PRIMARY KEY, message_id TEXT NOT NULL)
+        """,
+    )
+
+
+@migration
 def m011_scale_outbox_event_time(db: sqlite3.Connection) -> None:
     # Issue 11: the local store files each event with its time; kept beside the body, the flusher
     # hands stored bodies to the store as they are (no JSON decode and re-encode per event).

@@ -62,37 +62,34 @@ def summary_lines(text: str) -> list[str]:
 
 def write_note(common_dir: str, sha: str, data: dict[str, Any]) -> None:
     """Replace the commit's periscope note.  Never raises (logs instead)."""
-    from periscope_hooks.git import GitError
+    from periscope_hooks.git import run_git
 
     try:
-        import subprocess
-
-        proc = subprocess.run(
-            ["git", f"--git-dir={common_dir}", "notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", sha],
+        run_git(
+            ["notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", sha],
+            git_dir=common_dir,
             input=note_text(data),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=_clean_env(),
+            extra_env=_identity(),
         )
-        if proc.returncode != 0:
-            raise GitError(proc.stderr.strip()[:200])
     except Exception as e:
         from periscope_hooks import logfile
 
         logfile.log_line(f"{common_dir}/periscope/hook.log", f"git notes: could not write the note for {sha[:12]}: {e}")
 
 
-def _clean_env() -> dict[str, str]:
+def _identity() -> dict[str, str]:
+    """Notes commits need an identity; fall back to a neutral one rather than fail."""
     import os
 
-    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
-    # Notes commits need an identity; fall back to a neutral one rather than fail.
-    env.setdefault("GIT_AUTHOR_NAME", env.get("GIT_COMMITTER_NAME", "periscope-hooks"))
-    env.setdefault("GIT_AUTHOR_EMAIL", env.get("GIT_COMMITTER_EMAIL", "periscope-hooks@localhost"))
-    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
-    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
-    return env
+    env = dict(os.environ)
+    name = env.get("GIT_AUTHOR_NAME") or env.get("GIT_COMMITTER_NAME") or "periscope-hooks"
+    email = env.get("GIT_AUTHOR_EMAIL") or env.get("GIT_COMMITTER_EMAIL") or "periscope-hooks@localhost"
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": env.get("GIT_COMMITTER_NAME") or name,
+        "GIT_COMMITTER_EMAIL": env.get("GIT_COMMITTER_EMAIL") or email,
+    }
 
 
 def read_note(common_dir: str, sha: str) -> str | None:

@@ -65,12 +65,15 @@ def deferred_count(conn: sqlite3.Connection) -> int:
 
 
 # --- sessions --------------------------------------------------------------------------------------
-def upsert_session(conn: sqlite3.Connection, sid: str, title: Any, parent_id: Any, agent: Any, time_ms: Any) -> None:
+def upsert_session(
+    conn: sqlite3.Connection, sid: str, title: Any, parent_id: Any, agent: Any, time_ms: Any, coding_agent: str
+) -> None:
     conn.execute(
-        "INSERT INTO sessions (id, title, parent_id, agent, time_ms) VALUES (?, ?, ?, ?, ?)"
+        "INSERT INTO sessions (id, title, parent_id, agent, time_ms, coding_agent) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET title = coalesce(excluded.title, title),"
-        " parent_id = coalesce(excluded.parent_id, parent_id), agent = coalesce(excluded.agent, agent)",
-        (sid, title, parent_id, agent, time_ms),
+        " parent_id = coalesce(excluded.parent_id, parent_id), agent = coalesce(excluded.agent, agent),"
+        " coding_agent = excluded.coding_agent",
+        (sid, title, parent_id, agent, time_ms, coding_agent),
     )
 
 
@@ -111,6 +114,12 @@ MESSAGE_COLUMNS = (
     "sha",
     "spool_offset",
     "link_id",
+    # list price and cost provenance (pricing.py, migration m010_pricing_list_cost)
+    "list_cost_micro",
+    "cost_source",
+    "price_snapshot",
+    "cost_reported",
+    "coding_agent",
 )
 INSERT_MESSAGE_SQL = (
     f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})"
@@ -166,10 +175,15 @@ def message_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
 
 
-def messages_with_sessions(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+def messages_with_sessions(
+    conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None
+) -> list[sqlite3.Row]:
+    """Messages sent in [since_ms, until_ms) (None: open), with their session's title and parent."""
     return conn.execute(
         "SELECT m.*, s.title, s.parent_id FROM messages m LEFT JOIN sessions s ON s.id = m.session_id"
-        " ORDER BY m.time_ms, m.spool_offset"
+        " WHERE (? IS NULL OR m.time_ms >= ?) AND (? IS NULL OR m.time_ms < ?)"
+        " ORDER BY m.time_ms, m.spool_offset",
+        (since_ms, since_ms, until_ms, until_ms),
     ).fetchall()
 
 
@@ -184,10 +198,13 @@ def link_messages(conn: sqlite3.Connection, link_ids: Sequence[int]) -> list[sql
 
 
 # --- links (a commit that took usage) ----------------------------------------------------------------
-def held_link_for_message(conn: sqlite3.Connection, mid: str) -> sqlite3.Row | None:
-    """The agent commit waiting (held) for this in-flight message, if any."""
+def held_link_for_message(conn: sqlite3.Connection, mid: str, *tool_use_ids: str) -> sqlite3.Row | None:
+    """The agent commit waiting (held) for this in-flight message, or for a tool call in it, if any."""
+    keys = [mid, *tool_use_ids]
     row: sqlite3.Row | None = conn.execute(
-        "SELECT * FROM links WHERE agent_message_id = ? AND emitted = 0 ORDER BY id LIMIT 1", (mid,)
+        f"SELECT * FROM links WHERE agent_message_id IN ({','.join('?' * len(keys))}) AND emitted = 0"
+        " ORDER BY id LIMIT 1",
+        keys,
     ).fetchone()
     return row
 
@@ -197,6 +214,23 @@ def held_message_ids(conn: sqlite3.Connection) -> set[str]:
         r[0]
         for r in conn.execute("SELECT agent_message_id FROM links WHERE emitted = 0 AND agent_message_id IS NOT NULL")
     }
+
+
+def set_link_agent_message(conn: sqlite3.Connection, link_id: int, mid: str) -> None:
+    conn.execute("UPDATE links SET agent_message_id = ? WHERE id = ?", (mid, link_id))
+
+
+# --- agent tool calls (Claude Code: which message held which tool call) ------------------------------
+def record_tool_uses(conn: sqlite3.Connection, mid: str, tool_use_ids: Sequence[str]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO agent_tool_uses (tool_use_id, message_id) VALUES (?, ?)",
+        [(t, mid) for t in tool_use_ids],
+    )
+
+
+def message_for_tool_use(conn: sqlite3.Connection, tool_use_id: str) -> str | None:
+    row = conn.execute("SELECT message_id FROM agent_tool_uses WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
+    return str(row[0]) if row is not None else None
 
 
 def insert_link(
@@ -278,7 +312,12 @@ COST_UNITS_PER_DOLLAR = 10**10
 USAGE_AGGREGATES = (
     "count(*) AS messages, sum(input) AS input, sum(output) AS output, sum(reasoning) AS reasoning,"
     " sum(cache_read) AS cache_read, sum(cache_write) AS cache_write,"
-    " sum(CAST(round(cost * 1e10) AS INTEGER)) AS cost_units"
+    " sum(CAST(round(cost * 1e10) AS INTEGER)) AS cost_units,"
+    # list prices are integer micro-dollars already (issue 13); messages per cost source
+    " sum(coalesce(list_cost_micro, 0)) AS list_cost_micro,"
+    " sum(cost_source = 'reported') AS src_reported, sum(cost_source = 'estimated') AS src_estimated,"
+    " sum(cost_source = 'subscription') AS src_subscription,"
+    " sum(cost_source IS NULL OR cost_source NOT IN ('reported', 'estimated', 'subscription')) AS src_unknown"
 )
 # A group's first message in (time, spool order), NULL times first: the order reports list groups in.
 _FIRST_TIME = "min(coalesce(time_ms, -9223372036854775807)) AS first_ms"
@@ -286,26 +325,40 @@ GROUP_KEYS: dict[str, tuple[str, ...]] = {
     "model": ("provider", "model"),
     "branch": ("branch",),
     "session": ("session_id",),
-    "day": ("strftime('%Y-%m-%d', coalesce(time_ms, 0) / 1000, 'unixepoch')",),
+    # the local calendar day, as the C library's localtime() gives it (what Python's time.localtime uses)
+    "day": ("strftime('%Y-%m-%d', coalesce(time_ms, 0) / 1000, 'unixepoch', 'localtime')",),
 }
+_IN_WINDOW = "(? IS NULL OR time_ms >= ?) AND (? IS NULL OR time_ms < ?)"
 
 
-def usage_by(conn: sqlite3.Connection, by: str) -> list[sqlite3.Row]:
-    """One row per group: k0.. (the key), the usage aggregates, first_ms; in no particular order."""
+def usage_by(
+    conn: sqlite3.Connection, by: str, since_ms: int | None = None, until_ms: int | None = None
+) -> list[sqlite3.Row]:
+    """One row per group of the messages sent in [since_ms, until_ms): k0.. (the key), the usage
+    aggregates, first_ms; in no particular order."""
     keys = GROUP_KEYS[by]
     cols = ", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))
     return conn.execute(
-        f"SELECT {cols}, {USAGE_AGGREGATES}, {_FIRST_TIME} FROM messages GROUP BY {', '.join(keys)}"
+        f"SELECT {cols}, {USAGE_AGGREGATES}, {_FIRST_TIME} FROM messages WHERE {_IN_WINDOW} GROUP BY {', '.join(keys)}",
+        (since_ms, since_ms, until_ms, until_ms),
     ).fetchall()
 
 
-def first_spool_offset(conn: sqlite3.Connection, by: str, key: Sequence[Any], first_ms: int) -> int:
+def first_spool_offset(
+    conn: sqlite3.Connection,
+    by: str,
+    key: Sequence[Any],
+    first_ms: int,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> int:
     """Where a group's first message sits in the spool, among its messages of time `first_ms`
     (asked only to order two groups whose first messages share a millisecond)."""
     where = " AND ".join(f"{k} IS ?" for k in GROUP_KEYS[by])
     value = conn.execute(
-        f"SELECT min(spool_offset) FROM messages WHERE {where} AND coalesce(time_ms, -9223372036854775807) = ?",
-        (*key, first_ms),
+        f"SELECT min(spool_offset) FROM messages WHERE {where} AND coalesce(time_ms, -9223372036854775807) = ?"
+        f" AND {_IN_WINDOW}",
+        (*key, first_ms, since_ms, since_ms, until_ms, until_ms),
     ).fetchone()[0]
     return int(value or 0)
 
@@ -318,7 +371,7 @@ def usage_by_link(conn: sqlite3.Connection) -> list[sqlite3.Row]:
 
 def commit_links(conn: sqlite3.Connection) -> list[sqlite3.Row]:
     """Every link, oldest first (what a commit's report row is made of)."""
-    return conn.execute("SELECT id, sha, current_sha, kind, origin, branch FROM links ORDER BY id").fetchall()
+    return conn.execute("SELECT id, sha, current_sha, kind, origin, branch, time_ms FROM links ORDER BY id").fetchall()
 
 
 def session_heads(conn: sqlite3.Connection, ids: Sequence[Any]) -> dict[Any, sqlite3.Row]:
@@ -330,6 +383,14 @@ def session_heads(conn: sqlite3.Connection, ids: Sequence[Any]) -> dict[Any, sql
         ):
             out[row["id"]] = row
     return out
+
+
+def commits_in_link_order_with_time(conn: sqlite3.Connection) -> list[tuple[str, int | None]]:
+    """Each commit holding usage, with its time (the latest link's: a rewrite's replacement is newer)."""
+    return [
+        (str(r[0]), r[1])
+        for r in conn.execute("SELECT current_sha, max(time_ms) FROM links GROUP BY current_sha ORDER BY min(id)")
+    ]
 
 
 # --- worktree facts (a squash merge waiting for its commit) -----------------------------------------
@@ -409,3 +470,26 @@ def commits_with_links(conn: sqlite3.Connection, shas: Sequence[str]) -> set[str
             f"SELECT DISTINCT current_sha FROM links WHERE current_sha IN ({','.join('?' * len(shas))})", list(shas)
         )
     }
+
+
+# --- dashboard (issue 15) ----------------------------------------------------------------------
+
+
+def restrict_messages_to_window(conn: sqlite3.Connection, since_ms: int | None, until_ms: int | None) -> None:
+    """Make every unqualified `messages` this connection reads see only since_ms <= time_ms < until_ms:
+    a TEMP view shadows the main table for this connection alone (nothing is written to state.db).
+    For read-only use after ingest (a view has no INDEXED BY and cannot be written)."""
+    clauses = [f"time_ms >= {int(since_ms)}"] if since_ms is not None else []
+    clauses += [f"time_ms < {int(until_ms)}"] if until_ms is not None else []
+    if clauses:
+        conn.execute(f"CREATE TEMP VIEW messages AS SELECT * FROM main.messages WHERE {' AND '.join(clauses)}")
+
+
+def message_costs(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """(time_ms, provider, model, cost) of every message."""
+    return conn.execute("SELECT time_ms, provider, model, cost FROM messages").fetchall()
+
+
+def pending_costs(conn: sqlite3.Connection) -> list[float]:
+    """The cost of each message not linked to a commit yet."""
+    return [float(c or 0) for (c,) in conn.execute("SELECT cost FROM messages WHERE link_id IS NULL")]

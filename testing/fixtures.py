@@ -84,6 +84,41 @@ def repo(tmp_path: Path) -> Repo:
     return Repo(path)
 
 
+# git 2.47 (reftable, `git init --ref-format`), built once by scripts/install-git-for-tests.sh;
+# scripts/test.sh exports its bin dir as PERISCOPE_TEST_GIT.  Resolved at import, before the
+# isolated_home fixture changes HOME.
+NEW_GIT_VERSION = "2.47.3"
+NEW_GIT_BIN = os.environ.get("PERISCOPE_TEST_GIT") or os.path.expanduser(
+    f"~/.cache/periscope-test/git-{NEW_GIT_VERSION}/bin"
+)
+# (git, ref storage): the system git with files; the new git with files and with reftable.
+GIT_MATRIX = [("system", "files"), (NEW_GIT_VERSION, "files"), (NEW_GIT_VERSION, "reftable")]
+
+
+def use_new_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put the new git first on PATH; with CI set, a missing build fails the test (never skips)."""
+    if not os.access(os.path.join(NEW_GIT_BIN, "git"), os.X_OK):
+        message = f"git {NEW_GIT_VERSION} not found in {NEW_GIT_BIN} (run scripts/install-git-for-tests.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    monkeypatch.setenv("PATH", NEW_GIT_BIN + os.pathsep + os.environ["PATH"])
+
+
+@pytest.fixture(params=GIT_MATRIX, ids=["-".join(p) for p in GIT_MATRIX])
+def any_git_repo(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
+    """A repository with the hooks installed, on each git and ref storage of GIT_MATRIX."""
+    version, ref_format = request.param
+    if version != "system":
+        use_new_git(monkeypatch)
+    path = tmp_path / 'my repo\'s "work"'
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main", *([f"--ref-format={ref_format}"] if ref_format != "files" else []))
+    git(path, "remote", "add", "origin", "https://example.com/acme/widgets.git")
+    periscope("install-hooks", cwd=path)
+    return Repo(path)
+
+
 @pytest.fixture
 def state_conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     """A fresh state.db (every migration applied), opened the one way the package opens it."""

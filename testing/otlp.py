@@ -47,6 +47,9 @@ def _msg(
         "cost": cost,
         "branch": "main",
         "sha": sha,
+        "list_cost_micro": int(round(cost * 1_000_000)),
+        "cost_source": "reported",
+        "price_snapshot": None,
     }
 
 

@@ -65,9 +65,13 @@ def project(tmp_path, server):
     git(path, "add", "README.md")
     git(path, "commit", "-q", "-m", "initial")
     write_config(path, server.base_url)
+    git(path, "add", "opencode.json")  # a team that commits its opencode.json
+    git(path, "commit", "-q", "-m", "team config")
     periscope("install-hooks", cwd=path)
     periscope("install-opencode", cwd=path)
-    (path / ".gitignore").write_text("opencode.json\n.opencode/\n")
+    # OpenCode loads the plugin from .opencode/plugin/ with opencode.json untouched, and git
+    # does not see the plugin (.git/info/exclude): `git add -A` in these tests commits none of it.
+    assert git(path, "status", "--porcelain", "--untracked-files=all") == ""
     return path
 
 
@@ -105,9 +109,10 @@ def test_one_plain_prompt(project, server):
 
 def test_agent_commit_includes_its_in_flight_message(project, server):
     (project / "feature.txt").write_text("new feature\n")
-    run(project, "[[bash: git add feature.txt && git commit -q -m 'agent commit']]")
+    run(project, "[[bash: git add -A && git commit -q -m 'agent commit']]")
     sha = git(project, "rev-parse", "HEAD")
     assert git(project, "log", "-1", "--format=%s") == "agent commit"
+    assert git(project, "show", "--name-only", "--format=", "HEAD") == "feature.txt"  # nothing of ours
     deadline = time.time() + 30
     while True:
         commits = [e for e in events(project, "commit") if e["commit"]["sha"] == sha]

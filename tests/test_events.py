@@ -24,7 +24,19 @@ VALIDATOR = jsonschema.Draft202012Validator(EVENT_SCHEMA, format_checker=jsonsch
 # The keys each event type may carry: metadata only (see docs/privacy.md).
 BASE_KEYS = {"event_id", "type", "schema", "time", "client"}
 ALLOWED_KEYS = {
-    "message": BASE_KEYS | {"message_id", "session", "provider", "model", "tokens", "cost", "repo"},
+    "message": BASE_KEYS
+    | {
+        "message_id",
+        "session",
+        "provider",
+        "model",
+        "tokens",
+        "cost",
+        "repo",
+        "list_cost",
+        "cost_source",
+        "price_snapshot",
+    },
     "commit": BASE_KEYS | {"repo", "commit", "origin", "usage", "by_model", "sessions", "agent", "note"},
     "rewrite": BASE_KEYS | {"repo", "command", "mappings"},
 }
@@ -55,6 +67,9 @@ def msg(
         "time_ms": time_ms,
         "branch": branch,
         "sha": sha,
+        "list_cost_micro": None,
+        "cost_source": "reported",
+        "price_snapshot": None,
     }
     row.update(zip(events.TOKEN_FIELDS, tokens))
     row.update(extra)
@@ -183,12 +198,20 @@ def test_message_events_match_the_schema():
         "agent": "build",
         "is_subagent": False,
         "parent_id": None,
+        "coding_agent": "opencode",
     }
     assert cases[0]["tokens"] == {"input": 1200, "output": 310, "reasoning": 0, "cache_read": 800, "cache_write": 0}
     assert cases[0]["repo"] == {"url": "https://example.com/acme/widgets.git", "branch": "main", "sha": SHA1}
     assert cases[1]["cost"] == 0.0 and isinstance(cases[1]["cost"], float)
     assert cases[1]["tokens"] == dict.fromkeys(events.TOKEN_FIELDS, 0)
-    assert cases[1]["session"] == {"id": None, "title": None, "agent": None, "is_subagent": False, "parent_id": None}
+    assert cases[1]["session"] == {
+        "id": None,
+        "title": None,
+        "agent": None,
+        "is_subagent": False,
+        "parent_id": None,
+        "coding_agent": "opencode",
+    }
     assert cases[2]["session"]["is_subagent"] is True and cases[2]["session"]["parent_id"] == "ses_a"
 
 
@@ -217,7 +240,13 @@ def test_commit_event_variants_match_the_schema():
     assert agent["origin"] == "agent" and agent["agent"]["message_included"] is False and agent["note"]
     empty = commit_ev(messages=[], sessions={}, parents=[], branch=None)  # a root commit, no usage
     validate(empty)
-    assert empty["usage"] == {"messages": 0, "tokens": dict.fromkeys(events.TOKEN_FIELDS, 0), "cost": 0.0}
+    assert empty["usage"] == {
+        "messages": 0,
+        "tokens": dict.fromkeys(events.TOKEN_FIELDS, 0),
+        "cost": 0.0,
+        "list_cost": 0.0,
+        "cost_sources": dict.fromkeys(events.COST_SOURCES, 0),
+    }
     assert empty["by_model"] == [] and empty["sessions"] == []
     odd = commit_ev(messages=[msg(provider=None, model=None), msg("m2", provider="openai", model="gpt-5")])
     validate(odd)  # a message without provider/model still sorts and validates
@@ -291,9 +320,13 @@ def _messages():
 
 
 def _add(blocks):
-    total = {"messages": 0, "tokens": dict.fromkeys(events.TOKEN_FIELDS, 0), "cost": []}
+    total = {"messages": 0, "tokens": dict.fromkeys(events.TOKEN_FIELDS, 0), "cost": [], "list_cost": 0.0}
+    total["cost_sources"] = dict.fromkeys(events.COST_SOURCES, 0)
     for b in blocks:
         total["messages"] += b["messages"]
+        total["list_cost"] += b["list_cost"]
+        for k, v in b["cost_sources"].items():
+            total["cost_sources"][k] += v
         for f in events.TOKEN_FIELDS:
             total["tokens"][f] += b["tokens"][f]
         total["cost"].append(b["cost"])
@@ -308,6 +341,8 @@ def test_usage_totals_by_model_and_by_session():
         "messages": 4,
         "tokens": {"input": 301, "output": 32, "reasoning": 8, "cache_read": 54, "cache_write": 12},
         "cost": 0.3000000001,
+        "list_cost": 0.0,
+        "cost_sources": {"reported": 4, "estimated": 0, "subscription": 0, "unknown": 0},
     }
     assert [(b["provider"], b["model"]) for b in s["by_model"]] == [
         ("anthropic", "claude-haiku"),
@@ -321,6 +356,8 @@ def test_usage_totals_by_model_and_by_session():
         "messages": 2,
         "tokens": {"input": 100, "output": 10, "reasoning": 0, "cache_read": 50, "cache_write": 0},
         "cost": 0.1,
+        "list_cost": 0.0,
+        "cost_sources": {"reported": 2, "estimated": 0, "subscription": 0, "unknown": 0},
     }
     assert [x["id"] for x in s["sessions"]] == ["ses_a", "ses_b"]
     a, b = s["sessions"]

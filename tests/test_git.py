@@ -62,3 +62,52 @@ def test_not_a_repository(tmp_path):
 def test_remote_url_is_sanitized(tmp_path):
     repo = init_repo(tmp_path / "r", remote="https://me:hunter2@example.com/a/b.git")
     assert g.remote_url(str(repo / ".git")) == "https://example.com/a/b.git"
+
+
+# --- run_git: the one wrapper ---------------------------------------------------------------------
+
+
+def test_run_git_finds_the_repository_from_its_arguments_not_from_a_hooks_environment(tmp_path, monkeypatch):
+    """Inside a hook, git exports GIT_DIR, GIT_INDEX_FILE, GIT_PREFIX...: they must not redirect us."""
+    ours = init_repo(tmp_path / "ours")
+    other = init_repo(tmp_path / "other")
+    commit(ours, "one")
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(tmp_path / "no-such-index"))
+    assert g.run_git(["rev-parse", "--show-toplevel"], cwd=str(ours)).strip() == str(ours.resolve())
+    assert g.run_git(["rev-list", "--count", "HEAD"], git_dir=str(ours / ".git")).strip() == "1"
+    assert g.rev_parse_dirs(str(ours)).worktree == str(ours.resolve())
+
+
+def test_run_git_keeps_the_users_git_settings(tmp_path, monkeypatch):
+    """`git -c` settings (GIT_CONFIG_PARAMETERS) and GIT_CONFIG_GLOBAL are the user's: kept."""
+    repo = init_repo(tmp_path / "r")
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'periscope.fromdashc'='yes'")
+    assert g.run_git(["config", "periscope.fromdashc"], cwd=str(repo)).strip() == "yes"
+    env = g.no_git_env(
+        {"GIT_DIR": "x", "GIT_INDEX_FILE": "y", "GIT_CONFIG_GLOBAL": "z", "GIT_SSH_COMMAND": "s", "A": "1"}
+    )
+    assert env == {"GIT_CONFIG_GLOBAL": "z", "GIT_SSH_COMMAND": "s", "A": "1"}
+
+
+def test_run_git_has_one_error_type(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    with pytest.raises(g.GitError) as failed:
+        g.run_git(["rev-parse", "--verify", "no-such-ref"], cwd=str(repo))
+    assert failed.value.returncode == 128 and failed.value.stderr.startswith("fatal:")
+    assert str(failed.value) == f"git rev-parse --verify failed: {failed.value.stderr}"
+    assert g.run_git(["rev-parse", "--verify", "-q", "no-such-ref"], cwd=str(repo), check=False) == ""
+    with pytest.raises(g.GitError, match="no answer within 0.5 s"):
+        g.run_git(["-c", "alias.slow=!sleep 5", "slow"], cwd=str(repo), timeout=0.5)
+    with pytest.raises(g.GitError):
+        g.run_git(["status"], cwd=str(tmp_path / "gone"))
+
+
+def test_run_git_passes_input_and_decodes_any_bytes(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    sha = g.run_git(["hash-object", "-w", "--stdin"], cwd=str(repo), input="caf\u00e9\n").strip()
+    (repo / "latin1.txt").write_bytes(b"caf\xe9\n")  # not UTF-8: replaced, never an exception
+    blob = g.run_git(["hash-object", "-w", "latin1.txt"], cwd=str(repo)).strip()
+    assert g.run_git(["cat-file", "-p", sha], cwd=str(repo)) == "caf\u00e9\n"
+    assert g.run_git(["cat-file", "-p", blob], cwd=str(repo)) == "caf\ufffd\n"

@@ -36,7 +36,10 @@ def test_commit_takes_pending_usage_once(repo):
     recs2 = add_messages(repo, 1, tokens=(7, 1, 0, 0, 0), cost=0.01)
     sha2 = commit(repo.path, "second")
     events = by_sha(repo.commit_events())
-    assert events[sha]["usage"] == {"messages": 2, "tokens": totals(recs), "cost": 0.5}
+    usage = events[sha]["usage"]
+    assert {k: usage[k] for k in ("messages", "tokens", "cost")} == {"messages": 2, "tokens": totals(recs), "cost": 0.5}
+    # claude-sonnet-4 at $3/$15/$0.30/$3.75 per Mtok: 698.25 micro-dollars a message, rounded to 698.
+    assert usage["list_cost"] == 0.001396 and usage["cost_sources"]["reported"] == 2
     assert events[sha]["commit"]["kind"] == "commit"
     assert events[sha]["commit"]["parents"] == []  # the initial commit
     assert events[sha]["origin"] == "human"

@@ -47,6 +47,9 @@ def sample_events(n: int, prefix: str = "m") -> list:
                 "time_ms": 1764000000000 + i,
                 "branch": "main",
                 "sha": "a" * 40,
+                "list_cost_micro": 1000 + i,
+                "cost_source": "reported",
+                "price_snapshot": "genai-prices 0.2.3 bundled",
             }
         )
     out = [events.message_event(m, {"title": "Fix login", "parent_id": None, "agent": "build"}, URL) for m in msgs]

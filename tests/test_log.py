@@ -22,3 +22,14 @@ def test_log_bad_arguments_say_what_to_do(repo):
     commit(repo.path, "x")
     proc = periscope("log", "--", "--no-such-option", cwd=repo.path, check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("error: git log failed") and "hint:" in proc.stderr
+
+
+def test_periscope_log_reads_the_state_database_when_notes_are_off(repo):
+    """Notes are opt-in: without them `periscope log` shows the same usage, from state.db."""
+    usage(repo, 42)
+    sha = commit(repo.path, "not noted", filename="n.txt")
+    assert repo.git("notes", "--ref=refs/notes/periscope", "list") == ""
+    lines = periscope("log", cwd=repo.path).stdout.splitlines()
+    assert lines[0].startswith(f"{sha[:7]} ") and lines[0].endswith(": not noted")
+    assert lines[1] == "    AI usage: 1 message(s), $0.4200, origin human"
+    assert lines[2].startswith("    tokens: input 42, output 0")

@@ -6,6 +6,7 @@ Exit codes (docs/cli.md): 0 success, 1 a user-facing error in one line with a hi
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -14,7 +15,11 @@ import pytest
 
 from periscope_hooks import __version__, output
 from periscope_hooks.main import main
-from testing.util import init_repo, periscope
+from testing.util import init_repo
+from testing.util import periscope as _periscope
+
+# This module tests the real command line: every call here is a fresh `python -m periscope_hooks`.
+periscope = functools.partial(_periscope, in_process=False)
 
 COMMANDS = (
     "install-hooks",

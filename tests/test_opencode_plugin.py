@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from periscope_hooks import jsonc
-from testing.util import REPO_ROOT, init_repo, periscope
+from testing.util import REPO_ROOT, git, init_repo, periscope
 
 
 def test_packaged_plugin_is_the_canonical_source():
@@ -20,29 +20,59 @@ def test_packaged_plugin_is_the_canonical_source():
     ).read_text()
 
 
-def test_install_lists_the_plugin_and_uninstall_restores_exactly(tmp_path):
+def test_repo_install_keeps_the_work_tree_clean_and_opencode_json_untouched(tmp_path):
+    """Per repository nothing machine-specific enters git's view: opencode.json (a team may commit
+    it) is not touched, the plugin in .opencode/ names no interpreter and .git/info/exclude lists
+    it, so `git add -A` commits nothing of ours; uninstall takes back exactly that."""
     repo = init_repo(tmp_path / "r")
     original = '{\n  // mine\n  "theme": "dark",\n  "plugin": ["other"],\n}\n'
     (repo / "opencode.json").write_text(original)
+    (repo / ".opencode").mkdir()
+    (repo / ".opencode" / "agent.md").write_text("team agent\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "team opencode config")
+    exclude_before = (repo / ".git" / "info" / "exclude").read_bytes()
     periscope("install-opencode", cwd=repo)
     periscope("install-opencode", cwd=repo)  # idempotent
-    cfg = jsonc.loads((repo / "opencode.json").read_text())
-    assert cfg["plugin"] == ["other", "./.opencode/plugin/periscope.js"]
-    assert "// mine" in (repo / "opencode.json").read_text()
+    assert (repo / "opencode.json").read_text() == original
     installed = (repo / ".opencode" / "plugin" / "periscope.js").read_text()
-    assert json.dumps([sys.executable, "-m", "periscope_hooks"]) in installed
-    assert "installed and listed" in periscope("status", cwd=repo).stdout
+    assert sys.executable not in installed and "const BAKED_COMMAND = null;" in installed
+    command = json.loads((repo / ".git" / "periscope" / "opencode-command.json").read_text())
+    assert command == [sys.executable, "-m", "periscope_hooks"]
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    git(repo, "add", "-A")
+    assert git(repo, "diff", "--cached", "--name-only") == ""
+    assert "plugin installed in" in periscope("status", cwd=repo).stdout
     periscope("uninstall-opencode", cwd=repo)
     assert (repo / "opencode.json").read_text() == original
-    assert not (repo / ".opencode").exists()
+    assert not (repo / ".opencode" / "plugin").exists() and (repo / ".opencode" / "agent.md").exists()
+    assert (repo / ".git" / "info" / "exclude").read_bytes() == exclude_before
+    assert not (repo / ".git" / "periscope" / "opencode-command.json").exists()
 
 
-def test_install_creates_config_and_uninstall_removes_it(tmp_path):
+def test_an_older_repo_install_listed_in_opencode_json_is_still_removed_exactly(tmp_path):
+    """Installs before this version listed the plugin in the repository's opencode.json."""
     repo = init_repo(tmp_path / "r")
-    periscope("install-opencode", cwd=repo)
-    assert jsonc.loads((repo / "opencode.json").read_text())["plugin"] == ["./.opencode/plugin/periscope.js"]
+    original = '{\n  "theme": "dark"\n}\n'
+    (repo / "opencode.json").write_text(original)
+    plugin_dir = repo / ".opencode" / "plugin"
+    plugin_dir.mkdir(parents=True)
+    (plugin_dir / "periscope.js").write_text("// old copy\n")
+    at = original.index("\n}")
+    inserted = ',\n  "plugin": ["./.opencode/plugin/periscope.js"]'
+    updated = original[:at] + inserted + original[at:]
+    (repo / "opencode.json").write_text(updated)
+    record = {
+        "listed": "./.opencode/plugin/periscope.js",
+        "created_config": False,
+        "inserted_at": at,
+        "inserted": inserted,
+        "config_sha256": __import__("hashlib").sha256(updated.encode()).hexdigest(),
+        "created_key": True,
+    }
+    (plugin_dir / "periscope-install.json").write_text(json.dumps(record))
     periscope("uninstall-opencode", cwd=repo)
-    assert not (repo / "opencode.json").exists()
+    assert (repo / "opencode.json").read_text() == original and not (repo / ".opencode").exists()
 
 
 BEFORE_INSTALL = {
@@ -59,17 +89,17 @@ BEFORE_INSTALL = {
 
 
 @pytest.mark.parametrize("before", BEFORE_INSTALL.values(), ids=BEFORE_INSTALL.keys())
-@pytest.mark.parametrize("global_", [False, True], ids=["repo", "global"])
-def test_uninstall_leaves_opencode_json_byte_identical(tmp_path, before, global_):
+def test_uninstall_leaves_opencode_json_byte_identical(tmp_path, before):
     repo = init_repo(tmp_path / "r")
-    args = ("--global",) if global_ else ()
-    config = (Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" if global_ else repo) / "opencode.json"
+    global_ = True  # a repository's opencode.json is never edited
+    args = ("--global",)
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "opencode.json"
     if before is not None:
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_bytes(before.encode())
     periscope("install-opencode", *args, cwd=repo)
     listed = jsonc.loads(config.read_text())["plugin"]
-    assert listed[-1] == ("./plugin/periscope.js" if global_ else "./.opencode/plugin/periscope.js")
+    assert global_ and listed[-1] == "./plugin/periscope.js"
     periscope("uninstall-opencode", *args, cwd=repo)
     if before is None:
         assert not config.exists()
@@ -81,12 +111,13 @@ def test_uninstall_leaves_opencode_json_byte_identical(tmp_path, before, global_
 def test_uninstall_removes_the_plugin_key_it_added_after_other_edits(tmp_path, before):
     """opencode.json edited since the install: uninstall still takes out the key it added, and only it."""
     repo = init_repo(tmp_path / "r")
-    config = repo / "opencode.json"
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "opencode.json"
     if before is not None:
+        config.parent.mkdir(parents=True)
         config.write_text(before)
-    periscope("install-opencode", cwd=repo)
+    periscope("install-opencode", "--global", cwd=repo)
     config.write_text(config.read_text().replace('"plugin"', '"instructions": ["CONTRIBUTING.md"],\n  "plugin"'))
-    periscope("uninstall-opencode", cwd=repo)
+    periscope("uninstall-opencode", "--global", cwd=repo)
     after = config.read_text()
     expected = {"theme": "dark"} if before else {"$schema": "https://opencode.ai/config.json"}
     assert jsonc.loads(after) == {**expected, "instructions": ["CONTRIBUTING.md"]} and '"plugin"' not in after
@@ -96,10 +127,10 @@ def test_uninstall_removes_the_plugin_key_it_added_after_other_edits(tmp_path, b
 
 def test_uninstall_keeps_a_created_opencode_json_the_user_has_added_to(tmp_path):
     repo = init_repo(tmp_path / "r")
-    periscope("install-opencode", cwd=repo)
-    config = repo / "opencode.json"
+    periscope("install-opencode", "--global", cwd=repo)
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "opencode.json"
     config.write_text(config.read_text().replace('"plugin"', '"theme": "dark",\n  "plugin"'))
-    periscope("uninstall-opencode", cwd=repo)
+    periscope("uninstall-opencode", "--global", cwd=repo)
     assert jsonc.loads(config.read_text()) == {"$schema": "https://opencode.ai/config.json", "theme": "dark"}
 
 
@@ -113,11 +144,12 @@ def test_global_install(tmp_path):
 
 
 def test_broken_config_is_refused_with_a_hint(tmp_path):
-    repo = init_repo(tmp_path / "r")
-    (repo / "opencode.json").write_text("{ nope")
-    proc = periscope("install-opencode", cwd=repo, check=False)
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "opencode.json"
+    config.parent.mkdir(parents=True)
+    config.write_text("{ nope")
+    proc = periscope("install-opencode", "--global", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "hint:" in proc.stderr
-    assert (repo / "opencode.json").read_text() == "{ nope"
+    assert config.read_text() == "{ nope"
 
 
 DRIVER = r"""
@@ -298,3 +330,35 @@ def test_every_record_the_plugin_writes_matches_the_spool_schema(tmp_path):
     for record in records:
         validator.validate(record)
     assert records[-1]["provider"] is None and records[-1]["session_id"] is None
+
+
+def test_plugin_flushes_every_repository_a_session_touched(tmp_path):
+    """A flush asked for while one runs is kept per repository: with one session working in two
+    repositories, neither repository's request is dropped in favour of the other's."""
+    node = __import__("shutil").which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    a, b = init_repo(tmp_path / "a"), init_repo(tmp_path / "b")
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "fake-periscope"
+    # Each flush takes a moment, so the next messages' requests arrive while it runs.
+    fake.write_text(f'#!/bin/sh\necho "$(pwd -P) $*" >> "{calls}"\nsleep 0.3\n')
+    fake.chmod(0o755)
+    events = [
+        _assistant("msg_a1", 1000, cwd=str(a)),
+        _assistant("msg_b1", 1001, cwd=str(b)),
+        _assistant("msg_a2", 1002, cwd=str(a)),
+    ]
+    driver = tmp_path / "driver.mjs"
+    # OpenCode keeps running after the events: so does this driver, until the queue has drained.
+    driver.write_text(
+        DRIVER % {"plugin": json.dumps(str(REPO_ROOT / "hooks" / "opencode" / "periscope.js"))}
+        + "await new Promise((r) => setTimeout(r, 2000));\n"
+    )
+    env = {**os.environ, "PERISCOPE_BIN": str(fake)}
+    proc = subprocess.run(
+        [node, str(driver), json.dumps(events), str(a)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    flushed = [line.split(" ")[0] for line in calls.read_text().splitlines() if line.endswith("flush --background")]
+    assert sorted(set(flushed)) == sorted({os.path.realpath(a), os.path.realpath(b)})

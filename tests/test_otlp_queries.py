@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from periscope_hooks.config import OtlpConfig
-from periscope_hooks.sinks.otlp import encode_request, serialize
+from periscope_hooks.sinks.otlp import encode
 from testing.otlp import OTEL_LOGS_DDL, clickhouse_row, need, team_events
 from testing.otlp_receiver import decode_request, records_of
 
@@ -33,7 +33,7 @@ def clickhouse(tmp_path_factory):
     need(session is not None, "chdb-core (pip install chdb-core)")
     evs, answers = team_events()
     # What a collector relays: our protobuf, decoded, flattened as the exporter flattens it.
-    body, ctype = serialize(encode_request(evs, OtlpConfig(resource_attributes={"team": "core"})), "http/protobuf")
+    body, ctype = encode(evs, OtlpConfig(resource_attributes={"team": "core"}), "http/protobuf")
     rows = [clickhouse_row(r) for r in records_of(decode_request(body, ctype))]
     sess = session.Session(str(tmp_path_factory.mktemp("chdb")))
     sess.query(OTEL_LOGS_DDL)

@@ -15,7 +15,7 @@ import pytest
 from periscope_hooks.config import load_user_config
 from periscope_hooks.errors import UserError
 from periscope_hooks.flush import flush_state_dir
-from periscope_hooks.sinks.otlp import encode_request, serialize
+from periscope_hooks.sinks.otlp import encode
 from periscope_hooks.state import get_meta, open_state_db
 from testing.delivery import assert_books_balance, books, fill_outbox, make_events, quick_delivery
 from testing.otlp import SECRET_HEADER, point_config_at_collector, team_events
@@ -180,6 +180,7 @@ def test_commit_and_messages_arrive_with_the_conventions(tmp_path, sd, receiver,
     assert a["gen_ai.usage.cache_read.input_tokens"] == 800 and a["gen_ai.usage.cache_creation.input_tokens"] == 100
     assert a["gen_ai.usage.reasoning.output_tokens"] == 40 and a["periscope.cost.usd"] == 0.0123
     assert a["gen_ai.conversation.id"] == "ses_01" and a["gen_ai.agent.name"] == "build"
+    assert a["periscope.cost.source"] == "reported"
     assert a["periscope.event.type"] == "message" and a["vcs.ref.head.name"] == "main"
     assert a["vcs.repository.url.full"] == "https://example.com/acme/widgets.git"  # credentials stripped
     assert "periscope.session.title" not in a
@@ -194,22 +195,25 @@ def test_commit_and_messages_arrive_with_the_conventions(tmp_path, sd, receiver,
     assert c.scope[0] == "periscope-hooks" and c.severity_text == "INFO"
 
 
-def test_encoding_is_deterministic_and_round_trips():
+def test_encoding_is_deterministic_and_both_protocols_say_the_same():
     from periscope_hooks.config import OtlpConfig
 
     evs, _ = team_events()
-    cfg = OtlpConfig()
-    first = serialize(encode_request(evs, cfg), "http/protobuf")[0]
-    assert first == serialize(encode_request(evs, cfg), "http/protobuf")[0]  # a resend is the same bytes
+    cfg = OtlpConfig(resource_attributes={"team": "core", "service.name": "x"}, session_titles=True)
+    first = encode(evs, cfg, "http/protobuf")[0]
+    assert first == encode(evs, cfg, "http/protobuf")[0]  # a resend is the same bytes
+    decoded = {}
     for protocol in ("http/protobuf", "http/json"):
-        body, ctype = serialize(encode_request(evs, cfg), protocol)
-        records = records_of(decode_request(body, ctype))
+        body, ctype = encode(evs, cfg, protocol)
+        decoded[protocol] = records = records_of(decode_request(body, ctype))
         assert [r.uid for r in records] == [e["event_id"] for e in evs]
         assert [r.event_name for r in records][-2:] == ["periscope.commit", "periscope.rewrite"]
         assert records[0].time_unix_nano == 1_767_225_660_000 * 1_000_000
         rewrite = records[-1].attributes
         assert rewrite["periscope.rewrite.old_revisions"] == ["c" * 40]
         assert rewrite["periscope.rewrite.new_revisions"] == ["d" * 40]
+    # The JSON encoder is written by hand: it must say exactly what the protobuf one says.
+    assert decoded["http/json"] == decoded["http/protobuf"]
 
 
 @pytest.mark.parametrize("code", [429, 502, 503, 504])

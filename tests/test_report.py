@@ -36,13 +36,16 @@ def test_report_other_groupings_and_formats(repo):
     by_model = {r["model"]: r for r in repo.report("model")}
     assert by_model["m-a"]["messages"] == 2 and by_model["m-a"]["cost"] == 1.5 and by_model["m-b"]["provider"] == "p2"
     by_session = {r["session"]: r for r in repo.report("session")}
-    assert by_session["s2"]["is_subagent"] is True and by_session["s1"]["title"] == "First"
+    # s2 is s1's sub-agent: rolled up into s1 and listed inside it
+    assert list(by_session) == ["s1"] and by_session["s1"]["title"] == "First" and by_session["s1"]["messages"] == 3
+    assert [(c["session"], c["is_subagent"]) for c in by_session["s1"]["subagents"]] == [("s2", True)]
     assert [r["branch"] for r in repo.report("branch")] == ["main"]
     days = repo.report("day")
     assert len(days) == 1 and days[0]["messages"] == 3
     out = periscope("report", "--by", "model", "--format", "csv", cwd=repo.path).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert {r["model"] for r in rows} == {"m-a", "m-b"} and "cache_write" in rows[0]
+    assert {r["model"] for r in rows} == {"m-a", "m-b", "total"} and "cache_write" in rows[0]
+    assert rows[-1]["model"] == "total" and rows[-1]["messages"] == "3" and rows[-1]["cost"] == "3.5"
     table = periscope("report", cwd=repo.path).stdout
     assert "sha" in table.splitlines()[0] and "human" in table
 
@@ -54,3 +57,106 @@ def test_report_outside_a_repository_and_when_empty(tmp_path):
 
 def test_bad_usage_exits_2(tmp_path):
     assert periscope("report", "--by", "planet", cwd=tmp_path, check=False).returncode == 2
+
+
+# --- list prices, sources, sub-agents, time windows, totals (issue 13) -------------------------------
+DAY = 86_400_000
+T0 = 1764547200000  # 2025-12-01T00:00:00Z
+
+
+def test_every_grouping_has_the_list_price_and_the_source_mix(repo):
+    append_spool(
+        repo.path,
+        # claude-sonnet-4 ($3 / $15 per Mtok): 1000 in + 100 out = 4,500 micro-dollars
+        message_record(repo.path, tokens=(1000, 100, 0, 0, 0), cost=0.0045),
+        message_record(repo.path, provider="github-copilot", tokens=(1000, 100, 0, 0, 0), cost=0),
+        message_record(repo.path, model="no-such-model", tokens=(5, 5, 0, 0, 0), cost=None),
+    )
+    commit(repo.path, "x")
+    for by in ("commit", "model", "branch", "session", "day"):
+        rows = repo.report(by)
+        assert sum(r["list_cost"] for r in rows) == 0.009, by
+        mix = {k: sum(r["cost_sources"][k] for r in rows) for k in rows[0]["cost_sources"]}
+        assert mix == {"reported": 1, "estimated": 0, "subscription": 1, "unknown": 1}, by
+        table = periscope("report", "--by", by, cwd=repo.path).stdout.splitlines()
+        assert "list_cost" in table[0] and "sources" in table[0], by
+        assert table[-1].startswith("total") and "0.0090" in table[-1], by
+        assert "reported 1, subscription 1, unknown 1" in table[-1], by
+    (row,) = repo.report("commit")
+    assert row["date"] and len(row["date"]) == len("2025-12-01 00:00")
+
+
+def test_sub_agent_sessions_roll_up_into_their_parent(repo):
+    append_spool(
+        repo.path,
+        session_record("root", "Build the thing"),
+        session_record("child", "explore", parent_id="root"),
+        session_record("grandchild", "grep", parent_id="child"),
+        session_record("other", "Unrelated"),
+        message_record(repo.path, session_id="root", tokens=(1000, 0, 0, 0, 0), cost=0.003),
+        message_record(repo.path, session_id="child", tokens=(2000, 0, 0, 0, 0), cost=0.006),
+        message_record(repo.path, session_id="grandchild", tokens=(3000, 0, 0, 0, 0), cost=0.009),
+        message_record(repo.path, session_id="other", tokens=(4000, 0, 0, 0, 0), cost=0.012),
+        # a sub-agent whose parent has no message of its own
+        session_record("orphan-child", "task", parent_id="quiet-parent"),
+        message_record(repo.path, session_id="orphan-child", tokens=(500, 0, 0, 0, 0), cost=0.0015),
+    )
+    commit(repo.path, "x")
+    rows = {r["session"]: r for r in repo.report("session")}
+    assert list(rows) == ["root", "other", "quiet-parent"]
+    root = rows["root"]
+    assert (root["messages"], root["tokens"]["input"], root["cost"], root["list_cost"]) == (3, 6000, 0.018, 0.018)
+    assert root["subagent_share"] == {
+        "messages": 2,
+        "tokens": {"input": 5000, "output": 0, "reasoning": 0, "cache_read": 0, "cache_write": 0},
+        "cost": 0.015,
+        "list_cost": 0.015,
+        "cost_sources": {"reported": 2, "estimated": 0, "subscription": 0, "unknown": 0},
+        "sessions": 2,
+    }
+    assert [c["session"] for c in root["subagents"]] == ["child", "grandchild"]
+    assert "subagents" not in rows["other"] and rows["other"]["messages"] == 1
+    assert rows["quiet-parent"]["messages"] == 1 and rows["quiet-parent"]["subagent_share"]["messages"] == 1
+    # Rows add up to everything once: the children are inside their parents, not beside them.
+    assert sum(r["messages"] for r in rows.values()) == 5
+    table = periscope("report", "--by", "session", cwd=repo.path).stdout.splitlines()
+    assert any(line.startswith("  > child") for line in table)
+    assert table[-1].split()[:2] == ["total", "5"]
+    csv_rows = list(
+        csv.DictReader(io.StringIO(periscope("report", "--by", "session", "--format", "csv", cwd=repo.path).stdout))
+    )
+    assert csv_rows[0]["subagents_cost"] == "0.015" and csv_rows[-1]["messages"] == "5"
+
+
+def test_since_and_until(repo):
+    append_spool(
+        repo.path,
+        message_record(repo.path, time=T0 + 1000, cost=1.0),
+        message_record(repo.path, time=T0 + DAY + 1000, cost=2.0),
+        message_record(repo.path, time=T0 + 2 * DAY + 1000, cost=4.0),
+    )
+    commit(repo.path, "x")
+
+    def costs(by, *args):
+        return [
+            r["cost"]
+            for r in json.loads(periscope("report", "--by", by, "--format", "json", *args, cwd=repo.path).stdout)
+        ]
+
+    assert costs("day") == [1.0, 2.0, 4.0]
+    assert costs("day", "--since", "2025-12-02") == [2.0, 4.0]
+    assert costs("day", "--until", "2025-12-02") == [1.0, 2.0]  # a date includes its whole day
+    assert costs("model", "--since", "2025-12-02", "--until", "2025-12-02") == [2.0]
+    assert costs("model", "--since", "2025-12-02T00:00:02Z") == [4.0]
+    # commits by their date (today's commit): everything or nothing
+    assert costs("commit", "--since", "2000-01-01") == [7.0] and costs("commit", "--until", "2000-01-01") == []
+    assert (
+        "no AI usage recorded yet in that time window"
+        in periscope("report", "--until", "2000-01-01", cwd=repo.path).stdout
+    )
+    bad = periscope("report", "--since", "last tuesday", cwd=repo.path, check=False)
+    assert (
+        bad.returncode == 1
+        and bad.stderr.startswith("error: --since 'last tuesday' is not a date")
+        and "hint:" in bad.stderr
+    )

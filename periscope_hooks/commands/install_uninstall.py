@@ -133,7 +133,7 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-HOT_PATH_MODULES = ("__init__", "hook", "git", "spool")
+HOT_PATH_MODULES = ("__init__", "hook", "git", "spool", "agents", "agents.opencode", "agents.claude_code", "logfile")
 
 
 def precompile_hook_modules() -> None:
@@ -145,7 +145,9 @@ def precompile_hook_modules() -> None:
     package_dir = Path(__file__).resolve().parent.parent
     for name in HOT_PATH_MODULES:
         try:
-            py_compile.compile(str(package_dir / f"{name}.py"), doraise=True)
+            source = package_dir / name.replace(".", "/")
+            source = source / "__init__.py" if source.is_dir() else source.with_suffix(".py")
+            py_compile.compile(str(source), doraise=True)
         except (OSError, py_compile.PyCompileError):
             pass  # a read-only install: slower hooks, nothing worse
 

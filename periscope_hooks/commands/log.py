@@ -1,13 +1,22 @@
-"""`periscope log`: git log with each commit's AI usage, read from the periscope git notes."""
+"""`periscope log`: git log with each commit's AI usage.
+
+The usage comes from the commit's periscope git note when it has one, else from the state
+database (what `periscope report` shows): notes are opt-in, and a commit linked before notes
+were turned on, or in a clone that has not fetched them, has none.
+"""
 
 from __future__ import annotations
 
-import subprocess
+from typing import TYPE_CHECKING, Any
 
 from periscope_hooks import output
 from periscope_hooks.errors import UserError
-from periscope_hooks.notes import NOTES_REF, summary_lines
+from periscope_hooks.git import GitError, run_git
+from periscope_hooks.notes import NOTES_REF, note_text, summary_lines
 from periscope_hooks.repo import resolve_dirs
+
+if TYPE_CHECKING:
+    from periscope_hooks.git import RepoDirs
 
 SEP, REC = "\x1f", "\x1e"
 
@@ -16,27 +25,40 @@ def log(repo: str | None, git_args: list[str]) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
     fmt = REC + SEP.join(["%H", "%h", "%s", "%an", "%ad", "%N"])
-    proc = subprocess.run(
-        ["git", "log", f"--notes={NOTES_REF}", "--date=short", f"--format={fmt}", *git_args],
-        cwd=dirs.worktree or dirs.git_dir,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise UserError(
-            f"git log failed: {proc.stderr.strip().splitlines()[0] if proc.stderr.strip() else proc.returncode}",
-            "check the arguments after --",
+    try:
+        stdout = run_git(
+            ["log", f"--notes={NOTES_REF}", "--date=short", f"--format={fmt}", *git_args],
+            cwd=dirs.worktree or dirs.git_dir,
+            timeout=None,  # a person asked for this history, however long it is
         )
-    shown = 0
-    for record in proc.stdout.split(REC)[1:]:
-        parts = record.split(SEP, 5)
-        if len(parts) < 6:
-            continue
-        _, short, subject, author, date, note = parts
+    except GitError as e:
+        first = e.stderr.splitlines()[0] if e.stderr else str(e)
+        raise UserError(f"git log failed: {first}", "check the arguments after --") from None
+    records = [parts for record in stdout.split(REC)[1:] if len(parts := record.split(SEP, 5)) == 6]
+    from_state = _usage_from_state(dirs, [sha for sha, *_, note in records if not note.strip()])
+    for sha, short, subject, author, date, note in records:
         output.out(f"{short} {date} {author}: {subject}")
-        for line in summary_lines(note.strip("\n")):
+        text = note.strip("\n") or (note_text(from_state[sha]) if sha in from_state else "")
+        for line in summary_lines(text):
             output.out(f"    {line}")
-        shown += 1
-    if not shown:
+    if not records:
         output.out("no commits")
     return 0
+
+
+def _usage_from_state(dirs: RepoDirs, shas: list[str]) -> dict[str, dict[str, Any]]:
+    """The note each of these commits would have, from the state database (ingested first)."""
+    if not shas:
+        return {}
+    from periscope_hooks import paths
+    from periscope_hooks.ingest import commit_summary, process_spool
+    from periscope_hooks.state import open_state_db
+
+    state_dir = paths.state_dir_for_common_dir(dirs.common_dir)
+    conn = open_state_db(state_dir)
+    try:
+        process_spool(state_dir, conn)
+        summaries = {sha: commit_summary(conn, sha) for sha in shas}
+    finally:
+        conn.close()
+    return {sha: s for sha, s in summaries.items() if s is not None}

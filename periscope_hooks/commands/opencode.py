@@ -1,14 +1,16 @@
 """`periscope install-opencode` / `uninstall-opencode`: the OpenCode plugin.
 
-Per repository the plugin goes to `.opencode/plugin/periscope.js` and is listed in
-the repository's `opencode.json` as `./.opencode/plugin/periscope.js`; with
-`--global`, to `~/.config/opencode/plugin/periscope.js`, listed in
-`~/.config/opencode/opencode.json` as `./plugin/periscope.js`.  (Checked with
-opencode-ai 1.18.33: OpenCode resolves these relative to the config file and
-loads the plugin once, though its plugin directory is also scanned.)
+Per repository the plugin goes to `.opencode/plugin/periscope.js`, which OpenCode
+loads from there by itself (it scans the folder; checked with opencode-ai 1.18.33),
+so the repository's `opencode.json` is not touched: a team that commits it keeps
+it as it is.  Nothing machine-specific is in the work tree: that copy names no
+interpreter (the plugin reads it from `<git-common-dir>/periscope/opencode-command.json`),
+and `.git/info/exclude` lists it, so `git add -A` leaves it out.  With `--global`
+the plugin goes to `~/.config/opencode/plugin/periscope.js`, with the interpreter
+baked in, listed in `~/.config/opencode/opencode.json` as `./plugin/periscope.js`.
 
-What install changed is remembered in `periscope-install.json` beside the plugin,
-so uninstall removes exactly that and nothing else: the edit to opencode.json is one
+What install changed is remembered in `periscope-install.json` (beside the global
+plugin; in the state dir for a repository's, older installs beside it), so uninstall removes exactly that and nothing else: the edit to opencode.json is one
 insertion, recorded as its offset and text with a hash of the file after it (never a
 copy of the user's file, which may hold provider keys), so an untouched file goes back
 byte for byte; a file edited since loses our entry, and the "plugin" key if install
@@ -25,13 +27,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from periscope_hooks import jsonc, output, paths
+from periscope_hooks import git, jsonc, output, paths
 from periscope_hooks.errors import UserError
 from periscope_hooks.repo import resolve_dirs
 
 PLUGIN_NAME = "periscope.js"
 RECORD_NAME = "periscope-install.json"
+REPO_RECORD_NAME = "opencode-install.json"  # in the state dir: a repository's install record
+COMMAND_FILE = "opencode-command.json"  # in the state dir: the interpreter a repository's plugin runs
 BAKE_MARK = "const BAKED_COMMAND = null;"
+EXCLUDE_LINE = f"/.opencode/plugin/{PLUGIN_NAME}"
+EXCLUDE_COMMENT = "# periscope-hooks: the OpenCode plugin (machine-specific; periscope uninstall-opencode removes it)"
 
 
 def plugin_source() -> str:
@@ -44,17 +50,73 @@ def baked_plugin(python: str) -> str:
     return text.replace(BAKE_MARK, f"const BAKED_COMMAND = {command};", 1)
 
 
+def _command(python: str) -> list[str]:
+    return [python, "-m", "periscope_hooks"]
+
+
 def _targets(global_: bool, repo: str | None) -> tuple[Path, Path, str]:
     """(plugin dir, opencode.json, spec as listed)."""
     if global_:
         base = paths.config_home() / "opencode"
         return base / "plugin", base / "opencode.json", f"./plugin/{PLUGIN_NAME}"
+    top = Path(_repo_dirs(repo).worktree)
+    return top / ".opencode" / "plugin", top / "opencode.json", f"./.opencode/plugin/{PLUGIN_NAME}"
+
+
+def _repo_dirs(repo: str | None) -> git.RepoDirs:
     dirs = resolve_dirs(repo)
     assert dirs is not None
     if not dirs.worktree:
         raise UserError("this repository has no worktree", "run this inside a checkout, or use --global")
-    top = Path(dirs.worktree)
-    return top / ".opencode" / "plugin", top / "opencode.json", f"./.opencode/plugin/{PLUGIN_NAME}"
+    return dirs
+
+
+def _exclude_path(dirs: git.RepoDirs) -> Path:
+    return Path(dirs.common_dir) / "info" / "exclude"
+
+
+def _exclude_plugin(dirs: git.RepoDirs) -> None:
+    """List the plugin in .git/info/exclude (this clone's own ignore file), once."""
+    path = _exclude_path(dirs)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if EXCLUDE_LINE in text.splitlines():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sep = "" if not text or text.endswith("\n") else "\n"
+    path.write_text(f"{text}{sep}{EXCLUDE_COMMENT}\n{EXCLUDE_LINE}\n", encoding="utf-8")
+
+
+def _unexclude_plugin(dirs: git.RepoDirs) -> None:
+    path = _exclude_path(dirs)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except OSError:
+        return
+    kept = [line for line in lines if line.rstrip("\n") not in (EXCLUDE_LINE, EXCLUDE_COMMENT)]
+    if kept != lines:
+        path.write_text("".join(kept), encoding="utf-8")
+
+
+def _install_in_repo(repo: str | None) -> int:
+    """The plugin without an interpreter in it, where OpenCode finds it, out of git's way."""
+    dirs = _repo_dirs(repo)
+    plugin_dir = Path(dirs.worktree) / ".opencode" / "plugin"
+    state = paths.state_dir_for_common_dir(dirs.common_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    record_path = state / REPO_RECORD_NAME
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    plugin_dir.mkdir(parents=True, exist_ok=True)
+    _exclude_plugin(dirs)  # before the file exists: git never sees it untracked
+    plugin_path = plugin_dir / PLUGIN_NAME
+    tmp = plugin_path.with_name(f".{PLUGIN_NAME}.tmp")
+    tmp.write_text(plugin_source())
+    os.replace(tmp, plugin_path)
+    tmp = state / f".{COMMAND_FILE}.tmp"
+    tmp.write_text(json.dumps(_command(sys.executable)) + "\n")
+    os.replace(tmp, state / COMMAND_FILE)
+    record_path.write_text(json.dumps(record, indent=2))
+    output.out(f"OpenCode plugin installed: {plugin_path} (OpenCode loads it from there; kept out of git)")
+    return 0
 
 
 def _listed(config: Path, spec: str) -> bool:
@@ -117,6 +179,8 @@ def _unlist(config: Path, record: dict[str, Any]) -> None:
 
 
 def install_opencode(global_: bool, repo: str | None) -> int:
+    if not global_:
+        return _install_in_repo(repo)
     plugin_dir, config, spec = _targets(global_, repo)
     plugin_dir.mkdir(parents=True, exist_ok=True)
     record_path = plugin_dir / RECORD_NAME
@@ -160,15 +224,21 @@ def install_opencode(global_: bool, repo: str | None) -> int:
 
 def uninstall_opencode(global_: bool, repo: str | None) -> int:
     plugin_dir, config, spec = _targets(global_, repo)
-    record_path = plugin_dir / RECORD_NAME
+    record_path = plugin_dir / RECORD_NAME  # the global install's, or an older repository install's
     plugin_path = plugin_dir / PLUGIN_NAME
-    if not plugin_path.exists() and not record_path.exists():
+    repo_files: list[Path] = []
+    if not global_:
+        dirs = _repo_dirs(repo)
+        state = paths.state_dir_for_common_dir(dirs.common_dir)
+        repo_files = [state / REPO_RECORD_NAME, state / COMMAND_FILE]
+        _unexclude_plugin(dirs)
+    if not plugin_path.exists() and not record_path.exists() and not any(p.exists() for p in repo_files):
         output.out("the OpenCode plugin is not installed here")
         return 0
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     if record.get("listed") and config.exists():
         _unlist(config, record)
-    for p in (plugin_path, record_path):
+    for p in (plugin_path, record_path, *repo_files):
         if p.exists():
             p.unlink()
     for d in (plugin_dir, plugin_dir.parent) if not global_ else (plugin_dir,):
@@ -203,8 +273,11 @@ def status_lines(repo_top: str | None) -> list[tuple[str, str]]:
         )
     for label, plugin_dir, config, spec in places:
         installed = (plugin_dir / PLUGIN_NAME).exists()
-        listed = _listed(config, spec)
-        if installed and listed:
+        # OpenCode loads a repository's .opencode/plugin/ by itself: no listing needed there.
+        listed = label.endswith("(repo)") or _listed(config, spec)
+        if installed and label.endswith("(repo)"):
+            text = f"plugin installed in {plugin_dir}"
+        elif installed and listed:
             text = f"plugin installed and listed in {config}"
         elif installed:
             text = f"plugin installed but not listed in {config} (run periscope install-opencode)"

@@ -11,52 +11,74 @@ import csv
 import io
 import json
 import sqlite3
-from typing import Any
+import time
+from typing import Any, Optional
 
 from periscope_hooks import output, statedb
-from periscope_hooks.events import TOKEN_FIELDS
+from periscope_hooks.errors import UserError
+from periscope_hooks.events import COST_SOURCES, TOKEN_FIELDS, round_cost
 from periscope_hooks.repo import resolve_state_dir
 from periscope_hooks.state_reader import read_state
 
+# (since_ms, until_ms), None for open: since inclusive, until exclusive (typing names: a runtime alias on 3.9)
+Window = tuple[Optional[int], Optional[int]]
+
 
 def _usage(row: Any) -> dict[str, Any]:
-    """The usage block of a report row from an aggregate row (statedb.USAGE_AGGREGATES)."""
+    """The usage block of a report row from an aggregate row (statedb.USAGE_AGGREGATES): sums done
+    in SQL, costs exact (integers of 1e-10 dollars, list prices of micro-dollars)."""
     return {
         "messages": int(row["messages"]),
         "tokens": {f: int(row[f] or 0) for f in TOKEN_FIELDS},
-        "cost": cost_from_units(int(row["cost_units"] or 0)),
+        "cost": int(row["cost_units"] or 0) / statedb.COST_UNITS_PER_DOLLAR,
+        "list_cost": int(row["list_cost_micro"] or 0) / 1_000_000,
+        "cost_sources": {k: int(row[f"src_{k}"] or 0) for k in COST_SOURCES},
     }
 
 
-def cost_from_units(units: int) -> float:
-    """Dollars from the exact integer sum (the float nearest to it, as round(fsum(...), 10) gives)."""
-    return units / statedb.COST_UNITS_PER_DOLLAR
+_USAGE_KEYS = (
+    "messages",
+    *TOKEN_FIELDS,
+    "cost_units",
+    "list_cost_micro",
+    *(f"src_{k}" for k in COST_SOURCES),
+)
 
 
-_USAGE_KEYS = ("messages", *TOKEN_FIELDS, "cost_units")
-
-
-def by_commit(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def by_commit(conn: sqlite3.Connection, window: Window = (None, None)) -> list[dict[str, Any]]:
     """One row per commit that holds usage now (rewritten commits' usage under their replacements),
-    in the order the commits were first linked; sums done in SQL per link, then per commit."""
+    in the order the commits were first linked; summed in SQL per link, then per commit."""
     per_link = {r["link_id"]: r for r in statedb.usage_by_link(conn)}
     commits: dict[str, dict[str, Any]] = {}
     for link in statedb.commit_links(conn):
         sha = link["current_sha"]
         c = commits.get(sha)
         if c is None:
-            c = commits[sha] = {"own": None, "last": None, **dict.fromkeys(_USAGE_KEYS, 0)}
+            c = commits[sha] = {"own": None, "last": None, "time_ms": None, **dict.fromkeys(_USAGE_KEYS, 0)}
         c["last"] = link
         if link["sha"] == sha:
             c["own"] = link  # the commit's own link (made when it was created) describes it
+        if link["time_ms"] is not None and (c["time_ms"] is None or link["time_ms"] > c["time_ms"]):
+            c["time_ms"] = link["time_ms"]  # the latest link's: a rewrite's replacement is newer
         usage = per_link.get(link["id"])
         if usage is not None:
             for k in _USAGE_KEYS:
                 c[k] += int(usage[k] or 0)
     rows = []
     for sha, c in commits.items():
+        if not _in_window(c["time_ms"], window):
+            continue
         own = c["own"] or c["last"]
-        rows.append({"sha": sha, "branch": own["branch"], "kind": own["kind"], "origin": own["origin"], **_usage(c)})
+        rows.append(
+            {
+                "sha": sha,
+                "date": _date(c["time_ms"]),
+                "branch": own["branch"],
+                "kind": own["kind"],
+                "origin": own["origin"],
+                **_usage(c),
+            }
+        )
     _mark_reachability(conn, rows)
     return rows
 
@@ -75,10 +97,15 @@ def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> 
         r["reachable"] = r["sha"] not in gone
 
 
-def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
-    """One row per model, branch, session or day, aggregated in SQL (constant memory in the number
-    of messages), listed in the order of each group's first message (time, then spool order)."""
-    groups = statedb.usage_by(conn, key)
+def day_of(time_ms: int | None) -> str:
+    """The local calendar day of a message (what a user calls "today", not UTC's)."""
+    return time.strftime("%Y-%m-%d", time.localtime((time_ms or 0) / 1000))
+
+
+def _group(conn: sqlite3.Connection, key: str, window: Window = (None, None)) -> list[dict[str, Any]]:
+    """One row per model, branch, session or (local) day, aggregated in SQL (memory does not grow
+    with the messages), in the order of each group's first message (time, then spool order)."""
+    groups = statedb.usage_by(conn, key, *window)
     firsts: dict[int, int] = {}
     for g in groups:
         firsts[g["first_ms"]] = firsts.get(g["first_ms"], 0) + 1
@@ -88,7 +115,7 @@ def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
             return g["first_ms"], 0
         # Two groups start in the same millisecond: the spool decides.
         keys = [g[f"k{i}"] for i in range(len(statedb.GROUP_KEYS[key]))]
-        return g["first_ms"], statedb.first_spool_offset(conn, key, keys, g["first_ms"])
+        return g["first_ms"], statedb.first_spool_offset(conn, key, keys, g["first_ms"], *window)
 
     groups = sorted(groups, key=order)
     sessions = statedb.session_heads(conn, [g["k0"] for g in groups]) if key == "session" else {}
@@ -106,51 +133,233 @@ def _group(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
         else:
             head = {key: g["k0"]}
         rows.append({**head, **_usage(g)})
+    if key == "session":
+        return roll_up_sessions(conn, rows)
     return rows
 
 
-def report_rows(conn: sqlite3.Connection, by: str) -> list[dict[str, Any]]:
-    return by_commit(conn) if by == "commit" else _group(conn, by if by != "day" else "day")
+def report_rows(conn: sqlite3.Connection, by: str, window: Window = (None, None)) -> list[dict[str, Any]]:
+    return by_commit(conn, window) if by == "commit" else _group(conn, by, window)
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    flat = {k: v for k, v in row.items() if k != "tokens"}
+    flat = {k: v for k, v in row.items() if k not in ("tokens", "cost_sources", "subagents", "subagent_share")}
     for f in TOKEN_FIELDS:
         flat[f] = row["tokens"][f]
+    # No list price known for any of the row's messages: blank, not a misleading 0.
+    known = row["messages"] - row["cost_sources"]["unknown"]
+    flat["list_cost"] = row["list_cost"] if row["list_cost"] or known else None
+    flat["sources"] = format_sources(row["cost_sources"])
+    if "subagent_share" in row:
+        flat["subagents_cost"] = row["subagent_share"]["cost"]
+        flat["subagents_list_cost"] = row["subagent_share"]["list_cost"]
     return flat
 
 
-def report(repo: str | None, by: str, fmt: str) -> int:
+def _table(flat: list[dict[str, Any]], by: str) -> None:
+    cols = list(dict.fromkeys(c for r in flat for c in r))
+    money = ("cost", "list_cost", "subagents_cost", "subagents_list_cost")
+    table = [[str(c) for c in cols]] + [
+        ["" if r.get(c) is None else (f"{r[c]:.4f}" if c in money else str(r[c])) for c in cols] for r in flat
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for row in table:
+        output.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def report(repo: str | None, by: str, fmt: str, since: str | None = None, until: str | None = None) -> int:
+    window = parse_window(since, until)
     state_dir = resolve_state_dir(repo)
-    (rows, pending), note = read_state(state_dir, lambda conn: (report_rows(conn, by), statedb.pending_count(conn)))
+    (rows, pending), note = read_state(
+        state_dir, lambda conn: (report_rows(conn, by, window), statedb.pending_count(conn))
+    )
     if note:
         output.info(f"note: {note}")
     if fmt == "json":
         output.out(json.dumps(rows, indent=2))
         return 0
     flat = [_flat(r) for r in rows]
+    if flat:
+        flat.append(_flat(total_row(rows, by)))
     if fmt == "csv":
         buf = io.StringIO()
-        fields = list(flat[0]) if flat else [by if by != "commit" else "sha", "messages", *TOKEN_FIELDS, "cost"]
+        fields = (
+            list(dict.fromkeys(c for r in flat for c in r))
+            if flat
+            else [by if by != "commit" else "sha", "messages", *TOKEN_FIELDS, "cost", "list_cost", "sources"]
+        )
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(flat)
         output.write(buf.getvalue())
         return 0
     if not flat:
-        output.out("no AI usage recorded yet")
+        output.out("no AI usage recorded yet" + (" in that time window" if window != (None, None) else ""))
     else:
         if by == "commit":
-            for r in flat:
+            for r in flat[:-1]:
                 r["sha"] = r["sha"][:12] + ("" if r.get("reachable", True) else " (unreachable)")
                 r.pop("reachable", None)
-        cols = list(flat[0])
-        table = [[str(c) for c in cols]] + [
-            ["" if r.get(c) is None else (f"{r[c]:.4f}" if c == "cost" else str(r[c])) for c in cols] for r in flat
-        ]
-        widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-        for row in table:
-            output.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if by == "session":
+            flat = _indent_subagents(rows, flat)
+        _table(flat, by)
     if pending and by == "commit":
         output.out(f"({pending} message(s) not linked to a commit yet)")
     return 0
+
+
+# --- list prices, cost sources, time windows, totals, sub-agent roll-up (issue 13) -----------------
+
+
+def list_cost_sum(rows: list[sqlite3.Row]) -> dict[str, Any]:
+    """Sum of list prices (integer micro-dollars, exact) and the messages per cost source."""
+    sources = dict.fromkeys(COST_SOURCES, 0)
+    micro = 0
+    for r in rows:
+        micro += int(r["list_cost_micro"] or 0)
+        sources[r["cost_source"] or "unknown"] += 1
+    return {"list_cost": micro / 1_000_000, "cost_sources": sources}
+
+
+def format_sources(sources: dict[str, int]) -> str:
+    """`reported 12, subscription 3`: the mix of where the costs came from."""
+    return ", ".join(f"{k} {n}" for k, n in sources.items() if n)
+
+
+def parse_window(since: str | None, until: str | None) -> Window:
+    """--since / --until: a local date (YYYY-MM-DD; --until includes that whole day) or a local time
+    (YYYY-MM-DDTHH:MM[:SS]); a trailing Z means UTC.  Local, like the report's days and the dashboard."""
+    return (_parse_time(since, "--since", end_of_day=False), _parse_time(until, "--until", end_of_day=True))
+
+
+def _parse_time(text: str | None, option: str, end_of_day: bool) -> int | None:
+    import calendar
+
+    if text is None:
+        return None
+    value = text.strip()
+    utc = value.endswith("Z")
+    value = value.rstrip("Z")
+    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            parsed = time.strptime(value, fmt)
+        except ValueError:
+            continue
+        if fmt == "%Y-%m-%d" and end_of_day:  # the start of the next day, exclusive
+            parsed = time.strptime(time.strftime("%Y-%m-%d", time.gmtime(calendar.timegm(parsed) + 86400)), fmt)
+        seconds = calendar.timegm(parsed) if utc else int(time.mktime(parsed))
+        return seconds * 1000
+    raise UserError(f"{option} {text!r} is not a date", "use YYYY-MM-DD or YYYY-MM-DDTHH:MM (local time; Z for UTC)")
+
+
+def _in_window(time_ms: int | None, window: Window) -> bool:
+    since, until = window
+    t = int(time_ms or 0)
+    return (since is None or t >= since) and (until is None or t < until)
+
+
+def _date(time_ms: int | None) -> str | None:
+    """A commit's local date and time (like the report's days)."""
+    return None if time_ms is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(int(time_ms) / 1000))
+
+
+def _add_usage(into: dict[str, Any], row: dict[str, Any]) -> None:
+    into["messages"] += row["messages"]
+    for f in TOKEN_FIELDS:
+        into["tokens"][f] += row["tokens"][f]
+    into["_cost"].append(row["cost"])
+    into["_list_micro"] += round(row["list_cost"] * 1_000_000)
+    for k, n in row["cost_sources"].items():
+        into["cost_sources"][k] += n
+
+
+def _empty_usage() -> dict[str, Any]:
+    return {
+        "messages": 0,
+        "tokens": dict.fromkeys(TOKEN_FIELDS, 0),
+        "_cost": [],
+        "_list_micro": 0,
+        "cost_sources": dict.fromkeys(COST_SOURCES, 0),
+    }
+
+
+def _finish(usage: dict[str, Any]) -> dict[str, Any]:
+    costs, micro = usage.pop("_cost"), usage.pop("_list_micro")
+    return {
+        "messages": usage["messages"],
+        "tokens": usage["tokens"],
+        "cost": round_cost(costs),
+        "list_cost": micro / 1_000_000,
+        "cost_sources": usage["cost_sources"],
+    }
+
+
+def total_row(rows: list[dict[str, Any]], by: str) -> dict[str, Any]:
+    """The totals row (table and CSV): every row counted once (sub-agents are inside their parents)."""
+    usage = _empty_usage()
+    for r in rows:
+        _add_usage(usage, r)
+    head = {"sha": "total"} if by == "commit" else {"model": "total"} if by == "model" else {by: "total"}
+    return {**head, **_finish(usage)}
+
+
+def _root_of(session_id: str, parents: dict[str, str | None]) -> str:
+    seen = {session_id}
+    while parents.get(session_id):
+        parent = str(parents[session_id])
+        if parent in seen:
+            break  # a cycle in the recorded parents: stop where it closes
+        seen.add(parent)
+        session_id = parent
+    return session_id
+
+
+def roll_up_sessions(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per top-level session, its totals including every sub-agent session below it (OpenCode's
+    own totals do not), the children's share in `subagent_share` and their own rows in `subagents`."""
+    parents = {str(sid): pid for sid, pid in conn.execute("SELECT id, parent_id FROM sessions")}
+    titles = {str(sid): t for sid, t in conn.execute("SELECT id, title FROM sessions")}
+    by_id = {r["session"]: r for r in rows}
+    order: list[Any] = []
+    children: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        sid = r["session"]
+        root = _root_of(str(sid), parents) if sid is not None else sid
+        if root not in children:
+            children[root] = []
+            order.append(root)
+        if root != sid:
+            children[root].append(r)
+    out = []
+    for root in order:
+        own = by_id.get(root)
+        total, share = _empty_usage(), _empty_usage()
+        if own is not None:
+            _add_usage(total, own)
+        for child in children[root]:
+            _add_usage(total, child)
+            _add_usage(share, child)
+        row = {
+            "session": root,
+            "title": own["title"] if own is not None else titles.get(str(root)),
+            "is_subagent": False,
+            **_finish(total),
+        }
+        if children[root]:
+            row["subagent_share"] = {**_finish(share), "sessions": len(children[root])}
+            row["subagents"] = [{**c, "is_subagent": True} for c in children[root]]
+        out.append(row)
+    return out
+
+
+def _indent_subagents(rows: list[dict[str, Any]], flat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table lists each parent's sub-agent sessions under it (indented; not added to the total)."""
+    out = []
+    for row, f in zip(rows, flat):
+        out.append(f)
+        for child in row.get("subagents", []):
+            c = _flat(child)
+            c["session"] = "  > " + str(c["session"])
+            out.append(c)
+    out.append(flat[-1])
+    return out

@@ -96,13 +96,16 @@ def repo_lines(repo: str | None) -> list[Line]:
 
 def status(repo: str | None) -> int:
     lines = repo_lines(repo)
+    dirs = resolve_dirs(repo, required=False)
     try:
         from periscope_hooks.commands.opencode import status_lines as opencode_lines
 
-        dirs = resolve_dirs(repo, required=False)
         lines.extend(opencode_lines(dirs.worktree if dirs else None))
     except ImportError:
         pass
+    from periscope_hooks.commands.claude_code import status_lines as claude_code_lines
+
+    lines.extend(claude_code_lines(dirs.worktree if dirs else None))
     width = max(len(label) for label, _ in lines)
     for label, text in lines:
         output.out(f"{label.ljust(width)}  {text}")

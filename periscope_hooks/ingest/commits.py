@@ -101,6 +101,11 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     if not rules.within_idle_window(origin, pending, last, rec.time, settings.idle_window_minutes):
         return  # no AI session active in this worktree lately: not an AI-related commit
     message_id = rec.agent_message_id
+    if not message_id and rec.agent_tool_use_id:
+        # Claude Code names the tool call that ran the commit: the message holding it, once
+        # recorded, is the in-flight message; until then the commit waits for the call.
+        tool_use_id = str(rec.agent_tool_use_id)
+        message_id = statedb.message_for_tool_use(conn, tool_use_id) or tool_use_id
     hold_until = None
     if message_id:
         hold_until = rules.hold_until(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from periscope_hooks import git, logfile, paths, statedb
+from periscope_hooks import git, logfile, paths, pricing, statedb
 from periscope_hooks.settings import RepoSettings, load_settings
 
 REPO_ID_NAME = "repo-id"  # in the state dir, beside the spool
@@ -38,6 +38,7 @@ class IngestContext:
     _repo_id: str | None = None
     _settings: dict[str, RepoSettings] = field(default_factory=dict)
     _worktrees: dict[str, str] = field(default_factory=dict)
+    _prices: pricing.PriceTable | pricing.NoTable | None = None
     # Per batch (one transaction; another process may ingest between two): session rows by id,
     # and the message ids agent commits are waiting for (None: not loaded yet).
     _sessions: dict[Any, Any] = field(default_factory=dict)
@@ -103,6 +104,13 @@ class IngestContext:
                 except OSError as e:
                     self.log(f"could not save {REPO_ID_NAME} ({e}); event ids use the current remote")
         return self._repo_id
+
+    @property
+    def prices(self) -> pricing.PriceTable | pricing.NoTable:
+        """The price table, loaded at the first message (importing genai-prices costs ~0.3 s)."""
+        if self._prices is None:
+            self._prices = pricing.load_table()
+        return self._prices
 
     def settings(self, worktree: str) -> RepoSettings:
         s = self._settings.get(worktree)

@@ -16,7 +16,15 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
         return
     learn(ctx, worktree)
     # An agent commit may be waiting for exactly this message (its hold): it takes the message.
-    held = statedb.held_link_for_message(conn, rec.id) if rec.id in ctx.held_message_ids() else None
+    # A Claude Code commit waits for a tool call in it instead (its message came later).
+    # The keys held links wait for are read once per batch: no query per message.
+    waiting = ctx.held_message_ids()
+    held = (
+        statedb.held_link_for_message(conn, rec.id, *rec.tool_use_ids)
+        if waiting and (rec.id in waiting or any(t in waiting for t in rec.tool_use_ids))
+        else None
+    )
+    priced = ctx.prices.price(rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None)
     values = (
         rec.id,
         rec.session_id,
@@ -31,11 +39,18 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
         rec.sha,
         line_offset,
         held["id"] if held is not None else None,
+        priced.list_cost_micro,
+        priced.source,
+        priced.snapshot,
+        rec.cost_reported,
+        rec.coding_agent,
     )
     if not statedb.insert_message(conn, values):
         ctx.result.duplicates += 1
         return
     ctx.result.messages += 1
+    if rec.tool_use_ids:
+        statedb.record_tool_uses(conn, rec.id, rec.tool_use_ids)
     if rec.session_id and ctx.session(rec.session_id) is None:
         statedb.ensure_session(conn, rec.session_id)
         ctx.forget_session(rec.session_id)
@@ -47,5 +62,8 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
     # emitted_events (a B-tree insert per message) for it.
     outbox.enqueue(conn, events.message_event(msg, session, ctx.repo_url if worktree else None), new=True)
     if held is not None:
-        ctx.held_message_ids().discard(rec.id)
+        waiting.discard(held["agent_message_id"])
+        if held["agent_message_id"] != rec.id:  # it waited for a tool call: now its message is known
+            statedb.set_link_agent_message(conn, held["id"], rec.id)
+            held = statedb.link(conn, held["id"])
         emit_link(ctx, held, note=None)

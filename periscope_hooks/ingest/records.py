@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Union
 
 from periscope_hooks import events, spool
+from periscope_hooks.agents import DEFAULT_CODING_AGENT
 from periscope_hooks.state import now_ms
 
 TOKEN_FIELDS = events.TOKEN_FIELDS
@@ -31,6 +32,9 @@ class Message:
     cost: float
     branch: Any
     sha: Any
+    coding_agent: str = DEFAULT_CODING_AGENT  # which tool wrote it (issue 14)
+    tool_use_ids: tuple[str, ...] = ()  # Claude Code: the tool calls in the message
+    cost_reported: bool = True  # False: the record has no cost (Claude Code); `cost` is then 0
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Session:
     parent_id: Any
     agent: Any
     time: Any
+    coding_agent: str = DEFAULT_CODING_AGENT
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class Commit:
     agent_session_id: Any
     agent_message_id: Any
     parents: tuple[str, ...] | None  # recorded at commit time, or None (looked up once per batch)
+    # Claude Code: the tool call that ran the commit (its message may be recorded after the commit).
+    agent_tool_use_id: Any = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,9 @@ def message(rec: dict[str, Any]) -> Message:
         cost=float(rec.get("cost") or 0),
         branch=gitinfo.get("branch"),
         sha=gitinfo.get("sha"),
+        coding_agent=str(rec.get("coding_agent") or DEFAULT_CODING_AGENT),
+        tool_use_ids=tuple(str(t) for t in rec.get("tool_use_ids") or [] if isinstance(t, str)),
+        cost_reported=rec.get("cost") is not None,
     )
 
 
@@ -141,6 +151,7 @@ def session(rec: dict[str, Any]) -> Session:
         parent_id=rec.get("parent_id"),
         agent=rec.get("agent"),
         time=rec.get("time"),
+        coding_agent=str(rec.get("coding_agent") or DEFAULT_CODING_AGENT),
     )
 
 
@@ -171,6 +182,7 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
         agent_session_id=(agent or {}).get("session_id"),
         agent_message_id=(agent or {}).get("message_id"),
         parents=tuple(str(p) for p in parents) if isinstance(parents, list) else None,
+        agent_tool_use_id=(agent or {}).get("tool_use_id"),
     )
 
 

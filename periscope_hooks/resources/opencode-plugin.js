@@ -12,8 +12,19 @@ import os from "node:os";
 import path from "node:path";
 
 const BAKED_COMMAND = null; // periscope:command (replaced at install: ["/path/python", "-m", "periscope_hooks"])
-const PLUGIN_VERSION = 1;
 const MAX_LOG_BYTES = 256 * 1024;
+// OpenCode runs for days: every map below forgets its oldest entries past this many. Forgetting
+// is harmless: a message recorded again is deduplicated by id at ingest, a session record written
+// again is the same facts, a repository looked up again costs one git process.
+const MAX_REMEMBERED = 5000;
+
+// Map/Set insertion order is age order: drop the oldest entries beyond MAX_REMEMBERED.
+function bound(collection) {
+  for (const key of collection.keys()) {
+    if (collection.size <= MAX_REMEMBERED) break;
+    collection.delete(key);
+  }
+}
 
 function stateHome() {
   const xdg = process.env.XDG_STATE_HOME;
@@ -25,9 +36,19 @@ function configHome() {
   return xdg && path.isAbsolute(xdg) ? xdg : path.join(process.env.HOME || os.homedir(), ".config");
 }
 
-function periscopeCommand() {
+// The interpreter to run: baked in by a global install; for a repository's copy (which lives in
+// the work tree, so names no machine path) `periscope install-opencode` writes it beside the spool.
+function periscopeCommand(where) {
   if (process.env.PERISCOPE_BIN) return [process.env.PERISCOPE_BIN];
   if (Array.isArray(BAKED_COMMAND) && BAKED_COMMAND.length && fs.existsSync(BAKED_COMMAND[0])) return BAKED_COMMAND;
+  if (where && where.command === undefined) {
+    where.command = null;
+    try {
+      const cmd = JSON.parse(readText(path.join(where.stateDir, "opencode-command.json")) || "null");
+      if (Array.isArray(cmd) && cmd.length && cmd.every((c) => typeof c === "string") && fs.existsSync(cmd[0])) where.command = cmd;
+    } catch {}
+  }
+  if (where && where.command) return where.command;
   return ["periscope"];
 }
 
@@ -44,6 +65,8 @@ function isSha(s) {
 }
 
 // HEAD's SHA and branch, read from files (a git process per message would cost milliseconds).
+// A reftable repository (git 2.45+) keeps refs in binary tables, and its HEAD file is a stub
+// naming refs/heads/.invalid: only there, and only once the files did not resolve, ask git.
 function readHead(repo) {
   const head = (readText(path.join(repo.gitDir, "HEAD")) || "").trim();
   if (head.startsWith("ref: ")) {
@@ -57,9 +80,39 @@ function readHead(repo) {
         if (line.endsWith(" " + ref) && !line.startsWith("#") && !line.startsWith("^")) sha = line.split(" ")[0];
       }
     }
+    if (!isSha(sha) && usesReftable(repo)) return gitHead(repo);
     return { branch, sha: isSha(sha) ? sha : null };
   }
   return { branch: null, sha: isSha(head) ? head : null };
+}
+
+function usesReftable(repo) {
+  if (repo.reftable === undefined) {
+    const config = (readText(path.join(repo.commonDir, "config")) || "").toLowerCase();
+    repo.reftable = config.includes("refstorage") && config.includes("reftable");
+  }
+  return repo.reftable;
+}
+
+function gitOut(repo, args) {
+  return new Promise((resolve) => {
+    try {
+      execFile("git", [`--git-dir=${repo.gitDir}`, ...args], { timeout: 5000, windowsHide: true }, (err, stdout) =>
+        resolve(err ? null : String(stdout).trim()),
+      );
+    } catch {
+      resolve(null);
+    }
+  });
+}
+
+async function gitHead(repo) {
+  const [ref, sha] = await Promise.all([
+    gitOut(repo, ["symbolic-ref", "-q", "HEAD"]),
+    gitOut(repo, ["rev-parse", "-q", "--verify", "HEAD"]),
+  ]);
+  const branch = ref ? (ref.startsWith("refs/heads/") ? ref.slice("refs/heads/".length) : ref) : null;
+  return { branch, sha: isSha(sha) ? sha : null };
 }
 
 function gitRevParse(dir) {
@@ -89,7 +142,7 @@ export const PeriscopePlugin = async (ctx) => {
   const sessions = new Map(); // sessionID -> "title\0parent\0agent" last written
   const sessionDirs = new Map(); // sessionID -> directory
   let flushRunning = false;
-  let flushAgain = null;
+  const flushWanted = new Map(); // stateDir -> where: asked while a flusher ran, one per repository
   let loginStarted = false;
 
   const log = (stateDir, message) => {
@@ -117,6 +170,7 @@ export const PeriscopePlugin = async (ctx) => {
           return { repo, stateDir, spool: path.join(stateDir, "spool.jsonl"), top: realTop, dir };
         }),
       );
+      bound(repos);
     }
     return repos.get(dir);
   };
@@ -130,12 +184,13 @@ export const PeriscopePlugin = async (ctx) => {
   const requestFlush = (where) => {
     if (process.env.PERISCOPE_BACKGROUND === "0") return; // records wait for the next `periscope flush`
     if (flushRunning) {
-      flushAgain = where;
+      // Kept per repository: a session that touches two repositories must get both flushed.
+      flushWanted.set(where.stateDir, where);
       return;
     }
     flushRunning = true;
-    flushAgain = null;
-    const [cmd, ...args] = periscopeCommand();
+    flushWanted.delete(where.stateDir);
+    const [cmd, ...args] = periscopeCommand(where);
     try {
       const child = spawn(cmd, [...args, "flush", "--background"], {
         cwd: where.dir,
@@ -146,7 +201,8 @@ export const PeriscopePlugin = async (ctx) => {
       const done = (problem) => {
         if (problem) log(where.stateDir, problem);
         flushRunning = false;
-        if (flushAgain) requestFlush(flushAgain);
+        const next = flushWanted.values().next();
+        if (!next.done) requestFlush(next.value);
       };
       child.on("error", (e) => done(`could not start periscope (${cmd}): ${e.code || e.message}; records wait in the spool`));
       child.on("exit", (code) => done(code ? `periscope flush exited ${code}; records wait in the spool` : null));
@@ -166,7 +222,7 @@ export const PeriscopePlugin = async (ctx) => {
       // Signed in, and no flusher has found the sign-in expired since: nothing to ask.
       const dir = path.join(configHome(), "periscope");
       if (fs.existsSync(path.join(dir, "token_cache.json")) && !fs.existsSync(path.join(dir, "sign-in-required"))) return;
-      const [cmd, ...args] = periscopeCommand();
+      const [cmd, ...args] = periscopeCommand(where);
       const child = spawn(cmd, [...args, "login"], { cwd: where.dir, detached: true, stdio: "ignore" });
       child.on("error", (e) => log(where.stateDir, `could not start periscope login: ${e.code || e.message}`));
       child.unref();
@@ -180,13 +236,15 @@ export const PeriscopePlugin = async (ctx) => {
       if (inflight.get(info.sessionID) === info.id) inflight.delete(info.sessionID);
     } else {
       inflight.set(info.sessionID, info.id);
+      bound(inflight);
       return;
     }
     if (recorded.has(info.id)) return;
     recorded.add(info.id);
+    bound(recorded);
     const dir = (info.path && (info.path.cwd || info.path.root)) || sessionDirs.get(info.sessionID) || ctx.directory;
     const where = await locate(dir);
-    const head = where.repo ? readHead(where.repo) : { branch: null, sha: null };
+    const head = where.repo ? await readHead(where.repo) : { branch: null, sha: null };
     const t = info.tokens || {};
     const cache = t.cache || {};
     const num = (x) => (typeof x === "number" && isFinite(x) && x >= 0 ? x : 0);
@@ -216,10 +274,14 @@ export const PeriscopePlugin = async (ctx) => {
 
   const onSession = async (info) => {
     if (!info || !info.id) return;
-    if (info.directory) sessionDirs.set(info.id, info.directory);
+    if (info.directory) {
+      sessionDirs.set(info.id, info.directory);
+      bound(sessionDirs);
+    }
     const key = [info.title || "", info.parentID || "", info.agent || ""].join("\0");
     if (sessions.get(info.id) === key) return;
     sessions.set(info.id, key);
+    bound(sessions);
     const where = await locate(info.directory || ctx.directory);
     append(where, {
       v: 1,

@@ -1,0 +1,483 @@
+"""Claude Code: captured by periscope's own hooks, which read Claude Code's transcripts.
+
+Claude Code runs `periscope agent-hook claude-code` (installed by `install-claude-code`) at
+PreToolUse (Bash), PostToolBatch, Stop, SubagentStop and SessionEnd, with JSON on stdin
+(`session_id`, `transcript_path`, `cwd`, and for tools `tool_use_id`).  The hook reads the
+transcript lines added since the offset stored for the session, and the session's sub-agent
+transcripts (`<session>/subagents/agent-<id>.jsonl`), and appends one metadata-only message
+record per assistant message to the spool of the repository the line's `cwd` is in.  Then it
+starts the background flush.  It is synchronous (Claude Code cancels `async` hooks when a `-p`
+turn ends), silent, bounded in time, and always exits 0 (an exit 2 would block the tool).
+
+Facts this rests on (checked with Claude Code 2.1.332):
+- One message with several content blocks is written as several lines with the same
+  `message.id` and the same, final usage: deduplicated on the id, never summed.
+- The lines are written once the message is complete.  The Bash tool starts while the
+  message is still streaming, so a `git commit` can run before its own message is in the
+  transcript.  PreToolUse therefore writes the tool's id (and the message id, when the
+  message is already there) to `<session>.inflight`, which the commit hook reads; ingest holds
+  the commit until the message holding that tool id is captured.
+- Commands the Bash tool runs see `CLAUDECODE=1` and `CLAUDE_CODE_SESSION_ID` (sub-agents:
+  the parent's id).
+- There is no per-message cost: records carry `cost: null` and are priced at ingest.
+
+Only ids, model, provider, token counts, times, the worktree, git branch and SHA are read from
+a line: never text, thinking, tool input or output.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+NAME = "claude-code"
+HOOK_EVENTS = ("PreToolUse", "PostToolBatch", "Stop", "SubagentStop", "SessionEnd")
+HOOK_MATCHERS = {"PreToolUse": "Bash"}  # the only tool whose commands can commit
+HOOK_TIME_LIMIT_S = 10
+RECENT = 500  # message and tool ids remembered per session, to drop the repeated lines of one message
+SYNTHETIC_MODEL = "<synthetic>"  # Claude Code's own placeholder replies (errors, interrupts): no API call
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def _safe_id(value: object) -> str | None:
+    """A session or tool id usable as a file name (Claude Code's are UUIDs and toolu_...)."""
+    if isinstance(value, str) and 0 < len(value) <= 200 and set(value) <= _ID_CHARS:
+        return value
+    return None
+
+
+def _periscope_state_home(env: Mapping[str, str]) -> str:
+    """paths.state_home()/periscope, without pathlib (20-50 ms of imports Claude Code would wait for)."""
+    state = env.get("XDG_STATE_HOME") or ""
+    if not os.path.isabs(state):
+        state = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "periscope")
+
+
+def capture_dir(env: Mapping[str, str] = os.environ) -> str:
+    """Per-session capture state: transcript offsets, recent ids, the in-flight tool."""
+    return os.path.join(_periscope_state_home(env), "claude-code")
+
+
+def commit_agent(env: Mapping[str, str] = os.environ) -> dict[str, Any] | None:
+    """A commit made by a command Claude Code ran: its session, and the tool call in flight."""
+    if env.get("CLAUDECODE") != "1":
+        return None
+    session_id = _safe_id(env.get("CLAUDE_CODE_SESSION_ID"))
+    block: dict[str, Any] = {"coding_agent": NAME, "session_id": session_id, "message_id": None}
+    if session_id:
+        try:
+            with open(os.path.join(capture_dir(env), session_id + ".inflight"), encoding="utf-8") as f:
+                parts = f.read(1024).strip().split("\t")
+        except OSError:
+            parts = []
+        if parts and _safe_id(parts[0]):
+            block["tool_use_id"] = parts[0]
+        if len(parts) > 1 and parts[1]:
+            block["message_id"] = parts[1]
+    return block
+
+
+# --- reading transcripts (not on the commit hook's path) ------------------------------------
+
+
+class _ScanContext:
+    """What the C JSON scanner reads from its context (json.JSONDecoder's defaults)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity
+    memo: dict[str, str] = {}
+
+
+def loads(data: bytes | str) -> Any:
+    """json.loads with the C scanner alone: the json package imports re and enum, ~40 ms that
+    Claude Code would wait for on every hook run (the hook parses every new transcript line)."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    text = text.strip()
+    try:
+        from _json import make_scanner
+    except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+        import json
+
+        return json.loads(text)
+    try:
+        value, end = make_scanner(_ScanContext())(text, 0)  # type: ignore[arg-type]  # duck-typed context
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(text):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
+def _time_ms(stamp: object) -> int | None:
+    from datetime import datetime
+
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def provider(env: Mapping[str, str] = os.environ) -> str:
+    """Where Claude Code sends its requests (the hook runs with Claude Code's environment)."""
+    if env.get("CLAUDE_CODE_USE_BEDROCK") in ("1", "true"):
+        return "amazon-bedrock"
+    if env.get("CLAUDE_CODE_USE_VERTEX") in ("1", "true"):
+        return "google-vertex"
+    return "anthropic"
+
+
+def message_fields(line: dict[str, Any]) -> dict[str, Any] | None:
+    """The metadata of one assistant transcript line, or None for anything else.
+
+    Picks fields by name; nothing else of the line (content, thinking, tool input) is kept.
+    """
+    if line.get("type") != "assistant":
+        return None
+    message = line.get("message")
+    if not isinstance(message, dict):
+        return None
+    mid, usage, model = message.get("id"), message.get("usage"), message.get("model")
+    if not isinstance(mid, str) or not mid or not isinstance(usage, dict) or model == SYNTHETIC_MODEL:
+        return None
+    details = usage.get("output_tokens_details")
+    thinking = _count(details.get("thinking_tokens")) if isinstance(details, dict) else 0
+    output = _count(usage.get("output_tokens"))
+    content = message.get("content")
+    tool_ids = [
+        b["id"]
+        for b in (content if isinstance(content, list) else [])
+        if isinstance(b, dict) and b.get("type") == "tool_use" and _safe_id(b.get("id"))
+    ]
+    return {
+        "id": mid,
+        "model": model if isinstance(model, str) else None,
+        "time": _time_ms(line.get("timestamp")),
+        "cwd": line.get("cwd") if isinstance(line.get("cwd"), str) else "",
+        "tokens": {
+            "input": _count(usage.get("input_tokens")),
+            # Anthropic's output count includes thinking; the spool keeps them apart (like OpenCode).
+            "output": max(output - thinking, 0),
+            "reasoning": min(thinking, output) if output else thinking,
+            "cache_read": _count(usage.get("cache_read_input_tokens")),
+            "cache_write": _count(usage.get("cache_creation_input_tokens")),
+        },
+        "tool_use_ids": tool_ids,
+        "agent_id": line.get("agentId") if line.get("isSidechain") and _safe_id(line.get("agentId")) else None,
+    }
+
+
+class _Capture:
+    """One hook run's work for one session, under the session's lock."""
+
+    def __init__(self, session_id: str, env: Mapping[str, str]) -> None:
+        self.session_id = session_id
+        self.env = env
+        self.dir = capture_dir(env)
+        self.state_path = os.path.join(self.dir, session_id + ".json")
+        self.state: dict[str, Any] = {}
+        self.out: dict[str, list[dict[str, Any]]] = {}  # spool path -> records to append
+        self._repos: dict[str, tuple[str, Any]] = {}  # cwd -> (state dir, RepoDirs | None)
+        self._agent_types: dict[str, str | None] = {}
+        self._records: dict[str, dict[str, Any]] = {}  # message id -> its record, for this run
+
+    def load(self) -> None:
+        try:
+            with open(self.state_path, "rb") as f:
+                data = loads(f.read())
+            if isinstance(data, dict):
+                self.state = data
+        except (OSError, ValueError):
+            self.state = {}
+        for key in ("files", "tools", "announced"):
+            if not isinstance(self.state.get(key), dict):
+                self.state[key] = {}
+        if not isinstance(self.state.get("seen"), list):
+            self.state["seen"] = []
+
+    def save(self) -> None:
+        from periscope_hooks.spool import _dumps
+
+        self.state["seen"] = self.state["seen"][-RECENT:]
+        tools = self.state["tools"]
+        if len(tools) > RECENT:
+            self.state["tools"] = dict(list(tools.items())[-RECENT:])
+        tmp = f"{self.state_path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(_dumps(self.state))
+        os.replace(tmp, self.state_path)
+
+    def where(self, cwd: str) -> tuple[str, Any]:
+        """(state dir, repository dirs or None) for a transcript line's cwd."""
+        found = self._repos.get(cwd)
+        if found is None:
+            from periscope_hooks import git
+
+            dirs = git.find_repo_dirs(cwd, env={}) if cwd and os.path.isdir(cwd) else None
+            if dirs is not None:
+                found = (os.path.join(dirs.common_dir, "periscope"), dirs)  # paths.state_dir_for_common_dir
+            else:
+                found = (os.path.join(_periscope_state_home(self.env), "no-repo"), None)  # paths.no_repo_state_dir
+            self._repos[cwd] = found
+        return found
+
+    def agent_type(self, transcript: str, agent_id: str) -> str | None:
+        """The sub-agent's type (general-purpose, Explore, ...) from the meta file beside it."""
+        if agent_id not in self._agent_types:
+            meta = os.path.join(os.path.dirname(transcript), f"agent-{agent_id}.meta.json")
+            try:
+                with open(meta, "rb") as f:
+                    value = loads(f.read()).get("agentType")
+            except (OSError, ValueError, AttributeError):
+                value = None
+            self._agent_types[agent_id] = value if isinstance(value, str) else None
+        return self._agent_types[agent_id]
+
+    def read(self, transcript: str) -> None:
+        from periscope_hooks import spool
+
+        offsets = self.state["files"]
+        offset = offsets.get(transcript, 0)
+        try:
+            if os.path.getsize(transcript) < offset:
+                offset = 0  # replaced or truncated: re-read (message ids deduplicate)
+        except OSError:
+            return
+        seen = set(self.state["seen"])
+        while True:
+            lines, end = spool.read_lines(transcript, offset, 8 << 20)
+            if end == offset:
+                break
+            for _, raw in lines:
+                if b'"assistant"' not in raw:
+                    continue  # most lines (attachments, requests, tool results) are not messages
+                try:
+                    line = loads(raw)
+                except (ValueError, RecursionError):
+                    continue
+                fields = message_fields(line) if isinstance(line, dict) else None
+                if fields is None:
+                    continue
+                for tool_id in fields["tool_use_ids"]:
+                    self.state["tools"][tool_id] = fields["id"]
+                earlier = self._records.get(fields["id"])
+                if earlier is not None:  # another content block of a message read in this run
+                    earlier["tool_use_ids"].extend(
+                        t for t in fields["tool_use_ids"] if t not in earlier["tool_use_ids"]
+                    )
+                    continue
+                if fields["id"] in seen:
+                    continue
+                seen.add(fields["id"])
+                self.state["seen"].append(fields["id"])
+                self.add_message(transcript, fields)
+            offset = end
+        offsets[transcript] = offset
+
+    def add_message(self, transcript: str, fields: dict[str, Any]) -> None:
+        from periscope_hooks import git
+
+        state_dir, dirs = self.where(fields["cwd"])
+        spool_path = os.path.join(state_dir, "spool.jsonl")
+        session_id, agent = self.session_id, None
+        records = self.out.setdefault(spool_path, [])
+        if fields["agent_id"]:
+            session_id = f"{self.session_id}/agent-{fields['agent_id']}"
+            agent = self.agent_type(transcript, fields["agent_id"])
+        key = f"{session_id}\t{state_dir}"
+        if key not in self.state["announced"]:
+            self.state["announced"][key] = 1
+            records.append(
+                {
+                    "v": 1,
+                    "kind": "session",
+                    "session_id": session_id,
+                    "title": None,  # Claude Code's titles are drawn from the conversation: not kept
+                    "parent_id": self.session_id if fields["agent_id"] else None,
+                    "agent": agent,
+                    "coding_agent": NAME,
+                    "time": fields["time"],
+                }
+            )
+        sha, branch = git.read_head(dirs) if dirs is not None else (None, None)
+        import time
+
+        record = self._records[fields["id"]] = {
+            "v": 1,
+            "kind": "message",
+            "id": fields["id"],
+            "session_id": session_id,
+            "time": fields["time"] if fields["time"] is not None else int(time.time() * 1000),
+            "provider": provider(self.env),
+            "model": fields["model"],
+            "agent": agent,
+            "coding_agent": NAME,
+            "tokens": fields["tokens"],
+            "cost": None,  # Claude Code reports no per-message cost: priced at ingest
+            "cwd": dirs.worktree if dirs is not None else "",
+            "git": {"branch": branch, "sha": sha},
+            "tool_use_ids": list(fields["tool_use_ids"]),
+        }
+        records.append(record)
+
+    def write_inflight(self, tool_use_id: str) -> None:
+        message_id = self.state["tools"].get(tool_use_id) or ""
+        tmp = os.path.join(self.dir, f"{self.session_id}.inflight.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"{tool_use_id}\t{message_id}\n")
+        os.replace(tmp, os.path.join(self.dir, self.session_id + ".inflight"))
+
+    def append(self) -> list[str]:
+        """Write the collected records; the state dirs written to."""
+        from periscope_hooks import spool
+
+        written = []
+        for spool_path, records in self.out.items():
+            if not records:
+                continue
+            os.makedirs(os.path.dirname(spool_path), exist_ok=True)
+            for record in records:
+                spool.append(spool_path, record)
+            written.append(os.path.dirname(spool_path))
+        return written
+
+
+def transcripts_of(transcript: str, extra: Iterable[str] = ()) -> list[str]:
+    """The session's transcript and its sub-agents' (`<session>/subagents/agent-*.jsonl`)."""
+    files = [transcript]
+    sub = os.path.join(transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript, "subagents")
+    try:
+        names = sorted(n for n in os.listdir(sub) if n.startswith("agent-") and n.endswith(".jsonl"))
+    except OSError:
+        names = []
+    files.extend(os.path.join(sub, n) for n in names)
+    files.extend(p for p in extra if p not in files)
+    return files
+
+
+def capture_session(
+    session_id: str,
+    transcript: str,
+    *,
+    tool_use_id: str | None = None,
+    extra: Iterable[str] = (),
+    env: Mapping[str, str] = os.environ,
+) -> list[str]:
+    """Capture what is new in a session's transcripts; the state dirs whose spool grew."""
+    import fcntl
+
+    cap = _Capture(session_id, env)
+    os.makedirs(cap.dir, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(cap.dir, session_id + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # parallel tool calls run their hooks at the same time
+        cap.load()
+        for path in transcripts_of(transcript, extra):
+            cap.read(path)
+        # Records first, offsets second: a crash in between re-reads, and ingest drops the repeat.
+        written = cap.append()
+        cap.save()
+        if tool_use_id:
+            cap.write_inflight(tool_use_id)
+        return written
+    finally:
+        os.close(fd)
+
+
+def capture(hook_input: dict[str, Any], env: Mapping[str, str] = os.environ) -> list[str]:
+    """What one Claude Code hook run does, given the JSON Claude Code passed on stdin."""
+    session_id = _safe_id(hook_input.get("session_id"))
+    transcript = hook_input.get("transcript_path")
+    if not session_id or not isinstance(transcript, str) or not os.path.isabs(transcript):
+        return []
+    extra = [p for p in [hook_input.get("agent_transcript_path")] if isinstance(p, str) and os.path.isabs(p)]
+    tool = _safe_id(hook_input.get("tool_use_id")) if hook_input.get("hook_event_name") == "PreToolUse" else None
+    return capture_session(session_id, transcript, tool_use_id=tool, extra=extra, env=env)
+
+
+def config_dir(env: Mapping[str, str] = os.environ) -> str:
+    explicit = env.get("CLAUDE_CONFIG_DIR")
+    if explicit and os.path.isabs(explicit):
+        return explicit
+    return os.path.join(env.get("HOME") or os.path.expanduser("~"), ".claude")
+
+
+def find_transcript(session_id: str, env: Mapping[str, str] = os.environ) -> str | None:
+    """`<config>/projects/<project>/<session_id>.jsonl`, wherever the project folder is."""
+    if not _safe_id(session_id):
+        return None
+    projects = os.path.join(config_dir(env), "projects")
+    try:
+        folders = os.listdir(projects)
+    except OSError:
+        return None
+    for folder in sorted(folders):
+        path = os.path.join(projects, folder, session_id + ".jsonl")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def has_capture_state(session_id: str, env: Mapping[str, str] = os.environ) -> bool:
+    return bool(_safe_id(session_id)) and os.path.exists(os.path.join(capture_dir(env), session_id + ".json"))
+
+
+def recover(session_id: str, env: Mapping[str, str] = os.environ) -> list[str]:
+    """For a session whose hooks never ran: find its transcript by id and capture it."""
+    transcript = find_transcript(session_id, env)
+    if transcript is None:
+        return []
+    return capture_session(session_id, transcript, env=env)
+
+
+def _alarm(signum: int, frame: object) -> None:  # pragma: no cover - a hung filesystem
+    raise TimeoutError(f"the Claude Code hook took longer than {HOOK_TIME_LIMIT_S}s")
+
+
+def main() -> int:
+    """What the installed hook command runs (`python -c`, not `-m`: runpy alone costs ~10 ms)."""
+    import sys
+
+    try:
+        data = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read(1 << 20)
+    except (OSError, ValueError):
+        data = b""
+    return run_hook(data)
+
+
+def run_hook(stdin_data: bytes, env: Mapping[str, str] = os.environ) -> int:
+    """`periscope agent-hook claude-code`: always 0, never a word on stdout or stderr."""
+    import _signal  # type: ignore[import-not-found]  # the C module: `signal` imports enum (~15 ms)
+
+    from periscope_hooks import hook, logfile
+
+    try:
+        _signal.signal(_signal.SIGALRM, _alarm)
+        _signal.alarm(HOOK_TIME_LIMIT_S)
+        data = loads(stdin_data or b"{}")
+        if not isinstance(data, dict):
+            return 0
+        written = capture(data, env)
+        if env.get("PERISCOPE_BACKGROUND", "1") != "0":
+            for state_dir in written:
+                hook.spawn_background_flush(state_dir)
+    except BaseException as e:  # never fail (or block) Claude Code
+        log = os.path.join(_periscope_state_home(env), "hook.log")  # paths.fallback_log_path
+        logfile.log_line(log, "Claude Code hook failed; Claude Code is unaffected", exc=e)
+    finally:
+        _signal.alarm(0)
+    return 0

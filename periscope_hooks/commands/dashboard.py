@@ -1,0 +1,91 @@
+"""`periscope dashboard`: the report's figures as one self-contained HTML page (or as JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from periscope_hooks import dashboard, output
+from periscope_hooks.dashboard import Source, Window
+from periscope_hooks.errors import UserError
+
+
+def _sources(repo: str | None, all_repos: bool) -> list[Source]:
+    from periscope_hooks import paths
+    from periscope_hooks.repo import resolve_dirs
+
+    if all_repos:
+        found = dashboard.known_sources()
+        if not found:
+            raise UserError(
+                "no repositories known yet",
+                "run `periscope dashboard` once inside each repository",
+            )
+        return found
+    dirs = resolve_dirs(repo, required=bool(repo))
+    if dirs is None:
+        return [Source("(outside any repository)", paths.no_repo_state_dir())]
+    source = Source(dirs.worktree or dirs.common_dir, paths.state_dir_for_common_dir(dirs.common_dir))
+    dashboard.remember(source)
+    return [source]
+
+
+def dashboard_command(
+    *,
+    repo: str | None,
+    all_repos: bool,
+    out: str | None,
+    open_browser: bool,
+    since: str | None,
+    until: str | None,
+    titles: bool,
+    fmt: str,
+    serve: bool = False,
+) -> int:
+    from periscope_hooks.commands import report
+
+    if hasattr(report, "parse_window"):  # the report reads --since/--until itself: read them as it does
+        since_ms, until_ms = report.parse_window(since, until)
+        window = Window(since_ms, until_ms)
+    else:
+        window = Window(
+            dashboard.parse_when(since, end=False) if since else None,
+            dashboard.parse_when(until, end=True) if until else None,
+        )
+    sources = _sources(repo, all_repos)
+    if serve:
+        return _serve(sources, window, titles=titles, open_browser=open_browser)
+    aggregate = dashboard.build_aggregate(sources, window, titles=titles)
+    if fmt == "json":
+        text = json.dumps(aggregate, indent=2)
+        if out:
+            dashboard.write_private(Path(out), text + "\n")
+            output.out(f"wrote {Path(out).resolve()}")
+        else:
+            output.out(text)
+        return 0
+    path = Path(out) if out else dashboard.default_output_path()
+    dashboard.write_private(path, dashboard.render_html(aggregate))
+    output.out(f"dashboard written to {path.resolve()}")
+    if open_browser and not dashboard.open_in_browser(path):
+        output.info("no browser could be opened; open the file above yourself")
+    return 0
+
+
+def _serve(sources: list[Source], window: Window, *, titles: bool, open_browser: bool) -> int:
+    from periscope_hooks.dashboard_server import DashboardServer
+
+    server = DashboardServer(lambda: dashboard.build_aggregate(sources, window, titles=titles), dashboard.render_html)
+    output.out(f"serving the dashboard at {server.url} (Ctrl-C stops)")
+    import sys
+
+    sys.stdout.flush()
+    if open_browser and not dashboard.open_in_browser_url(server.url):
+        output.info("no browser could be opened; open the address above yourself")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,387 @@
+"""List-price cost of a message, from Pydantic's genai-prices table, and where a cost came from.
+
+Every message gets, besides the cost its agent reported, a list-price cost computed here from its
+provider, model and five token counts, and a source saying which figure to trust:
+
+- ``reported``: the agent computed a cost (> 0, or 0 for a message that used no tokens);
+- ``estimated``: the agent reported no cost at all (Claude Code's transcripts): the list price is it;
+- ``subscription``: the agent reported 0 for tokens used (GitHub Copilot, OpenCode's free tiers,
+  a plan or seat): the list price says what the same tokens cost from the model's maker;
+- ``unknown``: nobody knows (no reported figure and the model is not in the table): never a guess.
+
+Token conventions (OpenCode's, which the spool keeps): ``input`` excludes cache reads and writes and
+``output`` excludes reasoning.  genai-prices counts input *including* cached tokens (a tier's
+threshold is on that total) and reasoning is billed at the output price.
+
+The library is imported only here, only by the background flusher (it costs ~0.3-1 s to import;
+never on the commit hook's path, see tests/test_hook_imports.py).  Its per-call price calculation
+costs about 1 ms, which would cut ingest throughput several-fold, so a message is priced from integer
+unit prices resolved once per (provider, model) and price period (tests/test_pricing.py checks the
+result equals the library's own calculation for every model in the snapshot).  Money is integer
+micro-dollars, so sums are exact.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Union
+
+from periscope_hooks import paths
+
+SOURCES = ("reported", "estimated", "subscription", "unknown")
+MICRO = 1_000_000
+PICO_PER_MICRO = 1_000_000
+UPDATE_URL = "https://raw.githubusercontent.com/pydantic/genai-prices/refs/heads/main/prices/new_data/v2/data.json"
+FETCHED_NAME = "data.json"
+FETCHED_META_NAME = "data.meta.json"
+
+# OpenCode provider ids (models.dev) genai-prices knows under another name.  The library's own
+# provider matching already maps amazon-bedrock -> aws, xai -> x-ai, google-vertex -> google and
+# google-vertex-anthropic -> anthropic; these are the ones it misses.
+PROVIDER_ALIASES = {
+    "fireworks-ai": "fireworks",
+    "togetherai": "together",
+    "zhipuai-coding-plan": "zhipuai",
+    "zai-coding-plan": "zai",
+}
+
+# The price keys a message's five token counts can incur (plus a per-request price).  Any other key
+# of a model's price (audio, images, searches...) prices usage the spool never records.
+_TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok")
+_REQUEST_KEY = "requests_kcount"
+
+
+Pico = Union[int, Fraction]  # pico-dollars (1e-12 $)
+
+
+@dataclass(frozen=True)
+class Priced:
+    """A message's list price (None when the model is not in the table) and its cost source."""
+
+    list_cost_micro: int | None
+    source: str
+    snapshot: str | None  # the table's identity, with every list price (None when none was found)
+
+
+@dataclass(frozen=True)
+class _Rate:
+    """Pico-dollars per token, exact (integers, but for a few noisy prices)."""
+
+    base: Pico
+    tiers: tuple[tuple[int, Pico], ...] = ()  # (start, rate): above `start` input tokens, all tokens pay `rate`
+
+    def at(self, total_input: int) -> Pico:
+        rate = self.base
+        for start, tier_rate in self.tiers:
+            if total_input > start:
+                rate = tier_rate
+        return rate
+
+
+@dataclass(frozen=True)
+class _Rates:
+    input: _Rate | None
+    output: _Rate | None
+    cache_read: _Rate | None
+    cache_write: _Rate | None
+    reasoning: _Rate | None
+    request: Pico  # per request
+
+    def cost_pico(self, inp: int, out: int, reasoning: int, cache_read: int, cache_write: int) -> Pico:
+        total_input = inp + cache_read + cache_write
+        # Cached tokens without a price of their own are input tokens (the library's decomposition).
+        in_tokens = inp + (0 if self.cache_read else cache_read) + (0 if self.cache_write else cache_write)
+        out_tokens = out + (0 if self.reasoning else reasoning)
+        pico = self.request
+        for rate, n in (
+            (self.input, in_tokens),
+            (self.output, out_tokens),
+            (self.cache_read, cache_read),
+            (self.cache_write, cache_write),
+            (self.reasoning, reasoning),
+        ):
+            if rate is not None and n:
+                pico += rate.at(total_input) * n
+        return pico
+
+
+def _pico(value: Decimal, per: int) -> Pico:
+    """$ per `per` units -> pico-dollars per unit: an int for every sane price, an exact Fraction for
+    the few the table stores with float noise (0.18000000000000002)."""
+    scaled = Fraction(value) * 10**12 / per
+    return int(scaled) if scaled.denominator == 1 else scaled
+
+
+def _rate(price: Any) -> _Rate | None:
+    if price is None:
+        return None
+    if isinstance(price, Decimal):
+        return _Rate(_pico(price, MICRO))
+    return _Rate(
+        _pico(price.base, MICRO),
+        tuple((int(t.start), _pico(t.price, MICRO)) for t in sorted(price.tiers, key=lambda t: t.start)),
+    )
+
+
+def _rates(model_price: Any) -> _Rates:
+    values = {k: getattr(model_price, k, None) for k in (*_TOKEN_KEYS, _REQUEST_KEY)}
+    request = values[_REQUEST_KEY]
+    return _Rates(
+        input=_rate(values["input_mtok"]),
+        output=_rate(values["output_mtok"]),
+        cache_read=_rate(values["cache_read_mtok"]),
+        cache_write=_rate(values["cache_write_mtok"]),
+        reasoning=_rate(values["output_reasoning_mtok"]),
+        request=_pico(request, 1000) if isinstance(request, Decimal) else 0,
+    )
+
+
+def micro_from_pico(pico: Pico) -> int:
+    """Round to whole micro-dollars, half to even (the rounding a sum of many messages drifts least with)."""
+    if not isinstance(pico, int):
+        return round(pico / PICO_PER_MICRO)
+    q, r = divmod(pico, PICO_PER_MICRO)
+    if r * 2 > PICO_PER_MICRO or (r * 2 == PICO_PER_MICRO and q % 2):
+        q += 1
+    return q
+
+
+def dollars_to_micro(cost: float) -> int:
+    return int(Decimal(repr(float(cost))).scaleb(6).to_integral_value(ROUND_HALF_EVEN))
+
+
+def micro_to_dollars(micro: int | None) -> float | None:
+    return None if micro is None else micro / MICRO
+
+
+def cost_source(reported: float | None, tokens_used: bool, list_known: bool) -> str:
+    """Which figure a message's cost is (see the module docstring)."""
+    if reported is None:
+        return "estimated" if list_known else "unknown"
+    if reported > 0 or not tokens_used:
+        return "reported"
+    return "subscription" if list_known else "unknown"
+
+
+class PriceTable:
+    """One genai-prices snapshot, with per-(provider, model) lookups cached.
+
+    `snapshot` is the library's DataSnapshot; `identity` names it in every estimate."""
+
+    def __init__(self, snapshot: Any, identity: str) -> None:
+        self.snapshot = snapshot
+        self.identity = identity
+        self._models: dict[tuple[str, str, bool], Any] = {}  # -> ModelInfo | None
+        self._rates: dict[int, tuple[Any, _Rates | None]] = {}  # id(ModelPrice) -> (it, rates)
+        self._fixed: dict[tuple[str, str, bool], _Rates | None] = {}  # models with one price for all time
+
+    def _find(self, provider: str, model: str, maker_only: bool) -> Any:
+        key = (provider, model, maker_only)
+        if key in self._models:
+            return self._models[key]
+        found = None
+        refs = [model] + ([model.rsplit("/", 1)[1]] if "/" in model else [])
+        provider_ids: list[str | None] = [] if maker_only else [PROVIDER_ALIASES.get(provider.lower(), provider)]
+        provider_ids.append(None)  # the model's maker, found from the model name
+        for pid in provider_ids:
+            for ref in refs:
+                try:
+                    found = self.snapshot.find_provider_model(ref, None, pid, None)[1]
+                except LookupError:
+                    continue
+                break
+            if found is not None:
+                break
+        self._models[key] = found
+        return found
+
+    def _rates_of(self, model_price: Any) -> _Rates | None:
+        hit = self._rates.get(id(model_price))
+        if hit is not None and hit[0] is model_price:
+            return hit[1]
+        try:
+            rates: _Rates | None = _rates(model_price)
+        except (ValueError, AttributeError, TypeError):
+            rates = None  # a price shape this code does not know: unknown, never a guess
+        self._rates[id(model_price)] = (model_price, rates)
+        return rates
+
+    def rates(self, provider: str, model: str, time_ms: int | None, maker_only: bool = False) -> _Rates | None:
+        key = (provider, model, maker_only)
+        if key in self._fixed:
+            return self._fixed[key]
+        info = self._find(provider, model, maker_only)
+        if info is None:
+            self._fixed[key] = None
+            return None
+        prices = info.prices
+        if not isinstance(prices, list):  # one price for all time: cache by the key alone
+            rates = self._fixed[key] = self._rates_of(prices)
+            return rates
+        # Prices that changed over time: the one in force when the message was sent.
+        when = _dt.datetime.fromtimestamp((time_ms or 0) / 1000, tz=_dt.timezone.utc)
+        return self._rates_of(info.get_prices(when))
+
+    def list_cost_micro(
+        self,
+        provider: str | None,
+        model: str | None,
+        tokens: tuple[int, int, int, int, int],
+        time_ms: int | None,
+        maker_only: bool = False,
+    ) -> int | None:
+        if not model:
+            return None
+        rates = self.rates(provider or "", model, time_ms, maker_only)
+        return None if rates is None else micro_from_pico(rates.cost_pico(*tokens))
+
+    def price(
+        self,
+        provider: str | None,
+        model: str | None,
+        tokens: tuple[int, int, int, int, int],
+        time_ms: int | None,
+        reported: float | None,
+    ) -> Priced:
+        """A message's list price and cost source.  `tokens` is (input, output, reasoning, cache_read,
+        cache_write) the OpenCode way; `reported` is None when the agent reported no cost."""
+        used = any(tokens)
+        # Billed by plan: the list price is the maker's, whatever reseller served it.
+        maker_only = reported is not None and reported <= 0 and used
+        micro = self.list_cost_micro(provider, model, tokens, time_ms, maker_only)
+        source = cost_source(reported, used, micro is not None)
+        return Priced(micro, source, self.identity if micro is not None else None)
+
+
+class NoTable:
+    """Stands in when genai-prices is not installed (Python < 3.11): every list price is unknown."""
+
+    identity = None
+
+    def price(
+        self,
+        provider: str | None,
+        model: str | None,
+        tokens: tuple[int, int, int, int, int],
+        time_ms: int | None,
+        reported: float | None,
+    ) -> Priced:
+        return Priced(None, cost_source(reported, any(tokens), False), None)
+
+
+# --- which snapshot ----------------------------------------------------------------------------
+
+
+def prices_dir() -> Path:
+    """Where `periscope prices --update` keeps the fetched table (per user, shared by repositories)."""
+    return paths._xdg("XDG_CACHE_HOME", ".cache") / "periscope" / "prices"
+
+
+def library_version() -> str | None:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        return version("genai-prices")
+    except PackageNotFoundError:
+        return None
+
+
+def fetched_meta() -> dict[str, Any] | None:
+    """What `prices --update` saved: {"fetched": RFC 3339, "sha256": ..., "url": ...}, or None."""
+    try:
+        meta = json.loads((prices_dir() / FETCHED_META_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or not (prices_dir() / FETCHED_NAME).is_file():
+        return None
+    return meta
+
+
+def _identity(version: str, meta: dict[str, Any] | None) -> str:
+    if meta is None:
+        return f"genai-prices {version} bundled"
+    return f"genai-prices {version} fetched {meta.get('fetched', '?')} sha256:{str(meta.get('sha256', ''))[:12]}"
+
+
+def load_table() -> PriceTable | NoTable:
+    """The table in use: the one `prices --update` fetched if any (and readable), else the bundled one."""
+    version = library_version()
+    if version is None:
+        return NoTable()
+    try:
+        from genai_prices import data_snapshot
+    except Exception:  # an incompatible install: unknown prices, never a failed ingest
+        return NoTable()
+    meta = fetched_meta()
+    if meta is not None:
+        try:
+            raw = (prices_dir() / FETCHED_NAME).read_bytes()
+            return PriceTable(_snapshot_from_raw(raw, data_snapshot), _identity(version, meta))
+        except Exception:
+            pass  # a damaged or incompatible fetched file: the bundled snapshot still works
+    return PriceTable(data_snapshot.get_snapshot(), _identity(version, None))
+
+
+def _snapshot_from_raw(raw: bytes, data_snapshot: Any) -> Any:
+    from genai_prices.types import _providers_from_raw  # the loader genai-prices' own updater uses
+
+    payload = json.loads(raw)
+    if not isinstance(payload, list):
+        raise ValueError("expected a list of providers")
+    return data_snapshot.DataSnapshot(_providers_from_raw(payload), from_auto_update=False)
+
+
+def newest_price_date(snapshot: Any) -> str | None:
+    """The newest dated price change in effect today (a lower bound of the data's age; the table
+    also holds announced future changes, which say nothing about its age)."""
+    today = _dt.datetime.now(_dt.timezone.utc).date()
+    newest: _dt.date | None = None
+    for provider in snapshot.providers:
+        for model in provider.models:
+            if isinstance(model.prices, list):
+                for conditional in model.prices:
+                    start = getattr(conditional.constraint, "start_date", None)
+                    if isinstance(start, _dt.datetime):
+                        start = start.date()
+                    if isinstance(start, _dt.date) and start <= today and (newest is None or start > newest):
+                        newest = start
+    return newest.isoformat() if newest else None
+
+
+def fetch_update(url: str | None = None, timeout: float = 10.0) -> str:
+    """Fetch fresh prices, check they load, and keep them for every later ingest; returns the identity.
+
+    Raises OSError (network) or ValueError (not a price table) with a one-line message."""
+    import httpx
+
+    url = url or os.environ.get("PERISCOPE_PRICES_URL") or UPDATE_URL
+    try:
+        response = httpx.get(url, timeout=httpx.Timeout(timeout, connect=5.0), follow_redirects=True)
+        response.raise_for_status()
+    except httpx.HTTPError as e:
+        raise OSError(f"could not fetch prices from {httpx.URL(url).host}: {type(e).__name__}: {e}") from None
+    raw = response.content
+    from genai_prices import data_snapshot
+
+    try:
+        _snapshot_from_raw(raw, data_snapshot)
+    except Exception as e:
+        raise ValueError(f"{url} did not return a price table genai-prices can load ({type(e).__name__})") from None
+    directory = prices_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = {"fetched": now, "sha256": hashlib.sha256(raw).hexdigest(), "url": url}
+    for name, data in ((FETCHED_NAME, raw), (FETCHED_META_NAME, json.dumps(meta).encode())):
+        tmp = directory / f"{name}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, directory / name)
+    return _identity(library_version() or "?", meta)

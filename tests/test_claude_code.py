@@ -1,0 +1,148 @@
+"""Claude Code capture without the binary: install/uninstall, the hook on made-up transcripts.
+
+(The real binary is exercised in test_e2e_claude_code.py; these pin the edges it cannot reach.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from periscope_hooks import spool
+from periscope_hooks.agents import claude_code
+from testing.util import git, init_repo, periscope, spool_path
+
+SESSION = "0b7c2a9e-1d2f-4e5a-8b6c-7d8e9f0a1b2c"
+
+
+def assistant_line(mid, cwd, *, block, usage=(100, 20, 300, 40), agent_id=None, thinking=0):
+    inp, out, cread, cwrite = usage
+    line = {
+        "type": "assistant",
+        "isSidechain": bool(agent_id),
+        "sessionId": SESSION,
+        "cwd": str(cwd),
+        "timestamp": "2026-12-01T10:00:00.250Z",
+        "message": {
+            "id": mid,
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [block],
+            "usage": {
+                "input_tokens": inp,
+                "output_tokens": out,
+                "output_tokens_details": {"thinking_tokens": thinking},
+                "cache_read_input_tokens": cread,
+                "cache_creation_input_tokens": cwrite,
+            },
+        },
+    }
+    if agent_id:
+        line["agentId"] = agent_id
+    return json.dumps(line) + "\n"
+
+
+def run_hook(payload, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "periscope_hooks", "agent-hook", "claude-code"],
+        input=payload if isinstance(payload, bytes) else json.dumps(payload).encode(),
+        capture_output=True,
+        env={**os.environ, "PERISCOPE_BACKGROUND": "0", **(env or {})},
+    )
+
+
+def test_install_uninstall_removes_exactly_what_it_added(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    settings = repo / ".claude" / "settings.local.json"
+    exclude = repo / ".git" / "info" / "exclude"
+    before_exclude = exclude.read_bytes()
+    periscope("install-claude-code", cwd=repo)
+    periscope("install-claude-code", cwd=repo)  # twice: still one entry per event
+    data = json.loads(settings.read_text())
+    assert sorted(data["hooks"]) == sorted(claude_code.HOOK_EVENTS)
+    assert all(len(v) == 1 for v in data["hooks"].values())
+    assert data["hooks"]["PreToolUse"][0]["matcher"] == "Bash"
+    assert git(repo, "status", "--porcelain") == ""
+    periscope("uninstall-claude-code", cwd=repo)
+    assert not (repo / ".claude").exists() and exclude.read_bytes() == before_exclude
+
+    # A file the user had: their settings and hooks stay, ours go.
+    theirs = {"permissions": {"allow": ["Read"]}, "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "x"}]}]}}
+    settings.parent.mkdir()
+    settings.write_text(json.dumps(theirs, indent=2) + "\n")
+    periscope("install-claude-code", cwd=repo)
+    assert len(json.loads(settings.read_text())["hooks"]["Stop"]) == 2
+    assert "capture hooks installed" in periscope("status", cwd=repo).stdout
+    periscope("uninstall-claude-code", cwd=repo)
+    assert json.loads(settings.read_text()) == theirs
+    assert "capture hooks not installed" in periscope("status", cwd=repo).stdout
+
+
+def test_global_install_and_bad_settings(tmp_path):
+    home = Path(os.environ["HOME"])
+    periscope("install-claude-code", "--global", cwd=tmp_path)
+    assert "periscope_hooks.agents.claude_code import main" in (home / ".claude" / "settings.json").read_text()
+    periscope("uninstall-claude-code", "--global", cwd=tmp_path)
+    assert not (home / ".claude" / "settings.json").exists()
+    repo = init_repo(tmp_path / "r")
+    (repo / ".claude").mkdir()
+    (repo / ".claude" / "settings.local.json").write_text("{not json")
+    proc = periscope("install-claude-code", cwd=repo, check=False)
+    assert proc.returncode != 0 and proc.stderr.startswith("error: ") and "hint: " in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("payload", [b"", b"not json", b"[1]", {"session_id": "../../etc", "transcript_path": "/x"}])
+def test_hook_is_silent_and_exits_0_on_bad_input(payload):
+    proc = run_hook(payload)
+    assert proc.returncode == 0 and proc.stdout == b"" and proc.stderr == b""
+
+
+def test_hook_dedupes_lines_of_one_message_and_keeps_no_text(tmp_path):
+    repo = init_repo(tmp_path / "r")
+    transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    sub = transcript.with_suffix("") / "subagents" / "agent-a1b2.jsonl"
+    sub.parent.mkdir(parents=True)
+    (sub.parent / "agent-a1b2.meta.json").write_text(json.dumps({"agentType": "Explore"}))
+    text = {"type": "text", "text": "SECRET-TEXT"}
+    tool = {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": "SECRET-CMD"}}
+    transcript.write_text(
+        assistant_line("msg_1", repo, block=text, thinking=5)
+        + assistant_line("msg_1", repo, block=tool)
+        + '{"type": "user", "message": {"content": "SECRET-PROMPT"}}\n'
+        + assistant_line("msg_2", repo, block=text)[:40]  # torn: written later
+    )
+    sub.write_text(assistant_line("msg_s", repo, block=text, agent_id="a1b2"))
+    hook_input = {
+        "session_id": SESSION,
+        "transcript_path": str(transcript),
+        "cwd": str(repo),
+        "hook_event_name": "PreToolUse",
+        "tool_use_id": "toolu_01",
+    }
+    assert run_hook(hook_input).returncode == 0
+    assert run_hook({**hook_input, "hook_event_name": "Stop"}).returncode == 0  # nothing new: nothing twice
+    raw = spool_path(repo).read_bytes()
+    assert b"SECRET" not in raw
+    recs = list(spool.iter_records(str(spool_path(repo))))
+    msgs = [r for r in recs if r["kind"] == "message"]
+    assert [m["id"] for m in msgs] == ["msg_1", "msg_s"]
+    assert msgs[0]["tokens"] == {"input": 100, "output": 15, "reasoning": 5, "cache_read": 300, "cache_write": 40}
+    assert msgs[0]["tool_use_ids"] == ["toolu_01"] and msgs[0]["cost"] is None
+    assert msgs[1]["session_id"] == f"{SESSION}/agent-a1b2" and msgs[1]["agent"] == "Explore"
+    sessions = {r["session_id"]: r for r in recs if r["kind"] == "session"}
+    assert sessions[f"{SESSION}/agent-a1b2"]["parent_id"] == SESSION
+    # The commit hook reads the tool call in flight, and the message that holds it.
+    env = {"CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": SESSION}
+    assert claude_code.commit_agent({**os.environ, **env}) == {
+        "coding_agent": "claude-code",
+        "session_id": SESSION,
+        "message_id": "msg_1",
+        "tool_use_id": "toolu_01",
+    }
+    assert claude_code.commit_agent({"CLAUDE_CODE_SESSION_ID": SESSION}) is None

@@ -1,0 +1,203 @@
+"""List prices from the genai-prices table (the real, bundled snapshot), and each cost's source.
+
+Expected figures are the providers' published prices per million tokens, worked out by hand.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import warnings
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import pytest
+
+from periscope_hooks import pricing
+from testing.util import append_spool, commit, message_record, periscope, state_dir
+
+genai_prices = pytest.importorskip("genai_prices")
+
+JUNE_2025 = 1751328000000  # 2025-07-01: after OpenAI's o3 price cut of 2025-06-10
+JAN_2025 = 1735689600000  # 2025-01-01: before it
+NOW = 1764000000000
+
+
+@pytest.fixture(scope="module")
+def table() -> pricing.PriceTable:
+    t = pricing.load_table()
+    assert isinstance(t, pricing.PriceTable)
+    return t
+
+
+# (provider, model, (input, output, reasoning, cache_read, cache_write), time, reported) -> (micro-dollars, source)
+CASES = [
+    pytest.param(
+        "anthropic", "claude-sonnet-4", (1000, 500, 200, 2000, 400), NOW, 0.02,
+        # $3 in, $15 out (reasoning too), $0.30 cache read, $3.75 cache write
+        (1000 * 3 + 700 * 15 + 2000 * 0.3 + 400 * 3.75, "reported"),
+        id="cache-writes-and-reasoning",
+    ),
+    pytest.param(
+        "anthropic", "claude-sonnet-4-5", (100_000, 1000, 0, 50_000, 0), NOW, 1.0,
+        (100_000 * 3 + 1000 * 15 + 50_000 * 0.3, "reported"),
+        id="below-the-200k-tier",
+    ),
+    pytest.param(
+        "anthropic", "claude-sonnet-4-5", (200_000, 1000, 0, 50_000, 0), NOW, 1.0,
+        # 250k input tokens counting the cached ones: every token pays the long-context price
+        (200_000 * 6 + 1000 * 22.5 + 50_000 * 0.6, "reported"),
+        id="above-the-200k-tier-counts-cached-input",
+    ),
+    pytest.param(
+        "openai", "o3", (1000, 100, 900, 0, 0), JUNE_2025, 0.01,
+        (1000 * 2 + 1000 * 8, "reported"),
+        id="reasoning-at-the-output-price",
+    ),
+    pytest.param(
+        "openai", "o3", (1000, 100, 900, 0, 0), JAN_2025, 0.05,
+        (1000 * 10 + 1000 * 40, "reported"),
+        id="the-price-in-force-when-sent",
+    ),
+    pytest.param(
+        "openai", "gpt-4o-mini", (0, 0, 0, 0, 1000), NOW, 0.001,
+        (1000 * 0.15, "reported"),
+        id="cache-write-without-a-price-of-its-own-is-input",
+    ),
+    pytest.param("xai", "grok-4", (1000, 1000, 0, 1000, 0), NOW, 0.02, (3000 + 15000 + 750, "reported"), id="alias-xai"),
+    pytest.param(
+        "amazon-bedrock", "anthropic.claude-sonnet-4-20250514-v1:0", (1000, 1000, 0, 0, 0), NOW, 0.02,
+        (3000 + 15000, "reported"),
+        id="alias-bedrock",
+    ),
+    pytest.param(
+        "github-copilot", "claude-sonnet-4", (1000, 500, 200, 2000, 400), NOW, 0.0,
+        (15600, "subscription"),
+        id="copilot-reports-0-maker-price",
+    ),
+    pytest.param(
+        "opencode", "gpt-4o-mini", (1000, 1000, 0, 1000, 0), NOW, 0,
+        (150 + 600 + 75, "subscription"),
+        id="opencode-free-tier-maker-price",
+    ),
+    pytest.param(
+        "anthropic", "claude-sonnet-4", (1000, 0, 0, 0, 0), NOW, None, (3000, "estimated"), id="no-reported-cost"
+    ),
+    pytest.param(
+        "some-proxy", "anthropic/claude-sonnet-4", (1000, 0, 0, 0, 0), NOW, None, (3000, "estimated"),
+        id="unknown-provider-maker-from-the-model-name",
+    ),
+    pytest.param("anthropic", "claude-sonnet-4", (0, 0, 0, 0, 0), NOW, 0.0, (0, "reported"), id="nothing-used"),
+    pytest.param(
+        "anthropic", "claude-imaginary-9", (1000, 1, 0, 0, 0), NOW, 0.5, (None, "reported"), id="missing-model-reported"
+    ),
+    pytest.param(
+        "anthropic", "claude-imaginary-9", (1000, 1, 0, 0, 0), NOW, None, (None, "unknown"), id="missing-model-estimate"
+    ),
+    pytest.param(
+        "local", "my-finetune", (1000, 1, 0, 0, 0), NOW, 0.0, (None, "unknown"), id="missing-model-reported-0"
+    ),
+    pytest.param(None, None, (1000, 1, 0, 0, 0), NOW, None, (None, "unknown"), id="no-model"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("provider", "model", "tokens", "time_ms", "reported", "expected"), CASES)
+def test_list_price_and_source(table, provider, model, tokens, time_ms, reported, expected):
+    priced = table.price(provider, model, tokens, time_ms, reported)
+    micro, source = expected
+    assert (priced.list_cost_micro, priced.source) == (None if micro is None else round(micro), source)
+    assert priced.snapshot == (None if micro is None else table.identity)
+    assert table.identity.startswith(f"genai-prices {genai_prices.__version__} ")
+
+
+def test_alias_prices_like_the_canonical_provider(table):
+    tokens = (12_345, 678, 90, 1_000, 0)
+    for alias, canonical, model in [
+        ("fireworks-ai", "fireworks", "accounts/fireworks/models/deepseek-v3p2"),
+        ("xai", "x-ai", "grok-4"),
+    ]:
+        a = table.price(alias, model, tokens, NOW, 1.0)
+        assert (
+            a.list_cost_micro is not None
+            and a.list_cost_micro == table.price(canonical, model, tokens, NOW, 1.0).list_cost_micro
+        )
+
+
+def test_same_as_the_library_for_every_model_in_the_snapshot(table):
+    """The fast path (integer unit prices cached per model) equals genai-prices' own calc_price,
+    rounded to micro-dollars, for every model of every provider, including tiers and price periods."""
+    rng = random.Random(13)
+    checked = 0
+    for provider in table.snapshot.providers:
+        for model in provider.models:
+            if table._find(provider.id, model.id, False) is not model:
+                continue  # an id another model of the provider matches first
+            inp, out, reasoning, cread, cwrite = (rng.randint(0, 260_000), rng.randint(0, 5000), rng.randint(0, 3000),
+                                                   rng.randint(0, 60_000), rng.randint(0, 9000))  # fmt: skip
+            usage = genai_prices.Usage(
+                input_tokens=inp + cread + cwrite,
+                output_tokens=out + reasoning,
+                output_reasoning_tokens=reasoning,
+                cache_read_tokens=cread,
+                cache_write_tokens=cwrite,
+            )
+            when = datetime.fromtimestamp(NOW / 1000, tz=timezone.utc)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    lib = model.get_prices(when).calc_price(usage)["total_price"]
+                except ValueError:
+                    continue  # the library refuses this usage for this model (e.g. audio-only prices)
+            ours = table.price(provider.id, model.id, (inp, out, reasoning, cread, cwrite), NOW, 1.0).list_cost_micro
+            assert ours == int((lib * 1_000_000).to_integral_value(ROUND_HALF_EVEN)), (provider.id, model.id)
+            checked += 1
+    assert checked > 1500
+
+
+def test_micro_dollar_rounding_is_half_even_and_exact():
+    assert pricing.micro_from_pico(1_500_000) == 2 and pricing.micro_from_pico(2_500_000) == 2
+    assert pricing.micro_from_pico(2_500_001) == 3 and pricing.micro_from_pico(0) == 0
+    assert pricing.dollars_to_micro(0.0123) == 12300 and pricing.dollars_to_micro(1e-7) == 0
+    assert pricing.micro_from_pico(pricing._pico(Decimal("0.18000000000000002"), 1_000_000) * 3) == 1
+
+
+def test_without_the_library_every_list_price_is_unknown():
+    none = pricing.NoTable()
+    assert none.price("anthropic", "claude-sonnet-4", (1, 1, 0, 0, 0), NOW, 0.1) == pricing.Priced(
+        None, "reported", None
+    )
+    assert none.price("anthropic", "claude-sonnet-4", (1, 1, 0, 0, 0), NOW, None).source == "unknown"
+    assert none.price("github-copilot", "gpt-5", (1, 1, 0, 0, 0), NOW, 0.0).source == "unknown"
+
+
+def test_ingest_stores_prices_and_events_carry_them(repo):
+    """Through the real flusher path: a reported, a subscription and an unreported (Claude Code-like)
+    message, then a commit; state.db and the events carry the list prices and sources."""
+    reported = message_record(repo.path, id="m_rep", tokens=(1000, 500, 200, 2000, 400), cost=0.0156)
+    copilot = message_record(repo.path, id="m_sub", provider="github-copilot", tokens=(1000, 0, 0, 0, 0), cost=0)
+    claude_code = message_record(repo.path, id="m_est", tokens=(0, 1000, 0, 0, 0))
+    del claude_code["cost"]
+    missing = message_record(repo.path, id="m_unk", model="claude-imaginary-9", cost=None)
+    append_spool(repo.path, reported, copilot, claude_code, missing)
+    sha = commit(repo.path, "priced")
+    repo.flush()
+    with sqlite3.connect(state_dir(repo.path) / "state.db") as db:
+        rows = dict(
+            (r[0], r[1:])
+            for r in db.execute("SELECT id, list_cost_micro, cost_source, cost_reported, cost FROM messages")
+        )
+    assert rows == {
+        "m_rep": (15600, "reported", 1, 0.0156),
+        "m_sub": (3000, "subscription", 1, 0.0),
+        "m_est": (15000, "estimated", 0, 0.0),
+        "m_unk": (None, "unknown", 0, 0.0),
+    }
+    msgs = {e["message_id"]: e for e in repo.events("message")}
+    assert msgs["m_est"]["cost"] == 0.0 and msgs["m_est"]["list_cost"] == 0.015
+    assert msgs["m_est"]["cost_source"] == "estimated" and msgs["m_est"]["price_snapshot"].startswith("genai-prices")
+    assert msgs["m_unk"]["list_cost"] is None and msgs["m_unk"]["price_snapshot"] is None
+    (event,) = [e for e in repo.commit_events() if e["commit"]["sha"] == sha]
+    assert event["usage"]["list_cost"] == 0.0336
+    assert event["usage"]["cost_sources"] == {"reported": 1, "estimated": 1, "subscription": 1, "unknown": 1}
+    out = periscope("prices", cwd=repo.path).stdout
+    assert "claude-imaginary-9" in out and f"genai-prices {genai_prices.__version__}" in out
