@@ -321,12 +321,14 @@ USAGE_AGGREGATES = (
 )
 # A group's first message in (time, spool order), NULL times first: the order reports list groups in.
 _FIRST_TIME = "min(coalesce(time_ms, -9223372036854775807)) AS first_ms"
+DAY_BUCKET_MS = 15 * 60_000
 GROUP_KEYS: dict[str, tuple[str, ...]] = {
     "model": ("provider", "model"),
     "branch": ("branch",),
     "session": ("session_id",),
-    # the local calendar day, as the C library's localtime() gives it (what Python's time.localtime uses)
-    "day": ("strftime('%Y-%m-%d', coalesce(time_ms, 0) / 1000, 'unixepoch', 'localtime')",),
+    # Quarter hours: every UTC offset in use is a multiple of 15 minutes, so each quarter lies in one
+    # local day, which the report then takes from Python's localtime (the day_of the dashboard uses).
+    "day": (f"coalesce(time_ms, 0) / {DAY_BUCKET_MS}",),
 }
 _IN_WINDOW = "(? IS NULL OR time_ms >= ?) AND (? IS NULL OR time_ms < ?)"
 

@@ -25,7 +25,10 @@ def _history(repo: Repo) -> list[dict[str, object]]:
     return rows
 
 
-def test_damaged_pages_are_repaired_by_the_first_command_and_status_runs(repo: Repo) -> None:
+def test_damaged_pages_are_repaired_by_the_first_command_and_status_runs(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")  # no flusher racing the damage
     before = _history(repo)
     db = state_dir(repo.path) / "state.db"
     for suffix in ("-wal", "-shm"):
@@ -33,10 +36,10 @@ def test_damaged_pages_are_repaired_by_the_first_command_and_status_runs(repo: R
     data = bytearray(db.read_bytes())
     page = 4096
     assert len(data) > 6 * page
-    # A few pages in the middle (tables and indexes), the header page intact: the database opens,
-    # and the periodic integrity check is not due, so only a query meets the damage.
-    for p in range(2, len(data) // page - 1, 2):
-        data[p * page + 100 : p * page + 400] = os.urandom(300)
+    # Every page but the first (the header and schema) damaged: the periodic integrity check is
+    # not due, so the first statement that reads a table meets the damage.
+    for p in range(1, len(data) // page):
+        data[p * page + 8 : p * page + 400] = os.urandom(392)
     db.write_bytes(bytes(data))
     status = periscope("status", cwd=repo.path, check=False)
     assert status.returncode == 0, status.stderr
@@ -66,7 +69,8 @@ def _read_only_run(sd: Path, args: list[str], cwd: Path) -> subprocess.Completed
     return proc
 
 
-def test_report_and_status_work_with_a_read_only_state_folder(repo: Repo) -> None:
+def test_report_and_status_work_with_a_read_only_state_folder(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")  # no background flusher writing meanwhile
     before = _history(repo)
     sd = state_dir(repo.path)
     append_spool(repo.path, message_record(repo.path, tokens=(999, 0, 0, 0, 0)))  # cannot be ingested now

@@ -102,15 +102,35 @@ def day_of(time_ms: int | None) -> str:
     return time.strftime("%Y-%m-%d", time.localtime((time_ms or 0) / 1000))
 
 
+def _fold_days(buckets: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    """Quarter-hour sums (statedb.GROUP_KEYS["day"]) into local days: counts and sums add up,
+    the first message is the earliest."""
+    days: dict[str, dict[str, Any]] = {}
+    for b in buckets:
+        day = day_of(int(b["k0"]) * statedb.DAY_BUCKET_MS)
+        d = days.get(day)
+        if d is None:
+            days[day] = {**dict(zip(b.keys(), b)), "k0": day}
+            continue
+        for k in b.keys():  # noqa: SIM118 (sqlite3.Row: `in` tests values)
+            if k == "first_ms":
+                d[k] = min(d[k], b[k])
+            elif k != "k0":
+                d[k] = (d[k] or 0) + (b[k] or 0)
+    return list(days.values())
+
+
 def _group(conn: sqlite3.Connection, key: str, window: Window = (None, None)) -> list[dict[str, Any]]:
     """One row per model, branch, session or (local) day, aggregated in SQL (memory does not grow
     with the messages), in the order of each group's first message (time, then spool order)."""
-    groups = statedb.usage_by(conn, key, *window)
+    groups: list[Any] = statedb.usage_by(conn, key, *window)
+    if key == "day":
+        groups = _fold_days(groups)
     firsts: dict[int, int] = {}
     for g in groups:
         firsts[g["first_ms"]] = firsts.get(g["first_ms"], 0) + 1
 
-    def order(g: sqlite3.Row) -> tuple[int, int]:
+    def order(g: Any) -> tuple[int, int]:
         if firsts[g["first_ms"]] == 1:
             return g["first_ms"], 0
         # Two groups start in the same millisecond: the spool decides.
