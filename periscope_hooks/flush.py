@@ -82,6 +82,9 @@ def _ingest(state_dir: Path, conn: sqlite3.Connection, after_batch: Callable[[],
     process_spool(state_dir, conn, after_batch=after_batch)
     if recover_sessions(conn):  # an agent's hooks never ran: its messages, from its own log
         process_spool(state_dir, conn, after_batch=after_batch)
+    from periscope_hooks.reconcile import refresh
+
+    refresh(conn, state_dir)  # after a pull or a hook-less rewrite: usage follows the code
 
 
 def _ingest_and_deliver(state_dir: Path, conn: sqlite3.Connection, *, drain: bool) -> DeliveryResult:

@@ -28,6 +28,7 @@ class Meta:
     LAST_DELIVERY_ERROR = "last_delivery_error"
     RETRY_AFTER_UNTIL_MS = "retry_after_until_ms"
     DELIVERY_SINK = "delivery_sink"
+    RECONCILE_FINGERPRINT = "reconcile_fingerprint"  # refs + linked commits at the last reconciliation
 
 
 def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
@@ -326,6 +327,7 @@ GROUP_KEYS: dict[str, tuple[str, ...]] = {
     "model": ("provider", "model"),
     "branch": ("branch",),
     "session": ("session_id",),
+    "agent": ("coalesce(coding_agent, 'opencode')",),  # the coding agent (issue 14)
     # Quarter hours: every UTC offset in use is a multiple of 15 minutes, so each quarter lies in one
     # local day, which the report then takes from Python's localtime (the day_of the dashboard uses).
     "day": (f"coalesce(time_ms, 0) / {DAY_BUCKET_MS}",),
@@ -477,21 +479,90 @@ def commits_with_links(conn: sqlite3.Connection, shas: Sequence[str]) -> set[str
 # --- dashboard (issue 15) ----------------------------------------------------------------------
 
 
-def restrict_messages_to_window(conn: sqlite3.Connection, since_ms: int | None, until_ms: int | None) -> None:
-    """Make every unqualified `messages` this connection reads see only since_ms <= time_ms < until_ms:
-    a TEMP view shadows the main table for this connection alone (nothing is written to state.db).
-    For read-only use after ingest (a view has no INDEXED BY and cannot be written)."""
-    clauses = [f"time_ms >= {int(since_ms)}"] if since_ms is not None else []
-    clauses += [f"time_ms < {int(until_ms)}"] if until_ms is not None else []
-    if clauses:
-        conn.execute(f"CREATE TEMP VIEW messages AS SELECT * FROM main.messages WHERE {' AND '.join(clauses)}")
+def message_costs(
+    conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None
+) -> list[sqlite3.Row]:
+    """(time_ms, provider, model, cost) of every message sent in [since_ms, until_ms) (None: open)."""
+    return conn.execute(
+        "SELECT time_ms, provider, model, cost FROM messages"
+        " WHERE (?1 IS NULL OR time_ms >= ?1) AND (?2 IS NULL OR time_ms < ?2)",
+        (since_ms, until_ms),
+    ).fetchall()
 
 
-def message_costs(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-    """(time_ms, provider, model, cost) of every message."""
-    return conn.execute("SELECT time_ms, provider, model, cost FROM messages").fetchall()
+def pending_costs(conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None) -> list[float]:
+    """The cost of each message sent in [since_ms, until_ms) and not linked to a commit yet."""
+    return [
+        float(c or 0)
+        for (c,) in conn.execute(
+            "SELECT cost FROM messages WHERE link_id IS NULL"
+            " AND (?1 IS NULL OR time_ms >= ?1) AND (?2 IS NULL OR time_ms < ?2)",
+            (since_ms, until_ms),
+        )
+    ]
 
 
-def pending_costs(conn: sqlite3.Connection) -> list[float]:
-    """The cost of each message not linked to a commit yet."""
-    return [float(c or 0) for (c,) in conn.execute("SELECT cost FROM messages WHERE link_id IS NULL")]
+# --- reconciliation (periscope_hooks/reconcile.py) ---------------------------------------------------
+def linked_commits(conn: sqlite3.Connection) -> list[str]:
+    """Every commit that carries linked usage now (after rewrites and reconciled moves)."""
+    return [r[0] for r in conn.execute("SELECT DISTINCT current_sha FROM links ORDER BY current_sha")]
+
+
+def cherry_pick_commits(conn: sqlite3.Connection) -> list[str]:
+    """Commits the hooks recorded as cherry-picks: copies, never replacements."""
+    return [r[0] for r in conn.execute("SELECT sha FROM links WHERE kind = 'cherry-pick'")]
+
+
+def move_reconciled(
+    conn: sqlite3.Connection, command: str, pairs: Sequence[Sequence[str]], time_ms: int
+) -> list[list[str]]:
+    """Apply a reconcile record's pairs; returns those that moved something.  A pair whose old
+    commit carries no usage any more (moved before) moves nothing and is left out."""
+    effective: list[list[str]] = []
+    for old, new in pairs:
+        if conn.execute("UPDATE links SET current_sha = ? WHERE current_sha = ?", (new, old)).rowcount:
+            effective.append([old, new])
+    record_rewrites(conn, command, effective, time_ms)
+    return effective
+
+
+def store_reconcile_status(conn: sqlite3.Connection, rows: dict[str, tuple[int, int]], fingerprint: str) -> None:
+    """Replace the cached (reachable, shipped) of every linked commit (inside a transaction)."""
+    conn.execute("DELETE FROM reconcile_status")
+    conn.executemany(
+        "INSERT INTO reconcile_status (sha, reachable, shipped) VALUES (?, ?, ?)",
+        [(sha, r, s) for sha, (r, s) in rows.items()],
+    )
+    set_meta(conn, Meta.RECONCILE_FINGERPRINT, fingerprint)
+
+
+def reconcile_status(conn: sqlite3.Connection) -> dict[str, tuple[bool, bool]]:
+    return {
+        sha: (bool(r), bool(s)) for sha, r, s in conn.execute("SELECT sha, reachable, shipped FROM reconcile_status")
+    }
+
+
+def reconcile_counts(conn: sqlite3.Connection, commands: Sequence[str]) -> tuple[int, int]:
+    """(commits moved by reconciliation, linked commits not on the main line as last seen)."""
+    moved = conn.execute(
+        f"SELECT count(DISTINCT old_sha) FROM rewrites WHERE command IN ({','.join('?' * len(commands))})",
+        list(commands),
+    ).fetchone()[0]
+    off_line = conn.execute(
+        "SELECT count(*) FROM reconcile_status s WHERE s.shipped = 0"
+        " AND EXISTS (SELECT 1 FROM links WHERE current_sha = s.sha)"
+    ).fetchone()[0]
+    return int(moved), int(off_line)
+
+
+def worktrees_of_commits(conn: sqlite3.Connection, shas: Sequence[str]) -> list[tuple[str, str]]:
+    """(worktree, commit) for the links now on the given commits."""
+    if not shas:
+        return []
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            f"SELECT DISTINCT worktree, current_sha FROM links WHERE current_sha IN ({','.join('?' * len(shas))})",
+            list(shas),
+        )
+    ]

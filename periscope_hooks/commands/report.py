@@ -12,9 +12,10 @@ import io
 import json
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any, Optional
 
-from periscope_hooks import output, statedb
+from periscope_hooks import output, reconcile, statedb
 from periscope_hooks.errors import UserError
 from periscope_hooks.events import COST_SOURCES, TOKEN_FIELDS, round_cost
 from periscope_hooks.repo import resolve_state_dir
@@ -84,17 +85,13 @@ def by_commit(conn: sqlite3.Connection, window: Window = (None, None)) -> list[d
 
 
 def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-    common_dir = conn.execute("PRAGMA database_list").fetchone()[2]
-    try:
-        from pathlib import Path
+    """reachable and shipped (on the upstream default branch) per commit, from reconciliation's
+    cache: refreshed only when the refs changed, never a walk of the whole history per call."""
+    from periscope_hooks.reconcile import ship_status
 
-        from periscope_hooks.reachability import unreachable
-
-        gone = unreachable(str(Path(common_dir).parent.parent), [r["sha"] for r in rows])
-    except ImportError:
-        return
+    status = ship_status(conn)
     for r in rows:
-        r["reachable"] = r["sha"] not in gone
+        r["reachable"], r["shipped"] = status.get(r["sha"], (True, False))
 
 
 def day_of(time_ms: int | None) -> str:
@@ -187,12 +184,21 @@ def _table(flat: list[dict[str, Any]], by: str) -> None:
         output.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
+def _rows_and_pending(
+    conn: sqlite3.Connection, state_dir: Path, by: str, window: Window
+) -> tuple[list[dict[str, Any]], int]:
+    try:
+        reconcile.refresh(conn, state_dir)  # shipped / reachable as of the refs now (cached)
+    except sqlite3.OperationalError as e:
+        if "readonly" not in str(e):  # a read-only state folder: the cached status is shown
+            raise
+    return report_rows(conn, by, window), statedb.pending_count(conn)
+
+
 def report(repo: str | None, by: str, fmt: str, since: str | None = None, until: str | None = None) -> int:
     window = parse_window(since, until)
     state_dir = resolve_state_dir(repo)
-    (rows, pending), note = read_state(
-        state_dir, lambda conn: (report_rows(conn, by, window), statedb.pending_count(conn))
-    )
+    (rows, pending), note = read_state(state_dir, lambda conn: _rows_and_pending(conn, state_dir, by, window))
     if note:
         output.info(f"note: {note}")
     if fmt == "json":
@@ -220,8 +226,11 @@ def report(repo: str | None, by: str, fmt: str, since: str | None = None, until:
             for r in flat[:-1]:
                 r["sha"] = r["sha"][:12] + ("" if r.get("reachable", True) else " (unreachable)")
                 r.pop("reachable", None)
+                r["shipped"] = "yes" if r.get("shipped") else "no"
         if by == "session":
             flat = _indent_subagents(rows, flat)
+        if by == "commit":  # the totals row says how much of the AI cost shipped
+            flat[-1]["shipped"] = reconcile.shipped_share(rows)
         _table(flat, by)
     if pending and by == "commit":
         output.out(f"({pending} message(s) not linked to a commit yet)")

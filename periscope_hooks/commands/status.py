@@ -25,8 +25,16 @@ def _recent_rebuild(rebuilt_from: str) -> bool:
     return match is None or time.time() - int(match.group(1)) < REBUILD_NOTICE_DAYS * 86400
 
 
-def _state_lines(state_dir: Path, conn: sqlite3.Connection) -> list[Line]:
+def _state_lines(state_dir: Path, conn: sqlite3.Connection, in_repo: bool) -> list[Line]:
     lines: list[Line] = []
+    if in_repo:
+        from periscope_hooks import reconcile
+
+        try:
+            reconcile.refresh(conn, state_dir)
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e):  # a read-only state folder: the cached status is shown
+                raise
     spool_size = os.path.getsize(state_dir / paths.SPOOL_NAME) if (state_dir / paths.SPOOL_NAME).exists() else 0
     offset = statedb.meta_int(conn, Meta.SPOOL_OFFSET)
     lines.append(("spool", f"{spool_size - offset} byte(s) not yet ingested"))
@@ -51,6 +59,17 @@ def _state_lines(state_dir: Path, conn: sqlite3.Connection) -> list[Line]:
     )
     if held:
         lines.append(("held commits", f"{held} agent commit(s) waiting for their in-flight message"))
+    if in_repo:
+        from periscope_hooks import reconcile
+
+        moved, off_line = reconcile.counts(conn)
+        lines.append(
+            (
+                "reconciled",
+                f"{moved} commit(s) followed to the commit that replaced them;"
+                f" {off_line} linked commit(s) still off the main line",
+            )
+        )
     lines.append(("outbox", f"{outbox.depth(conn)} event(s) waiting for delivery"))
     rebuilt = get_meta(conn, Meta.REBUILT_FROM)
     if rebuilt and _recent_rebuild(rebuilt):
@@ -82,7 +101,7 @@ def repo_lines(repo: str | None) -> list[Line]:
         lines.append(("git hooks", hooks_status(dirs)))
         state_dir = paths.state_dir_for_common_dir(dirs.common_dir)
     try:
-        state, note = read_state(state_dir, lambda conn: _state_lines(state_dir, conn))
+        state, note = read_state(state_dir, lambda conn: _state_lines(state_dir, conn, dirs is not None))
         lines.extend(state)
         if note:
             lines.append(("state.db", note))

@@ -38,7 +38,7 @@ class IngestContext:
     _repo_id: str | None = None
     _settings: dict[str, RepoSettings] = field(default_factory=dict)
     _worktrees: dict[str, str] = field(default_factory=dict)
-    _prices: pricing.PriceTable | pricing.NoTable | None = None
+    _prices: pricing.Pricer | None = None
     # Per batch (one transaction; another process may ingest between two): session rows by id,
     # and the message ids agent commits are waiting for (None: not loaded yet).
     _sessions: dict[Any, Any] = field(default_factory=dict)
@@ -106,10 +106,10 @@ class IngestContext:
         return self._repo_id
 
     @property
-    def prices(self) -> pricing.PriceTable | pricing.NoTable:
-        """The price table, loaded at the first message (importing genai-prices costs ~0.3 s)."""
+    def prices(self) -> pricing.Pricer:
+        """List prices (pricing.Pricer: genai-prices is imported only for a model not priced before)."""
         if self._prices is None:
-            self._prices = pricing.load_table()
+            self._prices = pricing.Pricer(self.conn)
         return self._prices
 
     def settings(self, worktree: str) -> RepoSettings:

@@ -102,13 +102,23 @@ class WorktreeMoved:
 
 
 @dataclass(frozen=True)
+class Reconcile:
+    """Moves decided by reconciliation (periscope_hooks/reconcile.py), recorded in the spool so
+    that a rebuild replays them without asking git."""
+
+    command: str
+    pairs: list[list[str]]
+    time: int
+
+
+@dataclass(frozen=True)
 class Deferred:
     """A record this version does not understand: kept for a newer periscope-hooks."""
 
     version: str
 
 
-Record = Union[Message, Session, Commit, Rewrite, HoldExpired, WorktreeMoved, Deferred]
+Record = Union[Message, Session, Commit, Rewrite, HoldExpired, WorktreeMoved, Reconcile, Deferred]
 
 
 def _reflog_entry(value: Any) -> tuple[Any, Any, str]:
@@ -196,6 +206,16 @@ def hold_expired(rec: dict[str, Any]) -> HoldExpired:
     )
 
 
+def reconcile(rec: dict[str, Any]) -> Reconcile:
+    from periscope_hooks.reconcile import COMMANDS
+
+    command = str(rec["command"])
+    if command not in COMMANDS:
+        raise ValueError(f"unknown reconcile command {command!r}")
+    pairs = [[str(o), str(n)] for o, n in rec["pairs"]]
+    return Reconcile(command=command, pairs=pairs, time=int(rec["time"]))
+
+
 def hold_expired_line(worktree: str, sha: str, commit_kind: str, message_id: Any, time_ms: int) -> dict[str, Any]:
     return {
         "v": spool.SPOOL_VERSION,
@@ -222,6 +242,7 @@ _READERS: dict[str, Callable[[dict[str, Any]], Record]] = {
     "commit": commit,
     HOLD_EXPIRED: hold_expired,
     WORKTREE_MOVED: worktree_moved,
+    "reconcile": reconcile,
 }
 
 

@@ -13,6 +13,7 @@ from periscope_hooks.ingest.context import IngestContext, IngestResult
 from periscope_hooks.ingest.holds import apply_hold_expired, record_expired_holds
 from periscope_hooks.ingest.messages import apply_message
 from periscope_hooks.ingest.notes_sync import write_pending_notes
+from periscope_hooks.ingest.reconciled import apply_reconcile
 from periscope_hooks.ingest.sessions import apply_session
 from periscope_hooks.ingest.spool_reader import read_batch, store_position
 from periscope_hooks.ingest.worktrees import apply_worktree_moved
@@ -66,6 +67,8 @@ def _apply(
             apply_hold_expired(ctx, parsed)
         elif isinstance(parsed, records.WorktreeMoved):
             apply_worktree_moved(ctx, parsed)
+        elif isinstance(parsed, records.Reconcile):
+            apply_reconcile(ctx, parsed)
         elif isinstance(parsed, records.Deferred):
             statedb.defer_record(ctx.conn, line_offset, parsed.version, raw.decode("utf-8", "replace"))
             ctx.result.deferred += 1

@@ -1,0 +1,441 @@
+"""Reconciliation: usage follows the code to the commit that shipped.
+
+A forge's squash or rebase merge, a stacked-diff tool's `commit-tree`/`update-ref` restack, a
+rebase with hooks off, `git filter-repo`: each replaces linked commits without running a hook
+that says so.  After such a rewrite the usage stays on commits no branch holds.  `run` finds
+the linked commits that left the main line, asks `matching` which commits replaced them, and
+moves their usage.
+
+Decisions are made from git, which changes; the spool is the source of truth.  So a decision is
+never applied directly: `run` appends it to the spool as a `reconcile` record, and ingest applies
+it like any other record.  A state.db rebuilt from the spool then replays the same moves, in the
+same order, with the same event ids, without asking git again.  Applying a record moves only
+links whose current commit is still the old one, so a decision appended twice (two reconcilers
+at once) moves nothing the second time and emits no second event.
+
+Cost: `run` does nothing unless the refs or the linked commits changed since its last run (a
+fingerprint of `git for-each-ref`, kept in state.db); without a linked commit off the main line
+it stops after two `rev-list`s that walk only that off-line part.  The per-commit facts
+`report` shows (reachable, shipped) are cached under the same fingerprint, so `report` no
+longer walks the whole history (`git rev-list --all`) on every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from periscope_hooks import matching, statedb
+from periscope_hooks.git import GitError, run_git
+
+RECORD_KIND = "reconcile"
+COMMANDS = ("forge-squash", "forge-rebase", "local-rewrite")
+WINDOW_SLACK_S = 86_400  # a replacement is newer than what it replaces; a day allows for clock skew
+MAX_WINDOW = 5_000  # candidate targets read per run at most (newest first)
+
+
+@dataclass
+class Refs:
+    heads: list[str]  # local branch tips (and a detached HEAD)
+    main: list[str]  # the main line: the upstream default branch and its local twin
+    upstream: str | None  # refs/remotes/<remote>/<default>, when there is one
+    other_remotes: list[tuple[str, str]]  # (ref, tip) of the other remote-tracking branches
+    all_tips: list[str]  # every commit a ref (or HEAD) points at, tags peeled
+    fingerprint: str
+
+
+@dataclass
+class Decision:
+    """One target commit and what moves to it."""
+
+    command: str
+    new: str
+    olds: list[str]
+    tier: str
+
+
+@dataclass
+class Outcome:
+    ran: bool = False
+    candidates: int = 0
+    decisions: list[Decision] = field(default_factory=list)
+    error: str | None = None
+
+
+# --- git data -----------------------------------------------------------------------------
+
+
+def _lines(args: list[str], common_dir: str, stdin: Iterable[str] | None = None) -> list[str]:
+    data = "\n".join(stdin) + "\n" if stdin is not None else None
+    return run_git(args, git_dir=common_dir, input=data, timeout=300).split()
+
+
+def read_refs(common_dir: str) -> Refs:
+    out = run_git(
+        ["for-each-ref", "--format=%(objectname) %(objecttype) %(refname) %(*objectname) %(symref)"],
+        git_dir=common_dir,
+    )
+    head = run_git(["rev-parse", "--verify", "-q", "HEAD"], git_dir=common_dir, check=False).strip()
+    symrefs: dict[str, str] = {}
+    tips: dict[str, str] = {}
+    tagged: list[str] = []
+    hasher = hashlib.sha1(head.encode())
+    for line in out.splitlines():
+        parts = line.split(" ")
+        if len(parts) < 3 or parts[2].startswith(("refs/notes/", "refs/stash")):
+            continue  # our own notes change on every move; they say nothing about the code
+        sha, kind, ref = parts[0], parts[1], parts[2]
+        hasher.update(line.encode("utf-8", "replace") + b"\n")
+        if len(parts) > 4 and parts[4]:
+            symrefs[ref] = parts[4]
+        if kind == "commit":
+            tips[ref] = sha
+        elif kind == "tag" and len(parts) > 3 and parts[3]:
+            tagged.append(parts[3])
+    remotes = sorted({r.split("/")[2] for r in tips if r.startswith("refs/remotes/")})
+    remote = "origin" if "origin" in remotes else (remotes[0] if remotes else None)
+    upstream = None
+    if remote:
+        target = symrefs.get(f"refs/remotes/{remote}/HEAD")
+        for ref in ([target] if target else []) + [f"refs/remotes/{remote}/main", f"refs/remotes/{remote}/master"]:
+            if ref in tips:
+                upstream = ref
+                break
+    default = upstream.rsplit("/", 1)[-1] if upstream else None
+    local_default = next(
+        (f"refs/heads/{n}" for n in (default, "main", "master") if n and f"refs/heads/{n}" in tips), None
+    )
+    main = [tips[r] for r in (upstream, local_default) if r]
+    heads = [sha for ref, sha in tips.items() if ref.startswith("refs/heads/")]
+    if head and head not in heads:
+        heads.append(head)
+    others = [
+        (ref, sha)
+        for ref, sha in sorted(tips.items())
+        if ref.startswith("refs/remotes/") and ref != upstream and not ref.endswith("/HEAD")
+    ]
+    all_tips = sorted(set(tips.values()) | set(tagged) | ({head} if head else set()))
+    return Refs(heads, main, upstream, others, all_tips, hasher.hexdigest())
+
+
+def existing(common_dir: str, shas: Sequence[str]) -> set[str]:
+    if not shas:
+        return set()
+    out = run_git(
+        ["cat-file", "--batch-check=%(objectname) %(objecttype)"], git_dir=common_dir, input="\n".join(shas) + "\n"
+    )
+    return {
+        parts[0] for parts in (line.split() for line in out.splitlines()) if len(parts) == 2 and parts[1] == "commit"
+    }
+
+
+def off(common_dir: str, shas: Iterable[str], exclude: Sequence[str]) -> set[str]:
+    """Commits reachable from `shas` but not from `exclude`: a walk of the part in between only."""
+    shas = list(shas)
+    if not shas:
+        return set()
+    return set(_lines(["rev-list", "--stdin"], common_dir, [*shas, *(f"^{x}" for x in exclude)]))
+
+
+def graph(
+    common_dir: str, tips: Sequence[str], exclude: Sequence[str], *, extra: Sequence[str] = ()
+) -> dict[str, tuple[str, ...]]:
+    """sha -> parents for the commits reachable from `tips` and not from `exclude`."""
+    if not tips:
+        return {}
+    out = run_git(
+        ["rev-list", "--parents", "--stdin", *extra],
+        git_dir=common_dir,
+        input="\n".join([*tips, *(f"^{x}" for x in exclude)]) + "\n",  # `--not` on stdin needs git 2.42
+        timeout=300,
+    )
+    g: dict[str, tuple[str, ...]] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if parts:
+            g[parts[0]] = tuple(parts[1:])
+    return g
+
+
+# --- state.db -----------------------------------------------------------------------------
+
+
+def _fingerprint(refs_fp: str, linked: Sequence[str], filter_map_mtime: str) -> str:
+    h = hashlib.sha1(refs_fp.encode())
+    for sha in linked:
+        h.update(sha.encode())
+    h.update(filter_map_mtime.encode())
+    return h.hexdigest()
+
+
+def _filter_map_stamp(common_dir: str) -> str:
+    try:
+        st = os.stat(os.path.join(common_dir, "filter-repo", "commit-map"))
+    except OSError:
+        return ""
+    return f"{st.st_mtime_ns}:{st.st_size}"
+
+
+def ship_status(conn: sqlite3.Connection) -> dict[str, tuple[bool, bool]]:
+    """sha -> (reachable, shipped) as of the last run."""
+    return statedb.reconcile_status(conn)
+
+
+# --- deciding -----------------------------------------------------------------------------
+
+
+def _chains(sub: dict[str, tuple[str, ...]]) -> list[tuple[str, list[str]]]:
+    """First-parent lines through the off-main graph: (base, commits oldest first), one per tip."""
+    first_parents = {ps[0] for ps in sub.values() if ps}
+    chains = []
+    for tip in sorted(s for s in sub if s not in first_parents):
+        line = [tip]
+        while sub[line[-1]] and sub[line[-1]][0] in sub:
+            line.append(sub[line[-1]][0])
+        line.reverse()
+        parents = sub[line[0]]
+        if parents:  # a root commit has no base to diff from
+            chains.append((parents[0], line))
+    return chains
+
+
+def _ancestors_in(window: dict[str, tuple[str, ...]], starts: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    stack = [s for s in starts if s in window]
+    while stack:
+        c = stack.pop()
+        if c in seen:
+            continue
+        seen.add(c)
+        stack.extend(p for p in window[c] if p in window and p not in seen)
+    return seen
+
+
+@dataclass
+class Placement:
+    """Where the linked commits are: what `report` shows and what `decide` starts from."""
+
+    present: list[str]  # still in the object store
+    unreachable: set[str]  # no ref holds them
+    off_main: set[str]  # not on the main line (all of them when there is no main line)
+    unshipped: set[str]  # not on the upstream default branch (the local one without a remote)
+
+    def status(self, linked: Sequence[str]) -> dict[str, tuple[int, int]]:
+        present = set(self.present)
+        return {
+            sha: (
+                int(sha in present and sha not in self.unreachable),
+                int(sha in present and sha not in self.unshipped),
+            )
+            for sha in linked
+        }
+
+
+def place(common_dir: str, refs: Refs, linked: Sequence[str]) -> Placement:
+    present = sorted(existing(common_dir, linked))
+    unreachable = off(common_dir, present, refs.all_tips)
+    off_main = off(common_dir, present, refs.main) if refs.main else set(present)
+    unshipped = off(common_dir, present, refs.main[:1]) if refs.upstream else off_main
+    return Placement(present, unreachable, off_main, unshipped)
+
+
+def decide(
+    common_dir: str, refs: Refs, linked: Sequence[str], placed: Placement, copies: Iterable[str] = ()
+) -> tuple[list[Decision], int]:
+    """The moves to make, and how many linked commits were candidates.  `copies`: commits the
+    hooks recorded as cherry-picks."""
+    copies = set(copies)
+    present, unreachable, off_main = placed.present, placed.unreachable, placed.off_main
+    decisions: list[Decision] = []
+    moved: set[str] = set()
+
+    # git filter-repo says exactly what became of each commit.
+    filter_map = matching.read_filter_repo_map(common_dir)
+    by_new: dict[str, list[str]] = {}
+    for sha in linked:
+        if sha in filter_map and (sha not in present or sha in unreachable):
+            by_new.setdefault(filter_map[sha], []).append(sha)
+            moved.add(sha)
+    for new, olds in sorted(by_new.items()):
+        decisions.append(Decision("local-rewrite", new, sorted(olds), "filter-repo"))
+
+    candidates = [s for s in present if s in off_main and s not in moved]
+    if not candidates or not refs.main:
+        return decisions, len(candidates)
+    wanted = set(candidates)
+
+    sub = graph(common_dir, candidates + refs.heads, refs.main)
+    chains = [(b, c) for b, c in _chains(sub) if wanted.intersection(c)]
+    if not chains:
+        return decisions, len(candidates)
+    lost = off(common_dir, [c[-1] for _, c in chains], refs.all_tips)  # chains no ref holds
+
+    times = {}
+    for line in run_git(
+        ["log", "--no-walk=unsorted", "--stdin", "--format=%H %ct"],
+        git_dir=common_dir,
+        input="\n".join(c for _, cs in chains for c in cs) + "\n",
+    ).splitlines():
+        sha, _, ct = line.partition(" ")
+        times[sha] = int(ct or 0)
+    since = min(times.values(), default=0) - WINDOW_SLACK_S
+    window = graph(
+        common_dir,
+        sorted(set(refs.main + refs.heads)),
+        [],
+        extra=[f"--max-age={since}", f"--max-count={MAX_WINDOW}", "--date-order"],
+    )
+    order = list(window)  # newest first
+    order.reverse()
+    targets_all = [t for t in order if len(window[t]) == 1]
+    # The upstream default branch: a line still on a local branch moves only when its copy
+    # reached upstream (the branch was merged there), never to a local main's commit.
+    upstream_line = set(graph(common_dir, [refs.main[0]], [], extra=[f"--max-age={since}"])) if refs.upstream else set()
+    # A cherry-pick made here (the hook recorded it) is a copy, never a replacement.
+    targets_all = [t for t in targets_all if t not in copies]
+    main_line = {t for t in targets_all if t not in sub}
+    chain_commits = sorted({c for _, cs in chains for c in cs})
+    facts = matching.read_facts(common_dir, sorted(set(targets_all) | set(chain_commits)))
+
+    def _range(base: str, end: str) -> matching.Diff:
+        return matching.read_range_diff(common_dir, base, end)
+
+    def _remerge(onto: str, end: str) -> str | None:
+        return matching.remerge_tree(common_dir, onto, end)
+
+    cache: dict[tuple[str, str], matching.Diff] = {}
+    all_matches: list[tuple[matching.Match, int]] = []
+    for base, commits in chains:
+        # A line still on a branch moves only to the main line (its branch was merged upstream);
+        # a line no ref holds may have been restacked onto another local branch, too.
+        pool = targets_all if commits[-1] in lost else [t for t in targets_all if t in upstream_line]
+        boundary = {p for c in commits for p in sub.get(c, ()) if p not in sub} | {base}
+        exclude = frozenset(_ancestors_in(window, boundary))
+        inputs = matching.Inputs(facts, pool, _range, _remerge, cache)
+        for m in matching.match_chain(inputs, matching.Chain(base, tuple(commits), exclude), wanted - moved):
+            all_matches.append((m, len(commits)))
+
+    # Leave commits alone while another remote branch (a release branch) still holds them,
+    # unless that branch's own tip was matched too (a merged pull request's stale branch).
+    matched_any = {old for m, _ in all_matches for old in m.old}
+    held: set[str] = set()
+    live = [tip for _, tip in refs.other_remotes if tip not in matched_any]
+    if live:
+        remote_sub = graph(common_dir, live, refs.main)
+        held = _ancestors_in(remote_sub, live)
+
+    moves = matching.assign((m for m, _ in all_matches), wanted - moved - held)
+    tiers: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    for m, _ in all_matches:
+        for old in m.old:
+            tiers.setdefault(old, m.tier)
+            sizes.setdefault(old, len(m.old))
+    grouped: dict[str, list[str]] = {}
+    for old, new in moves.items():
+        grouped.setdefault(new, []).append(old)
+    position = {t: i for i, t in enumerate(order)}
+    for new in sorted(grouped, key=lambda t: position.get(t, -1)):
+        olds = grouped[new]
+        if new not in main_line or refs.upstream is None:
+            command = "local-rewrite"
+        elif len(olds) > 1 or any(sizes[o] > 1 for o in olds):
+            command = "forge-squash"
+        else:
+            command = "forge-rebase"
+        decisions.append(Decision(command, new, olds, tiers[olds[0]]))
+    return decisions, len(candidates)
+
+
+# --- driver -------------------------------------------------------------------------------
+
+
+def record(decision: Decision, time_ms: int) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "kind": RECORD_KIND,
+        "time": time_ms,
+        "command": decision.command,
+        "tier": decision.tier,
+        "pairs": [[old, decision.new] for old in decision.olds],
+    }
+
+
+def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Outcome:
+    """Reconcile the repository that owns `state_dir` (never from the commit hook).
+
+    Ingest must have run first; when moves are decided they are appended to the spool and
+    ingested here.  Never raises for git trouble: the outcome's `error` says what went wrong.
+    """
+    from periscope_hooks import paths, spool
+    from periscope_hooks.state import transaction
+
+    common_dir = str(state_dir.parent)
+    outcome = Outcome()
+    if not os.path.exists(os.path.join(common_dir, "HEAD")):
+        return outcome
+    try:
+        refs = read_refs(common_dir)
+        linked = statedb.linked_commits(conn)
+        stamp = _filter_map_stamp(common_dir)
+        fingerprint = _fingerprint(refs.fingerprint, linked, stamp)
+        if not force and statedb.get_meta(conn, statedb.Meta.RECONCILE_FINGERPRINT) == fingerprint:
+            return outcome
+        outcome.ran = True
+        placed = place(common_dir, refs, linked)
+        copies = statedb.cherry_pick_commits(conn)
+        decisions, outcome.candidates = decide(common_dir, refs, linked, placed, copies)
+        status = placed.status(linked)
+        if decisions:
+            now = int(time.time() * 1000)
+            for d in decisions:
+                spool.append(str(state_dir / paths.SPOOL_NAME), record(d, now))
+            outcome.decisions = decisions
+            from periscope_hooks.ingest import process_spool
+
+            process_spool(state_dir, conn)
+            # The moved commits are on the main line now: read their status again.
+            linked = statedb.linked_commits(conn)
+            fingerprint = _fingerprint(refs.fingerprint, linked, stamp)
+            status = place(common_dir, refs, linked).status(linked)
+        with transaction(conn):
+            statedb.store_reconcile_status(conn, status, fingerprint)
+    except (GitError, OSError, ValueError) as e:
+        outcome.error = str(e)
+    return outcome
+
+
+def refresh(conn: sqlite3.Connection, state_dir: Path) -> Outcome:
+    """`run` for the flusher, `report` and `status`: trouble goes to hook.log, never out."""
+    from periscope_hooks import logfile, paths
+
+    outcome = run(conn, state_dir)
+    if outcome.error:
+        logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"reconcile: skipped: {outcome.error}")
+    return outcome
+
+
+def shipped_share(rows: Sequence[dict[str, Any]]) -> str:
+    """The AI cost that reached the upstream default branch, and its share (report's totals row);
+    the rest stayed on unmerged or abandoned branches."""
+    from periscope_hooks.events import round_cost
+
+    total = round_cost(float(r["cost"]) for r in rows)
+    shipped = round_cost(float(r["cost"]) for r in rows if r.get("shipped"))
+    return f"${shipped:.4f} ({100 * shipped / total:.0f}%)" if total else f"${shipped:.4f}"
+
+
+def counts(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(commits reconciled so far, linked commits still off the main line) for `status`."""
+    return statedb.reconcile_counts(conn, COMMANDS)
+
+
+def describe(outcome: Outcome) -> str:
+    return json.dumps([d.__dict__ for d in outcome.decisions])

@@ -1,0 +1,325 @@
+"""Reconciliation against a forge built from plain git (testing/forge.py): where each unit of
+usage ends up after squash, rebase and merge-commit merges, hook-less rewrites, and the cases
+that must not move."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testing.forge import OTHER_ENV, Forge
+from testing.util import git, state_dir
+
+
+@pytest.fixture
+def forge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Forge:
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    return Forge(tmp_path)
+
+
+def _commands(f: Forge) -> list[str]:
+    return [e["command"] for e in f.rewrite_events()]
+
+
+def test_squash_merge_with_main_moving_nearby_and_elsewhere(forge: Forge) -> None:
+    forge.branch("feat")
+    olds = [forge.dev_commit("a.txt", 10), forge.dev_commit("a.txt", 30), forge.dev_commit("c.txt", 5)]
+    forge.push("feat")
+    forge.web_commit("a.txt", 12, "main edits a line near a hunk")  # breaks plain git patch-id
+    forge.web_commit("b.txt", 5, "main edits another file")
+    squash = forge.squash_merge("feat", 12)
+    forge.pull_main(delete="feat")
+
+    outcome = forge.reconcile()
+    assert outcome.error is None
+    assert forge.where() == dict.fromkeys(olds, squash)
+    events = forge.rewrite_events()
+    assert [e["command"] for e in events] == ["forge-squash"]
+    assert {(m["old"], m["new"]) for m in events[0]["mappings"]} == {(o, squash) for o in olds}
+
+    # Again: nothing changed, nothing runs, nothing is emitted twice.
+    assert not forge.reconcile().ran
+    assert len(forge.rewrite_events()) == 1
+
+    # The spool is the source of truth: a rebuilt state.db replays the same move, same event id,
+    # without a second decision (the record is replayed, git is not asked again).
+    spool_before = (state_dir(forge.dev) / "spool.jsonl").read_bytes()
+    (state_dir(forge.dev) / "state.db").unlink()
+    again = forge.reconcile()
+    assert again.decisions == []
+    assert forge.where() == dict.fromkeys(olds, squash)
+    assert [e["event_id"] for e in forge.rewrite_events()] == [e["event_id"] for e in events]
+    assert (state_dir(forge.dev) / "spool.jsonl").read_bytes() == spool_before
+
+
+def test_squash_merged_branch_still_on_the_remote_unpruned(forge: Forge) -> None:
+    """The forge kept the branch, or `git pull` did not prune it: origin/feat still holds the
+    commits, but its own tip went into the squash, so it is a merged branch, not a release."""
+    forge.branch("feat")
+    olds = [forge.dev_commit("a.txt", 10), forge.dev_commit("b.txt", 20)]
+    forge.push("feat")
+    squash = forge.squash_merge("feat", 5, delete_branch=False)
+    forge.pull_main(delete="feat", prune=False)
+    assert git(forge.dev, "branch", "-r", "--contains", olds[0]) == "origin/feat"
+
+    forge.reconcile()
+    assert forge.where() == dict.fromkeys(olds, squash)
+
+
+def test_squash_with_a_conflict_resolved_on_the_forge(forge: Forge) -> None:
+    forge.branch("feat")
+    olds = [
+        forge.dev_commit("a.txt", 20, "dev rewrites line 20\ndev adds a line\ndev adds another"),
+        forge.dev_commit("b.txt", 40, "dev second change\nwith two lines"),
+    ]
+    forge.push("feat")
+    forge.web_commit("a.txt", 20, "main rewrites line 20 differently")
+    resolved = (forge.web / "a.txt").read_text()
+    git(forge.web, "fetch", "-q", "origin")
+    dev_a = git(forge.web, "show", "origin/feat:a.txt") + "\n"
+    resolved = dev_a.replace("dev rewrites line 20", "merged line 20 (edited on the forge)")
+    dev_b = git(forge.web, "show", "origin/feat:b.txt") + "\n"
+    squash = forge.squash_merge("feat", 7, resolve={"a.txt": resolved, "b.txt": dev_b})
+    forge.pull_main(delete="feat")
+
+    forge.reconcile()
+    assert forge.where() == dict.fromkeys(olds, squash)
+    assert _commands(forge) == ["forge-squash"]
+
+
+def test_rebase_merge_with_a_new_committer(forge: Forge) -> None:
+    forge.branch("feat")
+    olds = [forge.dev_commit("a.txt", 10), forge.dev_commit("b.txt", 30, "b change\nand more")]
+    forge.push("feat")
+    forge.web_commit("a.txt", 12, "main changes a line two below")
+    news = forge.rebase_merge("feat")
+    forge.pull_main(delete="feat")
+
+    forge.reconcile()
+    assert forge.where() == dict(zip(olds, news))
+    assert _commands(forge) == ["forge-rebase", "forge-rebase"]
+
+
+def test_stacked_pull_requests_squashed_one_after_the_other(forge: Forge) -> None:
+    forge.branch("one")
+    first = [forge.dev_commit("a.txt", 5), forge.dev_commit("a.txt", 15)]
+    forge.push("one")
+    git(forge.dev, "checkout", "-q", "-b", "two")
+    second = [forge.dev_commit("c.txt", 40), forge.dev_commit("c.txt", 50)]
+    forge.push("two")
+    squash_one = forge.squash_merge("one", 1)
+    squash_two = forge.squash_merge("two", 2)
+    forge.pull_main(delete="one")
+    git(forge.dev, "branch", "-q", "-D", "two")
+
+    forge.reconcile()
+    assert forge.where() == {**dict.fromkeys(first, squash_one), **dict.fromkeys(second, squash_two)}
+
+
+def test_merge_commit_keeps_the_originals(forge: Forge) -> None:
+    forge.branch("feat")
+    olds = [forge.dev_commit("a.txt", 10), forge.dev_commit("a.txt", 20)]
+    forge.push("feat")
+    forge.web_commit("b.txt", 1, "main moves")
+    forge.merge_commit("feat")
+    forge.pull_main(delete="feat")
+
+    forge.reconcile()
+    assert forge.where() == {o: o for o in olds}
+    assert forge.rewrite_events() == []
+    from periscope_hooks import reconcile
+    from periscope_hooks.state import open_state_db
+
+    conn = open_state_db(state_dir(forge.dev))
+    try:
+        assert reconcile.ship_status(conn) == {o: (True, True) for o in olds}
+        assert reconcile.counts(conn) == (0, 0)
+    finally:
+        conn.close()
+
+
+def test_abandoned_branch_and_later_work_stay_put(forge: Forge) -> None:
+    forge.branch("feat")
+    merged = forge.dev_commit("a.txt", 10)
+    forge.push("feat")
+    squash = forge.squash_merge("feat", 3)
+    later = forge.dev_commit("a.txt", 40)  # made after the merge: not part of the squash
+    forge.branch("abandoned")
+    dropped = forge.dev_commit("b.txt", 10)
+    forge.pull_main(delete="abandoned")
+
+    forge.reconcile()
+    assert forge.where() == {merged: squash, later: later, dropped: dropped}
+    from periscope_hooks import reconcile
+    from periscope_hooks.state import open_state_db
+
+    conn = open_state_db(state_dir(forge.dev))
+    try:
+        status = reconcile.ship_status(conn)
+        assert status[squash] == (True, True)
+        assert status[later] == (True, False)  # still on the local branch feat
+        assert status[dropped] == (False, False)
+        assert reconcile.counts(conn) == (1, 2)
+    finally:
+        conn.close()
+
+
+def test_cherry_pick_to_main_of_a_release_branch_commit(forge: Forge) -> None:
+    """A fix made on a release branch and copied to main: the original is what shipped in the
+    release; neither the `cherry picked from` copy nor a plain copy replaces it while the release
+    branch holds it (its tip, the version bump, has no copy on main: not a merged PR's branch)."""
+    git(forge.web, "push", "-q", "origin", "main:release-1")
+    git(forge.dev, "fetch", "-q", "origin")
+    git(forge.dev, "checkout", "-q", "-b", "release-1", "origin/release-1")
+    fix = forge.dev_commit("a.txt", 10, "release fix")
+    fix2 = forge.dev_commit("b.txt", 10, "another release fix\nof\nfive\nlines\nhere")  # not trivial
+    bump = forge.dev_commit("a.txt", 1, "version = 1.0.1", usage=False)  # the release's own commit, on top
+    git(forge.dev, "push", "-q", "origin", "release-1")
+    git(forge.web, "fetch", "-q", "origin")
+    git(forge.web, "cherry-pick", "-x", fix, env=OTHER_ENV)  # the copy says where it came from
+    git(forge.web, "cherry-pick", fix2, env=OTHER_ENV)  # a plain copy: the release branch holds the original
+    git(forge.web, "push", "-q", "origin", "main")
+    git(forge.dev, "checkout", "-q", "main")
+    git(forge.dev, "branch", "-q", "-D", "release-1")
+    git(forge.dev, "pull", "-q", "--ff-only", "origin", "main")
+
+    forge.reconcile()
+    assert forge.where() == {fix: fix, fix2: fix2, bump: bump}
+
+
+def test_trivial_identical_change_by_someone_else_does_not_take_the_usage(forge: Forge) -> None:
+    forge.branch("bump")
+    bump = forge.dev_commit("a.txt", 1, "version = 1.0.1")
+    forge.web_commit("a.txt", 1, "version = 1.0.1", env=OTHER_ENV)  # the same bump, by another person
+    forge.pull_main(delete="bump")
+
+    forge.reconcile()
+    assert forge.where() == {bump: bump}
+
+
+def test_never_moves_to_an_ancestor(forge: Forge) -> None:
+    added = forge.web_commit("a.txt", 70, "an old addition by the same author\nof two lines", env={})
+    git(forge.web, "revert", "--no-edit", "HEAD")
+    git(forge.web, "push", "-q", "origin", "main")
+    git(forge.dev, "fetch", "-q", "origin")
+    forge.branch("again")
+    redo = forge.dev_commit("a.txt", 70, "an old addition by the same author\nof two lines")
+    forge.pull_main(delete="again")
+
+    forge.reconcile()
+    assert forge.where() == {redo: redo}
+    assert added != redo
+
+
+def _restack_with_commit_tree(repo: Path, onto: str, commits: list[str]) -> list[str]:
+    """What stacked-diff tools do: new commits via commit-tree, the branch moved by update-ref."""
+    parent, news = onto, []
+    for c in commits:
+        git(repo, "checkout", "-q", "--detach", parent)
+        git(repo, "-c", "core.hooksPath=/dev/null", "cherry-pick", "--no-commit", c)
+        tree = git(repo, "write-tree")
+        new = git(repo, "commit-tree", tree, "-p", parent, "-m", "restacked")
+        news.append(new)
+        parent = new
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "update-ref", "refs/heads/stack", parent)
+    git(repo, "checkout", "-q", "stack")
+    return news
+
+
+def test_restack_with_commit_tree_and_update_ref(forge: Forge) -> None:
+    forge.branch("stack")
+    olds = [forge.dev_commit("a.txt", 10), forge.dev_commit("c.txt", 20, "c change\ntwo lines")]
+    moved = forge.web_commit("b.txt", 3, "main moves")
+    git(forge.dev, "fetch", "-q", "origin")
+    news = _restack_with_commit_tree(forge.dev, moved, olds)
+
+    forge.reconcile()
+    assert forge.where() == dict(zip(olds, news))
+    assert _commands(forge) == ["local-rewrite", "local-rewrite"]
+
+
+def test_rebase_with_hooks_disabled(forge: Forge) -> None:
+    forge.branch("feat")
+    olds = [forge.dev_commit("a.txt", 10), forge.dev_commit("a.txt", 14)]
+    forge.web_commit("a.txt", 12, "main edits between the two hunks")
+    git(forge.dev, "fetch", "-q", "origin")
+    git(forge.dev, "-c", "core.hooksPath=/dev/null", "rebase", "-q", "origin/main")
+    news = git(forge.dev, "rev-list", "--reverse", "origin/main..HEAD").split()
+
+    forge.reconcile()
+    assert forge.where() == dict(zip(olds, news))
+    assert _commands(forge) == ["local-rewrite", "local-rewrite"]
+
+
+def test_filter_repo_commit_map(forge: Forge) -> None:
+    if shutil.which("git-filter-repo") is None and not (Path(sys.executable).parent / "git-filter-repo").exists():
+        if os.environ.get("CI"):
+            pytest.fail("git-filter-repo is missing (pip install '.[test]')")
+        pytest.skip("git-filter-repo is not installed")
+    (forge.dev / "secret.txt").write_text("oops\n")
+    git(forge.dev, "add", "secret.txt")
+    git(forge.dev, "commit", "-q", "-m", "add a file to drop")
+    olds = [forge.dev_commit("a.txt", 10), forge.dev_commit("b.txt", 10)]  # rewritten: their parent changed
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(
+        ["git", "filter-repo", "--force", "--invert-paths", "--path", "secret.txt"],
+        cwd=forge.dev,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
+    news = git(forge.dev, "rev-list", "--reverse", "HEAD").split()[1:]
+
+    forge.reconcile()
+    assert forge.where() == dict(zip(olds, news))
+    assert _commands(forge) == ["local-rewrite", "local-rewrite"]
+
+
+def test_report_status_and_schemas_through_the_cli(forge: Forge) -> None:
+    """`report` reconciles on its own (no flush first), says what shipped and the shipped share
+    of AI cost; `status` counts; the spool record and the rewrite event match their schemas."""
+    import json
+
+    import jsonschema
+
+    from periscope_hooks import schemas, spool
+    from testing.util import periscope
+
+    forge.branch("feat")
+    merged = [forge.dev_commit("a.txt", 10), forge.dev_commit("a.txt", 30)]
+    forge.push("feat")
+    squash = forge.squash_merge("feat", 9)
+    forge.branch("wip")
+    left = forge.dev_commit("b.txt", 5)
+    git(forge.dev, "checkout", "-q", "main")
+    git(forge.dev, "pull", "-q", "--ff-only", "origin", "main")
+    git(forge.dev, "branch", "-q", "-D", "feat")
+
+    rows = {r["sha"]: r for r in json.loads(periscope("report", "--format", "json", cwd=forge.dev).stdout)}
+    assert rows[squash]["shipped"] is True and rows[squash]["messages"] == 2
+    assert rows[left]["shipped"] is False and rows[left]["reachable"] is True
+    assert set(rows) == {squash, left}
+    table = periscope("report", cwd=forge.dev).stdout.splitlines()
+    shipped_cost, total = rows[squash]["cost"], rows[squash]["cost"] + rows[left]["cost"]
+    column = table[0].index("shipped")
+    assert [line[column:].split()[0] for line in table[1:3]] == ["yes", "no"]
+    share = f"${shipped_cost:.4f} ({100 * shipped_cost / total:.0f}%)"
+    assert table[-1].startswith("total") and table[-1][column:].startswith(share)
+    status = periscope("status", cwd=forge.dev).stdout
+    assert "2 commit(s) followed to the commit that replaced them; 1 linked commit(s) still off the main line" in status
+
+    spool_schema = schemas.load("spool-record")
+    records = list(spool.iter_records(str(state_dir(forge.dev) / "spool.jsonl")))
+    for rec in records:
+        jsonschema.validate(rec, spool_schema)
+    assert [r["command"] for r in records if r["kind"] == "reconcile"] == ["forge-squash"]
+    events = forge.rewrite_events()
+    for e in events:
+        jsonschema.validate(e, schemas.load("events"))
+    assert [e["mappings"] for e in events] == [[{"old": o, "new": squash} for o in merged]]
