@@ -179,3 +179,28 @@ def m012_reconcile_status(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE reconcile_status (sha TEXT PRIMARY KEY, reachable INTEGER NOT NULL, shipped INTEGER NOT NULL)"
     )
+
+
+@migration
+def m015_pricing_cache(db: sqlite3.Connection) -> None:
+    # Each model's resolved prices per price table (pricing.Pricer): a flusher run that meets only
+    # known models never imports genai-prices (0.3-1 s of CPU per run otherwise).  Derived data.
+    db.execute(
+        "CREATE TABLE price_cache (snapshot TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,"
+        " maker_only INTEGER NOT NULL, periods TEXT NOT NULL, PRIMARY KEY (snapshot, provider, model, maker_only))"
+    )
+
+
+@migration
+def m011_scale_outbox_event_time(db: sqlite3.Connection) -> None:
+    # Issue 11: the local store files each event with its time; kept beside the body, the flusher
+    # hands stored bodies to the store as they are (no JSON decode and re-encode per event).
+    db.execute("ALTER TABLE outbox ADD COLUMN event_time TEXT")
+
+
+@migration
+def m011_scale_worktree_ids(db: sqlite3.Connection) -> None:
+    # Issue 9 item 13: which worktree (the main one, or a linked one by its admin folder name) a
+    # recorded path was, learned while the path existed, so that a moved worktree (`git worktree
+    # move`, a moved repository) is recognised and its pending usage follows it.
+    db.execute("CREATE TABLE worktree_ids (path TEXT PRIMARY KEY, identity TEXT NOT NULL)")
