@@ -160,32 +160,9 @@ def m010_pricing_list_cost(db: sqlite3.Connection) -> None:
 def m014_agents_coding_agent(db: sqlite3.Connection) -> None:
     # Which coding agent wrote a message or session (opencode, claude-code), and which message
     # held which tool call: a Claude Code commit names only the tool call that ran it, since
-    # its message may reach the transcript after the commit (issue 14).
-    _script(
-        db,
-        """
-        ALTER TABLE messages ADD COLUMN coding_agent TEXT;
-        ALTER TABLE sessions ADD COLUMN coding_agent TEXT;
-        CREATE TABLE agent_tool_uses (tool_use_id TEXT PRIMARY KEY, message_id TEXT NOT NULL)
-        """,
-    )
-
-
-@migration
-def m012_reconcile_status(db: sqlite3.Connection) -> None:
-    # Whether each linked commit is still reachable and whether it reached the upstream default
-    # branch, as of the refs fingerprinted in meta `reconcile_fingerprint`: `report` reads this
-    # instead of running `git rev-list --all` (0.5-0.7 s at 28k commits) on every call.
-    db.execute(
-        "CREATE TABLE reconcile_status (sha TEXT PRIMARY KEY, reachable INTEGER NOT NULL, shipped INTEGER NOT NULL)"
-    )
-
-
-@migration
-def m015_pricing_cache(db: sqlite3.Connection) -> None:
-    # Each model's resolved prices per price table (pricing.Pricer): a flusher run that meets only
-    # known models never imports genai-prices (0.3-1 s of CPU per run otherwise).  Derived data.
-    db.execute(
-        "CREATE TABLE price_cache (snapshot TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,"
-        " maker_only INTEGER NOT NULL, periods TEXT NOT NULL, PRIMARY KEY (snapshot, provider, model, maker_only))"
-    )
+    # its message may reach the transcript after the commit (issue 14).  Idempotent: a branch
+    # build applied it under an earlier name, and such a database must still open.
+    for table in ("messages", "sessions"):
+        if "coding_agent" not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN coding_agent TEXT")
+    db.execute("CREATE TABLE IF NOT EXISTS agent_tool_uses (tool_use_id TEXT PRIMARY KEY, message_id TEXT NOT NULL)")
