@@ -341,3 +341,20 @@ def test_a_commit_that_matched_nothing_is_compared_again_with_new_commits(forge:
     git(forge.dev, "pull", "-q", "--ff-only", "origin", "main")
     forge.reconcile()
     assert forge.where() == {old: landed}
+
+
+def test_flush_moves_the_usage_and_its_notes(forge: Forge) -> None:
+    from periscope_hooks.notes import NOTES_REF, parse_note
+    from testing.util import periscope
+
+    (forge.dev / ".periscope.toml").write_text("notes = true\n")  # untracked: settings only
+    forge.branch("feat")
+    olds = [forge.dev_commit("a.txt", 10), forge.dev_commit("b.txt", 20)]
+    forge.push("feat")
+    squash = forge.squash_merge("feat", 4)
+    forge.pull_main(delete="feat")
+
+    periscope("flush", cwd=forge.dev)  # what the flusher that `git pull` starts does
+    note = parse_note(git(forge.dev, "notes", f"--ref={NOTES_REF}", "show", squash))
+    assert note is not None and note["usage"]["messages"] == 2
+    assert note["sha"] == squash and forge.where() == dict.fromkeys(olds, squash)
