@@ -6,8 +6,10 @@ noise hits them alike:
   none     no hook
   floor    `#!/bin/sh` + `exec "<python>" -c pass`: only starts the same interpreter, the floor
            for any Python hook
-  ours     the shim `python -m periscope_hooks install-hooks` writes, PERISCOPE_BACKGROUND=0
-           (the commit's own cost)
+  ours-py  the shim `python -m periscope_hooks install-hooks` writes, PERISCOPE_BACKGROUND=0 and
+           PERISCOPE_SH_HOOK=0: the record written by the Python hook
+  ours     the same shim as installed, PERISCOPE_BACKGROUND=0: the record written in sh (the
+           commit's own cost)
   ours+bg  the same shim as installed: it also posix_spawns the detached flusher. Its flusher is
            waited for (untimed) before the next commit, and its run time is reported as `bg flush`.
 
@@ -42,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from testing.util import message_record  # noqa: E402
 
-VARIANTS = ("none", "floor", "ours", "ours+bg")
+VARIANTS = ("none", "floor", "ours-py", "ours", "ours+bg")
 LINKED = 100_000
 
 
@@ -59,7 +61,7 @@ def make_repo(base: Path, name: str, env: dict, hook: str | None) -> Path:
         h = repo / ".git" / "hooks" / "post-commit"
         h.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -c pass\n")
         h.chmod(0o755)
-    elif hook == "ours":
+    elif hook in ("ours", "ours-py"):
         subprocess.run(
             [sys.executable, "-m", "periscope_hooks", "install-hooks", "--repo", str(repo)],
             check=True,
@@ -159,13 +161,16 @@ def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> d
         repos = {
             "none": make_repo(base, "none", env, None),
             "floor": make_repo(base, "floor", env, "floor"),
+            "ours-py": make_repo(base, "ours-py", env, "ours-py"),
             "ours": make_repo(base, "ours", env, "ours"),
             "ours+bg": make_repo(base, "ours-bg", env, "ours"),
         }
         if scenario == "linked":
             build_linked([repos["ours"], repos["ours+bg"]], env)
         append_messages(repos["ours"], pending)
+        append_messages(repos["ours-py"], pending)
         envs = {k: {**env, "PERISCOPE_BACKGROUND": "1" if k == "ours+bg" else "0"} for k in repos}
+        envs["ours-py"]["PERISCOPE_SH_HOOK"] = "0"
         times: dict[str, list[float]] = {k: [] for k in repos}
         bg_flush: list[float] = []
         bg_sdir = state_dir(repos["ours+bg"])
@@ -180,7 +185,7 @@ def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> d
                 if k == "ours+bg":
                     bg_flush.append(wait_flushers(bg_sdir) * 1000)  # never let it overlap another commit
         # The bench checks what it measured: one commit record per timed commit, none lost.
-        for k in ("ours", "ours+bg"):
+        for k in ("ours-py", "ours", "ours+bg"):
             n = sum(
                 1 for ln in (state_dir(repos[k]) / "spool.jsonl").read_text().splitlines() if '"kind":"commit"' in ln
             )
@@ -190,6 +195,7 @@ def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> d
         for k in VARIANTS[1:]:
             added = [t - base_med for t in times[k]]
             out[k] = (statistics.median(added), p95(added))
+        out["ratio_py"] = out["ours-py"][0] / out["floor"][0] if out["floor"][0] > 0 else float("nan")
         out["ratio"] = out["ours"][0] / out["floor"][0] if out["floor"][0] > 0 else float("nan")
         out["ratio_bg"] = out["ours+bg"][0] / out["floor"][0] if out["floor"][0] > 0 else float("nan")
         return out
@@ -246,7 +252,8 @@ def main() -> None:
         print("interpreter start-up (median ms): " + ", ".join(f"{k} {v:.1f}" for k, v in st.items()))
         print("added ms over no hook, median / p95; ratio = median ours / median floor")
         print(
-            f"{'scenario':<18}{'no hook':>9}{'floor':>15}{'ours':>15}{'ratio':>7}{'ours+bg':>15}{'ratio':>7}"
+            f"{'scenario':<18}{'no hook':>9}{'floor':>15}{'ours-py':>15}{'ours (sh)':>15}{'ratio':>7}"
+            f"{'ours+bg':>15}{'ratio':>7}"
             f"{'bg flush':>16}"
         )
         results = {
@@ -263,7 +270,8 @@ def main() -> None:
             label = "100k linked" if scenario == "linked" else f"{int(scenario):,} pending"
             cell = lambda m_p: f"{m_p[0]:.1f} / {m_p[1]:.1f}"  # noqa: E731
             print(
-                f"{label:<18}{r['no_hook_ms']:>7.1f}ms{cell(r['floor']):>15}{cell(r['ours']):>15}{r['ratio']:>7.2f}"
+                f"{label:<18}{r['no_hook_ms']:>7.1f}ms{cell(r['floor']):>15}{cell(r['ours-py']):>15}"
+                f"{cell(r['ours']):>15}{r['ratio']:>7.2f}"
                 f"{cell(r['ours+bg']):>15}{r['ratio_bg']:>7.2f}{cell(r['bg_flush_ms']):>16}",
                 flush=True,
             )

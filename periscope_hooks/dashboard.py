@@ -16,13 +16,11 @@ close the script element.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import json
 import math
 import os
 import sqlite3
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +46,7 @@ DAY_GROUPINGS = ("model", "branch", "session", "day")
 
 @dataclass(frozen=True)
 class Window:
-    """A time filter: messages with since_ms <= time_ms < until_ms (None: open)."""
+    """The report's time window (commands/report.py parse_window): since_ms <= t < until_ms (None: open)."""
 
     since_ms: int | None = None
     until_ms: int | None = None
@@ -56,23 +54,6 @@ class Window:
     @property
     def active(self) -> bool:
         return self.since_ms is not None or self.until_ms is not None
-
-
-def parse_when(value: str, *, end: bool) -> int:
-    """A date (YYYY-MM-DD, local time; as --until the whole day is included) or an ISO 8601
-    date-time (local time unless it names a zone) -> epoch ms."""
-    try:
-        if len(value) == 10:
-            day = dt.datetime.strptime(value, "%Y-%m-%d")
-            if end:
-                day += dt.timedelta(days=1)
-            return int(time.mktime(day.timetuple()) * 1000)
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"cannot read the date {value!r}", "use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]")
-    if moment.tzinfo is None:
-        return int(time.mktime(moment.timetuple()) * 1000 + moment.microsecond // 1000)
-    return int(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -126,13 +107,13 @@ def known_sources() -> list[Source]:
 # --- reading one state dir through the report's functions --------------------------------------
 
 
-def day_model_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def day_model_rows(conn: sqlite3.Connection, window: Window = Window()) -> list[dict[str, Any]]:
     """Cost per (day, provider, model), days bucketed as the report buckets them."""
     from periscope_hooks.commands.report import day_of
 
     cells: dict[tuple[str, Any, Any], list[float]] = {}
     counts: dict[tuple[str, Any, Any], int] = {}
-    for time_ms, provider, model, cost in statedb.message_costs(conn):
+    for time_ms, provider, model, cost in statedb.message_costs(conn, window.since_ms, window.until_ms):
         key = (day_of(time_ms), provider, model)
         cells.setdefault(key, []).append(float(cost or 0))
         counts[key] = counts.get(key, 0) + 1
@@ -140,14 +121,6 @@ def day_model_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         {"day": d, "provider": p, "model": m, "messages": counts[(d, p, m)], "cost": round_cost(costs)}
         for (d, p, m), costs in sorted(cells.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), str(kv[0][2])))
     ]
-
-
-def _report_takes_window() -> bool:
-    import inspect
-
-    from periscope_hooks.commands.report import report_rows
-
-    return "window" in inspect.signature(report_rows).parameters
 
 
 def read_source(source: Source, window: Window) -> dict[str, Any]:
@@ -162,21 +135,10 @@ def read_source(source: Source, window: Window) -> dict[str, Any]:
         from periscope_hooks.reconcile import refresh
 
         refresh(conn, source.state_dir)  # `shipped` as of the refs now (cached per refs fingerprint)
-        if _report_takes_window():  # the report filters: ask it, so both filter the same way
-            rows: dict[str, Any] = {
-                by: report_rows(conn, by, (window.since_ms, window.until_ms))  # type: ignore[call-arg,unused-ignore]
-                for by in (*DAY_GROUPINGS, "commit")
-            }
-            statedb.restrict_messages_to_window(conn, window.since_ms, window.until_ms)  # the day x model split
-        else:
-            statedb.restrict_messages_to_window(conn, window.since_ms, window.until_ms)
-            rows = {by: report_rows(conn, by) for by in DAY_GROUPINGS}
-            commits = report_rows(conn, "commit")
-            if window.active:  # a commit whose usage all lies outside the window is not in it
-                commits = [c for c in commits if c["messages"]]
-            rows["commit"] = commits
-        rows["day_model"] = day_model_rows(conn)
-        pending = statedb.pending_costs(conn)
+        span = (window.since_ms, window.until_ms)
+        rows: dict[str, Any] = {by: report_rows(conn, by, span) for by in (*DAY_GROUPINGS, "commit")}
+        rows["day_model"] = day_model_rows(conn, window)
+        pending = statedb.pending_costs(conn, window.since_ms, window.until_ms)
         rows["pending"] = {"messages": len(pending), "cost": round_cost(pending)}
     finally:
         conn.close()

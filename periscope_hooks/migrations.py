@@ -179,3 +179,13 @@ def m012_reconcile_status(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE reconcile_status (sha TEXT PRIMARY KEY, reachable INTEGER NOT NULL, shipped INTEGER NOT NULL)"
     )
+
+
+@migration
+def m015_pricing_cache(db: sqlite3.Connection) -> None:
+    # Each model's resolved prices per price table (pricing.Pricer): a flusher run that meets only
+    # known models never imports genai-prices (0.3-1 s of CPU per run otherwise).  Derived data.
+    db.execute(
+        "CREATE TABLE price_cache (snapshot TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,"
+        " maker_only INTEGER NOT NULL, periods TEXT NOT NULL, PRIMARY KEY (snapshot, provider, model, maker_only))"
+    )

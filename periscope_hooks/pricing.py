@@ -24,7 +24,6 @@ micro-dollars, so sums are exact.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -141,6 +140,35 @@ def _rates(model_price: Any) -> _Rates:
         reasoning=_rate(values["output_reasoning_mtok"]),
         request=_pico(request, 1000) if isinstance(request, Decimal) else 0,
     )
+
+
+def _pico_json(p: Pico) -> int | str:
+    return p if isinstance(p, int) else f"{p.numerator}/{p.denominator}"
+
+
+def _pico_from_json(v: int | str) -> Pico:
+    return v if isinstance(v, int) else Fraction(v)
+
+
+def _rate_json(r: _Rate | None) -> Any:
+    return None if r is None else [_pico_json(r.base), [[start, _pico_json(p)] for start, p in r.tiers]]
+
+
+def _rate_from_json(v: Any) -> _Rate | None:
+    return None if v is None else _Rate(_pico_from_json(v[0]), tuple((int(a), _pico_from_json(b)) for a, b in v[1]))
+
+
+_RATE_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning")
+
+
+def rates_to_json(rates: _Rates) -> dict[str, Any]:
+    out = {f: _rate_json(getattr(rates, f)) for f in _RATE_FIELDS}
+    out["request"] = _pico_json(rates.request)
+    return out
+
+
+def rates_from_json(d: dict[str, Any]) -> _Rates:
+    return _Rates(**{f: _rate_from_json(d[f]) for f in _RATE_FIELDS}, request=_pico_from_json(d["request"]))
 
 
 def micro_from_pico(pico: Pico) -> int:
@@ -260,6 +288,124 @@ class PriceTable:
         return Priced(micro, source, self.identity if micro is not None else None)
 
 
+@dataclass(frozen=True)
+class _Periods:
+    """A model's prices over time: (start in ms or None, rates); the last one started wins, else the first.
+    (genai-prices' rule for its StartDateConstraint prices, evaluated without the library.)"""
+
+    periods: tuple[tuple[int | None, _Rates | None], ...]
+
+    def at(self, time_ms: int | None) -> _Rates | None:
+        t = int(time_ms or 0)
+        for start, rates in reversed(self.periods):
+            if start is None or t >= start:
+                return rates
+        return self.periods[0][1]
+
+
+_NOT_IN_TABLE = _Periods(((None, None),))
+
+
+def periods_of(info: Any, table: PriceTable) -> _Periods | None:
+    """A model's prices as storable periods; None when they depend on more than the date (off-peak hours)."""
+    if info is None:
+        return _NOT_IN_TABLE
+    if not isinstance(info.prices, list):
+        return _Periods(((None, table._rates_of(info.prices)),))
+    periods: list[tuple[int | None, _Rates | None]] = []
+    for conditional in info.prices:
+        constraint = conditional.constraint
+        if constraint is None:
+            periods.append((None, table._rates_of(conditional.prices)))
+            continue
+        start = getattr(constraint, "start_date", None)
+        if not isinstance(start, _dt.date) or hasattr(constraint, "start_time"):
+            return None
+        midnight = _dt.datetime(start.year, start.month, start.day, tzinfo=_dt.timezone.utc)
+        periods.append((int(midnight.timestamp() * 1000), table._rates_of(conditional.prices)))
+    return _Periods(tuple(periods))
+
+
+def periods_to_json(p: _Periods) -> str:
+    return json.dumps([[start, None if r is None else rates_to_json(r)] for start, r in p.periods])
+
+
+def periods_from_json(text: str) -> _Periods:
+    return _Periods(tuple((start, None if r is None else rates_from_json(r)) for start, r in json.loads(text)))
+
+
+class Pricer:
+    """Prices messages during ingest without importing genai-prices in the common case.
+
+    A model's resolved prices are kept in state.db (`price_cache`, keyed by the table's identity), so
+    a flusher run that meets only models seen before never imports the library (~0.3-1 s of CPU after
+    every commit otherwise).  The table's identity comes from package metadata and the fetched file's
+    metadata, both cheap to read; a new model or a new table loads the library once per run."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.identity = current_identity()
+        self._table: PriceTable | NoTable | None = None
+        self._periods: dict[tuple[str, str, bool], _Periods | None] = {}
+
+    @property
+    def table(self) -> PriceTable | NoTable:
+        if self._table is None:
+            self._table = load_table()
+            if self._table.identity != self.identity:  # the fetched file was unreadable: bundled prices
+                self.identity = self._table.identity
+        return self._table
+
+    def _lookup(self, provider: str, model: str, maker_only: bool) -> _Periods | None:
+        key = (provider, model, maker_only)
+        if key in self._periods:
+            return self._periods[key]
+        found: _Periods | None = None
+        if self.identity is not None:
+            row = self.conn.execute(
+                "SELECT periods FROM price_cache WHERE snapshot = ? AND provider = ? AND model = ? AND maker_only = ?",
+                (self.identity, provider, model, int(maker_only)),
+            ).fetchone()
+            if row is not None:
+                found = periods_from_json(row[0])
+        if found is None:
+            table = self.table
+            if isinstance(table, PriceTable):
+                found = periods_of(table._find(provider, model, maker_only), table)
+                if found is not None:
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO price_cache (snapshot, provider, model, maker_only, periods)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (table.identity, provider, model, int(maker_only), periods_to_json(found)),
+                    )
+        self._periods[key] = found
+        return found
+
+    def price(
+        self,
+        provider: str | None,
+        model: str | None,
+        tokens: tuple[int, int, int, int, int],
+        time_ms: int | None,
+        reported: float | None,
+    ) -> Priced:
+        used = any(tokens)
+        maker_only = reported is not None and reported <= 0 and used
+        micro: int | None = None
+        if model:
+            periods = self._lookup(provider or "", model, maker_only)
+            if periods is None:  # prices by time of day: the library decides, per message
+                table = self.table
+                if isinstance(table, PriceTable):
+                    micro = table.list_cost_micro(provider, model, tokens, time_ms, maker_only)
+            else:
+                rates = periods.at(time_ms)
+                micro = None if rates is None else micro_from_pico(rates.cost_pico(*tokens))
+        return Priced(
+            micro, cost_source(reported, used, micro is not None), self.identity if micro is not None else None
+        )
+
+
 class NoTable:
     """Stands in when genai-prices is not installed (Python < 3.11): every list price is unknown."""
 
@@ -285,13 +431,29 @@ def prices_dir() -> Path:
 
 
 def library_version() -> str | None:
+    """genai-prices' installed version, read from its dist-info directory's name: importing
+    importlib.metadata alone costs more than a whole warm flusher run's pricing."""
+    import importlib.util
+
     try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # pragma: no cover
+        spec = importlib.util.find_spec("genai_prices")
+    except (ImportError, ValueError):
         return None
+    if spec is None or not spec.origin:
+        return None
+    site = os.path.dirname(os.path.dirname(spec.origin))
     try:
+        names = os.listdir(site)
+    except OSError:
+        names = []
+    for name in names:
+        if name.startswith("genai_prices-") and name.endswith(".dist-info"):
+            return name[len("genai_prices-") : -len(".dist-info")]
+    try:  # an unusual layout (an egg, a zip): ask the metadata API
+        from importlib.metadata import version
+
         return version("genai-prices")
-    except PackageNotFoundError:
+    except Exception:
         return None
 
 
@@ -310,6 +472,12 @@ def _identity(version: str, meta: dict[str, Any] | None) -> str:
     if meta is None:
         return f"genai-prices {version} bundled"
     return f"genai-prices {version} fetched {meta.get('fetched', '?')} sha256:{str(meta.get('sha256', ''))[:12]}"
+
+
+def current_identity() -> str | None:
+    """The identity load_table() will give, from metadata only (no genai-prices import)."""
+    version = library_version()
+    return None if version is None else _identity(version, fetched_meta())
 
 
 def load_table() -> PriceTable | NoTable:
@@ -379,6 +547,8 @@ def fetch_update(url: str | None = None, timeout: float = 10.0) -> str:
     directory = prices_dir()
     directory.mkdir(parents=True, exist_ok=True)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    import hashlib
+
     meta = {"fetched": now, "sha256": hashlib.sha256(raw).hexdigest(), "url": url}
     for name, data in ((FETCHED_NAME, raw), (FETCHED_META_NAME, json.dumps(meta).encode())):
         tmp = directory / f"{name}.{os.getpid()}.tmp"

@@ -354,24 +354,27 @@ def commits_with_links(conn: sqlite3.Connection, shas: Sequence[str]) -> set[str
 # --- dashboard (issue 15) ----------------------------------------------------------------------
 
 
-def restrict_messages_to_window(conn: sqlite3.Connection, since_ms: int | None, until_ms: int | None) -> None:
-    """Make every unqualified `messages` this connection reads see only since_ms <= time_ms < until_ms:
-    a TEMP view shadows the main table for this connection alone (nothing is written to state.db).
-    For read-only use after ingest (a view has no INDEXED BY and cannot be written)."""
-    clauses = [f"time_ms >= {int(since_ms)}"] if since_ms is not None else []
-    clauses += [f"time_ms < {int(until_ms)}"] if until_ms is not None else []
-    if clauses:
-        conn.execute(f"CREATE TEMP VIEW messages AS SELECT * FROM main.messages WHERE {' AND '.join(clauses)}")
+def message_costs(
+    conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None
+) -> list[sqlite3.Row]:
+    """(time_ms, provider, model, cost) of every message sent in [since_ms, until_ms) (None: open)."""
+    return conn.execute(
+        "SELECT time_ms, provider, model, cost FROM messages"
+        " WHERE (?1 IS NULL OR time_ms >= ?1) AND (?2 IS NULL OR time_ms < ?2)",
+        (since_ms, until_ms),
+    ).fetchall()
 
 
-def message_costs(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-    """(time_ms, provider, model, cost) of every message."""
-    return conn.execute("SELECT time_ms, provider, model, cost FROM messages").fetchall()
-
-
-def pending_costs(conn: sqlite3.Connection) -> list[float]:
-    """The cost of each message not linked to a commit yet."""
-    return [float(c or 0) for (c,) in conn.execute("SELECT cost FROM messages WHERE link_id IS NULL")]
+def pending_costs(conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None) -> list[float]:
+    """The cost of each message sent in [since_ms, until_ms) and not linked to a commit yet."""
+    return [
+        float(c or 0)
+        for (c,) in conn.execute(
+            "SELECT cost FROM messages WHERE link_id IS NULL"
+            " AND (?1 IS NULL OR time_ms >= ?1) AND (?2 IS NULL OR time_ms < ?2)",
+            (since_ms, until_ms),
+        )
+    ]
 
 
 # --- reconciliation (periscope_hooks/reconcile.py) ---------------------------------------------------

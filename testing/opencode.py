@@ -77,7 +77,7 @@ def opencode_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, s
 
 
 def run_opencode(
-    binary: str, cwd: Path, prompt: str, env: dict[str, str], timeout: float = 120
+    binary: str, cwd: Path, prompt: str, env: dict[str, str], timeout: float = 120, model: str = "fakeai/fake-model"
 ) -> subprocess.CompletedProcess:
     env = {**env, "PWD": str(cwd)}  # OpenCode takes its directory from PWD, not the process cwd
     return subprocess.run(
@@ -88,7 +88,7 @@ def run_opencode(
             "--log-level",
             os.environ.get("PERISCOPE_TEST_OPENCODE_LOG", "WARN"),
             "-m",
-            "fakeai/fake-model",
+            model,
             prompt,
         ],
         cwd=cwd,

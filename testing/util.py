@@ -84,6 +84,7 @@ def _periscope_in_process(
     saved_env, saved_cwd, saved_stdin = dict(os.environ), os.getcwd(), sys.stdin
     try:
         os.environ.update(env or {})
+        time.tzset()  # a TZ in `env` must reach localtime() as it would in a new process
         if cwd is not None:
             os.chdir(cwd)
         sys.stdin = io.StringIO(input or "")
@@ -97,6 +98,7 @@ def _periscope_in_process(
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
+        time.tzset()
     return rc, out.getvalue(), err.getvalue()
 
 

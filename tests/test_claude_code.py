@@ -146,3 +146,24 @@ def test_hook_dedupes_lines_of_one_message_and_keeps_no_text(tmp_path):
         "tool_use_id": "toolu_01",
     }
     assert claude_code.commit_agent({"CLAUDE_CODE_SESSION_ID": SESSION}) is None
+
+
+def test_report_by_agent_puts_the_agents_side_by_side(tmp_path):
+    from testing.util import append_spool, message_record, report_json
+
+    repo = init_repo(tmp_path / "r")
+    append_spool(
+        repo,
+        message_record(repo, tokens=(100, 10, 0, 0, 0), cost=0.5),
+        message_record(repo, tokens=(200, 20, 0, 0, 0), cost=0.25),
+        message_record(
+            repo, session_id=SESSION, tokens=(1000, 40, 0, 3000, 250), cost=None, coding_agent="claude-code"
+        ),
+    )
+    rows = {r["agent"]: r for r in report_json(repo, by="agent")}
+    assert sorted(rows) == ["claude-code", "opencode"]
+    assert rows["opencode"]["messages"] == 2 and rows["opencode"]["cost"] == 0.75
+    assert rows["claude-code"]["tokens"]["cache_write"] == 250
+    assert rows["claude-code"]["cost_sources"]["estimated"] == 1  # no cost reported: priced at list price
+    table = periscope("report", "--by", "agent", cwd=repo).stdout
+    assert "claude-code" in table and "opencode" in table and "total" in table

@@ -240,7 +240,6 @@ def test_opencode_and_claude_code_in_one_repository(project, server, tmp_path):
     periscope("install-opencode", cwd=project)
     with FakeOpenAI(reply_text="OpenCode reply.") as oc_server:
         write_config(project, oc_server.base_url)
-        (project / ".git" / "info" / "exclude").open("a").write("opencode.json\n.opencode/\n")
         env = opencode_env(Path(os.environ["HOME"]), {"PYTHONPATH": os.environ.get("PYTHONPATH", "")})
         proc = run_opencode(OPENCODE, project, "[[bash: git commit -q --allow-empty -m 'by opencode']]", env)
         assert proc.returncode == 0, proc.stderr[-3000:]

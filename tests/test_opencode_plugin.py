@@ -301,7 +301,17 @@ def test_plugin_starts_sign_in_once_only_when_an_endpoint_needs_it(
     events = [_assistant("msg_1", 1000, cwd=str(repo)), _assistant("msg_2", 2000, cwd=str(repo))]
     calls = _run_plugin_with_recording_periscope(tmp_path, repo, events)
     assert calls.count("login") == (1 if expect_login else 0), calls
-    assert any(c.startswith("flush") for c in calls), calls
+    assert any(c.startswith("_background-flush ") for c in calls), calls
+
+
+def test_a_burst_of_messages_starts_one_flusher_run_directly(tmp_path):
+    """One process per flush request (the flusher itself, not `flush --background` starting it),
+    and a burst of messages shares it."""
+    repo = init_repo(tmp_path / "r")
+    events = [_assistant(f"msg_{i}", 1000 + i, cwd=str(repo)) for i in range(20)]
+    calls = _run_plugin_with_recording_periscope(tmp_path, repo, events)
+    flushes = [c for c in calls if "flush" in c]
+    assert flushes == [f"_background-flush {repo / '.git' / 'periscope'}"], calls
 
 
 def test_every_record_the_plugin_writes_matches_the_spool_schema(tmp_path):
@@ -360,5 +370,5 @@ def test_plugin_flushes_every_repository_a_session_touched(tmp_path):
         [node, str(driver), json.dumps(events), str(a)], capture_output=True, text=True, env=env, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    flushed = [line.split(" ")[0] for line in calls.read_text().splitlines() if line.endswith("flush --background")]
+    flushed = [line.split(" ")[0] for line in calls.read_text().splitlines() if " _background-flush " in line]
     assert sorted(set(flushed)) == sorted({os.path.realpath(a), os.path.realpath(b)})

@@ -32,6 +32,9 @@ def receiver():
 @pytest.fixture
 def sd(tmp_path, monkeypatch):
     quick_delivery(monkeypatch)
+    # No detached flusher from the hooks: one started before a test changes the sink would still
+    # deliver with the environment it was started with.  The tests flush in the foreground.
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
     for var in [v for v in os.environ if v.startswith("OTEL_")]:
         monkeypatch.delenv(var)
     path = tmp_path / "state"
@@ -267,6 +270,22 @@ def test_400_isolates_the_bad_event_into_a_dead_letter(sd, receiver, protocol):
     (reason,) = conn.execute("SELECT reason FROM dead_letters WHERE event_id = ?", (evs[11]["event_id"],)).fetchone()
     conn.close()
     assert reason == f"refused by the OTLP collector (HTTP 400): record {evs[11]['event_id']} violates the schema"
+    assert_books_balance(sd)
+
+
+def test_a_collector_refusing_every_event_dead_letters_none(sd, receiver):
+    """400 for everything (say, a pipeline that cannot decode us): the halving ends with every event
+    refused alone, which is not a bad event but a refusal of us: all are kept, the error shown."""
+    point_config_at_collector(receiver.url)
+    evs = make_events(4)
+    receiver.poison = {e["event_id"] for e in evs}
+    fill_outbox(sd, evs)
+    result = flush_state_dir(sd)
+    assert result.dead == 0 and "every event of a batch was refused by the OTLP collector (HTTP 400" in result.error
+    assert_books_balance(sd, expect_pending=4)
+    receiver.poison = set()
+    flush_state_dir(sd)  # fixed: delivered
+    assert len(receiver.records) == 4
     assert_books_balance(sd)
 
 

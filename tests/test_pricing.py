@@ -201,3 +201,127 @@ def test_ingest_stores_prices_and_events_carry_them(repo):
     assert event["usage"]["cost_sources"] == {"reported": 1, "estimated": 1, "subscription": 1, "unknown": 1}
     out = periscope("prices", cwd=repo.path).stdout
     assert "claude-imaginary-9" in out and f"genai-prices {genai_prices.__version__}" in out
+
+
+# --- the flusher's path: resolved prices kept in state.db, the library imported only when needed ----
+
+
+@pytest.mark.parametrize(("provider", "model", "tokens", "time_ms", "reported", "expected"), CASES)
+def test_the_ingest_pricer_gives_the_same_from_its_cache(
+    table, state_conn, provider, model, tokens, time_ms, reported, expected
+):
+    first = pricing.Pricer(state_conn).price(provider, model, tokens, time_ms, reported)
+    assert first == table.price(provider, model, tokens, time_ms, reported)
+    again = pricing.Pricer(state_conn)  # a later flusher run: the cache answers, no table loaded
+    assert again.price(provider, model, tokens, time_ms, reported) == first
+    assert again._table is None or model is None
+
+
+def test_a_flush_of_known_models_does_not_import_the_library(repo):
+    import subprocess
+    import sys
+
+    append_spool(repo.path, message_record(repo.path), message_record(repo.path, model="o3", provider="openai"))
+    repo.flush()  # the first run meets both models: imports genai-prices, caches their prices
+    append_spool(repo.path, message_record(repo.path), message_record(repo.path, model="o3", provider="openai"))
+    probe = (
+        "import sys; from pathlib import Path; from periscope_hooks.ingest import process_spool;"
+        f"r = process_spool(Path({str(state_dir(repo.path))!r})); assert r.messages == 2, r;"
+        "print('genai_prices' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    with sqlite3.connect(state_dir(repo.path) / "state.db") as db:
+        sources = db.execute("SELECT cost_source, count(list_cost_micro) FROM messages GROUP BY 1").fetchall()
+    assert sources == [("reported", 4)]
+
+
+# --- periscope prices --update -----------------------------------------------------------------------
+FRESH_TABLE = [
+    {
+        "id": "anthropic",
+        "name": "Anthropic",
+        "api_pattern": "https://api\\.anthropic\\.com",
+        "model_match": {"contains": "claude"},
+        "models": [
+            {
+                "id": "claude-sonnet-4",
+                "match": {"starts_with": "claude-sonnet-4"},
+                "prices": {"input_mtok": 1, "output_mtok": 2},
+            }
+        ],
+    }
+]
+
+
+def _serve(body: bytes):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def test_update_offline_fails_in_one_line_and_keeps_the_table(repo, monkeypatch):
+    # A port nothing listens on: refused at once, like a machine without network.
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = periscope(
+        "prices",
+        "--update",
+        cwd=repo.path,
+        check=False,
+        env={"PERISCOPE_PRICES_URL": f"http://127.0.0.1:{port}/data.json"},
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1
+    assert (
+        proc.stderr.startswith("error: could not fetch prices from 127.0.0.1: ConnectError") and "hint:" in proc.stderr
+    )
+    assert "bundled" in periscope("prices", cwd=repo.path).stdout
+
+
+def test_update_fetches_checks_and_prices_new_messages_with_it(repo):
+    import json as _json
+
+    append_spool(repo.path, message_record(repo.path, id="before", tokens=(1000, 1000, 0, 0, 0)))
+    repo.flush()
+    httpd = _serve(b"not a price table")
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/data.json"
+        bad = periscope("prices", "--update", cwd=repo.path, check=False, env={"PERISCOPE_PRICES_URL": url})
+        assert bad.returncode == 1 and "did not return a price table" in bad.stderr
+    finally:
+        httpd.shutdown()
+    httpd = _serve(_json.dumps(FRESH_TABLE).encode())
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/data.json"
+        ok = periscope("prices", "--update", cwd=repo.path, env={"PERISCOPE_PRICES_URL": url})
+    finally:
+        httpd.shutdown()
+    assert ok.stdout.startswith("prices updated: genai-prices ") and " fetched " in ok.stdout
+    out = periscope("prices", cwd=repo.path).stdout
+    assert " fetched " in out.splitlines()[0] and "day(s) ago" in out
+    assert "1 message(s) were priced with an earlier table" in out
+    append_spool(repo.path, message_record(repo.path, id="after", tokens=(1000, 1000, 0, 0, 0)))
+    repo.flush()
+    with sqlite3.connect(state_dir(repo.path) / "state.db") as db:
+        rows = dict(db.execute("SELECT id, list_cost_micro FROM messages"))
+        snaps = dict(db.execute("SELECT id, price_snapshot FROM messages"))
+    assert rows == {"before": 18000, "after": 3000}  # $3/$15 bundled; $1/$2 fetched; the first kept
+    assert "bundled" in snaps["before"] and "fetched" in snaps["after"]

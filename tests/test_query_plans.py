@@ -22,6 +22,7 @@ def conn(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
     rows = [
         (f"m{i}", "ses", f"/wt{i % 3}", i, "p", "m", "a", 1, 1, 0, 0, 0, 0.01, "main", None, i, None if i > 1900 else 1)
         + (None, "unknown", None, 1)  # list price, cost source, price table, cost reported
+        + (None,) * (len(statedb.MESSAGE_COLUMNS) - 21)  # columns added since (coding_agent, ...)
         for i in range(2000)
     ]
     db.executemany(statedb.INSERT_MESSAGE_SQL, rows)

@@ -42,16 +42,9 @@ def dashboard_command(
     fmt: str,
     serve: bool = False,
 ) -> int:
-    from periscope_hooks.commands import report
+    from periscope_hooks.commands.report import parse_window
 
-    if hasattr(report, "parse_window"):  # the report reads --since/--until itself: read them as it does
-        since_ms, until_ms = report.parse_window(since, until)
-        window = Window(since_ms, until_ms)
-    else:
-        window = Window(
-            dashboard.parse_when(since, end=False) if since else None,
-            dashboard.parse_when(until, end=True) if until else None,
-        )
+    window = Window(*parse_window(since, until))  # read as `report --since/--until` reads them
     sources = _sources(repo, all_repos)
     if serve:
         return _serve(sources, window, titles=titles, open_browser=open_browser)

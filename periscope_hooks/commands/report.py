@@ -80,6 +80,8 @@ def _group(conn: sqlite3.Connection, key: str, window: Window = (None, None)) ->
             k = m["branch"]
         elif key == "session":
             k = m["session_id"]
+        elif key == "agent":  # the coding agent: opencode, claude-code (issue 14)
+            k = m["coding_agent"] or "opencode"
         else:
             k = day_of(m["time_ms"])
         groups.setdefault(k, []).append(m)

@@ -37,7 +37,7 @@ class IngestContext:
     _repo_id: str | None = None
     _settings: dict[str, RepoSettings] = field(default_factory=dict)
     _worktrees: dict[str, str] = field(default_factory=dict)
-    _prices: pricing.PriceTable | pricing.NoTable | None = None
+    _prices: pricing.Pricer | None = None
 
     def __post_init__(self) -> None:
         if self.common_dir is None and (self.state_dir.parent / "HEAD").exists():
@@ -79,10 +79,10 @@ class IngestContext:
         return self._repo_id
 
     @property
-    def prices(self) -> pricing.PriceTable | pricing.NoTable:
-        """The price table, loaded at the first message (importing genai-prices costs ~0.3 s)."""
+    def prices(self) -> pricing.Pricer:
+        """List prices (pricing.Pricer: genai-prices is imported only for a model not priced before)."""
         if self._prices is None:
-            self._prices = pricing.load_table()
+            self._prices = pricing.Pricer(self.conn)
         return self._prices
 
     def settings(self, worktree: str) -> RepoSettings:

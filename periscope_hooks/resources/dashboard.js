@@ -51,7 +51,7 @@
       ["pending", "Not linked yet", fmtCost(t.pending.cost), t.pending.cost, fmtInt(t.pending.messages) + " messages", false]
     ];
     if (t.list_cost !== undefined && t.list_cost !== null)
-      kpis.splice(2, 0, ["list-cost", "At list prices", fmtCost(t.list_cost), t.list_cost, "what the tokens cost at the makers' prices", false]);
+      kpis.splice(2, 0, ["list-cost", "At list prices", fmtCost(t.list_cost), t.list_cost, "the makers' list prices", false]);
     if (t.shipped)
       kpis.splice(3, 0, ["shipped-share", "Shipped", fmtPct(t.shipped.share), t.shipped.share,
         fmtInt(t.shipped.commits) + " commits · " + fmtCost(t.shipped.cost), false]);

@@ -44,7 +44,210 @@ periscope_run() {
     return 0
 }
 
-periscope_run "$@"
+# --- post-commit in sh: the record periscope_hooks.hook writes, without starting Python --------
+# A Python start costs ~15 ms per commit; this path ~1-3 ms (two small processes: tail, date).
+# It handles the common case only and returns 1 for anything else (reftable, packed or symbolic
+# refs, GIT_WORK_TREE, a Claude Code command, no spool yet, a string that JSON would have to escape beyond \" and \\),
+# which then goes to Python: the record is the same either way (tests/test_sh_hook.py).
+# PERISCOPE_SH_HOOK=0 always uses Python.  All variables start with ps_ (sh has no locals).
+
+ps_nl='
+'
+ps_tab='	'
+
+ps_str() { # $1 -> ps_json: a JSON string, or return 1 if sh cannot write it as Python would
+    case $1 in
+    *[!\ -~]*) return 1 ;; # controls, DEL, non-ASCII: Python writes \u escapes
+    *[\"\\]*)
+        ps_s=$1 ps_json=
+        while :; do
+            case $ps_s in
+            *[\"\\]*)
+                ps_pre=${ps_s%%[\"\\]*}
+                ps_s=${ps_s#"$ps_pre"}
+                ps_rest=${ps_s#?}
+                ps_json=$ps_json$ps_pre\\${ps_s%"$ps_rest"}
+                ps_s=$ps_rest
+                ;;
+            *)
+                ps_json=$ps_json$ps_s
+                break
+                ;;
+            esac
+        done
+        ps_json="\"$ps_json\""
+        ;;
+    *) ps_json="\"$1\"" ;;
+    esac
+}
+
+ps_is_sha() {
+    case $1 in *[!0-9a-f]*) return 1 ;; esac
+    [ ${#1} -eq 40 ] || [ ${#1} -eq 64 ]
+}
+
+ps_entry() { # a reflog line $1 -> ps_json: {"old":..,"new":..,"subject":..} (git.reflog_action)
+    case $1 in
+    *"$ps_tab"*) ps_head=${1%%"$ps_tab"*} ps_subj=${1#*"$ps_tab"} ;;
+    *) ps_head=$1 ps_subj= ;;
+    esac
+    case $ps_head in *" "*) ;; *) return 1 ;; esac
+    ps_old=${ps_head%% *} ps_new=${ps_head#* }
+    ps_new=${ps_new%% *}
+    case $ps_subj in
+    *": "*)
+        ps_act=${ps_subj%%": "*}
+        case $ps_act in
+        "pull --rebase"*) ;;
+        merge* | pull*) ps_act=$ps_subj ;;
+        esac
+        ;;
+    *) ps_act=$ps_subj ;;
+    esac
+    [ ${#ps_act} -le 200 ] || return 1
+    ps_str "$ps_old" || return 1
+    ps_e="{\"old\":$ps_json"
+    ps_str "$ps_new" || return 1
+    ps_e="$ps_e,\"new\":$ps_json"
+    ps_str "$ps_act" || return 1
+    ps_json="$ps_e,\"subject\":$ps_json}"
+}
+
+ps_replaying() { # a rebase replaying commits (ingest gives them no usage: post-rewrite moves it)
+    [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ] || return 1
+    # The hook's parent is the git that runs it: `git rebase` itself commits only replays.
+    IFS= read -r ps_cmd </proc/$PPID/cmdline 2>/dev/null # sh drops the NULs between arguments
+    case $ps_cmd in gitrebase* | */gitrebase*) return 0 ;; esac
+    return 1
+}
+
+periscope_sh_post_commit() {
+    [ -z "${GIT_WORK_TREE:-}" ] || return 1
+    [ "${CLAUDECODE:-}" != 1 ] || return 1 # Claude Code's agent block (agents/claude_code.py): Python
+    cd -P . 2>/dev/null || return 1
+    ps_top=$PWD
+    ps_gd=${GIT_DIR:-.git}
+    if [ -f "$ps_gd" ]; then
+        read -r ps_line <"$ps_gd" || return 1
+        case $ps_line in "gitdir: "*) ;; *) return 1 ;; esac
+        case $ps_gd in */*) ps_base=${ps_gd%/*} ;; *) ps_base=. ;; esac
+        ps_gd=${ps_line#gitdir: }
+        case $ps_gd in /*) ;; *) ps_gd=$ps_base/$ps_gd ;; esac
+    fi
+    cd -P -- "$ps_gd" 2>/dev/null || return 1
+    ps_gd=$PWD
+    ps_cd=$PWD
+    if [ -f commondir ]; then
+        read -r ps_line <commondir || return 1
+        cd -P -- "$ps_line" 2>/dev/null || return 1
+        ps_cd=$PWD
+    fi
+    cd -- "$ps_top" || return 1
+    [ -f "$ps_gd/HEAD" ] || return 1
+    if ps_replaying; then
+        ps_written=1
+        return 0
+    fi
+    ps_sd=$ps_cd/periscope
+    [ -f "$ps_sd/spool.jsonl" ] || return 1 # the first record: Python creates the spool (0600)
+    read -r ps_line <"$ps_gd/HEAD" || return 1
+    ps_branch=null
+    case $ps_line in
+    "ref: "*)
+        ps_ref=${ps_line#ref: }
+        if [ -f "$ps_gd/$ps_ref" ]; then
+            read -r ps_sha <"$ps_gd/$ps_ref" || return 1
+        elif [ -f "$ps_cd/$ps_ref" ]; then
+            read -r ps_sha <"$ps_cd/$ps_ref" || return 1
+        else
+            return 1 # packed-refs, reftable: Python
+        fi
+        ps_is_sha "$ps_sha" || return 1
+        ps_str "${ps_ref#refs/heads/}" || return 1
+        ps_branch=$ps_json
+        ;;
+    *)
+        ps_sha=$ps_line
+        ps_is_sha "$ps_sha" || return 1
+        for ps_d in rebase-merge rebase-apply; do
+            if [ -f "$ps_gd/$ps_d/head-name" ]; then
+                read -r ps_line <"$ps_gd/$ps_d/head-name" || continue
+                case $ps_line in
+                refs/heads/*)
+                    ps_str "${ps_line#refs/heads/}" || return 1
+                    ps_branch=$ps_json
+                    break
+                    ;;
+                esac
+            fi
+        done
+        ;;
+    esac
+    [ -s "$ps_gd/logs/HEAD" ] || return 1
+    ps_tail=$(tail -n 2 "$ps_gd/logs/HEAD" 2>/dev/null) || return 1
+    case $ps_tail in
+    *"$ps_nl"*) ps_prev_line=${ps_tail%%"$ps_nl"*} ps_last_line=${ps_tail#*"$ps_nl"} ;;
+    *) ps_prev_line= ps_last_line=$ps_tail ;;
+    esac
+    ps_entry "$ps_last_line" || return 1
+    ps_reflog=$ps_json
+    ps_prev=null
+    if [ -n "$ps_prev_line" ]; then
+        ps_entry "$ps_prev_line" || return 1
+        ps_prev=$ps_json
+    fi
+    if [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ]; then
+        ps_rebasing=true
+    else
+        ps_rebasing=false
+    fi
+    ps_str "$ps_top" || return 1
+    ps_wt=$ps_json
+    ps_ms=$(date +%s%3N 2>/dev/null) || return 1
+    case $ps_ms in '' | *[!0-9]*) return 1 ;; esac # no GNU date: Python
+    ps_rec="{\"v\":1,\"kind\":\"commit\",\"hook\":\"post-commit\",\"time\":$ps_ms,\"worktree\":$ps_wt"
+    ps_rec="$ps_rec,\"sha\":\"$ps_sha\",\"branch\":$ps_branch,\"reflog\":$ps_reflog,\"rebasing\":$ps_rebasing"
+    ps_rec="$ps_rec,\"reflog_prev\":$ps_prev"
+    if [ -n "${PERISCOPE_SESSION_ID:-}" ] || [ -n "${PERISCOPE_MESSAGE_ID:-}" ]; then
+        ps_sid=null ps_mid=null
+        if [ -n "${PERISCOPE_SESSION_ID:-}" ]; then
+            ps_str "$PERISCOPE_SESSION_ID" || return 1
+            ps_sid=$ps_json
+        fi
+        if [ -n "${PERISCOPE_MESSAGE_ID:-}" ]; then
+            ps_str "$PERISCOPE_MESSAGE_ID" || return 1
+            ps_mid=$ps_json
+        fi
+        ps_rec="$ps_rec,\"agent\":{\"session_id\":$ps_sid,\"message_id\":$ps_mid}"
+    fi
+    ps_rec="$ps_rec}"
+    [ ${#ps_rec} -lt 4000 ] || return 1 # one write(2) of the line: sh's output buffer holds it
+    printf '%s\n' "$ps_rec" >>"$ps_sd/spool.jsonl" 2>/dev/null || return 1
+    ps_written=1
+    # The detached flusher, as hook.spawn_background_flush starts it (none while rebasing:
+    # post-rewrite's comes at the end).
+    if [ "${PERISCOPE_BACKGROUND:-1}" != 0 ] && [ "$ps_rebasing" = false ]; then
+        (
+            trap '' HUP
+            sleep 0.2
+            for ps_v in $(env | sed -n 's/^\(GIT_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$ps_v"; done
+            ps_setsid=
+            command -v setsid >/dev/null 2>&1 && ps_setsid=setsid
+            exec $ps_setsid "$INSTALL_PYTHON" -c \
+                'import sys;from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))' \
+                _background-flush "$ps_sd"
+        ) </dev/null >/dev/null 2>&1 &
+    fi
+    return 0
+}
+
+ps_written=
+if [ "$HOOK_NAME" = post-commit ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ] && [ -x "$INSTALL_PYTHON" ]; then
+    ps_pwd=$PWD
+    periscope_sh_post_commit >/dev/null 2>&1
+    cd -- "$ps_pwd" 2>/dev/null
+fi
+[ -n "$ps_written" ] || periscope_run "$@"
 
 if [ -x "$KEPT" ]; then
     if [ "$HOOK_NAME" = post-rewrite ]; then

@@ -13,6 +13,8 @@ import path from "node:path";
 
 const BAKED_COMMAND = null; // periscope:command (replaced at install: ["/path/python", "-m", "periscope_hooks"])
 const MAX_LOG_BYTES = 256 * 1024;
+const FLUSH_QUIET_MS = 1000; // messages closer together than this share one flusher
+const FLUSH_MAX_WAIT_MS = 10000; // while the agent keeps working, flush at least this often
 // OpenCode runs for days: every map below forgets its oldest entries past this many. Forgetting
 // is harmless: a message recorded again is deduplicated by id at ingest, a session record written
 // again is the same facts, a repository looked up again costs one git process.
@@ -141,8 +143,9 @@ export const PeriscopePlugin = async (ctx) => {
   const inflight = new Map(); // sessionID -> id of its unfinished assistant message
   const sessions = new Map(); // sessionID -> "title\0parent\0agent" last written
   const sessionDirs = new Map(); // sessionID -> directory
-  let flushRunning = false;
-  const flushWanted = new Map(); // stateDir -> where: asked while a flusher ran, one per repository
+  let flushRunning = 0; // flushers started by this plugin and not yet exited
+  let flushTimer = null;
+  const flushWanted = new Map(); // stateDir -> where: repositories with records not yet flushed
   let loginStarted = false;
 
   const log = (stateDir, message) => {
@@ -181,35 +184,52 @@ export const PeriscopePlugin = async (ctx) => {
     fs.appendFileSync(where.spool, JSON.stringify(record) + "\n", { mode: 0o600 });
   };
 
+  // One flusher process per flush request, coalesced while the agent works: a request waits
+  // until the session goes idle (OpenCode's `session.idle`), or FLUSH_QUIET_MS without another
+  // message, or at most FLUSH_MAX_WAIT_MS; while a flusher runs, requests only mark their
+  // repository, and one more flusher starts when it exits.  The flusher is run directly
+  // (`<periscope> _background-flush <state dir>`), not through `periscope flush --background`,
+  // which would start a second process to detach the first.
+  let firstWanted = 0;
   const requestFlush = (where) => {
     if (process.env.PERISCOPE_BACKGROUND === "0") return; // records wait for the next `periscope flush`
-    if (flushRunning) {
-      // Kept per repository: a session that touches two repositories must get both flushed.
-      flushWanted.set(where.stateDir, where);
-      return;
-    }
-    flushRunning = true;
-    flushWanted.delete(where.stateDir);
-    const [cmd, ...args] = periscopeCommand(where);
-    try {
-      const child = spawn(cmd, [...args, "flush", "--background"], {
-        cwd: where.dir,
-        detached: true,
-        stdio: "ignore",
-        env: { ...process.env, PERISCOPE_SESSION_ID: "", PERISCOPE_MESSAGE_ID: "" },
-      });
+    if (!flushWanted.size) firstWanted = Date.now();
+    flushWanted.set(where.stateDir, where); // one per repository: a session may touch two
+    scheduleFlush(Math.min(FLUSH_QUIET_MS, Math.max(0, firstWanted + FLUSH_MAX_WAIT_MS - Date.now())));
+  };
+
+  const scheduleFlush = (delay) => {
+    if (flushRunning > 0 || !flushWanted.size) return;
+    if (flushTimer) clearTimeout(flushTimer);
+    flushTimer = setTimeout(startFlush, delay);
+  };
+
+  const startFlush = () => {
+    if (flushTimer) clearTimeout(flushTimer);
+    flushTimer = null;
+    const batch = [...flushWanted.values()]; // every repository with records waiting: one flusher each
+    flushWanted.clear();
+    for (const where of batch) {
+      flushRunning += 1;
+      const [cmd, ...args] = periscopeCommand(where);
       const done = (problem) => {
         if (problem) log(where.stateDir, problem);
-        flushRunning = false;
-        const next = flushWanted.values().next();
-        if (!next.done) requestFlush(next.value);
+        flushRunning -= 1;
+        scheduleFlush(FLUSH_QUIET_MS);
       };
-      child.on("error", (e) => done(`could not start periscope (${cmd}): ${e.code || e.message}; records wait in the spool`));
-      child.on("exit", (code) => done(code ? `periscope flush exited ${code}; records wait in the spool` : null));
-      child.unref();
-    } catch (e) {
-      flushRunning = false;
-      log(where.stateDir, `could not start periscope: ${e && e.message}`);
+      try {
+        const child = spawn(cmd, [...args, "_background-flush", where.stateDir], {
+          cwd: where.dir,
+          detached: true,
+          stdio: "ignore",
+          env: { ...process.env, PERISCOPE_SESSION_ID: "", PERISCOPE_MESSAGE_ID: "" },
+        });
+        child.on("error", (e) => done(`could not start periscope (${cmd}): ${e.code || e.message}; records wait in the spool`));
+        child.on("exit", (code) => done(code ? `periscope flush exited ${code}; records wait in the spool` : null));
+        child.unref();
+      } catch (e) {
+        done(`could not start periscope: ${e && e.message}`);
+      }
     }
   };
 
@@ -297,6 +317,7 @@ export const PeriscopePlugin = async (ctx) => {
   return {
     event: async ({ event }) => {
       try {
+        if (event && event.type === "session.idle") return scheduleFlush(0); // the agent's turn is over
         const info = event && event.properties && event.properties.info;
         if (!info) return;
         if (event.type === "message.updated" && info.role === "assistant") await onAssistant(info);

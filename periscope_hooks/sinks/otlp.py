@@ -10,8 +10,9 @@ the outbox keeps every event until the collector took it.
 OTLP/HTTP's answers map onto the outbox like this: 2xx accepts the batch (a partial success's
 rejected count is recorded for `status`; OTLP forbids resending it); 429/502/503/504 are retried
 later (Retry-After honoured); 400 and 413 are halved until the one bad or oversized event stands
-alone and is dead-lettered; any other answer is not retried by this run and keeps the events
-until the configuration or the collector is fixed.  Nothing here logs payloads, headers or URLs.
+alone and is dead-lettered (unless every event of the batch is refused: that is the collector
+refusing us, and the events are kept); any other answer is not retried by this run and keeps the
+events until the configuration or the collector is fixed.  Nothing here logs payloads, headers or URLs.
 """
 
 from __future__ import annotations
@@ -350,6 +351,16 @@ class OtlpSink:
         self.client.close()
 
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
+        outcome = self._send(events)
+        if len(events) > 1 and outcome.results and all(s == REJECTED for s, _ in outcome.results.values()):
+            # Every event of the batch refused one by one: not bad events but a collector that
+            # refuses us (a protocol it cannot decode, a pipeline rule).  Keep them all rather
+            # than dead-letter the whole history; `status` shows why.
+            reason = next(iter(outcome.results.values()))[1]
+            return SendOutcome(error=f"every event of a batch was {reason}; events are kept", stop=True)
+        return outcome
+
+    def _send(self, events: list[dict[str, Any]]) -> SendOutcome:
         import httpx
 
         body, content_type = encode(events, self.cfg, self.cfg.protocol)
@@ -407,8 +418,8 @@ class OtlpSink:
             )
             return SendOutcome(results={events[0]["event_id"]: (REJECTED, f"{why}: {reason}" if reason else why)})
         mid = len(events) // 2
-        first = self.send(events[:mid])
-        second = self.send(events[mid:]) if not first.stop else SendOutcome()
+        first = self._send(events[:mid])
+        second = self._send(events[mid:]) if not first.stop else SendOutcome()
         merged = SendOutcome(
             results={**first.results, **second.results},
             retry_after=first.retry_after or second.retry_after,

@@ -1,0 +1,91 @@
+"""A 100-commit `git rebase` with and without the periscope hooks, side by side in one run.
+
+Two identical repositories (a branch of N commits on a base that moved by one commit), one with
+`periscope install-hooks`; each round resets both branches and rebases them, in alternating
+order.  The replays' post-commit runs are recognised in the shell shim (no Python starts);
+post-rewrite runs once at the end (Python, which spawns the background flusher: off here).
+
+    .venv/bin/python bench/rebase_latency.py [--commits 100] [--rounds 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def git(cwd: Path, *args: str, env: dict[str, str]) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
+
+
+def make_repo(path: Path, commits: int, env: dict[str, str], hooks: bool) -> None:
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main", env=env)
+    (path / "base.txt").write_text("base\n")
+    git(path, "add", "base.txt", env=env)
+    git(path, "commit", "-q", "-m", "base", env=env)
+    if hooks:
+        subprocess.run([sys.executable, "-m", "periscope_hooks", "install-hooks"], cwd=path, check=True, env=env)
+    git(path, "checkout", "-q", "-b", "feature", env=env)
+    for i in range(commits):
+        (path / f"f{i}.txt").write_text(f"{i}\n")
+        git(path, "add", f"f{i}.txt", env=env)
+        git(path, "commit", "-q", "-m", f"feature {i}", env=env)
+    git(path, "tag", "feature-start", env=env)
+    git(path, "checkout", "-q", "main", env=env)
+    (path / "main.txt").write_text("moved\n")
+    git(path, "add", "main.txt", env=env)
+    git(path, "commit", "-q", "-m", "main moves", env=env)
+
+
+def timed_rebase(path: Path, env: dict[str, str]) -> float:
+    git(path, "checkout", "-q", "-B", "feature", "feature-start", env=env)
+    t = time.perf_counter()
+    git(path, "rebase", "-q", "main", env=env)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--commits", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=9)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="periscope-rebase-bench-") as tmp:
+        base = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
+        env.update(
+            {
+                "HOME": tmp,
+                "XDG_STATE_HOME": f"{tmp}/state",
+                "XDG_CONFIG_HOME": f"{tmp}/config",
+                "GIT_AUTHOR_NAME": "b",
+                "GIT_AUTHOR_EMAIL": "b@example.com",
+                "GIT_COMMITTER_NAME": "b",
+                "GIT_COMMITTER_EMAIL": "b@example.com",
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
+                "PERISCOPE_BACKGROUND": "0",
+            }
+        )
+        make_repo(base / "plain", args.commits, env, hooks=False)
+        make_repo(base / "ours", args.commits, env, hooks=True)
+        times: dict[str, list[float]] = {"plain": [], "ours": []}
+        for r in range(args.rounds):
+            for k in ("plain", "ours") if r % 2 else ("ours", "plain"):
+                times[k].append(timed_rebase(base / k, env))
+        plain, ours = statistics.median(times["plain"]), statistics.median(times["ours"])
+        gitv = git(base, "--version", env=env).split()[-1]
+        print(
+            f"git {gitv}, {os.cpu_count()} cores, {args.commits}-commit rebase, {args.rounds} rounds: "
+            f"without hooks {plain:.3f} s, with ours {ours:.3f} s (median), ratio {ours / plain:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The post-commit record written in sh by the shim is the Python hook's record (issue 11).
+
+Each scenario runs the installed post-commit shim twice on the same repository state: once with
+PERISCOPE_SH_HOOK=0 (Python) and once as installed (sh, where it can), and compares the two
+records field by field ("time" aside: they are written moments apart).  A sitecustomize marker
+shows which runs started Python, so a scenario the sh path should handle cannot silently fall
+back.  Real git, real worktrees and submodules, quoting of branch and path names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from testing.util import commit, git, init_repo, periscope, spool_path
+
+
+@pytest.fixture
+def marker(tmp_path):
+    """PYTHONPATH entry whose sitecustomize notes every Python start in a file."""
+    d = tmp_path / "site"
+    d.mkdir()
+    log = tmp_path / "python-starts"
+    (d / "sitecustomize.py").write_text(f"open({str(log)!r}, 'a').write('start\\n')\n")
+    return d, log
+
+
+def run_shim(cwd: Path, env: dict) -> None:
+    hook = git(cwd, "rev-parse", "--path-format=absolute", "--git-path", "hooks/post-commit")
+    subprocess.run([hook], cwd=cwd, check=True, env={**os.environ, "PERISCOPE_BACKGROUND": "0", **env})
+
+
+def last_record(repo: Path) -> dict:
+    return json.loads(spool_path(repo).read_text().splitlines()[-1])
+
+
+def records_both_ways(cwd: Path, repo: Path, marker, *, sh_expected: bool = True, env: dict | None = None):
+    site, log = marker
+    env = {**(env or {}), "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run_shim(cwd, {**env, "PERISCOPE_SH_HOOK": "0"})
+    py = last_record(repo)
+    log.unlink(missing_ok=True)
+    run_shim(cwd, env)
+    sh = last_record(repo)
+    assert log.exists() != sh_expected, "the sh path was not taken" if sh_expected else "Python was not used"
+    assert abs(sh.pop("time") - py.pop("time")) < 60_000
+    assert sh == py
+    return sh
+
+
+@pytest.fixture
+def quoted_repo(tmp_path):
+    path = init_repo(tmp_path / 'it\'s a "quoted" dir \\ here')
+    periscope("install-hooks", cwd=path)
+    commit(path, "first")  # the first record creates the spool (Python)
+    return path
+
+
+def test_commit_amend_cherry_pick_merge_and_agent(quoted_repo, marker):
+    repo = quoted_repo
+    rec = records_both_ways(repo, repo, marker)
+    assert rec["reflog"]["subject"] == "commit (initial)" and rec["reflog_prev"] is None
+    commit(repo, 'second: with a colon and "quotes"')
+    rec = records_both_ways(repo, repo, marker)
+    assert rec["reflog"]["subject"] == "commit" and rec["reflog_prev"]["subject"] == "commit (initial)"
+    git(repo, "commit", "-q", "--amend", "-m", "amended")
+    assert records_both_ways(repo, repo, marker)["reflog"]["subject"] == "commit (amend)"
+    git(repo, "checkout", "-q", "-b", 'feat/"x"\'s')
+    picked = commit(repo, "on the branch", filename="b.txt")
+    assert records_both_ways(repo, repo, marker)["branch"] == 'feat/"x"\'s'
+    git(repo, "checkout", "-q", "main")
+    git(repo, "cherry-pick", picked)
+    assert records_both_ways(repo, repo, marker)["reflog"]["subject"] == "cherry-pick"
+    commit(repo, "main moves", filename="m.txt")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge it", 'feat/"x"\'s')
+    merged = records_both_ways(repo, repo, marker)["reflog"]["subject"]
+    assert merged == "merge feat/\"x\"'s: Merge made by the 'ort' strategy."  # a merge keeps git's description
+    git(repo, "checkout", "-q", "-b", "ff")
+    git(repo, "checkout", "-q", "main")
+    commit(repo, "ahead", filename="a.txt")
+    git(repo, "checkout", "-q", "ff")
+    git(repo, "merge", "-q", "main")  # a fast-forward: git keeps the description in the subject
+    commit(repo, "after ff", filename="c.txt")
+    rec = records_both_ways(repo, repo, marker)
+    assert rec["reflog_prev"]["subject"].startswith("merge main: Fast-forward")
+    env = {"PERISCOPE_SESSION_ID": 'ses_"1"', "PERISCOPE_MESSAGE_ID": ""}
+    assert records_both_ways(repo, repo, marker, env=env)["agent"] == {"session_id": 'ses_"1"', "message_id": None}
+    git(repo, "checkout", "-q", "--detach")
+    commit(repo, "detached", filename="d.txt")
+    assert records_both_ways(repo, repo, marker)["branch"] is None
+
+
+def test_worktree_submodule_and_a_rebase_stop(quoted_repo, marker, tmp_path):
+    repo = quoted_repo
+    linked = tmp_path / "linked tree"
+    git(repo, "worktree", "add", "-q", "-b", "wt", str(linked))
+    commit(linked, "in the worktree", filename="w.txt")
+    rec = records_both_ways(linked, repo, marker)
+    assert rec["branch"] == "wt" and rec["worktree"] == os.path.realpath(linked)
+
+    sub_src = init_repo(tmp_path / "sub src", remote=None)
+    commit(sub_src, "sub first")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub_src), "sub")
+    sub = repo / "sub"
+    periscope("install-hooks", cwd=sub)
+    commit(sub, "in the submodule", filename="s.txt")
+    assert records_both_ways(sub, sub, marker)["worktree"] == os.path.realpath(sub)
+
+    commit(repo, "one", filename="r1.txt")
+    commit(repo, "two", filename="r2.txt")
+    env = {"GIT_SEQUENCE_EDITOR": "sed -i '1s/^pick/edit/'"}
+    git(repo, "rebase", "-q", "-i", "HEAD~2", env=env)
+    commit(repo, "made during the stop", filename="r3.txt")
+    rec = records_both_ways(repo, repo, marker)
+    assert rec["rebasing"] is True and rec["branch"] == "main" and rec["reflog"]["subject"] == "commit"
+    git(repo, "rebase", "--continue")
+
+
+def test_what_sh_cannot_write_goes_to_python_unchanged(tmp_path, marker):
+    path = init_repo(tmp_path / "répo")  # non-ASCII: Python writes \\u escapes
+    periscope("install-hooks", cwd=path)
+    commit(path, "first")
+    records_both_ways(path, path, marker, sh_expected=False)
+    path2 = init_repo(tmp_path / "plain")
+    periscope("install-hooks", cwd=path2)
+    commit(path2, "first")
+    git(path2, "pack-refs", "--all")
+    records_both_ways(path2, path2, marker, sh_expected=False)  # the branch only in packed-refs
+    commit(path2, "second")
+    rec = records_both_ways(path2, path2, marker, sh_expected=False, env={"CLAUDECODE": "1"})
+    assert rec["agent"]["coding_agent"] == "claude-code"  # Claude Code's agent block: Python's
+
+
+def test_a_rebase_replay_starts_no_python_and_writes_nothing(tmp_path, marker):
+    site, log = marker
+    path = init_repo(tmp_path / "r")
+    periscope("install-hooks", cwd=path)
+    commit(path, "base")
+    git(path, "checkout", "-q", "-b", "feature")
+    for i in range(3):
+        commit(path, f"feature {i}", filename=f"f{i}.txt")
+    git(path, "checkout", "-q", "main")
+    commit(path, "main moves", filename="m.txt")
+    git(path, "checkout", "-q", "feature")
+    before = spool_path(path).read_text()
+    env = {"PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "PERISCOPE_BACKGROUND": "0"}
+    git(path, "rebase", "-q", "main", env=env)
+    added = [json.loads(x) for x in spool_path(path).read_text()[len(before) :].splitlines()]
+    assert [r["hook"] for r in added] == ["post-rewrite"] and len(added[0]["pairs"]) == 3
+    assert log.read_text().count("start") == 1  # post-rewrite's Python only
