@@ -1,12 +1,13 @@
-"""Ingest throughput: spool records per second through `periscope_hooks.ingest.process_spool`.
+"""Ingest throughput: spool records per second through `process_spool`, at a realistic shape.
 
-For each size, a fresh real git repository in a temp dir (HOME and XDG_* pointed there too) gets a
-spool of N message records (testing.util.message_record, 7 sessions, 3 models) with a commit
-record after every 1,000 messages (the shape the post-commit hook writes, for the real HEAD), so
-ingest both stores the messages and links them, 1,000 per commit. Timed: one process_spool call
-on a new state.db (open, migrate, ingest, link, git notes if any). Reported: the median of --runs.
+For each size, a fresh real repository (bench/history.py: real commits from git fast-import) gets a
+spool of N message records with a commit record after every K messages (default 20; heavy users
+commit every 10-50), so ingest stores, links and queues events for all of them. Timed in a fresh
+process: one `process_spool` on a new state.db (open, migrate, ingest, link); wall and CPU seconds
+and peak RSS. Medians of --runs, and the ratio of the largest size's rate to the smallest's (1.0:
+linear). `bench/scale.py` measures the whole flush (with delivery), reports and export.
 
-    .venv/bin/python bench/ingest_throughput.py [--sizes 10000,100000] [--runs 3] [--json]
+    .venv/bin/python bench/ingest_throughput.py [--sizes 10000,100000,1000000] [--commit-every 20] [--runs 3]
 """
 
 from __future__ import annotations
@@ -14,131 +15,72 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-from testing.util import message_record  # noqa: E402
+import history  # noqa: E402
 
-COMMIT_EVERY = 1000
-
-
-def make_commits(repo: Path, count: int) -> list[str]:
-    """`count` real commits (each commit record needs its own SHA; ingest reads its parents)."""
-    for i in range(count):
-        subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", f"c{i}"], check=True)
-    out = subprocess.run(
-        ["git", "-C", str(repo), "rev-list", "--reverse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    return out[-count:] if count else []
-
-
-def write_spool(path: Path, n: int, worktree: str, shas: list[str]) -> int:
-    lines = []
-    for i in range(n):
-        lines.append(
-            json.dumps(
-                message_record(
-                    None,
-                    id=f"m{i:07d}",
-                    session_id=f"ses_{i % 7}",
-                    model=f"model-{i % 3}",
-                    cwd=worktree,
-                    time=1764000000000 + i,
-                )
-            )
-        )
-        if i % COMMIT_EVERY == COMMIT_EVERY - 1:
-            sha = shas[i // COMMIT_EVERY]
-            lines.append(
-                json.dumps(
-                    {
-                        "v": 1,
-                        "kind": "commit",
-                        "hook": "post-commit",
-                        "time": 1764000000000 + i,
-                        "worktree": worktree,
-                        "sha": sha,
-                        "branch": "main",
-                        "reflog": {"old": None, "new": sha, "subject": "commit: bench"},
-                        "rebasing": False,
-                    }
-                )
-            )
-    path.write_text("\n".join(lines) + "\n")
-    return len(lines)
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from periscope_hooks.ingest import process_spool
+sd = Path(sys.argv[1])
+wall, cpu = time.perf_counter(), time.process_time()
+result = process_spool(sd)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+print(json.dumps({"wall": wall, "cpu": cpu, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "records": result.records, "messages": result.messages, "commits": result.commits}))
+"""
 
 
-def one_run(n: int) -> dict:
-    from periscope_hooks.ingest import process_spool
-
+def one_run(n: int, commit_every: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="periscope-ingest-") as tmp:
-        os.environ.update(
-            {
-                "HOME": tmp,
-                "XDG_STATE_HOME": f"{tmp}/state",
-                "XDG_DATA_HOME": f"{tmp}/data",
-                "XDG_CONFIG_HOME": f"{tmp}/config",
-                "XDG_CACHE_HOME": f"{tmp}/cache",
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
-                "GIT_AUTHOR_NAME": "b",
-                "GIT_AUTHOR_EMAIL": "b@example.com",
-                "GIT_COMMITTER_NAME": "b",
-                "GIT_COMMITTER_EMAIL": "b@example.com",
-            }
-        )
+        history.isolated_env(tmp)
         repo = Path(tmp) / "r"
-        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-        shas = make_commits(repo, n // COMMIT_EVERY)
-        state = repo / ".git" / "periscope"
-        state.mkdir()
-        records = write_spool(state / "spool.jsonl", n, str(repo.resolve()), shas)
-        t = time.perf_counter()
-        result = process_spool(state)
-        elapsed = time.perf_counter() - t
-        assert result.records == records and result.messages == n and result.commits == len(shas), result
-        with sqlite3.connect(state / "state.db") as db:
-            linked = db.execute("SELECT count(*) FROM messages WHERE link_id IS NOT NULL").fetchone()[0]
-        assert linked == n // COMMIT_EVERY * COMMIT_EVERY, f"{linked} of {n} messages linked"
-        return {"records": records, "seconds": elapsed, "rate": records / elapsed}
+        shas = history.make_commits(repo, n // commit_every)
+        sd = repo / ".git" / "periscope"
+        records = history.write_history(sd / "spool.jsonl", n, commit_every, str(repo.resolve()), shas)
+        out = subprocess.run([sys.executable, "-c", CHILD, str(sd)], capture_output=True, text=True, check=True).stdout
+        r: dict[str, float] = json.loads(out)
+        assert r["records"] == records and r["messages"] == n and r["commits"] == len(shas), r
+        r["rate"] = records / r["wall"]
+        r["cpu_rate"] = records / r["cpu"]
+        return r
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10000,100000", help="message records per spool, comma-separated")
+    ap.add_argument("--commit-every", type=int, default=20)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
     print(
-        f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cores, "
-        f"{args.runs} runs, a commit record every {COMMIT_EVERY:,} messages"
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores (load {os.getloadavg()[0]:.1f}), "
+        f"a commit record every {args.commit_every} messages, medians of {args.runs} runs"
     )
-    out = {}
-    for n in map(int, args.sizes.split(",")):
-        runs = [one_run(n) for _ in range(args.runs)]
-        rates = [r["rate"] for r in runs]
-        med = statistics.median(rates)
-        out[n] = {
-            "records": runs[0]["records"],
-            "median_rate": med,
-            "rates": rates,
-            "median_seconds": statistics.median(r["seconds"] for r in runs),
-        }
+    med = {}
+    for n in sizes:
+        runs = [one_run(n, args.commit_every) for _ in range(args.runs)]
+        med[n] = {k: statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "rss_mb", "rate", "cpu_rate")}
+        m = med[n]
         print(
-            f"{n:>8,} messages ({runs[0]['records']:,} records): median {med:,.0f} records/s, "
-            f"{out[n]['median_seconds']:.2f} s (runs: {', '.join(f'{r:,.0f}' for r in rates)})",
+            f"{n:>9,} messages: {m['rate']:>8,.0f} records/s wall, {m['cpu_rate']:>8,.0f} records/s CPU,"
+            f" {m['wall']:.2f} s, peak RSS {m['rss_mb']:.0f} MB"
+            " (runs, records/s wall: " + ", ".join(f"{r['rate']:,.0f}" for r in runs) + ")",
             flush=True,
         )
-    if args.json:
-        print(json.dumps(out))
+    lo, hi = med[sizes[0]], med[sizes[-1]]
+    print(
+        f"ratio {sizes[-1]:,}/{sizes[0]:,}: CPU rate x{hi['cpu_rate'] / lo['cpu_rate']:.2f},"
+        f" peak RSS x{hi['rss_mb'] / lo['rss_mb']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,16 @@ class DeliveryResult:
     retried: int = 0
     error: str | None = None
     waited_for_retry_after: bool = False
+    out_of_time: bool = False  # the budget ended the run while events were still due
+
+    def add(self, other: DeliveryResult) -> None:
+        """Fold in a later run's counts; its error and flags describe where things stand now."""
+        self.delivered += other.delivered
+        self.dead += other.dead
+        self.retried += other.retried
+        self.error = other.error
+        self.waited_for_retry_after = other.waited_for_retry_after
+        self.out_of_time = other.out_of_time
 
 
 def _set(conn: sqlite3.Connection, key: str, value: str | None) -> None:
@@ -57,8 +67,11 @@ def deliver(
     backoff_base: float | None = None,
     backoff_cap: float | None = None,
     wall_ms: Callable[[], int] = now_ms,
+    drain: bool = False,
 ) -> DeliveryResult:
-    """Send what is due, retrying within the budget.  `clock`/`sleep` pace the run and `wall_ms`
+    """Send what is due, retrying within the budget.  `drain` (a foreground flush): while batches
+    go through, keep going past the budget until nothing is due; the budget then bounds only the
+    waiting after failures.  `clock`/`sleep` pace the run and `wall_ms`
     dates leases, not-before times and Retry-After (kept on disk, so in wall-clock time)."""
     budget = budget_seconds if budget_seconds is not None else envvars.seconds("PERISCOPE_FLUSH_BUDGET")
     base = backoff_base if backoff_base is not None else envvars.seconds("PERISCOPE_BACKOFF_BASE")
@@ -81,7 +94,7 @@ def deliver(
         return result
     failures = 0
     max_bytes = getattr(sink, "max_batch_bytes", None)
-    while clock() < deadline:
+    while clock() < deadline or (drain and failures == 0):
         now = wall_ms()
         rows = outbox.claim(conn, owner, sink.max_batch_events, LEASE_SECONDS, now=now, max_bytes=max_bytes)
         if not rows:
@@ -93,7 +106,10 @@ def deliver(
             sleep((due - now) / 1000)
             continue
         try:
-            outcome = sink.send([r.event() for r in rows])
+            send_rows = getattr(sink, "send_rows", None)
+            # A sink that takes stored bodies as they are (the local store) skips a JSON decode and
+            # re-encode per event.
+            outcome = send_rows(rows) if send_rows is not None else sink.send([r.event() for r in rows])
         except Exception as e:  # a sink bug must not strand the batch under a lease: retry it later
             outcome = SendOutcome(error=f"the {sink.name} sink failed: {type(e).__name__}")
         if outcome.partial_rejected:
@@ -122,6 +138,8 @@ def deliver(
         if outcome.stop or clock() + delay >= deadline:
             break
         sleep(delay)
+    if clock() >= deadline and failures == 0 and not drain:
+        result.out_of_time = outbox.due_count(conn, wall_ms()) > 0
     if result.error is not None and outbox.depth(conn) == 0:
         result.error = None  # retried, and in the end everything got through
     if result.error is None:

@@ -6,6 +6,7 @@ rebuilt state.db carries the same id and the receiver deduplicates it.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -18,8 +19,17 @@ EVENT_NAMESPACE = uuid.UUID("8a2d3c1e-5b7f-4e0a-9c6d-2f1b0e4a7d93")
 TOKEN_FIELDS = ("input", "output", "reasoning", "cache_read", "cache_write")
 
 
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
+
+
 def event_id(*parts: str) -> str:
-    return str(uuid.uuid5(EVENT_NAMESPACE, "\x1f".join(parts)))
+    """uuid5(EVENT_NAMESPACE, parts joined by US), computed directly: the same string as
+    str(uuid.uuid5(...)) at a third of the cost (it runs once per message at ingest)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def rfc3339(ms: int | None = None) -> str:

@@ -14,12 +14,20 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Callable
 
 from periscope_hooks import logfile, paths
 from periscope_hooks.agents.recovery import recover_sessions
 from periscope_hooks.delivery import DeliveryResult, deliver
 from periscope_hooks.ingest import process_spool
-from periscope_hooks.state import get_meta, is_corrupt, mark_for_integrity_check, open_state_db, set_meta
+from periscope_hooks.state import (
+    get_meta,
+    is_corrupt,
+    mark_for_integrity_check,
+    open_state_db,
+    reclaim_space,
+    set_meta,
+)
 from periscope_hooks.statedb import Meta
 
 LOCK_NAME = "flush.lock"
@@ -63,12 +71,65 @@ def _work_left(state_dir: Path) -> bool:
         conn.close()
 
 
-def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float = 60.0) -> DeliveryResult | None:
-    """Ingest and deliver.  Returns None when another flusher holds the lock (and `wait` is False)."""
+def _config_error(conn: sqlite3.Connection, state_dir: Path, message: str) -> DeliveryResult:
+    """A broken config or tuning variable keeps every event in the outbox until it is fixed."""
+    set_meta(conn, Meta.LAST_DELIVERY_ERROR, message)
+    logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"flush: {message}")
+    return DeliveryResult(error=message)
+
+
+def _ingest(state_dir: Path, conn: sqlite3.Connection, after_batch: Callable[[], None] | None = None) -> None:
+    process_spool(state_dir, conn, after_batch=after_batch)
+    if recover_sessions(conn):  # an agent's hooks never ran: its messages, from its own log
+        process_spool(state_dir, conn, after_batch=after_batch)
+    from periscope_hooks.reconcile import refresh
+
+    refresh(conn, state_dir)  # after a pull or a hook-less rewrite: usage follows the code
+
+
+def _ingest_and_deliver(state_dir: Path, conn: sqlite3.Connection, *, drain: bool) -> DeliveryResult:
+    """Ingest the spool, delivering after each batch while the sink takes them (so a long spool
+    never piles up in the outbox), then deliver the rest within the budget, and hand the pages
+    of delivered rows back."""
     from periscope_hooks.config import load_user_config
     from periscope_hooks.errors import UserError
     from periscope_hooks.sinks import get_sink
 
+    try:
+        load_user_config()
+        sink = get_sink()
+    except UserError as e:
+        _ingest(state_dir, conn)
+        return _config_error(conn, state_dir, e.message)
+    result = DeliveryResult()
+    try:
+        healthy = True
+
+        def deliver_batch() -> None:
+            nonlocal healthy
+            if healthy:
+                # No waiting here: at the first failure interleaved delivery stops, and the run
+                # below retries within the budget.
+                step = deliver(conn, sink, budget_seconds=0, drain=True)
+                result.add(step)
+                healthy = step.error is None
+
+        _ingest(state_dir, conn, after_batch=deliver_batch)
+        result.add(deliver(conn, sink, drain=drain))
+    except UserError as e:  # a bad tuning variable: same as a broken config
+        return _config_error(conn, state_dir, e.message)
+    finally:
+        sink.close()
+    try:
+        reclaim_space(conn)
+    except sqlite3.OperationalError as e:  # busy: the next flush frees them
+        logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"flush: could not reclaim free pages: {e}")
+    return result
+
+
+def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float = 60.0) -> DeliveryResult | None:
+    """Ingest and deliver.  Returns None when another flusher holds the lock (and `wait` is False).
+    `wait` (a foreground flush) also drains: delivery goes on while batches go through."""
     lock = _Lock(state_dir)
     result: DeliveryResult | None = None
     try:
@@ -78,28 +139,7 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
             try:
                 conn = open_state_db(state_dir)
                 try:
-                    process_spool(state_dir, conn)
-                    if recover_sessions(conn):  # an agent's hooks never ran: its messages, from its own log
-                        process_spool(state_dir, conn)
-                    from periscope_hooks.reconcile import refresh
-
-                    refresh(conn, state_dir)  # after a pull or a hook-less rewrite: usage follows the code
-                    try:
-                        load_user_config()
-                        sink = get_sink()
-                    except UserError as e:
-                        # A broken config keeps every event in the outbox until it is fixed.
-                        set_meta(conn, Meta.LAST_DELIVERY_ERROR, e.message)
-                        logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"flush: {e.message}")
-                        return DeliveryResult(error=e.message)
-                    try:
-                        result = deliver(conn, sink)
-                    except UserError as e:  # a bad tuning variable: same as a broken config
-                        set_meta(conn, Meta.LAST_DELIVERY_ERROR, e.message)
-                        logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"flush: {e.message}")
-                        return DeliveryResult(error=e.message)
-                    finally:
-                        sink.close()
+                    result = _ingest_and_deliver(state_dir, conn, drain=wait)
                     if result.error:  # one line, never a payload or token (errors are built to be shown)
                         logfile.log_line(
                             state_dir / paths.HOOK_LOG_NAME,
@@ -117,6 +157,31 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
                 return result
     finally:
         lock.close()
+
+
+def backlog(state_dir: Path, result: DeliveryResult) -> tuple[int, str]:
+    """(events left in the outbox, why they are) after a flush: the foreground flush says both."""
+    from periscope_hooks import outbox
+    from periscope_hooks.state import now_ms
+
+    conn = open_state_db(state_dir)
+    try:
+        left = outbox.depth(conn)
+        if not left:
+            return 0, ""
+        leased, backed_off, due = outbox.waiting_summary(conn, now_ms())
+    finally:
+        conn.close()
+    reasons = []
+    if result.error:
+        reasons.append(f"delivery failed: {result.error}")
+    elif result.out_of_time:
+        reasons.append("the flush budget (PERISCOPE_FLUSH_BUDGET) ran out")
+    if leased:
+        reasons.append(f"{leased} leased by another flusher (sent again when its lease ends)")
+    if backed_off and due is not None:
+        reasons.append(f"{backed_off} backed off until {time.strftime('%H:%M:%S', time.localtime(due / 1000))}")
+    return left, "; ".join(reasons) or "not due yet"
 
 
 def background_child(state_dir: str) -> int:

@@ -160,15 +160,12 @@ def m010_pricing_list_cost(db: sqlite3.Connection) -> None:
 def m014_agents_coding_agent(db: sqlite3.Connection) -> None:
     # Which coding agent wrote a message or session (opencode, claude-code), and which message
     # held which tool call: a Claude Code commit names only the tool call that ran it, since
-    # its message may reach the transcript after the commit (issue 14).
-    _script(
-        db,
-        """
-        ALTER TABLE messages ADD COLUMN coding_agent TEXT;
-        ALTER TABLE sessions ADD COLUMN coding_agent TEXT;
-        CREATE TABLE agent_tool_uses (tool_use_id TEXT PRIMARY KEY, message_id TEXT NOT NULL)
-        """,
-    )
+    # its message may reach the transcript after the commit (issue 14).  Idempotent: a branch
+    # build applied it under an earlier name, and such a database must still open.
+    for table in ("messages", "sessions"):
+        if "coding_agent" not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN coding_agent TEXT")
+    db.execute("CREATE TABLE IF NOT EXISTS agent_tool_uses (tool_use_id TEXT PRIMARY KEY, message_id TEXT NOT NULL)")
 
 
 @migration
@@ -189,3 +186,18 @@ def m015_pricing_cache(db: sqlite3.Connection) -> None:
         "CREATE TABLE price_cache (snapshot TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,"
         " maker_only INTEGER NOT NULL, periods TEXT NOT NULL, PRIMARY KEY (snapshot, provider, model, maker_only))"
     )
+
+
+@migration
+def m011_scale_outbox_event_time(db: sqlite3.Connection) -> None:
+    # Issue 11: the local store files each event with its time; kept beside the body, the flusher
+    # hands stored bodies to the store as they are (no JSON decode and re-encode per event).
+    db.execute("ALTER TABLE outbox ADD COLUMN event_time TEXT")
+
+
+@migration
+def m011_scale_worktree_ids(db: sqlite3.Connection) -> None:
+    # Issue 9 item 13: which worktree (the main one, or a linked one by its admin folder name) a
+    # recorded path was, learned while the path existed, so that a moved worktree (`git worktree
+    # move`, a moved repository) is recognised and its pending usage follows it.
+    db.execute("CREATE TABLE worktree_ids (path TEXT PRIMARY KEY, identity TEXT NOT NULL)")

@@ -25,10 +25,14 @@ class OutboxRow:
     type: str
     body: str
     attempts: int
+    time: str | None = None  # the event's own time (None for rows stored before m011)
 
     def event(self) -> dict[str, Any]:
         event: dict[str, Any] = json.loads(self.body)
         return event
+
+
+ACK_CHUNK = 500  # ids per statement (SQLite's default limit is 32,766 variables; 999 before 3.32)
 
 
 def _count(conn: sqlite3.Connection, event_type: str, column: str, n: int = 1) -> None:
@@ -38,17 +42,39 @@ def _count(conn: sqlite3.Connection, event_type: str, column: str, n: int = 1) -
     )
 
 
-def enqueue(conn: sqlite3.Connection, event: dict[str, Any]) -> bool:
-    """Add an event (call inside a transaction).  An event id seen before is not added again."""
-    cur = conn.execute("INSERT OR IGNORE INTO emitted_events (event_id) VALUES (?)", (event["event_id"],))
-    if cur.rowcount == 0:
-        return False
+def enqueue(
+    conn: sqlite3.Connection, event: dict[str, Any], *, new: bool = False, tally: dict[str, int] | None = None
+) -> bool:
+    """Add an event (call inside a transaction).  An event id seen before is not added again;
+    `new`: the caller knows the id was never enqueued (a message event, whose message row was
+    just stored), so emitted_events need not remember it.  `tally`: count the event there; the
+    caller adds it with count_created() before its transaction ends."""
+    if not new:
+        cur = conn.execute("INSERT OR IGNORE INTO emitted_events (event_id) VALUES (?)", (event["event_id"],))
+        if cur.rowcount == 0:
+            return False
     conn.execute(
-        "INSERT INTO outbox (event_id, type, body, created_ms) VALUES (?, ?, ?, ?)",
-        (event["event_id"], event["type"], json.dumps(event, separators=(",", ":"), sort_keys=True), now_ms()),
+        "INSERT INTO outbox (event_id, type, body, created_ms, event_time) VALUES (?, ?, ?, ?, ?)",
+        (
+            event["event_id"],
+            event["type"],
+            json.dumps(event, separators=(",", ":"), sort_keys=True),
+            now_ms(),
+            event.get("time"),
+        ),
     )
-    _count(conn, event["type"], "created")
+    if tally is None:
+        _count(conn, event["type"], "created")
+    else:
+        tally[event["type"]] = tally.get(event["type"], 0) + 1
     return True
+
+
+def count_created(conn: sqlite3.Connection, tally: dict[str, int]) -> None:
+    """Add what enqueue(..., tally=) counted (one statement per event type, not per event)."""
+    for event_type, n in tally.items():
+        _count(conn, event_type, "created", n)
+    tally.clear()
 
 
 def claim(
@@ -64,7 +90,8 @@ def claim(
     now = now_ms() if now is None else now
     with transaction(conn):
         rows = conn.execute(
-            "SELECT seq, event_id, type, body, attempts FROM outbox WHERE lease_until_ms <= ? AND not_before_ms <= ?"
+            "SELECT seq, event_id, type, body, attempts, event_time FROM outbox"
+            " WHERE lease_until_ms <= ? AND not_before_ms <= ?"
             " ORDER BY seq LIMIT ?",
             (now, now, limit),
         ).fetchall()
@@ -74,27 +101,39 @@ def claim(
             size += len(r["body"])
             if max_bytes is not None and picked and size > max_bytes:
                 break
-            picked.append(OutboxRow(r["seq"], r["event_id"], r["type"], r["body"], r["attempts"]))
+            picked.append(OutboxRow(r["seq"], r["event_id"], r["type"], r["body"], r["attempts"], r["event_time"]))
         until = now + int(lease_seconds * 1000)
-        conn.executemany(
-            "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, attempts = attempts + 1 WHERE seq = ?",
-            [(owner, until, p.seq) for p in picked],
-        )
+        seqs = [p.seq for p in picked]
+        for i in range(0, len(seqs), ACK_CHUNK):
+            chunk = seqs[i : i + ACK_CHUNK]
+            conn.execute(
+                "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, attempts = attempts + 1"
+                f" WHERE seq IN ({','.join('?' * len(chunk))})",
+                [owner, until, *chunk],
+            )
     return picked
 
 
 def ack(conn: sqlite3.Connection, owner: str, event_ids: Iterable[str]) -> int:
     """Delete delivered rows.  Rows whose lease another flusher took over are still ours to
-    delete: the receiver holds the event either way."""
+    delete: the receiver holds the event either way.  In chunks of ACK_CHUNK ids: one statement
+    per chunk, not three per event."""
+    ids = list(event_ids)
     n = 0
     with transaction(conn):
-        for eid in event_ids:
-            row = conn.execute("SELECT type FROM outbox WHERE event_id = ?", (eid,)).fetchone()
-            if row is None:
-                continue  # another flusher already acknowledged it
-            conn.execute("DELETE FROM outbox WHERE event_id = ?", (eid,))
-            _count(conn, row["type"], "delivered")
-            n += 1
+        delivered: dict[str, int] = {}
+        for i in range(0, len(ids), ACK_CHUNK):
+            chunk = ids[i : i + ACK_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            # Rows another flusher already acknowledged are gone: count only what is deleted here.
+            for event_type, count in conn.execute(
+                f"SELECT type, count(*) FROM outbox WHERE event_id IN ({marks}) GROUP BY type", chunk
+            ):
+                delivered[event_type] = delivered.get(event_type, 0) + count
+            conn.execute(f"DELETE FROM outbox WHERE event_id IN ({marks})", chunk)
+        for event_type, count in delivered.items():
+            _count(conn, event_type, "delivered", count)
+            n += count
     return n
 
 
@@ -144,6 +183,25 @@ def next_due_ms(conn: sqlite3.Connection, now: int) -> int | None:
         "SELECT min(not_before_ms) FROM outbox WHERE lease_until_ms <= ? AND not_before_ms > ?", (now, now)
     ).fetchone()[0]
     return due
+
+
+def due_count(conn: sqlite3.Connection, now: int) -> int:
+    """Rows a flusher could claim right now."""
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM outbox WHERE lease_until_ms <= ? AND not_before_ms <= ?", (now, now)
+        ).fetchone()[0]
+    )
+
+
+def waiting_summary(conn: sqlite3.Connection, now: int) -> tuple[int, int, int | None]:
+    """(rows leased by another flusher, rows backed off, when the earliest backed-off row is due)."""
+    leased, backed_off, due = conn.execute(
+        "SELECT sum(lease_until_ms > ?), sum(lease_until_ms <= ? AND not_before_ms > ?),"
+        " min(CASE WHEN lease_until_ms <= ? AND not_before_ms > ? THEN not_before_ms END) FROM outbox",
+        (now, now, now, now, now),
+    ).fetchone()
+    return int(leased or 0), int(backed_off or 0), due
 
 
 def depth(conn: sqlite3.Connection) -> int:

@@ -18,6 +18,11 @@ def write(text: str) -> None:
     sys.stdout.write(text)
 
 
+def flush() -> None:
+    """Push out what is buffered now (a reader that left then shows as BrokenPipeError here)."""
+    sys.stdout.flush()
+
+
 def info(line: str) -> None:
     sys.stderr.write(line + "\n")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,9 @@ def _connect(db_path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     conn = sqlite3.connect(str(db_path), timeout=busy_timeout_ms / 1000, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    # Takes effect on a new database only (before its first table): delivered outbox rows leave
+    # free pages that reclaim_space() hands back (see there for older databases).
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     enable_wal(conn, busy_timeout_ms)
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
@@ -119,10 +123,16 @@ def _record_integrity(conn: sqlite3.Connection, state_dir: Path, rebuilt_from: s
         pass
 
 
-def open_state_db(state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+def open_state_db(
+    state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, rebuild: bool = False
+) -> sqlite3.Connection:
+    """Open (creating, migrating, and checking when due) a repository's state.db.  `rebuild`: a
+    query met a damaged page; move the database aside at once and start again from the spool."""
     state_dir.mkdir(parents=True, exist_ok=True)
     db_path = state_dir / paths.STATE_DB_NAME
     try:
+        if rebuild:
+            raise sqlite3.DatabaseError("database disk image is malformed (met by a query)")
         conn = _connect(db_path, busy_timeout_ms)
         _migrate(conn)
         # quick_check reads every page (80 ms at 100,000 messages): run it every few hours, and
@@ -140,6 +150,8 @@ def open_state_db(state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOU
             conn.close()
         except Exception:
             pass
+        if not db_path.exists():
+            raise
         aside = db_path.with_name(f"state.db.corrupt-{int(time.time())}")
         os.replace(db_path, aside)
         for suffix in ("-wal", "-shm"):
@@ -153,6 +165,60 @@ def open_state_db(state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOU
             conn, state_dir, rebuilt_from=f"{aside.name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
         )
         return conn
+
+
+def is_read_only(exc: BaseException, state_dir: Path) -> bool:
+    """Did opening or writing fail because the state folder (or database) cannot be written?"""
+    if isinstance(exc, PermissionError):
+        return True
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or ("unable to open" in text and not os.access(state_dir, os.W_OK))
+
+
+def open_state_db_read_only(state_dir: Path) -> sqlite3.Connection:
+    """state.db for reading only, writing nothing (not even a WAL index): for `report` and `status`
+    when the state folder is read-only.  No database yet: an empty one, in memory."""
+    db_path = state_dir / paths.STATE_DB_NAME
+    if db_path.exists():
+        quoted = urllib.parse.quote(str(db_path))
+        # mode=ro still needs to create the WAL index beside the database; immutable does not
+        # (it reads the file as it is: the last checkpoint, which closing the database makes).
+        for uri in (f"file:{quoted}?mode=ro", f"file:{quoted}?immutable=1"):
+            try:
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+                conn.row_factory = sqlite3.Row
+                conn.execute("SELECT count(*) FROM messages").fetchone()
+                return conn
+            except sqlite3.DatabaseError:
+                conn.close()
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    _migrate(conn)
+    return conn
+
+
+RECLAIM_MIN_PAGES = 256  # 1 MiB at the default page size: below that, reuse beats a vacuum
+
+
+def reclaim_space(conn: sqlite3.Connection) -> int:
+    """Give the pages freed by delivered (deleted) outbox rows back to the file system.
+
+    At 1M messages the outbox's delivered bodies left 61-70 % of a 1.41 GB state.db free.  A
+    database made with auto_vacuum=INCREMENTAL frees them with `incremental_vacuum` (cheap, only
+    the free pages); an older one is switched over once, by a VACUUM, when most of it is free.
+    Returns the pages freed (0 when nothing was worth it)."""
+    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    if free < RECLAIM_MIN_PAGES:
+        return 0
+    if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
+        # executescript steps the pragma to completion; execute() frees a single page.
+        conn.executescript("PRAGMA incremental_vacuum;")
+        return free
+    if free * 2 < int(conn.execute("PRAGMA page_count").fetchone()[0]):
+        return 0
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    conn.execute("VACUUM")
+    return free
 
 
 @contextmanager

@@ -83,6 +83,11 @@ def ensure_session(conn: sqlite3.Connection, sid: Any) -> None:
     conn.execute("INSERT OR IGNORE INTO sessions (id) VALUES (?)", (sid,))
 
 
+def session_row(conn: sqlite3.Connection, sid: Any) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM sessions WHERE id = ?", (sid,)).fetchone()
+    return row
+
+
 def sessions_by_id(conn: sqlite3.Connection, ids: Iterable[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for sid in set(ids):
@@ -206,6 +211,13 @@ def held_link_for_message(conn: sqlite3.Connection, mid: str, *tool_use_ids: str
     return row
 
 
+def held_message_ids(conn: sqlite3.Connection) -> set[str]:
+    return {
+        r[0]
+        for r in conn.execute("SELECT agent_message_id FROM links WHERE emitted = 0 AND agent_message_id IS NOT NULL")
+    }
+
+
 def set_link_agent_message(conn: sqlite3.Connection, link_id: int, mid: str) -> None:
     conn.execute("UPDATE links SET agent_message_id = ? WHERE id = ?", (mid, link_id))
 
@@ -294,6 +306,90 @@ def commits_in_link_order(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT current_sha FROM links GROUP BY current_sha ORDER BY min(id)")]
 
 
+# --- reports: aggregated in SQL ------------------------------------------------------------------------
+# Costs are summed exactly as integers of 1e-10 dollars (the precision reports round to), never
+# as floats: SUM(REAL) drifts, and loading every message into Python to fsum them took 9-10 s and
+# 1.2 GB at 1M messages.
+COST_UNITS_PER_DOLLAR = 10**10
+USAGE_AGGREGATES = (
+    "count(*) AS messages, sum(input) AS input, sum(output) AS output, sum(reasoning) AS reasoning,"
+    " sum(cache_read) AS cache_read, sum(cache_write) AS cache_write,"
+    " sum(CAST(round(cost * 1e10) AS INTEGER)) AS cost_units,"
+    # list prices are integer micro-dollars already (issue 13); messages per cost source
+    " sum(coalesce(list_cost_micro, 0)) AS list_cost_micro,"
+    " sum(cost_source = 'reported') AS src_reported, sum(cost_source = 'estimated') AS src_estimated,"
+    " sum(cost_source = 'subscription') AS src_subscription,"
+    " sum(cost_source IS NULL OR cost_source NOT IN ('reported', 'estimated', 'subscription')) AS src_unknown"
+)
+# A group's first message in (time, spool order), NULL times first: the order reports list groups in.
+_FIRST_TIME = "min(coalesce(time_ms, -9223372036854775807)) AS first_ms"
+DAY_BUCKET_MS = 15 * 60_000
+GROUP_KEYS: dict[str, tuple[str, ...]] = {
+    "model": ("provider", "model"),
+    "branch": ("branch",),
+    "session": ("session_id",),
+    "agent": ("coalesce(coding_agent, 'opencode')",),  # the coding agent (issue 14)
+    # Quarter hours: every UTC offset in use is a multiple of 15 minutes, so each quarter lies in one
+    # local day, which the report then takes from Python's localtime (the day_of the dashboard uses).
+    "day": (f"coalesce(time_ms, 0) / {DAY_BUCKET_MS}",),
+}
+_IN_WINDOW = "(? IS NULL OR time_ms >= ?) AND (? IS NULL OR time_ms < ?)"
+
+
+def usage_by(
+    conn: sqlite3.Connection, by: str, since_ms: int | None = None, until_ms: int | None = None
+) -> list[sqlite3.Row]:
+    """One row per group of the messages sent in [since_ms, until_ms): k0.. (the key), the usage
+    aggregates, first_ms; in no particular order."""
+    keys = GROUP_KEYS[by]
+    cols = ", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))
+    return conn.execute(
+        f"SELECT {cols}, {USAGE_AGGREGATES}, {_FIRST_TIME} FROM messages WHERE {_IN_WINDOW} GROUP BY {', '.join(keys)}",
+        (since_ms, since_ms, until_ms, until_ms),
+    ).fetchall()
+
+
+def first_spool_offset(
+    conn: sqlite3.Connection,
+    by: str,
+    key: Sequence[Any],
+    first_ms: int,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> int:
+    """Where a group's first message sits in the spool, among its messages of time `first_ms`
+    (asked only to order two groups whose first messages share a millisecond)."""
+    where = " AND ".join(f"{k} IS ?" for k in GROUP_KEYS[by])
+    value = conn.execute(
+        f"SELECT min(spool_offset) FROM messages WHERE {where} AND coalesce(time_ms, -9223372036854775807) = ?"
+        f" AND {_IN_WINDOW}",
+        (*key, first_ms, since_ms, since_ms, until_ms, until_ms),
+    ).fetchone()[0]
+    return int(value or 0)
+
+
+def usage_by_link(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute(
+        f"SELECT link_id, {USAGE_AGGREGATES} FROM messages WHERE link_id IS NOT NULL GROUP BY link_id"
+    ).fetchall()
+
+
+def commit_links(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Every link, oldest first (what a commit's report row is made of)."""
+    return conn.execute("SELECT id, sha, current_sha, kind, origin, branch, time_ms FROM links ORDER BY id").fetchall()
+
+
+def session_heads(conn: sqlite3.Connection, ids: Sequence[Any]) -> dict[Any, sqlite3.Row]:
+    out: dict[Any, sqlite3.Row] = {}
+    for i in range(0, len(ids), 500):
+        chunk = list(ids[i : i + 500])
+        for row in conn.execute(
+            f"SELECT id, title, parent_id FROM sessions WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        ):
+            out[row["id"]] = row
+    return out
+
+
 def commits_in_link_order_with_time(conn: sqlite3.Connection) -> list[tuple[str, int | None]]:
     """Each commit holding usage, with its time (the latest link's: a rewrite's replacement is newer)."""
     return [
@@ -320,6 +416,36 @@ def set_squash_pending(conn: sqlite3.Connection, worktree: str, reflog_json: str
 
 def clear_squash_pending(conn: sqlite3.Connection, worktree: str) -> None:
     conn.execute("UPDATE worktree_state SET squash_pending = 0 WHERE worktree = ?", (worktree,))
+
+
+# --- worktree identities (a moved worktree keeps its pending usage) -----------------------------------
+def remember_worktree(conn: sqlite3.Connection, path: str, identity: str) -> None:
+    conn.execute(
+        "INSERT INTO worktree_ids (path, identity) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET identity = excluded.identity",
+        (path, identity),
+    )
+
+
+def worktree_identity(conn: sqlite3.Connection, path: str) -> str | None:
+    row = conn.execute("SELECT identity FROM worktree_ids WHERE path = ?", (path,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def pending_worktrees(conn: sqlite3.Connection) -> list[str]:
+    """The worktree paths that hold messages not linked yet (read from the partial index only)."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT worktree FROM messages INDEXED BY messages_pending WHERE link_id IS NULL"
+        )
+    ]
+
+
+def move_pending_messages(conn: sqlite3.Connection, old: str, new: str) -> int:
+    return conn.execute(
+        "UPDATE messages INDEXED BY messages_pending SET worktree = ? WHERE worktree = ? AND link_id IS NULL",
+        (new, old),
+    ).rowcount
 
 
 # --- rewrites ----------------------------------------------------------------------------------------

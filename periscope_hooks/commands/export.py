@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import json
-
 from periscope_hooks import output
-from periscope_hooks.sinks.local import iter_events
+from periscope_hooks.sinks.local import iter_bodies
 
 
 def export(event_type: str | None) -> int:
@@ -19,6 +17,11 @@ def export(event_type: str | None) -> int:
         from periscope_hooks.repo import resolve_state_dir
 
         flush_state_dir(resolve_state_dir(None), wait=True)
-    for event in iter_events(event_type):
-        output.out(json.dumps(event, separators=(",", ":"), sort_keys=True))
+    # The stored bodies are the compact, key-sorted JSON lines export prints: streamed as they are,
+    # in constant memory (decoding and re-encoding them cost ~24 s per 1M events).  Line by line
+    # through stdout's buffer, so a reader that leaves (`| head`) is met at the next write.
+    write = output.write
+    for body in iter_bodies(event_type):
+        write(body + "\n")
+    output.flush()
     return 0

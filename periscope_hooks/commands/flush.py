@@ -27,11 +27,18 @@ def flush(repo: str | None, background: bool, retry_dead: bool) -> int:
 
         spawn_background_flush(str(state_dir))
         return 0
-    from periscope_hooks.flush import flush_state_dir
+    from periscope_hooks.flush import backlog, flush_state_dir
 
     result = flush_state_dir(Path(state_dir), wait=True)
     if result is None:
         return output.error("another flush is still running for this repository", "try again in a minute")
+    # A foreground flush drains the backlog; whatever it could not deliver is counted, with why.
+    left, why = backlog(Path(state_dir), result)
     if result.error:
-        return output.error(f"delivery incomplete: {result.error}", "events stay in the outbox; see periscope status")
+        return output.error(
+            f"delivery incomplete: {result.error} ({left} event(s) remain in the outbox)",
+            "events stay in the outbox; see periscope status",
+        )
+    if left:
+        output.info(f"{left} event(s) remain in the outbox: {why}")
     return 0

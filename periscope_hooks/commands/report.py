@@ -12,45 +12,74 @@ import io
 import json
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 from periscope_hooks import output, reconcile, statedb
 from periscope_hooks.errors import UserError
 from periscope_hooks.events import COST_SOURCES, TOKEN_FIELDS, round_cost
-from periscope_hooks.ingest import commit_summary, process_spool
 from periscope_hooks.repo import resolve_state_dir
-from periscope_hooks.state import open_state_db
+from periscope_hooks.state_reader import read_state
 
 # (since_ms, until_ms), None for open: since inclusive, until exclusive (typing names: a runtime alias on 3.9)
 Window = tuple[Optional[int], Optional[int]]
 
 
-def _totals(rows: list[sqlite3.Row]) -> dict[str, Any]:
+def _usage(row: Any) -> dict[str, Any]:
+    """The usage block of a report row from an aggregate row (statedb.USAGE_AGGREGATES): sums done
+    in SQL, costs exact (integers of 1e-10 dollars, list prices of micro-dollars)."""
     return {
-        "messages": len(rows),
-        "tokens": {f: sum(int(r[f] or 0) for r in rows) for f in TOKEN_FIELDS},
-        "cost": round_cost(float(r["cost"] or 0) for r in rows),
-        **list_cost_sum(rows),
+        "messages": int(row["messages"]),
+        "tokens": {f: int(row[f] or 0) for f in TOKEN_FIELDS},
+        "cost": int(row["cost_units"] or 0) / statedb.COST_UNITS_PER_DOLLAR,
+        "list_cost": int(row["list_cost_micro"] or 0) / 1_000_000,
+        "cost_sources": {k: int(row[f"src_{k}"] or 0) for k in COST_SOURCES},
     }
 
 
+_USAGE_KEYS = (
+    "messages",
+    *TOKEN_FIELDS,
+    "cost_units",
+    "list_cost_micro",
+    *(f"src_{k}" for k in COST_SOURCES),
+)
+
+
 def by_commit(conn: sqlite3.Connection, window: Window = (None, None)) -> list[dict[str, Any]]:
+    """One row per commit that holds usage now (rewritten commits' usage under their replacements),
+    in the order the commits were first linked; summed in SQL per link, then per commit."""
+    per_link = {r["link_id"]: r for r in statedb.usage_by_link(conn)}
+    commits: dict[str, dict[str, Any]] = {}
+    for link in statedb.commit_links(conn):
+        sha = link["current_sha"]
+        c = commits.get(sha)
+        if c is None:
+            c = commits[sha] = {"own": None, "last": None, "time_ms": None, **dict.fromkeys(_USAGE_KEYS, 0)}
+        c["last"] = link
+        if link["sha"] == sha:
+            c["own"] = link  # the commit's own link (made when it was created) describes it
+        if link["time_ms"] is not None and (c["time_ms"] is None or link["time_ms"] > c["time_ms"]):
+            c["time_ms"] = link["time_ms"]  # the latest link's: a rewrite's replacement is newer
+        usage = per_link.get(link["id"])
+        if usage is not None:
+            for k in _USAGE_KEYS:
+                c[k] += int(usage[k] or 0)
     rows = []
-    for sha, time_ms in statedb.commits_in_link_order_with_time(conn):
-        if not _in_window(time_ms, window):
+    for sha, c in commits.items():
+        if not _in_window(c["time_ms"], window):
             continue
-        s = commit_summary(conn, sha)
-        if s is not None:
-            rows.append(
-                {
-                    "sha": sha,
-                    "date": _date(time_ms),
-                    "branch": s["branch"],
-                    "kind": s["kind"],
-                    "origin": s["origin"],
-                    **s["usage"],
-                }
-            )
+        own = c["own"] or c["last"]
+        rows.append(
+            {
+                "sha": sha,
+                "date": _date(c["time_ms"]),
+                "branch": own["branch"],
+                "kind": own["kind"],
+                "origin": own["origin"],
+                **_usage(c),
+            }
+        )
     _mark_reachability(conn, rows)
     return rows
 
@@ -70,30 +99,57 @@ def day_of(time_ms: int | None) -> str:
     return time.strftime("%Y-%m-%d", time.localtime((time_ms or 0) / 1000))
 
 
+def _fold_days(buckets: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    """Quarter-hour sums (statedb.GROUP_KEYS["day"]) into local days: counts and sums add up,
+    the first message is the earliest."""
+    days: dict[str, dict[str, Any]] = {}
+    for b in buckets:
+        day = day_of(int(b["k0"]) * statedb.DAY_BUCKET_MS)
+        d = days.get(day)
+        if d is None:
+            days[day] = {**dict(zip(b.keys(), b)), "k0": day}
+            continue
+        for k in b.keys():  # noqa: SIM118 (sqlite3.Row: `in` tests values)
+            if k == "first_ms":
+                d[k] = min(d[k], b[k])
+            elif k != "k0":
+                d[k] = (d[k] or 0) + (b[k] or 0)
+    return list(days.values())
+
+
 def _group(conn: sqlite3.Connection, key: str, window: Window = (None, None)) -> list[dict[str, Any]]:
-    msgs = statedb.messages_with_sessions(conn, *window)
-    groups: dict[Any, list[sqlite3.Row]] = {}
-    for m in msgs:
-        if key == "model":
-            k: Any = (m["provider"], m["model"])
-        elif key == "branch":
-            k = m["branch"]
-        elif key == "session":
-            k = m["session_id"]
-        elif key == "agent":  # the coding agent: opencode, claude-code (issue 14)
-            k = m["coding_agent"] or "opencode"
-        else:
-            k = day_of(m["time_ms"])
-        groups.setdefault(k, []).append(m)
+    """One row per model, branch, session or (local) day, aggregated in SQL (memory does not grow
+    with the messages), in the order of each group's first message (time, then spool order)."""
+    groups: list[Any] = statedb.usage_by(conn, key, *window)
+    if key == "day":
+        groups = _fold_days(groups)
+    firsts: dict[int, int] = {}
+    for g in groups:
+        firsts[g["first_ms"]] = firsts.get(g["first_ms"], 0) + 1
+
+    def order(g: Any) -> tuple[int, int]:
+        if firsts[g["first_ms"]] == 1:
+            return g["first_ms"], 0
+        # Two groups start in the same millisecond: the spool decides.
+        keys = [g[f"k{i}"] for i in range(len(statedb.GROUP_KEYS[key]))]
+        return g["first_ms"], statedb.first_spool_offset(conn, key, keys, g["first_ms"], *window)
+
+    groups = sorted(groups, key=order)
+    sessions = statedb.session_heads(conn, [g["k0"] for g in groups]) if key == "session" else {}
     rows = []
-    for k, group in groups.items():
+    for g in groups:
         if key == "model":
-            head: dict[str, Any] = {"model": k[1], "provider": k[0]}
+            head: dict[str, Any] = {"model": g["k1"], "provider": g["k0"]}
         elif key == "session":
-            head = {"session": k, "title": group[0]["title"], "is_subagent": bool(group[0]["parent_id"])}
+            s = sessions.get(g["k0"])
+            head = {
+                "session": g["k0"],
+                "title": s["title"] if s is not None else None,
+                "is_subagent": bool(s["parent_id"]) if s is not None else False,
+            }
         else:
-            head = {key: k}
-        rows.append({**head, **_totals(group)})
+            head = {key: g["k0"]}
+        rows.append({**head, **_usage(g)})
     if key == "session":
         return roll_up_sessions(conn, rows)
     return rows
@@ -128,17 +184,23 @@ def _table(flat: list[dict[str, Any]], by: str) -> None:
         output.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
+def _rows_and_pending(
+    conn: sqlite3.Connection, state_dir: Path, by: str, window: Window
+) -> tuple[list[dict[str, Any]], int]:
+    try:
+        reconcile.refresh(conn, state_dir)  # shipped / reachable as of the refs now (cached)
+    except sqlite3.OperationalError as e:
+        if "readonly" not in str(e):  # a read-only state folder: the cached status is shown
+            raise
+    return report_rows(conn, by, window), statedb.pending_count(conn)
+
+
 def report(repo: str | None, by: str, fmt: str, since: str | None = None, until: str | None = None) -> int:
     window = parse_window(since, until)
     state_dir = resolve_state_dir(repo)
-    conn = open_state_db(state_dir)
-    try:
-        process_spool(state_dir, conn)
-        reconcile.refresh(conn, state_dir)  # shipped / reachable as of the refs now (cached)
-        rows = report_rows(conn, by, window)
-        pending = statedb.pending_count(conn)
-    finally:
-        conn.close()
+    (rows, pending), note = read_state(state_dir, lambda conn: _rows_and_pending(conn, state_dir, by, window))
+    if note:
+        output.info(f"note: {note}")
     if fmt == "json":
         output.out(json.dumps(rows, indent=2))
         return 0

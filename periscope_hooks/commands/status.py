@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import time
+from pathlib import Path
 
 from periscope_hooks import logfile, outbox, output, paths, statedb
-from periscope_hooks.ingest import process_spool
 from periscope_hooks.repo import resolve_dirs
-from periscope_hooks.state import open_state_db
+from periscope_hooks.state_reader import read_state
 from periscope_hooks.statedb import Meta, get_meta
 
 Line = tuple[str, str]
@@ -24,6 +25,69 @@ def _recent_rebuild(rebuilt_from: str) -> bool:
     return match is None or time.time() - int(match.group(1)) < REBUILD_NOTICE_DAYS * 86400
 
 
+def _state_lines(state_dir: Path, conn: sqlite3.Connection, in_repo: bool) -> list[Line]:
+    lines: list[Line] = []
+    if in_repo:
+        from periscope_hooks import reconcile
+
+        try:
+            reconcile.refresh(conn, state_dir)
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e):  # a read-only state folder: the cached status is shown
+                raise
+    spool_size = os.path.getsize(state_dir / paths.SPOOL_NAME) if (state_dir / paths.SPOOL_NAME).exists() else 0
+    offset = statedb.meta_int(conn, Meta.SPOOL_OFFSET)
+    lines.append(("spool", f"{spool_size - offset} byte(s) not yet ingested"))
+    skipped = statedb.meta_int(conn, Meta.SKIPPED_LINES)
+    if skipped:
+        lines.append(
+            (
+                "skipped lines",
+                f"{skipped} malformed spool line(s) skipped (last: {get_meta(conn, Meta.LAST_SKIPPED)})",
+            )
+        )
+    deferred = statedb.deferred_count(conn)
+    if deferred:
+        lines.append(("deferred", f"{deferred} record(s) of a newer format kept for a newer periscope-hooks"))
+    pending = statedb.pending_count(conn)
+    held = statedb.held_count(conn)
+    lines.append(
+        (
+            "messages",
+            f"{statedb.message_count(conn)} recorded, {pending} not linked to a commit yet",
+        )
+    )
+    if held:
+        lines.append(("held commits", f"{held} agent commit(s) waiting for their in-flight message"))
+    if in_repo:
+        from periscope_hooks import reconcile
+
+        moved, off_line = reconcile.counts(conn)
+        lines.append(
+            (
+                "reconciled",
+                f"{moved} commit(s) followed to the commit that replaced them;"
+                f" {off_line} linked commit(s) still off the main line",
+            )
+        )
+    lines.append(("outbox", f"{outbox.depth(conn)} event(s) waiting for delivery"))
+    rebuilt = get_meta(conn, Meta.REBUILT_FROM)
+    if rebuilt and _recent_rebuild(rebuilt):
+        lines.append(("state.db", f"was corrupt; moved aside ({rebuilt}) and rebuilt from the spool"))
+    try:
+        from periscope_hooks.delivery_status import status_lines as delivery_lines
+
+        lines.extend(delivery_lines(conn))
+    except ImportError:
+        last = get_meta(conn, Meta.LAST_DELIVERY_ERROR)
+        if last:
+            lines.append(("delivery", f"last error: {last}"))
+    return lines
+
+
+_unreadable: list[BaseException] = []  # what kept repo_lines from reading state.db (status re-raises it)
+
+
 def repo_lines(repo: str | None) -> list[Line]:
     from periscope_hooks.commands.install_uninstall import hooks_status
 
@@ -36,62 +100,14 @@ def repo_lines(repo: str | None) -> list[Line]:
         lines.append(("repository", dirs.worktree or dirs.common_dir))
         lines.append(("git hooks", hooks_status(dirs)))
         state_dir = paths.state_dir_for_common_dir(dirs.common_dir)
-    conn = open_state_db(state_dir)
     try:
-        process_spool(state_dir, conn)
-        if dirs is not None:
-            from periscope_hooks import reconcile
-
-            reconcile.refresh(conn, state_dir)
-        spool_size = os.path.getsize(state_dir / paths.SPOOL_NAME) if (state_dir / paths.SPOOL_NAME).exists() else 0
-        offset = statedb.meta_int(conn, Meta.SPOOL_OFFSET)
-        lines.append(("spool", f"{spool_size - offset} byte(s) not yet ingested"))
-        skipped = statedb.meta_int(conn, Meta.SKIPPED_LINES)
-        if skipped:
-            lines.append(
-                (
-                    "skipped lines",
-                    f"{skipped} malformed spool line(s) skipped (last: {get_meta(conn, Meta.LAST_SKIPPED)})",
-                )
-            )
-        deferred = statedb.deferred_count(conn)
-        if deferred:
-            lines.append(("deferred", f"{deferred} record(s) of a newer format kept for a newer periscope-hooks"))
-        pending = statedb.pending_count(conn)
-        held = statedb.held_count(conn)
-        lines.append(
-            (
-                "messages",
-                f"{statedb.message_count(conn)} recorded, {pending} not linked to a commit yet",
-            )
-        )
-        if held:
-            lines.append(("held commits", f"{held} agent commit(s) waiting for their in-flight message"))
-        if dirs is not None:
-            from periscope_hooks import reconcile
-
-            moved, off_line = reconcile.counts(conn)
-            lines.append(
-                (
-                    "reconciled",
-                    f"{moved} commit(s) followed to the commit that replaced them;"
-                    f" {off_line} linked commit(s) still off the main line",
-                )
-            )
-        lines.append(("outbox", f"{outbox.depth(conn)} event(s) waiting for delivery"))
-        rebuilt = get_meta(conn, Meta.REBUILT_FROM)
-        if rebuilt and _recent_rebuild(rebuilt):
-            lines.append(("state.db", f"was corrupt; moved aside ({rebuilt}) and rebuilt from the spool"))
-        try:
-            from periscope_hooks.delivery_status import status_lines as delivery_lines
-
-            lines.extend(delivery_lines(conn))
-        except ImportError:
-            last = get_meta(conn, Meta.LAST_DELIVERY_ERROR)
-            if last:
-                lines.append(("delivery", f"last error: {last}"))
-    finally:
-        conn.close()
+        state, note = read_state(state_dir, lambda conn: _state_lines(state_dir, conn, dirs is not None))
+        lines.extend(state)
+        if note:
+            lines.append(("state.db", note))
+    except (sqlite3.DatabaseError, OSError) as e:  # status always runs: say what is wrong and go on
+        lines.append(("state.db", f"cannot be read: {type(e).__name__}: {e}"))
+        _unreadable.append(e)
     last_error = logfile.tail(state_dir / paths.HOOK_LOG_NAME, 1)
     lines.append(("last problem", last_error[0] if last_error else "none"))
     return lines
@@ -112,4 +128,7 @@ def status(repo: str | None) -> int:
     width = max(len(label) for label, _ in lines)
     for label, text in lines:
         output.out(f"{label.ljust(width)}  {text}")
+    if _unreadable:
+        # Every line is out; the failure itself is then reported (and logged) like any other.
+        raise _unreadable.pop()
     return 0

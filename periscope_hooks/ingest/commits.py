@@ -15,6 +15,7 @@ from periscope_hooks import events, git, outbox, statedb
 from periscope_hooks.ingest import rules
 from periscope_hooks.ingest.context import IngestContext
 from periscope_hooks.ingest.records import Commit, Rewrite, squash_reflog_json
+from periscope_hooks.ingest.worktrees import learn
 
 PARENTS_CHUNK = 500  # SHAs per `git log --no-walk` call
 
@@ -71,6 +72,7 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     worktree = rec.worktree
     if worktree and not ctx.settings(worktree).capture:
         return
+    learn(ctx, worktree)
     sha = rec.sha
     if not sha:
         ctx.log(f"{rec.hook}: no HEAD commit recorded; skipped")
@@ -132,6 +134,8 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     ctx.result.commits += 1
     if hold_until is None:
         emit_link(ctx, statedb.link(conn, link_id), note=None)
+    else:
+        ctx.held_message_ids().add(message_id)
 
 
 def emit_link(ctx: IngestContext, link: sqlite3.Row, note: str | None) -> None:

@@ -6,8 +6,9 @@ import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from periscope_hooks import git, logfile, paths, pricing
+from periscope_hooks import git, logfile, paths, pricing, statedb
 from periscope_hooks.settings import RepoSettings, load_settings
 
 REPO_ID_NAME = "repo-id"  # in the state dir, beside the spool
@@ -38,10 +39,36 @@ class IngestContext:
     _settings: dict[str, RepoSettings] = field(default_factory=dict)
     _worktrees: dict[str, str] = field(default_factory=dict)
     _prices: pricing.Pricer | None = None
+    # Per batch (one transaction; another process may ingest between two): session rows by id,
+    # and the message ids agent commits are waiting for (None: not loaded yet).
+    _sessions: dict[Any, Any] = field(default_factory=dict)
+    _held_ids: set[str] | None = None
+    known_worktrees: set[str] = field(default_factory=set)  # paths whose identity this run stored
 
     def __post_init__(self) -> None:
         if self.common_dir is None and (self.state_dir.parent / "HEAD").exists():
             self.common_dir = str(self.state_dir.parent)
+
+    def start_batch(self) -> None:
+        self._sessions.clear()
+        self._held_ids = None
+
+    def session(self, sid: Any) -> Any:
+        """The stored session row (None: unknown), read once per batch."""
+        if sid in self._sessions:
+            return self._sessions[sid]
+        row = statedb.session_row(self.conn, sid)
+        self._sessions[sid] = row
+        return row
+
+    def forget_session(self, sid: Any) -> None:
+        self._sessions.pop(sid, None)
+
+    def held_message_ids(self) -> set[str]:
+        """Message ids that a held agent commit waits for: one query per batch, not per message."""
+        if self._held_ids is None:
+            self._held_ids = statedb.held_message_ids(self.conn)
+        return self._held_ids
 
     @property
     def spool_path(self) -> str:

@@ -38,6 +38,7 @@ def apply_hold_expired(ctx: IngestContext, rec: HoldExpired) -> None:
     link = statedb.held_link(ctx.conn, rec.sha, rec.commit_kind, rec.worktree)
     if link is None:
         return  # its message arrived first (or this record was applied before)
+    ctx.held_message_ids().discard(link["agent_message_id"])
     emit_link(
         ctx,
         link,

@@ -6,6 +6,7 @@ from periscope_hooks import events, outbox, statedb
 from periscope_hooks.ingest.commits import emit_link
 from periscope_hooks.ingest.context import IngestContext
 from periscope_hooks.ingest.records import Message
+from periscope_hooks.ingest.worktrees import learn
 
 
 def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
@@ -13,9 +14,16 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
     worktree = ctx.worktree_of(rec.cwd)
     if worktree and not ctx.settings(worktree).capture:
         return
+    learn(ctx, worktree)
     # An agent commit may be waiting for exactly this message (its hold): it takes the message.
     # A Claude Code commit waits for a tool call in it instead (its message came later).
-    held = statedb.held_link_for_message(conn, rec.id, *rec.tool_use_ids)
+    # The keys held links wait for are read once per batch: no query per message.
+    waiting = ctx.held_message_ids()
+    held = (
+        statedb.held_link_for_message(conn, rec.id, *rec.tool_use_ids)
+        if waiting and (rec.id in waiting or any(t in waiting for t in rec.tool_use_ids))
+        else None
+    )
     priced = ctx.prices.price(rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None)
     values = (
         rec.id,
@@ -41,15 +49,20 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
         ctx.result.duplicates += 1
         return
     ctx.result.messages += 1
-    statedb.record_tool_uses(conn, rec.id, rec.tool_use_ids)
-    if rec.session_id:
+    if rec.tool_use_ids:
+        statedb.record_tool_uses(conn, rec.id, rec.tool_use_ids)
+    if rec.session_id and ctx.session(rec.session_id) is None:
         statedb.ensure_session(conn, rec.session_id)
-    # Built from the stored row, so the event carries exactly what a rebuild would read back.
-    msg = statedb.message(conn, rec.id)
-    assert msg is not None
-    session = statedb.sessions_by_id(conn, [msg["session_id"]]).get(msg["session_id"])
-    outbox.enqueue(conn, events.message_event(msg, session, ctx.repo_url if worktree else None))
+        ctx.forget_session(rec.session_id)
+    # The event is built from the values just stored (a rebuild stores and reads the same), not
+    # from a re-read row: one query less per message.
+    msg = dict(zip(statedb.MESSAGE_COLUMNS, values))
+    session = ctx.session(rec.session_id)
+    # A message's event id follows from its id, and the message was new: no need to check
+    # emitted_events (a B-tree insert per message) for it.
+    outbox.enqueue(conn, events.message_event(msg, session, ctx.repo_url if worktree else None), new=True)
     if held is not None:
+        waiting.discard(held["agent_message_id"])
         if held["agent_message_id"] != rec.id:  # it waited for a tool call: now its message is known
             statedb.set_link_agent_message(conn, held["id"], rec.id)
             held = statedb.link(conn, held["id"])

@@ -16,6 +16,7 @@ from periscope_hooks.state import now_ms
 
 TOKEN_FIELDS = events.TOKEN_FIELDS
 HOLD_EXPIRED = "hold-expired"
+WORKTREE_MOVED = "worktree-moved"
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,15 @@ class HoldExpired:
 
 
 @dataclass(frozen=True)
+class WorktreeMoved:
+    """The flusher saw a worktree move (its pending usage follows it): recorded, like a hold's end."""
+
+    old: str
+    new: str
+    time: int
+
+
+@dataclass(frozen=True)
 class Reconcile:
     """Moves decided by reconciliation (periscope_hooks/reconcile.py), recorded in the spool so
     that a rebuild replays them without asking git."""
@@ -108,7 +118,7 @@ class Deferred:
     version: str
 
 
-Record = Union[Message, Session, Commit, Rewrite, HoldExpired, Reconcile, Deferred]
+Record = Union[Message, Session, Commit, Rewrite, HoldExpired, WorktreeMoved, Reconcile, Deferred]
 
 
 def _reflog_entry(value: Any) -> tuple[Any, Any, str]:
@@ -218,11 +228,20 @@ def hold_expired_line(worktree: str, sha: str, commit_kind: str, message_id: Any
     }
 
 
+def worktree_moved(rec: dict[str, Any]) -> WorktreeMoved:
+    return WorktreeMoved(old=str(rec["from"]), new=str(rec["to"]), time=_time(rec))
+
+
+def worktree_moved_line(old: str, new: str, time_ms: int) -> dict[str, Any]:
+    return {"v": spool.SPOOL_VERSION, "kind": WORKTREE_MOVED, "from": old, "to": new, "time": time_ms}
+
+
 _READERS: dict[str, Callable[[dict[str, Any]], Record]] = {
     "message": message,
     "session": session,
     "commit": commit,
     HOLD_EXPIRED: hold_expired,
+    WORKTREE_MOVED: worktree_moved,
     "reconcile": reconcile,
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from periscope_hooks import spool, statedb
 from periscope_hooks.ingest import records, rules
@@ -16,6 +16,8 @@ from periscope_hooks.ingest.notes_sync import write_pending_notes
 from periscope_hooks.ingest.reconciled import apply_reconcile
 from periscope_hooks.ingest.sessions import apply_session
 from periscope_hooks.ingest.spool_reader import read_batch, store_position
+from periscope_hooks.ingest.worktrees import apply_worktree_moved
+from periscope_hooks.ingest.worktrees import record_moves as record_worktree_moves
 from periscope_hooks.state import open_state_db, transaction
 
 # What a record that cannot be applied raises (a field of the wrong type or shape).
@@ -63,6 +65,8 @@ def _apply(
             apply_rewrite(ctx, parsed)
         elif isinstance(parsed, records.HoldExpired):
             apply_hold_expired(ctx, parsed)
+        elif isinstance(parsed, records.WorktreeMoved):
+            apply_worktree_moved(ctx, parsed)
         elif isinstance(parsed, records.Reconcile):
             apply_reconcile(ctx, parsed)
         elif isinstance(parsed, records.Deferred):
@@ -93,6 +97,7 @@ def ingest_batch(ctx: IngestContext) -> bool:
         batch = read_batch(ctx.conn, ctx.spool_path, ctx.log)
         if batch is None:
             return False
+        ctx.start_batch()
         parsed = [(offset, raw, *_parse(ctx, offset, raw)) for offset, raw in batch.lines]
         parents = lookup_parents(
             ctx, [p.sha for _, _, _, p in parsed if isinstance(p, records.Commit) and p.sha and _needs_parents(p)]
@@ -104,20 +109,28 @@ def ingest_batch(ctx: IngestContext) -> bool:
     return True
 
 
-def _drain(ctx: IngestContext) -> None:
+def _drain(ctx: IngestContext, after_batch: Callable[[], None] | None) -> None:
     while ingest_batch(ctx):
         write_pending_notes(ctx)
+        if after_batch is not None:
+            after_batch()
 
 
-def process_spool(state_dir: Path, conn: sqlite3.Connection | None = None) -> IngestResult:
-    """Ingest everything the spool holds, link it, and record (then apply) expired agent-commit holds."""
+def process_spool(
+    state_dir: Path, conn: sqlite3.Connection | None = None, *, after_batch: Callable[[], None] | None = None
+) -> IngestResult:
+    """Ingest everything the spool holds, link it, and record (then apply) expired agent-commit holds.
+    `after_batch` runs after each committed batch (the flusher delivers there, so the outbox never
+    holds more than about one batch of a long spool)."""
     own = conn is None
     conn = conn or open_state_db(state_dir)
     try:
         ctx = IngestContext(conn, state_dir)
-        _drain(ctx)
-        if record_expired_holds(ctx):
-            _drain(ctx)
+        _drain(ctx, after_batch)
+        # Decisions made from the clock and the live repository are recorded in the spool first,
+        # then applied like any record: a rebuild meets them at the same place.
+        if record_worktree_moves(ctx) + record_expired_holds(ctx):
+            _drain(ctx, after_batch)
         write_pending_notes(ctx)
         return ctx.result
     finally:

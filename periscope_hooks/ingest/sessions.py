@@ -9,4 +9,5 @@ from periscope_hooks.ingest.records import Session
 
 def apply_session(ctx: IngestContext, rec: Session) -> None:
     statedb.upsert_session(ctx.conn, rec.id, rec.title, rec.parent_id, rec.agent, rec.time, rec.coding_agent)
+    ctx.forget_session(rec.id)
     ctx.result.sessions += 1

@@ -9,6 +9,26 @@ INSTALL_PYTHON=__INSTALL_PYTHON__
 HERE=${0%/*}
 KEPT="$HERE/periscope-kept/$HOOK_NAME"
 [ -e "$KEPT" ] || KEPT="$HERE/$HOOK_NAME.periscope-legacy" # kept by a v1 shim
+
+# A rebase replaying commits runs post-commit once per commit: recognised here, before the rest
+# of this file is even parsed, and no process starts (ingest gives replays no usage: post-rewrite
+# moves it at the end).  A rebase is in progress, and the git that runs this hook (our parent)
+# is `git rebase` itself, which commits only replays (a commit made at a stop runs `git commit`).
+if [ "$HOOK_NAME" = post-commit ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
+    ps_gd=${GIT_DIR:-.git}
+    if [ -f "$ps_gd" ] && read -r ps_line <"$ps_gd"; then
+        ps_gd=${ps_line#gitdir: } # a linked worktree or submodule (relative to this top directory)
+    fi
+    if [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ]; then
+        IFS= read -r ps_cmd </proc/$PPID/cmdline 2>/dev/null # sh drops the NULs between arguments
+        case $ps_cmd in
+        gitrebase* | */gitrebase*)
+            [ -x "$KEPT" ] && exec "$KEPT" "$@"
+            exit 0
+            ;;
+        esac
+    fi
+fi
 PY_RUN='import sys
 try:
     from periscope_hooks.hook import run
@@ -113,14 +133,6 @@ ps_entry() { # a reflog line $1 -> ps_json: {"old":..,"new":..,"subject":..} (gi
     ps_json="$ps_e,\"subject\":$ps_json}"
 }
 
-ps_replaying() { # a rebase replaying commits (ingest gives them no usage: post-rewrite moves it)
-    [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ] || return 1
-    # The hook's parent is the git that runs it: `git rebase` itself commits only replays.
-    IFS= read -r ps_cmd </proc/$PPID/cmdline 2>/dev/null # sh drops the NULs between arguments
-    case $ps_cmd in gitrebase* | */gitrebase*) return 0 ;; esac
-    return 1
-}
-
 periscope_sh_post_commit() {
     [ -z "${GIT_WORK_TREE:-}" ] || return 1
     [ "${CLAUDECODE:-}" != 1 ] || return 1 # Claude Code's agent block (agents/claude_code.py): Python
@@ -144,10 +156,6 @@ periscope_sh_post_commit() {
     fi
     cd -- "$ps_top" || return 1
     [ -f "$ps_gd/HEAD" ] || return 1
-    if ps_replaying; then
-        ps_written=1
-        return 0
-    fi
     ps_sd=$ps_cd/periscope
     [ -f "$ps_sd/spool.jsonl" ] || return 1 # the first record: Python creates the spool (0600)
     read -r ps_line <"$ps_gd/HEAD" || return 1

@@ -1,0 +1,85 @@
+"""A damaged or read-only state.db never stops `report` and `status` (issue 9, items 11 and 12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testing.fixtures import Repo
+from testing.util import append_spool, commit, message_record, periscope, state_dir
+
+
+def _history(repo: Repo) -> list[dict[str, object]]:
+    for i in range(40):
+        append_spool(repo.path, message_record(repo.path, tokens=(i + 1, 1, 0, 0, 0), cost=0.01))
+        if i % 10 == 9:
+            commit(repo.path, f"c{i}", filename=f"f{i}.txt")
+    repo.flush()
+    rows: list[dict[str, object]] = repo.report()
+    return rows
+
+
+def test_damaged_pages_are_repaired_by_the_first_command_and_status_runs(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")  # no flusher racing the damage
+    before = _history(repo)
+    db = state_dir(repo.path) / "state.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    data = bytearray(db.read_bytes())
+    page = 4096
+    assert len(data) > 6 * page
+    # Every page but the first (the header and schema) damaged: the periodic integrity check is
+    # not due, so the first statement that reads a table meets the damage.
+    for p in range(1, len(data) // page):
+        data[p * page + 8 : p * page + 400] = os.urandom(392)
+    db.write_bytes(bytes(data))
+    status = periscope("status", cwd=repo.path, check=False)
+    assert status.returncode == 0, status.stderr
+    assert "Traceback" not in status.stderr
+    after = json.loads(periscope("report", "--format", "json", cwd=repo.path).stdout)
+    assert after == before
+    assert "rebuilt" in periscope("status", cwd=repo.path).stdout
+
+
+def _read_only_run(sd: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `periscope args` with the state folder read-only, for root too (a read-only bind mount
+    in a user namespace)."""
+    cmd = [sys.executable, "-m", "periscope_hooks", *args]
+    if os.geteuid() != 0:
+        sd.chmod(0o555)
+        try:
+            return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        finally:
+            sd.chmod(0o755)
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare(1) is needed to make a folder read-only for root")
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    proc = subprocess.run([unshare, "-rm", "sh", "-c", script, str(sd), *cmd], cwd=cwd, capture_output=True, text=True)
+    if "mount" in proc.stderr and proc.returncode != 0 and "periscope" not in proc.stderr:
+        pytest.skip(f"no read-only bind mount here: {proc.stderr.strip()}")
+    return proc
+
+
+def test_report_and_status_work_with_a_read_only_state_folder(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")  # no background flusher writing meanwhile
+    before = _history(repo)
+    sd = state_dir(repo.path)
+    append_spool(repo.path, message_record(repo.path, tokens=(999, 0, 0, 0, 0)))  # cannot be ingested now
+    db_bytes = (sd / "state.db").read_bytes()
+    report = _read_only_run(sd, ["report", "--format", "json"], repo.path)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout) == before
+    assert "read-only" in report.stderr and "Traceback" not in report.stderr
+    status = _read_only_run(sd, ["status"], repo.path)
+    assert status.returncode == 0, status.stderr
+    assert "read-only" in status.stdout and "byte(s) not yet ingested" in status.stdout
+    assert (sd / "state.db").read_bytes() == db_bytes  # nothing written on the read path
