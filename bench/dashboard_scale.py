@@ -166,6 +166,94 @@ def build_state(base: Path, n: int) -> tuple[Path, dict[str, Any]]:
     return repo, info
 
 
+def synthetic_aggregate(commits: int, days: int = 180, sessions: int = 2000) -> dict[str, Any]:
+    """An aggregate of the real shape (build_aggregate's keys) with `commits` commit rows, for timing
+    the page alone: render_html and the browser do not care where the rows came from."""
+    from periscope_hooks import dashboard
+    from periscope_hooks.events import TOKEN_FIELDS
+
+    def usage(i: int, n: int = 20) -> dict[str, Any]:
+        return {
+            "messages": n,
+            "tokens": {f: 1000 + (i * 37 + k) % 5000 for k, f in enumerate(TOKEN_FIELDS)},
+            "cost": round(0.01 + (i % 997) * 0.003, 6),
+        }
+
+    rows = [
+        {
+            "sha": f"{i:040x}",
+            "date": "2026-03-01 10:00",
+            "branch": f"feature/{i % 300}",
+            "kind": "commit",
+            "origin": "agent" if i % 3 else "human",
+            "reachable": True,
+            **usage(i),
+        }
+        for i in range(commits)
+    ]
+    rows.sort(key=lambda c: -c["cost"])
+    day_names = [time.strftime("%Y-%m-%d", time.gmtime(T0_MS / 1000 + d * 86400)) for d in range(days)]
+    agg = {
+        "schema": 1,
+        "generated": "2026-03-01T00:00:00.000Z",
+        "filter": {"repos": ["/bench/repo"], "since": None, "until": None, "titles": True},
+        "totals": {
+            **usage(0, commits * 20),
+            "cache_hit_rate": 0.8,
+            "commits": commits,
+            "linked": usage(0),
+            "pending": {"messages": 0, "cost": 0.0},
+            "shipped": None,
+            "cost_per_commit": {"mean": 0.5, "median": 0.4, "p90": 2.0, "max": 3.0},
+        },
+        "commit_columns": ["date", "reachable"],
+        "commits": rows,
+        "commit_cost_histogram": dashboard._cost_histogram([c["cost"] for c in rows]),
+        "by_origin": [
+            {"origin": "agent", "commits": commits * 2 // 3, "cost": 1.0},
+            {"origin": "human", "commits": commits // 3, "cost": 1.0},
+        ],
+        "models": [{"provider": p, "model": m, **usage(i), "cache_hit_rate": 0.8} for i, (p, m) in enumerate(MODELS)],
+        "branches": [{"branch": f"feature/{b}", **usage(b)} for b in range(300)],
+        "days": [{"day": d, **usage(i), "cumulative_cost": float(i)} for i, d in enumerate(day_names)],
+        "day_model": [
+            {"day": d, "provider": p, "model": m, "messages": 5, "cost": 0.1 * (i % 7)}
+            for i, d in enumerate(day_names)
+            for p, m in MODELS
+        ],
+        "sessions": [
+            {"session": f"ses_{s:05d}", "title": f"Session {s}", "is_subagent": s % 5 == 4, **usage(s)}
+            for s in range(sessions)
+        ],
+        "subagents": {"subagent": usage(1), "main": {"messages": 1, "cost": 1.0}, "share": 0.2},
+    }
+    return agg
+
+
+def time_page(html_path: Path, runs: int) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("PERISCOPE_TEST_CHROMIUM") or shutil.which("chromium")
+    draw_s, wall_s = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        for _ in range(runs):
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            t = time.perf_counter()
+            page.goto(html_path.as_uri())
+            page.wait_for_selector("html[data-rendered]", state="attached", timeout=120000)
+            wall_s.append(time.perf_counter() - t)
+            ds = json.loads(page.evaluate("JSON.stringify(document.documentElement.dataset)"))
+            assert ds["rendered"] == "ok", ds
+            draw_s.append(float(ds["drawMs"]) / 1000)
+            page.close()
+        browser.close()
+    return {
+        "chromium: navigation to all charts drawn (s)": median_of(draw_s),
+        "chromium: goto + wait, wall (s)": median_of(wall_s),
+    }
+
+
 def median_of(samples: list[float]) -> dict[str, Any]:
     return {"median": round(statistics.median(samples), 3), "runs": [round(s, 3) for s in samples]}
 
@@ -176,8 +264,31 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--max-commits", type=int, default=2000, help="the page's cap (with --page-only)")
+    ap.add_argument(
+        "--page-only", type=int, default=0, metavar="COMMITS", help="time only the page, of COMMITS commits"
+    )
     args = ap.parse_args()
 
+    if args.page_only:  # the page alone, from an aggregate of the real shape with --page-only commits
+        from periscope_hooks import dashboard
+
+        agg = synthetic_aggregate(args.page_only)
+        results: dict[str, Any] = {"aggregate": f"synthetic, {args.page_only} commits, 180 days, 2000 sessions"}
+        render_s = []
+        html = ""
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            html = dashboard.render_html(agg, max_commits=args.max_commits)
+            render_s.append(time.perf_counter() - t)
+        results["render_html (s)"] = median_of(render_s)
+        results["page (MB)"] = round(len(html.encode()) / 1e6, 2)
+        with tempfile.TemporaryDirectory() as tmp:
+            page_path = Path(tmp) / "dashboard.html"
+            page_path.write_text(html, encoding="utf-8")
+            results.update(time_page(page_path, args.runs))
+        print(json.dumps(results, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in results.items()))
+        return 0
     base = args.keep or Path(tempfile.mkdtemp(prefix="periscope-dash-bench-"))
     base.mkdir(parents=True, exist_ok=True)
     isolate(base)

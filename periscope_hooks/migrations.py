@@ -160,15 +160,12 @@ def m010_pricing_list_cost(db: sqlite3.Connection) -> None:
 def m014_agents_coding_agent(db: sqlite3.Connection) -> None:
     # Which coding agent wrote a message or session (opencode, claude-code), and which message
     # held which tool call: a Claude Code commit names only the tool call that ran it, since
-    # its message may reach the transcript after the commit (issue 14).
-    _script(
-        db,
-        """
-        ALTER TABLE messages ADD COLUMN coding_agent TEXT;
-        ALTER TABLE sessions ADD COLUMN coding_agent TEXT;
-        CREATE TABLE agent_tool_uses (tool_use_id TEXT PRIMARY KEY, message_id TEXT NOT NULL)
-        """,
-    )
+    # its message may reach the transcript after the commit (issue 14).  Idempotent: a branch
+    # build applied it under an earlier name, and such a database must still open.
+    for table in ("messages", "sessions"):
+        if "coding_agent" not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN coding_agent TEXT")
+    db.execute("CREATE TABLE IF NOT EXISTS agent_tool_uses (tool_use_id TEXT PRIMARY KEY, message_id TEXT NOT NULL)")
 
 
 @migration

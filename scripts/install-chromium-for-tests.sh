@@ -8,6 +8,6 @@ if [ -n "${PERISCOPE_TEST_CHROMIUM:-}" ] && [ -x "$PERISCOPE_TEST_CHROMIUM" ]; t
     echo "$PERISCOPE_TEST_CHROMIUM"; exit 0
 fi
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } >&2 || true
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } >&2 || true
 fi
 command -v chromium || true
