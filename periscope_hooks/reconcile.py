@@ -246,12 +246,44 @@ def place(common_dir: str, refs: Refs, linked: Sequence[str]) -> Placement:
     return Placement(present, unreachable, off_main, unshipped)
 
 
+@dataclass
+class Seen:
+    """What earlier runs already compared (a cache in state.db, never a record): the tips then, and
+    the linked commits that matched nothing, by class (`lost`: no ref holds them; `live`).  Such a
+    commit is compared again only with commits new since (an abandoned branch would otherwise
+    make every run after a ref change read the whole window again)."""
+
+    tips: list[str] = field(default_factory=list)
+    upstream: str | None = None
+    examined: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, text: str | None) -> Seen:
+        try:
+            data = json.loads(text or "{}")
+            return cls(list(data.get("tips", [])), data.get("upstream"), dict(data.get("examined", {})))
+        except (ValueError, TypeError, AttributeError):
+            return cls()
+
+    def dump(self) -> str:
+        return json.dumps({"tips": self.tips, "upstream": self.upstream, "examined": self.examined}, sort_keys=True)
+
+
 def decide(
-    common_dir: str, refs: Refs, linked: Sequence[str], placed: Placement, copies: Iterable[str] = ()
-) -> tuple[list[Decision], int]:
-    """The moves to make, and how many linked commits were candidates.  `copies`: commits the
-    hooks recorded as cherry-picks."""
+    common_dir: str,
+    refs: Refs,
+    linked: Sequence[str],
+    placed: Placement,
+    copies: Iterable[str] = (),
+    seen: Seen | None = None,
+) -> tuple[list[Decision], int, Seen]:
+    """The moves to make, how many linked commits were candidates, and what is now compared.
+    `copies`: commits the hooks recorded as cherry-picks; `seen`: what earlier runs compared."""
     copies = set(copies)
+    seen = seen or Seen()
+    tips_now = sorted(set(refs.main + refs.heads))
+    upstream_now = refs.main[0] if refs.upstream else None
+    now_seen = Seen(tips_now, upstream_now, {})
     present, unreachable, off_main = placed.present, placed.unreachable, placed.off_main
     decisions: list[Decision] = []
     moved: set[str] = set()
@@ -268,13 +300,13 @@ def decide(
 
     candidates = [s for s in present if s in off_main and s not in moved]
     if not candidates or not refs.main:
-        return decisions, len(candidates)
+        return decisions, len(candidates), now_seen
     wanted = set(candidates)
 
     sub = graph(common_dir, candidates + refs.heads, refs.main)
     chains = [(b, c) for b, c in _chains(sub) if wanted.intersection(c)]
     if not chains:
-        return decisions, len(candidates)
+        return decisions, len(candidates), now_seen
     lost = off(common_dir, [c[-1] for _, c in chains], refs.all_tips)  # chains no ref holds
 
     times = {}
@@ -301,8 +333,28 @@ def decide(
     # A cherry-pick made here (the hook recorded it) is a copy, never a replacement.
     targets_all = [t for t in targets_all if t not in copies]
     main_line = {t for t in targets_all if t not in sub}
+    # Commits new since the last run: all a commit that matched nothing then is compared with.
+    window_args = [f"--max-age={since}", f"--max-count={MAX_WINDOW}"]
+    fresh_any = set(graph(common_dir, tips_now, seen.tips, extra=window_args)) if seen.tips else None
+    fresh_upstream = (
+        set(graph(common_dir, [upstream_now], [seen.upstream], extra=window_args))
+        if upstream_now and seen.upstream
+        else None
+    )
+    pools: list[list[str]] = []
+    classes: list[str] = []
+    for _, commits in chains:
+        # A line still on a branch moves only to the upstream default branch (its branch was
+        # merged there); a line no ref holds may have been restacked onto a local branch, too.
+        cls = "lost" if commits[-1] in lost else "live"
+        pool = targets_all if cls == "lost" else [t for t in targets_all if t in upstream_line]
+        fresh = fresh_any if cls == "lost" else fresh_upstream
+        if fresh is not None and all(seen.examined.get(c) == cls for c in commits if c in wanted):
+            pool = [t for t in pool if t in fresh]
+        pools.append(pool)
+        classes.append(cls)
     chain_commits = sorted({c for _, cs in chains for c in cs})
-    facts = matching.read_facts(common_dir, sorted(set(targets_all) | set(chain_commits)))
+    facts = matching.read_facts(common_dir, sorted({t for p in pools for t in p} | set(chain_commits)))
 
     def _range(base: str, end: str) -> matching.Diff:
         return matching.read_range_diff(common_dir, base, end)
@@ -312,10 +364,7 @@ def decide(
 
     cache: dict[tuple[str, str], matching.Diff] = {}
     all_matches: list[tuple[matching.Match, int]] = []
-    for base, commits in chains:
-        # A line still on a branch moves only to the main line (its branch was merged upstream);
-        # a line no ref holds may have been restacked onto another local branch, too.
-        pool = targets_all if commits[-1] in lost else [t for t in targets_all if t in upstream_line]
+    for (base, commits), pool in zip(chains, pools):
         boundary = {p for c in commits for p in sub.get(c, ()) if p not in sub} | {base}
         exclude = frozenset(_ancestors_in(window, boundary))
         inputs = matching.Inputs(facts, pool, _range, _remerge, cache)
@@ -332,6 +381,10 @@ def decide(
         held = _ancestors_in(remote_sub, live)
 
     moves = matching.assign((m for m, _ in all_matches), wanted - moved - held)
+    for (_, commits), cls in zip(chains, classes):
+        for c in commits:
+            if c in wanted and c not in moves and c not in held:
+                now_seen.examined[c] = cls
     tiers: dict[str, str] = {}
     sizes: dict[str, int] = {}
     for m, _ in all_matches:
@@ -351,7 +404,7 @@ def decide(
         else:
             command = "forge-rebase"
         decisions.append(Decision(command, new, olds, tiers[olds[0]]))
-    return decisions, len(candidates)
+    return decisions, len(candidates), now_seen
 
 
 # --- driver -------------------------------------------------------------------------------
@@ -391,7 +444,8 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
         outcome.ran = True
         placed = place(common_dir, refs, linked)
         copies = statedb.cherry_pick_commits(conn)
-        decisions, outcome.candidates = decide(common_dir, refs, linked, placed, copies)
+        seen = Seen.load(statedb.get_meta(conn, statedb.Meta.RECONCILE_SEEN))
+        decisions, outcome.candidates, seen = decide(common_dir, refs, linked, placed, copies, seen)
         status = placed.status(linked)
         if decisions:
             now = int(time.time() * 1000)
@@ -407,6 +461,7 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             status = place(common_dir, refs, linked).status(linked)
         with transaction(conn):
             statedb.store_reconcile_status(conn, status, fingerprint)
+            statedb.set_meta(conn, statedb.Meta.RECONCILE_SEEN, seen.dump())
     except (GitError, OSError, ValueError) as e:
         outcome.error = str(e)
     return outcome

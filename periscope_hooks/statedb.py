@@ -29,6 +29,7 @@ class Meta:
     RETRY_AFTER_UNTIL_MS = "retry_after_until_ms"
     DELIVERY_SINK = "delivery_sink"
     RECONCILE_FINGERPRINT = "reconcile_fingerprint"  # refs + linked commits at the last reconciliation
+    RECONCILE_SEEN = "reconcile_seen"  # what reconciliation compared already (reconcile.Seen)
 
 
 def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:

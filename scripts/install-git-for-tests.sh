@@ -10,7 +10,10 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/periscope-test/git-$VERSION"
 if [ ! -x "$CACHE/bin/git" ]; then
     if ! apt-cache showsrc "git=1:$VERSION-0+deb13u1" 2>/dev/null | grep -q '^Package: git'; then
         SOURCES=/etc/apt/sources.list.d/periscope-trixie-src.sources
-        printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' 'Suites: trixie' \
+        # the Debian mirror this machine is already set up with (its first URIs line)
+        MIRROR=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
+        [ -n "$MIRROR" ] || MIRROR=$(sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]*\).*/\2/p' /etc/apt/sources.list 2>/dev/null | head -n 1)
+        printf '%s\n' 'Types: deb-src' "URIs: $MIRROR" 'Suites: trixie' \
             'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$SOURCES"
         apt-get update -q >&2
     fi

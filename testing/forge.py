@@ -78,7 +78,7 @@ class Forge:
         git(self.web, "pull", "-q", "--ff-only", "origin", "main")
         self.edit(self.web, name, line, text)
         git(self.web, "add", name)
-        git(self.web, "commit", "-q", "-m", f"main: {text}", env=env or OTHER_ENV)
+        git(self.web, "commit", "-q", "-m", f"main: {text}", env=OTHER_ENV if env is None else env)
         git(self.web, "push", "-q", "origin", "main")
         return git(self.web, "rev-parse", "HEAD")
 

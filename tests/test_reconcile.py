@@ -323,3 +323,38 @@ def test_report_status_and_schemas_through_the_cli(forge: Forge) -> None:
     for e in events:
         jsonschema.validate(e, schemas.load("events"))
     assert [e["mappings"] for e in events] == [[{"old": o, "new": squash} for o in merged]]
+
+
+def test_a_commit_that_matched_nothing_is_compared_again_with_new_commits(forge: Forge) -> None:
+    """Reconciliation remembers what it compared (an abandoned branch is not re-read on every
+    run) but still finds the replacement when it lands later."""
+    forge.branch("later")
+    text = "a change that lands later\nby way of a patch\nof three lines"
+    old = forge.dev_commit("c.txt", 30, text)
+    forge.pull_main(delete="later")
+    forge.web_commit("b.txt", 2, "main moves first")
+    git(forge.dev, "pull", "-q", "--ff-only", "origin", "main")
+    assert forge.reconcile().decisions == []
+    assert forge.where() == {old: old}
+
+    landed = forge.web_commit("c.txt", 30, text, env={})  # the same change, by the same author
+    git(forge.dev, "pull", "-q", "--ff-only", "origin", "main")
+    forge.reconcile()
+    assert forge.where() == {old: landed}
+
+
+def test_flush_moves_the_usage_and_its_notes(forge: Forge) -> None:
+    from periscope_hooks.notes import NOTES_REF, parse_note
+    from testing.util import periscope
+
+    (forge.dev / ".periscope.toml").write_text("notes = true\n")  # untracked: settings only
+    forge.branch("feat")
+    olds = [forge.dev_commit("a.txt", 10), forge.dev_commit("b.txt", 20)]
+    forge.push("feat")
+    squash = forge.squash_merge("feat", 4)
+    forge.pull_main(delete="feat")
+
+    periscope("flush", cwd=forge.dev)  # what the flusher that `git pull` starts does
+    note = parse_note(git(forge.dev, "notes", f"--ref={NOTES_REF}", "show", squash))
+    assert note is not None and note["usage"]["messages"] == 2
+    assert note["sha"] == squash and forge.where() == dict.fromkeys(olds, squash)
