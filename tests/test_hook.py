@@ -392,7 +392,7 @@ def test_commit_messages_are_never_recorded(repo):
     for path in state_dir(repo.path).iterdir():
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path.name
-    assert secret not in periscope("export").stdout
+    assert secret not in periscope("export", cwd=repo.path).stdout
 
 
 def spool_commits(path):
