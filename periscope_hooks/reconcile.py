@@ -421,6 +421,61 @@ def record(decision: Decision, time_ms: int) -> dict[str, Any]:
     }
 
 
+def _rewrite_under_way(common_dir: str) -> bool:
+    """A rebase or sequencer run in progress in the main worktree or a linked one."""
+    git_dirs = [common_dir]
+    try:
+        git_dirs += [e.path for e in os.scandir(os.path.join(common_dir, "worktrees")) if e.is_dir()]
+    except OSError:
+        pass
+    return any(os.path.isdir(os.path.join(d, s)) for d in git_dirs for s in ("rebase-merge", "rebase-apply"))
+
+
+AMEND_REWRITE_WAIT_S = 10
+
+
+def _amend_awaits_its_rewrite(common_dir: str, spool_path: str) -> bool:
+    """HEAD's newest reflog entry is an amend written moments ago whose post-rewrite record (git
+    runs that hook right after post-commit) is not in the spool yet.  The amended commit is
+    already off every branch, and a move decided now would race the hook's own rewrite event.
+    The wait is measured on the reflog file's modification time (the real clock; entries carry
+    the committer date, which may be anything), and only delays: the move itself, when a
+    hook-less amend needs one, is decided and recorded by a later run."""
+    log = os.path.join(common_dir, "logs", "HEAD")
+    try:
+        if time.time() - os.stat(log).st_mtime >= AMEND_REWRITE_WAIT_S:
+            return False
+        with open(log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - (16 << 10)))
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    if not lines:
+        return False
+    head, _, subject = lines[-1].decode("utf-8", "replace").partition("\t")
+    parts = head.split(" ")
+    if len(parts) < 2 or not subject.startswith("commit (amend)"):
+        return False
+    new = parts[1]
+    try:
+        with open(spool_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - (64 << 10)))
+            tail = f.read().splitlines()
+    except OSError:
+        return True
+    for raw in reversed(tail):
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        pairs = rec.get("pairs") if isinstance(rec, dict) and rec.get("hook") == "post-rewrite" else None
+        if any(isinstance(p, list) and len(p) >= 2 and p[1] == new for p in pairs or []):
+            return False
+    return True
+
+
 def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Outcome:
     """Reconcile the repository that owns `state_dir` (never from the commit hook).
 
@@ -433,6 +488,12 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
     common_dir = str(state_dir.parent)
     outcome = Outcome()
     if not os.path.exists(os.path.join(common_dir, "HEAD")):
+        return outcome
+    if _rewrite_under_way(common_dir) or _amend_awaits_its_rewrite(common_dir, str(state_dir / "spool.jsonl")):
+        # git moves the branch before post-rewrite records the old -> new pairs (the rebase's
+        # state folder is still there while that hook runs): a move decided now would race the
+        # hook's own rewrite and emit a second, different rewrite event.  Nothing is stored, so
+        # the next run (the flusher that post-rewrite starts) decides.
         return outcome
     try:
         refs = read_refs(common_dir)

@@ -72,9 +72,11 @@ def test_commit_amend_cherry_pick_merge_and_agent(quoted_repo, marker):
     picked = commit(repo, "on the branch", filename="b.txt")
     assert records_both_ways(repo, repo, marker)["branch"] == 'feat/"x"\'s'
     git(repo, "checkout", "-q", "main")
+    # main moves first: a pick onto the picked commit's own parent within the same second would
+    # recreate the very same commit, and the merge below would then have nothing to merge
+    commit(repo, "main moves", filename="m.txt")
     git(repo, "cherry-pick", picked)
     assert records_both_ways(repo, repo, marker)["reflog"]["subject"] == "cherry-pick"
-    commit(repo, "main moves", filename="m.txt")
     git(repo, "merge", "-q", "--no-ff", "-m", "merge it", 'feat/"x"\'s')
     merged = records_both_ways(repo, repo, marker)["reflog"]["subject"]
     assert merged == "merge feat/\"x\"'s: Merge made by the 'ort' strategy."  # a merge keeps git's description
