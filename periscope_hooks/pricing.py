@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Union
 
-from periscope_hooks import paths
+from periscope_hooks import paths, statedb
 
 SOURCES = ("reported", "estimated", "subscription", "unknown")
 MICRO = 1_000_000
@@ -189,6 +189,18 @@ def micro_to_dollars(micro: int | None) -> float | None:
     return None if micro is None else micro / MICRO
 
 
+def billed_by_plan(reported: float | None, tokens: tuple[int, int, int, int, int]) -> bool:
+    """A reported 0 for tokens used: billed by seat or plan, priced at the model maker's list price
+    whatever reseller served it."""
+    return reported is not None and reported <= 0 and any(tokens)
+
+
+def priced(
+    micro: int | None, reported: float | None, tokens: tuple[int, int, int, int, int], identity: str | None
+) -> Priced:
+    return Priced(micro, cost_source(reported, any(tokens), micro is not None), identity if micro is not None else None)
+
+
 def cost_source(reported: float | None, tokens_used: bool, list_known: bool) -> str:
     """Which figure a message's cost is (see the module docstring)."""
     if reported is None:
@@ -280,12 +292,8 @@ class PriceTable:
     ) -> Priced:
         """A message's list price and cost source.  `tokens` is (input, output, reasoning, cache_read,
         cache_write) the OpenCode way; `reported` is None when the agent reported no cost."""
-        used = any(tokens)
-        # Billed by plan: the list price is the maker's, whatever reseller served it.
-        maker_only = reported is not None and reported <= 0 and used
-        micro = self.list_cost_micro(provider, model, tokens, time_ms, maker_only)
-        source = cost_source(reported, used, micro is not None)
-        return Priced(micro, source, self.identity if micro is not None else None)
+        micro = self.list_cost_micro(provider, model, tokens, time_ms, billed_by_plan(reported, tokens))
+        return priced(micro, reported, tokens, self.identity)
 
 
 @dataclass(frozen=True)
@@ -362,21 +370,16 @@ class Pricer:
             return self._periods[key]
         found: _Periods | None = None
         if self.identity is not None:
-            row = self.conn.execute(
-                "SELECT periods FROM price_cache WHERE snapshot = ? AND provider = ? AND model = ? AND maker_only = ?",
-                (self.identity, provider, model, int(maker_only)),
-            ).fetchone()
-            if row is not None:
-                found = periods_from_json(row[0])
+            cached = statedb.cached_price_periods(self.conn, self.identity, provider, model, maker_only)
+            if cached is not None:
+                found = periods_from_json(cached)
         if found is None:
             table = self.table
             if isinstance(table, PriceTable):
                 found = periods_of(table._find(provider, model, maker_only), table)
                 if found is not None:
-                    self.conn.execute(
-                        "INSERT OR REPLACE INTO price_cache (snapshot, provider, model, maker_only, periods)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (table.identity, provider, model, int(maker_only), periods_to_json(found)),
+                    statedb.cache_price_periods(
+                        self.conn, table.identity, provider, model, maker_only, periods_to_json(found)
                     )
         self._periods[key] = found
         return found
@@ -389,8 +392,7 @@ class Pricer:
         time_ms: int | None,
         reported: float | None,
     ) -> Priced:
-        used = any(tokens)
-        maker_only = reported is not None and reported <= 0 and used
+        maker_only = billed_by_plan(reported, tokens)
         micro: int | None = None
         if model:
             periods = self._lookup(provider or "", model, maker_only)
@@ -401,9 +403,7 @@ class Pricer:
             else:
                 rates = periods.at(time_ms)
                 micro = None if rates is None else micro_from_pico(rates.cost_pico(*tokens))
-        return Priced(
-            micro, cost_source(reported, used, micro is not None), self.identity if micro is not None else None
-        )
+        return priced(micro, reported, tokens, self.identity)
 
 
 class NoTable:
@@ -419,7 +419,7 @@ class NoTable:
         time_ms: int | None,
         reported: float | None,
     ) -> Priced:
-        return Priced(None, cost_source(reported, any(tokens), False), None)
+        return priced(None, reported, tokens, None)
 
 
 # --- which snapshot ----------------------------------------------------------------------------

@@ -567,3 +567,25 @@ def worktrees_of_commits(conn: sqlite3.Connection, shas: Sequence[str]) -> list[
             list(shas),
         )
     ]
+
+
+# --- price cache (periscope_hooks.pricing) ------------------------------------------------------
+
+
+def cached_price_periods(
+    conn: sqlite3.Connection, snapshot: str, provider: str, model: str, maker_only: bool
+) -> str | None:
+    row = conn.execute(
+        "SELECT periods FROM price_cache WHERE snapshot = ? AND provider = ? AND model = ? AND maker_only = ?",
+        (snapshot, provider, model, int(maker_only)),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def cache_price_periods(
+    conn: sqlite3.Connection, snapshot: str, provider: str, model: str, maker_only: bool, periods: str
+) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO price_cache (snapshot, provider, model, maker_only, periods) VALUES (?, ?, ?, ?, ?)",
+        (snapshot, provider, model, int(maker_only), periods),
+    )
