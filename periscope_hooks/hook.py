@@ -200,6 +200,56 @@ def switches_to_default_branch(args: list[str], dirs: RepoDirs, env: Mapping[str
     return branch == default if default else branch in ("main", "master")
 
 
+def _hook_git_dir(env: Mapping[str, str]) -> str:
+    """The git dir as the shim finds it: GIT_DIR, else `.git` in the top directory git runs hooks
+    in (a file there, in a linked worktree or submodule, names the real one)."""
+    git_dir = env.get("GIT_DIR") or ".git"
+    if os.path.isfile(git_dir):
+        try:
+            with open(git_dir, encoding="utf-8", errors="replace") as f:
+                line = f.readline().strip()
+        except OSError:
+            return git_dir
+        if line.startswith("gitdir: "):
+            return os.path.join(os.path.dirname(git_dir), line[len("gitdir: ") :])
+    return git_dir
+
+
+def _git_ancestor_argv(max_depth: int = 8) -> list[bytes] | None:
+    """The command line of the nearest `git` process above this one (the git that runs the hook:
+    our parent through the shim's Python fallback, our grandparent through pre-commit or a team
+    hook), from /proc; None when there is none or no /proc."""
+    pid = os.getppid()
+    for _ in range(max_depth):
+        if pid <= 1:
+            return None
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if os.path.basename(argv[0]) == b"git":
+                return argv
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            pid = int(stat[stat.rindex(b")") + 1 :].split()[1])  # "pid (comm) state ppid ..."
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
+def is_rebase_replay(env: Mapping[str, str] = os.environ) -> bool:
+    """post-commit run for a commit `git rebase` replays (the shim's test, issue 11): a rebase is
+    in progress and the git running the hook is `git rebase` itself (a commit made at a stop runs
+    `git commit`).  Ingest gives replays no usage and post-rewrite records the mapping, so such a
+    run writes nothing.  Files and /proc only: it runs before any other import."""
+    git_dir = _hook_git_dir(env)
+    if not (
+        os.path.isdir(os.path.join(git_dir, "rebase-merge")) or os.path.isdir(os.path.join(git_dir, "rebase-apply"))
+    ):
+        return False
+    argv = _git_ancestor_argv()
+    return argv is not None and len(argv) > 1 and argv[1].startswith(b"rebase")
+
+
 def _alarm(signum: int, frame: FrameType | None) -> None:  # pragma: no cover - only on a hung filesystem
     raise TimeoutError(f"hook took longer than {HOOK_TIME_LIMIT_S}s")
 
@@ -218,6 +268,8 @@ def run(argv: list[str]) -> int:
         if name not in ("post-commit", "post-merge", "post-rewrite", "post-checkout"):
             _log(None, f"hook: unknown hook name {name!r}; skipped")
             return 0
+        if name == "post-commit" and is_rebase_replay():
+            return 0  # before any import: a 100-commit rebase starts 100 of these
         from periscope_hooks import git, spool
 
         dirs = git.find_repo_dirs()
