@@ -133,6 +133,15 @@ def insert_message(conn: sqlite3.Connection, values: Sequence[Any]) -> bool:
     return conn.execute(INSERT_MESSAGE_SQL, values).rowcount > 0
 
 
+def insert_messages(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> int:
+    """Store messages (values in MESSAGE_COLUMNS order) in one statement; how many were new."""
+    return conn.executemany(INSERT_MESSAGE_SQL, rows).rowcount
+
+
+def ensure_sessions(conn: sqlite3.Connection, sids: Iterable[Any]) -> None:
+    conn.executemany("INSERT OR IGNORE INTO sessions (id) VALUES (?)", [(sid,) for sid in sids])
+
+
 def message(conn: sqlite3.Connection, mid: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute("SELECT * FROM messages WHERE id = ?", (mid,)).fetchone()
     return row
@@ -228,6 +237,11 @@ def record_tool_uses(conn: sqlite3.Connection, mid: str, tool_use_ids: Sequence[
         "INSERT OR IGNORE INTO agent_tool_uses (tool_use_id, message_id) VALUES (?, ?)",
         [(t, mid) for t in tool_use_ids],
     )
+
+
+def record_tool_uses_of(conn: sqlite3.Connection, pairs: Sequence[tuple[str, str]]) -> None:
+    """(tool_use_id, message_id) pairs of many messages in one statement."""
+    conn.executemany("INSERT OR IGNORE INTO agent_tool_uses (tool_use_id, message_id) VALUES (?, ?)", pairs)
 
 
 def message_for_tool_use(conn: sqlite3.Connection, tool_use_id: str) -> str | None:

@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 
-from periscope_hooks import events, git, outbox, statedb
+from periscope_hooks import events, git, statedb
 from periscope_hooks.ingest import rules
 from periscope_hooks.ingest.context import IngestContext
 from periscope_hooks.ingest.records import Commit, Rewrite, squash_reflog_json
@@ -159,7 +159,7 @@ def emit_link(ctx: IngestContext, link: sqlite3.Row, note: str | None) -> None:
         agent=agent,
         note=note,
     )
-    outbox.enqueue(conn, event)
+    ctx.events.add(event)
     statedb.mark_link_emitted(conn, link["id"], note)
     if ctx.common_dir and ctx.settings(link["worktree"] or "").notes:
         ctx.notes.append(link["current_sha"])
@@ -174,8 +174,7 @@ def apply_rewrite(ctx: IngestContext, rec: Rewrite) -> None:
     mapping = dict((o, n) for o, n in rec.pairs)
     statedb.record_rewrites(conn, rec.command, rec.pairs, rec.time)
     statedb.move_links(conn, mapping)
-    outbox.enqueue(
-        conn,
+    ctx.events.add(
         events.rewrite_event(
             repo_id=ctx.repo_id, repo_url=ctx.repo_url, command=rec.command, pairs=rec.pairs, time_ms=rec.time
         ),
