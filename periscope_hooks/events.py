@@ -105,8 +105,10 @@ def _json(value: Any) -> str:
         return _json_str(value)
     if kind is int:
         return int.__repr__(value)
-    if kind is float and value == value and value not in (float("inf"), float("-inf")):
-        return float.__repr__(value)
+    if kind is float:
+        text = float.__repr__(value)
+        if text[-1] not in "nf":  # not nan, inf or -inf (the encoder writes NaN, Infinity)
+            return text
     return json.dumps(value, separators=(",", ":"), sort_keys=True)  # anything else: the encoder itself
 
 
@@ -122,6 +124,36 @@ def _rfc3339_cached(ms: int) -> str:
             _time_cache.clear()
         head = _time_cache[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return f"{head}.{frac:03d}Z"
+
+
+def _message_context_json(
+    model: Any,
+    price_snapshot: Any,
+    provider: Any,
+    branch: Any,
+    sha: Any,
+    repo_url: Any,
+    agent: Any,
+    coding_agent: Any,
+    session_id: Any,
+    session: Any,
+) -> str:
+    """The keys from "model" to "session" of a stored message event: what the messages of one
+    session, model and branch share (written once per such group, see _context_cache)."""
+    parent = session["parent_id"] if session is not None else None
+    title = session["title"] if session is not None else None
+    agent = agent or (session["agent"] if session is not None else None)
+    return (
+        f'"model":{_json(model)},"price_snapshot":{_json(price_snapshot)},"provider":{_json(provider)}'
+        f',"repo":{{"branch":{_json(branch)},"sha":{_json(sha)},"url":{_json(repo_url)}}}'
+        f',"schema":{SCHEMA_VERSION},"session":{{"agent":{_json(agent)},"coding_agent":{_json(coding_agent or "opencode")}'
+        f',"id":{_json(session_id)},"is_subagent":{"true" if parent else "false"},"parent_id":{_json(parent)}'
+        f',"title":{_json(title)}}}'
+    )
+
+
+_context_cache: dict[tuple[Any, ...], str] = {}
+_TEXT_TYPES = {str, type(None)}
 
 
 def message_event_json(
@@ -146,19 +178,26 @@ def message_event_json(
     eid = event_id("message", message_id)
     # Whole milliseconds in years 1970-2286 only: rfc3339's float division is exact there.
     when = _rfc3339_cached(time_ms) if type(time_ms) is int and 0 <= time_ms < 10**13 else rfc3339(time_ms)
-    parent = session["parent_id"] if session is not None else None
-    title = session["title"] if session is not None else None
-    agent = agent or (session["agent"] if session is not None else None)
-    t_input, t_output, t_reasoning, t_cache_read, t_cache_write = (int(t or 0) for t in tokens)
+    shared = (model, price_snapshot, provider, branch, sha, repo_url, agent, coding_agent, session_id)
+    key = (
+        *shared,
+        *((None, None, None) if session is None else (session["parent_id"], session["title"], session["agent"])),
+    )
+    cacheable = _TEXT_TYPES.issuperset(map(type, key))  # text only: 1, 1.0 and True are equal keys, not equal JSON
+    context = _context_cache.get(key) if cacheable else None
+    if context is None:
+        context = _message_context_json(*shared, session)
+        if cacheable:
+            if len(_context_cache) > 4096:
+                _context_cache.clear()
+            _context_cache[key] = context
+    t_input, t_output, t_reasoning, t_cache_read, t_cache_write = tokens
     body = (
         f'{{"client":{_CLIENT_JSON},"cost":{_json(float(cost or 0))},"cost_source":{_json(cost_source or "unknown")}'
         f',"event_id":"{eid}","list_cost":{"null" if list_cost_micro is None else _json(list_cost_micro / 1_000_000)}'
-        f',"message_id":{_json(message_id)},"model":{_json(model)},"price_snapshot":{_json(price_snapshot)}'
-        f',"provider":{_json(provider)},"repo":{{"branch":{_json(branch)},"sha":{_json(sha)},"url":{_json(repo_url)}}}'
-        f',"schema":{SCHEMA_VERSION},"session":{{"agent":{_json(agent)},"coding_agent":{_json(coding_agent or "opencode")}'
-        f',"id":{_json(session_id)},"is_subagent":{"true" if parent else "false"},"parent_id":{_json(parent)}'
-        f',"title":{_json(title)}}},"time":"{when}","tokens":{{"cache_read":{t_cache_read},"cache_write":{t_cache_write}'
-        f',"input":{t_input},"output":{t_output},"reasoning":{t_reasoning}}},"type":"message"}}'
+        f',"message_id":{_json(message_id)},{context},"time":"{when}","tokens":{{"cache_read":{int(t_cache_read or 0)}'
+        f',"cache_write":{int(t_cache_write or 0)},"input":{int(t_input or 0)},"output":{int(t_output or 0)}'
+        f',"reasoning":{int(t_reasoning or 0)}}},"type":"message"}}'
     )
     return eid, when, body
 
@@ -178,26 +217,41 @@ def cost_provenance(msg: Any) -> dict[str, Any]:
     }
 
 
-def _list_cost_sum(rows: Sequence[Any]) -> dict[str, Any]:
-    micro = 0
+# A message's figures as usage sums need them: (input, output, reasoning, cache_read, cache_write,
+# cost, list_cost_micro, cost_source), read from the row once (not once per block it counts in:
+# a commit event sums each message three times, usage, by_model and sessions).
+_Figures = tuple[int, int, int, int, int, float, int, str]
+
+
+def _figures(r: Any) -> _Figures:
+    return (
+        int(r["input"] or 0),
+        int(r["output"] or 0),
+        int(r["reasoning"] or 0),
+        int(r["cache_read"] or 0),
+        int(r["cache_write"] or 0),
+        float(r["cost"] or 0),
+        int(r["list_cost_micro"] or 0),
+        r["cost_source"] or "unknown",
+    )
+
+
+def _sum_figures(figures: Sequence[_Figures]) -> dict[str, Any]:
     sources = dict.fromkeys(COST_SOURCES, 0)
-    for r in rows:
-        micro += int(r["list_cost_micro"] or 0)
-        sources[r["cost_source"] or "unknown"] += 1
-    # Exact: integer micro-dollars summed, divided once.
-    return {"list_cost": micro / 1_000_000, "cost_sources": sources}
+    for f in figures:
+        sources[f[7]] += 1
+    return {
+        "messages": len(figures),
+        "tokens": {name: sum(f[i] for f in figures) for i, name in enumerate(TOKEN_FIELDS)},
+        "cost": round_cost([f[5] for f in figures]),
+        # Exact: integer micro-dollars summed, divided once.
+        "list_cost": sum(f[6] for f in figures) / 1_000_000,
+        "cost_sources": sources,
+    }
 
 
 def _sum(rows: Sequence[Any]) -> dict[str, Any]:
-    tokens = dict.fromkeys(TOKEN_FIELDS, 0)
-    costs: list[float] = []
-    n = 0
-    for r in rows:
-        n += 1
-        for f in TOKEN_FIELDS:
-            tokens[f] += int(r[f] or 0)
-        costs.append(float(r["cost"] or 0))
-    return {"messages": n, "tokens": tokens, "cost": round_cost(costs), **_list_cost_sum(rows)}
+    return _sum_figures([_figures(r) for r in rows])
 
 
 def round_cost(costs: Iterable[float]) -> float:
@@ -209,20 +263,23 @@ def round_cost(costs: Iterable[float]) -> float:
 
 def usage_summary(messages: Sequence[Any], sessions: dict[str, Any]) -> dict[str, Any]:
     """usage, by_model and sessions blocks for a commit event (and for reports and notes)."""
-    by_model: dict[tuple[str, str], list[Any]] = {}
-    by_session: dict[str, list[Any]] = {}
+    by_model: dict[tuple[str, str], list[_Figures]] = {}
+    by_session: dict[str, tuple[Any, list[_Figures]]] = {}
+    every: list[_Figures] = []
     for m in messages:
-        by_model.setdefault((m["provider"], m["model"]), []).append(m)
-        by_session.setdefault(m["session_id"], []).append(m)
+        f = _figures(m)
+        every.append(f)
+        by_model.setdefault((m["provider"], m["model"]), []).append(f)
+        by_session.setdefault(m["session_id"], (m, []))[1].append(f)
     return {
-        "usage": _sum(messages),
+        "usage": _sum_figures(every),
         "by_model": [
-            {"provider": p, "model": mo, **_sum(rows)}
-            for (p, mo), rows in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
+            {"provider": p, "model": mo, **_sum_figures(figures)}
+            for (p, mo), figures in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
         ],
         "sessions": [
-            {**session_info(sid, sessions.get(sid), rows[0]["agent"], _coding_agent(rows[0])), **_sum(rows)}
-            for sid, rows in sorted(by_session.items(), key=lambda kv: str(kv[0]))
+            {**session_info(sid, sessions.get(sid), first["agent"], _coding_agent(first)), **_sum_figures(figures)}
+            for sid, (first, figures) in sorted(by_session.items(), key=lambda kv: str(kv[0]))
         ],
     }
 

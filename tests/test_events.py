@@ -479,3 +479,10 @@ def test_message_event_json_writes_exactly_what_json_dumps_of_message_event_writ
         )  # fmt: skip
         assert body == json.dumps(want, separators=(",", ":"), sort_keys=True)
         assert (eid, when) == (want["event_id"], want["time"])
+    # Equal values of different types (1 == 1.0 == True) are different JSON: never mixed up.
+    for model in ("1", 1, 1.0, True, "1", True):
+        row = {"id": "m", "session_id": "s", "time_ms": 1, "provider": "p", "model": model, "agent": "a", "cost": 1.0}
+        row.update({"branch": None, "sha": None, "list_cost_micro": None, "cost_source": None, "price_snapshot": None})
+        args = ("m", "s", 1, "p", model, "a", (0, 0, 0, 0, 0), 1.0, None, None, None, None, None, None, None, None)
+        want = events.message_event({**row, **dict.fromkeys(events.TOKEN_FIELDS, 0)}, None, None)
+        assert events.message_event_json(*args)[2] == json.dumps(want, separators=(",", ":"), sort_keys=True)

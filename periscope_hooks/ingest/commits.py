@@ -140,7 +140,7 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
 
 def emit_link(ctx: IngestContext, link: sqlite3.Row, note: str | None) -> None:
     conn = ctx.conn
-    msgs = statedb.link_messages(conn, [link["id"]])
+    msgs = statedb.link_messages_for_event(conn, link["id"])
     agent = None
     if link["origin"] == "agent":
         included = link["agent_message_id"] is None or any(m["id"] == link["agent_message_id"] for m in msgs)
@@ -155,7 +155,8 @@ def emit_link(ctx: IngestContext, link: sqlite3.Row, note: str | None) -> None:
         origin=link["origin"],
         time_ms=link["time_ms"],
         messages=msgs,
-        sessions=statedb.sessions_by_id(conn, [m["session_id"] for m in msgs]),
+        # The batch's session rows (read once per batch, dropped when a record changes one).
+        sessions={sid: row for sid in {m["session_id"] for m in msgs} if (row := ctx.session(sid)) is not None},
         agent=agent,
         note=note,
     )

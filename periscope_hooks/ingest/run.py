@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Union
 
-from periscope_hooks import spool, statedb
+from periscope_hooks import statedb
 from periscope_hooks.ingest import records, rules
 from periscope_hooks.ingest.commits import apply_commit, apply_rewrite, lookup_parents
 from periscope_hooks.ingest.context import IngestContext, IngestResult
@@ -16,7 +16,7 @@ from periscope_hooks.ingest.notes_sync import write_pending_notes
 from periscope_hooks.ingest.queue import StoreNow
 from periscope_hooks.ingest.reconciled import apply_reconcile
 from periscope_hooks.ingest.sessions import apply_session
-from periscope_hooks.ingest.spool_reader import read_batch, store_position
+from periscope_hooks.ingest.spool_reader import parse_line, read_batch, store_position
 from periscope_hooks.ingest.worktrees import apply_worktree_moved
 from periscope_hooks.ingest.worktrees import record_moves as record_worktree_moves
 from periscope_hooks.state import open_state_db, transaction
@@ -33,7 +33,7 @@ def _skip(ctx: IngestContext, where: str, log_line: str) -> None:
 
 
 def _parse(ctx: IngestContext, line_offset: int, raw: bytes) -> tuple[dict[str, Any] | None, Parsed]:
-    rec, garbage = spool.parse_line(raw)
+    rec, garbage = parse_line(raw)
     if garbage:
         # Offset and length only: a garbage line could hold anything.
         _skip(
