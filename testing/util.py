@@ -208,3 +208,14 @@ def export_events(event_type: str | None = None) -> list[dict[str, Any]]:
     args = ["export"] + (["--type", event_type] if event_type else [])
     out = periscope(*args).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def cost_at(rates: dict[str, float], tokens: dict[str, int]) -> float:
+    """Dollars for `tokens` at `rates` (dollars per million tokens, as providers publish them).
+    The agents' tokens: input excludes the cached ones, and reasoning is billed as output."""
+    return (
+        tokens["input"] * rates["input"]
+        + (tokens["output"] + tokens["reasoning"]) * rates["output"]
+        + tokens["cache_read"] * rates["cache_read"]
+        + tokens["cache_write"] * rates["cache_write"]
+    ) / 1e6
