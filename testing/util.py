@@ -12,6 +12,33 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+GITCONFIG = '[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n'
+
+
+def xdg_env(home: Path) -> dict[str, str]:
+    """HOME and the XDG folders inside `home`: nothing a test runs touches the real home."""
+    return {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_STATE_HOME": str(home / ".local/state"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+    }
+
+
+def home_env(home: Path) -> dict[str, str]:
+    """xdg_env plus a pinned git author and a git configuration of its own (written to `home`)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".gitconfig").write_text(GITCONFIG)
+    return {
+        **xdg_env(home),
+        "GIT_AUTHOR_NAME": "Test Author",
+        "GIT_AUTHOR_EMAIL": "author@example.com",
+        "GIT_COMMITTER_NAME": "Test Author",
+        "GIT_COMMITTER_EMAIL": "author@example.com",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+    }
 
 
 def git(
