@@ -201,3 +201,13 @@ def m011_scale_worktree_ids(db: sqlite3.Connection) -> None:
     # recorded path was, learned while the path existed, so that a moved worktree (`git worktree
     # move`, a moved repository) is recognised and its pending usage follows it.
     db.execute("CREATE TABLE worktree_ids (path TEXT PRIMARY KEY, identity TEXT NOT NULL)")
+
+
+@migration
+def m016_ingest_partial_link_index(db: sqlite3.Connection) -> None:
+    # Issue 11: messages_link only ever answers `link_id = ?` (a commit's messages) and
+    # `link_id IS NOT NULL` (usage per link); unlinked messages are messages_pending's.  As a
+    # partial index it no longer takes an entry for every stored message and moves it when the
+    # message is linked: storing and linking 100k messages took 0.75-0.86x the CPU.
+    db.execute("DROP INDEX IF EXISTS messages_link")
+    db.execute("CREATE INDEX messages_link ON messages (link_id) WHERE link_id IS NOT NULL")
