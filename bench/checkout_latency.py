@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -64,10 +65,14 @@ def make_repo(base: Path, name: str, env: dict[str, str]) -> Path:
     return repo.resolve()
 
 
-def timed(repo: Path, branch: str, env: dict[str, str]) -> float:
+def timed(repo: Path, branch: str, env: dict[str, str]) -> tuple[float, float]:
+    """(wall ms, CPU ms of git and its hook; not the detached flusher, which is not waited for)."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(["git", "switch", "-q", branch], cwd=repo, check=True, env=env)
-    return (time.perf_counter() - t) * 1000
+    wall = (time.perf_counter() - t) * 1000
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1000
 
 
 def main() -> None:
@@ -95,23 +100,30 @@ def main() -> None:
         repos = {k: make_repo(base, k, env) for k in VARIANTS}
         sdir = repos["ours"] / ".git" / "periscope"
         times: dict[tuple[str, str], list[float]] = {(k, b): [] for k in VARIANTS for b in ("topic", "main")}
+        cpu: dict[tuple[str, str], list[float]] = {(k, b): [] for k in VARIANTS for b in ("topic", "main")}
         for _ in range(args.rounds):
             order = list(VARIANTS)
             rng.shuffle(order)
             for k in order:
                 for branch in ("topic", "main"):
-                    times[(k, branch)].append(timed(repos[k], branch, env))
+                    wall, cpu_ms = timed(repos[k], branch, env)
+                    times[(k, branch)].append(wall)
+                    cpu[(k, branch)].append(cpu_ms)
                     if k == "ours" and branch == "main":  # its flusher sleeps 0.2 s, then runs
                         time.sleep(0.3)
                         wait_flushers(sdir)
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"{os.cpu_count()} cores, load average {load}, {args.rounds} rounds; added ms (median / p95)")
+        print(
+            f"{os.cpu_count()} cores, load average {load}, {args.rounds} rounds; added wall ms (median / p95),"
+            " added CPU ms (mean)"
+        )
         for branch, what in (("topic", "switch to another branch"), ("main", "switch to the default branch")):
             none = statistics.median(times[("none", branch)])
             cells = []
             for k in VARIANTS[1:]:
                 added = [t - none for t in times[(k, branch)]]
-                cells.append(f"{k} +{statistics.median(added):.2f} / {p95(added):.2f}")
+                cpu_added = statistics.mean(cpu[(k, branch)]) - statistics.mean(cpu[("none", branch)])
+                cells.append(f"{k} +{statistics.median(added):.2f} / {p95(added):.2f}, CPU +{cpu_added:.2f}")
             print(f"{what}: none {none:.2f} ms; " + "; ".join(cells))
 
 
