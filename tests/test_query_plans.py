@@ -40,6 +40,8 @@ def plan(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> str:
     [
         (statedb.PENDING_SUMMARY_SQL, ("/wt1",), "messages_pending"),
         (statedb.LINK_PENDING_SQL, (7, "/wt1"), "messages_pending"),
+        (statedb.LINK_PENDING_RETURNING_SQL, (7, "/wt1"), "messages_pending"),
+        (statedb.LINK_MESSAGES_FOR_EVENT_SQL, (1,), "messages_link"),
         (statedb.LAST_MESSAGE_TIME_SQL, ("/wt1",), "messages_worktree_time"),
         ("SELECT * FROM messages WHERE id = ?", ("m1",), "sqlite_autoindex_messages_1"),
         ("SELECT * FROM messages WHERE link_id = ? ORDER BY spool_offset", (1,), "messages_link"),
