@@ -64,3 +64,34 @@ def test_pending_statements_fail_loudly_without_their_index(tmp_path: Path) -> N
     with pytest.raises(sqlite3.OperationalError, match="no such index"):
         statedb.pending_summary(db, "/wt")
     db.close()
+
+
+def test_report_statements_never_scan_the_messages(conn: sqlite3.Connection) -> None:
+    """Reports read the rollups (issue 11): whatever they read from messages themselves (rows past
+    the rollup's mark, newer links, a window's cut quarter hours) is an index or rowid range, at
+    any size of the table.  Every statement the report functions run is checked, stale rollup
+    included (its catch-up and read paths are the ones that touch messages)."""
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        statedb.roll_up_reports(conn)  # the whole table once: a rowid range from 0
+        conn.execute("COMMIT")
+        t0 = 1000
+        for by in ("model", "branch", "session", "agent", "day"):
+            for window in ((None, None), (t0, None), (None, 1900), (t0 + 1, 1899), (1200, 1210)):
+                statedb.usage_by(conn, by, *window)
+        statedb.usage_by_commit(conn)
+        statedb.usage_by_commit(conn, 5, 1000)
+    finally:
+        conn.set_trace_callback(None)
+    checked = 0
+    for sql in statements:
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH", "INSERT")) or "messages" not in sql:
+            continue
+        text = "\n".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "SCAN messages" not in text and "SCAN m " not in text, (sql, text)
+        # rowids up to the rollup's mark are every rolled-up message: a scan in all but name
+        assert "INTEGER PRIMARY KEY (rowid<?)" not in text, (sql, text)
+        checked += 1
+    assert checked >= 10

@@ -37,61 +37,24 @@ def _usage(row: Any) -> dict[str, Any]:
     }
 
 
-_USAGE_KEYS = (
-    "messages",
-    *TOKEN_FIELDS,
-    "cost_units",
-    "list_cost_micro",
-    *(f"src_{k}" for k in COST_SOURCES),
-)
-
-
 def by_commit(conn: sqlite3.Connection, window: Window = (None, None)) -> list[dict[str, Any]]:
     """One row per commit that holds usage now (rewritten commits' usage under their replacements),
-    in the order the commits were first linked; summed in SQL per link, then per commit."""
-    per_link = {r["link_id"]: r for r in statedb.usage_by_link(conn)}
-    commits: dict[str, dict[str, Any]] = {}
-    for link in statedb.commit_links(conn):
-        sha = link["current_sha"]
-        c = commits.get(sha)
-        if c is None:
-            c = commits[sha] = {"own": None, "last": None, "time_ms": None, **dict.fromkeys(_USAGE_KEYS, 0)}
-        c["last"] = link
-        if link["sha"] == sha:
-            c["own"] = link  # the commit's own link (made when it was created) describes it
-        if link["time_ms"] is not None and (c["time_ms"] is None or link["time_ms"] > c["time_ms"]):
-            c["time_ms"] = link["time_ms"]  # the latest link's: a rewrite's replacement is newer
-        usage = per_link.get(link["id"])
-        if usage is not None:
-            for k in _USAGE_KEYS:
-                c[k] += int(usage[k] or 0)
-    rows = []
-    for sha, c in commits.items():
-        if not _in_window(c["time_ms"], window):
-            continue
-        own = c["own"] or c["last"]
-        rows.append(
-            {
-                "sha": sha,
-                "date": _date(c["time_ms"]),
-                "branch": own["branch"],
-                "kind": own["kind"],
-                "origin": own["origin"],
-                **_usage(c),
-            }
-        )
-    _mark_reachability(conn, rows)
-    return rows
-
-
-def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-    """reachable and shipped (on the upstream default branch) per commit, from reconciliation's
-    cache: refreshed only when the refs changed, never a walk of the whole history per call."""
-    from periscope_hooks.reconcile import ship_status
-
-    status = ship_status(conn)
-    for r in rows:
-        r["reachable"], r["shipped"] = status.get(r["sha"], (True, False))
+    in the order the commits were first linked; summed and joined in SQL (statedb.usage_by_commit),
+    with reachable and shipped from reconciliation's cache (refreshed only when the refs changed,
+    never a walk of the whole history per call)."""
+    return [
+        {
+            "sha": c["sha"],
+            "date": _date(c["time_ms"]),
+            "branch": c["branch"],
+            "kind": c["kind"],
+            "origin": c["origin"],
+            **_usage(c),
+            "reachable": bool(c["reachable"]),
+            "shipped": bool(c["shipped"]),
+        }
+        for c in statedb.usage_by_commit(conn, *window)
+    ]
 
 
 def day_of(time_ms: int | None) -> str:
@@ -279,12 +242,6 @@ def _parse_time(text: str | None, option: str, end_of_day: bool) -> int | None:
         seconds = calendar.timegm(parsed) if utc else int(time.mktime(parsed))
         return seconds * 1000
     raise UserError(f"{option} {text!r} is not a date", "use YYYY-MM-DD or YYYY-MM-DDTHH:MM (local time; Z for UTC)")
-
-
-def _in_window(time_ms: int | None, window: Window) -> bool:
-    since, until = window
-    t = int(time_ms or 0)
-    return (since is None or t >= since) and (until is None or t < until)
 
 
 def _date(time_ms: int | None) -> str | None:
