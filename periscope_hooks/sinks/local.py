@@ -101,8 +101,13 @@ class LocalStoreSink:
     def store_now(self, rows: list[tuple[str, str, str | None, str]]) -> bool:
         """Store events as ingest creates them, (event_id, type, time, body) each, before the
         batch that made them commits (periscope_hooks/ingest/queue.py); False when the store is
-        locked past the busy timeout (the events then go through the outbox)."""
-        return self._guarded(rows).error is None
+        locked past the busy timeout, or cannot be written at all: the events then go through the
+        outbox, whose delivery reports why; a broken store never stops ingest)."""
+        try:
+            return self._guarded(rows).error is None
+        except sqlite3.Error:
+            self.close()
+            return False
 
     def _guarded(self, rows: Sequence[tuple[str, str, Any, str]]) -> SendOutcome:
         try:
