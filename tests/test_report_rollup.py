@@ -228,3 +228,22 @@ def test_a_read_only_state_reads_a_stale_rollup_exactly(tmp_path: Path) -> None:
     assert statedb.reports_behind(ro)
     check(ro)
     ro.close()
+
+
+def test_a_state_db_from_before_the_rollups_read_only(tmp_path: Path) -> None:
+    """An older state.db in a read-only state folder cannot be migrated: reports read the messages."""
+    conn = open_state_db(tmp_path)
+    history = History(conn, 11)
+    with transaction(conn):
+        for _ in range(10):
+            history.step()
+        statedb.roll_up_reports(conn)
+        conn.execute("DROP TABLE report_cells")
+        conn.execute("DROP TABLE report_links")
+        conn.execute("DELETE FROM _migrations WHERE name = 'm016_reports_rollup'")
+    conn.close()
+    from periscope_hooks.state import open_state_db_read_only
+
+    ro = open_state_db_read_only(tmp_path)
+    check(ro)
+    ro.close()
