@@ -222,6 +222,7 @@ def main() -> None:
     )
     ap.add_argument("--keep", type=Path, default=None, help="build the history here once and reuse it")
     args = ap.parse_args()
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed periscope runs from bytecode
     bins = {v: ccusage_bin(v) for v in CCUSAGE_VERSIONS}
     with tempfile.TemporaryDirectory(prefix="periscope-ccusage-") as tmp:
         base = args.keep or Path(tmp)

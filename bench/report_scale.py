@@ -80,6 +80,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None, help="build the history here once and reuse it")
     args = ap.parse_args()
+    # An installed periscope runs from compiled bytecode; a PYTHONDONTWRITEBYTECODE environment
+    # would recompile every module in every measured process (~0.1 s of CPU each).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory(prefix="periscope-report-scale-") as tmp:
         base = args.keep or Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
