@@ -604,18 +604,21 @@ def _cells_in_window(conn: sqlite3.Connection, since_ms: int | None, until_ms: i
     for lo, hi in edges:
         if lo is not None and hi is not None and lo >= hi:
             continue
-        window = "(? IS NULL OR time_ms >= ?) AND (? IS NULL OR time_ms < ?)"
+        # Plain bounds (no `? IS NULL OR`): only those make a range of the index's time column.
+        bounds = [b for b in (("time_ms >= ?", lo), ("time_ms < ?", hi)) if b[1] is not None]
+        window = " AND ".join(b[0] for b in bounds)
+        values = [b[1] for b in bounds]
         if worktrees:
             parts.append(
                 _cells_of_messages(
                     f"worktree IN ({marks}) AND {window} AND rowid <= ?", " INDEXED BY messages_worktree_time"
                 )
             )
-            params += [*worktrees, lo, lo, hi, hi, mark]
+            params += [*worktrees, *values, mark]
         parts.append(
             _cells_of_messages(f"worktree IS NULL AND {window} AND rowid <= ?", " INDEXED BY messages_worktree_time")
         )
-        params += [lo, lo, hi, hi, mark]
+        params += [*values, mark]
     return " UNION ALL ".join(parts), params
 
 
