@@ -219,3 +219,13 @@ def m016_reports_rollup(db: sqlite3.Connection) -> None:
     )
     db.execute("CREATE INDEX report_cells_bucket ON report_cells (bucket)")
     db.execute(f"CREATE TABLE report_links (link_id INTEGER PRIMARY KEY, {sums})")
+
+
+@migration
+def m016_ingest_partial_link_index(db: sqlite3.Connection) -> None:
+    # Issue 11: messages_link only ever answers `link_id = ?` (a commit's messages) and
+    # `link_id IS NOT NULL` (usage per link); unlinked messages are messages_pending's.  As a
+    # partial index it no longer takes an entry for every stored message and moves it when the
+    # message is linked: storing and linking 100k messages took 0.75-0.86x the CPU.
+    db.execute("DROP INDEX IF EXISTS messages_link")
+    db.execute("CREATE INDEX messages_link ON messages (link_id) WHERE link_id IS NOT NULL")

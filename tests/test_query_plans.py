@@ -45,6 +45,7 @@ def plan(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> str:
         (statedb.LAST_MESSAGE_TIME_SQL, ("/wt1",), "messages_worktree_time"),
         ("SELECT * FROM messages WHERE id = ?", ("m1",), "sqlite_autoindex_messages_1"),
         ("SELECT * FROM messages WHERE link_id = ? ORDER BY spool_offset", (1,), "messages_link"),
+        ("SELECT link_id, count(*) FROM messages WHERE link_id IS NOT NULL GROUP BY link_id", (), "messages_link"),
         ("SELECT * FROM links WHERE agent_message_id = ? AND emitted = 0 ORDER BY id LIMIT 1", ("m1",), "links_held"),
         ("SELECT * FROM links WHERE current_sha = ? ORDER BY id", ("abc",), "links_current"),
     ],
@@ -83,6 +84,8 @@ def test_report_statements_never_scan_the_messages(conn: sqlite3.Connection) -> 
                 statedb.usage_by(conn, by, *window)
         statedb.usage_by_commit(conn)
         statedb.usage_by_commit(conn, 5, 1000)
+        statedb.cost_by_bucket_and_model(conn)  # the dashboard's day x model split
+        statedb.cost_by_bucket_and_model(conn, t0 + 1, 1899)
     finally:
         conn.set_trace_callback(None)
     checked = 0
@@ -95,3 +98,10 @@ def test_report_statements_never_scan_the_messages(conn: sqlite3.Connection) -> 
         assert "INTEGER PRIMARY KEY (rowid<?)" not in text, (sql, text)
         checked += 1
     assert checked >= 10
+
+
+def test_unlinked_messages_are_counted_from_the_partial_index(conn: sqlite3.Connection) -> None:
+    """A walk of messages_pending reads exactly the unlinked messages (m016: messages_link holds
+    linked ones only), never the table."""
+    text = plan(conn, "SELECT count(*) FROM messages WHERE link_id IS NULL", ())
+    assert "USING INDEX messages_pending" in text or "USING COVERING INDEX messages_pending" in text, text
