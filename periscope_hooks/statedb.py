@@ -443,16 +443,19 @@ def first_spool_offset(
 
 def usage_by_commit(
     conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None
-) -> list[sqlite3.Row]:
+) -> list[tuple[Any, ...]]:
     """One row per commit holding usage now (rewritten commits' usage under their replacements),
     in the order the commits were first linked, whose time (its newest link's) is in
     [since_ms, until_ms): sha, time_ms, branch, kind and origin (of the commit's own link, made when
     it was created, else of its newest link), reachable and shipped (reconciliation's cache; a commit
     it has not seen is reachable and not shipped), and the usage aggregates, summed from
-    report_links plus whatever that rollup lacks."""
+    report_links plus whatever that rollup lacks.  Plain tuples in that order (50,000 commits:
+    sqlite3.Row's lookups by name cost more than the rest of the row)."""
     message_mark, link_mark = _marks(conn)
     sums = ", ".join(f"sum(coalesce(r.{c}, 0) + coalesce(d.{c}, 0)) AS {c}" for c in _SUMS)
-    return conn.execute(
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    rows: list[tuple[Any, ...]] = cursor.execute(
         f"WITH d AS (SELECT link_id, {_RESUM} FROM ({_LINKS_OF_NEW_MESSAGES} UNION ALL {_NEW_LINKS_OF_OLD_MESSAGES})"
         " GROUP BY link_id),"
         " c AS (SELECT l.current_sha AS sha, min(l.id) AS first_id, max(l.time_ms) AS time_ms,"
@@ -466,6 +469,7 @@ def usage_by_commit(
         " ORDER BY c.first_id",
         (message_mark, _NO_END, link_mark, _NO_END, message_mark, since_ms, since_ms, until_ms, until_ms),
     ).fetchall()
+    return rows
 
 
 def session_heads(conn: sqlite3.Connection, ids: Sequence[Any]) -> dict[Any, sqlite3.Row]:
@@ -739,14 +743,18 @@ def commits_with_links(conn: sqlite3.Connection, shas: Sequence[str]) -> set[str
 # --- dashboard (issue 15) ----------------------------------------------------------------------
 
 
-def message_costs(
+def cost_by_bucket_and_model(
     conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None
 ) -> list[sqlite3.Row]:
-    """(time_ms, provider, model, cost) of every message sent in [since_ms, until_ms) (None: open)."""
+    """(bucket, provider, model, messages, cost_units) of the messages sent in [since_ms, until_ms)
+    (None: open), per quarter hour (GROUP_KEYS["day"]) and model: read from the reports' rollup,
+    like usage_by (the dashboard's stacked chart; every message loaded into Python took seconds
+    and hundreds of MB at 1M)."""
+    source, params = _cells_in_window(conn, since_ms, until_ms)
     return conn.execute(
-        "SELECT time_ms, provider, model, cost FROM messages"
-        " WHERE (?1 IS NULL OR time_ms >= ?1) AND (?2 IS NULL OR time_ms < ?2)",
-        (since_ms, until_ms),
+        "SELECT coalesce(bucket, 0) AS bucket, provider, model, sum(messages) AS messages,"
+        f" sum(cost_units) AS cost_units FROM ({source}) GROUP BY 1, 2, 3",
+        params,
     ).fetchall()
 
 

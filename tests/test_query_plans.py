@@ -84,6 +84,8 @@ def test_report_statements_never_scan_the_messages(conn: sqlite3.Connection) -> 
                 statedb.usage_by(conn, by, *window)
         statedb.usage_by_commit(conn)
         statedb.usage_by_commit(conn, 5, 1000)
+        statedb.cost_by_bucket_and_model(conn)  # the dashboard's day x model split
+        statedb.cost_by_bucket_and_model(conn, t0 + 1, 1899)
     finally:
         conn.set_trace_callback(None)
     checked = 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sqlite3
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Optional
 from periscope_hooks import output, reconcile, statedb
 from periscope_hooks.errors import UserError
 from periscope_hooks.events import COST_SOURCES, TOKEN_FIELDS, round_cost
+from periscope_hooks.jsonout import dumps_rows
 from periscope_hooks.repo import resolve_state_dir
 from periscope_hooks.state_reader import read_state
 
@@ -41,20 +41,40 @@ def by_commit(conn: sqlite3.Connection, window: Window = (None, None)) -> list[d
     """One row per commit that holds usage now (rewritten commits' usage under their replacements),
     in the order the commits were first linked; summed and joined in SQL (statedb.usage_by_commit),
     with reachable and shipped from reconciliation's cache (refreshed only when the refs changed,
-    never a walk of the whole history per call)."""
-    return [
-        {
-            "sha": c["sha"],
-            "date": _date(c["time_ms"]),
-            "branch": c["branch"],
-            "kind": c["kind"],
-            "origin": c["origin"],
-            **_usage(c),
-            "reachable": bool(c["reachable"]),
-            "shipped": bool(c["shipped"]),
-        }
-        for c in statedb.usage_by_commit(conn, *window)
-    ]
+    never a walk of the whole history per call).  Built from plain tuples: at 50,000 commits each
+    lookup by name shows."""
+    rows = []
+    units = statedb.COST_UNITS_PER_DOLLAR
+    for (sha, time_ms, branch, kind, origin, reachable, shipped, messages, inp, out, reasoning, c_read, c_write,
+         cost_units, list_micro, reported, estimated, subscription, unknown) in statedb.usage_by_commit(conn, *window):  # fmt: skip
+        rows.append(
+            {
+                "sha": sha,
+                "date": _date(time_ms),
+                "branch": branch,
+                "kind": kind,
+                "origin": origin,
+                "messages": messages,
+                "tokens": {
+                    "input": inp,
+                    "output": out,
+                    "reasoning": reasoning,
+                    "cache_read": c_read,
+                    "cache_write": c_write,
+                },
+                "cost": cost_units / units,
+                "list_cost": list_micro / 1_000_000,
+                "cost_sources": {
+                    "reported": reported,
+                    "estimated": estimated,
+                    "subscription": subscription,
+                    "unknown": unknown,
+                },
+                "reachable": bool(reachable),
+                "shipped": bool(shipped),
+            }
+        )
+    return rows
 
 
 def day_of(time_ms: int | None) -> str:
@@ -165,7 +185,7 @@ def report(repo: str | None, by: str, fmt: str, since: str | None = None, until:
     if note:
         output.info(f"note: {note}")
     if fmt == "json":
-        output.out(json.dumps(rows, indent=2))
+        output.out(dumps_rows(rows))  # json.dumps(rows, indent=2), ~6x faster (jsonout.py)
         return 0
     flat = [_flat(r) for r in rows]
     if flat:

@@ -158,6 +158,36 @@ def iter_bodies(event_type: str | None = None, path: Path | None = None) -> Iter
         conn.close()
 
 
+EXPORT_CHUNK_EVENTS = 2000
+
+
+def iter_body_chunks(
+    event_type: str | None = None, path: Path | None = None, chunk: int = EXPORT_CHUNK_EVENTS
+) -> Iterator[bytes]:
+    """The stored bodies as UTF-8 lines, `chunk` events to a piece, in received order: what
+    `export` prints.  Read as bytes (CAST AS BLOB: no decode into str and encode back).  Not
+    through a memory map: its pages would count in the process's resident memory, and the point
+    is memory that does not grow with the store."""
+    path = path or paths.local_store_path()
+    if not path.exists():
+        return
+    conn = open_local_store(path)
+    try:
+        cursor = conn.execute(
+            "SELECT CAST(body AS BLOB) FROM events INDEXED BY events_received"
+            + (" WHERE type = ?" if event_type else "")
+            + " ORDER BY received_ms, rowid",
+            (event_type,) if event_type else (),
+        )
+        while True:
+            rows = cursor.fetchmany(chunk)
+            if not rows:
+                return
+            yield b"\n".join([r[0] for r in rows]) + b"\n"
+    finally:
+        conn.close()
+
+
 def iter_events(event_type: str | None = None, path: Path | None = None) -> Iterator[dict[str, Any]]:
     for body in iter_bodies(event_type, path):
         event: dict[str, Any] = json.loads(body)
