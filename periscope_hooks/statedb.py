@@ -30,6 +30,7 @@ class Meta:
     DELIVERY_SINK = "delivery_sink"
     RECONCILE_FINGERPRINT = "reconcile_fingerprint"  # refs + linked commits at the last reconciliation
     RECONCILE_SEEN = "reconcile_seen"  # what reconciliation compared already (reconcile.Seen)
+    RECONCILE_MAIN_LINE = "reconcile_main_line"  # what reconcile_status's `shipped` was measured against
     # The report rollups (report_cells, report_links) hold every message up to this rowid and,
     # per link, every message linked to a link up to this id (roll_up_reports).
     REPORTS_MESSAGE_MARK = "reports_message_mark"
@@ -815,14 +816,20 @@ def move_reconciled(
     return effective
 
 
-def store_reconcile_status(conn: sqlite3.Connection, rows: dict[str, tuple[int, int]], fingerprint: str) -> None:
-    """Replace the cached (reachable, shipped) of every linked commit (inside a transaction)."""
-    conn.execute("DELETE FROM reconcile_status")
+def store_reconcile_status(
+    conn: sqlite3.Connection, rows: dict[str, tuple[int, int]], fingerprint: str, main_line: str | None
+) -> None:
+    """Make the cached (reachable, shipped) of the linked commits `rows` (inside a transaction),
+    writing only the rows that changed: rewriting all 50,000 at 1M messages cost 0.9 s of the
+    flush after every commit."""
+    old = {sha: (r, s) for sha, r, s in conn.execute("SELECT sha, reachable, shipped FROM reconcile_status")}
+    conn.executemany("DELETE FROM reconcile_status WHERE sha = ?", [(sha,) for sha in old.keys() - rows.keys()])
     conn.executemany(
-        "INSERT INTO reconcile_status (sha, reachable, shipped) VALUES (?, ?, ?)",
-        [(sha, r, s) for sha, (r, s) in rows.items()],
+        "INSERT OR REPLACE INTO reconcile_status (sha, reachable, shipped) VALUES (?, ?, ?)",
+        [(sha, r, s) for sha, (r, s) in rows.items() if old.get(sha) != (r, s)],
     )
     set_meta(conn, Meta.RECONCILE_FINGERPRINT, fingerprint)
+    set_meta(conn, Meta.RECONCILE_MAIN_LINE, main_line)
 
 
 def reconcile_status(conn: sqlite3.Connection) -> dict[str, tuple[bool, bool]]:

@@ -153,7 +153,7 @@ class History:
         if r.random() < 0.2:
             shas = statedb.linked_commits(self.conn)
             statedb.store_reconcile_status(
-                self.conn, {s: (r.randint(0, 1), r.randint(0, 1)) for s in shas if r.random() < 0.7}, "fp"
+                self.conn, {s: (r.randint(0, 1), r.randint(0, 1)) for s in shas if r.random() < 0.7}, "fp", None
             )
 
     def step(self) -> None:
