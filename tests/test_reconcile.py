@@ -358,3 +358,23 @@ def test_flush_moves_the_usage_and_its_notes(forge: Forge) -> None:
     note = parse_note(git(forge.dev, "notes", f"--ref={NOTES_REF}", "show", squash))
     assert note is not None and note["usage"]["messages"] == 2
     assert note["sha"] == squash and forge.where() == dict.fromkeys(olds, squash)
+
+
+def test_squash_whose_first_commit_carries_most_of_its_lines(forge: Forge) -> None:
+    """The squash shares most of its added lines with the branch's first commit alone (the lines
+    tier matches that commit), and the later commit touches only one of the squash's files (so
+    on its own it matches nothing): the whole branch goes to the squash, not the first commit
+    only (bench/reconcile_accuracy.py found this on multi-file pull requests)."""
+    forge.branch("feat")
+    forge.edit(forge.dev, "b.txt", 20, "dev touches b too")
+    git(forge.dev, "add", "b.txt")
+    first = forge.dev_commit("a.txt", 10, "\n".join(f"def helper_{i}(): return {i}" for i in range(10)))
+    second = forge.dev_commit("b.txt", 40, "dev fixes a line of b")
+    forge.push("feat")
+    forge.web_commit("c.txt", 5, "main moves elsewhere")
+    squash = forge.squash_merge("feat", 21)
+    forge.pull_main(delete="feat")
+
+    forge.reconcile()
+    assert forge.where() == {first: squash, second: squash}
+    assert _commands(forge) == ["forge-squash"]
