@@ -7,9 +7,11 @@ rebuilt state.db carries the same id and the receiver deduplicates it.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps writes a str with
 from typing import Any
 
 from periscope_hooks import CLIENT_NAME, __version__
@@ -85,6 +87,121 @@ def message_event(msg: Any, session: Any, repo_url: str | None) -> dict[str, Any
     return event
 
 
+# --- message events written straight to their stored JSON (issue 11: first-ingest speed) ---------
+# The outbox stores every event as json.dumps(event, separators=(",", ":"), sort_keys=True).  A
+# message event is built once per message at ingest, and the dict plus the generic encoder cost
+# ~35 us of the ~50 us a message's event took; writing the same text from a template costs ~8 us.
+# The text must stay byte-identical to json.dumps of message_event() (event bodies are compared
+# across rebuilds): tests/test_events.py checks both on randomised values of every type.
+_CLIENT_JSON = json.dumps({"name": CLIENT_NAME, "version": __version__}, separators=(",", ":"), sort_keys=True)
+
+
+def _json(value: Any) -> str:
+    """One JSON value exactly as json.dumps(value, separators=(",", ":"), sort_keys=True) writes it."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return _json_str(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        text = float.__repr__(value)
+        if text[-1] not in "nf":  # not nan, inf or -inf (the encoder writes NaN, Infinity)
+            return text
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)  # anything else: the encoder itself
+
+
+_time_cache: dict[int, str] = {}
+
+
+def _rfc3339_cached(ms: int) -> str:
+    """rfc3339() with the seconds part remembered (messages come many per second)."""
+    seconds, frac = divmod(ms, 1000)
+    head = _time_cache.get(seconds)
+    if head is None:
+        if len(_time_cache) > 4096:
+            _time_cache.clear()
+        head = _time_cache[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{head}.{frac:03d}Z"
+
+
+def _message_context_json(
+    model: Any,
+    price_snapshot: Any,
+    provider: Any,
+    branch: Any,
+    sha: Any,
+    repo_url: Any,
+    agent: Any,
+    coding_agent: Any,
+    session_id: Any,
+    session: Any,
+) -> str:
+    """The keys from "model" to "session" of a stored message event: what the messages of one
+    session, model and branch share (written once per such group, see _context_cache)."""
+    parent = session["parent_id"] if session is not None else None
+    title = session["title"] if session is not None else None
+    agent = agent or (session["agent"] if session is not None else None)
+    return (
+        f'"model":{_json(model)},"price_snapshot":{_json(price_snapshot)},"provider":{_json(provider)}'
+        f',"repo":{{"branch":{_json(branch)},"sha":{_json(sha)},"url":{_json(repo_url)}}}'
+        f',"schema":{SCHEMA_VERSION},"session":{{"agent":{_json(agent)},"coding_agent":{_json(coding_agent or "opencode")}'
+        f',"id":{_json(session_id)},"is_subagent":{"true" if parent else "false"},"parent_id":{_json(parent)}'
+        f',"title":{_json(title)}}}'
+    )
+
+
+_context_cache: dict[tuple[Any, ...], str] = {}
+_TEXT_TYPES = {str, type(None)}
+
+
+def message_event_json(
+    message_id: str,
+    session_id: Any,
+    time_ms: Any,
+    provider: Any,
+    model: Any,
+    agent: Any,
+    tokens: Sequence[int],
+    cost: Any,
+    branch: Any,
+    sha: Any,
+    list_cost_micro: int | None,
+    cost_source: str | None,
+    price_snapshot: str | None,
+    coding_agent: str | None,
+    session: Any,
+    repo_url: str | None,
+) -> tuple[str, str, str]:
+    """(event id, time, stored JSON) of message_event() for these message values, without the dict."""
+    eid = event_id("message", message_id)
+    # Whole milliseconds in years 1970-2286 only: rfc3339's float division is exact there.
+    when = _rfc3339_cached(time_ms) if type(time_ms) is int and 0 <= time_ms < 10**13 else rfc3339(time_ms)
+    shared = (model, price_snapshot, provider, branch, sha, repo_url, agent, coding_agent, session_id)
+    key = (
+        *shared,
+        *((None, None, None) if session is None else (session["parent_id"], session["title"], session["agent"])),
+    )
+    cacheable = _TEXT_TYPES.issuperset(map(type, key))  # text only: 1, 1.0 and True are equal keys, not equal JSON
+    context = _context_cache.get(key) if cacheable else None
+    if context is None:
+        context = _message_context_json(*shared, session)
+        if cacheable:
+            if len(_context_cache) > 4096:
+                _context_cache.clear()
+            _context_cache[key] = context
+    t_input, t_output, t_reasoning, t_cache_read, t_cache_write = tokens
+    body = (
+        f'{{"client":{_CLIENT_JSON},"cost":{_json(float(cost or 0))},"cost_source":{_json(cost_source or "unknown")}'
+        f',"event_id":"{eid}","list_cost":{"null" if list_cost_micro is None else _json(list_cost_micro / 1_000_000)}'
+        f',"message_id":{_json(message_id)},{context},"time":"{when}","tokens":{{"cache_read":{int(t_cache_read or 0)}'
+        f',"cache_write":{int(t_cache_write or 0)},"input":{int(t_input or 0)},"output":{int(t_output or 0)}'
+        f',"reasoning":{int(t_reasoning or 0)}}},"type":"message"}}'
+    )
+    return eid, when, body
+
+
 # --- list prices and cost provenance (issue 13; added fields, schema 1 receivers ignore them) -------
 COST_SOURCES = ("reported", "estimated", "subscription", "unknown")
 
@@ -100,26 +217,41 @@ def cost_provenance(msg: Any) -> dict[str, Any]:
     }
 
 
-def _list_cost_sum(rows: Sequence[Any]) -> dict[str, Any]:
-    micro = 0
+# A message's figures as usage sums need them: (input, output, reasoning, cache_read, cache_write,
+# cost, list_cost_micro, cost_source), read from the row once (not once per block it counts in:
+# a commit event sums each message three times, usage, by_model and sessions).
+_Figures = tuple[int, int, int, int, int, float, int, str]
+
+
+def _figures(r: Any) -> _Figures:
+    return (
+        int(r["input"] or 0),
+        int(r["output"] or 0),
+        int(r["reasoning"] or 0),
+        int(r["cache_read"] or 0),
+        int(r["cache_write"] or 0),
+        float(r["cost"] or 0),
+        int(r["list_cost_micro"] or 0),
+        r["cost_source"] or "unknown",
+    )
+
+
+def _sum_figures(figures: Sequence[_Figures]) -> dict[str, Any]:
     sources = dict.fromkeys(COST_SOURCES, 0)
-    for r in rows:
-        micro += int(r["list_cost_micro"] or 0)
-        sources[r["cost_source"] or "unknown"] += 1
-    # Exact: integer micro-dollars summed, divided once.
-    return {"list_cost": micro / 1_000_000, "cost_sources": sources}
+    for f in figures:
+        sources[f[7]] += 1
+    return {
+        "messages": len(figures),
+        "tokens": {name: sum(f[i] for f in figures) for i, name in enumerate(TOKEN_FIELDS)},
+        "cost": round_cost([f[5] for f in figures]),
+        # Exact: integer micro-dollars summed, divided once.
+        "list_cost": sum(f[6] for f in figures) / 1_000_000,
+        "cost_sources": sources,
+    }
 
 
 def _sum(rows: Sequence[Any]) -> dict[str, Any]:
-    tokens = dict.fromkeys(TOKEN_FIELDS, 0)
-    costs: list[float] = []
-    n = 0
-    for r in rows:
-        n += 1
-        for f in TOKEN_FIELDS:
-            tokens[f] += int(r[f] or 0)
-        costs.append(float(r["cost"] or 0))
-    return {"messages": n, "tokens": tokens, "cost": round_cost(costs), **_list_cost_sum(rows)}
+    return _sum_figures([_figures(r) for r in rows])
 
 
 def round_cost(costs: Iterable[float]) -> float:
@@ -131,20 +263,23 @@ def round_cost(costs: Iterable[float]) -> float:
 
 def usage_summary(messages: Sequence[Any], sessions: dict[str, Any]) -> dict[str, Any]:
     """usage, by_model and sessions blocks for a commit event (and for reports and notes)."""
-    by_model: dict[tuple[str, str], list[Any]] = {}
-    by_session: dict[str, list[Any]] = {}
+    by_model: dict[tuple[str, str], list[_Figures]] = {}
+    by_session: dict[str, tuple[Any, list[_Figures]]] = {}
+    every: list[_Figures] = []
     for m in messages:
-        by_model.setdefault((m["provider"], m["model"]), []).append(m)
-        by_session.setdefault(m["session_id"], []).append(m)
+        f = _figures(m)
+        every.append(f)
+        by_model.setdefault((m["provider"], m["model"]), []).append(f)
+        by_session.setdefault(m["session_id"], (m, []))[1].append(f)
     return {
-        "usage": _sum(messages),
+        "usage": _sum_figures(every),
         "by_model": [
-            {"provider": p, "model": mo, **_sum(rows)}
-            for (p, mo), rows in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
+            {"provider": p, "model": mo, **_sum_figures(figures)}
+            for (p, mo), figures in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
         ],
         "sessions": [
-            {**session_info(sid, sessions.get(sid), rows[0]["agent"], _coding_agent(rows[0])), **_sum(rows)}
-            for sid, rows in sorted(by_session.items(), key=lambda kv: str(kv[0]))
+            {**session_info(sid, sessions.get(sid), first["agent"], _coding_agent(first)), **_sum_figures(figures)}
+            for sid, (first, figures) in sorted(by_session.items(), key=lambda kv: str(kv[0]))
         ],
     }
 

@@ -20,6 +20,7 @@ from periscope_hooks import logfile, paths
 from periscope_hooks.agents.recovery import recover_sessions
 from periscope_hooks.delivery import DeliveryResult, deliver
 from periscope_hooks.ingest import process_spool
+from periscope_hooks.ingest.queue import StoreNow
 from periscope_hooks.state import (
     get_meta,
     is_corrupt,
@@ -78,10 +79,15 @@ def _config_error(conn: sqlite3.Connection, state_dir: Path, message: str) -> De
     return DeliveryResult(error=message)
 
 
-def _ingest(state_dir: Path, conn: sqlite3.Connection, after_batch: Callable[[], None] | None = None) -> None:
-    process_spool(state_dir, conn, after_batch=after_batch)
+def _ingest(
+    state_dir: Path,
+    conn: sqlite3.Connection,
+    after_batch: Callable[[], None] | None = None,
+    store_now: StoreNow | None = None,
+) -> None:
+    process_spool(state_dir, conn, after_batch=after_batch, store_now=store_now)
     if recover_sessions(conn):  # an agent's hooks never ran: its messages, from its own log
-        process_spool(state_dir, conn, after_batch=after_batch)
+        process_spool(state_dir, conn, after_batch=after_batch, store_now=store_now)
     from periscope_hooks.reconcile import refresh
 
     refresh(conn, state_dir)  # after a pull or a hook-less rewrite: usage follows the code
@@ -114,7 +120,8 @@ def _ingest_and_deliver(state_dir: Path, conn: sqlite3.Connection, *, drain: boo
                 result.add(step)
                 healthy = step.error is None
 
-        _ingest(state_dir, conn, after_batch=deliver_batch)
+        # A sink that can take events as ingest creates them (the local store) skips the outbox.
+        _ingest(state_dir, conn, after_batch=deliver_batch, store_now=getattr(sink, "store_now", None))
         result.add(deliver(conn, sink, drain=drain))
     except UserError as e:  # a bad tuning variable: same as a broken config
         return _config_error(conn, state_dir, e.message)

@@ -1,4 +1,5 @@
-"""`periscope hook <name> [args]`: what git (via the shim or pre-commit) runs after a commit.
+"""`periscope hook <name> [args]`: what git (via the shim or pre-commit) runs after a commit,
+and after a checkout (post-checkout: no record, only the flusher on a switch to the default branch).
 
 The hot path.  It reads HEAD and the newest reflog entry from files, appends one
 `commit` record to the spool, starts a detached background flush and returns 0.
@@ -134,6 +135,121 @@ def spawn_background_flush(state_dir: str) -> None:
     os.posix_spawn("/bin/sh", argv, no_git_env(), file_actions=actions, setsid=True)
 
 
+CHECKOUT_SUBJECT = "checkout: moving from "  # `git checkout <branch>`, `git switch`; a rebase writes `rebase ...`
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def default_branch(dirs: RepoDirs) -> str | None:
+    """The branch refs/remotes/origin/HEAD names, else the first other remote's HEAD (by name);
+    None when no remote names one (then main and master count).  Files only, as the shim reads."""
+    remotes = os.path.join(dirs.common_dir, "refs", "remotes")
+    try:
+        names = sorted(os.listdir(remotes))
+    except OSError:
+        return None
+    for name in ["origin", *names]:
+        target = _read_text(os.path.join(remotes, name, "HEAD"))
+        if target.startswith("ref: refs/remotes/"):
+            branch = target[len("ref: refs/remotes/") :].partition("/")[2]
+            if branch:
+                return branch
+    return None
+
+
+def switches_to_default_branch(args: list[str], dirs: RepoDirs, env: Mapping[str, str] = os.environ) -> bool:
+    """post-checkout: does this checkout switch to the default branch (so that the flusher should
+    reconcile what a `git fetch` brought in)?  Not a file checkout (flag 0), not the first checkout
+    of a clone or `worktree add` (old HEAD all zeros), not a rebase's checkouts, not a repository
+    periscope never recorded in.  The shim decides the same in sh (it tells a rebase by its
+    parent process; this path, run by pre-commit too, by the reflog entry the checkout wrote)."""
+    if len(args) >= 3:
+        old, flag = args[0], args[2]
+    else:  # pre-commit passes git's arguments in the environment
+        old = env.get("PRE_COMMIT_FROM_REF") or env.get("PRE_COMMIT_ORIGIN") or ""
+        flag = env.get("PRE_COMMIT_CHECKOUT_TYPE") or ""
+    if flag.strip() != "1" or not old.strip().strip("0"):
+        return False
+    from periscope_hooks import git
+
+    if git.rebase_in_progress(dirs):
+        return False
+    if not os.path.isfile(os.path.join(dirs.common_dir, "periscope", "spool.jsonl")):
+        return False
+    head = _read_text(os.path.join(dirs.git_dir, "HEAD"))
+    if not head.startswith("ref: refs/heads/"):
+        return False  # detached: a rebase's `onto`, a tag, a commit
+    entries = git.last_reflog_entries(dirs, 1)
+    if not entries or not entries[-1][2].startswith(CHECKOUT_SUBJECT):
+        return False  # a rebase switching to the branch it rebases (`rebase (start): checkout ...`)
+    branch: str | None = head[len("ref: refs/heads/") :]
+    if branch == ".invalid" and git.uses_reftable(dirs):
+        branch = git.read_head(dirs)[1]
+        out = git.run_git(
+            ["symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD"], git_dir=dirs.git_dir, check=False
+        ).strip()
+        default = out.partition("/")[2] or None
+    else:
+        default = default_branch(dirs)
+    return branch == default if default else branch in ("main", "master")
+
+
+def _hook_git_dir(env: Mapping[str, str]) -> str:
+    """The git dir as the shim finds it: GIT_DIR, else `.git` in the top directory git runs hooks
+    in (a file there, in a linked worktree or submodule, names the real one)."""
+    git_dir = env.get("GIT_DIR") or ".git"
+    if os.path.isfile(git_dir):
+        try:
+            with open(git_dir, encoding="utf-8", errors="replace") as f:
+                line = f.readline().strip()
+        except OSError:
+            return git_dir
+        if line.startswith("gitdir: "):
+            return os.path.join(os.path.dirname(git_dir), line[len("gitdir: ") :])
+    return git_dir
+
+
+def _git_ancestor_argv(max_depth: int = 8) -> list[bytes] | None:
+    """The command line of the nearest `git` process above this one (the git that runs the hook:
+    our parent through the shim's Python fallback, our grandparent through pre-commit or a team
+    hook), from /proc; None when there is none or no /proc."""
+    pid = os.getppid()
+    for _ in range(max_depth):
+        if pid <= 1:
+            return None
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if os.path.basename(argv[0]) == b"git":
+                return argv
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            pid = int(stat[stat.rindex(b")") + 1 :].split()[1])  # "pid (comm) state ppid ..."
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
+def is_rebase_replay(env: Mapping[str, str] = os.environ) -> bool:
+    """post-commit run for a commit `git rebase` replays (the shim's test, issue 11): a rebase is
+    in progress and the git running the hook is `git rebase` itself (a commit made at a stop runs
+    `git commit`).  Ingest gives replays no usage and post-rewrite records the mapping, so such a
+    run writes nothing.  Files and /proc only: it runs before any other import."""
+    git_dir = _hook_git_dir(env)
+    if not (
+        os.path.isdir(os.path.join(git_dir, "rebase-merge")) or os.path.isdir(os.path.join(git_dir, "rebase-apply"))
+    ):
+        return False
+    argv = _git_ancestor_argv()
+    return argv is not None and len(argv) > 1 and argv[1].startswith(b"rebase")
+
+
 def _alarm(signum: int, frame: FrameType | None) -> None:  # pragma: no cover - only on a hung filesystem
     raise TimeoutError(f"hook took longer than {HOOK_TIME_LIMIT_S}s")
 
@@ -149,9 +265,11 @@ def run(argv: list[str]) -> int:
         _signal.signal(_signal.SIGALRM, _alarm)
         _signal.alarm(HOOK_TIME_LIMIT_S)
         name, args = (argv[0] if argv else ""), argv[1:]
-        if name not in ("post-commit", "post-merge", "post-rewrite"):
+        if name not in ("post-commit", "post-merge", "post-rewrite", "post-checkout"):
             _log(None, f"hook: unknown hook name {name!r}; skipped")
             return 0
+        if name == "post-commit" and is_rebase_replay():
+            return 0  # before any import: a 100-commit rebase starts 100 of these
         from periscope_hooks import git, spool
 
         dirs = git.find_repo_dirs()
@@ -159,6 +277,10 @@ def run(argv: list[str]) -> int:
             _log(None, f"hook {name}: not inside a git repository ({os.getcwd()}); skipped")
             return 0
         state_dir = os.path.join(dirs.common_dir, "periscope")
+        if name == "post-checkout":  # no record: reconciliation decides from git, in the flusher
+            if os.environ.get("PERISCOPE_BACKGROUND", "1") != "0" and switches_to_default_branch(args, dirs):
+                spawn_background_flush(state_dir)
+            return 0
         os.makedirs(state_dir, exist_ok=True)
         record = build_record(name, args, dirs)
         spool.append(os.path.join(state_dir, "spool.jsonl"), record)

@@ -33,7 +33,8 @@ def detect(repo_top: str, hooks_dir: str, hooks_path_config: str | None) -> User
         return UserError(
             "this repository's git hooks are managed by pre-commit",
             "add the periscope hooks to .pre-commit-config.yaml (see the README) and run"
-            " pre-commit install --hook-type post-commit --hook-type post-merge --hook-type post-rewrite",
+            " pre-commit install --hook-type post-commit --hook-type post-merge --hook-type post-rewrite"
+            " --hook-type post-checkout",
         )
     hp = (hooks_path_config or "").replace("\\", "/")
     if ".husky" in hp.split("/") or hp.rstrip("/").endswith(".husky/_") or any("husky" in t for t in texts.values()):
@@ -46,8 +47,8 @@ def detect(repo_top: str, hooks_dir: str, hooks_path_config: str | None) -> User
     ):
         return UserError(
             "this repository's git hooks are managed by lefthook",
-            "add commands running 'periscope hook post-commit', 'periscope hook post-merge' and"
-            " 'periscope hook post-rewrite' to lefthook.yml",
+            "add commands running 'periscope hook post-commit', 'periscope hook post-merge',"
+            " 'periscope hook post-rewrite' and 'periscope hook post-checkout' (with git's arguments) to lefthook.yml",
         )
     return None
 

@@ -53,7 +53,9 @@ def _build_parser() -> argparse.ArgumentParser:
     def repo_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--repo", default=None, help="repository path (default: the current directory)")
 
-    p = sub.add_parser("install-hooks", help="install the post-commit, post-merge and post-rewrite hooks")
+    p = sub.add_parser(
+        "install-hooks", help="install the post-commit, post-merge, post-rewrite and post-checkout hooks"
+    )
     p.add_argument(
         "--global-hooks-path",
         action="store_true",

@@ -49,10 +49,8 @@ def enqueue(
     `new`: the caller knows the id was never enqueued (a message event, whose message row was
     just stored), so emitted_events need not remember it.  `tally`: count the event there; the
     caller adds it with count_created() before its transaction ends."""
-    if not new:
-        cur = conn.execute("INSERT OR IGNORE INTO emitted_events (event_id) VALUES (?)", (event["event_id"],))
-        if cur.rowcount == 0:
-            return False
+    if not new and not remember_event_id(conn, event["event_id"]):
+        return False
     conn.execute(
         "INSERT INTO outbox (event_id, type, body, created_ms, event_time) VALUES (?, ?, ?, ?, ?)",
         (
@@ -68,6 +66,39 @@ def enqueue(
     else:
         tally[event["type"]] = tally.get(event["type"], 0) + 1
     return True
+
+
+def remember_event_id(conn: sqlite3.Connection, event_id: str) -> bool:
+    """Remember that an event id was queued; False when it was before."""
+    return conn.execute("INSERT OR IGNORE INTO emitted_events (event_id) VALUES (?)", (event_id,)).rowcount > 0
+
+
+def _tally(rows: Iterable[tuple[str, str, str | None, str]]) -> dict[str, int]:
+    tally: dict[str, int] = {}
+    for _, event_type, _, _ in rows:
+        tally[event_type] = tally.get(event_type, 0) + 1
+    return tally
+
+
+def enqueue_rows(conn: sqlite3.Connection, rows: list[tuple[str, str, str | None, str]]) -> None:
+    """Add events already written as stored JSON, (event_id, type, time, body) each, whose ids
+    were checked (or are known new): one statement for a spool batch's events, not three each."""
+    created = now_ms()
+    conn.executemany(
+        "INSERT INTO outbox (event_id, type, body, created_ms, event_time) VALUES (?, ?, ?, ?, ?)",
+        [(eid, event_type, body, created, when) for eid, event_type, when, body in rows],
+    )
+    count_created(conn, _tally(rows))
+
+
+def count_delivered_at_creation(conn: sqlite3.Connection, rows: list[tuple[str, str, str | None, str]]) -> None:
+    """Count events the sink stored as they were created, never queued (ingest/queue.py)."""
+    for event_type, n in _tally(rows).items():
+        conn.execute(
+            "INSERT INTO event_counts (type, created, delivered) VALUES (?, ?, ?) ON CONFLICT(type)"
+            " DO UPDATE SET created = created + excluded.created, delivered = delivered + excluded.delivered",
+            (event_type, n, n),
+        )
 
 
 def count_created(conn: sqlite3.Connection, tally: dict[str, int]) -> None:

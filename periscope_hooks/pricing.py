@@ -195,10 +195,21 @@ def billed_by_plan(reported: float | None, tokens: tuple[int, int, int, int, int
     return reported is not None and reported <= 0 and any(tokens)
 
 
+_priced_cache: dict[tuple[int | None, str, str | None], Priced] = {}
+
+
 def priced(
     micro: int | None, reported: float | None, tokens: tuple[int, int, int, int, int], identity: str | None
 ) -> Priced:
-    return Priced(micro, cost_source(reported, any(tokens), micro is not None), identity if micro is not None else None)
+    source = cost_source(reported, any(tokens), micro is not None)
+    key = (micro, source, identity)
+    # Shared, immutable results: building one cost ~4 us, most of pricing a message at ingest.
+    found = _priced_cache.get(key)
+    if found is None:
+        if len(_priced_cache) > 65536:
+            _priced_cache.clear()
+        found = _priced_cache[key] = Priced(micro, source, identity if micro is not None else None)
+    return found
 
 
 def cost_source(reported: float | None, tokens_used: bool, list_known: bool) -> str:

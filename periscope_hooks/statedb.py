@@ -133,6 +133,15 @@ def insert_message(conn: sqlite3.Connection, values: Sequence[Any]) -> bool:
     return conn.execute(INSERT_MESSAGE_SQL, values).rowcount > 0
 
 
+def insert_messages(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> int:
+    """Store messages (values in MESSAGE_COLUMNS order) in one statement; how many were new."""
+    return conn.executemany(INSERT_MESSAGE_SQL, rows).rowcount
+
+
+def ensure_sessions(conn: sqlite3.Connection, sids: Iterable[Any]) -> None:
+    conn.executemany("INSERT OR IGNORE INTO sessions (id) VALUES (?)", [(sid,) for sid in sids])
+
+
 def message(conn: sqlite3.Connection, mid: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute("SELECT * FROM messages WHERE id = ?", (mid,)).fetchone()
     return row
@@ -199,6 +208,37 @@ def link_messages(conn: sqlite3.Connection, link_ids: Sequence[int]) -> list[sql
     ).fetchall()
 
 
+# What a commit event reads of each linked message (events.usage_summary).
+EVENT_MESSAGE_COLUMNS = (
+    "id",
+    "session_id",
+    "provider",
+    "model",
+    "agent",
+    "coding_agent",
+    "input",
+    "output",
+    "reasoning",
+    "cache_read",
+    "cache_write",
+    "cost",
+    "list_cost_micro",
+    "cost_source",
+)
+_LINK_MESSAGES_FOR_EVENT_SQL = (
+    f"SELECT {', '.join(EVENT_MESSAGE_COLUMNS)} FROM messages WHERE link_id = ? ORDER BY spool_offset"
+)
+
+
+def link_messages_for_event(conn: sqlite3.Connection, link_id: int) -> list[dict[str, Any]]:
+    """A link's messages in spool order, as plain dicts of EVENT_MESSAGE_COLUMNS: a commit event
+    reads a dozen fields of each, and a sqlite3.Row looks each name up by a linear, case-blind
+    scan of its columns (~0.5 us a field: most of building the event)."""
+    cur = conn.cursor()
+    cur.row_factory = None
+    return [dict(zip(EVENT_MESSAGE_COLUMNS, row)) for row in cur.execute(_LINK_MESSAGES_FOR_EVENT_SQL, (link_id,))]
+
+
 # --- links (a commit that took usage) ----------------------------------------------------------------
 def held_link_for_message(conn: sqlite3.Connection, mid: str, *tool_use_ids: str) -> sqlite3.Row | None:
     """The agent commit waiting (held) for this in-flight message, or for a tool call in it, if any."""
@@ -228,6 +268,11 @@ def record_tool_uses(conn: sqlite3.Connection, mid: str, tool_use_ids: Sequence[
         "INSERT OR IGNORE INTO agent_tool_uses (tool_use_id, message_id) VALUES (?, ?)",
         [(t, mid) for t in tool_use_ids],
     )
+
+
+def record_tool_uses_of(conn: sqlite3.Connection, pairs: Sequence[tuple[str, str]]) -> None:
+    """(tool_use_id, message_id) pairs of many messages in one statement."""
+    conn.executemany("INSERT OR IGNORE INTO agent_tool_uses (tool_use_id, message_id) VALUES (?, ?)", pairs)
 
 
 def message_for_tool_use(conn: sqlite3.Connection, tool_use_id: str) -> str | None:

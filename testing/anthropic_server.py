@@ -21,10 +21,10 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-from testing.server import LocalServer
+from testing.server import LocalServer, QuietHandler
 
 DIRECTIVE = re.compile(r"\[\[(bash|task):\s*(.+?)\]\]", re.S)
 MODEL = "claude-sonnet-4-5-20250929"
@@ -55,21 +55,10 @@ class FakeAnthropic(LocalServer):
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _json(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 server.paths.append("GET " + self.path)
-                self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
+                self.reply_json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
 
             def do_HEAD(self) -> None:
                 self.send_response(200)
@@ -81,14 +70,14 @@ class FakeAnthropic(LocalServer):
                 server.paths.append("POST " + self.path)
                 path = self.path.split("?", 1)[0]
                 if path.endswith("/count_tokens"):
-                    self._json(200, {"input_tokens": 1000})
+                    self.reply_json(200, {"input_tokens": 1000})
                     return
                 if not path.endswith("/v1/messages"):
-                    self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
+                    self.reply_json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
                     return
                 events = server.respond(req)
                 if not req.get("stream"):
-                    self._json(200, server.as_message(events))
+                    self.reply_json(200, server.as_message(events))
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")

@@ -9,7 +9,17 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from testing.util import append_spool, commit, git, init_repo, message_record, periscope, session_record
+from testing.util import (
+    REPO_ROOT,
+    append_spool,
+    commit,
+    git,
+    home_env,
+    init_repo,
+    message_record,
+    periscope,
+    session_record,
+)
 
 # 2026-03-01T00:00:00Z; messages are spread over ~10 days from here, five hours apart.
 T0_MS = 1772323200000
@@ -19,23 +29,7 @@ EVIL_TITLE = "</script><script>document.title='pwned'</script><img src=x onerror
 
 def isolated_env(home: Path) -> dict[str, str]:
     """What tests/conftest.py's isolated_home sets, for fixtures that outlive one test."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / ".gitconfig").write_text('[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n')
-    env = {
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local/share"),
-        "XDG_STATE_HOME": str(home / ".local/state"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "GIT_AUTHOR_NAME": "Test Author",
-        "GIT_AUTHOR_EMAIL": "author@example.com",
-        "GIT_COMMITTER_NAME": "Test Author",
-        "GIT_COMMITTER_EMAIL": "author@example.com",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-    }
-    return env
+    return {**home_env(home), "PYTHONPATH": str(REPO_ROOT)}
 
 
 class Scenario:

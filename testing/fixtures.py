@@ -14,7 +14,7 @@ import pytest
 
 from testing.delivery import point_config_at
 from testing.receiver import Receiver
-from testing.util import REPO_ROOT, git, init_repo, periscope, state_dir
+from testing.util import REPO_ROOT, git, home_env, init_repo, periscope, state_dir
 
 # The sign-in redirect's port, one per pytest-xdist worker (gw0, gw1, ...), so that parallel
 # workers never race for it; below the kernel's ephemeral range, so no test server's port(0)
@@ -26,24 +26,8 @@ LOGIN_PORT = 14600 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").lstrip("gw
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Never touch the real home: HOME and XDG dirs in a temp dir, a pinned git author."""
     home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    for var, sub in (
-        ("XDG_CONFIG_HOME", ".config"),
-        ("XDG_DATA_HOME", ".local/share"),
-        ("XDG_STATE_HOME", ".local/state"),
-        ("XDG_CACHE_HOME", ".cache"),
-    ):
-        monkeypatch.setenv(var, str(home / sub))
-    for var, value in (
-        ("GIT_AUTHOR_NAME", "Test Author"),
-        ("GIT_AUTHOR_EMAIL", "author@example.com"),
-        ("GIT_COMMITTER_NAME", "Test Author"),
-        ("GIT_COMMITTER_EMAIL", "author@example.com"),
-    ):
+    for var, value in home_env(home).items():
         monkeypatch.setenv(var, value)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    (home / ".gitconfig").write_text('[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n')
     for var in [v for v in os.environ if v.startswith("PERISCOPE_") or v.startswith("GIT_DIR") or v == "GIT_WORK_TREE"]:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PERISCOPE_LOGIN_PORT", str(LOGIN_PORT))

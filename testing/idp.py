@@ -18,11 +18,11 @@ import ssl
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from testing.server import LocalServer
+from testing.server import LocalServer, QuietHandler
 
 
 def _b64(data: bytes) -> str:
@@ -40,22 +40,11 @@ class LocalIdP(LocalServer):
         self.lock = threading.Lock()
         idp = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def _json(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 if url.path.endswith("/.well-known/openid-configuration"):
-                    return self._json(200, idp.discovery())
+                    return self.reply_json(200, idp.discovery())
                 if url.path == "/tenant/authorize":
                     q = {k: v[0] for k, v in parse_qs(url.query).items()}
                     code = secrets.token_urlsafe(16)
@@ -70,24 +59,19 @@ class LocalIdP(LocalServer):
                             f'<html><body onload="document.forms[0].submit()"><form method="post" '
                             f'action="{html.escape(q["redirect_uri"])}">{inputs}</form></body></html>'
                         ).encode()
-                        self.send_response(200)
-                        self.send_header("Content-Type", "text/html")
-                        self.send_header("Content-Length", str(len(page)))
-                        self.end_headers()
-                        self.wfile.write(page)
-                        return
+                        return self.reply(200, page, "text/html")
                     self.send_response(302)
                     self.send_header("Location", q["redirect_uri"] + "?" + urlencode(params))
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                self._json(404, {"error": "not_found"})
+                self.reply_json(404, {"error": "not_found"})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 status, body = idp.token(form)
-                self._json(status, body)
+                self.reply_json(status, body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         if tls is not None:  # msal requires an https authority

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from testing.util import xdg_env
+
 OPENCODE_VERSION = "1.18.33"
 # Dollars per million tokens, so OpenCode computes a cost the tests can check.
 COST = {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75}
@@ -60,11 +62,7 @@ def opencode_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, s
     }
     env.update(
         {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_DATA_HOME": str(home / ".local/share"),
-            "XDG_STATE_HOME": str(home / ".local/state"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
+            **xdg_env(home),
             "OPENCODE_DISABLE_MODELS_FETCH": "1",
             "OPENCODE_DISABLE_AUTOUPDATE": "1",
             "OPENCODE_DISABLE_SHARE": "1",

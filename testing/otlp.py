@@ -61,57 +61,17 @@ def team_events(title: str = "Fix login") -> tuple[list[dict[str, Any]], dict[st
         "ses_a": {"parent_id": None, "title": title, "agent": "build"},
         "ses_b": {"parent_id": "ses_a", "title": title, "agent": "general"},
     }
+    # (day, model, provider, session, (input, output, reasoning, cache_read, cache_write), cost, sha)
+    rows = [
+        (0, "claude-sonnet-4", "anthropic", "ses_a", (1000, 200, 0, 3000, 500), 0.05, None),
+        (0, "claude-sonnet-4", "anthropic", "ses_a", (500, 100, 0, 4000, 0), 0.02, None),
+        (0, "gpt-5", "openai", "ses_b", (2000, 300, 700, 0, 0), 0.03, None),
+        (1, "claude-sonnet-4", "anthropic", "ses_a", (100, 50, 0, 900, 0), 0.01, "a" * 40),
+        (1, "gpt-5", "openai", "ses_b", (400, 60, 40, 600, 0), 0.004, "a" * 40),
+    ]
     msgs = [
-        _msg(
-            1,
-            day=0,
-            model="claude-sonnet-4",
-            provider="anthropic",
-            session="ses_a",
-            tokens=(1000, 200, 0, 3000, 500),
-            cost=0.05,
-            sha=None,
-        ),
-        _msg(
-            2,
-            day=0,
-            model="claude-sonnet-4",
-            provider="anthropic",
-            session="ses_a",
-            tokens=(500, 100, 0, 4000, 0),
-            cost=0.02,
-            sha=None,
-        ),
-        _msg(
-            3,
-            day=0,
-            model="gpt-5",
-            provider="openai",
-            session="ses_b",
-            tokens=(2000, 300, 700, 0, 0),
-            cost=0.03,
-            sha=None,
-        ),
-        _msg(
-            4,
-            day=1,
-            model="claude-sonnet-4",
-            provider="anthropic",
-            session="ses_a",
-            tokens=(100, 50, 0, 900, 0),
-            cost=0.01,
-            sha="a" * 40,
-        ),
-        _msg(
-            5,
-            day=1,
-            model="gpt-5",
-            provider="openai",
-            session="ses_b",
-            tokens=(400, 60, 40, 600, 0),
-            cost=0.004,
-            sha="a" * 40,
-        ),
+        _msg(i, day=day, model=model, provider=provider, session=session, tokens=tokens, cost=cost, sha=sha)
+        for i, (day, model, provider, session, tokens, cost, sha) in enumerate(rows, start=1)
     ]
     evs = [events.message_event(m, sessions[m["session_id"]], url) for m in msgs]
 

@@ -12,6 +12,33 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+GITCONFIG = '[init]\n\tdefaultBranch = main\n[protocol "file"]\n\tallow = always\n'
+
+
+def xdg_env(home: Path) -> dict[str, str]:
+    """HOME and the XDG folders inside `home`: nothing a test runs touches the real home."""
+    return {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_STATE_HOME": str(home / ".local/state"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+    }
+
+
+def home_env(home: Path) -> dict[str, str]:
+    """xdg_env plus a pinned git author and a git configuration of its own (written to `home`)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".gitconfig").write_text(GITCONFIG)
+    return {
+        **xdg_env(home),
+        "GIT_AUTHOR_NAME": "Test Author",
+        "GIT_AUTHOR_EMAIL": "author@example.com",
+        "GIT_COMMITTER_NAME": "Test Author",
+        "GIT_COMMITTER_EMAIL": "author@example.com",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+    }
 
 
 def git(
@@ -208,3 +235,14 @@ def export_events(event_type: str | None = None) -> list[dict[str, Any]]:
     args = ["export"] + (["--type", event_type] if event_type else [])
     out = periscope(*args).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def cost_at(rates: dict[str, float], tokens: dict[str, int]) -> float:
+    """Dollars for `tokens` at `rates` (dollars per million tokens, as providers publish them).
+    The agents' tokens: input excludes the cached ones, and reasoning is billed as output."""
+    return (
+        tokens["input"] * rates["input"]
+        + (tokens["output"] + tokens["reasoning"]) * rates["output"]
+        + tokens["cache_read"] * rates["cache_read"]
+        + tokens["cache_write"] * rates["cache_write"]
+    ) / 1e6

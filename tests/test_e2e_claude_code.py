@@ -22,7 +22,7 @@ from testing.claude_code import allow_tools, claude_env, find_claude_code, run_c
 from testing.delivery import point_config_at
 from testing.opencode import find_opencode, opencode_env, run_opencode, write_config
 from testing.receiver import Receiver
-from testing.util import git, init_repo, periscope, spool_path, state_dir
+from testing.util import cost_at, git, init_repo, periscope, spool_path, state_dir
 
 BINARY = find_claude_code()
 pytestmark = pytest.mark.skipif(
@@ -45,15 +45,6 @@ def expected_tokens(usage):
 # Anthropic's list prices for Claude Sonnet 4.5, dollars per million tokens (cache writes at the
 # 5-minute rate): Claude Code reports no per-message cost, so ingest prices each message.
 SONNET_4_5 = {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75}
-
-
-def expected_list_cost(t):
-    return (
-        t["input"] * SONNET_4_5["input"]
-        + (t["output"] + t["reasoning"]) * SONNET_4_5["output"]
-        + t["cache_read"] * SONNET_4_5["cache_read"]
-        + t["cache_write"] * SONNET_4_5["cache_write"]
-    ) / 1e6
 
 
 @pytest.fixture
@@ -107,7 +98,7 @@ def test_messages_carry_exact_tokens_and_no_repeats(project, server):
     m, want = msgs[0], server.responses[0]
     assert m["tokens"] == expected_tokens(want["usage"])
     assert m["cost_source"] == "estimated" and m["cost"] == 0.0
-    assert m["list_cost"] == pytest.approx(expected_list_cost(m["tokens"]), abs=1e-6)
+    assert m["list_cost"] == pytest.approx(cost_at(SONNET_4_5, m["tokens"]), abs=1e-6)
     assert m["provider"] == "anthropic" and m["model"] == want["model"]
     assert m["session"]["coding_agent"] == "claude-code" and m["session"]["is_subagent"] is False
     assert m["session"]["title"] is None
@@ -136,7 +127,7 @@ def test_agent_commit_includes_its_in_flight_message(project, delta_delay):
     assert ev["origin"] == "agent" and ev["agent"] == {"session_id": session_id, "message_included": True}
     assert ev["usage"]["messages"] == 1
     assert ev["usage"]["tokens"] == expected_tokens(tool_call["usage"])
-    assert ev["usage"]["list_cost"] == pytest.approx(expected_list_cost(ev["usage"]["tokens"]), abs=1e-6)
+    assert ev["usage"]["list_cost"] == pytest.approx(cost_at(SONNET_4_5, ev["usage"]["tokens"]), abs=1e-6)
     assert ev["usage"]["cost_sources"]["estimated"] == 1
     assert [s["coding_agent"] for s in ev["sessions"]] == ["claude-code"]
     conn = sqlite3.connect(str(state_dir(project) / "state.db"))

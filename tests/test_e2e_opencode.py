@@ -19,7 +19,7 @@ from testing.delivery import point_config_at
 from testing.openai_server import TITLE, FakeOpenAI
 from testing.opencode import COST, find_opencode, opencode_env, run_opencode, write_config
 from testing.receiver import Receiver
-from testing.util import git, init_repo, periscope, spool_path, state_dir
+from testing.util import cost_at, git, init_repo, periscope, spool_path, state_dir
 
 BINARY = find_opencode()
 pytestmark = pytest.mark.skipif(
@@ -39,16 +39,6 @@ def expected_tokens(usage):
         "cache_read": cached,
         "cache_write": 0,
     }
-
-
-def expected_cost(t):
-    # OpenCode bills reasoning tokens at the output rate.
-    return (
-        t["input"] * COST["input"]
-        + (t["output"] + t["reasoning"]) * COST["output"]
-        + t["cache_read"] * COST["cache_read"]
-        + t["cache_write"] * COST["cache_write"]
-    ) / 1e6
 
 
 @pytest.fixture
@@ -100,7 +90,7 @@ def test_one_plain_prompt(project, server):
     m = msgs[0]
     want = expected_tokens(server.responses[0]["usage"])
     assert m["tokens"] == want
-    assert m["cost"] == pytest.approx(expected_cost(want), rel=1e-9)
+    assert m["cost"] == pytest.approx(cost_at(COST, want), rel=1e-9)
     assert m["provider"] == "fakeai" and m["model"] == "fake-model"
     assert m["session"]["title"] == TITLE and m["session"]["agent"] == "build" and m["session"]["is_subagent"] is False
     assert m["session"]["id"].startswith("ses_")

@@ -16,7 +16,7 @@ import pytest
 
 from testing.openai_server import FakeOpenAI
 from testing.opencode import find_opencode, opencode_env, provider_config, run_opencode, write_config
-from testing.util import git, init_repo, periscope
+from testing.util import cost_at, git, init_repo, periscope
 
 BINARY = find_opencode()
 pytestmark = pytest.mark.skipif(
@@ -29,16 +29,6 @@ SONNET_4 = {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75
 
 def model_entry(cost):
     return {"name": "Sonnet", "cost": cost, "tool_call": True, "limit": {"context": 100000, "output": 4000}}
-
-
-def list_price(t):
-    # OpenCode's tokens: input excludes the cached ones, output excludes reasoning (billed as output).
-    return (
-        t["input"] * SONNET_4["input"]
-        + (t["output"] + t["reasoning"]) * SONNET_4["output"]
-        + t["cache_read"] * SONNET_4["cache_read"]
-        + t["cache_write"] * SONNET_4["cache_write"]
-    ) / 1e6
 
 
 def test_list_price_matches_a_configured_price_and_prices_a_zero_cost_provider(tmp_path):
@@ -74,11 +64,11 @@ def test_list_price_matches_a_configured_price_and_prices_a_zero_cost_provider(t
     # Same price configured as the table's: our list price is OpenCode's cost, to the micro-dollar.
     assert listed["cost"] > 0 and listed["cost_source"] == "reported"
     assert listed["list_cost"] == pytest.approx(listed["cost"], abs=1e-6)
-    assert listed["list_cost"] == pytest.approx(list_price(listed["tokens"]), abs=1e-6)
+    assert listed["list_cost"] == pytest.approx(cost_at(SONNET_4, listed["tokens"]), abs=1e-6)
     assert listed["price_snapshot"].startswith("genai-prices ")
     # Configured at 0: a subscription, with the maker's list price for the tokens used.
     assert plan["cost"] == 0 and plan["cost_source"] == "subscription"
-    assert plan["list_cost"] == pytest.approx(list_price(plan["tokens"]), abs=1e-6) and plan["list_cost"] > 0
+    assert plan["list_cost"] == pytest.approx(cost_at(SONNET_4, plan["tokens"]), abs=1e-6) and plan["list_cost"] > 0
     (commit,) = [
         json.loads(x) for x in periscope("export", "--type", "commit", cwd=project).stdout.splitlines() if x.strip()
     ]

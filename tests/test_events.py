@@ -437,3 +437,52 @@ def test_events_from_a_real_repository_carry_no_credentials_or_content(repo):
     for e in evs:
         validate(e)
         assert e["repo"]["url"] == "https://example.com/acme/widgets.git"
+
+
+def test_message_event_json_writes_exactly_what_json_dumps_of_message_event_writes():
+    """Ingest writes message events straight to their stored text (events.message_event_json):
+    byte for byte json.dumps(message_event(...)), for values of every type a spool line can hold."""
+    import random
+
+    rnd = random.Random(11)
+    values = [None, "", "x", 'ü\u2028"\\/<\x00', 0, -5, 2**70, 1.5, 0.1, 1e-05, 1e16, math.nan, math.inf, True, False]
+    values += [[1, "a"], {"b": 1, "a": None}]
+
+    def pick():
+        return rnd.choice(values)
+
+    for _ in range(3000):
+        session = rnd.choice([None, {"title": pick(), "parent_id": pick(), "agent": pick()}])
+        tokens = tuple(rnd.choice([0, 1, 1200, 2**40, True, None]) for _ in range(5))
+        row = {
+            "id": rnd.choice(["msg_1", "ü", "\x1f"]),
+            "session_id": pick(),
+            "time_ms": rnd.choice([0, 999, 1764000000123, 1764000000123.7, -5, 10**13 + 5, True]),
+            "provider": pick(),
+            "model": pick(),
+            "agent": pick(),
+            "cost": rnd.choice([None, 0, 0.0123, 5, 0.00005, math.nan, 1e300]),
+            "branch": pick(),
+            "sha": pick(),
+            "list_cost_micro": rnd.choice([None, 0, 12345, 10**20]),
+            "cost_source": rnd.choice([None, "", "reported"]),
+            "price_snapshot": pick(),
+            "coding_agent": rnd.choice([None, "", "claude-code"]),
+            **dict(zip(events.TOKEN_FIELDS, tokens)),
+        }
+        url = rnd.choice([None, URL, "ü"])
+        want = events.message_event(row, session, url)
+        eid, when, body = events.message_event_json(
+            row["id"], row["session_id"], row["time_ms"], row["provider"], row["model"], row["agent"], tokens,
+            row["cost"], row["branch"], row["sha"], row["list_cost_micro"], row["cost_source"],
+            row["price_snapshot"], row["coding_agent"], session, url,
+        )  # fmt: skip
+        assert body == json.dumps(want, separators=(",", ":"), sort_keys=True)
+        assert (eid, when) == (want["event_id"], want["time"])
+    # Equal values of different types (1 == 1.0 == True) are different JSON: never mixed up.
+    for model in ("1", 1, 1.0, True, "1", True):
+        row = {"id": "m", "session_id": "s", "time_ms": 1, "provider": "p", "model": model, "agent": "a", "cost": 1.0}
+        row.update({"branch": None, "sha": None, "list_cost_micro": None, "cost_source": None, "price_snapshot": None})
+        args = ("m", "s", 1, "p", model, "a", (0, 0, 0, 0, 0), 1.0, None, None, None, None, None, None, None, None)
+        want = events.message_event({**row, **dict.fromkeys(events.TOKEN_FIELDS, 0)}, None, None)
+        assert events.message_event_json(*args)[2] == json.dumps(want, separators=(",", ":"), sort_keys=True)

@@ -194,6 +194,35 @@ def test_rebase_does_not_swallow_pending_usage(repo):
     assert rows[after]["tokens"]["input"] == 7
 
 
+def test_a_rebase_replay_through_the_python_hook_writes_nothing(repo, monkeypatch):
+    """The Python hook (pre-commit's path, PERISCOPE_SH_HOOK=0) recognises a replay as the shim
+    does: no post-commit record per replayed commit; post-rewrite still moves the usage."""
+    monkeypatch.setenv("PERISCOPE_SH_HOOK", "0")
+    commit(repo.path, "base")
+    repo.git("checkout", "-q", "-b", "topic")
+    for i in range(5):
+        add_messages(repo, tokens=(10 + i, 0, 0, 0, 0))
+        commit(repo.path, f"t{i}", filename=f"t{i}.txt")
+    repo.git("checkout", "-q", "main")
+    commit(repo.path, "upstream", filename="up.txt")
+    repo.git("checkout", "-q", "topic")
+    before = spool_path(repo.path).read_text()
+    repo.git("rebase", "-q", "main")
+    added = [json.loads(x) for x in spool_path(repo.path).read_text()[len(before) :].splitlines()]
+    assert [r["hook"] for r in added] == ["post-rewrite"] and len(added[0]["pairs"]) == 5
+    rows = {r["sha"]: r for r in repo.report()}
+    news = repo.git("rev-list", "--reverse", "main..topic").split()
+    assert [rows[n]["tokens"]["input"] for n in news] == [10, 11, 12, 13, 14]
+    # A commit made at a rebase's stop is the user's own (`git commit`, not `git rebase`): recorded.
+    before = spool_path(repo.path).read_text()
+    repo.git("rebase", "-q", "--exec", "git commit -q --allow-empty -m at-a-stop", "HEAD~1")
+    added = [json.loads(x) for x in spool_path(repo.path).read_text()[len(before) :].splitlines()]
+    stop = repo.git("rev-parse", "HEAD")
+    assert [(r["hook"], r["sha"], r["rebasing"]) for r in added if r["hook"] == "post-commit"] == [
+        ("post-commit", stop, True)
+    ]
+
+
 def test_cherry_pick_and_revert(repo):
     commit(repo.path, "base")
     repo.git("checkout", "-q", "-b", "side")

@@ -34,7 +34,8 @@ def test_pre_commit_marker(tmp_path):
 
 # --- `periscope status` in a repository whose hooks pre-commit manages ------------------------
 
-PERISCOPE_IDS = ("periscope-post-commit", "periscope-post-merge", "periscope-post-rewrite")
+PERISCOPE_IDS = ("periscope-post-commit", "periscope-post-merge", "periscope-post-rewrite", "periscope-post-checkout")
+HOOK_TYPES = ("post-commit", "post-merge", "post-rewrite", "post-checkout")
 
 
 def pre_commit_script(hook_type: str, config: str = ".pre-commit-config.yaml") -> str:
@@ -73,22 +74,23 @@ def git_hooks_line(repo) -> str:
 
 
 def test_status_says_installed_through_pre_commit(tmp_path):
-    repo = pre_commit_repo(tmp_path, ("pre-commit", "post-commit", "post-merge", "post-rewrite"), PERISCOPE_IDS)
+    repo = pre_commit_repo(tmp_path, ("pre-commit", *HOOK_TYPES), PERISCOPE_IDS)
     assert git_hooks_line(repo) == "installed through the pre-commit framework (.pre-commit-config.yaml)"
 
 
 def test_status_names_the_config_pre_commit_was_installed_with(tmp_path):
-    repo = pre_commit_repo(
-        tmp_path, ("post-commit", "post-merge", "post-rewrite"), PERISCOPE_IDS, config_name="ci/pre-commit.yaml"
-    )
+    repo = pre_commit_repo(tmp_path, HOOK_TYPES, PERISCOPE_IDS, config_name="ci/pre-commit.yaml")
     assert git_hooks_line(repo) == "installed through the pre-commit framework (ci/pre-commit.yaml)"
 
 
 def test_status_says_which_ids_to_add_to_the_pre_commit_config(tmp_path):
-    repo = pre_commit_repo(tmp_path, ("post-commit", "post-merge", "post-rewrite"), ("periscope-post-commit",))
+    repo = pre_commit_repo(tmp_path, HOOK_TYPES, ("periscope-post-commit",))
     line = git_hooks_line(repo)
-    assert line.startswith("not installed: post-merge, post-rewrite (")
-    assert "add the hook ids periscope-post-merge, periscope-post-rewrite to .pre-commit-config.yaml" in line
+    assert line.startswith("not installed: post-merge, post-rewrite, post-checkout (")
+    assert (
+        "add the hook ids periscope-post-merge, periscope-post-rewrite, periscope-post-checkout"
+        " to .pre-commit-config.yaml"
+    ) in line
     assert "install-hooks" not in line and "pre-commit install" not in line
 
 
@@ -96,12 +98,15 @@ def test_status_says_which_hook_types_pre_commit_must_install(tmp_path):
     # The common case: pre-commit installed only for its own pre-commit hook, nothing of ours listed.
     repo = pre_commit_repo(tmp_path, ("pre-commit",), ())
     line = git_hooks_line(repo)
-    assert line.startswith("not installed: post-commit, post-merge, post-rewrite (")
+    assert line.startswith("not installed: post-commit, post-merge, post-rewrite, post-checkout (")
     assert (
-        "add the hook ids periscope-post-commit, periscope-post-merge, periscope-post-rewrite"
-        " to .pre-commit-config.yaml"
+        "add the hook ids periscope-post-commit, periscope-post-merge, periscope-post-rewrite,"
+        " periscope-post-checkout to .pre-commit-config.yaml"
     ) in line
-    assert "pre-commit install --hook-type post-commit --hook-type post-merge --hook-type post-rewrite" in line
+    assert (
+        "pre-commit install --hook-type post-commit --hook-type post-merge --hook-type post-rewrite"
+        " --hook-type post-checkout"
+    ) in line
     assert "periscope install-hooks" not in line
     # And install-hooks, which that advice no longer points to, still refuses.
     assert periscope("install-hooks", cwd=repo, check=False).returncode == 1
@@ -111,16 +116,16 @@ def test_status_with_the_ids_listed_but_a_hook_type_not_installed(tmp_path):
     repo = pre_commit_repo(tmp_path, ("pre-commit", "post-commit"), PERISCOPE_IDS)
     line = git_hooks_line(repo)
     assert line == (
-        "not installed: post-merge, post-rewrite (pre-commit manages this repository's hooks:"
-        " run pre-commit install --hook-type post-merge --hook-type post-rewrite)"
+        "not installed: post-merge, post-rewrite, post-checkout (pre-commit manages this repository's hooks:"
+        " run pre-commit install --hook-type post-merge --hook-type post-rewrite --hook-type post-checkout)"
     )
 
 
 def test_status_without_a_pre_commit_config(tmp_path):
-    repo = pre_commit_repo(tmp_path, ("post-commit", "post-merge", "post-rewrite"), PERISCOPE_IDS)
+    repo = pre_commit_repo(tmp_path, HOOK_TYPES, PERISCOPE_IDS)
     (repo / ".pre-commit-config.yaml").unlink()
     line = git_hooks_line(repo)
-    assert line.startswith("not installed: post-commit, post-merge, post-rewrite (")
+    assert line.startswith("not installed: post-commit, post-merge, post-rewrite, post-checkout (")
     assert "to .pre-commit-config.yaml" in line
 
 
@@ -129,7 +134,7 @@ def test_status_in_a_husky_repository_does_not_point_to_install_hooks(tmp_path):
     (repo / ".husky").mkdir()
     git(repo, "config", "core.hooksPath", ".husky")
     line = git_hooks_line(repo)
-    assert line.startswith("not installed: post-commit, post-merge, post-rewrite (") and "husky" in line
+    assert line.startswith("not installed: post-commit, post-merge, post-rewrite, post-checkout (") and "husky" in line
     assert "periscope install-hooks" not in line
 
 
@@ -139,7 +144,7 @@ def test_status_counts_our_shim_that_pre_commit_kept_as_legacy(tmp_path):
     repo = init_repo(tmp_path / "r")
     periscope("install-hooks", cwd=repo)
     hooks = repo / ".git" / "hooks"
-    for name in ("post-commit", "post-merge", "post-rewrite"):
+    for name in HOOK_TYPES:
         (hooks / name).rename(hooks / f"{name}.legacy")
         (hooks / name).write_text(pre_commit_script(name))
     (repo / ".pre-commit-config.yaml").write_text("repos: []\n")

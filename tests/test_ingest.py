@@ -141,3 +141,42 @@ def test_commit_event_ids_survive_a_new_remote_and_a_rebuilt_state_db(repo):
     assert {e["event_id"] for e in events} == before
     assert [e["commit"]["sha"] for e in events] == [sha]
     assert (state_dir(repo.path) / "repo-id").read_text().startswith("local:")
+
+
+def test_bulk_messages_queue_the_same_events_as_one_by_one(tmp_path):
+    """A run of messages is stored in bulk; a run holding a message stored before falls back to one
+    by one.  Both give the same events, in spool order, as the per-message path."""
+    from periscope_hooks import events
+
+    sd = tmp_path / "periscope"
+    recs = [
+        message_record(None, id=f"b{i}", cwd="", session_id=f"ses_{i % 2}", time=1764000000000 + i) for i in range(6)
+    ]
+    append_spool(None, session_record("ses_0", "Title"), *recs[:3], recs[1], *recs[3:], path=sd / "spool.jsonl")
+    result = process_spool(sd)
+    assert (result.messages, result.duplicates) == (6, 1)
+    conn = open_state_db(sd)
+    bodies = [r[0] for r in conn.execute("SELECT body FROM outbox ORDER BY seq")]
+    want = []
+    for rec in recs:
+        row = conn.execute("SELECT * FROM messages WHERE id = ?", (rec["id"],)).fetchone()
+        session = conn.execute("SELECT * FROM sessions WHERE id = ?", (rec["session_id"],)).fetchone()
+        want.append(json.dumps(events.message_event(row, session, None), separators=(",", ":"), sort_keys=True))
+    assert bodies == want
+    assert conn.execute("SELECT created FROM event_counts WHERE type = 'message'").fetchone()[0] == 6
+
+
+def test_events_go_to_the_outbox_when_the_store_cannot_take_them(tmp_path):
+    sd = tmp_path / "periscope"
+    append_spool(None, *[message_record(None, id=f"s{i}", cwd="") for i in range(3)], path=sd / "spool.jsonl")
+    offered = []
+
+    def busy(rows):
+        offered.append(len(rows))
+        return False
+
+    process_spool(sd, store_now=busy)
+    conn = open_state_db(sd)
+    assert offered == [3]
+    assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 3
+    assert conn.execute("SELECT created, delivered FROM event_counts WHERE type = 'message'").fetchone()[:] == (3, 0)

@@ -269,3 +269,39 @@ def test_a_store_locked_past_the_busy_timeout_leaves_the_events_for_a_retry(tmp_
         conn.close()
     assert_books_balance(state_dir)
     assert sorted(r[0] for r in rows()) == sorted(e["event_id"] for e in evs)
+
+
+def test_flush_stores_events_as_ingest_creates_them(repo):
+    """With the local store, `flush` stores each spool batch's events before the batch commits,
+    without the outbox: the same events, in the same order, as the outbox path queues, and the
+    books balance (created = delivered)."""
+    from testing.util import append_spool, commit, message_record, state_dir
+
+    for i in range(3):
+        append_spool(repo.path, *[message_record(repo.path, id=f"d{i}_{j}") for j in range(4)])
+        commit(repo.path, f"c{i}")
+    sd = state_dir(repo.path)
+    # The outbox path, for comparison: the same spool ingested into another state folder.
+    other = sd.parent / "periscope-compare"
+    other.mkdir()
+    (other / "spool.jsonl").write_bytes((sd / "spool.jsonl").read_bytes())
+    (other / "repo-id").write_text((sd / "repo-id").read_text() if (sd / "repo-id").exists() else "")
+    periscope("flush", cwd=repo.path)
+    from periscope_hooks.ingest import process_spool
+
+    process_spool(other)
+    conn = open_state_db(other)
+    queued = [r[0] for r in conn.execute("SELECT body FROM outbox ORDER BY seq")]
+    conn.close()
+    assert [json.loads(b)["type"] for b in queued].count("commit") == 3
+    assert list(iter_bodies_of_store()) == queued
+    conn = open_state_db(sd)
+    assert outbox.depth(conn) == 0
+    conn.close()
+    assert_books_balance(sd)
+
+
+def iter_bodies_of_store() -> list:
+    from periscope_hooks.sinks.local import iter_bodies
+
+    return list(iter_bodies())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from testing.precommit import configure, snapshot_project
-from testing.util import append_spool, commit, git, init_repo, message_record, periscope
+from testing.util import append_spool, commit, git, init_repo, message_record, periscope, spool_path
 
 FIXED_DATES = {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
 
@@ -81,6 +83,10 @@ def test_same_events_as_the_plain_shims(tmp_path, project_snapshot, pre_commit_h
     configure(framework, project, rev, pre_commit_home)
     scenario(framework)
     framework_events = normalized_events(framework)
+    # The rebase's replays through pre-commit (the Python hook) wrote no post-commit records.
+    records = [json.loads(line) for line in spool_path(framework).read_text().splitlines()]
+    assert [r for r in records if r.get("hook") == "post-commit" and r.get("rebasing")] == []
+    assert [r["hook"] for r in records if r.get("kind") == "commit"][-1] == "post-rewrite"
 
     kinds = sorted(
         (e["type"], e.get("commit", {}).get("kind") or e.get("command", ""))

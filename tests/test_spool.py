@@ -39,3 +39,30 @@ def test_non_utf8_and_huge_lines_do_not_break_reading(tmp_path):
     p.write_bytes(b"\xff\xfe garbage\n" + b'{"v":1,"kind":"session","session_id":"ok"}\n')
     recs = list(spool.iter_records(str(p)))
     assert recs == [{"v": 1, "kind": "session", "session_id": "ok"}]
+
+
+def test_ingest_reads_every_line_as_the_standard_library_does():
+    """ingest reads spool lines with orjson where it can (ingest/spool_reader.py) and falls back
+    to spool.parse_line (json) for anything orjson refuses: the same records either way."""
+    from periscope_hooks.ingest.spool_reader import parse_line
+
+    lines = [
+        b'{"v":1,"kind":"message","id":"m1","cost":0.0123,"tokens":{"input":5}}',
+        b'{"v":1,"id":"big","n":123456789012345678901234567890}',  # past 64 bits: orjson reads a float
+        b'{"v":1,"n":-9223372036854775809,"m":18446744073709551616}',
+        b'{"v":1,"n":-9223372036854775808,"m":18446744073709551615,"f":0.12345678901234567890123}',
+        b'{"v":1,"id":"nan","cost":NaN,"x":Infinity}',
+        b'{"v":1,"id":"\\ud800 lone surrogate"}',
+        b'\xef\xbb\xbf{"v":1,"id":"bom"}',
+        b'{"v":1,"id":"dup","id":"last"}',
+        b'{"v":1,"f":1e400,"g":-0.0,"h":1.7976931348623157e308,"u":"\\u00fc\\u2028"}',
+        b'  {"v":1,"id":"spaces"} \t',
+        b'{"v":1,"kind":"mess{"v":1,"kind":"message","id":"torn"}',
+        b"[1,2]",
+        b"garbage",
+        b"",
+        b'{"v":1,"id":"\xff"}',
+    ]
+    for raw in lines:
+        fast, std = parse_line(raw), spool.parse_line(raw)
+        assert repr(fast) == repr(std), raw

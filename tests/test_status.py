@@ -59,7 +59,10 @@ def test_fresh_repository_without_hooks(tmp_path):
     assert all(line[width : width + 2] == "  " and line[width + 2] != " " for line in proc.stdout.splitlines())
     s = dict(rows)
     assert s["repository"] == os.path.realpath(repo)
-    assert s["git hooks"] == "not installed: post-commit, post-merge, post-rewrite (run periscope install-hooks)"
+    assert (
+        s["git hooks"]
+        == "not installed: post-commit, post-merge, post-rewrite, post-checkout (run periscope install-hooks)"
+    )
     assert s["messages"] == "0 recorded, 0 not linked to a commit yet"
     assert s["outbox"] == "0 event(s) waiting for delivery"
     assert s["spool"] == "0 byte(s) not yet ingested"

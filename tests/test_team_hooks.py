@@ -12,7 +12,7 @@ import pytest
 
 from testing.util import commit, git, init_repo, periscope, spool_path
 
-HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite")
+HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite", "post-checkout")
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ DISPATCHER = """#!/bin/sh
 # Like overcommit's generated hooks: one script, behaviour chosen by its file name.
 hook_type=$(basename "$0")
 case "$hook_type" in
-  post-commit|post-merge|post-rewrite) ;;
+  post-commit|post-merge|post-rewrite|post-checkout) ;;
   *) echo "unknown hook $hook_type" >&2; exit 99 ;;
 esac
 dir=$(git rev-parse --git-dir)

@@ -25,7 +25,7 @@ from periscope_hooks import git, output, paths
 from periscope_hooks.errors import UserError
 from periscope_hooks.repo import resolve_dirs
 
-HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite")
+HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite", "post-checkout")
 MARKER = "# periscope-hooks-shim"
 PRIOR_MARKERS: list[str] = []  # markers of older shim versions, still recognised as ours
 LEGACY_SUFFIX = ".periscope-legacy"  # where shims before the kept-hooks folder kept a user's hook

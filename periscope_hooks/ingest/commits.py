@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 
-from periscope_hooks import events, git, outbox, statedb
+from periscope_hooks import events, git, statedb
 from periscope_hooks.ingest import rules
 from periscope_hooks.ingest.context import IngestContext
 from periscope_hooks.ingest.records import Commit, Rewrite, squash_reflog_json
@@ -140,7 +140,7 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
 
 def emit_link(ctx: IngestContext, link: sqlite3.Row, note: str | None) -> None:
     conn = ctx.conn
-    msgs = statedb.link_messages(conn, [link["id"]])
+    msgs = statedb.link_messages_for_event(conn, link["id"])
     agent = None
     if link["origin"] == "agent":
         included = link["agent_message_id"] is None or any(m["id"] == link["agent_message_id"] for m in msgs)
@@ -155,11 +155,12 @@ def emit_link(ctx: IngestContext, link: sqlite3.Row, note: str | None) -> None:
         origin=link["origin"],
         time_ms=link["time_ms"],
         messages=msgs,
-        sessions=statedb.sessions_by_id(conn, [m["session_id"] for m in msgs]),
+        # The batch's session rows (read once per batch, dropped when a record changes one).
+        sessions={sid: row for sid in {m["session_id"] for m in msgs} if (row := ctx.session(sid)) is not None},
         agent=agent,
         note=note,
     )
-    outbox.enqueue(conn, event)
+    ctx.events.add(event)
     statedb.mark_link_emitted(conn, link["id"], note)
     if ctx.common_dir and ctx.settings(link["worktree"] or "").notes:
         ctx.notes.append(link["current_sha"])
@@ -174,8 +175,7 @@ def apply_rewrite(ctx: IngestContext, rec: Rewrite) -> None:
     mapping = dict((o, n) for o, n in rec.pairs)
     statedb.record_rewrites(conn, rec.command, rec.pairs, rec.time)
     statedb.move_links(conn, mapping)
-    outbox.enqueue(
-        conn,
+    ctx.events.add(
         events.rewrite_event(
             repo_id=ctx.repo_id, repo_url=ctx.repo_url, command=rec.command, pairs=rec.pairs, time_ms=rec.time
         ),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from periscope_hooks import git, logfile, paths, pricing, statedb
+from periscope_hooks.ingest.queue import EventQueue, StoreNow
 from periscope_hooks.settings import RepoSettings, load_settings
 
 REPO_ID_NAME = "repo-id"  # in the state dir, beside the spool
@@ -44,12 +45,17 @@ class IngestContext:
     _sessions: dict[Any, Any] = field(default_factory=dict)
     _held_ids: set[str] | None = None
     known_worktrees: set[str] = field(default_factory=set)  # paths whose identity this run stored
+    # The flusher's local store, when it takes events as they are created (ingest/queue.py).
+    store_now: StoreNow | None = None
+    events: EventQueue = field(init=False)
 
     def __post_init__(self) -> None:
+        self.events = EventQueue(self.conn, self.store_now)
         if self.common_dir is None and (self.state_dir.parent / "HEAD").exists():
             self.common_dir = str(self.state_dir.parent)
 
     def start_batch(self) -> None:
+        self.events.discard()  # a batch that rolled back took its events with it
         self._sessions.clear()
         self._held_ids = None
 

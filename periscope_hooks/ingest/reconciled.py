@@ -8,7 +8,7 @@ moves nothing and announces nothing.
 
 from __future__ import annotations
 
-from periscope_hooks import events, outbox, statedb
+from periscope_hooks import events, statedb
 from periscope_hooks.ingest.context import IngestContext
 from periscope_hooks.ingest.records import Reconcile
 
@@ -17,8 +17,7 @@ def apply_reconcile(ctx: IngestContext, rec: Reconcile) -> None:
     pairs = statedb.move_reconciled(ctx.conn, rec.command, rec.pairs, rec.time)
     if not pairs:
         return
-    outbox.enqueue(
-        ctx.conn,
+    ctx.events.add(
         events.rewrite_event(
             repo_id=ctx.repo_id, repo_url=ctx.repo_url, command=rec.command, pairs=pairs, time_ms=rec.time
         ),

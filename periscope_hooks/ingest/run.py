@@ -6,16 +6,17 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Union
 
-from periscope_hooks import spool, statedb
+from periscope_hooks import statedb
 from periscope_hooks.ingest import records, rules
 from periscope_hooks.ingest.commits import apply_commit, apply_rewrite, lookup_parents
 from periscope_hooks.ingest.context import IngestContext, IngestResult
 from periscope_hooks.ingest.holds import apply_hold_expired, record_expired_holds
-from periscope_hooks.ingest.messages import apply_message
+from periscope_hooks.ingest.messages import apply_message, apply_messages, bulk_ready
 from periscope_hooks.ingest.notes_sync import write_pending_notes
+from periscope_hooks.ingest.queue import StoreNow
 from periscope_hooks.ingest.reconciled import apply_reconcile
 from periscope_hooks.ingest.sessions import apply_session
-from periscope_hooks.ingest.spool_reader import read_batch, store_position
+from periscope_hooks.ingest.spool_reader import parse_line, read_batch, store_position
 from periscope_hooks.ingest.worktrees import apply_worktree_moved
 from periscope_hooks.ingest.worktrees import record_moves as record_worktree_moves
 from periscope_hooks.state import open_state_db, transaction
@@ -32,7 +33,7 @@ def _skip(ctx: IngestContext, where: str, log_line: str) -> None:
 
 
 def _parse(ctx: IngestContext, line_offset: int, raw: bytes) -> tuple[dict[str, Any] | None, Parsed]:
-    rec, garbage = spool.parse_line(raw)
+    rec, garbage = parse_line(raw)
     if garbage:
         # Offset and length only: a garbage line could hold anything.
         _skip(
@@ -81,6 +82,17 @@ def _apply(
         )
 
 
+def _apply_run(
+    ctx: IngestContext, run: list[tuple[int, records.Message]], lines: dict[int, tuple[bytes, dict[str, Any]]]
+) -> None:
+    """Apply (and empty) a run of messages: in bulk, or one by one when bulk cannot take it."""
+    if run and not apply_messages(ctx, run):
+        for offset, record in run:
+            raw, rec = lines[offset]
+            _apply(ctx, offset, raw, rec, record, {})
+    run.clear()
+
+
 def _needs_parents(rec: Parsed) -> bool:
     return (
         isinstance(rec, records.Commit)
@@ -99,12 +111,21 @@ def ingest_batch(ctx: IngestContext) -> bool:
             return False
         ctx.start_batch()
         parsed = [(offset, raw, *_parse(ctx, offset, raw)) for offset, raw in batch.lines]
+        parsed_by_offset = {offset: (raw, rec) for offset, raw, rec, _ in parsed if rec is not None}
         parents = lookup_parents(
             ctx, [p.sha for _, _, _, p in parsed if isinstance(p, records.Commit) and p.sha and _needs_parents(p)]
         )
+        run: list[tuple[int, records.Message]] = []  # consecutive messages, applied in bulk
         for offset, raw, rec, record in parsed:
-            if rec is not None:
-                _apply(ctx, offset, raw, rec, record, parents)
+            if rec is None:
+                continue
+            if isinstance(record, records.Message) and bulk_ready(ctx, record):
+                run.append((offset, record))
+                continue
+            _apply_run(ctx, run, parsed_by_offset)
+            _apply(ctx, offset, raw, rec, record, parents)
+        _apply_run(ctx, run, parsed_by_offset)
+        ctx.events.write()
         store_position(ctx.conn, batch)
     return True
 
@@ -117,15 +138,20 @@ def _drain(ctx: IngestContext, after_batch: Callable[[], None] | None) -> None:
 
 
 def process_spool(
-    state_dir: Path, conn: sqlite3.Connection | None = None, *, after_batch: Callable[[], None] | None = None
+    state_dir: Path,
+    conn: sqlite3.Connection | None = None,
+    *,
+    after_batch: Callable[[], None] | None = None,
+    store_now: StoreNow | None = None,
 ) -> IngestResult:
     """Ingest everything the spool holds, link it, and record (then apply) expired agent-commit holds.
     `after_batch` runs after each committed batch (the flusher delivers there, so the outbox never
-    holds more than about one batch of a long spool)."""
+    holds more than about one batch of a long spool).  `store_now`: a sink that takes each batch's
+    events before the batch commits (the local store; ingest/queue.py), instead of the outbox."""
     own = conn is None
     conn = conn or open_state_db(state_dir)
     try:
-        ctx = IngestContext(conn, state_dir)
+        ctx = IngestContext(conn, state_dir, store_now=store_now)
         _drain(ctx, after_batch)
         # Decisions made from the clock and the live repository are recorded in the spool first,
         # then applied like any record: a rebuild meets them at the same place.

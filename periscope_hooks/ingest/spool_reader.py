@@ -7,14 +7,39 @@ the batch, so a crash re-reads and never skips; everything applied is idempotent
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from periscope_hooks import spool, statedb
 from periscope_hooks.statedb import Meta
 
+try:  # 4x faster than json.loads on a spool line (~4 us against ~16 us: a fifth of a message's ingest)
+    import orjson
+except ImportError:  # pragma: no cover - a dependency; the standard library reads the same records
+    orjson = None  # type: ignore[assignment]
+
+# orjson reads an integer past 64 bits as a float (json.loads keeps it exact); 19 digits in a row
+# may be one (-9223372036854775809), so such a line is read by json.
+_MAYBE_BIG_INT = re.compile(rb"[0-9]{19}")
+
 BATCH_BYTES = 4 << 20
+
+
+def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, bool]:
+    """spool.parse_line, faster: orjson reads a well-formed line; anything it refuses (NaN, a
+    lone surrogate, a torn line) or might read otherwise (a long integer) goes to spool.parse_line,
+    so a record reads as the standard library reads it (tests/test_spool.py)."""
+    if orjson is not None and _MAYBE_BIG_INT.search(raw) is None:
+        try:
+            rec = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if type(rec) is dict:
+                return rec, False
+    return spool.parse_line(raw)
 
 
 @dataclass

@@ -29,6 +29,90 @@ if [ "$HOOK_NAME" = post-commit ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
         esac
     fi
 fi
+# The detached flusher, as hook.spawn_background_flush starts it: its own session, no terminal,
+# no pipes, git's repository variables dropped; it waits 0.2 s so that git finishes first.
+# $1: the state folder.  Forks once here; everything else happens in the background.
+ps_spawn_flush() {
+    (
+        trap '' HUP
+        sleep 0.2
+        if [ "$ps_reftable" = 1 ]; then ps_reftable_switch || exit 0; fi
+        for ps_v in $(env | sed -n 's/^\(GIT_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$ps_v"; done
+        ps_setsid=
+        command -v setsid >/dev/null 2>&1 && ps_setsid=setsid
+        [ -x "$INSTALL_PYTHON" ] && exec $ps_setsid "$INSTALL_PYTHON" -c \
+            'import sys;from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))' \
+            _background-flush "$1"
+        exec $ps_setsid periscope _background-flush "$1"
+    ) </dev/null >/dev/null 2>&1 &
+}
+ps_reftable=
+
+# --- post-checkout: a switch to the default branch starts the flusher, which reconciles ---------
+# `git fetch` runs no hook, so a squash or rebase merge it brought in is followed when you switch
+# to the default branch (`git switch main` after the forge merged the pull request).  Builtins only
+# in the foreground: the one fork is the detached flusher's.  Nothing for a file checkout (flag 0),
+# the first checkout of `git clone` or `git worktree add` (old HEAD all zeros), a rebase's
+# checkouts (our parent is `git rebase`, its state folder exists, or HEAD is detached), a repository
+# periscope never recorded in (no spool), or any other branch.  The default branch: the one
+# refs/remotes/origin/HEAD names, else the first other remote's HEAD, else main or master
+# (what reconcile.read_refs takes as upstream; docs/design.md).  PERISCOPE_SH_HOOK=0: Python decides.
+ps_checkout_switch() { # $1 old HEAD, $2 new HEAD, $3 flag -> 0: start the flusher (ps_sd is set)
+    [ "$3" = 1 ] || return 1
+    case $1 in *[!0]*) ;; *) return 1 ;; esac
+    IFS= read -r ps_cmd </proc/$PPID/cmdline 2>/dev/null # sh drops the NULs between arguments
+    case $ps_cmd in gitrebase* | */gitrebase*) return 1 ;; esac
+    ps_gd=${GIT_DIR:-.git}
+    if [ -f "$ps_gd" ]; then
+        read -r ps_line <"$ps_gd" || return 1
+        case $ps_line in "gitdir: "*) ps_gd=${ps_line#gitdir: } ;; *) return 1 ;; esac
+    fi
+    [ ! -d "$ps_gd/rebase-merge" ] && [ ! -d "$ps_gd/rebase-apply" ] || return 1
+    ps_cd=$ps_gd
+    if [ -f "$ps_gd/commondir" ]; then
+        read -r ps_line <"$ps_gd/commondir" || return 1
+        case $ps_line in /*) ps_cd=$ps_line ;; *) ps_cd=$ps_gd/$ps_line ;; esac
+    fi
+    [ -f "$ps_cd/periscope/spool.jsonl" ] || return 1
+    ps_sd=$ps_cd/periscope
+    case $ps_sd in /*) ;; *) ps_sd=$PWD/$ps_sd ;; esac
+    read -r ps_line <"$ps_gd/HEAD" || return 1
+    case $ps_line in "ref: refs/heads/"*) ps_branch=${ps_line#ref: refs/heads/} ;; *) return 1 ;; esac
+    if [ "$ps_branch" = .invalid ]; then # reftable: git knows; asked in the background
+        ps_reftable=1
+        return 0
+    fi
+    ps_def=
+    for ps_f in "$ps_cd/refs/remotes/origin/HEAD" "$ps_cd"/refs/remotes/*/HEAD; do
+        [ -f "$ps_f" ] && read -r ps_line <"$ps_f" || continue
+        case $ps_line in "ref: refs/remotes/"*/?*)
+            ps_def=${ps_line#ref: refs/remotes/*/}
+            break
+            ;;
+        esac
+    done
+    case $ps_def in
+    '') [ "$ps_branch" = main ] || [ "$ps_branch" = master ] ;;
+    *) [ "$ps_branch" = "$ps_def" ] ;;
+    esac
+}
+
+ps_reftable_switch() { # the same test, asking git (in the background: about 2 ms a process)
+    ps_branch=$(git symbolic-ref -q --short HEAD) || return 1
+    ps_def=$(git symbolic-ref -q --short refs/remotes/origin/HEAD) && ps_def=${ps_def#*/}
+    case $ps_def in
+    '') [ "$ps_branch" = main ] || [ "$ps_branch" = master ] ;;
+    *) [ "$ps_branch" = "$ps_def" ] ;;
+    esac
+}
+
+if [ "$HOOK_NAME" = post-checkout ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
+    if [ "${PERISCOPE_BACKGROUND:-1}" != 0 ] && ps_checkout_switch "$@" 2>/dev/null; then
+        ps_spawn_flush "$ps_sd"
+    fi
+    [ -x "$KEPT" ] && exec "$KEPT" "$@"
+    exit 0
+fi
 PY_RUN='import sys
 try:
     from periscope_hooks.hook import run
@@ -232,19 +316,9 @@ periscope_sh_post_commit() {
     [ ${#ps_rec} -lt 4000 ] || return 1 # one write(2) of the line: sh's output buffer holds it
     printf '%s\n' "$ps_rec" >>"$ps_sd/spool.jsonl" 2>/dev/null || return 1
     ps_written=1
-    # The detached flusher, as hook.spawn_background_flush starts it (none while rebasing:
-    # post-rewrite's comes at the end).
+    # The detached flusher (none while rebasing: post-rewrite's comes at the end).
     if [ "${PERISCOPE_BACKGROUND:-1}" != 0 ] && [ "$ps_rebasing" = false ]; then
-        (
-            trap '' HUP
-            sleep 0.2
-            for ps_v in $(env | sed -n 's/^\(GIT_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$ps_v"; done
-            ps_setsid=
-            command -v setsid >/dev/null 2>&1 && ps_setsid=setsid
-            exec $ps_setsid "$INSTALL_PYTHON" -c \
-                'import sys;from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))' \
-                _background-flush "$ps_sd"
-        ) </dev/null >/dev/null 2>&1 &
+        ps_spawn_flush "$ps_sd"
     fi
     return 0
 }

@@ -98,7 +98,13 @@ class LocalStoreSink:
             [(r.event_id, r.type, r.time if r.time is not None else r.event().get("time"), r.body) for r in rows]
         )
 
-    def _guarded(self, rows: list[tuple[str, str, Any, str]]) -> SendOutcome:
+    def store_now(self, rows: list[tuple[str, str, str | None, str]]) -> bool:
+        """Store events as ingest creates them, (event_id, type, time, body) each, before the
+        batch that made them commits (periscope_hooks/ingest/queue.py); False when the store is
+        locked past the busy timeout (the events then go through the outbox)."""
+        return self._guarded(rows).error is None
+
+    def _guarded(self, rows: Sequence[tuple[str, str, Any, str]]) -> SendOutcome:
         try:
             return self._store(rows)
         except sqlite3.OperationalError as e:
@@ -107,7 +113,7 @@ class LocalStoreSink:
             # Another process held the store past the busy timeout: keep the batch for a later try.
             return SendOutcome(error=f"the local store {self.path} is locked by another process")
 
-    def _store(self, rows: list[tuple[str, str, Any, str]]) -> SendOutcome:
+    def _store(self, rows: Sequence[tuple[str, str, Any, str]]) -> SendOutcome:
         if self._conn is None:
             self._conn = open_local_store(self.path, self.busy_timeout_s)
         now = int(time.time() * 1000)
