@@ -378,3 +378,26 @@ def test_squash_whose_first_commit_carries_most_of_its_lines(forge: Forge) -> No
     forge.reconcile()
     assert forge.where() == {first: squash, second: squash}
     assert _commands(forge) == ["forge-squash"]
+
+
+def test_release_branch_whose_newest_commit_is_a_fix_copied_to_main(forge: Forge) -> None:
+    """A fix on a release branch, copied to main with a plain cherry-pick, is the release's
+    newest commit: its tip matched, but the branch also holds a commit with no copy on main (the
+    release's own version bump), so it is a release branch, not a merged pull request's stale
+    branch, and the fix keeps its usage (bench/reconcile_accuracy.py moved such fixes)."""
+    git(forge.web, "push", "-q", "origin", "main:release-1")
+    git(forge.dev, "fetch", "-q", "origin")
+    git(forge.dev, "checkout", "-q", "-b", "release-1", "origin/release-1")
+    forge.dev_commit("a.txt", 1, "version = 1.0.1", usage=False, env=OTHER_ENV)  # the release's own
+    fix = forge.dev_commit("b.txt", 10, "a release fix\nof\nfive\nlines\nhere")
+    git(forge.dev, "push", "-q", "origin", "release-1")
+    git(forge.web, "fetch", "-q", "origin")
+    git(forge.web, "cherry-pick", fix, env=OTHER_ENV)  # a plain copy: no `cherry picked from` line
+    git(forge.web, "push", "-q", "origin", "main")
+    git(forge.dev, "checkout", "-q", "main")
+    git(forge.dev, "branch", "-q", "-D", "release-1")
+    git(forge.dev, "pull", "-q", "--ff-only", "origin", "main")
+
+    forge.reconcile()
+    assert forge.where()[fix] == fix
+    assert forge.rewrite_events() == []
