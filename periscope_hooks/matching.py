@@ -155,6 +155,9 @@ def _authors(inputs: Inputs, commits: Sequence[str]) -> set[str]:
 
 def match_range(inputs: Inputs, base: str, commits: Sequence[str], candidates: Iterable[str]) -> Match | None:
     """The oldest target that reproduces `base..commits[-1]`, or None."""
+    candidates = list(candidates)
+    if not candidates:
+        return None  # no range diff to read (a `git diff` each)
     end = commits[-1]
     diff = inputs.diff_of(base, end, commits)
     if not diff.changes:

@@ -258,9 +258,10 @@ def place(common_dir: str, refs: Refs, linked: Sequence[str]) -> Placement:
 @dataclass
 class Seen:
     """What earlier runs already compared (a cache in state.db, never a record): the tips then, and
-    the linked commits that matched nothing, by class (`lost`: no ref holds them; `live`).  Such a
-    commit is compared again only with commits new since (an abandoned branch would otherwise
-    make every run after a ref change read the whole window again)."""
+    the linked commits that matched nothing or stay where they are (another remote branch holds
+    them), by class (`lost`: no ref holds them; `live`).  Such a commit is compared again only with
+    commits new since (an abandoned branch, or a release branch's fixes, would otherwise make every
+    run after a ref change read the whole window again); a change of class compares it anew."""
 
     tips: list[str] = field(default_factory=list)
     upstream: str | None = None
@@ -358,14 +359,20 @@ def decide(
         cls = "lost" if commits[-1] in lost else "live"
         pool = targets_all if cls == "lost" else [t for t in targets_all if t in upstream_line]
         fresh = fresh_any if cls == "lost" else fresh_upstream
-        if fresh is not None and all(seen.examined.get(c) == cls for c in commits if c in wanted):
-            pool = [t for t in pool if t in fresh]
-        # Each chain's own window: its replacement is newer than its oldest commit (less the slack).
-        # The window above reaches back to the oldest chain of all (an abandoned branch, a release
-        # fix kept there); reading every target's diff for every chain made each run after a ref
-        # change cost O(history since then) (the accuracy bench: 7.4 s a run after 300 PRs).
-        chain_since = min((times.get(c, 0) for c in commits), default=0) - WINDOW_SLACK_S
-        pool = [t for t in pool if target_times.get(t, 0) >= chain_since]
+        # A replacement is newer than the commit it replaces (less the slack for clock skew): the
+        # chain's linked commits not compared before are compared with every target since the
+        # oldest of them, the ones compared before only with targets new since.  The window above
+        # reaches back to the oldest chain of all, and a chain's oldest commit may be much older
+        # than its linked ones (a release branch forked long ago); comparing every chain with that
+        # whole window made each run after a ref change cost O(history) (the accuracy bench: 2 s
+        # CPU a run after 300 pull requests, 4.6 s at most).
+        pending = [times.get(c, 0) for c in commits if c in wanted and (fresh is None or seen.examined.get(c) != cls)]
+        chain_since = min(pending) - WINDOW_SLACK_S if pending else None
+        pool = [
+            t
+            for t in pool
+            if (fresh is not None and t in fresh) or (chain_since is not None and target_times.get(t, 0) >= chain_since)
+        ]
         pools.append(pool)
         classes.append(cls)
     chain_commits = sorted({c for _, cs in chains for c in cs})
@@ -406,7 +413,7 @@ def decide(
     moves = matching.assign((m for m, _ in all_matches), wanted - moved - held)
     for (_, commits), cls in zip(chains, classes):
         for c in commits:
-            if c in wanted and c not in moves and c not in held:
+            if c in wanted and c not in moves:  # held ones too: compared, and left alone
                 now_seen.examined[c] = cls
     tiers: dict[str, str] = {}
     sizes: dict[str, int] = {}
