@@ -106,6 +106,13 @@ class Inputs:
     range_diff: Callable[[str, str], Diff]  # (base, end) -> the range's diff
     remerge_tree: Callable[[str, str], str | None]  # (target's parent, end) -> merged tree or None
     cache: dict[tuple[str, str], Diff] = field(default_factory=dict)
+    range_diffs: Callable[[list[tuple[str, str]]], dict[tuple[str, str], Diff]] | None = None  # many at once
+
+    def prefetch(self, base: str, ends: Sequence[str]) -> None:
+        """Read the diffs of base..end for all `ends` at once (one process, not one each)."""
+        missing = [(base, e) for e in dict.fromkeys(ends) if (base, e) not in self.cache]
+        if self.range_diffs is not None and len(missing) > 1:
+            self.cache.update(self.range_diffs(missing))
 
     def diff_of(self, base: str, end: str, commits: Sequence[str]) -> Diff:
         if len(commits) == 1 and commits[0] in self.facts and self.facts[commits[0]].parents[:1] == (base,):
@@ -210,7 +217,13 @@ def match_chain(inputs: Inputs, chain: Chain, wanted: set[str]) -> list[Match]:
     base, start = chain.base, 0
     last_wanted = max((i for i, c in enumerate(chain.commits) if c in wanted), default=-1)
     k = 0
+    prefetched: set[str] = set()
     while k < len(chain.commits) and start <= last_wanted:
+        if candidates and base not in prefetched:
+            # every range this walk may ask for from this base: up to the last wanted commit, and
+            # past it as far as a match may grow
+            prefetched.add(base)
+            inputs.prefetch(base, chain.commits[start + 1 : last_wanted + 1 + MAX_EXTEND])
         first, range_base = start, base
         found = match_range(inputs, base, chain.commits[start : k + 1], candidates)
         if found is None and k > start:
@@ -313,6 +326,33 @@ def read_range_diff(common_dir: str, base: str, end: str) -> Diff:
     return parse_diff(
         run_git(["diff", "-U0", "--no-renames", "--no-color", "--no-ext-diff", base, end], git_dir=common_dir)
     )
+
+
+def read_range_diffs(common_dir: str, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Diff]:
+    """`read_range_diff` for many (base, end) pairs in one `git diff-tree --stdin` (a process per
+    range was most of matching's cost: a chain's walk asks for base..c for each of its commits).
+    Each pair is given as `end base`, which diff-tree reads as a commit and its parent (so the
+    diff is base..end); it echoes the first commit before each patch, and the ends are distinct
+    where the bases are not (a pair with no change prints nothing)."""
+    from periscope_hooks.git import run_git
+
+    ends = {end: (base, end) for base, end in pairs}
+    if len(ends) != len(pairs):
+        raise ValueError("read_range_diffs: each end once")
+    out = run_git(
+        ["diff-tree", "--stdin", "-r", "-p", "-U0", "--no-renames", "--no-color", "--no-ext-diff"],
+        git_dir=common_dir,
+        input="".join(f"{end} {base}\n" for base, end in pairs),
+        timeout=300,
+    )
+    found: dict[tuple[str, str], list[str]] = {}
+    current: list[str] | None = None
+    for line in out.split("\n"):
+        if line in ends:
+            current = found.setdefault(ends[line], [])
+        elif current is not None:
+            current.append(line)
+    return {pair: parse_diff("\n".join(found.get(pair, []))) for pair in pairs}
 
 
 def remerge_tree(common_dir: str, onto: str, end: str) -> str | None:

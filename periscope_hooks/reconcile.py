@@ -381,6 +381,9 @@ def decide(
     def _range(base: str, end: str) -> matching.Diff:
         return matching.read_range_diff(common_dir, base, end)
 
+    def _ranges(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], matching.Diff]:
+        return matching.read_range_diffs(common_dir, pairs)
+
     def _remerge(onto: str, end: str) -> str | None:
         return matching.remerge_tree(common_dir, onto, end)
 
@@ -389,7 +392,7 @@ def decide(
     for (base, commits), pool in zip(chains, pools):
         boundary = {p for c in commits for p in sub.get(c, ()) if p not in sub} | {base}
         exclude = frozenset(_ancestors_in(window, boundary))
-        inputs = matching.Inputs(facts, pool, _range, _remerge, cache)
+        inputs = matching.Inputs(facts, pool, _range, _remerge, cache, _ranges)
         for m in matching.match_chain(inputs, matching.Chain(base, tuple(commits), exclude), wanted - moved):
             all_matches.append((m, len(commits)))
 

@@ -401,3 +401,34 @@ def test_release_branch_whose_newest_commit_is_a_fix_copied_to_main(forge: Forge
     forge.reconcile()
     assert forge.where()[fix] == fix
     assert forge.rewrite_events() == []
+
+
+def test_range_diffs_read_at_once_equal_one_by_one(tmp_path: Path) -> None:
+    """Matching reads a chain's ranges base..c in one `git diff-tree --stdin`: the same diffs as
+    one `git diff` each, an empty range and added, deleted and changed files included."""
+    from periscope_hooks import matching
+    from testing.util import init_repo
+
+    repo = init_repo(tmp_path / "r", remote=None)
+    shas = []
+    for i, (name, text) in enumerate([("a.txt", "one\ntwo\n"), ("b.txt", "x\n"), ("a.txt", "one\n2\n")]):
+        (repo / name).write_text(text)
+        git(repo, "add", name)
+        git(repo, "commit", "-q", "-m", f"c{i}")
+        shas.append(git(repo, "rev-parse", "HEAD"))
+    git(repo, "rm", "-q", "b.txt")
+    git(repo, "commit", "-q", "-m", "drop b")
+    shas.append(git(repo, "rev-parse", "HEAD"))
+    git(repo, "commit", "-q", "--allow-empty", "-m", "empty")
+    shas.append(git(repo, "rev-parse", "HEAD"))
+    common = str(repo / ".git")
+    pairs = [(shas[0], end) for end in shas[1:]] + [(shas[3], shas[4])]
+    with pytest.raises(ValueError):
+        matching.read_range_diffs(common, pairs)  # each end once: it names the patch that follows
+    pairs = pairs[:-1]
+    many = matching.read_range_diffs(common, pairs)
+    assert many == {p: matching.read_range_diff(common, *p) for p in pairs}
+    assert (
+        many[(shas[0], shas[4])] == many[(shas[0], shas[3])]
+        and not matching.read_range_diffs(common, [(shas[3], shas[4])])[(shas[3], shas[4])].changes
+    )
