@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shlex
 import sqlite3
 import statistics
@@ -143,10 +144,21 @@ def wait_flushers(sdir: Path, timeout: float = 120.0) -> float:
     return time.perf_counter() - t0
 
 
-def timed_commit(repo: Path, env: dict, i: int) -> float:
+def _children_cpu_ms() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r.ru_utime + r.ru_stime) * 1000
+
+
+def timed_commit(repo: Path, env: dict, i: int, cpu: list[float] | None = None) -> float:
+    """Wall ms of one commit; its CPU ms (git, the hook and what the hook waited for: not the
+    detached flusher) appended to `cpu`.  CPU time barely moves with the machine's load."""
+    c = _children_cpu_ms()
     t = time.perf_counter()
     subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", f"c{i}"], cwd=repo, check=True, env=env)
-    return (time.perf_counter() - t) * 1000
+    wall = (time.perf_counter() - t) * 1000
+    if cpu is not None:
+        cpu.append(_children_cpu_ms() - c)
+    return wall
 
 
 def p95(xs: list[float]) -> float:
@@ -172,6 +184,7 @@ def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> d
         envs = {k: {**env, "PERISCOPE_BACKGROUND": "1" if k == "ours+bg" else "0"} for k in repos}
         envs["ours-py"]["PERISCOPE_SH_HOOK"] = "0"
         times: dict[str, list[float]] = {k: [] for k in repos}
+        cpu: dict[str, list[float]] = {k: [] for k in repos}
         bg_flush: list[float] = []
         bg_sdir = state_dir(repos["ours+bg"])
         for i in range(rounds):
@@ -181,9 +194,12 @@ def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> d
                 if k == "ours+bg":
                     # Its last flusher ingested everything: put `pending` unread records back (untimed).
                     append_messages(repos[k], pending)
-                times[k].append(timed_commit(repos[k], envs[k], i))
+                times[k].append(timed_commit(repos[k], envs[k], i, cpu[k]))
                 if k == "ours+bg":
-                    bg_flush.append(wait_flushers(bg_sdir) * 1000)  # never let it overlap another commit
+                    # Never let it overlap another commit.  The shim's flusher sleeps 0.2 s in a
+                    # subshell before Python (and its `_background-flush` command line) starts.
+                    time.sleep(0.25)
+                    bg_flush.append(250 + wait_flushers(bg_sdir) * 1000)
         # The bench checks what it measured: one commit record per timed commit, none lost.
         for k in ("ours-py", "ours", "ours+bg"):
             n = sum(
@@ -195,6 +211,8 @@ def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> d
         for k in VARIANTS[1:]:
             added = [t - base_med for t in times[k]]
             out[k] = (statistics.median(added), p95(added))
+        base_cpu = statistics.mean(cpu["none"])
+        out["cpu_added_ms"] = {k: statistics.mean(cpu[k]) - base_cpu for k in VARIANTS[1:4]}
         out["ratio_py"] = out["ours-py"][0] / out["floor"][0] if out["floor"][0] > 0 else float("nan")
         out["ratio"] = out["ours"][0] / out["floor"][0] if out["floor"][0] > 0 else float("nan")
         out["ratio_bg"] = out["ours+bg"][0] / out["floor"][0] if out["floor"][0] > 0 else float("nan")
@@ -246,7 +264,8 @@ def main() -> None:
         gitv = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.split()[-1]
         print(
             f"python {sys.version.split()[0]} ({sys.executable}), git {gitv}, {os.cpu_count()} cores, "
-            f"{args.rounds} rounds, PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}"
+            f"{args.rounds} rounds, PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')}, "
+            f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         st = startup(env, 15)
         print("interpreter start-up (median ms): " + ", ".join(f"{k} {v:.1f}" for k, v in st.items()))
@@ -273,6 +292,10 @@ def main() -> None:
                 f"{label:<18}{r['no_hook_ms']:>7.1f}ms{cell(r['floor']):>15}{cell(r['ours-py']):>15}"
                 f"{cell(r['ours']):>15}{r['ratio']:>7.2f}"
                 f"{cell(r['ours+bg']):>15}{r['ratio_bg']:>7.2f}{cell(r['bg_flush_ms']):>16}",
+                flush=True,
+            )
+            print(
+                f"{'':<18}CPU ms added (mean): " + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_added_ms"].items()),
                 flush=True,
             )
     print(f"total {time.perf_counter() - t_start:.0f} s")

@@ -1,9 +1,12 @@
 """A 100-commit `git rebase` with and without the periscope hooks, side by side in one run.
 
-Three identical repositories (a branch of N commits on a base that moved by one commit):
-without hooks, with three empty `#!/bin/sh` hooks (the floor: what starting any hook costs git),
-with `periscope install-hooks`; each round resets the branches and rebases them, in rotating
-order.  The replays' post-commit runs are recognised in the shell shim (no Python starts);
+Identical repositories (a branch of N commits on a base that moved by one commit): without
+hooks, with four empty `#!/bin/sh` hooks (the floor: what starting any hook costs git; post-commit,
+post-merge, post-rewrite, post-checkout, as installed), with `periscope install-hooks`, and the same
+with PERISCOPE_SH_HOOK=0 (the Python hook, as the pre-commit framework runs it, minus pre-commit's
+own start); each round resets the branches and rebases them, in rotating order.  The replays'
+post-commit runs are recognised in the shell shim (no Python starts) or, on the Python path, by
+the hook before its imports; post-checkout (the rebase checks out `onto`) decides in sh;
 post-rewrite runs once at the end (Python, which spawns the background flusher: off here).
 
     .venv/bin/python bench/rebase_latency.py [--commits 100] [--rounds 9]
@@ -31,7 +34,7 @@ def make_repo(path: Path, commits: int, env: dict[str, str], hooks: str) -> None
     (path / "base.txt").write_text("base\n")
     git(path, "add", "base.txt", env=env)
     git(path, "commit", "-q", "-m", "base", env=env)
-    if hooks == "ours":
+    if hooks in ("ours", "ours-py"):
         subprocess.run(
             [sys.executable, "-m", "periscope_hooks", "install-hooks"],
             cwd=path,
@@ -40,7 +43,7 @@ def make_repo(path: Path, commits: int, env: dict[str, str], hooks: str) -> None
             capture_output=True,
         )
     elif hooks == "floor":  # the same three hooks doing nothing: what any hook costs git to start
-        for name in ("post-commit", "post-merge", "post-rewrite"):
+        for name in ("post-commit", "post-merge", "post-rewrite", "post-checkout"):
             hook = path / ".git" / "hooks" / name
             hook.write_text("#!/bin/sh\nexit 0\n")
             hook.chmod(0o755)
@@ -58,6 +61,8 @@ def make_repo(path: Path, commits: int, env: dict[str, str], hooks: str) -> None
 
 def timed_rebase(path: Path, env: dict[str, str]) -> float:
     git(path, "checkout", "-q", "-B", "feature", "feature-start", env=env)
+    if path.name == "ours-py":
+        env = {**env, "PERISCOPE_SH_HOOK": "0"}
     t = time.perf_counter()
     git(path, "rebase", "-q", "main", env=env)
     return time.perf_counter() - t
@@ -85,19 +90,22 @@ def main() -> None:
                 "PERISCOPE_BACKGROUND": "0",
             }
         )
-        variants = ["plain", "floor", "ours"]
+        variants = ["plain", "floor", "ours", "ours-py"]
         for k in variants:
             make_repo(base / k, args.commits, env, hooks=k)
         times: dict[str, list[float]] = {k: [] for k in variants}
         for r in range(args.rounds):
-            for k in variants[r % 3 :] + variants[: r % 3]:
+            for k in variants[r % len(variants) :] + variants[: r % len(variants)]:
                 times[k].append(timed_rebase(base / k, env))
-        plain, floor, ours = (statistics.median(times[k]) for k in variants)
+        plain, floor, ours, ours_py = (statistics.median(times[k]) for k in variants)
         gitv = git(base, "--version", env=env).split()[-1]
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(
-            f"git {gitv}, {os.cpu_count()} cores, {args.commits}-commit rebase, {args.rounds} rounds: "
-            f"without hooks {plain:.3f} s, with three empty sh hooks {floor:.3f} s, with ours {ours:.3f} s"
-            f" (medians); ratio ours / without {ours / plain:.2f}, ours / empty hooks {ours / floor:.2f}"
+            f"git {gitv}, {os.cpu_count()} cores, load average {load}, {args.commits}-commit rebase,"
+            f" {args.rounds} rounds: without hooks {plain:.3f} s, with four empty sh hooks {floor:.3f} s,"
+            f" with ours {ours:.3f} s, ours through the Python hook {ours_py:.3f} s (medians);"
+            f" ratio ours / without {ours / plain:.2f}, ours / empty hooks {ours / floor:.2f},"
+            f" Python hook / without {ours_py / plain:.2f}"
         )
 
 

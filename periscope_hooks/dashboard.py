@@ -108,18 +108,20 @@ def known_sources() -> list[Source]:
 
 
 def day_model_rows(conn: sqlite3.Connection, window: Window = Window()) -> list[dict[str, Any]]:
-    """Cost per (day, provider, model), days bucketed as the report buckets them."""
+    """Cost per (day, provider, model), days bucketed as the report buckets them (quarter hours
+    from the reports' rollup, folded into local days), costs summed exactly like the report's."""
     from periscope_hooks.commands.report import day_of
 
-    cells: dict[tuple[str, Any, Any], list[float]] = {}
-    counts: dict[tuple[str, Any, Any], int] = {}
-    for time_ms, provider, model, cost in statedb.message_costs(conn, window.since_ms, window.until_ms):
-        key = (day_of(time_ms), provider, model)
-        cells.setdefault(key, []).append(float(cost or 0))
-        counts[key] = counts.get(key, 0) + 1
+    cells: dict[tuple[str, Any, Any], list[int]] = {}
+    for bucket, provider, model, messages, cost_units in statedb.cost_by_bucket_and_model(
+        conn, window.since_ms, window.until_ms
+    ):
+        cell = cells.setdefault((day_of(int(bucket) * statedb.DAY_BUCKET_MS), provider, model), [0, 0])
+        cell[0] += int(messages)
+        cell[1] += int(cost_units or 0)
     return [
-        {"day": d, "provider": p, "model": m, "messages": counts[(d, p, m)], "cost": round_cost(costs)}
-        for (d, p, m), costs in sorted(cells.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), str(kv[0][2])))
+        {"day": d, "provider": p, "model": m, "messages": n, "cost": units / statedb.COST_UNITS_PER_DOLLAR}
+        for (d, p, m), (n, units) in sorted(cells.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), str(kv[0][2])))
     ]
 
 

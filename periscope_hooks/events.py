@@ -237,15 +237,16 @@ def _figures(r: Any) -> _Figures:
 
 
 def _sum_figures(figures: Sequence[_Figures]) -> dict[str, Any]:
+    columns = tuple(zip(*figures)) if figures else ((),) * 8  # one column per figure: sums run in C
     sources = dict.fromkeys(COST_SOURCES, 0)
-    for f in figures:
-        sources[f[7]] += 1
+    for source in columns[7]:
+        sources[source] += 1
     return {
         "messages": len(figures),
-        "tokens": {name: sum(f[i] for f in figures) for i, name in enumerate(TOKEN_FIELDS)},
-        "cost": round_cost([f[5] for f in figures]),
+        "tokens": dict(zip(TOKEN_FIELDS, map(sum, columns[:5]))),
+        "cost": round_cost(columns[5]),
         # Exact: integer micro-dollars summed, divided once.
-        "list_cost": sum(f[6] for f in figures) / 1_000_000,
+        "list_cost": sum(columns[6]) / 1_000_000,
         "cost_sources": sources,
     }
 

@@ -194,6 +194,11 @@ def backlog(state_dir: Path, result: DeliveryResult) -> tuple[int, str]:
 def background_child(state_dir: str) -> int:
     """Entry of the detached flusher that the hook and `flush --background` start."""
     path = Path(state_dir)
+    if not path.is_dir():
+        # The repository moved (or went) between the hook and this start, which a loaded machine
+        # can delay by seconds: creating the old path again would make the moved worktree look
+        # present, and its pending usage would never follow it.  Nothing to flush here anyway.
+        return 0
     try:
         os.nice(10)  # yield the CPU to whatever the user runs next (often another git command)
     except OSError:

@@ -218,6 +218,20 @@ def last_reflog_entries(dirs: RepoDirs, count: int) -> list[tuple[str | None, st
     return [_reflog_entry(raw) for raw in lines[-count:]]
 
 
+def last_reflog_seconds(dirs: RepoDirs) -> int | None:
+    """The time git wrote HEAD's newest reflog entry (epoch seconds, from the line itself: the
+    committer date, GIT_COMMITTER_DATE if set); None when unreadable (reftable, no reflog)."""
+    lines = [raw for raw in _reflog_tail(dirs, REFLOG_WINDOW, min_lines=1) if raw]
+    if not lines:
+        return None
+    head = lines[-1].partition(b"\t")[0].split(b" ")
+    stamp = head[-2] if len(head) >= 4 else b""
+    # As the shim reads it: digits, no leading zero (JSON would not take it as written).
+    if not stamp.isdigit() or stamp.startswith(b"0"):
+        return None
+    return int(stamp)
+
+
 def read_last_reflog(dirs: RepoDirs) -> tuple[str | None, str | None, str]:
     """(old SHA, new SHA, subject) of HEAD's newest reflog entry; Nones when there is none."""
     entries = last_reflog_entries(dirs, 1)

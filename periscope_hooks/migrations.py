@@ -201,3 +201,31 @@ def m011_scale_worktree_ids(db: sqlite3.Connection) -> None:
     # recorded path was, learned while the path existed, so that a moved worktree (`git worktree
     # move`, a moved repository) is recognised and its pending usage follows it.
     db.execute("CREATE TABLE worktree_ids (path TEXT PRIMARY KEY, identity TEXT NOT NULL)")
+
+
+@migration
+def m016_reports_rollup(db: sqlite3.Connection) -> None:
+    # Issue 11: reports read these small sums instead of grouping every message (1-2 s at 1M
+    # messages); statedb.roll_up_reports fills them from the messages (derived data: a rebuilt
+    # state.db refills them, and an old state.db's first report or flush rolls up what it holds).
+    sums = (
+        "messages INTEGER NOT NULL, input INTEGER, output INTEGER, reasoning INTEGER, cache_read INTEGER,"
+        " cache_write INTEGER, cost_units INTEGER, list_cost_micro INTEGER, src_reported INTEGER,"
+        " src_estimated INTEGER, src_subscription INTEGER, src_unknown INTEGER"
+    )
+    db.execute(
+        "CREATE TABLE report_cells (bucket INTEGER, provider TEXT, model TEXT, branch TEXT, session_id TEXT,"
+        f" coding_agent TEXT, {sums}, first_ms INTEGER)"
+    )
+    db.execute("CREATE INDEX report_cells_bucket ON report_cells (bucket)")
+    db.execute(f"CREATE TABLE report_links (link_id INTEGER PRIMARY KEY, {sums})")
+
+
+@migration
+def m016_ingest_partial_link_index(db: sqlite3.Connection) -> None:
+    # Issue 11: messages_link only ever answers `link_id = ?` (a commit's messages) and
+    # `link_id IS NOT NULL` (usage per link); unlinked messages are messages_pending's.  As a
+    # partial index it no longer takes an entry for every stored message and moves it when the
+    # message is linked: storing and linking 100k messages took 0.75-0.86x the CPU.
+    db.execute("DROP INDEX IF EXISTS messages_link")
+    db.execute("CREATE INDEX messages_link ON messages (link_id) WHERE link_id IS NOT NULL")

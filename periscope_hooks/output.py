@@ -18,6 +18,25 @@ def write(text: str) -> None:
     sys.stdout.write(text)
 
 
+def write_bytes(data: bytes) -> None:
+    """Bytes as they are (UTF-8 text read as such, e.g. `export`'s stored lines): no decode and
+    re-encode per line, and one write per chunk."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stdout (a test's capture, say)
+        sys.stdout.write(data.decode("utf-8"))
+        return
+    sys.stdout.flush()  # what was written as text goes first
+    # In pieces the size of a pipe's buffer: a reader that leaves (`| head`) while a large write is
+    # half done is not reported by that write (the buffered writer keeps the partial count), only
+    # by the next one.
+    view = memoryview(data)
+    for start in range(0, len(view), PIPE_PIECE_BYTES):
+        buffer.write(view[start : start + PIPE_PIECE_BYTES])
+
+
+PIPE_PIECE_BYTES = 1 << 16
+
+
 def flush() -> None:
     """Push out what is buffered now (a reader that left then shows as BrokenPipeError here)."""
     sys.stdout.flush()

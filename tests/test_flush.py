@@ -63,3 +63,13 @@ def test_broken_config_keeps_events_in_the_outbox(repo):
     assert "outbox" in periscope("status", cwd=repo.path, check=False).stdout
     os.remove(path)
     assert any(e.get("message_id") == "kept" for e in repo.events("message"))
+
+
+def test_a_late_background_flusher_never_recreates_a_moved_repository(tmp_path):
+    """The hook's detached flusher can start seconds late; if the repository moved meanwhile, it
+    must not create the old path again (a present path hides the move from worktree tracking)."""
+    from periscope_hooks.flush import background_child
+
+    gone = tmp_path / "moved away" / ".git" / "periscope"
+    assert background_child(str(gone)) == 0
+    assert not (tmp_path / "moved away").exists()

@@ -305,3 +305,20 @@ def iter_bodies_of_store() -> list:
     from periscope_hooks.sinks.local import iter_bodies
 
     return list(iter_bodies())
+
+
+def test_a_broken_store_never_stops_ingest(tmp_path):
+    """The flusher hands each batch's events to the local store before the batch commits; a store
+    that cannot be written (here: not a database) takes none, and they wait in the outbox."""
+    from periscope_hooks.ingest import process_spool
+    from testing.util import append_spool, message_record
+
+    broken = tmp_path / "events.db"
+    broken.write_bytes(b"this is not a database" * 100)
+    sd = tmp_path / "periscope"
+    append_spool(None, *[message_record(None, id=f"k{i}", cwd="") for i in range(3)], path=sd / "spool.jsonl")
+    result = process_spool(sd, store_now=LocalStoreSink(broken, busy_timeout_s=0.5).store_now)
+    assert result.messages == 3
+    conn = open_state_db(sd)
+    assert outbox.depth(conn) == 3
+    conn.close()

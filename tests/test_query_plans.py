@@ -40,9 +40,12 @@ def plan(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> str:
     [
         (statedb.PENDING_SUMMARY_SQL, ("/wt1",), "messages_pending"),
         (statedb.LINK_PENDING_SQL, (7, "/wt1"), "messages_pending"),
+        (statedb.LINK_PENDING_RETURNING_SQL, (7, "/wt1"), "messages_pending"),
+        (statedb.LINK_MESSAGES_FOR_EVENT_SQL, (1,), "messages_link"),
         (statedb.LAST_MESSAGE_TIME_SQL, ("/wt1",), "messages_worktree_time"),
         ("SELECT * FROM messages WHERE id = ?", ("m1",), "sqlite_autoindex_messages_1"),
         ("SELECT * FROM messages WHERE link_id = ? ORDER BY spool_offset", (1,), "messages_link"),
+        ("SELECT link_id, count(*) FROM messages WHERE link_id IS NOT NULL GROUP BY link_id", (), "messages_link"),
         ("SELECT * FROM links WHERE agent_message_id = ? AND emitted = 0 ORDER BY id LIMIT 1", ("m1",), "links_held"),
         ("SELECT * FROM links WHERE current_sha = ? ORDER BY id", ("abc",), "links_current"),
     ],
@@ -62,3 +65,43 @@ def test_pending_statements_fail_loudly_without_their_index(tmp_path: Path) -> N
     with pytest.raises(sqlite3.OperationalError, match="no such index"):
         statedb.pending_summary(db, "/wt")
     db.close()
+
+
+def test_report_statements_never_scan_the_messages(conn: sqlite3.Connection) -> None:
+    """Reports read the rollups (issue 11): whatever they read from messages themselves (rows past
+    the rollup's mark, newer links, a window's cut quarter hours) is an index or rowid range, at
+    any size of the table.  Every statement the report functions run is checked, stale rollup
+    included (its catch-up and read paths are the ones that touch messages)."""
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        statedb.roll_up_reports(conn)  # the whole table once: a rowid range from 0
+        conn.execute("COMMIT")
+        t0 = 1000
+        for by in ("model", "branch", "session", "agent", "day"):
+            for window in ((None, None), (t0, None), (None, 1900), (t0 + 1, 1899), (1200, 1210)):
+                statedb.usage_by(conn, by, *window)
+        statedb.usage_by_commit(conn)
+        statedb.usage_by_commit(conn, 5, 1000)
+        statedb.cost_by_bucket_and_model(conn)  # the dashboard's day x model split
+        statedb.cost_by_bucket_and_model(conn, t0 + 1, 1899)
+    finally:
+        conn.set_trace_callback(None)
+    checked = 0
+    for sql in statements:
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH", "INSERT")) or "messages" not in sql:
+            continue
+        text = "\n".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "SCAN messages" not in text and "SCAN m " not in text, (sql, text)
+        # rowids up to the rollup's mark are every rolled-up message: a scan in all but name
+        assert "INTEGER PRIMARY KEY (rowid<?)" not in text, (sql, text)
+        checked += 1
+    assert checked >= 10
+
+
+def test_unlinked_messages_are_counted_from_the_partial_index(conn: sqlite3.Connection) -> None:
+    """A walk of messages_pending reads exactly the unlinked messages (m016: messages_link holds
+    linked ones only), never the table."""
+    text = plan(conn, "SELECT count(*) FROM messages WHERE link_id IS NULL", ())
+    assert "USING INDEX messages_pending" in text or "USING COVERING INDEX messages_pending" in text, text

@@ -2,7 +2,7 @@
 
 Each scenario runs the installed post-commit shim twice on the same repository state: once with
 PERISCOPE_SH_HOOK=0 (Python) and once as installed (sh, where it can), and compares the two
-records field by field ("time" aside: they are written moments apart).  A sitecustomize marker
+records field by field, time included (both take it from the commit's reflog entry).  A sitecustomize marker
 shows which runs started Python, so a scenario the sh path should handle cannot silently fall
 back.  Real git, real worktrees and submodules, quoting of branch and path names."""
 
@@ -46,8 +46,9 @@ def records_both_ways(cwd: Path, repo: Path, marker, *, sh_expected: bool = True
     run_shim(cwd, env)
     sh = last_record(repo)
     assert log.exists() != sh_expected, "the sh path was not taken" if sh_expected else "Python was not used"
-    assert abs(sh.pop("time") - py.pop("time")) < 60_000
-    assert sh == py
+    if "GIT_COMMITTER_DATE" in env:  # a made-up date: both take the clock, moments apart
+        assert abs(sh.pop("time") - py.pop("time")) < 60_000
+    assert sh == py  # time included: both take it from the commit's own reflog entry
     return sh
 
 
@@ -153,3 +154,19 @@ def test_a_rebase_replay_starts_no_python_and_writes_nothing(tmp_path, marker):
     added = [json.loads(x) for x in spool_path(path).read_text()[len(before) :].splitlines()]
     assert [r["hook"] for r in added] == ["post-rewrite"] and len(added[0]["pairs"]) == 3
     assert log.read_text().count("start") == 1  # post-rewrite's Python only
+
+
+def test_the_time_is_the_commits_reflog_time_unless_the_date_is_made_up(tmp_path, marker):
+    import time
+
+    path = init_repo(tmp_path / "r")
+    periscope("install-hooks", cwd=path)
+    commit(path, "first")  # the first record creates the spool (Python)
+    sha = commit(path, "second")
+    reflog_time = git(path, "reflog", "-1", "--format=%gd", "--date=unix")  # HEAD@{<seconds>}
+    assert last_record(path)["sha"] == sha
+    assert last_record(path)["time"] == int(reflog_time[len("HEAD@{") : -1]) * 1000
+    made_up = {"GIT_COMMITTER_DATE": "2001-01-01T00:00:00Z"}  # in the reflog line too: the clock
+    sha = commit(path, "third", env=made_up)
+    assert last_record(path)["sha"] == sha and abs(last_record(path)["time"] - time.time() * 1000) < 600_000
+    records_both_ways(path, path, marker, env=made_up)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from periscope_hooks import output
-from periscope_hooks.sinks.local import iter_bodies
+from periscope_hooks.sinks.local import iter_body_chunks
 
 
 def export(event_type: str | None) -> int:
@@ -18,10 +18,10 @@ def export(event_type: str | None) -> int:
 
         flush_state_dir(resolve_state_dir(None), wait=True)
     # The stored bodies are the compact, key-sorted JSON lines export prints: streamed as they are,
-    # in constant memory (decoding and re-encoding them cost ~24 s per 1M events).  Line by line
-    # through stdout's buffer, so a reader that leaves (`| head`) is met at the next write.
-    write = output.write
-    for body in iter_bodies(event_type):
-        write(body + "\n")
+    # in constant memory (decoding and re-encoding them cost ~24 s per 1M events), as bytes, a
+    # chunk of lines per write (a write per line cost ~1 s per 1M events); a reader that leaves
+    # (`| head`) is met at the next write.
+    for chunk in iter_body_chunks(event_type):
+        output.write_bytes(chunk)
     output.flush()
     return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sqlite3
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Optional
 from periscope_hooks import output, reconcile, statedb
 from periscope_hooks.errors import UserError
 from periscope_hooks.events import COST_SOURCES, TOKEN_FIELDS, round_cost
+from periscope_hooks.jsonout import dumps_rows
 from periscope_hooks.repo import resolve_state_dir
 from periscope_hooks.state_reader import read_state
 
@@ -37,61 +37,44 @@ def _usage(row: Any) -> dict[str, Any]:
     }
 
 
-_USAGE_KEYS = (
-    "messages",
-    *TOKEN_FIELDS,
-    "cost_units",
-    "list_cost_micro",
-    *(f"src_{k}" for k in COST_SOURCES),
-)
-
-
 def by_commit(conn: sqlite3.Connection, window: Window = (None, None)) -> list[dict[str, Any]]:
     """One row per commit that holds usage now (rewritten commits' usage under their replacements),
-    in the order the commits were first linked; summed in SQL per link, then per commit."""
-    per_link = {r["link_id"]: r for r in statedb.usage_by_link(conn)}
-    commits: dict[str, dict[str, Any]] = {}
-    for link in statedb.commit_links(conn):
-        sha = link["current_sha"]
-        c = commits.get(sha)
-        if c is None:
-            c = commits[sha] = {"own": None, "last": None, "time_ms": None, **dict.fromkeys(_USAGE_KEYS, 0)}
-        c["last"] = link
-        if link["sha"] == sha:
-            c["own"] = link  # the commit's own link (made when it was created) describes it
-        if link["time_ms"] is not None and (c["time_ms"] is None or link["time_ms"] > c["time_ms"]):
-            c["time_ms"] = link["time_ms"]  # the latest link's: a rewrite's replacement is newer
-        usage = per_link.get(link["id"])
-        if usage is not None:
-            for k in _USAGE_KEYS:
-                c[k] += int(usage[k] or 0)
+    in the order the commits were first linked; summed and joined in SQL (statedb.usage_by_commit),
+    with reachable and shipped from reconciliation's cache (refreshed only when the refs changed,
+    never a walk of the whole history per call).  Built from plain tuples: at 50,000 commits each
+    lookup by name shows."""
     rows = []
-    for sha, c in commits.items():
-        if not _in_window(c["time_ms"], window):
-            continue
-        own = c["own"] or c["last"]
+    units = statedb.COST_UNITS_PER_DOLLAR
+    for (sha, time_ms, branch, kind, origin, reachable, shipped, messages, inp, out, reasoning, c_read, c_write,
+         cost_units, list_micro, reported, estimated, subscription, unknown) in statedb.usage_by_commit(conn, *window):  # fmt: skip
         rows.append(
             {
                 "sha": sha,
-                "date": _date(c["time_ms"]),
-                "branch": own["branch"],
-                "kind": own["kind"],
-                "origin": own["origin"],
-                **_usage(c),
+                "date": _date(time_ms),
+                "branch": branch,
+                "kind": kind,
+                "origin": origin,
+                "messages": messages,
+                "tokens": {
+                    "input": inp,
+                    "output": out,
+                    "reasoning": reasoning,
+                    "cache_read": c_read,
+                    "cache_write": c_write,
+                },
+                "cost": cost_units / units,
+                "list_cost": list_micro / 1_000_000,
+                "cost_sources": {
+                    "reported": reported,
+                    "estimated": estimated,
+                    "subscription": subscription,
+                    "unknown": unknown,
+                },
+                "reachable": bool(reachable),
+                "shipped": bool(shipped),
             }
         )
-    _mark_reachability(conn, rows)
     return rows
-
-
-def _mark_reachability(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-    """reachable and shipped (on the upstream default branch) per commit, from reconciliation's
-    cache: refreshed only when the refs changed, never a walk of the whole history per call."""
-    from periscope_hooks.reconcile import ship_status
-
-    status = ship_status(conn)
-    for r in rows:
-        r["reachable"], r["shipped"] = status.get(r["sha"], (True, False))
 
 
 def day_of(time_ms: int | None) -> str:
@@ -202,7 +185,7 @@ def report(repo: str | None, by: str, fmt: str, since: str | None = None, until:
     if note:
         output.info(f"note: {note}")
     if fmt == "json":
-        output.out(json.dumps(rows, indent=2))
+        output.out(dumps_rows(rows))  # json.dumps(rows, indent=2), ~6x faster (jsonout.py)
         return 0
     flat = [_flat(r) for r in rows]
     if flat:
@@ -279,12 +262,6 @@ def _parse_time(text: str | None, option: str, end_of_day: bool) -> int | None:
         seconds = calendar.timegm(parsed) if utc else int(time.mktime(parsed))
         return seconds * 1000
     raise UserError(f"{option} {text!r} is not a date", "use YYYY-MM-DD or YYYY-MM-DDTHH:MM (local time; Z for UTC)")
-
-
-def _in_window(time_ms: int | None, window: Window) -> bool:
-    since, until = window
-    t = int(time_ms or 0)
-    return (since is None or t >= since) and (until is None or t < until)
 
 
 def _date(time_ms: int | None) -> str | None:

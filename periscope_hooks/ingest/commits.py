@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from periscope_hooks import events, git, statedb
 from periscope_hooks.ingest import rules
@@ -130,17 +131,21 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     )
     if link_id is None:
         return  # this commit record was applied before
-    statedb.link_pending_messages(conn, link_id, worktree)
+    msgs = statedb.link_pending_messages_for_event(conn, link_id, worktree)
     ctx.result.commits += 1
     if hold_until is None:
-        emit_link(ctx, statedb.link(conn, link_id), note=None)
+        emit_link(ctx, statedb.link(conn, link_id), note=None, msgs=msgs)
     else:
         ctx.held_message_ids().add(message_id)
 
 
-def emit_link(ctx: IngestContext, link: sqlite3.Row, note: str | None) -> None:
+def emit_link(
+    ctx: IngestContext, link: sqlite3.Row, note: str | None, msgs: list[dict[str, Any]] | None = None
+) -> None:
+    """Queue a link's commit event; `msgs`: its messages as link_messages_for_event reads them."""
     conn = ctx.conn
-    msgs = statedb.link_messages_for_event(conn, link["id"])
+    if msgs is None:
+        msgs = statedb.link_messages_for_event(conn, link["id"])
     agent = None
     if link["origin"] == "agent":
         included = link["agent_message_id"] is None or any(m["id"] == link["agent_message_id"] for m in msgs)

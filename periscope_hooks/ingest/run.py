@@ -158,7 +158,16 @@ def process_spool(
         if record_worktree_moves(ctx) + record_expired_holds(ctx):
             _drain(ctx, after_batch)
         write_pending_notes(ctx)
+        _roll_up_reports(conn)
         return ctx.result
     finally:
         if own:
             conn.close()
+
+
+def _roll_up_reports(conn: sqlite3.Connection) -> None:
+    """Keep the reports' rollups in step with what was ingested (statedb.roll_up_reports): a
+    report then sums a few thousand rows instead of grouping every message."""
+    if statedb.reports_behind(conn):
+        with transaction(conn):
+            statedb.roll_up_reports(conn)

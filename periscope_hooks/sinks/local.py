@@ -101,8 +101,13 @@ class LocalStoreSink:
     def store_now(self, rows: list[tuple[str, str, str | None, str]]) -> bool:
         """Store events as ingest creates them, (event_id, type, time, body) each, before the
         batch that made them commits (periscope_hooks/ingest/queue.py); False when the store is
-        locked past the busy timeout (the events then go through the outbox)."""
-        return self._guarded(rows).error is None
+        locked past the busy timeout, or cannot be written at all: the events then go through the
+        outbox, whose delivery reports why; a broken store never stops ingest)."""
+        try:
+            return self._guarded(rows).error is None
+        except sqlite3.Error:
+            self.close()
+            return False
 
     def _guarded(self, rows: Sequence[tuple[str, str, Any, str]]) -> SendOutcome:
         try:
@@ -149,6 +154,36 @@ def iter_bodies(event_type: str | None = None, path: Path | None = None) -> Iter
         )
         for (body,) in conn.execute(sql, (event_type,) if event_type else ()):
             yield body
+    finally:
+        conn.close()
+
+
+EXPORT_CHUNK_EVENTS = 2000
+
+
+def iter_body_chunks(
+    event_type: str | None = None, path: Path | None = None, chunk: int = EXPORT_CHUNK_EVENTS
+) -> Iterator[bytes]:
+    """The stored bodies as UTF-8 lines, `chunk` events to a piece, in received order: what
+    `export` prints.  Read as bytes (CAST AS BLOB: no decode into str and encode back).  Not
+    through a memory map: its pages would count in the process's resident memory, and the point
+    is memory that does not grow with the store."""
+    path = path or paths.local_store_path()
+    if not path.exists():
+        return
+    conn = open_local_store(path)
+    try:
+        cursor = conn.execute(
+            "SELECT CAST(body AS BLOB) FROM events INDEXED BY events_received"
+            + (" WHERE type = ?" if event_type else "")
+            + " ORDER BY received_ms, rowid",
+            (event_type,) if event_type else (),
+        )
+        while True:
+            rows = cursor.fetchmany(chunk)
+            if not rows:
+                return
+            yield b"\n".join([r[0] for r in rows]) + b"\n"
     finally:
         conn.close()
 

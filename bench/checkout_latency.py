@@ -1,0 +1,131 @@
+"""What the post-checkout hook adds to `git switch`, side by side in one run.
+
+Variants, one repository each (a `main` and a `topic` branch, a few files), switched in a shuffled
+order every round so machine noise hits them alike:
+
+  none   no hook
+  floor  an empty `#!/bin/sh` post-checkout hook: what starting any hook costs git
+  ours   the shim `periscope install-hooks` writes, background flush on
+
+Each round times a switch to `topic` (not the default branch: the shim decides in sh and starts
+nothing) and back to `main` (the default branch: the shim forks the detached flusher, which
+sleeps 0.2 s before it starts Python).  The flusher is waited for, untimed, before the next
+switch, so it never overlaps a timed one.  Added ms = time minus the median of `none`.
+
+    .venv/bin/python bench/checkout_latency.py [--rounds 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.hook_latency import p95, wait_flushers  # noqa: E402
+
+VARIANTS = ("none", "floor", "ours")
+
+
+def git(cwd: Path, *args: str, env: dict[str, str]) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
+
+
+def make_repo(base: Path, name: str, env: dict[str, str]) -> Path:
+    repo = base / name
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main", env=env)
+    for i in range(20):
+        (repo / f"f{i}.txt").write_text(f"{i}\n")
+    git(repo, "add", ".", env=env)
+    git(repo, "commit", "-q", "-m", "base", env=env)
+    git(repo, "branch", "topic", env=env)
+    if name == "floor":
+        hook = repo / ".git" / "hooks" / "post-checkout"
+        hook.write_text("#!/bin/sh\nexit 0\n")
+        hook.chmod(0o755)
+    elif name == "ours":
+        subprocess.run(
+            [sys.executable, "-m", "periscope_hooks", "install-hooks"],
+            cwd=repo,
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        git(repo, "commit", "-q", "--allow-empty", "-m", "creates the spool", env={**env, "PERISCOPE_BACKGROUND": "0"})
+    return repo.resolve()
+
+
+def timed(repo: Path, branch: str, env: dict[str, str]) -> tuple[float, float]:
+    """(wall ms, CPU ms of git and its hook; not the detached flusher, which is not waited for)."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(["git", "switch", "-q", branch], cwd=repo, check=True, env=env)
+    wall = (time.perf_counter() - t) * 1000
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=25)
+    args = ap.parse_args()
+    rng = random.Random(12)
+    with tempfile.TemporaryDirectory(prefix="periscope-checkout-bench-") as tmp:
+        base = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
+        env.update(
+            {
+                "HOME": tmp,
+                "XDG_STATE_HOME": f"{tmp}/state",
+                "XDG_CONFIG_HOME": f"{tmp}/config",
+                "XDG_DATA_HOME": f"{tmp}/data",
+                "GIT_AUTHOR_NAME": "b",
+                "GIT_AUTHOR_EMAIL": "b@example.com",
+                "GIT_COMMITTER_NAME": "b",
+                "GIT_COMMITTER_EMAIL": "b@example.com",
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
+            }
+        )
+        repos = {k: make_repo(base, k, env) for k in VARIANTS}
+        sdir = repos["ours"] / ".git" / "periscope"
+        times: dict[tuple[str, str], list[float]] = {(k, b): [] for k in VARIANTS for b in ("topic", "main")}
+        cpu: dict[tuple[str, str], list[float]] = {(k, b): [] for k in VARIANTS for b in ("topic", "main")}
+        for _ in range(args.rounds):
+            order = list(VARIANTS)
+            rng.shuffle(order)
+            for k in order:
+                for branch in ("topic", "main"):
+                    wall, cpu_ms = timed(repos[k], branch, env)
+                    times[(k, branch)].append(wall)
+                    cpu[(k, branch)].append(cpu_ms)
+                    if k == "ours" and branch == "main":  # its flusher sleeps 0.2 s, then runs
+                        time.sleep(0.3)
+                        wait_flushers(sdir)
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(
+            f"{os.cpu_count()} cores, load average {load}, {args.rounds} rounds; added wall ms (median / p95),"
+            " added CPU ms (mean)"
+        )
+        for branch, what in (("topic", "switch to another branch"), ("main", "switch to the default branch")):
+            none = statistics.median(times[("none", branch)])
+            cells = []
+            for k in VARIANTS[1:]:
+                added = [t - none for t in times[(k, branch)]]
+                cpu_added = statistics.mean(cpu[(k, branch)]) - statistics.mean(cpu[("none", branch)])
+                cells.append(f"{k} +{statistics.median(added):.2f} / {p95(added):.2f}, CPU +{cpu_added:.2f}")
+            print(f"{what}: none {none:.2f} ms; " + "; ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

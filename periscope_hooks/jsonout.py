@@ -1,0 +1,74 @@
+"""`json.dumps(rows, indent=2)`, byte for byte, at the speed report rows need.
+
+With an indent, the json package leaves its C encoder for the pure-Python one: 1.3-1.8 s of CPU
+for the 50,000 commit rows of a 1M-message history, more than everything else `report` does.
+Report rows are dicts of scalars and of dicts of scalars; this writes those with the C string
+escaper and one f-string per value (~6x faster), and hands anything else (a list inside a row,
+a key that is not a string) to json.dumps, indented to its place.  tests/test_jsonout.py checks
+the output against json.dumps on every kind of value it meets.
+"""
+
+from __future__ import annotations
+
+import json
+from _json import encode_basestring_ascii as _string
+from collections.abc import Sequence
+from typing import Any, Callable
+
+
+def _float(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+_SCALARS: dict[type, Callable[[Any], str]] = {
+    str: _string,
+    int: int.__repr__,
+    float: _float,
+    bool: lambda v: "true" if v else "false",
+    type(None): lambda v: "null",
+}
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _key(key: object) -> str:
+    if type(key) is not str:
+        raise _NotPlain
+    return _string(key)
+
+
+def _row(row: dict[str, Any]) -> str:
+    lines = []
+    scalars = _SCALARS
+    for k, v in row.items():
+        t = type(v)
+        if t is dict:
+            if v:
+                inner = ",\n".join([f"      {_key(k2)}: {scalars[type(v2)](v2)}" for k2, v2 in v.items()])
+                lines.append(f"    {_key(k)}: {{\n{inner}\n    }}")
+            else:
+                lines.append(f"    {_key(k)}: {{}}")
+        else:
+            lines.append(f"    {_key(k)}: {scalars[t](v)}")
+    return "  {\n" + ",\n".join(lines) + "\n  }" if lines else "  {}"
+
+
+def dumps_rows(rows: Sequence[Any]) -> str:
+    """json.dumps(list(rows), indent=2)."""
+    if not rows:
+        return "[]"
+    out = []
+    for row in rows:
+        try:
+            if type(row) is not dict:
+                raise _NotPlain
+            out.append(_row(row))
+        except (_NotPlain, KeyError):  # KeyError: a value that is not a scalar (a list, say)
+            out.append("\n".join("  " + line for line in json.dumps(row, indent=2).split("\n")))
+    return "[\n" + ",\n".join(out) + "\n]"
