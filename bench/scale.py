@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 import history  # noqa: E402
 
-REPORTS = ("commit", "model", "branch", "session", "day")
+REPORTS = ("commit", "model", "branch", "session", "day", "agent")
 
 
 def run(argv: list[str], cwd: Path, stdout: int | None = subprocess.DEVNULL) -> dict[str, float]:

@@ -11,12 +11,18 @@ the output against json.dumps on every kind of value it meets.
 from __future__ import annotations
 
 import json
-from _json import encode_basestring_ascii as _string
+from _json import encode_basestring_ascii
 from collections.abc import Sequence
 from typing import Any, Callable
 
 
-def _float(value: float) -> str:
+def json_string(value: str) -> str:
+    """A string as json.dumps writes it (ASCII, escaped by json's own C function)."""
+    return encode_basestring_ascii(value)
+
+
+def json_float(value: float) -> str:
+    """A float as json.dumps writes it."""
     if value != value:
         return "NaN"
     if value in (float("inf"), float("-inf")):
@@ -25,9 +31,9 @@ def _float(value: float) -> str:
 
 
 _SCALARS: dict[type, Callable[[Any], str]] = {
-    str: _string,
+    str: encode_basestring_ascii,
     int: int.__repr__,
-    float: _float,
+    float: json_float,
     bool: lambda v: "true" if v else "false",
     type(None): lambda v: "null",
 }
@@ -40,7 +46,7 @@ class _NotPlain(Exception):
 def _key(key: object) -> str:
     if type(key) is not str:
         raise _NotPlain
-    return _string(key)
+    return encode_basestring_ascii(key)
 
 
 def _row(row: dict[str, Any]) -> str:

@@ -247,11 +247,42 @@ class Placement:
         }
 
 
-def place(common_dir: str, refs: Refs, linked: Sequence[str]) -> Placement:
-    present = sorted(existing(common_dir, linked))
-    unreachable = off(common_dir, present, refs.all_tips)
-    off_main = off(common_dir, present, refs.main) if refs.main else set(present)
-    unshipped = off(common_dir, present, refs.main[:1]) if refs.upstream else off_main
+def main_line_key(refs: Refs) -> str | None:
+    """What `shipped` was measured against: the upstream ref's name (none without a remote) and the
+    main line's first tip (the upstream default branch, else the local one)."""
+    return f"{refs.upstream or ''} {refs.main[0]}" if refs.main else None
+
+
+def _still_shipped(common_dir: str, refs: Refs, before: str | None, shipped_before: Iterable[str]) -> set[str]:
+    """The commits that were shipped at the last placement and so still are: the main line's tip
+    only moved forward since (same upstream ref, the old tip an ancestor of the new one).  A reset
+    or force-push of the main line, or a commit git no longer has, asks git about everything."""
+    now = main_line_key(refs)
+    if before is None or now is None or before.rpartition(" ")[0] != now.rpartition(" ")[0]:
+        return set()
+    old_tip, new_tip = before.rpartition(" ")[2], now.rpartition(" ")[2]
+    try:
+        if old_tip != new_tip and off(common_dir, [old_tip], [new_tip]):
+            return set()
+    except GitError:
+        return set()
+    return set(shipped_before)
+
+
+def place(
+    common_dir: str, refs: Refs, linked: Sequence[str], *, before: str | None = None, shipped_before: Iterable[str] = ()
+) -> Placement:
+    """Where each linked commit is.  A commit shipped at the last placement (`before`:
+    main_line_key then) is still present, reachable, on the main line and shipped while the main
+    line only moved forward, so git is asked about the others only: at 1M messages (50,000 linked
+    commits) asking about all of them was 2.2 s of the flush after every commit."""
+    stable = _still_shipped(common_dir, refs, before, shipped_before)
+    rest = [sha for sha in linked if sha not in stable]
+    asked = sorted(existing(common_dir, rest))
+    present = sorted(stable.intersection(linked).union(asked))
+    unreachable = off(common_dir, asked, refs.all_tips)
+    off_main = off(common_dir, asked, refs.main) if refs.main else set(present)
+    unshipped = off(common_dir, asked, refs.main[:1]) if refs.upstream else off_main
     return Placement(present, unreachable, off_main, unshipped)
 
 
@@ -536,7 +567,9 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
         if not force and statedb.get_meta(conn, statedb.Meta.RECONCILE_FINGERPRINT) == fingerprint:
             return outcome
         outcome.ran = True
-        placed = place(common_dir, refs, linked)
+        before = statedb.get_meta(conn, statedb.Meta.RECONCILE_MAIN_LINE)
+        shipped_before = [sha for sha, (_, shipped) in statedb.reconcile_status(conn).items() if shipped]
+        placed = place(common_dir, refs, linked, before=before, shipped_before=shipped_before)
         copies = statedb.cherry_pick_commits(conn)
         seen = Seen.load(statedb.get_meta(conn, statedb.Meta.RECONCILE_SEEN))
         decisions, outcome.candidates, seen = decide(common_dir, refs, linked, placed, copies, seen)
@@ -552,9 +585,9 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             # The moved commits are on the main line now: read their status again.
             linked = statedb.linked_commits(conn)
             fingerprint = _fingerprint(refs.fingerprint, linked, stamp)
-            status = place(common_dir, refs, linked).status(linked)
+            status = place(common_dir, refs, linked, before=before, shipped_before=shipped_before).status(linked)
         with transaction(conn):
-            statedb.store_reconcile_status(conn, status, fingerprint)
+            statedb.store_reconcile_status(conn, status, fingerprint, main_line_key(refs))
             statedb.set_meta(conn, statedb.Meta.RECONCILE_SEEN, seen.dump())
     except (GitError, OSError, ValueError) as e:
         outcome.error = str(e)

@@ -96,6 +96,8 @@ def test_report_statements_never_scan_the_messages(conn: sqlite3.Connection) -> 
         assert "SCAN messages" not in text and "SCAN m " not in text, (sql, text)
         # rowids up to the rollup's mark are every rolled-up message: a scan in all but name
         assert "INTEGER PRIMARY KEY (rowid<?)" not in text, (sql, text)
+        # a window's cut quarter hours: a range of (worktree, time), never all of a worktree's rows
+        assert "messages_worktree_time (worktree=?)" not in text, (sql, text)
         checked += 1
     assert checked >= 10
 

@@ -5,6 +5,8 @@ messages arrive, wait for a commit and are linked, or arrive for a held link."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 import sqlite3
@@ -151,7 +153,7 @@ class History:
         if r.random() < 0.2:
             shas = statedb.linked_commits(self.conn)
             statedb.store_reconcile_status(
-                self.conn, {s: (r.randint(0, 1), r.randint(0, 1)) for s in shas if r.random() < 0.7}, "fp"
+                self.conn, {s: (r.randint(0, 1), r.randint(0, 1)) for s in shas if r.random() < 0.7}, "fp", None
             )
 
     def step(self) -> None:
@@ -175,6 +177,13 @@ WINDOWS = [
 ]
 
 
+def commit_json(conn: sqlite3.Connection, window: tuple[int | None, int | None]) -> str:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        report.write_commit_json(statedb.usage_by_commit(conn, *window))
+    return buf.getvalue()
+
+
 LINK_WINDOWS = [(None, None), (T0 + 3 * Q, None), (None, T0 + 9 * Q), (T0 + Q, T0 + 2 * Q + 5)]
 
 
@@ -189,6 +198,8 @@ def check(conn: sqlite3.Connection) -> None:
     for window in LINK_WINDOWS:
         # as JSON: key order (the report's output) included
         assert json.dumps(report.by_commit(conn, window)) == json.dumps(reference_by_commit(conn, window)), window
+        # the report's streamed JSON for --by commit: the same text as json.dumps of those rows
+        assert commit_json(conn, window) == json.dumps(reference_by_commit(conn, window), indent=2) + "\n"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -228,3 +239,36 @@ def test_a_read_only_state_reads_a_stale_rollup_exactly(tmp_path: Path) -> None:
     assert statedb.reports_behind(ro)
     check(ro)
     ro.close()
+
+
+def test_a_state_db_from_before_the_rollups_read_only(tmp_path: Path) -> None:
+    """An older state.db in a read-only state folder cannot be migrated: reports read the messages."""
+    conn = open_state_db(tmp_path)
+    history = History(conn, 11)
+    with transaction(conn):
+        for _ in range(10):
+            history.step()
+        statedb.roll_up_reports(conn)
+        conn.execute("DROP TABLE report_cells")
+        conn.execute("DROP TABLE report_links")
+        conn.execute("DELETE FROM _migrations WHERE name = 'm016_reports_rollup'")
+    conn.close()
+    from periscope_hooks.state import open_state_db_read_only
+
+    ro = open_state_db_read_only(tmp_path)
+    check(ro)
+    ro.close()
+
+
+def test_commit_json_across_write_chunks() -> None:
+    rows = [
+        (f"{i:040x}", T0 + i, None if i % 7 else "main", "commit", "human", i % 2, i % 3 == 0)
+        + (i, 1, 2, 3, 4, 5, i * 12345, i * 7, 1, 0, 0, i)
+        for i in range(2500)
+    ]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        report.write_commit_json(rows)
+    text = buf.getvalue()
+    assert text == json.dumps(json.loads(text), indent=2) + "\n"
+    assert len(json.loads(text)) == 2500

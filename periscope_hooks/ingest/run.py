@@ -82,14 +82,11 @@ def _apply(
         )
 
 
-def _apply_run(
-    ctx: IngestContext, run: list[tuple[int, records.Message]], lines: dict[int, tuple[bytes, dict[str, Any]]]
-) -> None:
+def _apply_run(ctx: IngestContext, run: list[tuple[int, bytes, dict[str, Any], records.Message]]) -> None:
     """Apply (and empty) a run of messages: in bulk, or one by one when bulk cannot take it."""
-    if run and not apply_messages(ctx, run):
-        for offset, record in run:
-            raw, rec = lines[offset]
-            _apply(ctx, offset, raw, rec, record, {})
+    if run and not apply_messages(ctx, [(offset, message) for offset, _, _, message in run]):
+        for offset, raw, rec, message in run:
+            _apply(ctx, offset, raw, rec, message, {})
     run.clear()
 
 
@@ -111,20 +108,19 @@ def ingest_batch(ctx: IngestContext) -> bool:
             return False
         ctx.start_batch()
         parsed = [(offset, raw, *_parse(ctx, offset, raw)) for offset, raw in batch.lines]
-        parsed_by_offset = {offset: (raw, rec) for offset, raw, rec, _ in parsed if rec is not None}
         parents = lookup_parents(
             ctx, [p.sha for _, _, _, p in parsed if isinstance(p, records.Commit) and p.sha and _needs_parents(p)]
         )
-        run: list[tuple[int, records.Message]] = []  # consecutive messages, applied in bulk
+        run: list[tuple[int, bytes, dict[str, Any], records.Message]] = []  # consecutive messages, in bulk
         for offset, raw, rec, record in parsed:
             if rec is None:
                 continue
             if isinstance(record, records.Message) and bulk_ready(ctx, record):
-                run.append((offset, record))
+                run.append((offset, raw, rec, record))
                 continue
-            _apply_run(ctx, run, parsed_by_offset)
+            _apply_run(ctx, run)
             _apply(ctx, offset, raw, rec, record, parents)
-        _apply_run(ctx, run, parsed_by_offset)
+        _apply_run(ctx, run)
         ctx.events.write()
         store_position(ctx.conn, batch)
     return True

@@ -68,6 +68,9 @@ def open_local_store(path: Path | None = None, busy_timeout_s: float = BUSY_TIME
     conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     enable_wal(conn, int(busy_timeout_s * 1000))
+    # FULL (the usual default, said explicitly): ingest stores events here before its state.db
+    # batch (synchronous=NORMAL) commits, so this commit must reach the disk first.
+    conn.execute("PRAGMA synchronous = FULL")
     _migrate(conn)
     return conn
 
