@@ -30,6 +30,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 TRIVIAL_CHANGES = 4  # changed lines at or below which a match needs the same author
 LINES_MIN_SIMILARITY = 0.6  # share of changed lines a forge-edited squash must keep
@@ -48,11 +49,13 @@ class Diff:
 
     changes: tuple[Change, ...]
 
-    @property
+    # Cached: each target's diff is compared with every range of every chain (the accuracy
+    # bench's 300 pull requests spent most of their matching time re-hashing the same diffs).
+    @cached_property
     def paths(self) -> frozenset[str]:
         return frozenset(c[0] for c in self.changes)
 
-    @property
+    @cached_property
     def patch_id(self) -> str:
         """Like `git patch-id` over a `-U0` diff: line numbers and whitespace do not count."""
         h = hashlib.sha1()
@@ -60,7 +63,7 @@ class Diff:
             h.update(f"{path}\0{kind}{line}\n".encode("utf-8", "replace"))
         return h.hexdigest()
 
-    @property
+    @cached_property
     def trivial(self) -> bool:
         return len(self.changes) <= TRIVIAL_CHANGES
 
@@ -103,6 +106,13 @@ class Inputs:
     range_diff: Callable[[str, str], Diff]  # (base, end) -> the range's diff
     remerge_tree: Callable[[str, str], str | None]  # (target's parent, end) -> merged tree or None
     cache: dict[tuple[str, str], Diff] = field(default_factory=dict)
+    range_diffs: Callable[[list[tuple[str, str]]], dict[tuple[str, str], Diff]] | None = None  # many at once
+
+    def prefetch(self, base: str, ends: Sequence[str]) -> None:
+        """Read the diffs of base..end for all `ends` at once (one process, not one each)."""
+        missing = [(base, e) for e in dict.fromkeys(ends) if (base, e) not in self.cache]
+        if self.range_diffs is not None and len(missing) > 1:
+            self.cache.update(self.range_diffs(missing))
 
     def diff_of(self, base: str, end: str, commits: Sequence[str]) -> Diff:
         if len(commits) == 1 and commits[0] in self.facts and self.facts[commits[0]].parents[:1] == (base,):
@@ -121,30 +131,79 @@ def _similarity(a: Diff, b: Diff) -> float:
     return len(sa & sb) / len(sa | sb) if sa or sb else 0.0
 
 
+TIER_STRENGTH = {"exact": 3, "re-merge": 2, "lines": 1}
+MAX_EXTEND = 30  # commits past a match tried for a better fit with the same target
+
+
+def _reproduces(inputs: Inputs, diff: Diff, authors: set[str], end: str, t: str) -> tuple[str, float] | None:
+    """(tier, fit) when target `t` reproduces the range whose diff is `diff`, else None."""
+    tf = inputs.facts[t]
+    if tf.cherry_picked or len(tf.parents) != 1 or not tf.diff.changes:
+        return None
+    same_author = tf.author in authors
+    if (diff.trivial or tf.diff.trivial) and not same_author:
+        return None
+    if tf.diff.patch_id == diff.patch_id:
+        return "exact", 1.0
+    if tf.diff.paths != diff.paths:
+        return None
+    if inputs.remerge_tree(tf.parents[0], end) == tf.tree:
+        return "re-merge", 1.0
+    if same_author and not diff.trivial:
+        fit = _similarity(diff, tf.diff)
+        if fit >= LINES_MIN_SIMILARITY:
+            return "lines", fit
+    return None
+
+
+def _authors(inputs: Inputs, commits: Sequence[str]) -> set[str]:
+    return {inputs.facts[c].author for c in commits if c in inputs.facts}
+
+
 def match_range(inputs: Inputs, base: str, commits: Sequence[str], candidates: Iterable[str]) -> Match | None:
     """The oldest target that reproduces `base..commits[-1]`, or None."""
+    candidates = list(candidates)
+    if not candidates:
+        return None  # no range diff to read (a `git diff` each)
     end = commits[-1]
     diff = inputs.diff_of(base, end, commits)
     if not diff.changes:
         return None
-    authors = {inputs.facts[c].author for c in commits if c in inputs.facts}
-    pid = diff.patch_id
+    authors = _authors(inputs, commits)
     for t in candidates:  # oldest first: the first match wins
-        tf = inputs.facts[t]
-        if tf.cherry_picked or len(tf.parents) != 1 or not tf.diff.changes:
-            continue
-        same_author = tf.author in authors
-        if (diff.trivial or tf.diff.trivial) and not same_author:
-            continue
-        if tf.diff.patch_id == pid:
-            return Match(tuple(commits), t, "exact")
-        if tf.diff.paths != diff.paths:
-            continue
-        if inputs.remerge_tree(tf.parents[0], end) == tf.tree:
-            return Match(tuple(commits), t, "re-merge")
-        if same_author and not diff.trivial and _similarity(diff, tf.diff) >= LINES_MIN_SIMILARITY:
-            return Match(tuple(commits), t, "lines")
+        found = _reproduces(inputs, diff, authors, end, t)
+        if found is not None:
+            return Match(tuple(commits), t, found[0])
     return None
+
+
+def _best_fit(inputs: Inputs, base: str, chain: Sequence[str], start: int, k: int, m: Match) -> tuple[int, Match]:
+    """The range from `start` that `m.new` reproduces best: strongest tier, then most lines
+    shared, then longest.  The shortest range that matches is not always the whole story: a
+    squash often shares most of its lines with the branch's first commit alone (the lines tier
+    then matches that one commit, and the later commits, compared on their own, do not), while
+    the whole branch is reproduced exactly or by the re-merge.  Only the same target is tried,
+    so a range never takes commits that another target reproduces better."""
+    best = (TIER_STRENGTH[m.tier], 1.0 if m.tier != "lines" else _fit(inputs, base, chain[start : k + 1], m.new))
+    best_k, best_m = k, m
+    if best[0] == TIER_STRENGTH["exact"]:
+        return best_k, best_m  # a longer range would only add commits that change nothing
+    for k2 in range(k + 1, min(len(chain), k + 1 + MAX_EXTEND)):
+        commits = chain[start : k2 + 1]
+        diff = inputs.diff_of(base, commits[-1], commits)
+        if not diff.changes:
+            continue
+        found = _reproduces(inputs, diff, _authors(inputs, commits), commits[-1], m.new)
+        if found is None:
+            continue
+        score = (TIER_STRENGTH[found[0]], found[1])
+        if score >= best:
+            best, best_k, best_m = score, k2, Match(tuple(commits), m.new, found[0])
+    return best_k, best_m
+
+
+def _fit(inputs: Inputs, base: str, commits: Sequence[str], target: str) -> float:
+    return _similarity(inputs.diff_of(base, commits[-1], commits), inputs.facts[target].diff)
 
 
 def match_chain(inputs: Inputs, chain: Chain, wanted: set[str]) -> list[Match]:
@@ -157,18 +216,26 @@ def match_chain(inputs: Inputs, chain: Chain, wanted: set[str]) -> list[Match]:
     matches: list[Match] = []
     base, start = chain.base, 0
     last_wanted = max((i for i, c in enumerate(chain.commits) if c in wanted), default=-1)
-    for k in range(len(chain.commits)):
-        if start > last_wanted:
-            break
+    k = 0
+    prefetched: set[str] = set()
+    while k < len(chain.commits) and start <= last_wanted:
+        if candidates and base not in prefetched:
+            # every range this walk may ask for from this base: up to the last wanted commit, and
+            # past it as far as a match may grow
+            prefetched.add(base)
+            inputs.prefetch(base, chain.commits[start + 1 : last_wanted + 1 + MAX_EXTEND])
+        first, range_base = start, base
         found = match_range(inputs, base, chain.commits[start : k + 1], candidates)
         if found is None and k > start:
             # The commit on its own: a rebase merge whose earlier commit did not survive as it was
             # (a conflict, dropped) still matches commit by commit after it.
-            parent = chain.commits[k - 1]
-            found = match_range(inputs, parent, chain.commits[k : k + 1], candidates)
+            first, range_base = k, chain.commits[k - 1]
+            found = match_range(inputs, range_base, chain.commits[k : k + 1], candidates)
         if found is not None:
+            k, found = _best_fit(inputs, range_base, chain.commits, first, k, found)
             matches.append(found)
             base, start = chain.commits[k], k + 1
+        k += 1
     return matches
 
 
@@ -259,6 +326,33 @@ def read_range_diff(common_dir: str, base: str, end: str) -> Diff:
     return parse_diff(
         run_git(["diff", "-U0", "--no-renames", "--no-color", "--no-ext-diff", base, end], git_dir=common_dir)
     )
+
+
+def read_range_diffs(common_dir: str, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Diff]:
+    """`read_range_diff` for many (base, end) pairs in one `git diff-tree --stdin` (a process per
+    range was most of matching's cost: a chain's walk asks for base..c for each of its commits).
+    Each pair is given as `end base`, which diff-tree reads as a commit and its parent (so the
+    diff is base..end); it echoes the first commit before each patch, and the ends are distinct
+    where the bases are not (a pair with no change prints nothing)."""
+    from periscope_hooks.git import run_git
+
+    ends = {end: (base, end) for base, end in pairs}
+    if len(ends) != len(pairs):
+        raise ValueError("read_range_diffs: each end once")
+    out = run_git(
+        ["diff-tree", "--stdin", "-r", "-p", "-U0", "--no-renames", "--no-color", "--no-ext-diff"],
+        git_dir=common_dir,
+        input="".join(f"{end} {base}\n" for base, end in pairs),
+        timeout=300,
+    )
+    found: dict[tuple[str, str], list[str]] = {}
+    current: list[str] | None = None
+    for line in out.split("\n"):
+        if line in ends:
+            current = found.setdefault(ends[line], [])
+        elif current is not None:
+            current.append(line)
+    return {pair: parse_diff("\n".join(found.get(pair, []))) for pair in pairs}
 
 
 def remerge_tree(common_dir: str, onto: str, end: str) -> str | None:

@@ -358,3 +358,77 @@ def test_flush_moves_the_usage_and_its_notes(forge: Forge) -> None:
     note = parse_note(git(forge.dev, "notes", f"--ref={NOTES_REF}", "show", squash))
     assert note is not None and note["usage"]["messages"] == 2
     assert note["sha"] == squash and forge.where() == dict.fromkeys(olds, squash)
+
+
+def test_squash_whose_first_commit_carries_most_of_its_lines(forge: Forge) -> None:
+    """The squash shares most of its added lines with the branch's first commit alone (the lines
+    tier matches that commit), and the later commit touches only one of the squash's files (so
+    on its own it matches nothing): the whole branch goes to the squash, not the first commit
+    only (bench/reconcile_accuracy.py found this on multi-file pull requests)."""
+    forge.branch("feat")
+    forge.edit(forge.dev, "b.txt", 20, "dev touches b too")
+    git(forge.dev, "add", "b.txt")
+    first = forge.dev_commit("a.txt", 10, "\n".join(f"def helper_{i}(): return {i}" for i in range(10)))
+    second = forge.dev_commit("b.txt", 40, "dev fixes a line of b")
+    forge.push("feat")
+    forge.web_commit("c.txt", 5, "main moves elsewhere")
+    squash = forge.squash_merge("feat", 21)
+    forge.pull_main(delete="feat")
+
+    forge.reconcile()
+    assert forge.where() == {first: squash, second: squash}
+    assert _commands(forge) == ["forge-squash"]
+
+
+def test_release_branch_whose_newest_commit_is_a_fix_copied_to_main(forge: Forge) -> None:
+    """A fix on a release branch, copied to main with a plain cherry-pick, is the release's
+    newest commit: its tip matched, but the branch also holds a commit with no copy on main (the
+    release's own version bump), so it is a release branch, not a merged pull request's stale
+    branch, and the fix keeps its usage (bench/reconcile_accuracy.py moved such fixes)."""
+    git(forge.web, "push", "-q", "origin", "main:release-1")
+    git(forge.dev, "fetch", "-q", "origin")
+    git(forge.dev, "checkout", "-q", "-b", "release-1", "origin/release-1")
+    forge.dev_commit("a.txt", 1, "version = 1.0.1", usage=False, env=OTHER_ENV)  # the release's own
+    fix = forge.dev_commit("b.txt", 10, "a release fix\nof\nfive\nlines\nhere")
+    git(forge.dev, "push", "-q", "origin", "release-1")
+    git(forge.web, "fetch", "-q", "origin")
+    git(forge.web, "cherry-pick", fix, env=OTHER_ENV)  # a plain copy: no `cherry picked from` line
+    git(forge.web, "push", "-q", "origin", "main")
+    git(forge.dev, "checkout", "-q", "main")
+    git(forge.dev, "branch", "-q", "-D", "release-1")
+    git(forge.dev, "pull", "-q", "--ff-only", "origin", "main")
+
+    forge.reconcile()
+    assert forge.where()[fix] == fix
+    assert forge.rewrite_events() == []
+
+
+def test_range_diffs_read_at_once_equal_one_by_one(tmp_path: Path) -> None:
+    """Matching reads a chain's ranges base..c in one `git diff-tree --stdin`: the same diffs as
+    one `git diff` each, an empty range and added, deleted and changed files included."""
+    from periscope_hooks import matching
+    from testing.util import init_repo
+
+    repo = init_repo(tmp_path / "r", remote=None)
+    shas = []
+    for i, (name, text) in enumerate([("a.txt", "one\ntwo\n"), ("b.txt", "x\n"), ("a.txt", "one\n2\n")]):
+        (repo / name).write_text(text)
+        git(repo, "add", name)
+        git(repo, "commit", "-q", "-m", f"c{i}")
+        shas.append(git(repo, "rev-parse", "HEAD"))
+    git(repo, "rm", "-q", "b.txt")
+    git(repo, "commit", "-q", "-m", "drop b")
+    shas.append(git(repo, "rev-parse", "HEAD"))
+    git(repo, "commit", "-q", "--allow-empty", "-m", "empty")
+    shas.append(git(repo, "rev-parse", "HEAD"))
+    common = str(repo / ".git")
+    pairs = [(shas[0], end) for end in shas[1:]] + [(shas[3], shas[4])]
+    with pytest.raises(ValueError):
+        matching.read_range_diffs(common, pairs)  # each end once: it names the patch that follows
+    pairs = pairs[:-1]
+    many = matching.read_range_diffs(common, pairs)
+    assert many == {p: matching.read_range_diff(common, *p) for p in pairs}
+    assert (
+        many[(shas[0], shas[4])] == many[(shas[0], shas[3])]
+        and not matching.read_range_diffs(common, [(shas[3], shas[4])])[(shas[3], shas[4])].changes
+    )
