@@ -177,6 +177,23 @@ WINDOWS = [
 ]
 
 
+def general_commit_table(rows: list[dict[str, Any]]) -> str:
+    """The table report() printed for --by commit before its fast path."""
+    flat = [report._flat(r) for r in rows]
+    flat.append(report._flat(report.total_row(rows, "commit")))
+    for r in flat[:-1]:
+        r["sha"] = r["sha"][:12] + ("" if r.get("reachable", True) else " (unreachable)")
+        r.pop("reachable", None)
+        r["shipped"] = "yes" if r.get("shipped") else "no"
+    from periscope_hooks import reconcile
+
+    flat[-1]["shipped"] = reconcile.shipped_share(rows)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        report._table(flat, "commit")
+    return buf.getvalue()
+
+
 def commit_json(conn: sqlite3.Connection, window: tuple[int | None, int | None]) -> str:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -200,6 +217,12 @@ def check(conn: sqlite3.Connection) -> None:
         assert json.dumps(report.by_commit(conn, window)) == json.dumps(reference_by_commit(conn, window)), window
         # the report's streamed JSON for --by commit: the same text as json.dumps of those rows
         assert commit_json(conn, window) == json.dumps(reference_by_commit(conn, window), indent=2) + "\n"
+        # and its table: the same text as the general path (_flat, the totals row, _table)
+        tuples = statedb.usage_by_commit(conn, *window)
+        if tuples:
+            assert "\n".join(report.commit_table_lines(tuples)) + "\n" == general_commit_table(
+                reference_by_commit(conn, window)
+            ), window
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -11,6 +11,7 @@ import csv
 import io
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -200,6 +201,72 @@ def _commit_json(row: tuple[Any, ...]) -> str:
     )
 
 
+def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
+    """The commit report's table (what _flat and _table make of by_commit's rows and the totals
+    row), straight from statedb.usage_by_commit's tuples: cells as strings, no dict per row.
+    tests/test_report_rollup.py checks it against the general path."""
+    units = statedb.COST_UNITS_PER_DOLLAR
+    cells = []
+    costs, shipped_costs = [], []
+    totals = [0] * 10  # messages, 5 tokens, reported, estimated, subscription, unknown
+    list_micro_total = 0
+    for (sha, time_ms, branch, kind, origin, reachable, shipped, messages, inp, out, reasoning, c_read, c_write,
+         cost_units, list_micro, reported, estimated, subscription, unknown) in rows:  # fmt: skip
+        cost = cost_units / units
+        list_cost = list_micro / 1_000_000
+        costs.append(cost)
+        if shipped:
+            shipped_costs.append(cost)
+        list_micro_total += round(list_cost * 1_000_000)
+        counts = (messages, inp, out, reasoning, c_read, c_write, reported, estimated, subscription, unknown)
+        totals = [t + int(c) for t, c in zip(totals, counts)]
+        date = _date(time_ms)
+        cells.append(
+            [
+                sha[:12] + ("" if reachable else " (unreachable)"),
+                "" if date is None else date,
+                "" if branch is None else str(branch),
+                str(kind),
+                str(origin),
+                str(messages),
+                f"{cost:.4f}",
+                f"{list_cost:.4f}" if list_cost or messages - unknown else "",
+                "yes" if shipped else "no",
+                str(inp),
+                str(out),
+                str(reasoning),
+                str(c_read),
+                str(c_write),
+                format_sources(dict(zip(COST_SOURCES, (reported, estimated, subscription, unknown)))),
+            ]
+        )
+    total_cost = round_cost(costs)
+    shipped_cost = round_cost(shipped_costs)
+    share = f"${shipped_cost:.4f} ({100 * shipped_cost / total_cost:.0f}%)" if total_cost else f"${shipped_cost:.4f}"
+    total_list = list_micro_total / 1_000_000
+    known = totals[0] - totals[9]
+    cells.append(
+        [
+            "total",
+            "",
+            "",
+            "",
+            "",
+            str(totals[0]),
+            f"{total_cost:.4f}",
+            f"{total_list:.4f}" if total_list or known else "",
+            share,
+            *(str(t) for t in totals[1:6]),
+            format_sources(dict(zip(COST_SOURCES, totals[6:]))),
+        ]
+    )
+    header = ["sha", "date", "branch", "kind", "origin", "messages", "cost", "list_cost", "shipped", *TOKEN_FIELDS]
+    cells.insert(0, [*header, "sources"])
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header) + 1)]
+    for c in cells:
+        yield "  ".join(cell.ljust(w) for cell, w in zip(c, widths)).rstrip()
+
+
 def _json_str(value: str | None) -> str:
     return "null" if value is None else json_string(value)
 
@@ -219,15 +286,28 @@ def write_commit_json(rows: list[tuple[Any, ...]]) -> None:
 def report(repo: str | None, by: str, fmt: str, since: str | None = None, until: str | None = None) -> int:
     window = parse_window(since, until)
     state_dir = resolve_state_dir(repo)
-    fast_json = by == "commit" and fmt == "json"
+    fast = by == "commit" and fmt in ("json", "table")  # 50,000 commits: straight from the SQL rows
     (rows, pending), note = read_state(
-        state_dir, lambda conn: _rows_and_pending(conn, state_dir, by, window, commit_tuples=fast_json)
+        state_dir, lambda conn: _rows_and_pending(conn, state_dir, by, window, commit_tuples=fast)
     )
     if note:
         output.info(f"note: {note}")
-    if fast_json:
+    if fast and fmt == "json":
         write_commit_json(rows)
         return 0
+    if fast and rows:
+        piece: list[str] = []
+        for line in commit_table_lines(rows):
+            piece.append(line)
+            if len(piece) == 1000:
+                output.write("\n".join(piece) + "\n")
+                piece = []
+        output.write("".join(line + "\n" for line in piece))
+        if pending:
+            output.out(f"({pending} message(s) not linked to a commit yet)")
+        return 0
+    if fast:
+        rows = []
     if fmt == "json":
         output.out(dumps_rows(rows))  # json.dumps(rows, indent=2), ~6x faster (jsonout.py)
         return 0
