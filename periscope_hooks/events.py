@@ -11,10 +11,10 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps writes a str with
 from typing import Any
 
 from periscope_hooks import CLIENT_NAME, __version__
+from periscope_hooks.jsonout import json_value
 
 SCHEMA_VERSION = 1
 EVENT_NAMESPACE = uuid.UUID("8a2d3c1e-5b7f-4e0a-9c6d-2f1b0e4a7d93")
@@ -96,22 +96,6 @@ def message_event(msg: Any, session: Any, repo_url: str | None) -> dict[str, Any
 _CLIENT_JSON = json.dumps({"name": CLIENT_NAME, "version": __version__}, separators=(",", ":"), sort_keys=True)
 
 
-def _json(value: Any) -> str:
-    """One JSON value exactly as json.dumps(value, separators=(",", ":"), sort_keys=True) writes it."""
-    if value is None:
-        return "null"
-    kind = type(value)
-    if kind is str:
-        return _json_str(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float:
-        text = float.__repr__(value)
-        if text[-1] not in "nf":  # not nan, inf or -inf (the encoder writes NaN, Infinity)
-            return text
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)  # anything else: the encoder itself
-
-
 _time_cache: dict[int, str] = {}
 
 
@@ -144,11 +128,11 @@ def _message_context_json(
     title = session["title"] if session is not None else None
     agent = agent or (session["agent"] if session is not None else None)
     return (
-        f'"model":{_json(model)},"price_snapshot":{_json(price_snapshot)},"provider":{_json(provider)}'
-        f',"repo":{{"branch":{_json(branch)},"sha":{_json(sha)},"url":{_json(repo_url)}}}'
-        f',"schema":{SCHEMA_VERSION},"session":{{"agent":{_json(agent)},"coding_agent":{_json(coding_agent or "opencode")}'
-        f',"id":{_json(session_id)},"is_subagent":{"true" if parent else "false"},"parent_id":{_json(parent)}'
-        f',"title":{_json(title)}}}'
+        f'"model":{json_value(model)},"price_snapshot":{json_value(price_snapshot)},"provider":{json_value(provider)}'
+        f',"repo":{{"branch":{json_value(branch)},"sha":{json_value(sha)},"url":{json_value(repo_url)}}}'
+        f',"schema":{SCHEMA_VERSION},"session":{{"agent":{json_value(agent)},"coding_agent":{json_value(coding_agent or "opencode")}'
+        f',"id":{json_value(session_id)},"is_subagent":{"true" if parent else "false"},"parent_id":{json_value(parent)}'
+        f',"title":{json_value(title)}}}'
     )
 
 
@@ -193,9 +177,9 @@ def message_event_json(
             _context_cache[key] = context
     t_input, t_output, t_reasoning, t_cache_read, t_cache_write = tokens
     body = (
-        f'{{"client":{_CLIENT_JSON},"cost":{_json(float(cost or 0))},"cost_source":{_json(cost_source or "unknown")}'
-        f',"event_id":"{eid}","list_cost":{"null" if list_cost_micro is None else _json(list_cost_micro / 1_000_000)}'
-        f',"message_id":{_json(message_id)},{context},"time":"{when}","tokens":{{"cache_read":{int(t_cache_read or 0)}'
+        f'{{"client":{_CLIENT_JSON},"cost":{json_value(float(cost or 0))},"cost_source":{json_value(cost_source or "unknown")}'
+        f',"event_id":"{eid}","list_cost":{"null" if list_cost_micro is None else json_value(list_cost_micro / 1_000_000)}'
+        f',"message_id":{json_value(message_id)},{context},"time":"{when}","tokens":{{"cache_read":{int(t_cache_read or 0)}'
         f',"cache_write":{int(t_cache_write or 0)},"input":{int(t_input or 0)},"output":{int(t_output or 0)}'
         f',"reasoning":{int(t_reasoning or 0)}}},"type":"message"}}'
     )

@@ -39,6 +39,14 @@ _SCALARS: dict[type, Callable[[Any], str]] = {
 }
 
 
+def json_value(value: Any) -> str:
+    """One value as json.dumps(value, separators=(",", ":"), sort_keys=True) writes it: a scalar
+    by json's own C escaper or repr, anything else by json.dumps itself.  Stored events are
+    written with these separators; events.message_event_json builds its text from this."""
+    writer = _SCALARS.get(type(value))
+    return writer(value) if writer is not None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
 class _NotPlain(Exception):
     pass
 
