@@ -11,7 +11,8 @@ Meta keys are the constants of `Meta`, never bare strings.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -417,10 +418,12 @@ def usage_by(
     it lacks read from the messages themselves: the same sums as grouping every message."""
     keys = _CELL_GROUP_KEYS[by]
     cols = ", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))
-    source, params = _cells_in_window(conn, since_ms, until_ms)
-    return conn.execute(
-        f"SELECT {cols}, {_RESUM}, min(first_ms) AS first_ms FROM ({source}) GROUP BY {', '.join(keys)}", params
-    ).fetchall()
+    with _snapshot(conn):
+        source, params = _cells_in_window(conn, since_ms, until_ms)
+        rows: list[sqlite3.Row] = conn.execute(
+            f"SELECT {cols}, {_RESUM}, min(first_ms) AS first_ms FROM ({source}) GROUP BY {', '.join(keys)}", params
+        ).fetchall()
+    return rows
 
 
 def first_spool_offset(
@@ -452,6 +455,11 @@ def usage_by_commit(
     it has not seen is reachable and not shipped), and the usage aggregates, summed from
     report_links plus whatever that rollup lacks.  Plain tuples in that order (50,000 commits:
     sqlite3.Row's lookups by name cost more than the rest of the row)."""
+    with _snapshot(conn):
+        return _usage_by_commit(conn, since_ms, until_ms)
+
+
+def _usage_by_commit(conn: sqlite3.Connection, since_ms: int | None, until_ms: int | None) -> list[tuple[Any, ...]]:
     message_mark, link_mark = _marks(conn)
     sums = ", ".join(f"sum(coalesce(r.{c}, 0) + coalesce(d.{c}, 0)) AS {c}" for c in _SUMS)
     cursor = conn.cursor()
@@ -554,6 +562,18 @@ _WORKTREES = (
     " UNION ALL SELECT (SELECT min(worktree) FROM messages INDEXED BY messages_worktree_time WHERE worktree > wt.v)"
     " FROM wt WHERE wt.v IS NOT NULL) SELECT v FROM wt WHERE v IS NOT NULL"
 )
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read snapshot for the marks and the statement that trusts them: between two separate
+    statements a flusher could commit a roll-up, and its rows would be counted twice (in the
+    rollup and as rows past the old mark).  A savepoint nests inside a caller's transaction."""
+    conn.execute("SAVEPOINT report_read")
+    try:
+        yield
+    finally:
+        conn.execute("RELEASE report_read")
 
 
 def _marks(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -772,12 +792,14 @@ def cost_by_bucket_and_model(
     (None: open), per quarter hour (GROUP_KEYS["day"]) and model: read from the reports' rollup,
     like usage_by (the dashboard's stacked chart; every message loaded into Python took seconds
     and hundreds of MB at 1M)."""
-    source, params = _cells_in_window(conn, since_ms, until_ms)
-    return conn.execute(
-        "SELECT coalesce(bucket, 0) AS bucket, provider, model, sum(messages) AS messages,"
-        f" sum(cost_units) AS cost_units FROM ({source}) GROUP BY 1, 2, 3",
-        params,
-    ).fetchall()
+    with _snapshot(conn):
+        source, params = _cells_in_window(conn, since_ms, until_ms)
+        rows: list[sqlite3.Row] = conn.execute(
+            "SELECT coalesce(bucket, 0) AS bucket, provider, model, sum(messages) AS messages,"
+            f" sum(cost_units) AS cost_units FROM ({source}) GROUP BY 1, 2, 3",
+            params,
+        ).fetchall()
+    return rows
 
 
 def pending_costs(conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None) -> list[float]:

@@ -295,3 +295,36 @@ def test_commit_json_across_write_chunks() -> None:
     text = buf.getvalue()
     assert text == json.dumps(json.loads(text), indent=2) + "\n"
     assert len(json.loads(text)) == 2500
+
+
+def test_a_roll_up_committed_while_a_report_reads_is_not_counted_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marks and the statement that trusts them are one snapshot: a flusher that rolls up
+    between them (its rows in the rollup, and past the mark the report read) changes nothing."""
+    writer = open_state_db(tmp_path)
+    history = History(writer, 5)
+    with transaction(writer):
+        for _ in range(10):
+            history.step()
+        statedb.roll_up_reports(writer)
+        for _ in range(10):
+            history.step()  # stored, not rolled up yet
+    reader = open_state_db(tmp_path)
+    expected = {by: reference_usage_by(reader, by, None, None) for by in BYS}
+    real_marks = statedb._marks
+
+    def marks_then_a_flusher_rolls_up(conn: sqlite3.Connection) -> tuple[int, int]:
+        marks = real_marks(conn)
+        if conn is reader and statedb.reports_behind(writer):
+            with transaction(writer):
+                statedb.roll_up_reports(writer)
+        return marks
+
+    monkeypatch.setattr(statedb, "_marks", marks_then_a_flusher_rolls_up)
+    assert normalized(statedb.usage_by(reader, "model")) == expected["model"]
+    with transaction(writer):
+        history.step()
+    assert json.dumps(report.by_commit(reader)) == json.dumps(reference_by_commit(reader, (None, None)))
+    reader.close()
+    writer.close()
