@@ -235,15 +235,18 @@ class Placement:
     unreachable: set[str]  # no ref holds them
     off_main: set[str]  # not on the main line (all of them when there is no main line)
     unshipped: set[str]  # not on the upstream default branch (the local one without a remote)
+    asked: list[str]  # the linked commits git was asked about; the others were shipped and still are
+    complete: bool  # asked about every linked commit (no earlier placement to build on)
 
-    def status(self, linked: Sequence[str]) -> dict[str, tuple[int, int]]:
+    def status(self) -> dict[str, tuple[int, int]]:
+        """(reachable, shipped) of the commits asked about: the others' cached rows stand."""
         present = set(self.present)
         return {
             sha: (
                 int(sha in present and sha not in self.unreachable),
                 int(sha in present and sha not in self.unshipped),
             )
-            for sha in linked
+            for sha in self.asked
         }
 
 
@@ -278,12 +281,12 @@ def place(
     commits) asking about all of them was 2.2 s of the flush after every commit."""
     stable = _still_shipped(common_dir, refs, before, shipped_before)
     rest = [sha for sha in linked if sha not in stable]
-    asked = sorted(existing(common_dir, rest))
-    present = sorted(stable.intersection(linked).union(asked))
-    unreachable = off(common_dir, asked, refs.all_tips)
-    off_main = off(common_dir, asked, refs.main) if refs.main else set(present)
-    unshipped = off(common_dir, asked, refs.main[:1]) if refs.upstream else off_main
-    return Placement(present, unreachable, off_main, unshipped)
+    found = sorted(existing(common_dir, rest))
+    present = sorted(stable.intersection(linked).union(found))
+    unreachable = off(common_dir, found, refs.all_tips)
+    off_main = off(common_dir, found, refs.main) if refs.main else set(present)
+    unshipped = off(common_dir, found, refs.main[:1]) if refs.upstream else off_main
+    return Placement(present, unreachable, off_main, unshipped, rest, not stable)
 
 
 @dataclass
@@ -568,12 +571,12 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             return outcome
         outcome.ran = True
         before = statedb.get_meta(conn, statedb.Meta.RECONCILE_MAIN_LINE)
-        shipped_before = [sha for sha, (_, shipped) in statedb.reconcile_status(conn).items() if shipped]
+        shipped_before = statedb.shipped_commits(conn)
         placed = place(common_dir, refs, linked, before=before, shipped_before=shipped_before)
         copies = statedb.cherry_pick_commits(conn)
         seen = Seen.load(statedb.get_meta(conn, statedb.Meta.RECONCILE_SEEN))
         decisions, outcome.candidates, seen = decide(common_dir, refs, linked, placed, copies, seen)
-        status = placed.status(linked)
+        status, complete = placed.status(), placed.complete
         if decisions:
             now = int(time.time() * 1000)
             for d in decisions:
@@ -585,9 +588,10 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             # The moved commits are on the main line now: read their status again.
             linked = statedb.linked_commits(conn)
             fingerprint = _fingerprint(refs.fingerprint, linked, stamp)
-            status = place(common_dir, refs, linked, before=before, shipped_before=shipped_before).status(linked)
+            again = place(common_dir, refs, linked, before=before, shipped_before=shipped_before)
+            status, complete = again.status(), again.complete
         with transaction(conn):
-            statedb.store_reconcile_status(conn, status, fingerprint, main_line_key(refs))
+            statedb.store_reconcile_status(conn, status, fingerprint, main_line_key(refs), complete=complete)
             statedb.set_meta(conn, statedb.Meta.RECONCILE_SEEN, seen.dump())
     except (GitError, OSError, ValueError) as e:
         outcome.error = str(e)

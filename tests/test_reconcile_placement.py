@@ -37,7 +37,7 @@ def _asked_from_scratch(f: Forge) -> dict[str, tuple[bool, bool]]:
         conn.close()
     common = str(state_dir(f.dev).parent)
     placed = reconcile.place(common, reconcile.read_refs(common), linked)
-    return {sha: (bool(r), bool(s)) for sha, (r, s) in placed.status(linked).items()}
+    return {sha: (bool(r), bool(s)) for sha, (r, s) in placed.status().items()}
 
 
 def test_shipped_commits_stay_shipped_while_main_moves_forward_and_not_after_a_force_push(forge: Forge) -> None:
