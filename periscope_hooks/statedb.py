@@ -460,6 +460,9 @@ def usage_by_commit(
 
 
 def _usage_by_commit(conn: sqlite3.Connection, since_ms: int | None, until_ms: int | None) -> list[tuple[Any, ...]]:
+    # NOT INDEXED: links read in id order (with report_links, also in link order) and sorted by
+    # commit, rather than walked through links_current with a random table lookup per link
+    # (0.7-0.85 s against 0.9-0.95 s of CPU at 50,000 links, loaded box).
     message_mark, link_mark = _marks(conn)
     sums = ", ".join(f"sum(coalesce(r.{c}, 0) + coalesce(d.{c}, 0)) AS {c}" for c in _SUMS)
     cursor = conn.cursor()
@@ -469,7 +472,7 @@ def _usage_by_commit(conn: sqlite3.Connection, since_ms: int | None, until_ms: i
         " GROUP BY link_id),"
         " c AS (SELECT l.current_sha AS sha, min(l.id) AS first_id, max(l.time_ms) AS time_ms,"
         " coalesce(max(CASE WHEN l.sha = l.current_sha THEN l.id END), max(l.id)) AS head_id,"
-        f" {sums} FROM links l LEFT JOIN {'report_links' if _has_rollups(conn) else _NO_LINK_ROLLUP} r"
+        f" {sums} FROM links l NOT INDEXED LEFT JOIN {'report_links' if _has_rollups(conn) else _NO_LINK_ROLLUP} r"
         " ON r.link_id = l.id LEFT JOIN d ON d.link_id = l.id"
         " GROUP BY l.current_sha)"
         f" SELECT c.sha, c.time_ms, h.branch, h.kind, h.origin, coalesce(s.reachable, 1) AS reachable,"
