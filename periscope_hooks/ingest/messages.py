@@ -20,6 +20,33 @@ from periscope_hooks.ingest.records import Message
 from periscope_hooks.ingest.worktrees import learn
 
 
+def _row(
+    ctx: IngestContext, rec: Message, worktree: str | None, line_offset: int, held_link: int | None
+) -> tuple[Any, ...]:
+    """The message's values in statedb.MESSAGE_COLUMNS order, priced."""
+    priced = ctx.prices.price(rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None)
+    return (
+        rec.id,
+        rec.session_id,
+        worktree,
+        rec.time,
+        rec.provider,
+        rec.model,
+        rec.agent,
+        *rec.tokens,
+        rec.cost,
+        rec.branch,
+        rec.sha,
+        line_offset,
+        held_link,
+        priced.list_cost_micro,
+        priced.source,
+        priced.snapshot,
+        rec.cost_reported,
+        rec.coding_agent,
+    )
+
+
 def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
     conn = ctx.conn
     worktree = ctx.worktree_of(rec.cwd)
@@ -35,27 +62,7 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
         if waiting and (rec.id in waiting or any(t in waiting for t in rec.tool_use_ids))
         else None
     )
-    priced = ctx.prices.price(rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None)
-    values = (
-        rec.id,
-        rec.session_id,
-        worktree,
-        rec.time,
-        rec.provider,
-        rec.model,
-        rec.agent,
-        *rec.tokens,
-        rec.cost,
-        rec.branch,
-        rec.sha,
-        line_offset,
-        held["id"] if held is not None else None,
-        priced.list_cost_micro,
-        priced.source,
-        priced.snapshot,
-        rec.cost_reported,
-        rec.coding_agent,
-    )
+    values = _row(ctx, rec, worktree, line_offset, held["id"] if held is not None else None)
     if not statedb.insert_message(conn, values):
         ctx.result.duplicates += 1
         return
@@ -102,31 +109,7 @@ def apply_messages(ctx: IngestContext, run: Sequence[tuple[int, Message]]) -> bo
         if worktree and not ctx.settings(worktree).capture:
             continue
         learn(ctx, worktree)  # before the savepoint: kept when the run falls back
-        priced = ctx.prices.price(
-            rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None
-        )
-        rows.append(
-            (
-                rec.id,
-                rec.session_id,
-                worktree,
-                rec.time,
-                rec.provider,
-                rec.model,
-                rec.agent,
-                *rec.tokens,
-                rec.cost,
-                rec.branch,
-                rec.sha,
-                line_offset,
-                None,
-                priced.list_cost_micro,
-                priced.source,
-                priced.snapshot,
-                rec.cost_reported,
-                rec.coding_agent,
-            )
-        )
+        rows.append(_row(ctx, rec, worktree, line_offset, None))
     if not rows:
         return True
     conn.execute("SAVEPOINT ingest_messages")
