@@ -167,3 +167,27 @@ def test_report_by_agent_puts_the_agents_side_by_side(tmp_path):
     assert rows["claude-code"]["cost_sources"]["estimated"] == 1  # no cost reported: priced at list price
     table = periscope("report", "--by", "agent", cwd=repo).stdout
     assert "claude-code" in table and "opencode" in table and "total" in table
+
+
+def test_a_recovered_session_is_followed_after_its_first_recovery(tmp_path, monkeypatch):
+    """No capture hook ran. The agent's commit names its session, and the flush after it recovers
+    the transcript so far. That flush usually runs while the session goes on, so the replies the
+    transcript gains after it must still be captured by later flushes, once each."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    repo = init_repo(tmp_path / "r")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "initial")
+    periscope("install-hooks", cwd=repo)
+    transcript = Path(os.environ["HOME"]) / ".claude" / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    tool = {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": "git commit"}}
+    transcript.write_text(assistant_line("msg_1", repo, block=tool))
+    git(
+        repo, "commit", "-q", "--allow-empty", "-m", "agent", env={"CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": SESSION}
+    )
+    periscope("flush", cwd=repo)  # recovers msg_1
+    with transcript.open("a") as f:  # the session goes on after its commit
+        f.write(assistant_line("msg_2", repo, block={"type": "text", "text": "done"}))
+    periscope("flush", cwd=repo)
+    periscope("flush", cwd=repo)  # nothing new: nothing twice
+    msgs = [r["id"] for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
+    assert msgs == ["msg_1", "msg_2"]
