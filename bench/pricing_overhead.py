@@ -35,10 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest_throughput import COMMIT_EVERY, make_commits  # noqa: E402
+from history import isolated_env, make_commits  # noqa: E402
 
 from testing.util import message_record  # noqa: E402
 
+COMMIT_EVERY = 20  # a commit every 20 messages (heavy users commit every 10-50)
 MODELS = [
     ("anthropic", "claude-sonnet-4", 0.0123),
     ("openai", "gpt-5", 0.0071),
@@ -81,24 +82,9 @@ def spool_lines(n: int, worktree: str, shas: list[str], first: int = 0) -> list[
 
 def one_run(n: int, variant: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="periscope-pricing-") as tmp:
-        env = {
-            **os.environ,
-            "HOME": tmp,
-            "XDG_STATE_HOME": f"{tmp}/state",
-            "XDG_DATA_HOME": f"{tmp}/data",
-            "XDG_CONFIG_HOME": f"{tmp}/config",
-            "XDG_CACHE_HOME": f"{tmp}/cache",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
-            "GIT_AUTHOR_NAME": "b",
-            "GIT_AUTHOR_EMAIL": "b@example.com",
-            "GIT_COMMITTER_NAME": "b",
-            "GIT_COMMITTER_EMAIL": "b@example.com",
-            "PYTHONPATH": str(ROOT),
-        }
-        os.environ.update({k: env[k] for k in env if k.startswith(("HOME", "XDG_", "GIT_"))})
+        isolated_env(tmp)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         repo = Path(tmp) / "r"
-        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=env)
         shas = make_commits(repo, max(1, n // COMMIT_EVERY))
         state = repo / ".git" / "periscope"
         state.mkdir()
