@@ -143,24 +143,6 @@ class LocalStoreSink:
             self._conn = None
 
 
-def iter_bodies(event_type: str | None = None, path: Path | None = None) -> Iterator[str]:
-    """The stored events as stored (compact JSON), in received order, streamed: constant memory."""
-    path = path or paths.local_store_path()
-    if not path.exists():
-        return
-    conn = open_local_store(path)
-    try:
-        sql = (
-            "SELECT body FROM events INDEXED BY events_received"
-            + (" WHERE type = ?" if event_type else "")
-            + " ORDER BY received_ms, rowid"
-        )
-        for (body,) in conn.execute(sql, (event_type,) if event_type else ()):
-            yield body
-    finally:
-        conn.close()
-
-
 EXPORT_CHUNK_EVENTS = 2000
 
 
@@ -189,6 +171,12 @@ def iter_body_chunks(
             yield b"\n".join([r[0] for r in rows]) + b"\n"
     finally:
         conn.close()
+
+
+def iter_bodies(event_type: str | None = None, path: Path | None = None) -> Iterator[str]:
+    """The stored events as stored (compact JSON, one line each), in received order, streamed."""
+    for chunk in iter_body_chunks(event_type, path):
+        yield from chunk.decode().split("\n")[:-1]  # each chunk ends with a newline
 
 
 def iter_events(event_type: str | None = None, path: Path | None = None) -> Iterator[dict[str, Any]]:
