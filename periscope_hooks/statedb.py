@@ -32,6 +32,8 @@ class Meta:
     RECONCILE_FINGERPRINT = "reconcile_fingerprint"  # refs + linked commits at the last reconciliation
     RECONCILE_SEEN = "reconcile_seen"  # what reconciliation compared already (reconcile.Seen)
     RECONCILE_MAIN_LINE = "reconcile_main_line"  # what reconcile_status's `shipped` was measured against
+    AGENTS_RECOVERY_MARK = "agents_recovery_link_id"  # the highest agent link recovery looked at
+    AGENTS_FOLLOWED = "agents_recovered_sessions"  # sessions recovery captured, followed while they go on
     # The report rollups (report_cells, report_links) hold every message up to this rowid and,
     # per link, every message linked to a link up to this id (roll_up_reports).
     REPORTS_MESSAGE_MARK = "reports_message_mark"
@@ -864,6 +866,16 @@ def store_reconcile_status(
     )
     set_meta(conn, Meta.RECONCILE_FINGERPRINT, fingerprint)
     set_meta(conn, Meta.RECONCILE_MAIN_LINE, main_line)
+
+
+def agent_links_after(conn: sqlite3.Connection, link_id: int) -> list[tuple[int, str | None]]:
+    """(link id, agent session id) of the agent commits linked after `link_id`, oldest first."""
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT id, agent_session_id FROM links WHERE id > ? AND origin = 'agent' ORDER BY id", (link_id,)
+        )
+    ]
 
 
 def shipped_commits(conn: sqlite3.Connection) -> list[str]:

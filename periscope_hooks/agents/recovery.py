@@ -22,11 +22,11 @@ import os
 import sqlite3
 import time
 
+from periscope_hooks import statedb
 from periscope_hooks.agents import claude_code
-from periscope_hooks.state import get_meta, set_meta, transaction
+from periscope_hooks.state import transaction
+from periscope_hooks.statedb import Meta
 
-MARK = "agents_recovery_link_id"  # the highest link id looked at
-FOLLOWED = "agents_recovered_sessions"  # sessions captured here, not by hooks: followed while they go on
 QUIET_S = 24 * 3600  # a transcript unchanged this long is a finished session: no longer followed
 
 
@@ -44,22 +44,19 @@ def _follow(session_id: str, written: list[str]) -> bool:
 
 def recover_sessions(conn: sqlite3.Connection) -> list[str]:
     """Capture the transcripts of agent sessions no hook captured; the state dirs whose spool grew."""
-    mark = int(get_meta(conn, MARK, "0") or 0)
-    rows = conn.execute(
-        "SELECT id, agent_session_id FROM links WHERE id > ? AND origin = 'agent' ORDER BY id", (mark,)
-    ).fetchall()
-    followed: list[str] = json.loads(get_meta(conn, FOLLOWED, "[]") or "[]")
+    rows = statedb.agent_links_after(conn, int(statedb.get_meta(conn, Meta.AGENTS_RECOVERY_MARK, "0") or 0))
+    followed: list[str] = json.loads(statedb.get_meta(conn, Meta.AGENTS_FOLLOWED, "[]") or "[]")
     if not rows and not followed:
         return []
     written: list[str] = []
     still = [session_id for session_id in followed if _follow(session_id, written)]
-    for session_id in dict.fromkeys(r["agent_session_id"] for r in rows if r["agent_session_id"]):
+    for session_id in dict.fromkeys(session_id for _, session_id in rows if session_id):
         if session_id not in still and not claude_code.has_capture_state(session_id):
             written.extend(d for d in claude_code.recover(session_id) if d not in written)
             still.append(session_id)
     with transaction(conn):
         if rows:
-            set_meta(conn, MARK, str(rows[-1]["id"]))
+            statedb.set_meta(conn, Meta.AGENTS_RECOVERY_MARK, str(rows[-1][0]))
         if still != followed:
-            set_meta(conn, FOLLOWED, json.dumps(still))
+            statedb.set_meta(conn, Meta.AGENTS_FOLLOWED, json.dumps(still))
     return written
