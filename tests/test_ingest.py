@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from periscope_hooks import schemas, spool
 from periscope_hooks.ingest import classify_commit, process_spool
@@ -180,3 +182,85 @@ def test_events_go_to_the_outbox_when_the_store_cannot_take_them(tmp_path):
     assert offered == [3]
     assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 3
     assert conn.execute("SELECT created, delivered FROM event_counts WHERE type = 'message'").fetchone()[:] == (3, 0)
+
+
+def _mixed_spool(root: Path, seed: int) -> list[dict]:
+    """Messages in two worktrees and no worktree, sessions, plain, replayed, squash, duplicate and
+    agent commits (held for a message recorded after them, and not), duplicate messages and a
+    message whose time is not an integer: every case a bulk run takes or leaves to the one-by-one path."""
+    rng = random.Random(seed)
+    trees = [str(root / "wt-a"), str(root / "wt-b"), ""]
+    t = 1764000000000
+    recs: list[dict] = []
+    shas = iter(f"{i:040x}" for i in range(1, 10_000))
+    last_sha: dict[str, str] = {}
+    held_for: list[str] = []
+    for i in range(400):
+        t += rng.randint(1, 400_000)  # sometimes past the idle window
+        tree = rng.choice(trees)
+        roll = rng.random()
+        if roll < 0.6 or not tree:
+            mid = held_for.pop() if held_for and rng.random() < 0.5 else f"m{seed}_{i}"
+            if recs and rng.random() < 0.05:
+                mid = rng.choice([r["id"] for r in recs if r["kind"] == "message"] or [mid])
+            extra = {"time": t if rng.random() > 0.03 else t + 0.5}  # a float time: not a bulk run's
+            recs.append(message_record(None, id=mid, cwd=tree, session_id=f"s{i % 3}", tokens=(i, 1, 0, 2, 0), **extra))
+            continue
+        if roll < 0.65:
+            recs.append(session_record(f"s{i % 3}", f"title {i}"))
+            continue
+        sha = next(shas)
+        commit = {
+            "v": 1,
+            "kind": "commit",
+            "hook": "post-commit",
+            "time": t,
+            "worktree": tree,
+            "sha": sha,
+            "branch": "main",
+            "parents": [last_sha[tree]] if tree in last_sha else [],
+            "reflog": {"old": last_sha.get(tree), "new": sha, "subject": "commit: x"},
+            "reflog_prev": None,
+            "rebasing": False,
+        }
+        if roll < 0.7:
+            commit["reflog"]["subject"] = "rebase (pick): x"
+        elif roll < 0.74:
+            commit.update(hook="post-merge", squash=True, reflog={"old": sha, "new": sha, "subject": "merge topic"})
+        elif roll < 0.8:
+            held_for.append(f"held{seed}_{i}")
+            commit["agent"] = {"session_id": "s1", "message_id": held_for[-1]}
+        last_sha[tree] = sha
+        recs.append(commit)
+        if rng.random() < 0.05:
+            recs.append(dict(commit))  # the same record twice: linked once
+    return recs
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bulk_runs_decide_and_emit_exactly_as_record_by_record(tmp_path, seed):
+    """ingest/bulk.py applies runs of messages and plain commits together; the same spool applied in
+    batches of at most two records (a commit's messages all stored before its run) must give the
+    same messages, links and events, byte for byte and in the same order."""
+    for tree in ("wt-a", "wt-b"):
+        (tmp_path / tree).mkdir()
+    recs = _mixed_spool(tmp_path.resolve(), seed)
+    longest = max(len(json.dumps(r)) for r in recs)  # as append_spool writes them
+    results = []
+    for name, batch_bytes in (("bulk", 4 << 20), ("small-batches", longest + 1)):
+        sd = tmp_path / name
+        append_spool(None, *recs, path=sd / "spool.jsonl")
+        result = process_spool(sd, batch_bytes=batch_bytes)
+        conn = open_state_db(sd)
+        messages = conn.execute(
+            "SELECT m.id, m.link_id IS NULL, l.sha, l.kind, m.spool_offset FROM messages m"
+            " LEFT JOIN links l ON l.id = m.link_id ORDER BY m.spool_offset"
+        ).fetchall()
+        links = conn.execute(
+            "SELECT sha, kind, origin, emitted, hold_until_ms FROM links ORDER BY sha, kind"
+        ).fetchall()
+        bodies = [r[0] for r in conn.execute("SELECT body FROM outbox ORDER BY seq")]
+        conn.close()
+        results.append((vars(result), messages, links, bodies))
+    assert results[0] == results[1]
+    assert results[0][0]["commits"] > 5 and results[0][0]["messages"] > 50

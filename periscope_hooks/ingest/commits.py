@@ -140,9 +140,13 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
 
 
 def emit_link(
-    ctx: IngestContext, link: sqlite3.Row, note: str | None, msgs: list[dict[str, Any]] | None = None
+    ctx: IngestContext,
+    link: sqlite3.Row | dict[str, Any],
+    note: str | None,
+    msgs: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Queue a link's commit event; `msgs`: its messages as link_messages_for_event reads them."""
+    """Queue a link's commit event; `link`: its row (or the same keys, ingest/bulk.py); `msgs`: its
+    messages as link_messages_for_event reads them."""
     conn = ctx.conn
     if msgs is None:
         msgs = statedb.link_messages_for_event(conn, link["id"])

@@ -10,6 +10,7 @@ from typing import Any
 
 from periscope_hooks import git, logfile, paths, pricing, statedb
 from periscope_hooks.ingest.queue import EventQueue, StoreNow
+from periscope_hooks.ingest.spool_reader import BATCH_BYTES
 from periscope_hooks.settings import RepoSettings, load_settings
 
 REPO_ID_NAME = "repo-id"  # in the state dir, beside the spool
@@ -47,6 +48,8 @@ class IngestContext:
     known_worktrees: set[str] = field(default_factory=set)  # paths whose identity this run stored
     # The flusher's local store, when it takes events as they are created (ingest/queue.py).
     store_now: StoreNow | None = None
+    # Spool bytes per batch (one transaction); tests make it tiny to apply records one at a time.
+    batch_bytes: int = BATCH_BYTES
     events: EventQueue = field(init=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,9 @@ class IngestContext:
 
     def forget_session(self, sid: Any) -> None:
         self._sessions.pop(sid, None)
+
+    def forget_sessions(self) -> None:
+        self._sessions.clear()
 
     def held_message_ids(self) -> set[str]:
         """Message ids that a held agent commit waits for: one query per batch, not per message."""

@@ -1,16 +1,12 @@
 """Message records: store each assistant message once and queue its event.
 
-apply_messages() takes a run of consecutive messages in bulk (one INSERT statement for all of
-them, their events written straight to JSON, one outbox INSERT): the first ingest of a long
-history is almost all messages, and a statement or two per message was most of its cost.
-apply_message() is the same for one message, and the path for the rare ones bulk leaves out
-(one an agent commit is held for, or a run holding a message stored before).
+apply_message() stores one; runs of messages and plain commits go through ingest/bulk.py, which
+takes its rows from message_row() and leaves this path the rare messages a run cannot take (one
+an agent commit is held for, or a run holding a message stored before).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
 from typing import Any
 
 from periscope_hooks import events, statedb
@@ -20,7 +16,7 @@ from periscope_hooks.ingest.records import Message
 from periscope_hooks.ingest.worktrees import learn
 
 
-def _row(
+def message_row(
     ctx: IngestContext, rec: Message, worktree: str | None, line_offset: int, held_link: int | None
 ) -> tuple[Any, ...]:
     """The message's values in statedb.MESSAGE_COLUMNS order, priced."""
@@ -62,7 +58,7 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
         if waiting and (rec.id in waiting or any(t in waiting for t in rec.tool_use_ids))
         else None
     )
-    values = _row(ctx, rec, worktree, line_offset, held["id"] if held is not None else None)
+    values = message_row(ctx, rec, worktree, line_offset, held["id"] if held is not None else None)
     if not statedb.insert_message(conn, values):
         ctx.result.duplicates += 1
         return
@@ -85,74 +81,3 @@ def apply_message(ctx: IngestContext, rec: Message, line_offset: int) -> None:
             statedb.set_link_agent_message(conn, held["id"], rec.id)
             held = statedb.link(conn, held["id"])
         emit_link(ctx, held, note=None)
-
-
-def bulk_ready(ctx: IngestContext, rec: Message) -> bool:
-    """Can this message go with the run around it?  Not when an agent commit waits for it (or for
-    a tool call in it): that links and emits the commit right after the message."""
-    waiting = ctx.held_message_ids()
-    return not waiting or (rec.id not in waiting and not any(t in waiting for t in rec.tool_use_ids))
-
-
-class _NotAllNew(Exception):
-    """A run held a message stored before (a re-read spool, a rebuild): applied one by one."""
-
-
-def apply_messages(ctx: IngestContext, run: Sequence[tuple[int, Message]]) -> bool:
-    """Store a run of messages (all bulk_ready) and queue their events, exactly as apply_message()
-    on each in turn would.  False (nothing changed): the run must be applied one by one, because
-    one of them was stored before or a value could not be stored."""
-    conn = ctx.conn
-    rows: list[tuple[Any, ...]] = []
-    for line_offset, rec in run:
-        worktree = ctx.worktree_of(rec.cwd)
-        if worktree and not ctx.settings(worktree).capture:
-            continue
-        learn(ctx, worktree)  # before the savepoint: kept when the run falls back
-        rows.append(_row(ctx, rec, worktree, line_offset, None))
-    if not rows:
-        return True
-    conn.execute("SAVEPOINT ingest_messages")
-    try:
-        if statedb.insert_messages(conn, rows) != len(rows):
-            raise _NotAllNew
-        tool_uses = [(t, rec.id) for _, rec in run for t in rec.tool_use_ids]
-        if tool_uses:
-            statedb.record_tool_uses_of(conn, tool_uses)
-        unknown = {row[1] for row in rows if row[1] and ctx.session(row[1]) is None}
-        if unknown:
-            statedb.ensure_sessions(conn, unknown)
-            for sid in unknown:
-                ctx.forget_session(sid)
-        repo_url = ctx.repo_url
-        written = [
-            events.message_event_json(
-                r[0],
-                r[1],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7:12],
-                r[12],
-                r[13],
-                r[14],
-                r[17],
-                r[18],
-                r[19],
-                r[21],
-                ctx.session(r[1]),
-                repo_url if r[2] else None,
-            )  # fmt: skip
-            for r in rows
-        ]
-    except (_NotAllNew, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError):
-        conn.execute("ROLLBACK TO ingest_messages")
-        conn.execute("RELEASE ingest_messages")
-        for sid in {row[1] for row in rows}:
-            ctx.forget_session(sid)
-        return False
-    conn.execute("RELEASE ingest_messages")
-    ctx.events.add_written("message", written)
-    ctx.result.messages += len(rows)
-    return True

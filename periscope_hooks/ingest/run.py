@@ -8,15 +8,16 @@ from typing import Any, Callable, Union
 
 from periscope_hooks import statedb
 from periscope_hooks.ingest import records, rules
+from periscope_hooks.ingest.bulk import Run
 from periscope_hooks.ingest.commits import apply_commit, apply_rewrite, lookup_parents
 from periscope_hooks.ingest.context import IngestContext, IngestResult
 from periscope_hooks.ingest.holds import apply_hold_expired, record_expired_holds
-from periscope_hooks.ingest.messages import apply_message, apply_messages, bulk_ready
+from periscope_hooks.ingest.messages import apply_message
 from periscope_hooks.ingest.notes_sync import write_pending_notes
 from periscope_hooks.ingest.queue import StoreNow
 from periscope_hooks.ingest.reconciled import apply_reconcile
 from periscope_hooks.ingest.sessions import apply_session
-from periscope_hooks.ingest.spool_reader import parse_line, read_batch, store_position
+from periscope_hooks.ingest.spool_reader import BATCH_BYTES, parse_line, read_batch, store_position
 from periscope_hooks.ingest.worktrees import apply_worktree_moved
 from periscope_hooks.ingest.worktrees import record_moves as record_worktree_moves
 from periscope_hooks.state import open_state_db, transaction
@@ -82,14 +83,6 @@ def _apply(
         )
 
 
-def _apply_run(ctx: IngestContext, run: list[tuple[int, bytes, dict[str, Any], records.Message]]) -> None:
-    """Apply (and empty) a run of messages: in bulk, or one by one when bulk cannot take it."""
-    if run and not apply_messages(ctx, [(offset, message) for offset, _, _, message in run]):
-        for offset, raw, rec, message in run:
-            _apply(ctx, offset, raw, rec, message, {})
-    run.clear()
-
-
 def _needs_parents(rec: Parsed) -> bool:
     return (
         isinstance(rec, records.Commit)
@@ -103,7 +96,7 @@ def _needs_parents(rec: Parsed) -> bool:
 def ingest_batch(ctx: IngestContext) -> bool:
     """Apply one batch of complete spool lines in one transaction; False when none were left."""
     with transaction(ctx.conn):
-        batch = read_batch(ctx.conn, ctx.spool_path, ctx.log)
+        batch = read_batch(ctx.conn, ctx.spool_path, ctx.log, ctx.batch_bytes)
         if batch is None:
             return False
         ctx.start_batch()
@@ -111,16 +104,22 @@ def ingest_batch(ctx: IngestContext) -> bool:
         parents = lookup_parents(
             ctx, [p.sha for _, _, _, p in parsed if isinstance(p, records.Commit) and p.sha and _needs_parents(p)]
         )
-        run: list[tuple[int, bytes, dict[str, Any], records.Message]] = []  # consecutive messages, in bulk
+
+        def apply_one(offset: int, raw: bytes, rec: dict[str, Any], record: Parsed) -> None:
+            _apply(ctx, offset, raw, rec, record, parents)
+
+        run = Run(ctx, parents)  # consecutive messages and plain commits, applied together (bulk.py)
         for offset, raw, rec, record in parsed:
             if rec is None:
                 continue
-            if isinstance(record, records.Message) and bulk_ready(ctx, record):
-                run.append((offset, raw, rec, record))
+            if (isinstance(record, records.Message) and run.takes_message(record)) or (
+                isinstance(record, records.Commit) and run.takes_commit(record)
+            ):
+                run.add((offset, raw, rec, record))
                 continue
-            _apply_run(ctx, run)
+            run.apply(apply_one)
             _apply(ctx, offset, raw, rec, record, parents)
-        _apply_run(ctx, run)
+        run.apply(apply_one)
         ctx.events.write()
         store_position(ctx.conn, batch)
     return True
@@ -139,15 +138,17 @@ def process_spool(
     *,
     after_batch: Callable[[], None] | None = None,
     store_now: StoreNow | None = None,
+    batch_bytes: int = BATCH_BYTES,
 ) -> IngestResult:
     """Ingest everything the spool holds, link it, and record (then apply) expired agent-commit holds.
     `after_batch` runs after each committed batch (the flusher delivers there, so the outbox never
     holds more than about one batch of a long spool).  `store_now`: a sink that takes each batch's
-    events before the batch commits (the local store; ingest/queue.py), instead of the outbox."""
+    events before the batch commits (the local store; ingest/queue.py), instead of the outbox.
+    `batch_bytes`: spool bytes per batch (per transaction)."""
     own = conn is None
     conn = conn or open_state_db(state_dir)
     try:
-        ctx = IngestContext(conn, state_dir, store_now=store_now)
+        ctx = IngestContext(conn, state_dir, store_now=store_now, batch_bytes=batch_bytes)
         _drain(ctx, after_batch)
         # Decisions made from the clock and the live repository are recorded in the spool first,
         # then applied like any record: a rebuild meets them at the same place.

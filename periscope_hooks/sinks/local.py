@@ -87,7 +87,7 @@ class LocalStoreSink:
         self._conn: sqlite3.Connection | None = None
 
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
-        return self._guarded(
+        return self._outcome(
             [
                 (e["event_id"], e["type"], e.get("time"), json.dumps(e, separators=(",", ":"), sort_keys=True))
                 for e in events
@@ -97,7 +97,7 @@ class LocalStoreSink:
     def send_rows(self, rows: Sequence[OutboxRow]) -> SendOutcome:
         """Store outbox rows' bodies as they are: the outbox holds exactly the compact, key-sorted
         JSON `send` would write, so decoding and re-encoding it (~10 us an event) is skipped."""
-        return self._guarded(
+        return self._outcome(
             [(r.event_id, r.type, r.time if r.time is not None else r.event().get("time"), r.body) for r in rows]
         )
 
@@ -107,35 +107,44 @@ class LocalStoreSink:
         locked past the busy timeout, or cannot be written at all: the events then go through the
         outbox, whose delivery reports why; a broken store never stops ingest)."""
         try:
-            return self._guarded(rows).error is None
+            return self._guarded(rows) is None
         except sqlite3.Error:
             self.close()
             return False
 
-    def _guarded(self, rows: Sequence[tuple[str, str, Any, str]]) -> SendOutcome:
+    def _outcome(self, rows: Sequence[tuple[str, str, Any, str]]) -> SendOutcome:
+        error = self._guarded(rows)
+        if error is not None:
+            return SendOutcome(error=error)
+        return SendOutcome(results={r[0]: (ACCEPTED, None) for r in rows})
+
+    def _guarded(self, rows: Sequence[tuple[str, str, Any, str]]) -> str | None:
+        """Store the rows; None when stored, else why not (the store is locked)."""
         try:
-            return self._store(rows)
+            self._store(rows)
         except sqlite3.OperationalError as e:
             if "locked" not in str(e) and "busy" not in str(e):
                 raise
             # Another process held the store past the busy timeout: keep the batch for a later try.
-            return SendOutcome(error=f"the local store {self.path} is locked by another process")
+            return f"the local store {self.path} is locked by another process"
+        return None
 
-    def _store(self, rows: Sequence[tuple[str, str, Any, str]]) -> SendOutcome:
+    def _store(self, rows: Sequence[tuple[str, str, Any, str]]) -> None:
         if self._conn is None:
             self._conn = open_local_store(self.path, self.busy_timeout_s)
+        # The receive time is written into the statement (an integer we made): no row tuple is
+        # rebuilt to append it (~0.3 us an event at ingest).
         now = int(time.time() * 1000)
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.executemany(
-                "INSERT OR IGNORE INTO events (event_id, type, time, body, received_ms) VALUES (?, ?, ?, ?, ?)",
-                [(*r, now) for r in rows],
+                f"INSERT OR IGNORE INTO events (event_id, type, time, body, received_ms) VALUES (?, ?, ?, ?, {now})",
+                rows,
             )
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
-        return SendOutcome(results={r[0]: (ACCEPTED, None) for r in rows})
 
     def close(self) -> None:
         if self._conn is not None:
