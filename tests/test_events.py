@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import uuid
 
 import jsonschema
@@ -486,3 +487,15 @@ def test_message_event_json_writes_exactly_what_json_dumps_of_message_event_writ
         args = ("m", "s", 1, "p", model, "a", (0, 0, 0, 0, 0), 1.0, None, None, None, None, None, None, None, None)
         want = events.message_event({**row, **dict.fromkeys(events.TOKEN_FIELDS, 0)}, None, None)
         assert events.message_event_json(*args)[2] == json.dumps(want, separators=(",", ":"), sort_keys=True)
+
+
+def test_message_event_time_and_id_shortcuts_agree_with_the_general_functions():
+    """message_event_json writes its time from a per-day cache and its id with a hand-set version:
+    both must equal rfc3339() and event_id() (leap days, year ends, the epoch, the last millisecond)."""
+    rng = random.Random(7)
+    times = [0, 999, 86_399_999, 86_400_000, 951_782_400_000, 1_709_251_199_999, 9_999_999_999_999]
+    times += [rng.randrange(10**13) for _ in range(2000)]
+    for ms in times:
+        assert events._rfc3339_cached(ms) == events.rfc3339(ms)
+    for mid in ["m", "msg_01", "é", "\x1f", "😀", *(f"{rng.random()}" for _ in range(200))]:
+        assert events.message_event_id(mid) == events.event_id("message", mid)

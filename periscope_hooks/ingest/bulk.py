@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from operator import itemgetter
 from typing import Any, Callable, Union
 
 from periscope_hooks import events, statedb
@@ -38,8 +39,8 @@ ApplyOne = Callable[[int, bytes, dict[str, Any], Union[Message, Commit]], None]
 LINK_ID = statedb.MESSAGE_COLUMNS.index("link_id")
 TIME_MS = statedb.MESSAGE_COLUMNS.index("time_ms")
 SPOOL_OFFSET = statedb.MESSAGE_COLUMNS.index("spool_offset")
-# Where each EVENT_MESSAGE_COLUMNS value sits in a message row: a commit event reads these.
-_EVENT_INDEXES = tuple(statedb.MESSAGE_COLUMNS.index(c) for c in statedb.EVENT_MESSAGE_COLUMNS)
+# A message row's EVENT_MESSAGE_COLUMNS values, in that order: what a commit event reads.
+_event_values = itemgetter(*(statedb.MESSAGE_COLUMNS.index(c) for c in statedb.EVENT_MESSAGE_COLUMNS))
 
 
 class _NotAllNew(Exception):
@@ -222,7 +223,7 @@ def _link_commit(
     stored_pending[worktree] = 0
     for row in held:
         row[LINK_ID] = link_id
-        msgs.append(dict(zip(statedb.EVENT_MESSAGE_COLUMNS, (row[i] for i in _EVENT_INDEXES))))
+        msgs.append(dict(zip(statedb.EVENT_MESSAGE_COLUMNS, _event_values(row))))
     held.clear()
     ctx.result.commits += 1
     link = {
