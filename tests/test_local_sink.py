@@ -322,3 +322,39 @@ def test_a_broken_store_never_stops_ingest(tmp_path):
     conn = open_state_db(sd)
     assert outbox.depth(conn) == 3
     conn.close()
+
+
+def test_a_store_made_before_l003_keeps_its_events_order_and_deduplication(tmp_path):
+    """l003 re-keys the store by (time, event_id): a store written by the older schema keeps every
+    event, its rowid and received order, and still refuses an event it holds, with or without a time."""
+    from periscope_hooks.sinks.local import LOCAL_MIGRATIONS, iter_bodies
+
+    path = tmp_path / "events.db"
+    old = sqlite3.connect(str(path), isolation_level=None)
+    old.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_ms INTEGER)")
+    for name, fn in LOCAL_MIGRATIONS[:2]:
+        fn(old)
+        old.execute("INSERT INTO _migrations VALUES (?, 0)", (name,))
+    evs = sample_events(5)
+    # Received out of time order, and one event without a time.
+    stored = [(e["event_id"], e["type"], e["time"], json.dumps(e, sort_keys=True), 900 - i) for i, e in enumerate(evs)]
+    stored.append(("no-time", "message", None, "{}", 1))
+    old.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", stored)
+    before = old.execute("SELECT rowid, * FROM events ORDER BY rowid").fetchall()
+    old.close()
+    exported_before = sorted(stored, key=lambda r: r[4])
+
+    sink = LocalStoreSink(path)
+    try:
+        assert sink.send(evs).results == {e["event_id"]: (ACCEPTED, None) for e in evs}  # all held already
+        assert sink.store_now([("no-time", "message", None, "{}")])
+    finally:
+        sink.close()
+    conn = sqlite3.connect(str(path))
+    after = conn.execute("SELECT rowid, * FROM events ORDER BY rowid").fetchall()
+    indexes = {r[1]: r[2] for r in conn.execute("PRAGMA index_list(events)")}
+    conn.close()
+    assert after == before
+    assert list(iter_bodies(path=path)) == [r[3] for r in exported_before]
+    # No unique index leads with the event id any more (uuid5s: random places in the index).
+    assert indexes.get("events_time_id") == 1 and not any(n.startswith("sqlite_autoindex") for n in indexes)

@@ -1,7 +1,8 @@
 """The local store: the default sink when no endpoint is configured.
 
 One SQLite database shared by all repositories (events.db), idempotent on
-event_id, read by `periscope export`.
+event_id (its unique key is (time, event_id): an event's time is fixed by what it records), read
+by `periscope export`.
 """
 
 from __future__ import annotations
@@ -35,11 +36,33 @@ def _l002_scale_events_by_received(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS events_received ON events (received_ms)")
 
 
+def _l003_scale_unique_by_time_then_id(db: sqlite3.Connection) -> None:
+    # Issue 11: event ids are uuid5s, random, and the table's `event_id TEXT PRIMARY KEY` index
+    # took each batch of events at random places: a batch of 13,500 dirtied most of the index's
+    # pages, so storing an event grew from 5 us in a new store to 15-21 us at 1M events (the first
+    # flush's largest cost).  Keyed by time first, a batch lands at the index's right edge.
+    # Still one row per event id: an event's time follows from what it records (a message's or
+    # commit's own time, never the clock), so a re-created event carries the same (time, id).
+    db.execute(
+        "CREATE TABLE events_l003 (event_id TEXT NOT NULL, type TEXT NOT NULL, time TEXT, body TEXT NOT NULL,"
+        " received_ms INTEGER NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO events_l003 (rowid, event_id, type, time, body, received_ms)"
+        " SELECT rowid, event_id, type, time, body, received_ms FROM events ORDER BY rowid"
+    )
+    db.execute("DROP TABLE events")
+    db.execute("ALTER TABLE events_l003 RENAME TO events")
+    db.execute("CREATE INDEX events_received ON events (received_ms)")
+    db.execute("CREATE UNIQUE INDEX events_time_id ON events (ifnull(time, ''), event_id)")
+
+
 # The local store's own schema history (events.db, shared by every repository): named, each
 # applied once and recorded in its `_migrations` table.  Append; never edit or reorder.
 LOCAL_MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("l001_events", _l001_events),
     ("l002_scale_events_by_received", _l002_scale_events_by_received),
+    ("l003_scale_unique_by_time_then_id", _l003_scale_unique_by_time_then_id),
 ]
 
 
