@@ -264,3 +264,29 @@ def test_bulk_runs_decide_and_emit_exactly_as_record_by_record(tmp_path, seed):
         results.append((vars(result), messages, links, bodies))
     assert results[0] == results[1]
     assert results[0][0]["commits"] > 5 and results[0][0]["messages"] > 50
+
+
+def test_ingest_gives_the_cyclic_collector_back_as_it_found_it(tmp_path):
+    """Ingest pauses Python's cyclic GC while it applies batches (run.py); the caller's setting
+    is restored, even when ingest fails."""
+    import gc
+
+    sd = tmp_path / "periscope"
+    append_spool(None, message_record(None, cwd=""), path=sd / "spool.jsonl")
+    assert gc.isenabled()
+    process_spool(sd)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        append_spool(None, message_record(None, cwd=""), path=sd / "spool.jsonl")
+        assert process_spool(sd).messages == 1
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    conn = open_state_db(sd)
+    conn.execute("DROP TABLE messages")  # a damaged state.db: the batch fails
+    conn.close()
+    append_spool(None, message_record(None, cwd=""), path=sd / "spool.jsonl")
+    with pytest.raises(sqlite3.Error):
+        process_spool(sd)
+    assert gc.isenabled()

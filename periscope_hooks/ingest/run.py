@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -125,11 +128,31 @@ def ingest_batch(ctx: IngestContext) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _cyclic_gc_per_batch() -> Iterator[None]:
+    """Python's cyclic collector off while batches are applied, and run once after each.
+
+    A batch holds ~13,500 parsed records (dicts, typed records, rows) alive at once; allocating
+    them set off a young collection every 700 objects, each walking the batch built so far: 30 %
+    of a first ingest's CPU (100k messages: 5.33 -> 3.74 s with the collector off).  Ingest makes
+    no reference cycles of its own; the collection after each batch still frees any it meets, so
+    memory stays bounded by a batch."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _drain(ctx: IngestContext, after_batch: Callable[[], None] | None) -> None:
-    while ingest_batch(ctx):
-        write_pending_notes(ctx)
-        if after_batch is not None:
-            after_batch()
+    with _cyclic_gc_per_batch():
+        while ingest_batch(ctx):
+            gc.collect(1)
+            write_pending_notes(ctx)
+            if after_batch is not None:
+                after_batch()
 
 
 def process_spool(
