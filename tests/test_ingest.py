@@ -58,9 +58,14 @@ def test_invalid_record_fields_are_skipped_not_fatal(tmp_path):
     sd = tmp_path / "periscope"
     bad = message_record(None, id="bad", cwd="")
     bad["tokens"] = {"input": "lots"}
-    append_spool(None, bad, {"v": 1, "kind": "message"}, message_record(None, id="ok", cwd=""), path=sd / "spool.jsonl")
+    unstorable = message_record(None, id="unstorable", cwd="", session_id=["a", "list"])  # SQLite cannot bind it
+    huge = message_record(None, id="huge", cwd="", tokens=(2**70, 0, 0, 0, 0))
+    ok = message_record(None, id="ok", cwd="")
+    append_spool(None, bad, {"v": 1, "kind": "message"}, unstorable, huge, ok, path=sd / "spool.jsonl")
     result = process_spool(sd)
-    assert result.skipped == 2 and result.messages == 1
+    assert result.skipped == 4 and result.messages == 1
+    log = (sd / "hook.log").read_text()
+    assert "skipped an invalid message record" in log and "Traceback" not in log
 
 
 def test_classify_commit():
@@ -204,7 +209,14 @@ def _mixed_spool(root: Path, seed: int) -> list[dict]:
             if recs and rng.random() < 0.05:
                 mid = rng.choice([r["id"] for r in recs if r["kind"] == "message"] or [mid])
             extra = {"time": t if rng.random() > 0.03 else t + 0.5}  # a float time: not a bulk run's
-            recs.append(message_record(None, id=mid, cwd=tree, session_id=f"s{i % 3}", tokens=(i, 1, 0, 2, 0), **extra))
+            if rng.random() < 0.02:  # values the one-by-one path skips: the run must fall back
+                extra.update(rng.choice([{"session_id": ["s"]}, {"model": {"m": 1}}, {"tokens": {"input": "x"}}]))
+            fields = {"session_id": f"s{i % 3}", "tokens": (i, 1, 0, 2, 0), **extra}
+            if isinstance(fields["tokens"], dict):
+                bad_tokens = fields.pop("tokens")
+                recs.append({**message_record(None, id=mid, cwd=tree, **fields), "tokens": bad_tokens})
+            else:
+                recs.append(message_record(None, id=mid, cwd=tree, **fields))
             continue
         if roll < 0.65:
             recs.append(session_record(f"s{i % 3}", f"title {i}"))
@@ -264,6 +276,7 @@ def test_bulk_runs_decide_and_emit_exactly_as_record_by_record(tmp_path, seed):
         results.append((vars(result), messages, links, bodies))
     assert results[0] == results[1]
     assert results[0][0]["commits"] > 5 and results[0][0]["messages"] > 50
+    assert sum(r[0]["skipped"] for r in results) == 2 * results[0][0]["skipped"]
 
 
 def test_ingest_gives_the_cyclic_collector_back_as_it_found_it(tmp_path):

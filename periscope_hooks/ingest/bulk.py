@@ -84,31 +84,52 @@ class Run:
         if not items:
             return
         ctx = self.ctx
-        # Outside the savepoint, as the record-by-record path does it: kept when the run falls back.
+        # Outside the savepoint, as the record-by-record path does it: worktrees learned (state.db
+        # and the run's memory of them) and prices looked up are kept when the run falls back.
         rows: list[list[Any] | None] = []
-        for offset, _, _, rec in items:
-            row = None
-            if isinstance(rec, Message):
-                worktree = ctx.worktree_of(rec.cwd)
+        try:
+            for offset, _, _, rec in items:
+                row = None
+                worktree = ctx.worktree_of(rec.cwd) if isinstance(rec, Message) else rec.worktree
                 if not worktree or ctx.settings(worktree).capture:
                     learn(ctx, worktree)
-                    row = list(message_row(ctx, rec, worktree, offset, None))
-            rows.append(row)
+                    if isinstance(rec, Message):
+                        row = list(message_row(ctx, rec, worktree, offset, None))
+                rows.append(row)
+        except _CANNOT_RUN:  # a value the one-by-one path skips with its reason
+            _one_by_one(items, apply_one)
+            return
         marks = (len(ctx.events.rows), len(ctx.notes), ctx.result.messages, ctx.result.commits)
         ctx.conn.execute("SAVEPOINT ingest_run")
         try:
             _apply_linked(ctx, items, rows, self.parents)
-        except (_NotAllNew, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError, TypeError):
+        except (_NotAllNew, *_CANNOT_RUN):
             ctx.conn.execute("ROLLBACK TO ingest_run")
             ctx.conn.execute("RELEASE ingest_run")
             del ctx.events.rows[marks[0] :]
             del ctx.notes[marks[1] :]
             ctx.result.messages, ctx.result.commits = marks[2], marks[3]
             ctx.forget_sessions()
-            for offset, raw, rec_dict, rec in items:
-                apply_one(offset, raw, rec_dict, rec)
+            _one_by_one(items, apply_one)
             return
         ctx.conn.execute("RELEASE ingest_run")
+
+
+# What a value the run cannot store or judge raises (the one-by-one path skips such a record).
+_CANNOT_RUN = (
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    OverflowError,
+    TypeError,
+    KeyError,
+    ValueError,
+    AttributeError,
+)
+
+
+def _one_by_one(items: list[Item], apply_one: ApplyOne) -> None:
+    for offset, raw, rec_dict, rec in items:
+        apply_one(offset, raw, rec_dict, rec)
 
 
 def _apply_linked(
@@ -181,7 +202,6 @@ def _link_commit(
     worktree = rec.worktree
     if worktree and not ctx.settings(worktree).capture:
         return
-    learn(ctx, worktree)
     sha = rec.sha
     assert sha is not None
     subject = rec.reflog[2] if rec.reflog[1] == sha else ""

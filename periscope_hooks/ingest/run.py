@@ -25,8 +25,17 @@ from periscope_hooks.ingest.worktrees import apply_worktree_moved
 from periscope_hooks.ingest.worktrees import record_moves as record_worktree_moves
 from periscope_hooks.state import open_state_db, transaction
 
-# What a record that cannot be applied raises (a field of the wrong type or shape).
-INVALID = (KeyError, TypeError, ValueError, AttributeError)
+# What a record that cannot be applied raises: a field of the wrong type or shape, including one
+# SQLite cannot store (a list where text goes, an integer past 64 bits).
+INVALID = (
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    OverflowError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+)
 Parsed = Union[records.Record, Exception, None]
 
 
