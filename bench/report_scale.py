@@ -6,7 +6,7 @@ sessions, 3 models, 2 branches, 1.5 s apart), ingested once by `periscope flush`
 builds it there once and reuses it (the first ingest of 1M takes minutes).  Then, each a fresh
 `periscope` process (wall, CPU and peak RSS through wait4), alternating, --runs times:
 
-- `report --by X --format json` for every X the CLI has, `--by commit` as a table too, and
+- `report --by X --format json` and `report --by X` (the table) for every X the CLI has, and
   windows (`--since` a day, and `--since`/`--until` cutting quarter hours);
 - `export > /dev/null` (events/s over the stored events);
 - `dashboard --format json` (the aggregate the page is drawn from);
@@ -63,8 +63,10 @@ def commands(first_ms: int) -> dict[str, list[str]]:
     day = time.strftime("%Y-%m-%d", time.localtime(first_ms / 1000 + 3 * 86400))
     cut_since = time.strftime("%Y-%m-%dT%H:%M", time.localtime(first_ms / 1000 + 86400 + 7 * 60))
     cut_until = time.strftime("%Y-%m-%dT%H:%M", time.localtime(first_ms / 1000 + 5 * 86400 + 53 * 60))
-    out = {f"report --by {by} --format json": periscope("report", "--by", by, "--format", "json") for by in BYS}
-    out["report --by commit (table)"] = periscope("report", "--by", "commit")
+    out: dict[str, list[str]] = {}
+    for by in BYS:
+        out[f"report --by {by} --format json"] = periscope("report", "--by", by, "--format", "json")
+        out[f"report --by {by} (table)"] = periscope("report", "--by", by)
     out[f"report --by day --since {day}"] = periscope("report", "--by", "day", "--since", day, "--format", "json")
     out["report --by model, window cutting quarter hours"] = periscope(
         "report", "--by", "model", "--since", cut_since, "--until", cut_until, "--format", "json"

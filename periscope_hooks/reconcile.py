@@ -176,12 +176,10 @@ def timed_graph(
 # --- state.db -----------------------------------------------------------------------------
 
 
-def _fingerprint(refs_fp: str, linked: Sequence[str], filter_map_mtime: str) -> str:
-    h = hashlib.sha1(refs_fp.encode())
-    for sha in linked:
-        h.update(sha.encode())
-    h.update(filter_map_mtime.encode())
-    return h.hexdigest()
+def _fingerprint(refs_fp: str, marks: tuple[int, int], filter_map_mtime: str) -> str:
+    """The refs, the linked commits (statedb.link_marks: they change whenever a link is added or
+    moved; hashing every linked commit's SHA cost 15 ms at 50,000) and filter-repo's map."""
+    return hashlib.sha1(f"{refs_fp} {marks[0]} {marks[1]} {filter_map_mtime}".encode()).hexdigest()
 
 
 def _filter_map_stamp(common_dir: str) -> str:
@@ -229,9 +227,10 @@ def _ancestors_in(window: dict[str, tuple[str, ...]], starts: Iterable[str]) -> 
 
 @dataclass
 class Placement:
-    """Where the linked commits are: what `report` shows and what `decide` starts from."""
+    """Where the linked commits git was asked about are: what `report` shows and what `decide`
+    starts from.  The others were shipped and still are (present, reachable, on the main line)."""
 
-    present: list[str]  # still in the object store
+    present: list[str]  # asked about and still in the object store, sorted
     unreachable: set[str]  # no ref holds them
     off_main: set[str]  # not on the main line (all of them when there is no main line)
     unshipped: set[str]  # not on the upstream default branch (the local one without a remote)
@@ -240,7 +239,7 @@ class Placement:
 
     def status(self) -> dict[str, tuple[int, int]]:
         """(reachable, shipped) of the commits asked about: the others' cached rows stand."""
-        present = set(self.present)
+        present = set(self.present)  # asked ones only
         return {
             sha: (
                 int(sha in present and sha not in self.unreachable),
@@ -256,20 +255,18 @@ def main_line_key(refs: Refs) -> str | None:
     return f"{refs.upstream or ''} {refs.main[0]}" if refs.main else None
 
 
-def _still_shipped(common_dir: str, refs: Refs, before: str | None, shipped_before: Iterable[str]) -> set[str]:
-    """The commits that were shipped at the last placement and so still are: the main line's tip
-    only moved forward since (same upstream ref, the old tip an ancestor of the new one).  A reset
-    or force-push of the main line, or a commit git no longer has, asks git about everything."""
+def main_line_moved_forward(common_dir: str, refs: Refs, before: str | None) -> bool:
+    """Whether the commits shipped at the last placement (`before`: main_line_key then) still are:
+    the main line's tip only moved forward since (same upstream ref, the old tip an ancestor of
+    the new one).  A reset or force-push of the main line, or a tip git no longer has, is no."""
     now = main_line_key(refs)
     if before is None or now is None or before.rpartition(" ")[0] != now.rpartition(" ")[0]:
-        return set()
+        return False
     old_tip, new_tip = before.rpartition(" ")[2], now.rpartition(" ")[2]
     try:
-        if old_tip != new_tip and off(common_dir, [old_tip], [new_tip]):
-            return set()
+        return old_tip == new_tip or not off(common_dir, [old_tip], [new_tip])
     except GitError:
-        return set()
-    return set(shipped_before)
+        return False
 
 
 def place(
@@ -279,14 +276,17 @@ def place(
     main_line_key then) is still present, reachable, on the main line and shipped while the main
     line only moved forward, so git is asked about the others only: at 1M messages (50,000 linked
     commits) asking about all of them was 2.2 s of the flush after every commit."""
-    stable = _still_shipped(common_dir, refs, before, shipped_before)
-    rest = [sha for sha in linked if sha not in stable]
-    found = sorted(existing(common_dir, rest))
-    present = sorted(stable.intersection(linked).union(found))
+    stable = set(shipped_before) if main_line_moved_forward(common_dir, refs, before) else set()
+    return place_only(common_dir, refs, [sha for sha in linked if sha not in stable], complete=not stable)
+
+
+def place_only(common_dir: str, refs: Refs, asked: Sequence[str], *, complete: bool) -> Placement:
+    """Where the commits `asked` are (`complete`: they are every linked commit)."""
+    found = sorted(existing(common_dir, asked))
     unreachable = off(common_dir, found, refs.all_tips)
-    off_main = off(common_dir, found, refs.main) if refs.main else set(present)
+    off_main = off(common_dir, found, refs.main) if refs.main else set(found)
     unshipped = off(common_dir, found, refs.main[:1]) if refs.upstream else off_main
-    return Placement(present, unreachable, off_main, unshipped, rest, not stable)
+    return Placement(found, unreachable, off_main, unshipped, list(asked), complete)
 
 
 @dataclass
@@ -316,13 +316,14 @@ class Seen:
 def decide(
     common_dir: str,
     refs: Refs,
-    linked: Sequence[str],
     placed: Placement,
     copies: Iterable[str] = (),
     seen: Seen | None = None,
 ) -> tuple[list[Decision], int, Seen]:
     """The moves to make, how many linked commits were candidates, and what is now compared.
-    `copies`: commits the hooks recorded as cherry-picks; `seen`: what earlier runs compared."""
+    `copies`: commits the hooks recorded as cherry-picks; `seen`: what earlier runs compared.
+    Only the commits `placed` asked git about can move: the others are shipped (present,
+    reachable, on the main line), which no filter-repo entry or match moves."""
     copies = set(copies)
     seen = seen or Seen()
     tips_now = sorted(set(refs.main + refs.heads))
@@ -335,8 +336,9 @@ def decide(
     # git filter-repo says exactly what became of each commit.
     filter_map = matching.read_filter_repo_map(common_dir)
     by_new: dict[str, list[str]] = {}
-    for sha in linked:
-        if sha in filter_map and (sha not in present or sha in unreachable):
+    present_set = set(present)
+    for sha in placed.asked:
+        if sha in filter_map and (sha not in present_set or sha in unreachable):
             by_new.setdefault(filter_map[sha], []).append(sha)
             moved.add(sha)
     for new, olds in sorted(by_new.items()):
@@ -564,19 +566,19 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
         return outcome
     try:
         refs = read_refs(common_dir)
-        linked = statedb.linked_commits(conn)
         stamp = _filter_map_stamp(common_dir)
-        fingerprint = _fingerprint(refs.fingerprint, linked, stamp)
+        marks = statedb.link_marks(conn)
+        fingerprint = _fingerprint(refs.fingerprint, marks, stamp)
         if not force and statedb.get_meta(conn, statedb.Meta.RECONCILE_FINGERPRINT) == fingerprint:
             return outcome
         outcome.ran = True
         before = statedb.get_meta(conn, statedb.Meta.RECONCILE_MAIN_LINE)
-        shipped_before = statedb.shipped_commits(conn)
-        placed = place(common_dir, refs, linked, before=before, shipped_before=shipped_before)
+        forward = main_line_moved_forward(common_dir, refs, before)
+        since = statedb.reconcile_marks(conn)
+        placed, gone = _placement(conn, common_dir, refs, forward, since, marks)
         copies = statedb.cherry_pick_commits(conn)
         seen = Seen.load(statedb.get_meta(conn, statedb.Meta.RECONCILE_SEEN))
-        decisions, outcome.candidates, seen = decide(common_dir, refs, linked, placed, copies, seen)
-        status, complete = placed.status(), placed.complete
+        decisions, outcome.candidates, seen = decide(common_dir, refs, placed, copies, seen)
         if decisions:
             now = int(time.time() * 1000)
             for d in decisions:
@@ -586,16 +588,44 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
 
             process_spool(state_dir, conn)
             # The moved commits are on the main line now: read their status again.
-            linked = statedb.linked_commits(conn)
-            fingerprint = _fingerprint(refs.fingerprint, linked, stamp)
-            again = place(common_dir, refs, linked, before=before, shipped_before=shipped_before)
-            status, complete = again.status(), again.complete
+            marks = statedb.link_marks(conn)
+            fingerprint = _fingerprint(refs.fingerprint, marks, stamp)
+            placed, gone = _placement(conn, common_dir, refs, forward, since, marks)
         with transaction(conn):
-            statedb.store_reconcile_status(conn, status, fingerprint, main_line_key(refs), complete=complete)
+            if gone is None:
+                statedb.store_reconcile_status(
+                    conn, placed.status(), fingerprint, main_line_key(refs), complete=placed.complete, marks=marks
+                )
+            else:
+                statedb.store_reconcile_changes(conn, placed.status(), gone, fingerprint, main_line_key(refs), marks)
             statedb.set_meta(conn, statedb.Meta.RECONCILE_SEEN, seen.dump())
     except (GitError, OSError, ValueError) as e:
         outcome.error = str(e)
     return outcome
+
+
+def _placement(
+    conn: sqlite3.Connection,
+    common_dir: str,
+    refs: Refs,
+    forward: bool,
+    since: tuple[int, int] | None,
+    marks: tuple[int, int],
+) -> tuple[Placement, set[str] | None]:
+    """Place the linked commits whose row in the status cache may be missing or may change, and
+    say which rows go (None: every row not rewritten goes).  With the main line only moved forward
+    and the cache's link_marks known, those are the rows not shipped and the commits linked or
+    moved since the marks: an index and two rowid ranges, where listing every linked commit and
+    every shipped one cost about 0.1 s of the flush after a commit at 50,000 linked commits.
+    Otherwise every linked commit is read (and asked about, but for the shipped ones when the main
+    line only moved forward)."""
+    if forward and since is not None and since[0] <= marks[0] and since[1] <= marks[1]:
+        linked, gone = statedb.reconcile_changes(conn, since, marks)
+        return place_only(common_dir, refs, sorted(linked), complete=False), gone
+    linked_all = statedb.linked_commits(conn)
+    shipped_before = statedb.shipped_commits(conn) if forward else []
+    stable = set(shipped_before)
+    return place_only(common_dir, refs, [sha for sha in linked_all if sha not in stable], complete=not stable), None
 
 
 def refresh(conn: sqlite3.Connection, state_dir: Path) -> Outcome:

@@ -32,6 +32,10 @@ class Meta:
     RECONCILE_FINGERPRINT = "reconcile_fingerprint"  # refs + linked commits at the last reconciliation
     RECONCILE_SEEN = "reconcile_seen"  # what reconciliation compared already (reconcile.Seen)
     RECONCILE_MAIN_LINE = "reconcile_main_line"  # what reconcile_status's `shipped` was measured against
+    # The newest link id and rewrite id reconcile_status was brought up to (reconcile_changes):
+    # links newer than the first, and the commits rewrites newer than the second moved, are the
+    # only linked commits a later run may not have a row for.
+    RECONCILE_MARKS = "reconcile_marks"
     AGENTS_RECOVERY_MARK = "agents_recovery_link_id"  # the highest agent link recovery looked at
     AGENTS_FOLLOWED = "agents_recovered_sessions"  # sessions recovery captured, followed while they go on
     # The report rollups (report_cells, report_links) hold every message up to this rowid and,
@@ -768,7 +772,8 @@ def record_rewrites(conn: sqlite3.Connection, command: str, pairs: Sequence[Sequ
 
 def move_links(conn: sqlite3.Connection, mapping: dict[str, str]) -> None:
     """Point links at their rewritten commits, in one pass (a chain inside one rewrite never
-    moves a link twice)."""
+    moves a link twice).  The caller records the pairs (record_rewrites) in the same transaction:
+    reconciliation reads `rewrites` as the record of moved links (reconcile_changes)."""
     marks = ",".join("?" * len(mapping))
     rows = conn.execute(f"SELECT id, current_sha FROM links WHERE current_sha IN ({marks})", list(mapping)).fetchall()
     conn.executemany(
@@ -825,9 +830,16 @@ def linked_commits(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT DISTINCT current_sha FROM links ORDER BY current_sha")]
 
 
+# links_cherry_pick (m017) is on (kind, sha): on (sha) alone the planner took a covering scan of
+# the links' UNIQUE index instead.  No INDEXED BY here or below: a read-only state.db made before
+# m017 cannot gain the indexes, and `report` still reconciles (and scans) there.
+CHERRY_PICKS_SQL = "SELECT sha FROM links WHERE kind = 'cherry-pick'"
+
+
 def cherry_pick_commits(conn: sqlite3.Connection) -> list[str]:
-    """Commits the hooks recorded as cherry-picks: copies, never replacements."""
-    return [r[0] for r in conn.execute("SELECT sha FROM links WHERE kind = 'cherry-pick'")]
+    """Commits the hooks recorded as cherry-picks: copies, never replacements (read from the
+    partial index links_cherry_pick: a scan of every link took 3 ms at 50,000)."""
+    return [r[0] for r in conn.execute(CHERRY_PICKS_SQL)]
 
 
 def move_reconciled(
@@ -850,12 +862,14 @@ def store_reconcile_status(
     main_line: str | None,
     *,
     complete: bool = True,
+    marks: tuple[int, int] | None = None,
 ) -> None:
     """Cache the (reachable, shipped) of the linked commits in `rows` (inside a transaction).
     `complete`: `rows` has every linked commit, so the cache is replaced; otherwise the commits
     left out were shipped and still are, and only the rows that came in are written, plus the
     rows of commits no longer linked dropped (rewriting all 50,000 at 1M messages cost 0.9 s of
-    the flush after every commit)."""
+    the flush after every commit).  `marks`: the link_marks read before the linked commits were
+    (None: unknown, the next run reads every linked commit again)."""
     if complete:
         conn.execute("DELETE FROM reconcile_status")
     else:
@@ -866,21 +880,87 @@ def store_reconcile_status(
     )
     set_meta(conn, Meta.RECONCILE_FINGERPRINT, fingerprint)
     set_meta(conn, Meta.RECONCILE_MAIN_LINE, main_line)
+    set_meta(conn, Meta.RECONCILE_MARKS, f"{marks[0]} {marks[1]}" if marks else None)
+
+
+# The partial index links_agent (m017) holds only agent links: without it, a repository with no
+# agent commit kept the recovery mark at 0 and every flush scanned all links (5 ms at 50,000).
+AGENT_LINKS_AFTER_SQL = "SELECT id, agent_session_id FROM links WHERE id > ? AND origin = 'agent' ORDER BY id"
 
 
 def agent_links_after(conn: sqlite3.Connection, link_id: int) -> list[tuple[int, str | None]]:
     """(link id, agent session id) of the agent commits linked after `link_id`, oldest first."""
-    return [
-        (r[0], r[1])
-        for r in conn.execute(
-            "SELECT id, agent_session_id FROM links WHERE id > ? AND origin = 'agent' ORDER BY id", (link_id,)
-        )
-    ]
+    return [(r[0], r[1]) for r in conn.execute(AGENT_LINKS_AFTER_SQL, (link_id,))]
 
 
 def shipped_commits(conn: sqlite3.Connection) -> list[str]:
     """The commits shipped as of the last reconciliation (reconcile.place builds on them)."""
     return [r[0] for r in conn.execute("SELECT sha FROM reconcile_status WHERE shipped = 1")]
+
+
+# --- reconciliation, incrementally: what changed since the cache was written ----------------------
+# links.id and rewrites.id only grow (AUTOINCREMENT), and every statement that moves links records
+# its pairs in `rewrites` (move_links' caller, move_reconciled), so the two newest ids are a
+# generation number of the linked commits that any version of this tool keeps, with no write of
+# its own.  The flush after a commit read every linked commit (its list, the fingerprint over it,
+# the shipped ones: about 0.1 s at 50,000 linked commits) to learn about one new link.
+LINK_MARKS_SQL = "SELECT (SELECT coalesce(max(id), 0) FROM links), (SELECT coalesce(max(id), 0) FROM rewrites)"
+LINKED_BETWEEN_SQL = "SELECT DISTINCT current_sha FROM links WHERE id > ? AND id <= ?"
+MOVED_BETWEEN_SQL = "SELECT old_sha, new_sha FROM rewrites WHERE id > ? AND id <= ?"
+# The partial index reconcile_status_unshipped (m017) holds the rows a run asks git about again.
+UNSHIPPED_SQL = "SELECT sha FROM reconcile_status WHERE shipped = 0"
+
+
+def link_marks(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(newest link id, newest rewrite id): they change whenever a link is added or moved."""
+    links, rewrites = conn.execute(LINK_MARKS_SQL).fetchone()
+    return int(links), int(rewrites)
+
+
+def reconcile_marks(conn: sqlite3.Connection) -> tuple[int, int] | None:
+    """The link_marks reconcile_status was last brought up to; None when unknown (no run yet, or
+    a run by a version that did not keep them)."""
+    parts = (get_meta(conn, Meta.RECONCILE_MARKS) or "").split()
+    return (int(parts[0]), int(parts[1])) if len(parts) == 2 and all(p.isdigit() for p in parts) else None
+
+
+def reconcile_changes(
+    conn: sqlite3.Connection, since: tuple[int, int], until: tuple[int, int]
+) -> tuple[set[str], set[str]]:
+    """(linked, gone) for a run building on the cache written at link_marks `since`: `linked`, the
+    linked commits that may have no row or a row that may change (the rows not shipped, commits
+    linked or moved to after `since`); `gone`, the commits among those and the ones moved away
+    from that carry no usage any more (their rows go).  Index and rowid ranges only."""
+    touched = {r[0] for r in conn.execute(UNSHIPPED_SQL)}
+    touched.update(r[0] for r in conn.execute(LINKED_BETWEEN_SQL, (since[0], until[0])))
+    for old, new in conn.execute(MOVED_BETWEEN_SQL, (since[1], until[1])):
+        touched.add(old)
+        touched.add(new)
+    ordered = sorted(touched)
+    linked: set[str] = set()
+    for i in range(0, len(ordered), 500):
+        linked |= commits_with_links(conn, ordered[i : i + 500])
+    return linked, touched - linked
+
+
+def store_reconcile_changes(
+    conn: sqlite3.Connection,
+    rows: dict[str, tuple[int, int]],
+    gone: Iterable[str],
+    fingerprint: str,
+    main_line: str | None,
+    marks: tuple[int, int],
+) -> None:
+    """store_reconcile_status for a run that built on the cache: write `rows`, drop the rows of
+    `gone`, and remember the link_marks the cache is now up to (inside a transaction)."""
+    conn.executemany("DELETE FROM reconcile_status WHERE sha = ?", [(sha,) for sha in gone])
+    conn.executemany(
+        "INSERT OR REPLACE INTO reconcile_status (sha, reachable, shipped) VALUES (?, ?, ?)",
+        [(sha, r, s) for sha, (r, s) in rows.items()],
+    )
+    set_meta(conn, Meta.RECONCILE_FINGERPRINT, fingerprint)
+    set_meta(conn, Meta.RECONCILE_MAIN_LINE, main_line)
+    set_meta(conn, Meta.RECONCILE_MARKS, f"{marks[0]} {marks[1]}")
 
 
 def reconcile_status(conn: sqlite3.Connection) -> dict[str, tuple[bool, bool]]:

@@ -125,14 +125,23 @@ class Forge:
 
     # --- what periscope made of it --------------------------------------------------------
     def reconcile(self) -> Any:
-        from periscope_hooks import reconcile
+        from periscope_hooks import reconcile, statedb
         from periscope_hooks.ingest import process_spool
         from periscope_hooks.state import open_state_db
 
         conn = open_state_db(state_dir(self.dev))
         try:
             process_spool(state_dir(self.dev), conn)
-            return reconcile.run(conn, state_dir(self.dev))
+            outcome = reconcile.run(conn, state_dir(self.dev))
+            if outcome.ran and not outcome.error:
+                # The status cache, built on the last run's (only what changed is asked about),
+                # says what asking git about every linked commit says.
+                common = str(state_dir(self.dev).parent)
+                scratch = reconcile.place(common, reconcile.read_refs(common), statedb.linked_commits(conn))
+                assert statedb.reconcile_status(conn) == {
+                    sha: (bool(r), bool(s)) for sha, (r, s) in scratch.status().items()
+                }
+            return outcome
         finally:
             conn.close()
 

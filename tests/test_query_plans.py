@@ -107,3 +107,61 @@ def test_unlinked_messages_are_counted_from_the_partial_index(conn: sqlite3.Conn
     linked ones only), never the table."""
     text = plan(conn, "SELECT count(*) FROM messages WHERE link_id IS NULL", ())
     assert "USING INDEX messages_pending" in text or "USING COVERING INDEX messages_pending" in text, text
+
+
+@pytest.fixture(scope="module")
+def links_db(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
+    """Links, rewrites and reconciliation's status rows in the proportions of the 1M history (one
+    link per commit, nearly all shipped, a few cherry-picks and agent commits), with ANALYZE."""
+    db = open_state_db(Path(tmp_path_factory.mktemp("links")))
+    db.executemany(
+        "INSERT INTO links (worktree, sha, current_sha, kind, origin, time_ms) VALUES ('/wt', ?, ?, ?, ?, ?)",
+        [
+            (
+                f"{i:040x}",
+                f"{i:040x}",
+                "cherry-pick" if i % 500 == 0 else "commit",
+                "agent" if i % 300 == 0 else "human",
+                i,
+            )
+            for i in range(3000)
+        ],
+    )
+    db.executemany(
+        "INSERT INTO rewrites (command, old_sha, new_sha, time_ms) VALUES ('amend', ?, ?, 0)",
+        [(f"{i:040x}", f"{i + 1:040x}") for i in range(0, 3000, 100)],
+    )
+    db.executemany(
+        "INSERT INTO reconcile_status (sha, reachable, shipped) VALUES (?, 1, ?)",
+        [(f"{i:040x}", int(i % 200 != 0)) for i in range(3000)],
+    )
+    db.execute("ANALYZE")
+    yield db
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "expected"),
+    [
+        # what the flush after a commit reads to reconcile: never every link or status row
+        (statedb.LINK_MARKS_SQL, (), "SEARCH links"),
+        (statedb.LINKED_BETWEEN_SQL, (2990, 3000), "SEARCH links USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+        (statedb.MOVED_BETWEEN_SQL, (28, 30), "SEARCH rewrites USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+        (statedb.UNSHIPPED_SQL, (), "INDEX reconcile_status_unshipped"),
+        (statedb.CHERRY_PICKS_SQL, (), "INDEX links_cherry_pick (kind=?)"),
+        (statedb.AGENT_LINKS_AFTER_SQL, (0,), "INDEX links_agent (id>?)"),
+        (
+            "DELETE FROM reconcile_status WHERE sha = ?",
+            ("0" * 40,),
+            "INDEX sqlite_autoindex_reconcile_status_1 (sha=?)",
+        ),
+        ("SELECT DISTINCT current_sha FROM links WHERE current_sha IN (?, ?)", ("a", "b"), "INDEX links_current"),
+    ],
+)
+def test_reconciliation_reads_what_changed_through_an_index(
+    links_db: sqlite3.Connection, sql: str, params: tuple[object, ...], expected: str
+) -> None:
+    text = plan(links_db, sql, params)
+    assert expected in text, text
+    assert "SCAN links" not in text or "INDEX links_" in text, text
+    assert "SCAN reconcile_status" not in text or "INDEX reconcile_status_unshipped" in text, text

@@ -72,3 +72,97 @@ def test_shipped_commits_stay_shipped_while_main_moves_forward_and_not_after_a_f
     status = _status(forge)
     assert status == _asked_from_scratch(forge)
     assert not any(shipped for _, shipped in status.values())
+
+
+def _run_traced(f: Forge) -> tuple[object, list[str]]:
+    """forge.reconcile(), with the statements reconciliation ran on state.db."""
+    from periscope_hooks import reconcile as rec
+    from periscope_hooks.ingest import process_spool
+    from periscope_hooks.state import open_state_db
+
+    conn = open_state_db(state_dir(f.dev))
+    try:
+        process_spool(state_dir(f.dev), conn)
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        outcome = rec.run(conn, state_dir(f.dev))
+        conn.set_trace_callback(None)
+        return outcome, statements
+    finally:
+        conn.close()
+
+
+def _scans(f: Forge, statements: list[str]) -> list[tuple[str, str]]:
+    """The statements whose plan reads a whole table of links or status rows (a partial index
+    holding only the rows asked for is fine)."""
+    conn = sqlite3.connect(state_dir(f.dev) / "state.db")
+    try:
+        out = []
+        for sql in statements:
+            if not sql.lstrip().upper().startswith(("SELECT", "WITH", "DELETE", "UPDATE")):
+                continue
+            text = "\n".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+            lines = [line for line in text.splitlines() if "SCAN links" in line or "SCAN reconcile_status" in line]
+            if [line for line in lines if "INDEX links_" not in line and "reconcile_status_unshipped" not in line]:
+                out.append((sql, text))
+        return out
+    finally:
+        conn.close()
+
+
+def _meta(f: Forge, key: str) -> str | None:
+    conn = sqlite3.connect(state_dir(f.dev) / "state.db")
+    try:
+        return statedb.get_meta(conn, key)
+    finally:
+        conn.close()
+
+
+def test_a_run_reads_only_what_changed_since_the_last_and_agrees_with_asking_about_everything(forge: Forge) -> None:
+    """New links, a rewrite the hooks recorded (amend), a forge's squash that reconciliation moves:
+    each run builds on the last one's cache, through the link and rewrite ids it was written at,
+    never reading every linked or shipped commit, and ends where asking git about every linked
+    commit ends (testing.forge checks that after each run, too)."""
+    everything = ("SELECT DISTINCT current_sha FROM links ORDER BY", "WHERE shipped = 1", "NOT IN (SELECT current_sha")
+    shipped = forge.dev_commit("a.txt", 10)
+    git(forge.dev, "push", "-q", "origin", "main")
+    outcome, _ = _run_traced(forge)  # the first run reads everything: there is nothing to build on
+    assert outcome.ran and _status(forge) == {shipped: (True, True)}
+    assert _meta(forge, statedb.Meta.RECONCILE_MARKS) == "1 0"
+
+    forge.branch("topic")
+    first = forge.dev_commit("b.txt", 3)
+    amended_from = forge.dev_commit("b.txt", 7)
+    git(forge.dev, "commit", "-q", "--amend", "-m", "dev commit amended")  # post-rewrite moves its usage
+    amended = git(forge.dev, "rev-parse", "HEAD")
+    forge.push("topic")
+    outcome, statements = _run_traced(forge)
+    assert outcome.ran and not outcome.decisions
+    assert not [s for s in statements if any(e in s for e in everything)], statements
+    assert not _scans(forge, statements)
+    assert _status(forge) == {shipped: (True, True), first: (True, False), amended: (True, False)}
+    assert amended_from not in _status(forge)
+    assert _status(forge) == _asked_from_scratch(forge)
+
+    # The forge squashes the branch: the move is decided, ingested, and placed in the same run.
+    squash = forge.squash_merge("topic", 7)
+    forge.pull_main(delete="topic")
+    outcome, statements = _run_traced(forge)
+    assert outcome.ran and [d.new for d in outcome.decisions] == [squash]
+    assert not [s for s in statements if any(e in s for e in everything)], statements
+    assert _status(forge) == {shipped: (True, True), squash: (True, True)}
+    assert _status(forge) == _asked_from_scratch(forge)
+
+    # A version that kept no marks (or a lost meta row): the next run reads everything once.
+    conn = sqlite3.connect(state_dir(forge.dev) / "state.db")
+    with conn:
+        conn.execute("DELETE FROM meta WHERE key = ?", (statedb.Meta.RECONCILE_MARKS,))
+    conn.close()
+    forge.web_commit("c.txt", 2, "main moves")
+    forge.pull_main()
+    later = forge.dev_commit("c.txt", 9)
+    outcome, statements = _run_traced(forge)
+    assert outcome.ran and [s for s in statements if everything[0] in s]
+    assert _status(forge) == _asked_from_scratch(forge)
+    assert _status(forge)[later] == (True, False)
+    assert _meta(forge, statedb.Meta.RECONCILE_MARKS) is not None
