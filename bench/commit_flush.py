@@ -38,25 +38,20 @@ from scale import run  # noqa: E402
 COMMIT_EVERY = 20
 
 
-def build(base: Path, n: int, spare: int, code: Path) -> None:
-    """The flushed history of n messages in base/r (built by the first --code version), with
-    `spare` commits beyond those the spool names, for the measured runs."""
-    history.isolated_env(str(base))
-    repo = base / "r"
+def build(live: Path, n: int, spare: int, code: Path) -> None:
+    """The flushed history of n messages at live/r (first-flushed by `code`), with `spare` commits
+    beyond those the spool names, for the measured runs."""
+    history.code_env(live, code)
+    repo = live / "r"
     shas = history.make_commits(repo, n // COMMIT_EVERY + spare)
     history.write_history(repo / ".git" / "periscope" / "spool.jsonl", n, COMMIT_EVERY, str(repo.resolve()), shas)
-    flush(base, code)
-    (base / "setup.json").write_text(json.dumps({"messages": n, "commits": n // COMMIT_EVERY, "used": 0}))
-
-
-def flush(base: Path, code: Path) -> dict[str, float]:
-    history.isolated_env(str(base))
-    os.environ["PYTHONPATH"] = str(code)
-    return run([sys.executable, "-m", "periscope_hooks", "flush"], base / "r")
+    run([sys.executable, "-m", "periscope_hooks", "flush"], repo)
+    (live / "setup.json").write_text(json.dumps({"messages": n, "commits": n // COMMIT_EVERY, "used": 0}))
 
 
 def one_commit(live: Path, code: Path) -> dict[str, float]:
-    """Append a commit's worth of records to the history at `live`, then flush it."""
+    """Append a commit's worth of records to the history at `live`, then flush it with `code`."""
+    history.code_env(live, code)
     setup = json.loads((live / "setup.json").read_text())
     repo = live / "r"
     shas = subprocess.run(
@@ -69,7 +64,7 @@ def one_commit(live: Path, code: Path) -> dict[str, float]:
     history.write_history(spool, COMMIT_EVERY, COMMIT_EVERY, str(repo.resolve()), shas, start=start)
     setup["used"] += 1
     (live / "setup.json").write_text(json.dumps(setup))
-    return flush(live, code)
+    return run([sys.executable, "-m", "periscope_hooks", "flush"], repo)
 
 
 def main() -> None:
@@ -93,18 +88,11 @@ def main() -> None:
             print(f"building {n:,} messages ...", flush=True)
             build(live, n, args.spare, next(iter(codes.values())))
             live.rename(pristine)
-        for name in codes:
-            copy = base / f"{n}" / name
-            if not copy.exists():
-                shutil.copytree(pristine, copy, symlinks=True)
+        history.version_copies(base / f"{n}", pristine, list(codes))
 
     def measured(n: int, name: str) -> dict[str, float]:
-        live, copy = base / f"{n}" / "live", base / f"{n}" / name
-        copy.rename(live)
-        try:
+        with history.AtLivePath(base / f"{n}", name) as live:
             return one_commit(live, codes[name])
-        finally:
-            live.rename(copy)
 
     for n in sizes:
         for name in codes:
@@ -121,7 +109,11 @@ def main() -> None:
         f" {'/'.join(f'{x:.1f}' for x in load_before)} -> {'/'.join(f'{x:.1f}' for x in load_after)};"
         f" the flush after one commit ({COMMIT_EVERY} messages + 1 commit), medians of {args.runs} runs, alternating"
     )
-    print("| code | " + " | ".join(f"{n:,} msgs: CPU s (each run) / peak RSS MB" for n in sizes) + f" | CPU {sizes[-1]:,} / {sizes[0]:,} |")
+    print(
+        "| code | "
+        + " | ".join(f"{n:,} msgs: CPU s (each run) / peak RSS MB" for n in sizes)
+        + f" | CPU {sizes[-1]:,} / {sizes[0]:,} |"
+    )
     print("|---|" + "---|" * len(sizes) + "---|")
     for name in codes:
         cells = []

@@ -119,3 +119,43 @@ def write_history(spool: Path, n: int, commit_every: int, worktree: str, shas: l
         if buf:
             f.write("\n".join(buf) + "\n")
     return records
+
+
+# --- code versions side by side on one history -------------------------------------------------
+# Each version gets its own copy of a built history (one version's migrations or caches must not
+# help another), renamed to one path for each of its runs: spool records and state.db hold the
+# worktree's path, and a repository found at a new path is a moved one (a different, much slower
+# flush or report).
+
+
+def version_copies(base: Path, pristine: Path, names: list[str]) -> None:
+    """base/<name> for each name: a copy of the built history at `pristine` (made once)."""
+    import shutil
+
+    for name in names:
+        if not (base / name).exists():
+            shutil.copytree(pristine, base / name, symlinks=True)
+
+
+class AtLivePath:
+    """`with AtLivePath(base, name) as live:` the copy base/<name> renamed to base/live meanwhile."""
+
+    def __init__(self, base: Path, name: str) -> None:
+        self.copy, self.live = base / name, base / "live"
+
+    def __enter__(self) -> Path:
+        self.copy.rename(self.live)
+        return self.live
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.rename(self.copy)
+
+
+def code_env(live: Path, code: Path | None) -> None:
+    """The isolated environment of the history at `live`, running the source tree `code`
+    (PYTHONPATH; None: whatever `python -m periscope_hooks` finds)."""
+    isolated_env(str(live))
+    if code is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = str(code)

@@ -15,6 +15,11 @@ builds it there once and reuses it (the first ingest of 1M takes minutes).  Then
   who just committed sees).  This changes the kept history (at most the spare commits it has).
 
     .venv/bin/python bench/report_scale.py [--messages 1000000] [--runs 3] [--keep DIR]
+        [--code old=/tmp/oldcode --code new=.]
+
+`--code NAME=PATH` (repeatable) runs each command with PYTHONPATH=PATH, every version on its own
+copy of the history (bench/history.py's version_copies), alternating, and says whether each
+command's output (the first run's) is byte for byte the same in every version.
 """
 
 from __future__ import annotations
@@ -81,39 +86,64 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None, help="build the history here once and reuse it")
+    ap.add_argument("--code", action="append", default=[], help="NAME=PATH of a source tree (repeatable)")
     args = ap.parse_args()
     # An installed periscope runs from compiled bytecode; a PYTHONDONTWRITEBYTECODE environment
     # would recompile every module in every measured process (~0.1 s of CPU each).
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    codes: dict[str, Path | None] = {c.split("=", 1)[0]: Path(c.split("=", 1)[1]).resolve() for c in args.code}
+    codes = codes or {"this": None}
     with tempfile.TemporaryDirectory(prefix="periscope-report-scale-") as tmp:
-        base = args.keep or Path(tmp)
+        base = (args.keep or Path(tmp)).resolve()
         base.mkdir(parents=True, exist_ok=True)
-        history.isolated_env(str(base))
-        if (base / "setup.json").exists():
-            setup = json.loads((base / "setup.json").read_text())
-            print(f"reusing the history in {base}")
+        pristine = base / "pristine"
+        if (pristine / "setup.json").exists():
+            print(f"reusing the history in {pristine}")
         else:
-            setup = build(base, args.messages)
-        repo = base / "r"
+            live = base / "live"
+            live.mkdir()
+            history.code_env(live, next(iter(codes.values())))
+            build(live, args.messages)
+            live.rename(pristine)
+        history.version_copies(base, pristine, list(codes))
+        setup = json.loads((pristine / "setup.json").read_text())
         n = int(setup["messages"])
         cmds = commands(history.T0)
-        results: dict[str, list[dict[str, float]]] = {name: [] for name in cmds}
+        results: dict[tuple[str, str], list[dict[str, float]]] = {}
+        outputs = base / "outputs"
+        outputs.mkdir(exist_ok=True)
         load_before = os.getloadavg()[0]
-        for _ in range(args.runs):
+        for i in range(args.runs):
             for name, argv in cmds.items():
-                results[name].append(run(argv, repo))
-        after_commit = []
-        shas = subprocess.run(
-            ["git", "-C", str(repo), "rev-list", "--reverse", "main"], capture_output=True, text=True, check=True
-        ).stdout.split()
-        spool = repo / ".git" / "periscope" / "spool.jsonl"
-        for _ in range(min(args.runs, int(setup["extra_shas"]) - int(setup["extra_used"]))):
-            used = int(setup["commits"]) + int(setup["extra_used"])
-            start = used * COMMIT_EVERY
-            history.write_history(spool, COMMIT_EVERY, COMMIT_EVERY, str(repo.resolve()), shas, start=start)
-            setup["extra_used"] = int(setup["extra_used"]) + 1
-            (base / "setup.json").write_text(json.dumps(setup), encoding="utf-8")
-            after_commit.append(run(periscope("report", "--by", "commit", "--format", "json"), repo))
+                for version, code in codes.items():
+                    with history.AtLivePath(base, version) as live:
+                        history.code_env(live, code)
+                        # the first run's report is kept: the versions' outputs are compared below
+                        out = outputs / f"{version}.{name.replace(' ', '_').replace('/', '_')}"
+                        with open(out if i == 0 and name.startswith("report") else os.devnull, "wb") as f:
+                            results.setdefault((name, version), []).append(run(argv, live / "r", stdout=f.fileno()))
+        for version, code in codes.items():
+            with history.AtLivePath(base, version) as live:
+                history.code_env(live, code)
+                repo = live / "r"
+                shas = subprocess.run(
+                    ["git", "-C", str(repo), "rev-list", "--reverse", "main"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()
+                spool = repo / ".git" / "periscope" / "spool.jsonl"
+                mine = json.loads((live / "setup.json").read_text())
+                for _ in range(min(args.runs, int(mine["extra_shas"]) - int(mine["extra_used"]))):
+                    used = int(mine["commits"]) + int(mine["extra_used"])
+                    history.write_history(
+                        spool, COMMIT_EVERY, COMMIT_EVERY, str(repo.resolve()), shas, start=used * COMMIT_EVERY
+                    )
+                    mine["extra_used"] = int(mine["extra_used"]) + 1
+                    (live / "setup.json").write_text(json.dumps(mine), encoding="utf-8")
+                    results.setdefault(("report --by commit, after a commit", version), []).append(
+                        run(periscope("report", "--by", "commit", "--format", "json"), repo)
+                    )
         load_after = os.getloadavg()[0]
 
         print(
@@ -121,18 +151,24 @@ def main() -> None:
             f" {n:,} messages, {setup['commits']:,} commits (one every {COMMIT_EVERY}); medians of {args.runs}"
             " runs, alternating"
         )
-        print("| command | wall s | CPU s | peak RSS MB | |")
-        print("|---|---|---|---|---|")
-        rows = list(results.items()) + ([("report --by commit, after a commit", after_commit)] if after_commit else [])
-        for name, runs in rows:
+        print("| command | version | wall s | CPU s | peak RSS MB | |")
+        print("|---|---|---|---|---|---|")
+        for (name, version), runs in results.items():
             wall = statistics.median(r["wall"] for r in runs)
             cpu = statistics.median(r["cpu"] for r in runs)
             rss = statistics.median(r["rss_mb"] for r in runs)
             extra = ""
             if name.startswith("export"):
-                events = int(setup["records"]) + (COMMIT_EVERY + 1) * int(setup["extra_used"])
+                events = int(setup["records"])
                 extra = f"{events / wall:,.0f} events/s (CPU: {events / cpu:,.0f}/s)"
-            print(f"| `{name}` | {wall:.3f} | {cpu:.3f} | {rss:.0f} | {extra} |")
+            print(f"| `{name}` | {version} | {wall:.3f} | {cpu:.3f} | {rss:.0f} | {extra} |")
+        if len(codes) > 1:
+            first, *others = codes
+            for name in (c for c in cmds if c.startswith("report")):
+                slug = name.replace(" ", "_").replace("/", "_")
+                texts = {v: (outputs / f"{v}.{slug}").read_bytes() for v in codes}
+                same = all(texts[v] == texts[first] for v in others)
+                print(f"output of `{name}`: {'identical' if same else 'DIFFERENT'} across {', '.join(codes)}")
 
 
 if __name__ == "__main__":
