@@ -328,3 +328,49 @@ def test_a_roll_up_committed_while_a_report_reads_is_not_counted_twice(
     assert json.dumps(report.by_commit(reader)) == json.dumps(reference_by_commit(reader, (None, None)))
     reader.close()
     writer.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_commit_table_from_columns_equals_the_general_table(seed: int) -> None:
+    """The fast table sizes its columns from whole columns (extremes of the numbers, distinct texts):
+    the same text as padding every cell, whatever the values (no time, no branch, unreachable,
+    negative and fractional sums, list prices blank or zero, every mix of cost sources)."""
+    import random
+
+    r = random.Random(seed)
+    n = r.choice([1, 2, 30, 700])
+    rows = []
+    for _ in range(n):
+        sources = [r.choice([0, 0, 1, 20, 1234]) for _ in range(4)]
+        messages = sum(sources) or r.choice([0, 3])
+        rows.append(
+            (
+                f"{r.getrandbits(160):040x}",
+                None if r.random() < 0.1 else T0 + r.randint(-(10**9), 10**11),
+                r.choice([None, "main", "feature/a-much-longer-branch-name", "x"]),
+                r.choice(["commit", "merge", "squash", "cherry-pick"]),
+                r.choice(["human", "agent"]),
+                r.random() > 0.1,
+                r.random() > 0.5,
+                messages,
+                r.randint(0, 10 ** r.randint(0, 9)),
+                r.randint(-5, 10 ** r.randint(0, 7)),
+                r.randint(0, 10),
+                r.randint(0, 10**8),
+                r.randint(0, 10**3),
+                r.choice([0, -1, 7, r.randint(-(10**12), 10**14)]),
+                r.choice([0, 0, 5, r.randint(0, 10**10)]),
+                *sources,
+            )
+        )
+    fast = "\n".join(report.commit_table_lines(rows)) + "\n"
+    assert fast == general_commit_table([report.commit_row(t) for t in rows])
+
+
+def test_column_width_of_numbers() -> None:
+    # integers: the extremes; a float among them (a REAL token count summed) is read one by one
+    assert report._longest_number([5, -12, 100]) == 3
+    assert report._longest_number([5, 7.25, 10]) == 4
+    assert report._longest_number([0.5, 123.0], "%.4f") == len("123.0000")
+    assert report._longest_number([-0.00001, 3.0], "%.4f") == len("-0.0000")
+    assert report._longest_number([]) == 0
