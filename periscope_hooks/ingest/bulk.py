@@ -31,6 +31,7 @@ from periscope_hooks.ingest.context import IngestContext
 from periscope_hooks.ingest.messages import message_row
 from periscope_hooks.ingest.records import Commit, Message
 from periscope_hooks.ingest.worktrees import learn
+from periscope_hooks.state import savepoint
 
 # One record of a run: (spool offset, raw line, parsed line, typed record).
 Item = tuple[int, bytes, dict[str, Any], Union[Message, Commit]]
@@ -100,19 +101,15 @@ class Run:
             _one_by_one(items, apply_one)
             return
         marks = (len(ctx.events.rows), len(ctx.notes), ctx.result.messages, ctx.result.commits)
-        ctx.conn.execute("SAVEPOINT ingest_run")
         try:
-            _apply_linked(ctx, items, rows, self.parents)
+            with savepoint(ctx.conn, "ingest_run"):
+                _apply_linked(ctx, items, rows, self.parents)
         except (_NotAllNew, *_CANNOT_RUN):
-            ctx.conn.execute("ROLLBACK TO ingest_run")
-            ctx.conn.execute("RELEASE ingest_run")
             del ctx.events.rows[marks[0] :]
             del ctx.notes[marks[1] :]
             ctx.result.messages, ctx.result.commits = marks[2], marks[3]
             ctx.forget_sessions()
             _one_by_one(items, apply_one)
-            return
-        ctx.conn.execute("RELEASE ingest_run")
 
 
 # What a value the run cannot store or judge raises (the one-by-one path skips such a record).
