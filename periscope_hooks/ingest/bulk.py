@@ -39,7 +39,6 @@ ApplyOne = Callable[[int, bytes, dict[str, Any], Union[Message, Commit]], None]
 
 LINK_ID = statedb.MESSAGE_COLUMNS.index("link_id")
 TIME_MS = statedb.MESSAGE_COLUMNS.index("time_ms")
-SPOOL_OFFSET = statedb.MESSAGE_COLUMNS.index("spool_offset")
 # A message row's EVENT_MESSAGE_COLUMNS values, in that order: what a commit event reads.
 _event_values = itemgetter(*(statedb.MESSAGE_COLUMNS.index(c) for c in statedb.EVENT_MESSAGE_COLUMNS))
 
@@ -139,7 +138,12 @@ def _apply_linked(
         statedb.ensure_sessions(conn, unknown)
         for sid in unknown:
             ctx.forget_session(sid)
-    tool_uses = [(t, rec.id) for _, _, _, rec in items if isinstance(rec, Message) for t in rec.tool_use_ids]
+    tool_uses = [
+        (t, rec.id)
+        for (_, _, _, rec), row in zip(items, rows)
+        if row is not None and isinstance(rec, Message)  # stored messages only, as apply_message
+        for t in rec.tool_use_ids
+    ]
     if tool_uses:
         statedb.record_tool_uses_of(conn, tool_uses)
     repo_url = ctx.repo_url
