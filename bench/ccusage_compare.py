@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import history  # noqa: E402
+from scale import run_fresh  # noqa: E402
 
 CCUSAGE_VERSIONS = ("20.0.24", "18.0.11")  # native (Rust) release; last JavaScript release (Node 20)
 SESSION_SIZE = 500
@@ -140,21 +141,22 @@ def build(base: Path, n: int) -> dict[str, Any]:
     captured = time.perf_counter() - start
     # A commit record after every 20 captured messages (the post-commit hook's record), so the
     # flush links usage to commits as it would for a working developer.
-    lines = spool.read_text(encoding="utf-8").splitlines()
-    out, messages, sha_at = [], 0, 0
-    for line in lines:
-        out.append(line)
-        rec = json.loads(line)
-        if rec.get("kind") != "message":
-            continue
-        messages += 1
-        if messages % COMMIT_EVERY == 0 and sha_at < len(shas):
-            parent = shas[sha_at - 1] if sha_at else None
-            commit = json.loads(history.commit_line(0, shas[sha_at], parent, worktree))
-            commit["time"] = rec["time"] + 1
-            out.append(json.dumps(commit, separators=(",", ":")))
-            sha_at += 1
-    spool.write_text("\n".join(out) + "\n", encoding="utf-8")
+    # Line by line: this process's peak RSS is counted into the flush's below (see scale.run_fresh).
+    messages, sha_at = 0, 0
+    with open(spool, encoding="utf-8") as src, open(spool.with_name("spool.new"), "w", encoding="utf-8") as dst:
+        for line in src:
+            dst.write(line)
+            rec = json.loads(line)
+            if rec.get("kind") != "message":
+                continue
+            messages += 1
+            if messages % COMMIT_EVERY == 0 and sha_at < len(shas):
+                parent = shas[sha_at - 1] if sha_at else None
+                commit = json.loads(history.commit_line(0, shas[sha_at], parent, worktree))
+                commit["time"] = rec["time"] + 1
+                dst.write(json.dumps(commit, separators=(",", ":")) + "\n")
+                sha_at += 1
+    os.replace(spool.with_name("spool.new"), spool)
     flush = run([sys.executable, "-m", "periscope_hooks", "flush"], repo)
     setup = {"messages": messages, "commits": sha_at, "transcripts_s": written, "capture_s": captured, "flush": flush}
     (base / "setup.json").write_text(json.dumps({"env": env, **setup}), encoding="utf-8")
@@ -162,20 +164,10 @@ def build(base: Path, n: int) -> dict[str, Any]:
 
 
 def run(argv: list[str], cwd: Path, out: Path | None = None) -> dict[str, float]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one process (stdout to `out` or nowhere)."""
-    sink = open(out, "wb") if out else subprocess.DEVNULL  # noqa: SIM115
-    try:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=sink, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        err = proc.stderr.read().decode() if proc.stderr else ""
-    finally:
-        if out:
-            sink.close()  # type: ignore[union-attr]
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {err}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+    """Wall seconds, CPU seconds and peak RSS (MB) of one process (stdout to `out` or nowhere),
+    started by a small launcher so that this process's RSS is not counted into it (the first
+    flush of 1M messages once read 1.4 GB: this driver's copy of the spool, not the flush)."""
+    return run_fresh(argv, cwd, None, out)
 
 
 def ccusage_bin(version: str) -> str:

@@ -49,6 +49,37 @@ def run(argv: list[str], cwd: Path, stdout: int | None = subprocess.DEVNULL) -> 
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
 
 
+# Started by a small launcher: Linux counts the parent's peak RSS into the child's ru_maxrss at the
+# exec (a `true` started from an 800 MB process reports 811 MB), so a driver holding a big history
+# would inflate the figure; the launcher's own exec'd image is ~10 MB.
+_LAUNCHER = (
+    "import json, os, subprocess, sys\n"
+    "out = open(sys.argv[1], 'wb') if sys.argv[1] != '-' else subprocess.DEVNULL\n"
+    "p = subprocess.Popen(sys.argv[2:], stdout=out, stderr=subprocess.PIPE)\n"
+    "err = p.stderr.read()\n"
+    "_, status, ru = os.wait4(p.pid, 0)\n"
+    "print(json.dumps({'rc': os.waitstatus_to_exitcode(status), 'cpu': ru.ru_utime + ru.ru_stime,"
+    " 'rss_mb': ru.ru_maxrss / 1024, 'err': err.decode(errors='replace')[-2000:]}))\n"
+)
+
+
+def run_fresh(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None, out: Path | None = None
+) -> dict[str, float]:
+    """run(), with the peak RSS of the process alone (through a launcher, see _LAUNCHER); its
+    stdout to `out` or nowhere."""
+    import json
+
+    start = time.perf_counter()
+    argv = [sys.executable, "-c", _LAUNCHER, str(out) if out else "-", *argv]
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=True)
+    wall = time.perf_counter() - start
+    r = json.loads(proc.stdout)
+    if r["rc"] != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({r['rc']}): {r['err']}")
+    return {"wall": wall, "cpu": r["cpu"], "rss_mb": r["rss_mb"]}
+
+
 def periscope(*args: str) -> list[str]:
     return [sys.executable, "-m", "periscope_hooks", *args]
 
