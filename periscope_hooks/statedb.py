@@ -22,6 +22,7 @@ class Meta:
     COMPAT_LEVEL = "compat_level"
     SPOOL_OFFSET = "spool_offset"
     SPOOL_INO = "spool_ino"
+    SPOOL_TAIL = "spool_tail"  # digest of the spool's bytes before spool_offset (spool_reader.tail_digest)
     SKIPPED_LINES = "skipped_lines"
     LAST_SKIPPED = "last_skipped"
     INTEGRITY_CHECKED_MS = "integrity_checked_ms"
