@@ -182,7 +182,14 @@ def message_fields(line: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class _Capture:
-    """One hook run's work for one session, under the session's lock."""
+    """One hook run's work for one session, under the session's lock.
+
+    Records are appended as the transcript is read, the newest RECENT to 2 * RECENT messages held
+    back: a message's repeated lines (one per content block, written together) still add their
+    tool ids to its record, and memory stays bounded however long the transcript (a recovery
+    reads a whole session at once: holding every record cost ~1.1 KB a message, 1.2 GB for a
+    1M-message session).  The ids and tool ids remembered are bounded the same way.
+    """
 
     def __init__(self, session_id: str, env: Mapping[str, str]) -> None:
         self.session_id = session_id
@@ -190,10 +197,13 @@ class _Capture:
         self.dir = capture_dir(env)
         self.state_path = os.path.join(self.dir, session_id + ".json")
         self.state: dict[str, Any] = {}
-        self.out: dict[str, list[dict[str, Any]]] = {}  # spool path -> records to append
+        self._held: list[tuple[str, dict[str, Any]]] = []  # (spool path, record) not appended yet, in order
+        self._held_messages = 0
+        self._written: list[str] = []  # spool paths appended to, in order
         self._repos: dict[str, tuple[str, Any]] = {}  # cwd -> (state dir, RepoDirs | None)
         self._agent_types: dict[str, str | None] = {}
-        self._records: dict[str, dict[str, Any]] = {}  # message id -> its record, for this run
+        self._records: dict[str, dict[str, Any]] = {}  # message id -> its record, while held
+        self._seen: set[str] = set()  # state["seen"] as a set
 
     def load(self) -> None:
         try:
@@ -208,6 +218,7 @@ class _Capture:
                 self.state[key] = {}
         if not isinstance(self.state.get("seen"), list):
             self.state["seen"] = []
+        self._seen = set(self.state["seen"])
 
     def save(self) -> None:
         from periscope_hooks.spool import _dumps
@@ -257,7 +268,7 @@ class _Capture:
                 offset = 0  # replaced or truncated: re-read (message ids deduplicate)
         except OSError:
             return
-        seen = set(self.state["seen"])
+        seen, tools = self._seen, self.state["tools"]
         while True:
             lines, end = spool.read_lines(transcript, offset, 8 << 20)
             if end == offset:
@@ -273,7 +284,9 @@ class _Capture:
                 if fields is None:
                     continue
                 for tool_id in fields["tool_use_ids"]:
-                    self.state["tools"][tool_id] = fields["id"]
+                    tools[tool_id] = fields["id"]
+                if len(tools) > 2 * RECENT:  # the newest RECENT are kept (save() keeps as many)
+                    tools = self.state["tools"] = dict(list(tools.items())[-RECENT:])
                 earlier = self._records.get(fields["id"])
                 if earlier is not None:  # another content block of a message read in this run
                     earlier["tool_use_ids"].extend(
@@ -284,6 +297,9 @@ class _Capture:
                     continue
                 seen.add(fields["id"])
                 self.state["seen"].append(fields["id"])
+                if len(self.state["seen"]) > 2 * RECENT:
+                    del self.state["seen"][:-RECENT]
+                    seen = self._seen = set(self.state["seen"])
                 self.add_message(transcript, fields)
             offset = end
         offsets[transcript] = offset
@@ -294,24 +310,26 @@ class _Capture:
         state_dir, dirs = self.where(fields["cwd"])
         spool_path = os.path.join(state_dir, "spool.jsonl")
         session_id, agent = self.session_id, None
-        records = self.out.setdefault(spool_path, [])
         if fields["agent_id"]:
             session_id = f"{self.session_id}/agent-{fields['agent_id']}"
             agent = self.agent_type(transcript, fields["agent_id"])
         key = f"{session_id}\t{state_dir}"
         if key not in self.state["announced"]:
             self.state["announced"][key] = 1
-            records.append(
-                {
-                    "v": 1,
-                    "kind": "session",
-                    "session_id": session_id,
-                    "title": None,  # Claude Code's titles are drawn from the conversation: not kept
-                    "parent_id": self.session_id if fields["agent_id"] else None,
-                    "agent": agent,
-                    "coding_agent": NAME,
-                    "time": fields["time"],
-                }
+            self._held.append(
+                (
+                    spool_path,
+                    {
+                        "v": 1,
+                        "kind": "session",
+                        "session_id": session_id,
+                        "title": None,  # Claude Code's titles are drawn from the conversation: not kept
+                        "parent_id": self.session_id if fields["agent_id"] else None,
+                        "agent": agent,
+                        "coding_agent": NAME,
+                        "time": fields["time"],
+                    },
+                )
             )
         sha, branch = git.read_head(dirs) if dirs is not None else (None, None)
         import time
@@ -332,7 +350,10 @@ class _Capture:
             "git": {"branch": branch, "sha": sha},
             "tool_use_ids": list(fields["tool_use_ids"]),
         }
-        records.append(record)
+        self._held.append((spool_path, record))
+        self._held_messages += 1
+        if self._held_messages >= 2 * RECENT:
+            self.append(keep=RECENT)
 
     def write_inflight(self, tool_use_id: str) -> None:
         message_id = self.state["tools"].get(tool_use_id) or ""
@@ -341,19 +362,28 @@ class _Capture:
             f.write(f"{tool_use_id}\t{message_id}\n")
         os.replace(tmp, os.path.join(self.dir, self.session_id + ".inflight"))
 
-    def append(self) -> list[str]:
-        """Write the collected records; the state dirs written to."""
+    def append(self, keep: int = 0) -> list[str]:
+        """Append the held records but the newest `keep` messages (and what came after the first
+        of them); the state dirs written to in this run."""
         from periscope_hooks import spool
 
-        written = []
-        for spool_path, records in self.out.items():
-            if not records:
-                continue
-            os.makedirs(os.path.dirname(spool_path), exist_ok=True)
-            for record in records:
-                spool.append(spool_path, record)
-            written.append(os.path.dirname(spool_path))
-        return written
+        held, cut = self._held, len(self._held)
+        if keep:
+            messages = 0
+            while messages < keep:
+                cut -= 1
+                if held[cut][1]["kind"] == "message":
+                    messages += 1
+        for spool_path, record in held[:cut]:
+            if spool_path not in self._written:
+                os.makedirs(os.path.dirname(spool_path), exist_ok=True)
+                self._written.append(spool_path)
+            spool.append(spool_path, record)
+            if record["kind"] == "message":
+                self._records.pop(record["id"], None)
+        del held[:cut]
+        self._held_messages = keep
+        return [os.path.dirname(p) for p in self._written]
 
 
 def transcripts_of(transcript: str, extra: Iterable[str] = ()) -> list[str]:
