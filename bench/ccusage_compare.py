@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -116,19 +116,33 @@ def transcript_lines(s: int, first: int, count: int, cwd: str) -> str:
     return "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in out)
 
 
+class ClaudeRepo(NamedTuple):
+    env: dict[str, str]  # the isolated HOME and XDG variables (history.isolated_env)
+    repo: Path
+    shas: list[str]  # its real commits, oldest first
+    worktree: str
+    project: Path  # Claude Code's project folder for the worktree, where its transcripts go
+    spool: Path
+
+
+def claude_repo(base: Path, commits: int) -> ClaudeRepo:
+    """A real repository under `base` with `commits` commits, and Claude Code's project folder for it."""
+    env = history.isolated_env(str(base))
+    repo = base / "r"
+    shas = history.make_commits(repo, commits)
+    worktree = str(repo.resolve())
+    project = base / "claude" / "projects" / ("-" + worktree.strip("/").replace("/", "-"))
+    project.mkdir(parents=True, exist_ok=True)
+    return ClaudeRepo(env, repo, shas, worktree, project, repo / ".git" / "periscope" / "spool.jsonl")
+
+
 def build(base: Path, n: int) -> dict[str, Any]:
     """Transcripts, the repository, the captured spool with commit records, and the first flush."""
     from periscope_hooks.agents import claude_code
 
-    env = history.isolated_env(str(base))
+    env, repo, shas, worktree, project, spool = claude_repo(base, n // COMMIT_EVERY)
     os.environ["CLAUDE_CONFIG_DIR"] = str(base / "claude")
     os.environ["TZ"] = "UTC"
-    repo = base / "r"
-    shas = history.make_commits(repo, n // COMMIT_EVERY)
-    worktree = str(repo.resolve())
-    project = base / "claude" / "projects" / ("-" + worktree.strip("/").replace("/", "-"))
-    project.mkdir(parents=True, exist_ok=True)
-    spool = repo / ".git" / "periscope" / "spool.jsonl"
     start = time.perf_counter()
     for s in range(0, (n + SESSION_SIZE - 1) // SESSION_SIZE):
         first = s * SESSION_SIZE

@@ -97,13 +97,7 @@ def _agent_commit(i: int, sha: str, parent: str | None, worktree: str, session: 
 
 
 def build(base: Path, n: int, session_size: int, blocks: bool) -> dict[str, object]:
-    env = history.isolated_env(str(base))
-    repo = base / "r"
-    shas = history.make_commits(repo, n // COMMIT_EVERY)
-    worktree = str(repo.resolve())
-    project = base / "claude" / "projects" / ("-" + worktree.strip("/").replace("/", "-"))
-    project.mkdir(parents=True, exist_ok=True)
-    spool = repo / ".git" / "periscope" / "spool.jsonl"
+    env, repo, shas, worktree, project, spool = ccusage_compare.claude_repo(base, n // COMMIT_EVERY)
     spool.parent.mkdir(parents=True, exist_ok=True)
     sha_at = 0
     with open(spool, "w", encoding="utf-8") as out:
