@@ -256,7 +256,9 @@ def test_linked_worktrees_keep_usage_apart(repo, tmp_path):
 def test_commit_without_usage_emits_only_within_idle_window(repo):
     lonely = commit(repo.path, "no AI anywhere")
     assert lonely not in by_sha(repo.commit_events())
-    add_messages(repo)
+    # The message is a minute old: a commit record's time is git's, in whole seconds, so a message
+    # sent in the commit's own second would count as inside even a zero-minute window.
+    add_messages(repo, time=int(time.time() * 1000) - 60_000)
     commit(repo.path, "with AI")
     follow = commit(repo.path, "right after an AI session")
     ev = by_sha(repo.commit_events())[follow]
