@@ -191,3 +191,26 @@ def test_a_recovered_session_is_followed_after_its_first_recovery(tmp_path, monk
     periscope("flush", cwd=repo)  # nothing new: nothing twice
     msgs = [r["id"] for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
     assert msgs == ["msg_1", "msg_2"]
+
+
+def test_a_capture_with_nothing_new_leaves_the_state_file_alone(tmp_path):
+    """A followed session is captured on every flush; when its transcripts did not grow, its state
+    file is not rewritten (that was most of the flush's cost per session), and a capture after the
+    transcript grows still records exactly the new message."""
+    repo = init_repo(tmp_path / "r")
+    transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    transcript.write_text(assistant_line("msg_1", repo, block={"type": "text", "text": "x"}))
+    claude_code.capture_session(SESSION, str(transcript))
+    state = Path(claude_code.capture_dir(os.environ)) / f"{SESSION}.json"
+    before = state.stat()
+    claude_code.capture_session(SESSION, str(transcript))
+    after = state.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    with open(transcript, "a") as f:
+        f.write(assistant_line("msg_2", repo, block={"type": "text", "text": "y"}))
+    claude_code.capture_session(SESSION, str(transcript))
+    assert state.stat().st_ino != before.st_ino  # written again (a new file renamed into place)
+    msgs = [r["id"] for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
+    assert msgs == ["msg_1", "msg_2"]
+    assert json.loads(state.read_text())["files"] == {str(transcript): transcript.stat().st_size}
