@@ -26,16 +26,18 @@ import ccusage_compare  # noqa: E402
 
 CHILD = """
 import json, sys, time
+from pathlib import Path
 from periscope_hooks.agents import recovery
 from periscope_hooks.state import open_state_db
-conn = open_state_db(sys.argv[1])
+conn = open_state_db(Path(sys.argv[1]))
 times = []
 for _ in range(int(sys.argv[2])):
     cpu = time.process_time()
     written = recovery.recover_sessions(conn)
     times.append(time.process_time() - cpu)
     assert not written, written
-print(json.dumps(times))
+import periscope_hooks
+print(json.dumps({"code": periscope_hooks.__file__, "times": times}))
 """
 
 
@@ -81,11 +83,15 @@ def main() -> None:
                 out = subprocess.run(
                     [sys.executable, "-c", CHILD, str(state_dir), str(args.rounds)],
                     env={**os.environ, "PYTHONPATH": str(code)},
+                    cwd=str(code),  # not this checkout: '' (the working folder) leads sys.path
                     capture_output=True,
                     text=True,
-                    check=True,
-                ).stdout
-                medians[name] = statistics.median(json.loads(out))
+                )
+                if out.returncode:
+                    raise SystemExit(f"{name}: {out.stderr.strip()}")
+                result = json.loads(out.stdout)
+                assert Path(result["code"]).is_relative_to(code), f"{name} ran {result['code']}"
+                medians[name] = statistics.median(result["times"])
         finally:
             if args.compare:
                 subprocess.run([*git, "remove", "--force", str(old)], check=True)
