@@ -84,5 +84,50 @@ def dumps_rows(rows: Sequence[Any]) -> str:
                 raise _NotPlain
             out.append(_row(row))
         except (_NotPlain, KeyError):  # KeyError: a value that is not a scalar (a list, say)
-            out.append("\n".join("  " + line for line in json.dumps(row, indent=2).split("\n")))
+            out.append("\n".join("  " + line for line in dumps_indented(row).split("\n")))
     return "[\n" + ",\n".join(out) + "\n]"
+
+
+def _indented(value: Any, level: int, out: list[str]) -> None:
+    writer = _SCALARS.get(type(value))
+    if writer is not None:
+        out.append(writer(value))
+        return
+    t = type(value)
+    if t is dict:
+        if not value:
+            out.append("{}")
+            return
+        pad = "\n" + "  " * (level + 1)
+        sep = "{"
+        for k, v in value.items():
+            out.append(f"{sep}{pad}{_key(k)}: ")
+            sep = ","
+            _indented(v, level + 1, out)
+        out.append("\n" + "  " * level + "}")
+    elif t is list or t is tuple:
+        if not value:
+            out.append("[]")
+            return
+        pad = "\n" + "  " * (level + 1)
+        sep = "["
+        for v in value:
+            out.append(sep + pad)
+            sep = ","
+            _indented(v, level + 1, out)
+        out.append("\n" + "  " * level + "]")
+    else:
+        raise _NotPlain
+
+
+def dumps_indented(value: Any) -> str:
+    """json.dumps(value, indent=2), byte for byte, for any nesting of dicts with string keys, lists
+    and scalars; anything else (a key that is not a string, a subclass) goes to json.dumps itself.
+    With an indent the json package runs its pure-Python encoder: `dashboard --format json` at 1M
+    messages spent 3.9 of its 5.4 s of CPU there."""
+    out: list[str] = []
+    try:
+        _indented(value, 0, out)
+    except _NotPlain:
+        return json.dumps(value, indent=2)
+    return "".join(out)

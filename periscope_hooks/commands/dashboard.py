@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from periscope_hooks import dashboard, output
 from periscope_hooks.dashboard import Source, Window
 from periscope_hooks.errors import UserError
+from periscope_hooks.jsonout import dumps_indented
 
 
 def _sources(repo: str | None, all_repos: bool) -> list[Source]:
@@ -50,7 +50,7 @@ def dashboard_command(
         return _serve(sources, window, titles=titles, open_browser=open_browser)
     aggregate = dashboard.build_aggregate(sources, window, titles=titles)
     if fmt == "json":
-        text = json.dumps(aggregate, indent=2)
+        text = dumps_indented(aggregate)
         if out:
             dashboard.write_private(Path(out), text + "\n")
             output.out(f"wrote {Path(out).resolve()}")
