@@ -233,19 +233,5 @@ def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[s
         conn.execute("COMMIT")
 
 
-@contextmanager
-def savepoint(conn: sqlite3.Connection, name: str) -> Iterator[None]:
-    """A nested transaction: kept when the block ends, rolled back (and the error raised) when it
-    raises, the enclosing transaction going on either way."""
-    conn.execute(f"SAVEPOINT {name}")
-    try:
-        yield
-    except BaseException:
-        conn.execute(f"ROLLBACK TO {name}")
-        conn.execute(f"RELEASE {name}")
-        raise
-    conn.execute(f"RELEASE {name}")
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)

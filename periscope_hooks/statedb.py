@@ -589,15 +589,26 @@ _WORKTREES = (
 
 
 @contextmanager
+def savepoint(conn: sqlite3.Connection, name: str) -> Iterator[None]:
+    """A nested transaction: kept when the block ends, rolled back (and the error raised) when it
+    raises, the enclosing transaction going on either way."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
+
+
+@contextmanager
 def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
     """One read snapshot for the marks and the statement that trusts them: between two separate
     statements a flusher could commit a roll-up, and its rows would be counted twice (in the
     rollup and as rows past the old mark).  A savepoint nests inside a caller's transaction."""
-    conn.execute("SAVEPOINT report_read")
-    try:
+    with savepoint(conn, "report_read"):
         yield
-    finally:
-        conn.execute("RELEASE report_read")
 
 
 def _marks(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -20,18 +20,16 @@ state and events.
 from __future__ import annotations
 
 import json
-import sqlite3
 from operator import itemgetter
 from typing import Any, Callable, Union
 
 from periscope_hooks import events, statedb
 from periscope_hooks.ingest import rules
-from periscope_hooks.ingest.commits import emit_link
+from periscope_hooks.ingest.commits import emit_link, parents_of
 from periscope_hooks.ingest.context import IngestContext
 from periscope_hooks.ingest.messages import message_row
-from periscope_hooks.ingest.records import Commit, Message
+from periscope_hooks.ingest.records import INVALID, Commit, Message
 from periscope_hooks.ingest.worktrees import learn
-from periscope_hooks.state import savepoint
 
 # One record of a run: (spool offset, raw line, parsed line, typed record).
 Item = tuple[int, bytes, dict[str, Any], Union[Message, Commit]]
@@ -96,31 +94,19 @@ class Run:
                     if isinstance(rec, Message):
                         row = list(message_row(ctx, rec, worktree, offset, None))
                 rows.append(row)
-        except _CANNOT_RUN:  # a value the one-by-one path skips with its reason
+        except INVALID:  # a value the one-by-one path skips with its reason
             _one_by_one(items, apply_one)
             return
         marks = (len(ctx.events.rows), len(ctx.notes), ctx.result.messages, ctx.result.commits)
         try:
-            with savepoint(ctx.conn, "ingest_run"):
+            with statedb.savepoint(ctx.conn, "ingest_run"):
                 _apply_linked(ctx, items, rows, self.parents)
-        except (_NotAllNew, *_CANNOT_RUN):
+        except (_NotAllNew, *INVALID):
             del ctx.events.rows[marks[0] :]
             del ctx.notes[marks[1] :]
             ctx.result.messages, ctx.result.commits = marks[2], marks[3]
             ctx.forget_sessions()
             _one_by_one(items, apply_one)
-
-
-# What a value the run cannot store or judge raises (the one-by-one path skips such a record).
-_CANNOT_RUN = (
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-    OverflowError,
-    TypeError,
-    KeyError,
-    ValueError,
-    AttributeError,
-)
 
 
 def _one_by_one(items: list[Item], apply_one: ApplyOne) -> None:
@@ -205,11 +191,10 @@ def _link_commit(
         return
     sha = rec.sha
     assert sha is not None
-    subject = rec.reflog[2] if rec.reflog[1] == sha else ""
-    kind = rules.base_kind(rec.hook, subject, rec.rebasing)
+    kind = rules.base_kind(rec.hook, rec.subject, rec.rebasing)
     if kind is None:
         return
-    parents = list(rec.parents) if rec.parents is not None else parents_found.get(sha, [])
+    parents = parents_of(rec, parents_found)
     final_kind = rules.kind_from_parents(kind, rec.hook, parents)
     if final_kind is None:
         return
@@ -225,6 +210,7 @@ def _link_commit(
         last = stored_last if run_last is None else run_last if stored_last is None else max(stored_last, run_last)
     if not rules.within_idle_window("human", count, last, rec.time, ctx.settings(worktree).idle_window_minutes):
         return
+    parents_json = json.dumps(parents)
     link_id = statedb.insert_link(
         conn,
         worktree=worktree,
@@ -232,7 +218,7 @@ def _link_commit(
         kind=final_kind,
         origin="human",
         branch=rec.branch,
-        parents_json=json.dumps(parents),
+        parents_json=parents_json,
         time_ms=rec.time,
         agent_session_id=None,
         agent_message_id=None,
@@ -255,7 +241,7 @@ def _link_commit(
         "kind": final_kind,
         "origin": "human",
         "branch": rec.branch,
-        "parents": json.dumps(parents),
+        "parents": parents_json,
         "time_ms": rec.time,
         "agent_session_id": None,
         "agent_message_id": None,

@@ -45,6 +45,13 @@ def lookup_parents(ctx: IngestContext, shas: Iterable[str]) -> dict[str, list[st
     return found
 
 
+def parents_of(rec: Commit, parents_found: dict[str, list[str]]) -> list[str]:
+    """The commit's parents: as recorded, else as lookup_parents found them ([] when unknown)."""
+    if rec.parents is not None:
+        return list(rec.parents)
+    return parents_found.get(rec.sha or "", [])
+
+
 def _live_reflog_before(worktree: str, sha: str) -> list[str | None] | None:
     """For records older than `reflog_prev`: the HEAD reflog entry before `sha`'s, read now."""
     dirs = git.find_repo_dirs(worktree, env={}) if worktree and os.path.isdir(worktree) else None
@@ -78,11 +85,10 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     if not sha:
         ctx.log(f"{rec.hook}: no HEAD commit recorded; skipped")
         return
-    subject = rec.reflog[2] if rec.reflog[1] == sha else ""
     if rec.hook == "post-merge" and rec.squash:
         statedb.set_squash_pending(conn, worktree, squash_reflog_json(rec.reflog))
         return
-    kind = rules.base_kind(rec.hook, subject, rec.rebasing)
+    kind = rules.base_kind(rec.hook, rec.subject, rec.rebasing)
     if kind is None:
         return
     if kind == "commit" and rec.hook != "post-merge":
@@ -91,7 +97,7 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
             if _is_squash(rec, squash["squash_reflog"]):
                 kind = "squash"
             statedb.clear_squash_pending(conn, worktree)
-    parents = list(rec.parents) if rec.parents is not None else parents_found.get(sha, [])
+    parents = parents_of(rec, parents_found)
     final_kind = rules.kind_from_parents(kind, rec.hook, parents)
     if final_kind is None:
         return

@@ -7,6 +7,7 @@ the malformed value); the caller counts it as skipped.  Nothing here touches a d
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
@@ -15,6 +16,19 @@ from periscope_hooks.agents import DEFAULT_CODING_AGENT
 from periscope_hooks.state import now_ms
 
 TOKEN_FIELDS = events.TOKEN_FIELDS
+
+# What reading or applying a record with a bad value raises: a field of the wrong type or shape,
+# including one SQLite cannot store (a list where text goes, an integer past 64 bits).  Such a
+# record is skipped with its reason (ingest/run.py); a bulk run falls back to record by record.
+INVALID = (
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    OverflowError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+)
 HOLD_EXPIRED = "hold-expired"
 WORKTREE_MOVED = "worktree-moved"
 
@@ -70,6 +84,12 @@ class Commit:
     parents: tuple[str, ...] | None  # recorded at commit time, or None (looked up once per batch)
     # Claude Code: the tool call that ran the commit (its message may be recorded after the commit).
     agent_tool_use_id: Any = None
+
+    @property
+    def subject(self) -> str:
+        """The reflog subject of the entry that made this commit ("" when the newest entry the
+        hook saw is not this commit's): what rules.base_kind reads."""
+        return self.reflog[2] if self.reflog[1] == self.sha else ""
 
 
 @dataclass(frozen=True)

@@ -25,17 +25,6 @@ from periscope_hooks.ingest.worktrees import apply_worktree_moved
 from periscope_hooks.ingest.worktrees import record_moves as record_worktree_moves
 from periscope_hooks.state import open_state_db, transaction
 
-# What a record that cannot be applied raises: a field of the wrong type or shape, including one
-# SQLite cannot store (a list where text goes, an integer past 64 bits).
-INVALID = (
-    KeyError,
-    TypeError,
-    ValueError,
-    AttributeError,
-    OverflowError,
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-)
 Parsed = Union[records.Record, Exception, None]
 
 
@@ -59,7 +48,7 @@ def _parse(ctx: IngestContext, line_offset: int, raw: bytes) -> tuple[dict[str, 
     ctx.result.records += 1
     try:
         return rec, records.parse(rec)
-    except INVALID as e:
+    except records.INVALID as e:
         return rec, e
 
 
@@ -86,7 +75,7 @@ def _apply(
         elif isinstance(parsed, records.Deferred):
             statedb.defer_record(ctx.conn, line_offset, parsed.version, raw.decode("utf-8", "replace"))
             ctx.result.deferred += 1
-    except INVALID as e:
+    except records.INVALID as e:
         kind = rec.get("kind")
         _skip(
             ctx,
@@ -101,7 +90,7 @@ def _needs_parents(rec: Parsed) -> bool:
         and rec.sha is not None
         and rec.parents is None
         and not (rec.hook == "post-merge" and rec.squash)
-        and rules.base_kind(rec.hook, rec.reflog[2] if rec.reflog[1] == rec.sha else "", rec.rebasing) is not None
+        and rules.base_kind(rec.hook, rec.subject, rec.rebasing) is not None
     )
 
 
