@@ -21,8 +21,8 @@ from periscope_hooks.agents.recovery import recover_sessions
 from periscope_hooks.delivery import DeliveryResult, deliver
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.ingest.queue import StoreNow
+from periscope_hooks.ingest.spool_reader import unread
 from periscope_hooks.state import (
-    get_meta,
     is_corrupt,
     mark_for_integrity_check,
     open_state_db,
@@ -61,13 +61,9 @@ class _Lock:
 
 def _work_left(state_dir: Path) -> bool:
     """Cheap check (no database write lock): is there spool data past the stored offset?"""
-    try:
-        size = os.path.getsize(state_dir / paths.SPOOL_NAME)
-    except OSError:
-        return False
     conn = open_state_db(state_dir)
     try:
-        return size > int(get_meta(conn, Meta.SPOOL_OFFSET, "0") or 0)
+        return unread(conn, str(state_dir / paths.SPOOL_NAME))
     finally:
         conn.close()
 

@@ -558,14 +558,10 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
     outcome = Outcome()
     if not os.path.exists(os.path.join(common_dir, "HEAD")):
         return outcome
-    if _rewrite_under_way(common_dir) or _amend_awaits_its_rewrite(common_dir, str(state_dir / "spool.jsonl")):
-        # git moves the branch before post-rewrite records the old -> new pairs (the rebase's
-        # state folder is still there while that hook runs): a move decided now would race the
-        # hook's own rewrite and emit a second, different rewrite event.  Nothing is stored, so
-        # the next run (the flusher that post-rewrite starts) decides.
-        return outcome
     try:
-        refs = read_refs(common_dir)
+        refs = _refs_the_state_has_caught_up_with(conn, state_dir)
+        if refs is None:
+            return outcome
         stamp = _filter_map_stamp(common_dir)
         marks = statedb.link_marks(conn)
         fingerprint = _fingerprint(refs.fingerprint, marks, stamp)
@@ -602,6 +598,39 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
     except (GitError, OSError, ValueError) as e:
         outcome.error = str(e)
     return outcome
+
+
+SETTLE_ATTEMPTS = 3
+
+
+def _refs_the_state_has_caught_up_with(conn: sqlite3.Connection, state_dir: Path) -> Refs | None:
+    """The refs, read once every hook record about how they got there is ingested; None while a
+    rewrite's hook has yet to write it (the run is then left to the flusher that hook starts).
+
+    The order matters.  git moves a branch before post-rewrite records the old -> new pairs, so
+    the guards are asked after the refs are read: a rebase's state folder is still there while
+    that hook runs, and an amend is HEAD's newest reflog entry until something else happens, by
+    which time its hooks have written their records.  Those records are then ingested before
+    anything is compared: state ingested before the refs were read does not know of a rewrite
+    made in between (an amend followed by a checkout, while a background flusher had ingested
+    just before: the amended-away commit looked rewritten by hand and got a second, wrong move).
+    Ingesting changes nothing git holds, so the refs are read again after it; a spool that keeps
+    growing (an agent at work) gets a few rounds, then the writer's own flusher decides."""
+    from periscope_hooks import paths
+    from periscope_hooks.ingest import process_spool
+    from periscope_hooks.ingest.spool_reader import unread
+
+    common_dir = str(state_dir.parent)
+    spool_path = str(state_dir / paths.SPOOL_NAME)
+    for _ in range(SETTLE_ATTEMPTS):
+        refs = read_refs(common_dir)
+        if _rewrite_under_way(common_dir) or _amend_awaits_its_rewrite(common_dir, spool_path):
+            # A move decided now would race the hook's own rewrite and emit a second, different
+            # rewrite event.  Nothing is stored, so the next run decides.
+            return None
+        if not unread(conn, spool_path) or process_spool(state_dir, conn).records == 0:
+            return refs  # nothing new, or only a line still being written
+    return None
 
 
 def _placement(

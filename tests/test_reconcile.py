@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -432,3 +433,44 @@ def test_range_diffs_read_at_once_equal_one_by_one(tmp_path: Path) -> None:
         many[(shas[0], shas[4])] == many[(shas[0], shas[3])]
         and not matching.read_range_diffs(common, [(shas[3], shas[4])])[(shas[3], shas[4])].changes
     )
+
+
+def test_an_amend_finished_after_ingest_read_the_spool_is_not_taken_for_a_hookless_rewrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A background flusher ingests, then git moves on: an amend (its post-rewrite record now in
+    the spool, not yet ingested) and a checkout after it, so HEAD's newest reflog entry is no
+    longer the amend.  Reconciliation must read those records before it compares: the amended-away
+    squash commit matches the branch it squashed, and deciding from the stale state moved its usage
+    there as a second, wrong rewrite (seen once in six runs of test_precommit's scenario)."""
+    from periscope_hooks import reconcile
+    from periscope_hooks.ingest import process_spool
+    from periscope_hooks.state import open_state_db
+    from testing.util import append_spool, commit, init_repo, message_record, periscope
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    repo = init_repo(tmp_path / "repo")
+    periscope("install-hooks", cwd=repo)
+    commit(repo, "base", filename="base.txt")
+    git(repo, "checkout", "-q", "-b", "topic")
+    commit(repo, "topic", filename="t.txt")
+    git(repo, "checkout", "-q", "main")
+    append_spool(repo, message_record(repo, id="m1"))
+    git(repo, "merge", "-q", "--squash", "topic")
+    git(repo, "commit", "-q", "-m", "squashed")
+    squashed = git(repo, "rev-parse", "HEAD")
+
+    conn = open_state_db(state_dir(repo))
+    try:
+        process_spool(state_dir(repo), conn)  # the flusher's ingest, before the amend
+        git(repo, "commit", "-q", "--amend", "-m", "squashed, amended")
+        amended = git(repo, "rev-parse", "HEAD")
+        git(repo, "checkout", "-q", "-b", "later", "HEAD~1")
+        outcome = reconcile.run(conn, state_dir(repo))
+        assert outcome.error is None
+        assert outcome.decisions == []
+        process_spool(state_dir(repo), conn)
+    finally:
+        conn.close()
+    links = dict(sqlite3.connect(state_dir(repo) / "state.db").execute("SELECT sha, current_sha FROM links"))
+    assert links[squashed] == amended  # the amend's own move, from its post-rewrite record

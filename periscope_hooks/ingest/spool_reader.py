@@ -116,6 +116,15 @@ def read_batch(
     return Batch(lines, new_offset, ino, tail_digest(spool_path, new_offset))
 
 
+def unread(conn: sqlite3.Connection, spool_path: str) -> bool:
+    """Is there spool data past the stored position?  A stat and a meta read: no lock taken."""
+    try:
+        size = os.path.getsize(spool_path)
+    except OSError:
+        return False
+    return size > statedb.meta_int(conn, Meta.SPOOL_OFFSET)
+
+
 def store_position(conn: sqlite3.Connection, batch: Batch) -> None:
     statedb.set_meta(conn, Meta.SPOOL_OFFSET, str(batch.end_offset))
     statedb.set_meta(conn, Meta.SPOOL_INO, batch.inode)
