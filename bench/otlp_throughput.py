@@ -61,7 +61,7 @@ def realistic_events(n: int) -> list[dict[str, Any]]:
                     kind="commit",
                     origin="human",
                     time_ms=msg["time_ms"] + 1,
-                    messages=pending,
+                    messages=[events.event_message(m) for m in pending],
                     sessions={msg["session_id"]: session},
                 )
             )

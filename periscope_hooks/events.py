@@ -211,22 +211,50 @@ def cost_provenance(msg: Any) -> dict[str, Any]:
     }
 
 
+# A linked message as a commit event reads it: these fields, in this order (statedb selects them
+# so, and ingest/bulk.py takes them from the rows it stores).  Tuples, not mappings: a commit
+# event reads a dozen fields of each of its messages, and building a dict per message, then
+# looking each field up by name, was most of building the event (~120 us a commit of 20).
+EVENT_MESSAGE_FIELDS = (
+    "id",
+    "session_id",
+    "provider",
+    "model",
+    "agent",
+    "coding_agent",
+    "input",
+    "output",
+    "reasoning",
+    "cache_read",
+    "cache_write",
+    "cost",
+    "list_cost_micro",
+    "cost_source",
+)
+EventMessage = Sequence[Any]  # EVENT_MESSAGE_FIELDS' values
+
+
+def event_message(row: Any) -> tuple[Any, ...]:
+    """A message row (a mapping or sqlite3.Row with those names) as usage_summary takes it."""
+    return tuple(_coding_agent(row) if f == "coding_agent" else row[f] for f in EVENT_MESSAGE_FIELDS)
+
+
 # A message's figures as usage sums need them: (input, output, reasoning, cache_read, cache_write,
 # cost, list_cost_micro, cost_source), read from the row once (not once per block it counts in:
 # a commit event sums each message three times, usage, by_model and sessions).
 _Figures = tuple[int, int, int, int, int, float, int, str]
 
 
-def _figures(r: Any) -> _Figures:
+def _figures(m: EventMessage) -> _Figures:
     return (
-        int(r["input"] or 0),
-        int(r["output"] or 0),
-        int(r["reasoning"] or 0),
-        int(r["cache_read"] or 0),
-        int(r["cache_write"] or 0),
-        float(r["cost"] or 0),
-        int(r["list_cost_micro"] or 0),
-        r["cost_source"] or "unknown",
+        int(m[6] or 0),
+        int(m[7] or 0),
+        int(m[8] or 0),
+        int(m[9] or 0),
+        int(m[10] or 0),
+        float(m[11] or 0),
+        int(m[12] or 0),
+        m[13] or "unknown",
     )
 
 
@@ -245,25 +273,22 @@ def _sum_figures(figures: Sequence[_Figures]) -> dict[str, Any]:
     }
 
 
-def _sum(rows: Sequence[Any]) -> dict[str, Any]:
-    return _sum_figures([_figures(r) for r in rows])
-
-
 def round_cost(costs: Iterable[float]) -> float:
     """Exact-as-possible sum of dollar costs (fsum, then rounded to 10 decimals)."""
     return round(math.fsum(costs), 10)
 
 
-def usage_summary(messages: Sequence[Any], sessions: dict[str, Any]) -> dict[str, Any]:
-    """usage, by_model and sessions blocks for a commit event (and for reports and notes)."""
+def usage_summary(messages: Sequence[EventMessage], sessions: dict[str, Any]) -> dict[str, Any]:
+    """usage, by_model and sessions blocks for a commit event (and for reports and notes);
+    `messages` in EVENT_MESSAGE_FIELDS order (event_message makes one of a row)."""
     by_model: dict[tuple[str, str], list[_Figures]] = {}
-    by_session: dict[str, tuple[Any, list[_Figures]]] = {}
+    by_session: dict[str, tuple[EventMessage, list[_Figures]]] = {}
     every: list[_Figures] = []
     for m in messages:
         f = _figures(m)
         every.append(f)
-        by_model.setdefault((m["provider"], m["model"]), []).append(f)
-        by_session.setdefault(m["session_id"], (m, []))[1].append(f)
+        by_model.setdefault((m[2], m[3]), []).append(f)
+        by_session.setdefault(m[1], (m, []))[1].append(f)
     return {
         "usage": _sum_figures(every),
         "by_model": [
@@ -271,7 +296,7 @@ def usage_summary(messages: Sequence[Any], sessions: dict[str, Any]) -> dict[str
             for (p, mo), figures in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
         ],
         "sessions": [
-            {**session_info(sid, sessions.get(sid), first["agent"], _coding_agent(first)), **_sum_figures(figures)}
+            {**session_info(sid, sessions.get(sid), first[4], first[5]), **_sum_figures(figures)}
             for sid, (first, figures) in sorted(by_session.items(), key=lambda kv: str(kv[0]))
         ],
     }
@@ -287,7 +312,7 @@ def commit_event(
     kind: str,
     origin: str,
     time_ms: int,
-    messages: Sequence[Any],
+    messages: Sequence[EventMessage],
     sessions: dict[str, Any],
     agent: dict[str, Any] | None = None,
     note: str | None = None,

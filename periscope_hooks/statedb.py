@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from periscope_hooks import events, sqlbulk
+
 
 class Meta:
     """Keys of the `meta` table."""
@@ -138,9 +140,9 @@ MESSAGE_COLUMNS = (
     "cost_reported",
     "coding_agent",
 )
-INSERT_MESSAGE_SQL = (
-    f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})"
-)
+_INSERT_MESSAGE_HEAD = f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)})"
+_MESSAGE_VALUES = f"({', '.join('?' * len(MESSAGE_COLUMNS))})"
+INSERT_MESSAGE_SQL = f"{_INSERT_MESSAGE_HEAD} VALUES {_MESSAGE_VALUES}"
 
 
 def insert_message(conn: sqlite3.Connection, values: Sequence[Any]) -> bool:
@@ -150,7 +152,7 @@ def insert_message(conn: sqlite3.Connection, values: Sequence[Any]) -> bool:
 
 def insert_messages(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> int:
     """Store messages (values in MESSAGE_COLUMNS order) in one statement; how many were new."""
-    return conn.executemany(INSERT_MESSAGE_SQL, rows).rowcount
+    return sqlbulk.insert_rows(conn, _INSERT_MESSAGE_HEAD, _MESSAGE_VALUES, rows)
 
 
 def ensure_sessions(conn: sqlite3.Connection, sids: Iterable[Any]) -> None:
@@ -223,23 +225,8 @@ def link_messages(conn: sqlite3.Connection, link_ids: Sequence[int]) -> list[sql
     ).fetchall()
 
 
-# What a commit event reads of each linked message (events.usage_summary).
-EVENT_MESSAGE_COLUMNS = (
-    "id",
-    "session_id",
-    "provider",
-    "model",
-    "agent",
-    "coding_agent",
-    "input",
-    "output",
-    "reasoning",
-    "cache_read",
-    "cache_write",
-    "cost",
-    "list_cost_micro",
-    "cost_source",
-)
+# What a commit event reads of each linked message (events.usage_summary), in that order.
+EVENT_MESSAGE_COLUMNS = events.EVENT_MESSAGE_FIELDS
 LINK_MESSAGES_FOR_EVENT_SQL = (
     f"SELECT {', '.join(EVENT_MESSAGE_COLUMNS)} FROM messages WHERE link_id = ? ORDER BY spool_offset"
 )
@@ -253,7 +240,7 @@ LINK_PENDING_RETURNING_SQL = f"{LINK_PENDING_SQL} RETURNING spool_offset, {', '.
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
-def link_pending_messages_for_event(conn: sqlite3.Connection, link_id: int, worktree: str) -> list[dict[str, Any]]:
+def link_pending_messages_for_event(conn: sqlite3.Connection, link_id: int, worktree: str) -> list[tuple[Any, ...]]:
     """link_pending_messages(), returning what link_messages_for_event() then reads (the link is
     new: its messages are exactly those it takes now), in spool order."""
     if not _HAS_RETURNING:
@@ -263,16 +250,14 @@ def link_pending_messages_for_event(conn: sqlite3.Connection, link_id: int, work
     cur.row_factory = None
     rows = cur.execute(LINK_PENDING_RETURNING_SQL, (link_id, worktree)).fetchall()
     rows.sort(key=lambda r: (r[0] is not None, r[0] or 0))  # RETURNING has no order; NULLs first, as ORDER BY
-    return [dict(zip(EVENT_MESSAGE_COLUMNS, r[1:])) for r in rows]
+    return [r[1:] for r in rows]
 
 
-def link_messages_for_event(conn: sqlite3.Connection, link_id: int) -> list[dict[str, Any]]:
-    """A link's messages in spool order, as plain dicts of EVENT_MESSAGE_COLUMNS: a commit event
-    reads a dozen fields of each, and a sqlite3.Row looks each name up by a linear, case-blind
-    scan of its columns (~0.5 us a field: most of building the event)."""
+def link_messages_for_event(conn: sqlite3.Connection, link_id: int) -> list[tuple[Any, ...]]:
+    """A link's messages in spool order, as tuples of EVENT_MESSAGE_COLUMNS (events.usage_summary)."""
     cur = conn.cursor()
     cur.row_factory = None
-    return [dict(zip(EVENT_MESSAGE_COLUMNS, row)) for row in cur.execute(LINK_MESSAGES_FOR_EVENT_SQL, (link_id,))]
+    return cur.execute(LINK_MESSAGES_FOR_EVENT_SQL, (link_id,)).fetchall()
 
 
 # --- links (a commit that took usage) ----------------------------------------------------------------

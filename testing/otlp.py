@@ -87,7 +87,7 @@ def team_events(title: str = "Fix login") -> tuple[list[dict[str, Any]], dict[st
             kind="commit",
             origin=origin,
             time_ms=1_767_225_600_000 + day * 86_400_000 + 3_600_000,
-            messages=rows,
+            messages=[events.event_message(m) for m in rows],
             sessions=sessions,
             agent=agent,
         )

@@ -95,6 +95,7 @@ def commit_ev(**kw):
         sessions={"ses_a": session()},
     )
     args.update(kw)
+    args["messages"] = [events.event_message(m) for m in args["messages"]]
     return events.commit_event(**args)
 
 
@@ -337,7 +338,7 @@ def _add(blocks):
 
 def test_usage_totals_by_model_and_by_session():
     sessions = {"ses_a": session("Fix login"), "ses_child": session("unused")}
-    s = events.usage_summary(_messages(), sessions)
+    s = events.usage_summary([events.event_message(m) for m in _messages()], sessions)
     assert s["usage"] == {
         "messages": 4,
         "tokens": {"input": 301, "output": 32, "reasoning": 8, "cache_read": 54, "cache_write": 12},
@@ -374,7 +375,7 @@ def test_commit_event_carries_the_summary_of_its_messages():
     msgs = _messages()
     e = commit_ev(messages=msgs, sessions={"ses_a": session()})
     validate(e)
-    s = events.usage_summary(msgs, {"ses_a": session()})
+    s = events.usage_summary([events.event_message(m) for m in msgs], {"ses_a": session()})
     assert (e["usage"], e["by_model"], e["sessions"]) == (s["usage"], s["by_model"], s["sessions"])
 
 

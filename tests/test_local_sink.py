@@ -63,7 +63,7 @@ def sample_events(n: int, prefix: str = "m") -> list:
             kind="commit",
             origin="human",
             time_ms=1764000001000,
-            messages=msgs,
+            messages=[events.event_message(m) for m in msgs],
             sessions={},
         )
     )

@@ -230,7 +230,7 @@ def _link_commit(
     stored_pending[worktree] = 0
     for row in held:
         row[LINK_ID] = link_id
-        msgs.append(dict(zip(statedb.EVENT_MESSAGE_COLUMNS, _event_values(row))))
+        msgs.append(_event_values(row))
     held.clear()
     ctx.result.commits += 1
     link = {

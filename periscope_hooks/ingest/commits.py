@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from periscope_hooks import events, git, statedb
@@ -149,16 +149,16 @@ def emit_link(
     ctx: IngestContext,
     link: sqlite3.Row | dict[str, Any],
     note: str | None,
-    msgs: list[dict[str, Any]] | None = None,
+    msgs: Sequence[events.EventMessage] | None = None,
 ) -> None:
     """Queue a link's commit event; `link`: its row (or the same keys, ingest/bulk.py); `msgs`: its
-    messages as link_messages_for_event reads them."""
+    messages as link_messages_for_event reads them (events.EVENT_MESSAGE_FIELDS)."""
     conn = ctx.conn
     if msgs is None:
         msgs = statedb.link_messages_for_event(conn, link["id"])
     agent = None
     if link["origin"] == "agent":
-        included = link["agent_message_id"] is None or any(m["id"] == link["agent_message_id"] for m in msgs)
+        included = link["agent_message_id"] is None or any(m[0] == link["agent_message_id"] for m in msgs)
         agent = {"session_id": link["agent_session_id"], "message_included": included}
     event = events.commit_event(
         repo_id=ctx.repo_id,
@@ -171,7 +171,7 @@ def emit_link(
         time_ms=link["time_ms"],
         messages=msgs,
         # The batch's session rows (read once per batch, dropped when a record changes one).
-        sessions={sid: row for sid in {m["session_id"] for m in msgs} if (row := ctx.session(sid)) is not None},
+        sessions={sid: row for sid in {m[1] for m in msgs} if (row := ctx.session(sid)) is not None},
         agent=agent,
         note=note,
     )

@@ -13,7 +13,7 @@ def commit_summary(conn: sqlite3.Connection, sha: str) -> dict[str, Any] | None:
     links = statedb.links_of_commit(conn, sha)
     if not links:
         return None
-    msgs = statedb.link_messages(conn, [link["id"] for link in links])
+    msgs = [events.event_message(m) for m in statedb.link_messages(conn, [link["id"] for link in links])]
     # The commit's own link (made when it was created) describes it.
     own = next((link for link in reversed(links) if link["sha"] == sha), links[-1])
     return {
@@ -21,5 +21,5 @@ def commit_summary(conn: sqlite3.Connection, sha: str) -> dict[str, Any] | None:
         "kind": own["kind"],
         "origin": own["origin"],
         "branch": own["branch"],
-        **events.usage_summary(msgs, statedb.sessions_by_id(conn, [m["session_id"] for m in msgs])),
+        **events.usage_summary(msgs, statedb.sessions_by_id(conn, [m[1] for m in msgs])),
     }

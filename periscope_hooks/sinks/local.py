@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
-from periscope_hooks import paths
+from periscope_hooks import paths, sqlbulk
 from periscope_hooks.outbox import OutboxRow
 from periscope_hooks.sinks import ACCEPTED, SendOutcome
 from periscope_hooks.state import enable_wal
@@ -160,8 +160,10 @@ class LocalStoreSink:
         now = int(time.time() * 1000)
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany(
-                f"INSERT OR IGNORE INTO events (event_id, type, time, body, received_ms) VALUES (?, ?, ?, ?, {now})",
+            sqlbulk.insert_rows(
+                self._conn,
+                "INSERT OR IGNORE INTO events (event_id, type, time, body, received_ms)",
+                f"(?, ?, ?, ?, {now})",
                 rows,
             )
             self._conn.execute("COMMIT")
