@@ -194,6 +194,26 @@ def general_commit_table(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def general_commit_csv(rows: list[dict[str, Any]]) -> str:
+    """The CSV report() printed for --by commit before its fast path."""
+    import csv
+
+    flat = [report._flat(r) for r in rows]
+    flat.append(report._flat(report.total_row(rows, "commit")))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(c for r in flat for c in r)), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return buf.getvalue()
+
+
+def fast_commit_csv(rows: list[tuple[Any, ...]]) -> str:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        report.write_commit_csv(rows)
+    return buf.getvalue()
+
+
 def commit_json(conn: sqlite3.Connection, window: tuple[int | None, int | None]) -> str:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -223,6 +243,7 @@ def check(conn: sqlite3.Connection) -> None:
             assert "\n".join(report.commit_table_lines(tuples)) + "\n" == general_commit_table(
                 reference_by_commit(conn, window)
             ), window
+            assert fast_commit_csv(tuples) == general_commit_csv(reference_by_commit(conn, window)), window
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -331,23 +352,25 @@ def test_a_roll_up_committed_while_a_report_reads_is_not_counted_twice(
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_commit_table_from_columns_equals_the_general_table(seed: int) -> None:
+def test_commit_table_and_csv_from_columns_equal_the_general_path(seed: int) -> None:
     """The fast table sizes its columns from whole columns (extremes of the numbers, distinct texts):
     the same text as padding every cell, whatever the values (no time, no branch, unreachable,
     negative and fractional sums, list prices blank or zero, every mix of cost sources)."""
     import random
 
     r = random.Random(seed)
-    n = r.choice([1, 2, 30, 700])
+    n = [1, 2, 30, 700][seed - 1]
     rows = []
     for _ in range(n):
         sources = [r.choice([0, 0, 1, 20, 1234]) for _ in range(4)]
+        if r.random() < 0.15:  # no list price known for any message: a blank list_cost, not 0
+            sources = [0, 0, 0, r.choice([1, 5])]
         messages = sum(sources) or r.choice([0, 3])
         rows.append(
             (
                 f"{r.getrandbits(160):040x}",
                 None if r.random() < 0.1 else T0 + r.randint(-(10**9), 10**11),
-                r.choice([None, "main", "feature/a-much-longer-branch-name", "x"]),
+                r.choice([None, "main", "feature/a-much-longer-branch-name", "x", 'fix,"quoted"']),
                 r.choice(["commit", "merge", "squash", "cherry-pick"]),
                 r.choice(["human", "agent"]),
                 r.random() > 0.1,
@@ -365,6 +388,7 @@ def test_commit_table_from_columns_equals_the_general_table(seed: int) -> None:
         )
     fast = "\n".join(report.commit_table_lines(rows)) + "\n"
     assert fast == general_commit_table([report.commit_row(t) for t in rows])
+    assert fast_commit_csv(rows) == general_commit_csv([report.commit_row(t) for t in rows])
 
 
 def test_column_width_of_numbers() -> None:
