@@ -218,8 +218,8 @@ def build_aggregate(sources: Sequence[Source], window: Window = Window(), *, tit
 
     commits: list[dict[str, Any]] = []
     for source, rows in per_source:
-        for c in rows["commit"]:
-            commits.append({**c, "repo": source.label} if several else dict(c))
+        # One source: its rows as read_source made them (fresh dicts, nothing else holds them).
+        commits.extend([{**c, "repo": source.label} for c in rows["commit"]] if several else rows["commit"])
     commits.sort(key=lambda c: -c["cost"])
 
     def grouped(by: str, key: Sequence[str]) -> list[dict[str, Any]]:
