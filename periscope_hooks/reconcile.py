@@ -269,14 +269,12 @@ def main_line_moved_forward(common_dir: str, refs: Refs, before: str | None) -> 
         return False
 
 
-def place(
-    common_dir: str, refs: Refs, linked: Sequence[str], *, before: str | None = None, shipped_before: Iterable[str] = ()
-) -> Placement:
-    """Where each linked commit is.  A commit shipped at the last placement (`before`:
-    main_line_key then) is still present, reachable, on the main line and shipped while the main
-    line only moved forward, so git is asked about the others only: at 1M messages (50,000 linked
-    commits) asking about all of them was 2.2 s of the flush after every commit."""
-    stable = set(shipped_before) if main_line_moved_forward(common_dir, refs, before) else set()
+def place(common_dir: str, refs: Refs, linked: Sequence[str], *, still_shipped: Iterable[str] = ()) -> Placement:
+    """Where each linked commit is.  `still_shipped`: commits shipped at the last placement while
+    the main line only moved forward since (main_line_moved_forward), so still present, reachable,
+    on the main line and shipped: git is asked about the others only (at 1M messages, 50,000
+    linked commits, asking about all of them was 2.2 s of the flush after every commit)."""
+    stable = set(still_shipped)
     return place_only(common_dir, refs, [sha for sha in linked if sha not in stable], complete=not stable)
 
 
@@ -588,12 +586,15 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             fingerprint = _fingerprint(refs.fingerprint, marks, stamp)
             placed, gone = _placement(conn, common_dir, refs, forward, since, marks)
         with transaction(conn):
-            if gone is None:
-                statedb.store_reconcile_status(
-                    conn, placed.status(), fingerprint, main_line_key(refs), complete=placed.complete, marks=marks
-                )
-            else:
-                statedb.store_reconcile_changes(conn, placed.status(), gone, fingerprint, main_line_key(refs), marks)
+            statedb.store_reconcile_status(
+                conn,
+                placed.status(),
+                fingerprint,
+                main_line_key(refs),
+                complete=placed.complete,
+                marks=marks,
+                gone=gone,
+            )
             statedb.set_meta(conn, statedb.Meta.RECONCILE_SEEN, seen.dump())
     except (GitError, OSError, ValueError) as e:
         outcome.error = str(e)
@@ -651,10 +652,8 @@ def _placement(
     if forward and since is not None and since[0] <= marks[0] and since[1] <= marks[1]:
         linked, gone = statedb.reconcile_changes(conn, since, marks)
         return place_only(common_dir, refs, sorted(linked), complete=False), gone
-    linked_all = statedb.linked_commits(conn)
-    shipped_before = statedb.shipped_commits(conn) if forward else []
-    stable = set(shipped_before)
-    return place_only(common_dir, refs, [sha for sha in linked_all if sha not in stable], complete=not stable), None
+    still_shipped = statedb.shipped_commits(conn) if forward else []
+    return place(common_dir, refs, statedb.linked_commits(conn), still_shipped=still_shipped), None
 
 
 def refresh(conn: sqlite3.Connection, state_dir: Path) -> Outcome:

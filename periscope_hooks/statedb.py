@@ -874,17 +874,22 @@ def store_reconcile_status(
     *,
     complete: bool = True,
     marks: tuple[int, int] | None = None,
+    gone: Iterable[str] | None = None,
 ) -> None:
     """Cache the (reachable, shipped) of the linked commits in `rows` (inside a transaction).
     `complete`: `rows` has every linked commit, so the cache is replaced; otherwise the commits
     left out were shipped and still are, and only the rows that came in are written, plus the
     rows of commits no longer linked dropped (rewriting all 50,000 at 1M messages cost 0.9 s of
-    the flush after every commit).  `marks`: the link_marks read before the linked commits were
-    (None: unknown, the next run reads every linked commit again)."""
+    the flush after every commit): those of `gone` when the run built on the cache
+    (reconcile_changes says which), else found by a scan of every row.  `marks`: the link_marks
+    read before the linked commits were (None: unknown, the next run reads every linked commit
+    again)."""
     if complete:
         conn.execute("DELETE FROM reconcile_status")
-    else:
+    elif gone is None:
         conn.execute("DELETE FROM reconcile_status WHERE sha NOT IN (SELECT current_sha FROM links)")
+    else:
+        conn.executemany("DELETE FROM reconcile_status WHERE sha = ?", [(sha,) for sha in gone])
     conn.executemany(
         "INSERT OR REPLACE INTO reconcile_status (sha, reachable, shipped) VALUES (?, ?, ?)",
         [(sha, r, s) for sha, (r, s) in rows.items()],
@@ -952,26 +957,6 @@ def reconcile_changes(
     for i in range(0, len(ordered), 500):
         linked |= commits_with_links(conn, ordered[i : i + 500])
     return linked, touched - linked
-
-
-def store_reconcile_changes(
-    conn: sqlite3.Connection,
-    rows: dict[str, tuple[int, int]],
-    gone: Iterable[str],
-    fingerprint: str,
-    main_line: str | None,
-    marks: tuple[int, int],
-) -> None:
-    """store_reconcile_status for a run that built on the cache: write `rows`, drop the rows of
-    `gone`, and remember the link_marks the cache is now up to (inside a transaction)."""
-    conn.executemany("DELETE FROM reconcile_status WHERE sha = ?", [(sha,) for sha in gone])
-    conn.executemany(
-        "INSERT OR REPLACE INTO reconcile_status (sha, reachable, shipped) VALUES (?, ?, ?)",
-        [(sha, r, s) for sha, (r, s) in rows.items()],
-    )
-    set_meta(conn, Meta.RECONCILE_FINGERPRINT, fingerprint)
-    set_meta(conn, Meta.RECONCILE_MAIN_LINE, main_line)
-    set_meta(conn, Meta.RECONCILE_MARKS, f"{marks[0]} {marks[1]}")
 
 
 def reconcile_status(conn: sqlite3.Connection) -> dict[str, tuple[bool, bool]]:
