@@ -1,0 +1,111 @@
+"""kill -9 during a first flush into the local store (the default sink).
+
+Since issue 11 a flush stores each spool batch's events in the local store before the batch's
+state.db transaction commits, and they never touch the outbox (ingest/queue.py).  So a kill can land
+after the local store committed and before state.db did: the batch is then applied again, the same
+events (deterministic ids and bodies) are stored again and ignored, and the books count them once.
+This checks the whole promise on a realistic history (real commits, a commit every 20 messages,
+several 4 MiB batches): killed at random moments and finished, the flushes leave exactly what one
+uninterrupted flush leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from periscope_hooks import statedb
+from testing import history
+from testing.util import periscope, state_dir
+
+MESSAGES = 24_000  # ~9.5 MB of spool: three ingest batches
+COMMIT_EVERY = 20
+
+
+def _outcome(repo: Path) -> dict[str, Any]:
+    """What a user can see after the flushes: the stored events, the report, the books."""
+    bodies = sorted(periscope("export", cwd=repo).stdout.splitlines())
+    report = periscope("report", "--by", "commit", "--format", "json", cwd=repo).stdout
+    conn = sqlite3.connect(str(state_dir(repo) / "state.db"))
+    try:
+        books = sorted(conn.execute("SELECT type, created, delivered FROM event_counts").fetchall())
+        queued = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    finally:
+        conn.close()
+    return {"bodies": bodies, "report": report, "books": books, "queued": queued}
+
+
+def _ingested_offset(repo: Path) -> int:
+    db = state_dir(repo) / "state.db"
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(str(db))
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (statedb.Meta.SPOOL_OFFSET,)).fetchone()
+    except sqlite3.OperationalError:  # killed before the migrations committed
+        return 0
+    finally:
+        conn.close()
+    return int(row[0]) if row else 0
+
+
+def test_kill_9_during_a_first_flush_loses_and_doubles_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "r"
+    shas = history.make_commits(repo, MESSAGES // COMMIT_EVERY)
+    spool = state_dir(repo) / "spool.jsonl"
+    records = history.write_history(spool, MESSAGES, COMMIT_EVERY, str(repo.resolve()), shas)
+    pristine = tmp_path / "spool.jsonl"
+    shutil.copy(spool, pristine)
+    size = spool.stat().st_size
+
+    # One uninterrupted flush, into its own local store; its length sets when the kills land.
+    started = time.monotonic()
+    periscope("flush", cwd=repo, in_process=False)
+    took = time.monotonic() - started
+    clean = _outcome(repo)
+    assert len(clean["bodies"]) == records and clean["queued"] == 0
+
+    # The same spool from scratch, into a new local store, with flushers killed at random moments.
+    shutil.rmtree(state_dir(repo))
+    state_dir(repo).mkdir()
+    shutil.copy(pristine, spool)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-after-kills"))
+    rng = random.Random(11)
+    mid_ingest = kills = 0
+    # Killed within 60 % of an uninterrupted flush's time, a flusher ingests at most about half
+    # of what is left: every spool is killed into at least twice, most often between two of its
+    # committed batches, sometimes after the local store took a batch and before state.db did.
+    while _ingested_offset(repo) < size and kills < 30:
+        p = subprocess.Popen([sys.executable, "-m", "periscope_hooks", "flush"], cwd=repo)
+        time.sleep(rng.uniform(0.2, 0.6) * took)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        if 0 < _ingested_offset(repo) < size:
+            mid_ingest += 1  # stopped between two committed batches
+    periscope("flush", cwd=repo)
+    after = _outcome(repo)
+
+    print(f"kill -9 x{kills}, {mid_ingest} between committed batches")
+    assert kills >= 2 and mid_ingest >= 1, (kills, mid_ingest)
+    assert after["queued"] == 0
+    assert after["books"] == clean["books"]
+    assert {t: (c, d) for t, c, d in after["books"]} == {
+        "commit": (len(shas), len(shas)),
+        "message": (MESSAGES, MESSAGES),
+    }
+    assert after["report"] == clean["report"]
+    ids = [json.loads(b)["event_id"] for b in after["bodies"]]
+    assert len(ids) == len(set(ids)) == records
+    assert after["bodies"] == clean["bodies"]  # byte for byte, ids included
