@@ -314,11 +314,13 @@ def insert_link(
     agent_session_id: Any,
     agent_message_id: Any,
     hold_until_ms: int | None,
+    emitted: bool = False,
 ) -> int | None:
-    """A new link, or None when this (sha, kind, worktree) was linked before."""
+    """A new link, or None when this (sha, kind, worktree) was linked before.  `emitted`: its
+    event is queued in the same transaction (mark_link_emitted's UPDATE saved)."""
     cur = conn.execute(
         "INSERT OR IGNORE INTO links (worktree, sha, current_sha, kind, origin, branch, parents, time_ms,"
-        " agent_session_id, agent_message_id, hold_until_ms, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        " agent_session_id, agent_message_id, hold_until_ms, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             worktree,
             sha,
@@ -331,6 +333,7 @@ def insert_link(
             agent_session_id,
             agent_message_id,
             hold_until_ms,
+            int(emitted),
         ),
     )
     return cur.lastrowid if cur.rowcount else None

@@ -223,6 +223,7 @@ def _link_commit(
         agent_session_id=None,
         agent_message_id=None,
         hold_until_ms=None,
+        emitted=True,  # its event is queued below, in this savepoint
     )
     if link_id is None:
         return  # this commit record was applied before: its worktree's messages stay pending
@@ -246,4 +247,4 @@ def _link_commit(
         "agent_session_id": None,
         "agent_message_id": None,
     }
-    emit_link(ctx, link, note=None, msgs=msgs)
+    emit_link(ctx, link, note=None, msgs=msgs, stored_emitted=True)

@@ -150,9 +150,12 @@ def emit_link(
     link: sqlite3.Row | dict[str, Any],
     note: str | None,
     msgs: Sequence[events.EventMessage] | None = None,
+    *,
+    stored_emitted: bool = False,
 ) -> None:
     """Queue a link's commit event; `link`: its row (or the same keys, ingest/bulk.py); `msgs`: its
-    messages as link_messages_for_event reads them (events.EVENT_MESSAGE_FIELDS)."""
+    messages as link_messages_for_event reads them (events.EVENT_MESSAGE_FIELDS);
+    `stored_emitted`: the link was inserted marked emitted (with no note), nothing to update."""
     conn = ctx.conn
     if msgs is None:
         msgs = statedb.link_messages_for_event(conn, link["id"])
@@ -176,7 +179,8 @@ def emit_link(
         note=note,
     )
     ctx.events.add(event)
-    statedb.mark_link_emitted(conn, link["id"], note)
+    if not stored_emitted:
+        statedb.mark_link_emitted(conn, link["id"], note)
     if ctx.common_dir and ctx.settings(link["worktree"] or "").notes:
         ctx.notes.append(link["current_sha"])
 
