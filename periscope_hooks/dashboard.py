@@ -16,15 +16,16 @@ close the script element.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import math
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from periscope_hooks import paths, statedb
 from periscope_hooks.errors import UserError
@@ -405,14 +406,16 @@ def default_output_path() -> Path:
     return paths.state_home() / "periscope" / "dashboard.html"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by the user only (0600 from the start, replaced atomically)."""
+@contextlib.contextmanager
+def private_file(path: Path) -> Iterator[TextIO]:
+    """A text file that becomes `path` when the block ends, readable by the user only (0600 from
+    the start, replaced atomically); nothing is left behind when the block fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            yield f
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:
@@ -421,6 +424,12 @@ def write_private(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by the user only (private_file)."""
+    with private_file(path) as f:
+        f.write(text)
 
 
 def open_in_browser(path: Path) -> bool:

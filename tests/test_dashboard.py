@@ -143,6 +143,21 @@ def test_writes_a_private_file_where_it_says_and_never_needs_a_browser(repo, tmp
     proc = periscope("dashboard", "--no-open", "--out", str(out), cwd=repo.path, env={"BROWSER": f"{browser} %s"})
     assert proc.returncode == 0 and proc.stderr == ""
     assert not opened.exists()
+    # The aggregate as JSON, written as it is made: the same text as on stdout, private, replacing
+    # the file whole (no temporary file left beside it).
+    printed = periscope("dashboard", "--format", "json", cwd=repo.path).stdout
+    proc = periscope("dashboard", "--format", "json", "--out", str(out), cwd=repo.path)
+    assert proc.stdout == f"wrote {out.resolve()}\n"
+    written = out.read_text(encoding="utf-8")
+    assert _same_but_generated(written, printed) and written.endswith("}\n")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and os.listdir(out.parent) == [out.name]
+
+
+def _same_but_generated(a: str, b: str) -> bool:
+    """Two aggregates' texts alike but for the time each was made (its `generated`)."""
+    x, y = json.loads(a), json.loads(b)
+    x.pop("generated"), y.pop("generated")
+    return x == y and a.count("\n") == b.count("\n")
 
 
 def test_all_repos_adds_up_every_repository_read_before(tmp_path):

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from periscope_hooks.jsonout import dumps_indented, dumps_rows
+from periscope_hooks import jsonout
+from periscope_hooks.jsonout import dumps_indented, dumps_rows, write_indented
 
 ROWS = [
     [],
@@ -51,3 +52,46 @@ def test_dumps_indented_on_random_nestings() -> None:
     for _ in range(500):
         v = value(0)
         assert dumps_indented(v) == json.dumps(v, indent=2)
+
+
+class _Str(str):
+    pass
+
+
+def _written(value: object) -> tuple[str, int]:
+    pieces: list[str] = []
+    write_indented(value, pieces.append)
+    return "".join(pieces), len(pieces)
+
+
+def test_write_indented_writes_what_json_dumps_writes_in_pieces() -> None:
+    """`dashboard --format json` writes its aggregate as it is made (write_indented): the pieces
+    joined are json.dumps(value, indent=2), whatever the values, keys and nesting."""
+    rng = random.Random(12)
+    scalars = [None, True, 0, 10**20, 0.1, float("nan"), "", 'é\n"', _Str("sub"), (1, "t")]
+    keys = ["a", "é", 7, None, 1.5, True, _Str("k")]
+
+    def value(depth: int) -> object:
+        roll = rng.random()
+        if depth > 3 or roll < 0.35:
+            return rng.choice(scalars)
+        if roll < 0.7:
+            return {
+                (rng.choice(keys) if rng.random() < 0.2 else f"k{i}"): value(depth + 1)
+                for i in range(rng.randint(0, 4))
+            }
+        return [value(depth + 1) for _ in range(rng.randint(0, 6))]
+
+    for _ in range(400):
+        v = value(0)
+        assert _written(v)[0] == json.dumps(v, indent=2)
+    # A long list (the dashboard's commit rows) is handed on in many pieces, each row whole.
+    rows = [
+        {"sha": f"{i:040x}", "tokens": {"input": i}, "k": {3: "a key json.dumps writes as text"}} for i in range(5000)
+    ]
+    aggregate = {"commits": rows, "totals": {"commits": len(rows)}}
+    text, writes = _written(aggregate)
+    assert text == json.dumps(aggregate, indent=2)
+    assert writes >= 5000 * 8 // jsonout._PIECES_PER_WRITE  # 8 or more pieces a row
+    with pytest.raises(TypeError):  # what json.dumps says of a key it cannot write
+        write_indented({"a": {("t",): 1}}, lambda _: None)
