@@ -153,7 +153,7 @@ def test_a_rebase_replay_starts_no_python_and_writes_nothing(tmp_path, marker):
     git(path, "rebase", "-q", "main", env=env)
     added = [json.loads(x) for x in spool_path(path).read_text()[len(before) :].splitlines()]
     assert [r["hook"] for r in added] == ["post-rewrite"] and len(added[0]["pairs"]) == 3
-    assert log.read_text().count("start") == 1  # post-rewrite's Python only
+    assert not log.exists()  # the replays are recognised in sh, and post-rewrite is written in sh
 
 
 def test_the_time_is_the_commits_reflog_time_unless_the_date_is_made_up(tmp_path, marker):
@@ -170,3 +170,60 @@ def test_the_time_is_the_commits_reflog_time_unless_the_date_is_made_up(tmp_path
     sha = commit(path, "third", env=made_up)
     assert last_record(path)["sha"] == sha and abs(last_record(path)["time"] - time.time() * 1000) < 600_000
     records_both_ways(path, path, marker, env=made_up)
+
+
+def rewrite_records_both_ways(
+    cwd: Path, repo: Path, marker, args: list[str], stdin: str, *, sh_expected=True, env=None
+):
+    """The post-rewrite shim run with PERISCOPE_SH_HOOK=0 (Python), then as installed: the same
+    record but for the time (the clock's, moments apart, in both)."""
+    site, log = marker
+    env = {**(env or {}), "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    hook = git(cwd, "rev-parse", "--path-format=absolute", "--git-path", "hooks/post-rewrite")
+    records = []
+    for extra in ({"PERISCOPE_SH_HOOK": "0"}, {}):
+        log.unlink(missing_ok=True)
+        run_env = {**os.environ, "PERISCOPE_BACKGROUND": "0", **env, **extra}
+        subprocess.run([hook, *args], cwd=cwd, input=stdin, text=True, check=True, env=run_env)
+        records.append(last_record(repo))
+    py, sh = records
+    assert log.exists() != sh_expected, "the sh path was not taken" if sh_expected else "Python was not used"
+    assert abs(sh.pop("time") - py.pop("time")) < 60_000
+    assert sh == py
+    return sh
+
+
+def test_post_rewrite_in_sh_writes_the_python_hooks_record(quoted_repo, marker, tmp_path):
+    """`git commit --amend` and a rebase end with post-rewrite: written in sh, no Python start."""
+    repo = quoted_repo
+    old = commit(repo, "to amend")
+    git(repo, "commit", "-q", "--amend", "-m", "amended")
+    new = git(repo, "rev-parse", "HEAD")
+    rec = rewrite_records_both_ways(repo, repo, marker, ["amend"], f"{old} {new}\n")
+    assert (rec["command"], rec["pairs"], rec["reflog"]["subject"]) == ("amend", [[old, new]], "commit (amend)")
+    assert "reflog_prev" not in rec and rec["rebasing"] is False
+    pairs = [(f"{i:040x}", f"{i + 100:040x}") for i in range(3)]
+    stdin = "".join(f"{o} {n}\n" for o, n in pairs)
+    rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], stdin)
+    assert rec["pairs"] == [list(p) for p in pairs]
+    env = {"PERISCOPE_SESSION_ID": 'ses_"1"'}
+    assert rewrite_records_both_ways(repo, repo, marker, ["amend"], f"{old} {new}\n", env=env)["agent"] == {
+        "session_id": 'ses_"1"',
+        "message_id": None,
+    }
+    git(repo, "checkout", "-q", "-b", 'feat/"y"\'s')
+    assert rewrite_records_both_ways(repo, repo, marker, ["amend"], f"{old} {new}\n")["branch"] == 'feat/"y"\'s'
+    linked = tmp_path / "linked tree"
+    git(repo, "worktree", "add", "-q", "-b", "wt2", str(linked))
+    commit(linked, "in the worktree", filename="w.txt")
+    rec = rewrite_records_both_ways(linked, repo, marker, ["amend"], f"{old} {new}\n")
+    assert rec["worktree"] == os.path.realpath(linked) and rec["branch"] == "wt2"
+    # What sh leaves to Python: no pairs (pre-commit passes no stdin: recovered from the reflog),
+    # a line with more than two fields, no command, Claude Code's agent block.
+    for args, stdin, env in (
+        (["amend"], "", {}),
+        (["rebase"], f"{old} {new} extra\n", {}),
+        ([], f"{old} {new}\n", {}),
+        (["amend"], f"{old} {new}\n", {"CLAUDECODE": "1"}),
+    ):
+        rewrite_records_both_ways(repo, repo, marker, args, stdin, sh_expected=False, env=env)

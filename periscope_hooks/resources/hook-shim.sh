@@ -217,7 +217,7 @@ ps_entry() { # a reflog line $1 -> ps_json: {"old":..,"new":..,"subject":..} (gi
     ps_json="$ps_e,\"subject\":$ps_json}"
 }
 
-periscope_sh_post_commit() {
+ps_head_fields() { # what both records hold: ps_sd, ps_top, ps_sha, ps_branch, ps_last_line, ps_prev_line, ps_head
     [ -z "${GIT_WORK_TREE:-}" ] || return 1
     [ "${CLAUDECODE:-}" != 1 ] || return 1 # Claude Code's agent block (agents/claude_code.py): Python
     cd -P . 2>/dev/null || return 1
@@ -283,6 +283,43 @@ periscope_sh_post_commit() {
     esac
     ps_entry "$ps_last_line" || return 1
     ps_reflog=$ps_json
+    if [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ]; then
+        ps_rebasing=true
+    else
+        ps_rebasing=false
+    fi
+    ps_str "$ps_top" || return 1
+    ps_wt=$ps_json
+}
+
+ps_agent() { # the agent block a coding agent's command adds (PERISCOPE_*; Claude Code: Python) -> ps_rec
+    if [ -n "${PERISCOPE_SESSION_ID:-}" ] || [ -n "${PERISCOPE_MESSAGE_ID:-}" ]; then
+        ps_sid=null ps_mid=null
+        if [ -n "${PERISCOPE_SESSION_ID:-}" ]; then
+            ps_str "$PERISCOPE_SESSION_ID" || return 1
+            ps_sid=$ps_json
+        fi
+        if [ -n "${PERISCOPE_MESSAGE_ID:-}" ]; then
+            ps_str "$PERISCOPE_MESSAGE_ID" || return 1
+            ps_mid=$ps_json
+        fi
+        ps_rec="$ps_rec,\"agent\":{\"session_id\":$ps_sid,\"message_id\":$ps_mid}"
+    fi
+}
+
+ps_clock_ms() { # -> ps_ms (a `date` process: ~1.5-3 ms)
+    ps_ms=$(LC_ALL=C date +%s%3N 2>/dev/null) || return 1
+    case $ps_ms in '' | *[!0-9]*) return 1 ;; esac # no GNU date: Python
+}
+
+ps_append() { # ps_rec -> the spool, one write(2) of the line: sh's output buffer holds it
+    [ ${#ps_rec} -lt 4000 ] || return 1
+    printf '%s\n' "$ps_rec" >>"$ps_sd/spool.jsonl" 2>/dev/null || return 1
+    ps_written=1
+}
+
+periscope_sh_post_commit() {
+    ps_head_fields || return 1
     # The record's time: git's own time for this entry (the commit's, in whole seconds) when the
     # entry is this commit's and no GIT_COMMITTER_DATE put a made-up date there, else the clock.
     # Reading it from the line we already have saves a `date` process (~1.5-3 ms, measured).
@@ -297,36 +334,15 @@ periscope_sh_post_commit() {
         ps_entry "$ps_prev_line" || return 1
         ps_prev=$ps_json
     fi
-    if [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ]; then
-        ps_rebasing=true
-    else
-        ps_rebasing=false
-    fi
-    ps_str "$ps_top" || return 1
-    ps_wt=$ps_json
     if [ -z "$ps_ms" ]; then
-        ps_ms=$(LC_ALL=C date +%s%3N 2>/dev/null) || return 1
-        case $ps_ms in '' | *[!0-9]*) return 1 ;; esac # no GNU date: Python
+        ps_clock_ms || return 1
     fi
     ps_rec="{\"v\":1,\"kind\":\"commit\",\"hook\":\"post-commit\",\"time\":$ps_ms,\"worktree\":$ps_wt"
     ps_rec="$ps_rec,\"sha\":\"$ps_sha\",\"branch\":$ps_branch,\"reflog\":$ps_reflog,\"rebasing\":$ps_rebasing"
     ps_rec="$ps_rec,\"reflog_prev\":$ps_prev"
-    if [ -n "${PERISCOPE_SESSION_ID:-}" ] || [ -n "${PERISCOPE_MESSAGE_ID:-}" ]; then
-        ps_sid=null ps_mid=null
-        if [ -n "${PERISCOPE_SESSION_ID:-}" ]; then
-            ps_str "$PERISCOPE_SESSION_ID" || return 1
-            ps_sid=$ps_json
-        fi
-        if [ -n "${PERISCOPE_MESSAGE_ID:-}" ]; then
-            ps_str "$PERISCOPE_MESSAGE_ID" || return 1
-            ps_mid=$ps_json
-        fi
-        ps_rec="$ps_rec,\"agent\":{\"session_id\":$ps_sid,\"message_id\":$ps_mid}"
-    fi
+    ps_agent || return 1
     ps_rec="$ps_rec}"
-    [ ${#ps_rec} -lt 4000 ] || return 1 # one write(2) of the line: sh's output buffer holds it
-    printf '%s\n' "$ps_rec" >>"$ps_sd/spool.jsonl" 2>/dev/null || return 1
-    ps_written=1
+    ps_append || return 1
     # The detached flusher (none while rebasing: post-rewrite's comes at the end).
     if [ "${PERISCOPE_BACKGROUND:-1}" != 0 ] && [ "$ps_rebasing" = false ]; then
         ps_spawn_flush "$ps_sd"
@@ -334,10 +350,47 @@ periscope_sh_post_commit() {
     return 0
 }
 
+# --- post-rewrite in sh: `git commit --amend` and small rebases, without starting Python -----
+# The record periscope_hooks.hook writes for plain git's post-rewrite ($1 amend or rebase, the
+# pairs on stdin); no pairs (pre-commit passes no stdin: Python recovers them from the reflog), an
+# unexpected line, or a record past one write's size: Python.  The time is the clock's, as there.
+periscope_sh_post_rewrite() {
+    case ${1:-} in amend | rebase) ;; *) return 1 ;; esac
+    ps_pairs=
+    ps_s=$PERISCOPE_STDIN
+    while [ -n "$ps_s" ]; do
+        case $ps_s in
+        *"$ps_nl"*) ps_line=${ps_s%%"$ps_nl"*} ps_s=${ps_s#*"$ps_nl"} ;;
+        *) ps_line=$ps_s ps_s= ;;
+        esac
+        case $ps_line in *[!0-9a-f\ ]*) return 1 ;; esac # git writes "old new" (SHAs, one space)
+        ps_o=${ps_line%% *} ps_n=${ps_line#* }
+        case $ps_n in *" "*) return 1 ;; esac
+        ps_is_sha "$ps_o" && ps_is_sha "$ps_n" || return 1
+        ps_pairs="$ps_pairs${ps_pairs:+,}[\"$ps_o\",\"$ps_n\"]"
+    done
+    [ -n "$ps_pairs" ] || return 1
+    ps_head_fields || return 1
+    ps_clock_ms || return 1
+    ps_rec="{\"v\":1,\"kind\":\"commit\",\"hook\":\"post-rewrite\",\"time\":$ps_ms,\"worktree\":$ps_wt"
+    ps_rec="$ps_rec,\"sha\":\"$ps_sha\",\"branch\":$ps_branch,\"reflog\":$ps_reflog,\"rebasing\":$ps_rebasing"
+    ps_rec="$ps_rec,\"command\":\"$1\",\"pairs\":[$ps_pairs]"
+    ps_agent || return 1
+    ps_rec="$ps_rec}"
+    ps_append || return 1
+    if [ "${PERISCOPE_BACKGROUND:-1}" != 0 ]; then
+        ps_spawn_flush "$ps_sd"
+    fi
+    return 0
+}
+
 ps_written=
-if [ "$HOOK_NAME" = post-commit ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ] && [ -x "$INSTALL_PYTHON" ]; then
+if [ "${PERISCOPE_SH_HOOK:-1}" != 0 ] && [ -x "$INSTALL_PYTHON" ]; then
     ps_pwd=$PWD
-    periscope_sh_post_commit >/dev/null 2>&1
+    case $HOOK_NAME in
+    post-commit) periscope_sh_post_commit >/dev/null 2>&1 ;;
+    post-rewrite) periscope_sh_post_rewrite "$@" >/dev/null 2>&1 ;;
+    esac
     cd -- "$ps_pwd" 2>/dev/null
 fi
 [ -n "$ps_written" ] || periscope_run "$@"
