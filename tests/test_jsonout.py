@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Callable
 
 import pytest
 
@@ -35,22 +36,21 @@ def test_dumps_indented_same_bytes_as_json_dumps(value: object) -> None:
     assert dumps_indented(value) == json.dumps(value, indent=2)
 
 
+def _random_nesting(rng: random.Random, scalars: list[object], key: Callable[[int], object], depth: int = 0) -> object:
+    """Scalars, dicts (keys from `key`) and lists, at most 4 deep and 4 wide."""
+    roll = rng.random()
+    if depth > 3 or roll < 0.4:
+        return rng.choice(scalars)
+    if roll < 0.7:
+        return {key(i): _random_nesting(rng, scalars, key, depth + 1) for i in range(rng.randint(0, 4))}
+    return [_random_nesting(rng, scalars, key, depth + 1) for _ in range(rng.randint(0, 4))]
+
+
 def test_dumps_indented_on_random_nestings() -> None:
     rng = random.Random(11)
     scalars = [None, True, False, 0, -7, 10**20, 0.1, 1e-05, 1e16, float("nan"), "", 'é\n"', "😀"]
-
-    def value(depth: int) -> object:
-        roll = rng.random()
-        if depth > 4 or roll < 0.4:
-            return rng.choice(scalars)
-        if roll < 0.7:
-            return {
-                rng.choice(["a", "b", "c", "é", "k\t"]) + str(i): value(depth + 1) for i in range(rng.randint(0, 4))
-            }
-        return [value(depth + 1) for _ in range(rng.randint(0, 4))]
-
     for _ in range(500):
-        v = value(0)
+        v = _random_nesting(rng, scalars, lambda i: rng.choice(["a", "b", "c", "é", "k\t"]) + str(i))
         assert dumps_indented(v) == json.dumps(v, indent=2)
 
 
@@ -70,20 +70,8 @@ def test_write_indented_writes_what_json_dumps_writes_in_pieces() -> None:
     rng = random.Random(12)
     scalars = [None, True, 0, 10**20, 0.1, float("nan"), "", 'é\n"', _Str("sub"), (1, "t")]
     keys = ["a", "é", 7, None, 1.5, True, _Str("k")]
-
-    def value(depth: int) -> object:
-        roll = rng.random()
-        if depth > 3 or roll < 0.35:
-            return rng.choice(scalars)
-        if roll < 0.7:
-            return {
-                (rng.choice(keys) if rng.random() < 0.2 else f"k{i}"): value(depth + 1)
-                for i in range(rng.randint(0, 4))
-            }
-        return [value(depth + 1) for _ in range(rng.randint(0, 6))]
-
     for _ in range(400):
-        v = value(0)
+        v = _random_nesting(rng, scalars, lambda i: rng.choice(keys) if rng.random() < 0.2 else f"k{i}")
         assert _written(v)[0] == json.dumps(v, indent=2)
     # A long list (the dashboard's commit rows) is handed on in many pieces, each row whole.
     rows = [
