@@ -1,7 +1,10 @@
 """What the post-checkout hook adds to `git switch`, side by side in one run.
 
-Variants, one repository each (a `main` and a `topic` branch, a few files), switched in a shuffled
-order every round so machine noise hits them alike:
+Variants, taking turns in one repository (a `main` and a `topic` branch, a few files; its
+post-checkout hook set before each switch), in a shuffled order every round so machine noise hits
+them alike.  One repository, not one each: identical repositories made one after the other ran
+git at different speeds on a machine that reclaims page cache behind our back
+(bench/rebase_latency.py):
 
   none   no hook
   floor  an empty `#!/bin/sh` post-checkout hook: what starting any hook costs git
@@ -40,8 +43,9 @@ def git(cwd: Path, *args: str, env: dict[str, str]) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
 
 
-def make_repo(base: Path, name: str, env: dict[str, str]) -> Path:
-    repo = base / name
+def make_repo(base: Path, env: dict[str, str]) -> tuple[Path, dict[str, str | None]]:
+    """The repository, and each variant's post-checkout hook (None: no hook)."""
+    repo = base / "r"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main", env=env)
     for i in range(20):
@@ -49,20 +53,21 @@ def make_repo(base: Path, name: str, env: dict[str, str]) -> Path:
     git(repo, "add", ".", env=env)
     git(repo, "commit", "-q", "-m", "base", env=env)
     git(repo, "branch", "topic", env=env)
-    if name == "floor":
-        hook = repo / ".git" / "hooks" / "post-checkout"
-        hook.write_text("#!/bin/sh\nexit 0\n")
+    subprocess.run(
+        [sys.executable, "-m", "periscope_hooks", "install-hooks"], cwd=repo, check=True, env=env, capture_output=True
+    )
+    git(repo, "commit", "-q", "--allow-empty", "-m", "creates the spool", env={**env, "PERISCOPE_BACKGROUND": "0"})
+    ours = (repo / ".git" / "hooks" / "post-checkout").read_text()
+    return repo.resolve(), {"none": None, "floor": "#!/bin/sh\nexit 0\n", "ours": ours}
+
+
+def set_post_checkout(repo: Path, script: str | None) -> None:
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    if script is None:
+        hook.unlink(missing_ok=True)
+    else:
+        hook.write_text(script)
         hook.chmod(0o755)
-    elif name == "ours":
-        subprocess.run(
-            [sys.executable, "-m", "periscope_hooks", "install-hooks"],
-            cwd=repo,
-            check=True,
-            env=env,
-            capture_output=True,
-        )
-        git(repo, "commit", "-q", "--allow-empty", "-m", "creates the spool", env={**env, "PERISCOPE_BACKGROUND": "0"})
-    return repo.resolve()
 
 
 def timed(repo: Path, branch: str, env: dict[str, str]) -> tuple[float, float]:
@@ -97,16 +102,17 @@ def main() -> None:
                 "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
             }
         )
-        repos = {k: make_repo(base, k, env) for k in VARIANTS}
-        sdir = repos["ours"] / ".git" / "periscope"
+        repo, hooks = make_repo(base, env)
+        sdir = repo / ".git" / "periscope"
         times: dict[tuple[str, str], list[float]] = {(k, b): [] for k in VARIANTS for b in ("topic", "main")}
         cpu: dict[tuple[str, str], list[float]] = {(k, b): [] for k in VARIANTS for b in ("topic", "main")}
         for _ in range(args.rounds):
             order = list(VARIANTS)
             rng.shuffle(order)
             for k in order:
+                set_post_checkout(repo, hooks[k])
                 for branch in ("topic", "main"):
-                    wall, cpu_ms = timed(repos[k], branch, env)
+                    wall, cpu_ms = timed(repo, branch, env)
                     times[(k, branch)].append(wall)
                     cpu[(k, branch)].append(cpu_ms)
                     if k == "ours" and branch == "main":  # its flusher sleeps 0.2 s, then runs
