@@ -85,6 +85,14 @@ def test_after_install_hooks_says_installed(tmp_path):
     assert status(repo)["git hooks"] == "not installed: post-merge (run periscope install-hooks)"
     periscope("install-hooks", cwd=repo)
     assert status(repo)["git hooks"] == "installed"
+    # A shim an older version wrote still runs, but without this version's hook work: said.
+    shim = repo / ".git" / "hooks" / "post-rewrite"
+    shim.write_text(shim.read_text().replace("periscope_sh_post_rewrite", "older_post_rewrite"))
+    assert status(repo)["git hooks"] == (
+        "installed, post-rewrite from an older periscope-hooks (run periscope install-hooks to update)"
+    )
+    periscope("install-hooks", cwd=repo)
+    assert status(repo)["git hooks"] == "installed"
 
 
 def test_status_with_repo_argument_from_elsewhere(repo, tmp_path):

@@ -35,9 +35,26 @@ KEPT_DIR = "periscope-kept"  # <hooks dir>/periscope-kept/<name>: a user's hook,
 CREATED_DIRS_RECORD = "hooks-dirs-created.json"
 
 
-def shim_text(hook_name: str, python: str) -> str:
+def _shim(hook_name_sh: str, python_sh: str) -> str:
     template = (Path(__file__).resolve().parent.parent / "resources" / "hook-shim.sh").read_text()
-    return template.replace("__HOOK_NAME__", shlex.quote(hook_name)).replace("__INSTALL_PYTHON__", shlex.quote(python))
+    return template.replace("__HOOK_NAME__", hook_name_sh).replace("__INSTALL_PYTHON__", python_sh)
+
+
+def shim_text(hook_name: str, python: str) -> str:
+    return _shim(shlex.quote(hook_name), shlex.quote(python))
+
+
+def shim_is_current(path: Path, hook_name: str) -> bool:
+    """Is the shim at `path` what this version installs (for the interpreter it names)?  An older
+    one still works; this version's hot-path work (a record written in sh, say) needs the new one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    python = next(
+        (line[len("INSTALL_PYTHON=") :] for line in text.splitlines() if line.startswith("INSTALL_PYTHON=")), None
+    )
+    return python is not None and text == _shim(shlex.quote(hook_name), python)
 
 
 def is_ours(path: Path) -> bool:
@@ -344,6 +361,11 @@ def hooks_status(dirs: git.RepoDirs) -> str:
     if all(s == "installed" for s in state.values()):
         if any(not is_ours(hdir / n) and calls_periscope(hdir, n) for n in HOOK_NAMES):
             return f"installed (the hooks in {hdir} run periscope hook)"
+        older = [n for n in HOOK_NAMES if is_ours(hdir / n) and not shim_is_current(hdir / n, n)]
+        if older:
+            return (
+                f"installed, {', '.join(older)} from an older periscope-hooks (run periscope install-hooks to update)"
+            )
         return "installed"
     shadowed = _global_hooks_path_shadows(dirs, hdir, hooks_path_config(dirs)[1])
     if shadowed:
