@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.hook_latency import p95, wait_flushers  # noqa: E402
+from bench.hook_latency import p95, set_hook, wait_flushers  # noqa: E402
 
 VARIANTS = ("none", "floor", "ours")
 
@@ -59,15 +59,6 @@ def make_repo(base: Path, env: dict[str, str]) -> tuple[Path, dict[str, str | No
     git(repo, "commit", "-q", "--allow-empty", "-m", "creates the spool", env={**env, "PERISCOPE_BACKGROUND": "0"})
     ours = (repo / ".git" / "hooks" / "post-checkout").read_text()
     return repo.resolve(), {"none": None, "floor": "#!/bin/sh\nexit 0\n", "ours": ours}
-
-
-def set_post_checkout(repo: Path, script: str | None) -> None:
-    hook = repo / ".git" / "hooks" / "post-checkout"
-    if script is None:
-        hook.unlink(missing_ok=True)
-    else:
-        hook.write_text(script)
-        hook.chmod(0o755)
 
 
 def timed(repo: Path, branch: str, env: dict[str, str]) -> tuple[float, float]:
@@ -110,7 +101,7 @@ def main() -> None:
             order = list(VARIANTS)
             rng.shuffle(order)
             for k in order:
-                set_post_checkout(repo, hooks[k])
+                set_hook(repo, "post-checkout", hooks[k])
                 for branch in ("topic", "main"):
                     wall, cpu_ms = timed(repo, branch, env)
                     times[(k, branch)].append(wall)

@@ -80,8 +80,9 @@ def make_repo(base: Path, name: str, env: dict, hook: str | None) -> Path:
     return repo.resolve()
 
 
-def set_post_commit(repo: Path, script: str | None) -> None:
-    hook = repo / ".git" / "hooks" / "post-commit"
+def set_hook(repo: Path, name: str, script: str | None) -> None:
+    """The repository's hook `name` made `script` (None: no such hook)."""
+    hook = repo / ".git" / "hooks" / name
     if script is None:
         hook.unlink(missing_ok=True)
     else:
@@ -206,7 +207,7 @@ def run_scenario(scenario: str, rounds: int, env: dict, rng: random.Random) -> d
                     # Its last flusher ingested everything: put `pending` unread records back (untimed).
                     append_messages(repos[k], pending)
                 else:
-                    set_post_commit(shared, hooks[k])
+                    set_hook(shared, "post-commit", hooks[k])
                 times[k].append(timed_commit(repos[k], envs[k], i, cpu[k]))
                 if k == "ours+bg":
                     # Never let it overlap another commit.  The shim's flusher sleeps 0.2 s in a

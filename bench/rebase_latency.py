@@ -26,6 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.hook_latency import set_hook  # noqa: E402
+
 
 def git(cwd: Path, *args: str, env: dict[str, str]) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
@@ -62,12 +66,7 @@ def make_repo(path: Path, commits: int, env: dict[str, str]) -> dict[str, dict[s
 
 def set_hooks(path: Path, hooks: dict[str, str]) -> None:
     for name in HOOKS:
-        hook = path / ".git" / "hooks" / name
-        if name in hooks:
-            hook.write_text(hooks[name])
-            hook.chmod(0o755)
-        else:
-            hook.unlink(missing_ok=True)
+        set_hook(path, name, hooks.get(name))
 
 
 def timed_rebase(path: Path, env: dict[str, str], variant: str) -> float:
