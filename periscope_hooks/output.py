@@ -46,6 +46,11 @@ def info(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
+def ingesting(unread_bytes: int) -> None:
+    """What a read command says before a long ingest (state_reader.LONG_INGEST_BYTES)."""
+    info(f"ingesting {unread_bytes / 1e6:,.0f} MB of new records first (a long history takes a while the first time)")
+
+
 def warn(line: str) -> None:
     sys.stderr.write(f"warning: {line}\n")
 

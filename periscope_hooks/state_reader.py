@@ -18,14 +18,23 @@ from periscope_hooks.state import is_corrupt, is_read_only, open_state_db, open_
 
 T = TypeVar("T")
 READ_ONLY_NOTE = "the state folder is read-only: showing what was ingested before (nothing new ingested)"
+# Unread spool past which a read command says it ingests first: ~25,000 records, a second or two
+# (a first ingest of a long history, 1M messages, took 70-80 s here: silence that long looks hung).
+LONG_INGEST_BYTES = 8 << 20
 
 
-def _fresh(state_dir: Path, read: Callable[[sqlite3.Connection], T]) -> T:
+def _fresh(state_dir: Path, read: Callable[[sqlite3.Connection], T], on_long_ingest: Callable[[int], None] | None) -> T:
+    from periscope_hooks import paths
     from periscope_hooks.ingest import process_spool
+    from periscope_hooks.ingest.spool_reader import unread_bytes
 
     for rebuild in (False, True):
         conn = open_state_db(state_dir, rebuild=rebuild)
         try:
+            backlog = unread_bytes(conn, str(state_dir / paths.SPOOL_NAME))
+            if on_long_ingest is not None and backlog >= LONG_INGEST_BYTES:
+                on_long_ingest(backlog)
+                on_long_ingest = None  # once, a rebuild's re-read included
             process_spool(state_dir, conn)
             return read(conn)
         except sqlite3.DatabaseError as e:
@@ -36,10 +45,13 @@ def _fresh(state_dir: Path, read: Callable[[sqlite3.Connection], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def read_state(state_dir: Path, read: Callable[[sqlite3.Connection], T]) -> tuple[T, str | None]:
-    """(what `read` returns, a note for the user or None)."""
+def read_state(
+    state_dir: Path, read: Callable[[sqlite3.Connection], T], on_long_ingest: Callable[[int], None] | None = None
+) -> tuple[T, str | None]:
+    """(what `read` returns, a note for the user or None).  `on_long_ingest(unread bytes)` is
+    called first when the spool holds LONG_INGEST_BYTES or more not ingested yet."""
     try:
-        return _fresh(state_dir, read), None
+        return _fresh(state_dir, read, on_long_ingest), None
     except (sqlite3.OperationalError, OSError) as e:
         if not is_read_only(e, state_dir):
             raise

@@ -160,3 +160,24 @@ def test_since_and_until(repo):
         and bad.stderr.startswith("error: --since 'last tuesday' is not a date")
         and "hint:" in bad.stderr
     )
+
+
+def test_a_long_first_ingest_is_announced_and_a_short_one_is_not(tmp_path):
+    """`report` and `status` ingest the spool first: for a long history that is a minute or more of
+    silence the first time, so they say what they are doing (stderr; the report itself unchanged)."""
+    from testing import history
+    from testing.util import state_dir
+
+    repo = tmp_path / "r"
+    shas = history.make_commits(repo, 1_200)
+    history.write_history(state_dir(repo) / "spool.jsonl", 24_000, 20, str(repo.resolve()), shas)
+    first = periscope("report", "--by", "model", "--format", "json", cwd=repo)
+    megabytes = round((state_dir(repo) / "spool.jsonl").stat().st_size / 1e6)
+    assert (
+        first.stderr
+        == f"ingesting {megabytes:,} MB of new records first (a long history takes a while the first time)\n"
+    )
+    assert sum(r["messages"] for r in json.loads(first.stdout)) == 24_000
+    again = periscope("report", "--by", "model", "--format", "json", cwd=repo)
+    assert again.stderr == "" and again.stdout == first.stdout
+    assert periscope("status", cwd=repo).stderr == ""

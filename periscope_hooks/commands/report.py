@@ -394,7 +394,7 @@ def report(repo: str | None, by: str, fmt: str, since: str | None = None, until:
     state_dir = resolve_state_dir(repo)
     fast = by == "commit"  # 50,000 commits: straight from the SQL rows
     (rows, pending), note = read_state(
-        state_dir, lambda conn: _rows_and_pending(conn, state_dir, by, window, commit_tuples=fast)
+        state_dir, lambda conn: _rows_and_pending(conn, state_dir, by, window, commit_tuples=fast), output.ingesting
     )
     if note:
         output.info(f"note: {note}")

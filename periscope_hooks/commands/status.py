@@ -101,7 +101,9 @@ def repo_lines(repo: str | None) -> list[Line]:
         lines.append(("git hooks", hooks_status(dirs)))
         state_dir = paths.state_dir_for_common_dir(dirs.common_dir)
     try:
-        state, note = read_state(state_dir, lambda conn: _state_lines(state_dir, conn, dirs is not None))
+        state, note = read_state(
+            state_dir, lambda conn: _state_lines(state_dir, conn, dirs is not None), output.ingesting
+        )
         lines.extend(state)
         if note:
             lines.append(("state.db", note))

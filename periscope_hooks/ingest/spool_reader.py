@@ -118,11 +118,17 @@ def read_batch(
 
 def unread(conn: sqlite3.Connection, spool_path: str) -> bool:
     """Is there spool data past the stored position?  A stat and a meta read: no lock taken."""
+    return unread_bytes(conn, spool_path) > 0
+
+
+def unread_bytes(conn: sqlite3.Connection, spool_path: str) -> int:
+    """Spool bytes past the stored position (all of a spool that was replaced, which is re-read)."""
     try:
         size = os.path.getsize(spool_path)
     except OSError:
-        return False
-    return size > statedb.meta_int(conn, Meta.SPOOL_OFFSET)
+        return 0
+    offset = statedb.meta_int(conn, Meta.SPOOL_OFFSET)
+    return size - offset if size >= offset else size
 
 
 def store_position(conn: sqlite3.Connection, batch: Batch) -> None:
