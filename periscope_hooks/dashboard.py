@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from periscope_hooks import paths, statedb
 from periscope_hooks.errors import UserError
@@ -126,14 +126,16 @@ def day_model_rows(conn: sqlite3.Connection, window: Window = Window()) -> list[
     ]
 
 
-def read_source(source: Source, window: Window) -> dict[str, Any]:
-    """The report's rows for every grouping, for one state dir."""
+def read_source(source: Source, window: Window, on_long_ingest: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """The report's rows for every grouping, for one state dir (ingested first, as `report` does)."""
     from periscope_hooks.commands.report import report_rows
     from periscope_hooks.ingest import process_spool
     from periscope_hooks.state import open_state_db
+    from periscope_hooks.state_reader import announce_long_ingest
 
     conn = open_state_db(source.state_dir)
     try:
+        announce_long_ingest(conn, source.state_dir, on_long_ingest)
         process_spool(source.state_dir, conn)
         from periscope_hooks.reconcile import refresh
 
@@ -212,9 +214,15 @@ def _cost_histogram(costs: Sequence[float]) -> list[dict[str, Any]]:
     return bins
 
 
-def build_aggregate(sources: Sequence[Source], window: Window = Window(), *, titles: bool = True) -> dict[str, Any]:
+def build_aggregate(
+    sources: Sequence[Source],
+    window: Window = Window(),
+    *,
+    titles: bool = True,
+    on_long_ingest: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Everything the dashboard shows, from the report's rows of every source."""
-    per_source = [(s, read_source(s, window)) for s in sources]
+    per_source = [(s, read_source(s, window, on_long_ingest)) for s in sources]
     several = len(sources) > 1
 
     commits: list[dict[str, Any]] = []

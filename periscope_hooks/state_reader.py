@@ -23,17 +23,29 @@ READ_ONLY_NOTE = "the state folder is read-only: showing what was ingested befor
 LONG_INGEST_BYTES = 8 << 20
 
 
-def _fresh(state_dir: Path, read: Callable[[sqlite3.Connection], T], on_long_ingest: Callable[[int], None] | None) -> T:
+def announce_long_ingest(
+    conn: sqlite3.Connection, state_dir: Path, on_long_ingest: Callable[[int], None] | None
+) -> bool:
+    """Call `on_long_ingest(unread bytes)` when LONG_INGEST_BYTES or more wait in the spool; whether it did."""
     from periscope_hooks import paths
-    from periscope_hooks.ingest import process_spool
     from periscope_hooks.ingest.spool_reader import unread_bytes
+
+    if on_long_ingest is None:
+        return False
+    backlog = unread_bytes(conn, str(state_dir / paths.SPOOL_NAME))
+    if backlog < LONG_INGEST_BYTES:
+        return False
+    on_long_ingest(backlog)
+    return True
+
+
+def _fresh(state_dir: Path, read: Callable[[sqlite3.Connection], T], on_long_ingest: Callable[[int], None] | None) -> T:
+    from periscope_hooks.ingest import process_spool
 
     for rebuild in (False, True):
         conn = open_state_db(state_dir, rebuild=rebuild)
         try:
-            backlog = unread_bytes(conn, str(state_dir / paths.SPOOL_NAME))
-            if on_long_ingest is not None and backlog >= LONG_INGEST_BYTES:
-                on_long_ingest(backlog)
+            if announce_long_ingest(conn, state_dir, on_long_ingest):
                 on_long_ingest = None  # once, a rebuild's re-read included
             process_spool(state_dir, conn)
             return read(conn)

@@ -169,7 +169,7 @@ def test_a_long_first_ingest_is_announced_and_a_short_one_is_not(tmp_path):
     from testing.util import state_dir
 
     repo = tmp_path / "r"
-    shas = history.make_commits(repo, 1_200)
+    shas = history.make_commits(repo, 2_400)
     history.write_history(state_dir(repo) / "spool.jsonl", 24_000, 20, str(repo.resolve()), shas)
     first = periscope("report", "--by", "model", "--format", "json", cwd=repo)
     megabytes = round((state_dir(repo) / "spool.jsonl").stat().st_size / 1e6)
@@ -181,3 +181,7 @@ def test_a_long_first_ingest_is_announced_and_a_short_one_is_not(tmp_path):
     again = periscope("report", "--by", "model", "--format", "json", cwd=repo)
     assert again.stderr == "" and again.stdout == first.stdout
     assert periscope("status", cwd=repo).stderr == ""
+    # The dashboard reads through the same ingest: it says so too.
+    history.write_history(state_dir(repo) / "spool.jsonl", 24_000, 20, str(repo.resolve()), shas, start=24_000)
+    dash = periscope("dashboard", "--format", "json", cwd=repo)
+    assert dash.stderr.startswith("ingesting ") and json.loads(dash.stdout)["totals"]["messages"] == 48_000

@@ -48,7 +48,7 @@ def dashboard_command(
     sources = _sources(repo, all_repos)
     if serve:
         return _serve(sources, window, titles=titles, open_browser=open_browser)
-    aggregate = dashboard.build_aggregate(sources, window, titles=titles)
+    aggregate = dashboard.build_aggregate(sources, window, titles=titles, on_long_ingest=output.ingesting)
     if fmt == "json":
         # Written as it is made: the whole text at once was ~100 MB more at 50,000 commits.
         if out:
