@@ -122,13 +122,13 @@ def unread(conn: sqlite3.Connection, spool_path: str) -> bool:
 
 
 def unread_bytes(conn: sqlite3.Connection, spool_path: str) -> int:
-    """Spool bytes past the stored position (all of a spool that was replaced, which is re-read)."""
+    """Spool bytes past the stored position (0 for a spool shorter than it: read_batch decides
+    what a replaced spool needs, not this stat)."""
     try:
         size = os.path.getsize(spool_path)
     except OSError:
         return 0
-    offset = statedb.meta_int(conn, Meta.SPOOL_OFFSET)
-    return size - offset if size >= offset else size
+    return max(0, size - statedb.meta_int(conn, Meta.SPOOL_OFFSET))
 
 
 def store_position(conn: sqlite3.Connection, batch: Batch) -> None:
