@@ -85,15 +85,23 @@ def test_kill_9_during_a_first_flush_loses_and_doubles_nothing(tmp_path: Path, m
     # Killed within 60 % of an uninterrupted flush's time, a flusher ingests at most about half
     # of what is left: every spool is killed into at least twice, most often between two of its
     # committed batches, sometimes after the local store took a batch and before state.db did.
+    delay = rng.uniform(0.2, 0.6) * took
     while _ingested_offset(repo) < size and kills < 30:
+        before = _ingested_offset(repo)
         p = subprocess.Popen([sys.executable, "-m", "periscope_hooks", "flush"], cwd=repo)
-        time.sleep(rng.uniform(0.2, 0.6) * took)
+        time.sleep(delay)
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             kills += 1
         p.wait()
-        if 0 < _ingested_offset(repo) < size:
+        offset = _ingested_offset(repo)
+        if 0 < offset < size:
             mid_ingest += 1  # stopped between two committed batches
+        # A kill before the first batch committed leaves nothing done, and the next flusher starts
+        # over: under a loaded CI machine a batch can come later than 60 % of the clean flush's
+        # time (30 kills, none after a batch, in one CI run).  So a kill that got nowhere makes the
+        # next one wait longer, in steps small enough not to jump over the batches.
+        delay = rng.uniform(0.2, 0.6) * took if offset > before else delay + 0.15 * took
     periscope("flush", cwd=repo)
     after = _outcome(repo)
 
