@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,8 +144,8 @@ def test_a_rebase_replay_starts_no_python_and_writes_nothing(tmp_path, marker):
     periscope("install-hooks", cwd=path)
     commit(path, "base")
     git(path, "checkout", "-q", "-b", "feature")
-    for i in range(3):
-        commit(path, f"feature {i}", filename=f"f{i}.txt")
+    for i in range(60):  # a post-rewrite record of ~5.3 KB: one line too long for sh's printf
+        commit(path, f"feature {i}", filename=f"f{i}.txt", env={"PERISCOPE_BACKGROUND": "0"})
     git(path, "checkout", "-q", "main")
     commit(path, "main moves", filename="m.txt")
     git(path, "checkout", "-q", "feature")
@@ -152,7 +153,8 @@ def test_a_rebase_replay_starts_no_python_and_writes_nothing(tmp_path, marker):
     env = {"PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "PERISCOPE_BACKGROUND": "0"}
     git(path, "rebase", "-q", "main", env=env)
     added = [json.loads(x) for x in spool_path(path).read_text()[len(before) :].splitlines()]
-    assert [r["hook"] for r in added] == ["post-rewrite"] and len(added[0]["pairs"]) == 3
+    assert [r["hook"] for r in added] == ["post-rewrite"] and len(added[0]["pairs"]) == 60
+    assert [n for _, n in added[0]["pairs"]] == git(path, "rev-list", "--reverse", "main..feature").split()
     assert not log.exists()  # the replays are recognised in sh, and post-rewrite is written in sh
 
 
@@ -218,12 +220,58 @@ def test_post_rewrite_in_sh_writes_the_python_hooks_record(quoted_repo, marker, 
     commit(linked, "in the worktree", filename="w.txt")
     rec = rewrite_records_both_ways(linked, repo, marker, ["amend"], f"{old} {new}\n")
     assert rec["worktree"] == os.path.realpath(linked) and rec["branch"] == "wt2"
+    # Longer records (past one printf's write: ~45 pairs) are appended through dd, up to ~360 pairs.
+    for n in (100, 300):
+        pairs = [(f"{i:040x}", f"{i + 1000:040x}") for i in range(n)]
+        rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], "".join(f"{o} {n}\n" for o, n in pairs))
+        assert rec["pairs"] == [list(p) for p in pairs]
+    many = "".join(f"{i:040x} {i + 1000:040x}\n" for i in range(400))
     # What sh leaves to Python: no pairs (pre-commit passes no stdin: recovered from the reflog),
-    # a line with more than two fields, no command, Claude Code's agent block.
+    # a line with more than two fields, an empty line, no command, Claude Code's agent block,
+    # more pairs than sh joins quickly.
     for args, stdin, env in (
         (["amend"], "", {}),
         (["rebase"], f"{old} {new} extra\n", {}),
+        (["rebase"], f"{old} {new}\n{new} {old}\n{old} {new} x\n", {}),
+        (["rebase"], f"{old} {new}\n\n{new} {old}\n", {}),
+        (["rebase"], f"{old} *\n", {}),
         ([], f"{old} {new}\n", {}),
         (["amend"], f"{old} {new}\n", {"CLAUDECODE": "1"}),
+        (["rebase"], many, {}),
     ):
         rewrite_records_both_ways(repo, repo, marker, args, stdin, sh_expected=False, env=env)
+
+
+def test_long_post_rewrite_lines_never_mix_with_other_writers(quoted_repo):
+    """A post-rewrite line past 4,000 bytes goes through dd in one write(2): dash's printf would
+    write the text and its newline apart, and a line another process appends between the two would
+    tear both.  Here a writer appends small lines as fast as it can while the shim appends
+    300-pair lines (~26 KB); every line of the spool must still be whole."""
+    repo = quoted_repo
+    hook = git(repo, "rev-parse", "--path-format=absolute", "--git-path", "hooks/post-rewrite")
+    spool = spool_path(repo)
+    stdin = "".join(f"{i:040x} {i + 1000:040x}\n" for i in range(300))
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)\n"
+            'line = b\'{"kind":"other"}\\n\'\n'
+            "while True:\n"
+            "    os.write(fd, line)\n",
+            str(spool),
+        ]
+    )
+    try:
+        env = {**os.environ, "PERISCOPE_BACKGROUND": "0"}
+        for _ in range(40):
+            subprocess.run([hook, "rebase"], cwd=repo, input=stdin, text=True, check=True, env=env)
+    finally:
+        writer.kill()
+        writer.wait()
+    lines = spool.read_bytes().splitlines()
+    records = [json.loads(line) for line in lines]  # a torn line fails here
+    rewrites = [r for r in records if r.get("hook") == "post-rewrite"]
+    assert len(rewrites) == 40 and all(len(r["pairs"]) == 300 for r in rewrites)
+    assert sum(r.get("kind") == "other" for r in records) > 1000  # the writer did run alongside
