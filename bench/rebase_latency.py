@@ -10,7 +10,8 @@ machine whose page cache is reclaimed behind our back (DAMON), two identical rep
 after the other rebased in 0.88 s and 1.72 s, a difference larger than the hooks'.  The replays'
 post-commit runs are recognised in the shell shim (no Python starts) or, on the Python path, by
 the hook before its imports; post-checkout (the rebase checks out `onto`) decides in sh;
-post-rewrite runs once at the end (Python, which spawns the background flusher: off here).
+post-rewrite runs once at the end (in sh up to ~360 commits, through one dd write past ~45; it
+would spawn the background flusher: off here).
 
     .venv/bin/python bench/rebase_latency.py [--commits 100] [--rounds 9]
 """
