@@ -243,9 +243,9 @@ def test_post_rewrite_in_sh_writes_the_python_hooks_record(quoted_repo, marker, 
 
 
 def test_long_post_rewrite_lines_never_mix_with_other_writers(quoted_repo):
-    """A post-rewrite line past 4,000 bytes goes through dd in one write(2): dash's printf would
-    write the text and its newline apart, and a line another process appends between the two would
-    tear both.  Here a writer appends small lines as fast as it can while the shim appends
+    """A post-rewrite line past 4,000 bytes goes through dd in one write(2): sh's printf would
+    write it in pieces (bash 4,096 bytes at a time; dash, past 8 KiB, the text and then the
+    newline), and a line another process appends between two pieces would tear both.  Here a writer appends small lines as fast as it can while the shim appends
     300-pair lines (~26 KB); every line of the spool must still be whole."""
     repo = quoted_repo
     hook = git(repo, "rev-parse", "--path-format=absolute", "--git-path", "hooks/post-rewrite")

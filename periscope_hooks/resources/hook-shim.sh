@@ -317,7 +317,8 @@ ps_append() { # ps_rec -> the spool, in one write(2), so lines of concurrent wri
         printf '%s\n' "$ps_rec" >>"$ps_sd/spool.jsonl" 2>/dev/null || return 1
     else
         # A longer line (post-rewrite of a rebase of 45-360 commits): sh's printf writes it in
-        # pieces (dash: the text, then the newline), so GNU dd gathers the whole line first
+        # pieces (strace: bash 4,096 bytes at a time; dash past 8 KiB, the text, then the
+        # newline), so GNU dd gathers the whole line first
         # (iflag=fullblock: reads until EOF up to bs) and appends it in one write.  One dd process,
         # ~1-2 ms, against ~50-70 ms for Python.  No GNU dd (BSD, busybox): it refuses the flags
         # before writing anything, and Python writes the record.
