@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.hook_latency import p95, set_hook, wait_flushers  # noqa: E402
+from bench.hook_latency import bench_env, p95, set_hook, wait_flushers  # noqa: E402
 
 VARIANTS = ("none", "floor", "ours")
 
@@ -78,21 +78,7 @@ def main() -> None:
     rng = random.Random(12)
     with tempfile.TemporaryDirectory(prefix="periscope-checkout-bench-") as tmp:
         base = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
-        env.update(
-            {
-                "HOME": tmp,
-                "XDG_STATE_HOME": f"{tmp}/state",
-                "XDG_CONFIG_HOME": f"{tmp}/config",
-                "XDG_DATA_HOME": f"{tmp}/data",
-                "GIT_AUTHOR_NAME": "b",
-                "GIT_AUTHOR_EMAIL": "b@example.com",
-                "GIT_COMMITTER_NAME": "b",
-                "GIT_COMMITTER_EMAIL": "b@example.com",
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
-            }
-        )
+        env = bench_env(tmp)
         repo, hooks = make_repo(base, env)
         sdir = repo / ".git" / "periscope"
         times: dict[tuple[str, str], list[float]] = {(k, b): [] for k in VARIANTS for b in ("topic", "main")}

@@ -80,6 +80,30 @@ def make_repo(base: Path, name: str, env: dict, hook: str | None) -> Path:
     return repo.resolve()
 
 
+def bench_env(home: str, **extra: str) -> dict[str, str]:
+    """This environment for git and periscope in a bench: the caller's GIT_* and PERISCOPE_*
+    dropped, HOME and the XDG folders inside `home`, a fixed author, no system or global git
+    config; `extra` on top (e.g. PERISCOPE_BACKGROUND="0")."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
+    env.update(
+        {
+            "HOME": home,
+            "XDG_CONFIG_HOME": f"{home}/.config",
+            "XDG_DATA_HOME": f"{home}/.local/share",
+            "XDG_STATE_HOME": f"{home}/.local/state",
+            "XDG_CACHE_HOME": f"{home}/.cache",
+            "GIT_AUTHOR_NAME": "b",
+            "GIT_AUTHOR_EMAIL": "b@example.com",
+            "GIT_COMMITTER_NAME": "b",
+            "GIT_COMMITTER_EMAIL": "b@example.com",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": f"{home}/.gitconfig",
+            **extra,
+        }
+    )
+    return env
+
+
 def set_hook(repo: Path, name: str, script: str | None) -> None:
     """The repository's hook `name` made `script` (None: no such hook)."""
     hook = repo / ".git" / "hooks" / name
@@ -257,22 +281,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="periscope-bench-home-") as home:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
-        env.update(
-            {
-                "HOME": home,
-                "XDG_CONFIG_HOME": f"{home}/.config",
-                "XDG_DATA_HOME": f"{home}/.local/share",
-                "XDG_STATE_HOME": f"{home}/.local/state",
-                "XDG_CACHE_HOME": f"{home}/.cache",
-                "GIT_AUTHOR_NAME": "b",
-                "GIT_AUTHOR_EMAIL": "b@example.com",
-                "GIT_COMMITTER_NAME": "b",
-                "GIT_COMMITTER_EMAIL": "b@example.com",
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": f"{home}/.gitconfig",
-            }
-        )
+        env = bench_env(home)
         gitv = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.split()[-1]
         print(
             f"python {sys.version.split()[0]} ({sys.executable}), git {gitv}, {os.cpu_count()} cores, "

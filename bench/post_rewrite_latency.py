@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.hook_latency import set_hook  # noqa: E402
+from bench.hook_latency import bench_env, set_hook  # noqa: E402
 
 
 def _git(cwd: Path, *args: str, env: dict[str, str]) -> None:
@@ -58,22 +58,7 @@ def main() -> None:
     ap.add_argument("--code", action="append", default=[], help="NAME=PATH of a source tree (repeatable)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="periscope-post-rewrite-bench-") as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
-        env.update(
-            {
-                "HOME": tmp,
-                "XDG_STATE_HOME": f"{tmp}/state",
-                "XDG_CONFIG_HOME": f"{tmp}/config",
-                "XDG_DATA_HOME": f"{tmp}/data",
-                "GIT_AUTHOR_NAME": "b",
-                "GIT_AUTHOR_EMAIL": "b@example.com",
-                "GIT_COMMITTER_NAME": "b",
-                "GIT_COMMITTER_EMAIL": "b@example.com",
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
-                "PERISCOPE_BACKGROUND": "0",
-            }
-        )
+        env = bench_env(tmp, PERISCOPE_BACKGROUND="0")
         repo = Path(tmp) / "r"
         repo.mkdir()
         _git(repo, "init", "-q", "-b", "main", env=env)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.hook_latency import set_hook  # noqa: E402
+from bench.hook_latency import bench_env, set_hook  # noqa: E402
 
 
 def git(cwd: Path, *args: str, env: dict[str, str]) -> str:
@@ -86,21 +86,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="periscope-rebase-bench-") as tmp:
         base = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
-        env.update(
-            {
-                "HOME": tmp,
-                "XDG_STATE_HOME": f"{tmp}/state",
-                "XDG_CONFIG_HOME": f"{tmp}/config",
-                "GIT_AUTHOR_NAME": "b",
-                "GIT_AUTHOR_EMAIL": "b@example.com",
-                "GIT_COMMITTER_NAME": "b",
-                "GIT_COMMITTER_EMAIL": "b@example.com",
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
-                "PERISCOPE_BACKGROUND": "0",
-            }
-        )
+        env = bench_env(tmp, PERISCOPE_BACKGROUND="0")
         repo = base / "r"
         hooks = make_repo(repo, args.commits, env)
         variants = list(hooks)
