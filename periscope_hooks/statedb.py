@@ -479,7 +479,7 @@ def _usage_by_commit(conn: sqlite3.Connection, since_ms: int | None, until_ms: i
         rollup = "report_links" if _has_rollups(conn) else _NO_LINK_ROLLUP
     cursor = conn.cursor()
     cursor.row_factory = None
-    status = {sha: (reachable, shipped) for sha, reachable, shipped in cursor.execute(_RECONCILE_STATUS_SQL)}
+    status = reconcile_status(conn)
     links = cursor.execute(
         f"{catch_up}SELECT l.id, l.current_sha, l.sha, l.time_ms, l.branch, l.kind, l.origin, {sums}"
         f" FROM links l NOT INDEXED LEFT JOIN {rollup} r ON r.link_id = l.id"
@@ -515,12 +515,9 @@ def _usage_by_commit(conn: sqlite3.Connection, since_ms: int | None, until_ms: i
             continue
         if until_ms is not None and (time_ms or 0) >= until_ms:
             continue
-        reachable, shipped = status.get(sha, (1, 0))  # not seen by reconciliation yet
+        reachable, shipped = status.get(sha, (True, False))  # not seen by reconciliation yet
         rows.append((sha, time_ms, head[4], head[5], head[6], reachable, shipped, *sums_of))
     return rows
-
-
-_RECONCILE_STATUS_SQL = "SELECT sha, reachable, shipped FROM reconcile_status"
 
 
 def session_heads(conn: sqlite3.Connection, ids: Sequence[Any]) -> dict[Any, sqlite3.Row]:

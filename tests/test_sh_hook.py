@@ -221,8 +221,8 @@ def test_post_rewrite_in_sh_writes_the_python_hooks_record(quoted_repo, marker, 
     rec = rewrite_records_both_ways(linked, repo, marker, ["amend"], f"{old} {new}\n")
     assert rec["worktree"] == os.path.realpath(linked) and rec["branch"] == "wt2"
     # Longer records (past one printf's write: ~45 pairs) are appended through dd, up to ~360 pairs.
-    for n in (100, 300):
-        pairs = [(f"{i:040x}", f"{i + 1000:040x}") for i in range(n)]
+    for count in (100, 300):
+        pairs = [(f"{i:040x}", f"{i + 1000:040x}") for i in range(count)]
         rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], "".join(f"{o} {n}\n" for o, n in pairs))
         assert rec["pairs"] == [list(p) for p in pairs]
     many = "".join(f"{i:040x} {i + 1000:040x}\n" for i in range(400))
@@ -245,8 +245,9 @@ def test_post_rewrite_in_sh_writes_the_python_hooks_record(quoted_repo, marker, 
 def test_long_post_rewrite_lines_never_mix_with_other_writers(quoted_repo):
     """A post-rewrite line past 4,000 bytes goes through dd in one write(2): sh's printf would
     write it in pieces (bash 4,096 bytes at a time; dash, past 8 KiB, the text and then the
-    newline), and a line another process appends between two pieces would tear both.  Here a writer appends small lines as fast as it can while the shim appends
-    300-pair lines (~26 KB); every line of the spool must still be whole."""
+    newline), and a line another process appends between two pieces would tear both.  Here a
+    writer appends small lines as fast as it can while the shim appends 300-pair lines (~26 KB);
+    every line of the spool must still be whole."""
     repo = quoted_repo
     hook = git(repo, "rev-parse", "--path-format=absolute", "--git-path", "hooks/post-rewrite")
     spool = spool_path(repo)

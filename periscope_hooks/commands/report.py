@@ -41,9 +41,8 @@ def _usage(row: Any) -> dict[str, Any]:
 def by_commit(conn: sqlite3.Connection, window: Window = (None, None)) -> list[dict[str, Any]]:
     """One row per commit that holds usage now (rewritten commits' usage under their replacements),
     in the order the commits were first linked; each link's usage summed in SQL and the links
-    grouped by commit in statedb.usage_by_commit,
-    with reachable and shipped from reconciliation's cache (refreshed only when the refs changed,
-    never a walk of the whole history per call)."""
+    grouped by commit (statedb.usage_by_commit), with reachable and shipped from reconciliation's
+    cache (refreshed only when the refs changed, never a walk of the whole history per call)."""
     return [commit_row(t) for t in statedb.usage_by_commit(conn, *window)]
 
 

@@ -318,10 +318,10 @@ ps_append() { # ps_rec -> the spool, in one write(2), so lines of concurrent wri
     else
         # A longer line (post-rewrite of a rebase of 45-360 commits): sh's printf writes it in
         # pieces (strace: bash 4,096 bytes at a time; dash past 8 KiB, the text, then the
-        # newline), so GNU dd gathers the whole line first
-        # (iflag=fullblock: reads until EOF up to bs) and appends it in one write.  One dd process,
-        # ~1-2 ms, against ~50-70 ms for Python.  No GNU dd (BSD, busybox): it refuses the flags
-        # before writing anything, and Python writes the record.
+        # newline), so GNU dd gathers the whole line first (iflag=fullblock: reads until EOF, up
+        # to bs) and appends it in one write.  One dd process, ~1-2 ms, against ~50-70 ms for
+        # Python.  No GNU dd (BSD, busybox): it refuses the flags before writing anything, and
+        # Python writes the record.
         printf '%s\n' "$ps_rec" |
             LC_ALL=C dd of="$ps_sd/spool.jsonl" oflag=append conv=notrunc bs=1048576 iflag=fullblock \
                 status=none 2>/dev/null || return 1
@@ -361,10 +361,21 @@ periscope_sh_post_commit() {
     return 0
 }
 
-# --- post-rewrite in sh: `git commit --amend` and small rebases, without starting Python -----
+# --- post-rewrite in sh: `git commit --amend` and rebases, without starting Python ----------
 # The record periscope_hooks.hook writes for plain git's post-rewrite ($1 amend or rebase, the
 # pairs on stdin); no pairs (pre-commit passes no stdin: Python recovers them from the reflog), an
-# unexpected line, or a record past one write's size: Python.  The time is the clock's, as there.
+# unexpected line, or more than ~360 pairs: Python.  The time is the clock's, as there.
+ps_pairs_of() { # the lines $1, split on IFS (the caller's newline) -> ps_pairs; 1 on a line not "old new"
+    ps_pairs=
+    for ps_line in $1; do
+        case $ps_line in *[!0-9a-f\ ]*) return 1 ;; esac # git writes "old new" (SHAs, one space)
+        ps_o=${ps_line%% *} ps_n=${ps_line#* }
+        case $ps_n in *" "*) return 1 ;; esac
+        ps_is_sha "$ps_o" && ps_is_sha "$ps_n" || return 1
+        ps_pairs="$ps_pairs${ps_pairs:+,}[\"$ps_o\",\"$ps_n\"]"
+    done
+}
+
 periscope_sh_post_rewrite() {
     case ${1:-} in amend | rebase) ;; *) return 1 ;; esac
     # Up to ~360 pairs: dash appends to a string by copying it, so the pairs' text costs time
@@ -372,23 +383,14 @@ periscope_sh_post_rewrite() {
     # 300, 33 ms at 600, 90 ms at 1,000, where Python takes 50-70 ms at any size.
     [ ${#PERISCOPE_STDIN} -lt 30000 ] || return 1
     case $PERISCOPE_STDIN in "$ps_nl"* | *"$ps_nl$ps_nl"*) return 1 ;; esac # an empty line
-    ps_pairs=
     ps_ifs=$IFS
-    set -f # one field per line, no globbing (checked right after)
+    set -f # one field per line, no globbing (each line is checked in ps_pairs_of)
     IFS=$ps_nl
-    for ps_line in $PERISCOPE_STDIN; do
-        case $ps_line in *[!0-9a-f\ ]*) ps_pairs= && break ;; esac # git writes "old new" (SHAs, one space)
-        ps_o=${ps_line%% *} ps_n=${ps_line#* }
-        case $ps_n in *" "*) ps_pairs= && break ;; esac
-        ps_is_sha "$ps_o" && ps_is_sha "$ps_n" || {
-            ps_pairs=
-            break
-        }
-        ps_pairs="$ps_pairs${ps_pairs:+,}[\"$ps_o\",\"$ps_n\"]"
-    done
+    ps_pairs_of "$PERISCOPE_STDIN"
+    ps_ok=$?
     IFS=$ps_ifs
     set +f
-    [ -n "$ps_pairs" ] || return 1
+    [ "$ps_ok" = 0 ] && [ -n "$ps_pairs" ] || return 1
     ps_head_fields || return 1
     ps_clock_ms || return 1
     ps_rec="{\"v\":1,\"kind\":\"commit\",\"hook\":\"post-rewrite\",\"time\":$ps_ms,\"worktree\":$ps_wt"
