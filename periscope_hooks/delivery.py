@@ -18,8 +18,8 @@ from typing import Callable
 
 from periscope_hooks import envvars, outbox
 from periscope_hooks.sinks import ACCEPTED, REJECTED, SendOutcome, Sink
-from periscope_hooks.state import get_meta, now_ms, set_meta, transaction
-from periscope_hooks.statedb import Meta
+from periscope_hooks.state import now_ms, transaction
+from periscope_hooks.statedb import Meta, get_meta, set_meta
 
 LEASE_SECONDS = 120.0
 
@@ -83,7 +83,7 @@ def deliver(
         # The user switched sinks (say from the endpoint to the local store): the backoffs and the
         # Retry-After the other one earned do not apply to this one.
         with transaction(conn):
-            conn.execute("UPDATE outbox SET not_before_ms = 0 WHERE not_before_ms > 0")
+            outbox.clear_backoffs(conn)
             set_meta(conn, Meta.RETRY_AFTER_UNTIL_MS, None)
             set_meta(conn, Meta.DELIVERY_SINK, sink.name)
     wait_until = int(get_meta(conn, Meta.RETRY_AFTER_UNTIL_MS, "0") or 0)

@@ -10,8 +10,7 @@ from periscope_hooks import outbox, paths
 from periscope_hooks.config import OtlpConfig
 from periscope_hooks.errors import UserError
 from periscope_hooks.sinks import OTLP_SINK_NAME
-from periscope_hooks.state import get_meta
-from periscope_hooks.statedb import Meta
+from periscope_hooks.statedb import Meta, get_meta
 
 Line = tuple[str, str]
 

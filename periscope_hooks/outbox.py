@@ -208,6 +208,11 @@ def retry_dead(conn: sqlite3.Connection) -> int:
     return len(rows)
 
 
+def clear_backoffs(conn: sqlite3.Connection) -> None:
+    """Every row due now: the backoffs another sink earned do not apply to this one."""
+    conn.execute("UPDATE outbox SET not_before_ms = 0 WHERE not_before_ms > 0")
+
+
 def next_due_ms(conn: sqlite3.Connection, now: int) -> int | None:
     """When the earliest row that is not leased but backed off becomes claimable (None: no such row)."""
     due: int | None = conn.execute(

@@ -105,6 +105,16 @@ def session_row(conn: sqlite3.Connection, sid: Any) -> sqlite3.Row | None:
     return row
 
 
+def session_parents_and_titles(conn: sqlite3.Connection) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every session's parent id and title, by session id (report --by session's tree)."""
+    parents: dict[str, Any] = {}
+    titles: dict[str, Any] = {}
+    for sid, parent_id, title in conn.execute("SELECT id, parent_id, title FROM sessions"):
+        parents[str(sid)] = parent_id
+        titles[str(sid)] = title
+    return parents, titles
+
+
 def sessions_by_id(conn: sqlite3.Connection, ids: Iterable[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for sid in set(ids):
@@ -1021,6 +1031,23 @@ def worktrees_of_commits(conn: sqlite3.Connection, shas: Sequence[str]) -> list[
 
 
 # --- price cache (periscope_hooks.pricing) ------------------------------------------------------
+
+
+def recorded_models(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    """(provider, model, messages) of every recorded model, in that order (`periscope prices`)."""
+    rows = conn.execute(
+        "SELECT provider, model, count(*) FROM messages WHERE model IS NOT NULL GROUP BY provider, model"
+        " ORDER BY provider, model"
+    )
+    return [(str(p), str(m), int(n)) for p, m, n in rows]
+
+
+def priced_with_another_table(conn: sqlite3.Connection, identity: str) -> int:
+    """Messages priced with a price table other than `identity` (they keep that price)."""
+    row = conn.execute(
+        "SELECT count(*) FROM messages WHERE price_snapshot IS NOT NULL AND price_snapshot != ?", (identity,)
+    ).fetchone()
+    return int(row[0])
 
 
 def cached_price_periods(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 import sqlite3
 
-from periscope_hooks import output, pricing
+from periscope_hooks import output, pricing, statedb
 from periscope_hooks.errors import UserError
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.repo import resolve_state_dir
@@ -15,13 +15,10 @@ from periscope_hooks.state import open_state_db
 
 def missing_models(conn: sqlite3.Connection, table: pricing.PriceTable | pricing.NoTable) -> list[tuple[str, str, int]]:
     """(provider, model, messages) of the recorded models the table cannot price."""
-    rows = conn.execute(
-        "SELECT provider, model, count(*) FROM messages WHERE model IS NOT NULL GROUP BY provider, model"
-        " ORDER BY provider, model"
-    ).fetchall()
+    models = statedb.recorded_models(conn)
     if not isinstance(table, pricing.PriceTable):
-        return [(str(p), str(m), int(n)) for p, m, n in rows]
-    return [(str(p), str(m), int(n)) for p, m, n in rows if table.rates(p or "", m, None) is None]
+        return models
+    return [(p, m, n) for p, m, n in models if table.rates(p or "", m, None) is None]
 
 
 def _age(fetched: str) -> str:
@@ -64,10 +61,7 @@ def prices(repo: str | None, update: bool) -> int:
     try:
         process_spool(state_dir, conn)
         missing = missing_models(conn, table)
-        stale = conn.execute(
-            "SELECT count(*) FROM messages WHERE price_snapshot IS NOT NULL AND price_snapshot != ?",
-            (table.identity or "",),
-        ).fetchone()[0]
+        stale = statedb.priced_with_another_table(conn, table.identity or "")
     finally:
         conn.close()
     if missing:

@@ -556,8 +556,7 @@ def _root_of(session_id: str, parents: dict[str, str | None]) -> str:
 def roll_up_sessions(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per top-level session, its totals including every sub-agent session below it (OpenCode's
     own totals do not), the children's share in `subagent_share` and their own rows in `subagents`."""
-    parents = {str(sid): pid for sid, pid in conn.execute("SELECT id, parent_id FROM sessions")}
-    titles = {str(sid): t for sid, t in conn.execute("SELECT id, title FROM sessions")}
+    parents, titles = statedb.session_parents_and_titles(conn)
     by_id = {r["session"]: r for r in rows}
     order: list[Any] = []
     children: dict[Any, list[dict[str, Any]]] = {}
