@@ -52,9 +52,9 @@ def _record_partial_rejection(conn: sqlite3.Connection, count: int, message: str
     """A receiver took a batch but dropped `count` records of it (OTLP partial success): kept for
     `periscope status`, since the protocol forbids resending them."""
     with transaction(conn):
-        total = int(get_meta(conn, "partial_rejected_total", "0") or 0) + count
-        set_meta(conn, "partial_rejected_total", str(total))
-        set_meta(conn, "partial_rejected_last", f"{count} record(s): {message or 'no reason given'}")
+        total = int(get_meta(conn, Meta.PARTIAL_REJECTED_TOTAL, "0") or 0) + count
+        set_meta(conn, Meta.PARTIAL_REJECTED_TOTAL, str(total))
+        set_meta(conn, Meta.PARTIAL_REJECTED_LAST, f"{count} record(s): {message or 'no reason given'}")
 
 
 def deliver(

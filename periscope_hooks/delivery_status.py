@@ -96,13 +96,13 @@ def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
                 f" + dead-lettered {c['dead']} + dropped {c['dropped']}",
             )
         )
-    rejected = int(get_meta(conn, "partial_rejected_total", "0") or 0)
+    rejected = int(get_meta(conn, Meta.PARTIAL_REJECTED_TOTAL, "0") or 0)
     if rejected:
         lines.append(
             (
                 "partial success",
                 f"the receiver dropped {rejected} log record(s) it was sent (not resent, as OTLP requires);"
-                f" last: {get_meta(conn, 'partial_rejected_last')}",
+                f" last: {get_meta(conn, Meta.PARTIAL_REJECTED_LAST)}",
             )
         )
     dead = outbox.dead_letters(conn)

@@ -27,9 +27,8 @@ from periscope_hooks.state import (
     mark_for_integrity_check,
     open_state_db,
     reclaim_space,
-    set_meta,
 )
-from periscope_hooks.statedb import Meta
+from periscope_hooks.statedb import Meta, set_meta
 
 LOCK_NAME = "flush.lock"
 

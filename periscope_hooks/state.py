@@ -18,9 +18,9 @@ from pathlib import Path
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
 from periscope_hooks.migrations import COMPAT_LEVEL, MIGRATIONS
-from periscope_hooks.statedb import Meta, get_meta, set_meta
+from periscope_hooks.statedb import Meta, get_meta, raise_compat_level, set_meta
 
-__all__ = ["get_meta", "set_meta", "open_state_db", "transaction", "now_ms"]
+__all__ = ["open_state_db", "transaction", "now_ms"]
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 INTEGRITY_CHECK_INTERVAL_MS = 6 * 3600 * 1000
@@ -73,17 +73,13 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 conn.execute(
                     "INSERT INTO _migrations (name, applied_ms) VALUES (?, ?)", (name, int(time.time() * 1000))
                 )
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value ="
-            " max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-            (Meta.COMPAT_LEVEL, str(COMPAT_LEVEL)),
-        )
+        raise_compat_level(conn, COMPAT_LEVEL)
     _check_compat(conn)
 
 
 def _check_compat(conn: sqlite3.Connection) -> None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (Meta.COMPAT_LEVEL,)).fetchone()
-    if row is not None and int(row[0]) > COMPAT_LEVEL:
+    level = get_meta(conn, Meta.COMPAT_LEVEL)
+    if level is not None and int(level) > COMPAT_LEVEL:
         raise NewerStateError(
             "state.db was written by a newer periscope-hooks",
             "upgrade periscope-hooks (the spool keeps everything meanwhile)",

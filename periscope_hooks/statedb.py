@@ -32,6 +32,9 @@ class Meta:
     LAST_DELIVERY_ERROR = "last_delivery_error"
     RETRY_AFTER_UNTIL_MS = "retry_after_until_ms"
     DELIVERY_SINK = "delivery_sink"
+    # Records a receiver took but dropped (OTLP partial success): never resent, so counted here.
+    PARTIAL_REJECTED_TOTAL = "partial_rejected_total"
+    PARTIAL_REJECTED_LAST = "partial_rejected_last"
     RECONCILE_FINGERPRINT = "reconcile_fingerprint"  # refs + linked commits at the last reconciliation
     RECONCILE_SEEN = "reconcile_seen"  # what reconciliation compared already (reconcile.Seen)
     RECONCILE_MAIN_LINE = "reconcile_main_line"  # what reconcile_status's `shipped` was measured against
@@ -58,6 +61,16 @@ def set_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (key, value),
+    )
+
+
+def raise_compat_level(conn: sqlite3.Connection, level: int) -> None:
+    """Record that state.db now needs at least `level` to be read (never lowered: an older
+    version's migrate after a newer one's keeps the newer level)."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value ="
+        " max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+        (Meta.COMPAT_LEVEL, str(level)),
     )
 
 

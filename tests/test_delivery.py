@@ -19,7 +19,8 @@ from periscope_hooks.delivery import LEASE_SECONDS, deliver
 from periscope_hooks.errors import UserError
 from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome, Sink
 from periscope_hooks.sinks.http import SIGN_IN_AGAIN
-from periscope_hooks.state import get_meta, now_ms, set_meta, transaction
+from periscope_hooks.state import now_ms, transaction
+from periscope_hooks.statedb import get_meta, set_meta
 from testing.delivery import make_events
 
 Event = dict[str, Any]

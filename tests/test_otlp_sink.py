@@ -16,7 +16,8 @@ from periscope_hooks.config import load_user_config
 from periscope_hooks.errors import UserError
 from periscope_hooks.flush import flush_state_dir
 from periscope_hooks.sinks.otlp import encode
-from periscope_hooks.state import get_meta, open_state_db
+from periscope_hooks.state import open_state_db
+from periscope_hooks.statedb import get_meta
 from testing.delivery import assert_books_balance, books, fill_outbox, make_events, quick_delivery
 from testing.otlp import SECRET_HEADER, point_config_at_collector, team_events
 from testing.otlp_receiver import OtlpReceiver, decode_request, records_of

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from periscope_hooks import migrations
-from periscope_hooks.state import NewerStateError, get_meta, open_state_db, set_meta, transaction
+from periscope_hooks.state import NewerStateError, open_state_db, transaction
+from periscope_hooks.statedb import get_meta, set_meta
 
 
 def test_migrations_apply_once_and_are_recorded(tmp_path):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from periscope_hooks import logfile, paths
-from periscope_hooks.state import open_state_db, set_meta, transaction
+from periscope_hooks.state import open_state_db, transaction
+from periscope_hooks.statedb import set_meta
 from testing.util import append_spool, commit, init_repo, message_record, periscope, spool_path, state_dir
 
 
