@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.hook_latency import bench_env, p95, set_hook, wait_flushers  # noqa: E402
+from bench.history import bench_env  # noqa: E402
+from bench.hook_latency import p95, set_hook, wait_flushers  # noqa: E402
 
 VARIANTS = ("none", "floor", "ours")
 

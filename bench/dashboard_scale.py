@@ -35,6 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.history import isolated_env  # noqa: E402
+
 MODELS = (
     ("anthropic", "claude-sonnet-4"),
     ("anthropic", "claude-haiku-4"),
@@ -45,26 +47,6 @@ COMMIT_EVERY = 20
 SESSION_SIZE = 500
 T0_MS = 1764000000000
 SPAN_MS = 180 * 86400 * 1000
-
-
-def isolate(base: Path) -> None:
-    home = base / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ.update(
-        {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_DATA_HOME": str(home / ".local/share"),
-            "XDG_STATE_HOME": str(home / ".local/state"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_AUTHOR_NAME": "Bench",
-            "GIT_AUTHOR_EMAIL": "bench@example.com",
-            "GIT_COMMITTER_NAME": "Bench",
-            "GIT_COMMITTER_EMAIL": "bench@example.com",
-        }
-    )
 
 
 def make_repo(repo: Path, commits: int) -> list[str]:
@@ -291,7 +273,7 @@ def main() -> int:
         return 0
     base = args.keep or Path(tempfile.mkdtemp(prefix="periscope-dash-bench-"))
     base.mkdir(parents=True, exist_ok=True)
-    isolate(base)
+    isolated_env(str(base / "home"))
     from periscope_hooks import dashboard, paths
     from periscope_hooks.commands.report import report_rows
     from periscope_hooks.state import open_state_db

@@ -13,25 +13,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: testing/
 
 from testing.history import MESSAGE_STEP_MS, T0, commit_line, make_commits, message_line, write_history  # noqa: E402
+from testing.util import home_env  # noqa: E402
 
 __all__ = ["MESSAGE_STEP_MS", "T0", "commit_line", "make_commits", "message_line", "write_history"]
 
 
-def isolated_env(tmp: str) -> dict[str, str]:
-    env = {
-        "HOME": tmp,
-        "XDG_STATE_HOME": f"{tmp}/state",
-        "XDG_DATA_HOME": f"{tmp}/data",
-        "XDG_CONFIG_HOME": f"{tmp}/config",
-        "XDG_CACHE_HOME": f"{tmp}/cache",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": f"{tmp}/.gitconfig",
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@example.com",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@example.com",
-        "PERISCOPE_BACKGROUND": "0",
-    }
+def bench_env(home: str, **extra: str) -> dict[str, str]:
+    """The environment for git and periscope in a bench's children: the caller's GIT_* and
+    PERISCOPE_* dropped, then the tests' isolation (testing.util.home_env: HOME and the XDG
+    folders inside `home`, a pinned author, a git configuration of its own), `extra` on top
+    (e.g. PERISCOPE_BACKGROUND="0")."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
+    return {**env, **home_env(Path(home)), **extra}
+
+
+def isolated_env(home: str) -> dict[str, str]:
+    """The same isolation (the background flush off) set in this process's own environment, for
+    benches that run periscope in-process as well as in children; returns the variables set."""
+    env = {**home_env(Path(home)), "PERISCOPE_BACKGROUND": "0"}
     os.environ.update(env)
     return env
 

@@ -46,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.history import bench_env  # noqa: E402
 from testing.util import message_record  # noqa: E402
 
 VARIANTS = ("none", "floor", "ours-py", "ours", "ours+bg")
@@ -78,30 +79,6 @@ def make_repo(base: Path, name: str, env: dict, hook: str | None) -> Path:
         shim = (repo / ".git" / "hooks" / "post-commit").read_text()
         assert f"INSTALL_PYTHON={shlex.quote(sys.executable)}" in shim, "the shim must bake in this interpreter"
     return repo.resolve()
-
-
-def bench_env(home: str, **extra: str) -> dict[str, str]:
-    """This environment for git and periscope in a bench: the caller's GIT_* and PERISCOPE_*
-    dropped, HOME and the XDG folders inside `home`, a fixed author, no system or global git
-    config; `extra` on top (e.g. PERISCOPE_BACKGROUND="0")."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PERISCOPE_"))}
-    env.update(
-        {
-            "HOME": home,
-            "XDG_CONFIG_HOME": f"{home}/.config",
-            "XDG_DATA_HOME": f"{home}/.local/share",
-            "XDG_STATE_HOME": f"{home}/.local/state",
-            "XDG_CACHE_HOME": f"{home}/.cache",
-            "GIT_AUTHOR_NAME": "b",
-            "GIT_AUTHOR_EMAIL": "b@example.com",
-            "GIT_COMMITTER_NAME": "b",
-            "GIT_COMMITTER_EMAIL": "b@example.com",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": f"{home}/.gitconfig",
-            **extra,
-        }
-    )
-    return env
 
 
 def set_hook(repo: Path, name: str, script: str | None) -> None:

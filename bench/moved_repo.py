@@ -63,6 +63,15 @@ def run_one(args: list[str], cwd: Path, code: Path, out: Path | None = None) -> 
     )
 
 
+def _data_home() -> Path:
+    """The local store's folder's parent (XDG_DATA_HOME, set by history.isolated_env)."""
+    return Path(os.environ["XDG_DATA_HOME"])
+
+
+def _kept(path: Path) -> Path:
+    return path.with_name(path.name + ".kept")
+
+
 def _copy(src: Path, dst: Path) -> None:
     subprocess.run(["cp", "-a", str(src), str(dst)], check=True)  # new inodes, like another file system
 
@@ -72,8 +81,9 @@ def move(base: Path, how: str) -> Path:
     aside, at base/kept, for restore())."""
     repo, kept, moved = base / "r", base / "kept", base / "moved"
     os.rename(repo, kept)
-    os.rename(base / "data", base / "data.kept")
-    _copy(base / "data.kept", base / "data")
+    data = _data_home()
+    os.rename(data, _kept(data))
+    _copy(_kept(data), data)
     if how == "other file system":
         _copy(kept, moved)
         return moved
@@ -92,9 +102,10 @@ def move(base: Path, how: str) -> Path:
 def restore(base: Path) -> None:
     shutil.rmtree(base / "moved", ignore_errors=True)
     shutil.rmtree(base / "r", ignore_errors=True)
-    shutil.rmtree(base / "data")
+    data = _data_home()
+    shutil.rmtree(data)
     os.rename(base / "kept", base / "r")
-    os.rename(base / "data.kept", base / "data")
+    os.rename(_kept(data), data)
 
 
 def main() -> None:

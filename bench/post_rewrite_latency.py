@@ -31,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.hook_latency import bench_env, set_hook  # noqa: E402
+from bench.history import bench_env  # noqa: E402
+from bench.hook_latency import set_hook  # noqa: E402
 
 
 def _git(cwd: Path, *args: str, env: dict[str, str]) -> None:

@@ -35,38 +35,26 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.history import isolated_env  # noqa: E402
+from testing.forge import FORGE_ENV, OTHER_ENV  # noqa: E402
+
 FILES = 200
 LINES = 40
 SHARED_LINES = 400  # every pull request edits 3 lines of shared.txt, one line apart from the next's
-FORGE_ENV = {"GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com"}
-OTHER_ENV = {
-    "GIT_AUTHOR_NAME": "Other Dev",
-    "GIT_AUTHOR_EMAIL": "other@example.com",
-    "GIT_COMMITTER_NAME": "Other Dev",
-    "GIT_COMMITTER_EMAIL": "other@example.com",
+# The user's own identity: reconciliation matches small changes only to the same author
+# (periscope_hooks/matching.py), so the pull requests below are authored by it.
+DEV_ENV = {
+    "GIT_AUTHOR_NAME": "Dev",
+    "GIT_AUTHOR_EMAIL": "dev@example.com",
+    "GIT_COMMITTER_NAME": "Dev",
+    "GIT_COMMITTER_EMAIL": "dev@example.com",
 }
 
 
 def isolate(base: Path) -> None:
-    home = base / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
-    os.environ.update(
-        {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_DATA_HOME": str(home / ".local/share"),
-            "XDG_STATE_HOME": str(home / ".local/state"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-            "GIT_AUTHOR_NAME": "Dev",
-            "GIT_AUTHOR_EMAIL": "dev@example.com",
-            "GIT_COMMITTER_NAME": "Dev",
-            "GIT_COMMITTER_EMAIL": "dev@example.com",
-            "PERISCOPE_BACKGROUND": "0",
-        }
-    )
+    """bench/history.py's isolation (HOME in base/home, the background flush off), as Dev."""
+    isolated_env(str(base / "home"))
+    os.environ.update(DEV_ENV)
 
 
 def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:

@@ -138,8 +138,8 @@ def reset(base: Path, spool_bytes: int) -> None:
     for name in os.listdir(sd):
         if name.startswith("state.db") or name in ("hook.log", "flush.lock"):
             os.remove(sd / name)
-    shutil.rmtree(base / "state" / "periscope", ignore_errors=True)
-    shutil.rmtree(base / "data" / "periscope", ignore_errors=True)
+    shutil.rmtree(Path(os.environ["XDG_STATE_HOME"]) / "periscope", ignore_errors=True)
+    shutil.rmtree(Path(os.environ["XDG_DATA_HOME"]) / "periscope", ignore_errors=True)
 
 
 def main() -> None:
@@ -184,7 +184,7 @@ def main() -> None:
                     for chunk in iter(lambda: f.read(1 << 20), b""):
                         digest.update(chunk)
                         size += len(chunk)
-                for state in sorted((base / "state" / "periscope" / "claude-code").glob("*.json")):
+                for state in sorted((Path(os.environ["XDG_STATE_HOME"]) / "periscope" / "claude-code").glob("*.json")):
                     digest.update(state.read_bytes())  # the capture state too (offsets, recent ids)
                 appended[name] = f"{size} bytes, sha256 {digest.hexdigest()[:16]}"
             if appended["old"] != appended["new"]:
