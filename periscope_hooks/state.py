@@ -14,6 +14,7 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
@@ -25,6 +26,13 @@ __all__ = ["open_state_db", "transaction", "now_ms"]
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 INTEGRITY_CHECK_INTERVAL_MS = 6 * 3600 * 1000
 CHECK_MARKER_NAME = "state.db.check"
+# Held while a damaged state.db is moved aside and a new one made (milliseconds: the re-ingest
+# from the spool runs after it).  Without it, two processes that both met the damage (a report and
+# the background flusher) each moved "the" database aside: the second moved away the first's new
+# one, open and in use, and the first then failed with `disk I/O error` (tests/test_state.py).
+REBUILD_LOCK_NAME = "state.db.rebuild.lock"
+
+FileIdentity = Optional[tuple[int, int]]  # (device, inode) of state.db; None when there is none
 
 
 class NewerStateError(UserError):
@@ -33,13 +41,17 @@ class NewerStateError(UserError):
 
 def _connect(db_path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     conn = sqlite3.connect(str(db_path), timeout=busy_timeout_ms / 1000, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    # Takes effect on a new database only (before its first table): delivered outbox rows leave
-    # free pages that reclaim_space() hands back (see there for older databases).
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    enable_wal(conn, busy_timeout_ms)
-    conn.execute("PRAGMA synchronous = NORMAL")
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        # Takes effect on a new database only (before its first table): delivered outbox rows leave
+        # free pages that reclaim_space() hands back (see there for older databases).
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        enable_wal(conn, busy_timeout_ms)
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()  # a damaged file is moved aside next: no connection left open on it
+        raise
     return conn
 
 
@@ -119,17 +131,39 @@ def _record_integrity(conn: sqlite3.Connection, state_dir: Path, rebuilt_from: s
         pass
 
 
-def open_state_db(
-    state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, rebuild: bool = False
-) -> sqlite3.Connection:
-    """Open (creating, migrating, and checking when due) a repository's state.db.  `rebuild`: a
-    query met a damaged page; move the database aside at once and start again from the spool."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    db_path = state_dir / paths.STATE_DB_NAME
+def file_identity(state_dir: Path) -> FileIdentity:
+    """Which file state.db is now: a database moved aside and made anew is another file."""
     try:
-        if rebuild:
-            raise sqlite3.DatabaseError("database disk image is malformed (met by a query)")
-        conn = _connect(db_path, busy_timeout_ms)
+        st = os.stat(state_dir / paths.STATE_DB_NAME)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+@contextmanager
+def _rebuild_lock(state_dir: Path, timeout_ms: int) -> Iterator[None]:
+    import fcntl
+
+    fd = os.open(state_dir / REBUILD_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:  # bounded, as SQLite's own busy wait is
+                    raise sqlite3.OperationalError("database is locked (another process is rebuilding it)")
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    """Open and migrate state.db, and run quick_check when due; a DatabaseError if it is damaged."""
+    conn = _connect(db_path, busy_timeout_ms)
+    try:
         _migrate(conn)
         # quick_check reads every page (80 ms at 100,000 messages): run it every few hours, and
         # at once when a flusher saw a malformed page, rather than on every background flush.
@@ -138,29 +172,57 @@ def open_state_db(
             if found is None or found[0] != "ok":  # it reports damage as a row, not as an exception
                 raise sqlite3.DatabaseError(f"database disk image is malformed (quick_check: {found and found[0]})")
             _record_integrity(conn, state_dir)
-        return conn
-    except sqlite3.DatabaseError as e:
-        if not is_corrupt(e):
-            raise
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _rebuilt(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    """Move the damaged database aside (with its WAL and index) and make a new, empty one."""
+    aside = db_path.with_name(f"state.db.corrupt-{int(time.time())}")
+    n = 1
+    while aside.exists():  # another damaged copy moved aside within the same second: keep both
+        aside = db_path.with_name(f"state.db.corrupt-{int(time.time())}-{n}")
+        n += 1
+    os.replace(db_path, aside)
+    for suffix in ("-wal", "-shm"):
         try:
-            conn.close()
-        except Exception:
+            os.replace(str(db_path) + suffix, str(aside) + suffix)
+        except FileNotFoundError:
             pass
-        if not db_path.exists():
-            raise
-        aside = db_path.with_name(f"state.db.corrupt-{int(time.time())}")
-        os.replace(db_path, aside)
-        for suffix in ("-wal", "-shm"):
+    conn = _connect(db_path, busy_timeout_ms)
+    _migrate(conn)
+    _record_integrity(
+        conn, state_dir, rebuilt_from=f"{aside.name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+    )
+    return conn
+
+
+def open_state_db(
+    state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, damaged: FileIdentity = None
+) -> sqlite3.Connection:
+    """Open (creating, migrating, and checking when due) a repository's state.db.  `damaged`: the
+    file_identity of a state.db a query met a damaged page in; if state.db is still that file, it
+    is moved aside at once and started again from the spool.
+
+    A damaged database is moved aside by one process at a time, and only if state.db is still the
+    file found damaged: another process may have rebuilt it meanwhile, and its new one is used."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    db_path = state_dir / paths.STATE_DB_NAME
+    for _ in range(3):  # a new attempt only when another process replaced the file meanwhile
+        seen = file_identity(state_dir) if damaged is None else damaged
+        if damaged is None or seen != file_identity(state_dir):
             try:
-                os.replace(str(db_path) + suffix, str(aside) + suffix)
-            except FileNotFoundError:
-                pass
-        conn = _connect(db_path, busy_timeout_ms)
-        _migrate(conn)
-        _record_integrity(
-            conn, state_dir, rebuilt_from=f"{aside.name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
-        )
-        return conn
+                return _checked(db_path, state_dir, busy_timeout_ms)
+            except sqlite3.DatabaseError as e:
+                if not is_corrupt(e) or not db_path.exists():
+                    raise
+        damaged = None
+        with _rebuild_lock(state_dir, busy_timeout_ms):
+            if file_identity(state_dir) == seen:
+                return _rebuilt(db_path, state_dir, busy_timeout_ms)
+    return _checked(db_path, state_dir, busy_timeout_ms)
 
 
 def is_read_only(exc: BaseException, state_dir: Path) -> bool:

@@ -14,7 +14,14 @@ import sqlite3
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from periscope_hooks.state import is_corrupt, is_read_only, open_state_db, open_state_db_read_only
+from periscope_hooks.state import (
+    FileIdentity,
+    file_identity,
+    is_corrupt,
+    is_read_only,
+    open_state_db,
+    open_state_db_read_only,
+)
 
 T = TypeVar("T")
 READ_ONLY_NOTE = "the state folder is read-only: showing what was ingested before (nothing new ingested)"
@@ -42,16 +49,19 @@ def announce_long_ingest(
 def _fresh(state_dir: Path, read: Callable[[sqlite3.Connection], T], on_long_ingest: Callable[[int], None] | None) -> T:
     from periscope_hooks.ingest import process_spool
 
-    for rebuild in (False, True):
-        conn = open_state_db(state_dir, rebuild=rebuild)
+    damaged: FileIdentity = None
+    for attempt in range(2):
+        conn = open_state_db(state_dir, damaged=damaged)
+        opened = file_identity(state_dir)  # the file this connection reads (unless replaced this instant)
         try:
             if announce_long_ingest(conn, state_dir, on_long_ingest):
                 on_long_ingest = None  # once, a rebuild's re-read included
             process_spool(state_dir, conn)
             return read(conn)
         except sqlite3.DatabaseError as e:
-            if rebuild or not is_corrupt(e):
+            if attempt or not is_corrupt(e):
                 raise
+            damaged = opened
         finally:
             conn.close()
     raise AssertionError("unreachable")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,6 +45,52 @@ def test_corrupt_database_is_moved_aside(tmp_path):
     conn = open_state_db(tmp_path)
     assert get_meta(conn, "rebuilt_from").startswith("state.db.corrupt-")
     assert any(p.name.startswith("state.db.corrupt-") for p in tmp_path.iterdir())
+
+
+_OPEN_TOGETHER = """
+import sys, time
+from pathlib import Path
+from periscope_hooks.state import open_state_db, transaction
+from periscope_hooks.statedb import set_meta
+state_dir, name, start_at = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+time.sleep(max(0.0, start_at - time.time()))  # every process opens at the same instant
+conn = open_state_db(state_dir)
+with transaction(conn):
+    set_meta(conn, name, "wrote")
+conn.close()
+"""
+
+
+def test_processes_meeting_the_same_damaged_database_rebuild_it_once(tmp_path):
+    """A report and the background flusher can meet a damaged state.db at the same moment.  Each
+    used to move "the" database aside: the later one moved away the earlier one's new database,
+    open and in use (its writes were lost with it, or it failed with `disk I/O error`), and the
+    damaged file's copy was overwritten.  Now one process moves it aside, and every process
+    writes into the one new database."""
+    garbage = b"this is not a database" * 100
+    for round_ in range(3):
+        for p in tmp_path.glob("state.db*"):
+            p.unlink()
+        (tmp_path / "state.db").write_bytes(garbage)
+        start_at = time.time() + 1.0  # after every interpreter has started
+        names = [f"round{round_}-process{i}" for i in range(8)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _OPEN_TOGETHER, str(tmp_path), name, str(start_at)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for name in names
+        ]
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0] * len(procs), outputs
+        asides = sorted(p for p in tmp_path.glob("state.db.corrupt-*") if not p.name.endswith(("-wal", "-shm")))
+        assert len(asides) == 1 and asides[0].read_bytes() == garbage, asides
+        conn = open_state_db(tmp_path)
+        assert all(get_meta(conn, name) == "wrote" for name in names)  # all in the one new database
+        assert get_meta(conn, "rebuilt_from").startswith(asides[0].name)
+        conn.close()
 
 
 def _state_with_a_damaged_page(tmp_path):
