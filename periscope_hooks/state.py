@@ -216,11 +216,13 @@ def open_state_db(
             try:
                 return _checked(db_path, state_dir, busy_timeout_ms)
             except sqlite3.DatabaseError as e:
-                if not is_corrupt(e) or not db_path.exists():
+                if not is_corrupt(e):
                     raise
         damaged = None
         with _rebuild_lock(state_dir, busy_timeout_ms):
-            if file_identity(state_dir) == seen:
+            # Still the damaged file?  Else another process moved it aside meanwhile (the file may
+            # even be missing for an instant, before its new one is made): open what is there now.
+            if seen is not None and file_identity(state_dir) == seen:
                 return _rebuilt(db_path, state_dir, busy_timeout_ms)
     return _checked(db_path, state_dir, busy_timeout_ms)
 
