@@ -26,12 +26,11 @@ __all__ = ["open_state_db", "transaction", "now_ms"]
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 INTEGRITY_CHECK_INTERVAL_MS = 6 * 3600 * 1000
 CHECK_MARKER_NAME = "state.db.check"
-# Held while a damaged state.db is moved aside and a new one made (milliseconds: the re-ingest
-# from the spool runs after it).  Without it, two processes that both met the damage (a report and
-# the background flusher) each moved "the" database aside: the second moved away the first's new
-# one, open and in use, and the first then failed with `disk I/O error` (tests/test_state.py).
-REBUILD_LOCK_NAME = "state.db.rebuild.lock"
-
+# A damaged database is moved aside under `<name>.rebuild.lock` (held for milliseconds: the
+# re-ingest from the spool runs after it).  Without it, two processes that both met the damage (a
+# report and the background flusher) each moved "the" database aside: the second moved away the
+# first's new one, open and in use, and the first then failed with `disk I/O error`
+# (tests/test_state.py).
 FileIdentity = Optional[tuple[int, int]]  # (device, inode) of state.db; None when there is none
 
 
@@ -131,20 +130,20 @@ def _record_integrity(conn: sqlite3.Connection, state_dir: Path, rebuilt_from: s
         pass
 
 
-def file_identity(state_dir: Path) -> FileIdentity:
-    """Which file state.db is now: a database moved aside and made anew is another file."""
+def file_identity(path: Path) -> FileIdentity:
+    """Which file `path` is now: a database moved aside and made anew is another file."""
     try:
-        st = os.stat(state_dir / paths.STATE_DB_NAME)
+        st = os.stat(path)
     except FileNotFoundError:
         return None
     return (st.st_dev, st.st_ino)
 
 
 @contextmanager
-def _rebuild_lock(state_dir: Path, timeout_ms: int) -> Iterator[None]:
+def _rebuild_lock(db_path: Path, timeout_ms: int) -> Iterator[None]:
     import fcntl
 
-    fd = os.open(state_dir / REBUILD_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(db_path.with_name(db_path.name + ".rebuild.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
@@ -158,6 +157,29 @@ def _rebuild_lock(state_dir: Path, timeout_ms: int) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def move_aside_if_unchanged(db_path: Path, seen: FileIdentity, timeout_ms: int) -> Path | None:
+    """Move a damaged database (with its WAL and index) to `<name>.corrupt-<epoch>`, one process at
+    a time, and only if `db_path` is still the file `seen` damaged; the new name, or None when
+    another process moved it meanwhile (the file may even be missing for an instant, before its
+    new one is made): then open what is there now."""
+    with _rebuild_lock(db_path, timeout_ms):
+        if seen is None or file_identity(db_path) != seen:
+            return None
+        stamp = int(time.time())
+        aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():  # another damaged copy moved aside within the same second: keep both
+            aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}-{n}")
+            n += 1
+        os.replace(db_path, aside)
+        for suffix in ("-wal", "-shm"):
+            try:
+                os.replace(str(db_path) + suffix, str(aside) + suffix)
+            except FileNotFoundError:
+                pass
+        return aside
 
 
 def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -178,27 +200,6 @@ def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Co
     return conn
 
 
-def _rebuilt(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    """Move the damaged database aside (with its WAL and index) and make a new, empty one."""
-    aside = db_path.with_name(f"state.db.corrupt-{int(time.time())}")
-    n = 1
-    while aside.exists():  # another damaged copy moved aside within the same second: keep both
-        aside = db_path.with_name(f"state.db.corrupt-{int(time.time())}-{n}")
-        n += 1
-    os.replace(db_path, aside)
-    for suffix in ("-wal", "-shm"):
-        try:
-            os.replace(str(db_path) + suffix, str(aside) + suffix)
-        except FileNotFoundError:
-            pass
-    conn = _connect(db_path, busy_timeout_ms)
-    _migrate(conn)
-    _record_integrity(
-        conn, state_dir, rebuilt_from=f"{aside.name} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
-    )
-    return conn
-
-
 def open_state_db(
     state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, damaged: FileIdentity = None
 ) -> sqlite3.Connection:
@@ -211,19 +212,21 @@ def open_state_db(
     state_dir.mkdir(parents=True, exist_ok=True)
     db_path = state_dir / paths.STATE_DB_NAME
     for _ in range(3):  # a new attempt only when another process replaced the file meanwhile
-        seen = file_identity(state_dir) if damaged is None else damaged
-        if damaged is None or seen != file_identity(state_dir):
+        seen = file_identity(db_path) if damaged is None else damaged
+        if damaged is None or seen != file_identity(db_path):
             try:
                 return _checked(db_path, state_dir, busy_timeout_ms)
             except sqlite3.DatabaseError as e:
                 if not is_corrupt(e):
                     raise
         damaged = None
-        with _rebuild_lock(state_dir, busy_timeout_ms):
-            # Still the damaged file?  Else another process moved it aside meanwhile (the file may
-            # even be missing for an instant, before its new one is made): open what is there now.
-            if seen is not None and file_identity(state_dir) == seen:
-                return _rebuilt(db_path, state_dir, busy_timeout_ms)
+        aside = move_aside_if_unchanged(db_path, seen, busy_timeout_ms)
+        if aside is not None:
+            conn = _connect(db_path, busy_timeout_ms)
+            _migrate(conn)
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            _record_integrity(conn, state_dir, rebuilt_from=f"{aside.name} at {when}")
+            return conn
     return _checked(db_path, state_dir, busy_timeout_ms)
 
 

@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from periscope_hooks.paths import STATE_DB_NAME
 from periscope_hooks.state import (
     FileIdentity,
     file_identity,
@@ -52,7 +53,7 @@ def _fresh(state_dir: Path, read: Callable[[sqlite3.Connection], T], on_long_ing
     damaged: FileIdentity = None
     for attempt in range(2):
         conn = open_state_db(state_dir, damaged=damaged)
-        opened = file_identity(state_dir)  # the file this connection reads (unless replaced this instant)
+        opened = file_identity(state_dir / STATE_DB_NAME)  # the file it reads (unless replaced this instant)
         try:
             if announce_long_ingest(conn, state_dir, on_long_ingest):
                 on_long_ingest = None  # once, a rebuild's re-read included
