@@ -48,6 +48,16 @@ def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
             lines.append(("sink", f"Periscope endpoint {sanitize_url(cfg.endpoint)} (config {cfg.path})"))
         else:
             lines.append(("sink", f"local store {paths.local_store_path()} (no endpoint in {cfg.path})"))
+            from periscope_hooks.sinks.local import damaged_copies
+
+            for aside in damaged_copies():
+                lines.append(
+                    (
+                        "local store",
+                        f"was damaged and started anew; the events stored before are only in {aside}"
+                        " (docs/troubleshooting.md)",
+                    )
+                )
     except UserError as e:
         lines.append(("config", f"error: {e.message} hint: {e.hint}"))
     last = get_meta(conn, Meta.LAST_DELIVERY_ERROR) if conn is not None else None

@@ -233,7 +233,7 @@ def _main(args: list[str]) -> int:
     except Exception as e:  # the user sees one line; the traceback goes to the log
         from periscope_hooks import logfile, paths
 
-        log_path = paths.state_home() / "periscope" / "periscope.log"
+        log_path = paths.user_log_path()
         logfile.log_line(log_path, f"periscope {ns.command} failed", exc=e)
         return output.error(f"{ns.command} failed: {type(e).__name__}: {e}", f"details in {log_path}")
 

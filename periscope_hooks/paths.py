@@ -69,6 +69,11 @@ def local_store_path() -> Path:
     return data_home() / "periscope" / "events.db"
 
 
+def user_log_path() -> Path:
+    """periscope.log: what failed outside any one repository (a command's traceback, the local store)."""
+    return state_home() / "periscope" / "periscope.log"
+
+
 def fallback_log_path() -> Path:
     """Where the hook logs when the repository's state dir cannot be written."""
     return state_home() / "periscope" / HOOK_LOG_NAME

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from testing.util import append_spool, commit, message_record, periscope
+from periscope_hooks import paths
+from periscope_hooks.sinks.local import damaged_copies
+from testing.delivery import point_config_at
+from testing.util import append_spool, commit, message_record, periscope, state_dir
 
 
 def test_export_prints_json_lines(repo):
@@ -11,3 +15,56 @@ def test_export_prints_json_lines(repo):
     lines = periscope("export", cwd=repo.path).stdout.splitlines()
     types = [json.loads(line)["type"] for line in lines]
     assert types.count("message") == 1 and types.count("commit") == 1
+
+
+DAMAGED = b"this is not a database" * 100
+
+
+def _damage(db: Path) -> None:
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    db.write_bytes(DAMAGED)
+
+
+def test_a_damaged_local_store_is_moved_aside_and_every_event_can_be_stored_again(repo, monkeypatch):
+    """Delivery into a damaged events.db failed every time, so the outbox never drained.  Now the
+    flush moves it aside and goes on in a new one; status and export name the damaged copy; and
+    docs/troubleshooting.md's way back (state.db made again from the spool) stores every event
+    again, byte for byte."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")  # this test's flushes only
+    append_spool(repo.path, message_record(repo.path, id="before1"), message_record(repo.path, id="before2"))
+    commit(repo.path, "before")
+    before = set(periscope("export", cwd=repo.path).stdout.splitlines())
+    assert len(before) == 3
+
+    _damage(paths.local_store_path())
+    append_spool(repo.path, message_record(repo.path, id="after1"))
+    commit(repo.path, "after")
+    repo.flush()  # no error: the damaged store went aside, the events into a new one
+    asides = damaged_copies()
+    assert len(asides) == 1 and asides[0].read_bytes() == DAMAGED
+    status = periscope("status", cwd=repo.path).stdout
+    assert "0 event(s) waiting for delivery" in status and str(asides[0]) in status
+    out = periscope("export", cwd=repo.path)
+    after = set(out.stdout.splitlines())
+    assert sorted(json.loads(line).get("message_id") or "commit" for line in after) == ["after1", "commit"]
+    assert str(asides[0]) in out.stderr
+
+    sd = state_dir(repo.path)
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (sd / name).unlink(missing_ok=True)
+    repo.flush()
+    assert set(periscope("export", cwd=repo.path).stdout.splitlines()) == before | after
+
+
+def test_export_from_a_damaged_local_store_says_so_in_one_line(repo):
+    append_spool(repo.path, message_record(repo.path, id="m1"))
+    commit(repo.path, "c")
+    periscope("export", cwd=repo.path)  # stored
+    point_config_at("https://periscope.example.com/v1/events")  # export then reads without a flush
+    _damage(paths.local_store_path())
+    out = periscope("export", cwd=repo.path, check=False)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.startswith("error: the local store ") and "damaged" in out.stderr and "hint: " in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
+    assert paths.local_store_path().read_bytes() == DAMAGED  # a reader moves nothing

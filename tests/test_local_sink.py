@@ -309,12 +309,13 @@ def iter_bodies_of_store() -> list:
 
 def test_a_broken_store_never_stops_ingest(tmp_path):
     """The flusher hands each batch's events to the local store before the batch commits; a store
-    that cannot be written (here: not a database) takes none, and they wait in the outbox."""
+    that cannot be opened at all (here: a folder where the file should be) takes none, and they
+    wait in the outbox.  (A damaged store is moved aside instead: tests/test_export.py.)"""
     from periscope_hooks.ingest import process_spool
     from testing.util import append_spool, message_record
 
     broken = tmp_path / "events.db"
-    broken.write_bytes(b"this is not a database" * 100)
+    broken.mkdir()
     sd = tmp_path / "periscope"
     append_spool(None, *[message_record(None, id=f"k{i}", cwd="") for i in range(3)], path=sd / "spool.jsonl")
     result = process_spool(sd, store_now=LocalStoreSink(broken, busy_timeout_s=0.5).store_now)
@@ -358,3 +359,28 @@ def test_a_store_made_before_l003_keeps_its_events_order_and_deduplication(tmp_p
     assert list(iter_bodies(path=path)) == [r[3] for r in exported_before]
     # No unique index leads with the event id any more (uuid5s: random places in the index).
     assert indexes.get("events_time_id") == 1 and not any(n.startswith("sqlite_autoindex") for n in indexes)
+
+
+def test_a_damaged_page_met_while_storing_moves_the_store_aside_and_stores_into_a_new_one(tmp_path):
+    """The store opens (its header and schema are fine) but an insert lands on damaged pages: the
+    store is moved aside and the batch goes into a new one, every event accepted."""
+    from periscope_hooks.sinks.local import damaged_copies
+
+    path = tmp_path / "events.db"
+    sink = LocalStoreSink(path)
+    assert all(s == ACCEPTED for s, _ in sink.send(sample_events(3000, prefix="old")).results.values())
+    sink.close()
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    assert len(data) > 64 * 4096
+    data[-16 * 4096 :] = b"\xa5" * (16 * 4096)  # the indexes' right edge, where new events go
+    path.write_bytes(bytes(data))
+    open_local_store(path).close()  # it opens: the damage is met by the inserts
+
+    fresh = sample_events(50, prefix="new")
+    outcome = LocalStoreSink(path).send(fresh)
+    assert outcome.error is None and all(s == ACCEPTED for s, _ in outcome.results.values())
+    assert [p.name for p in damaged_copies(path)] != []
+    assert sorted(e["event_id"] for e in iter_events(path=path)) == sorted(e["event_id"] for e in fresh)

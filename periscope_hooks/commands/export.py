@@ -1,7 +1,11 @@
 from __future__ import annotations
 
-from periscope_hooks import output
-from periscope_hooks.sinks.local import iter_body_chunks
+import sqlite3
+
+from periscope_hooks import output, paths
+from periscope_hooks.errors import UserError
+from periscope_hooks.sinks.local import damaged_copies, iter_body_chunks
+from periscope_hooks.state import is_corrupt
 
 
 def export(event_type: str | None) -> int:
@@ -21,7 +25,21 @@ def export(event_type: str | None) -> int:
     # in constant memory (decoding and re-encoding them cost ~24 s per 1M events), as bytes, a
     # chunk of lines per write (a write per line cost ~1 s per 1M events); a reader that leaves
     # (`| head`) is met at the next write.
-    for chunk in iter_body_chunks(event_type):
-        output.write_bytes(chunk)
+    for aside in damaged_copies():
+        output.warn(
+            f"the local store was damaged and started anew; the events stored before are only in"
+            f" {aside} (not exported; docs/troubleshooting.md says how to store them again)"
+        )
+    try:
+        for chunk in iter_body_chunks(event_type):
+            output.write_bytes(chunk)
+    except sqlite3.DatabaseError as e:
+        if not is_corrupt(e):
+            raise
+        raise UserError(
+            f"the local store {paths.local_store_path()} is damaged ({e})",
+            "the next `periscope flush` to the local store moves it aside and starts a new one;"
+            " docs/troubleshooting.md says how to store every event again",
+        )
     output.flush()
     return 0

@@ -14,10 +14,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
-from periscope_hooks import paths, sqlbulk
+from periscope_hooks import logfile, paths, sqlbulk
 from periscope_hooks.outbox import OutboxRow
 from periscope_hooks.sinks import ACCEPTED, SendOutcome
-from periscope_hooks.state import enable_wal
+from periscope_hooks.state import FileIdentity, enable_wal, file_identity, is_corrupt, move_aside_if_unchanged
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -85,17 +85,58 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
-def open_local_store(path: Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
+def _open(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        enable_wal(conn, int(busy_timeout_s * 1000))
+        # FULL (the usual default, said explicitly): ingest stores events here before its state.db
+        # batch (synchronous=NORMAL) commits, so this commit must reach the disk first.
+        conn.execute("PRAGMA synchronous = FULL")
+        _migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _set_aside(path: Path, seen: FileIdentity, busy_timeout_s: float, why: BaseException) -> None:
+    aside = move_aside_if_unchanged(path, seen, int(busy_timeout_s * 1000))
+    if aside is not None:
+        logfile.log_line(
+            paths.user_log_path(),
+            f"local store: {path} was damaged ({why}); moved aside to {aside.name}, a new one takes the"
+            " events from now on (docs/troubleshooting.md: storing the earlier events again)",
+        )
+
+
+def open_local_store(
+    path: Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S, *, repair: bool = False
+) -> sqlite3.Connection:
+    """The local store, created and migrated if need be.  `repair` (delivery): a damaged store is
+    moved aside (`events.db.corrupt-<epoch>`, logged) and a new one made, so the outbox keeps
+    draining; the events stored before stay in the damaged copy (damaged_copies).  Readers
+    (`export`) get the error instead: nothing is moved from under them."""
     path = path or paths.local_store_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None)
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-    enable_wal(conn, int(busy_timeout_s * 1000))
-    # FULL (the usual default, said explicitly): ingest stores events here before its state.db
-    # batch (synchronous=NORMAL) commits, so this commit must reach the disk first.
-    conn.execute("PRAGMA synchronous = FULL")
-    _migrate(conn)
-    return conn
+    if not repair:
+        return _open(path, busy_timeout_s)
+    for _ in range(3):  # a new attempt only when another process replaced the store meanwhile
+        seen = file_identity(path)
+        try:
+            return _open(path, busy_timeout_s)
+        except sqlite3.DatabaseError as e:
+            if not is_corrupt(e):
+                raise
+            _set_aside(path, seen, busy_timeout_s, e)
+    return _open(path, busy_timeout_s)
+
+
+def damaged_copies(path: Path | None = None) -> list[Path]:
+    """Damaged stores moved aside (oldest first): the events stored before each are only there."""
+    path = path or paths.local_store_path()
+    copies = [p for p in path.parent.glob(path.name + ".corrupt-*") if not p.name.endswith(("-wal", "-shm"))]
+    return sorted(copies, key=lambda p: p.stat().st_mtime)
 
 
 class LocalStoreSink:
@@ -108,6 +149,7 @@ class LocalStoreSink:
         self.path = path or paths.local_store_path()
         self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
+        self._identity: FileIdentity = None  # the file _conn opened (damage is met by file)
 
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
         return self._outcome(
@@ -143,18 +185,27 @@ class LocalStoreSink:
 
     def _guarded(self, rows: Sequence[tuple[str, str, Any, str]]) -> str | None:
         """Store the rows; None when stored, else why not (the store is locked)."""
-        try:
-            self._store(rows)
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) and "busy" not in str(e):
-                raise
-            # Another process held the store past the busy timeout: keep the batch for a later try.
-            return f"the local store {self.path} is locked by another process"
+        for attempt in range(2):
+            try:
+                self._store(rows)
+                return None
+            except sqlite3.DatabaseError as e:
+                if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
+                    # Another process held the store past the busy timeout: keep the batch for later.
+                    return f"the local store {self.path} is locked by another process"
+                if attempt or not is_corrupt(e):
+                    raise
+                # A damaged page met while storing: this store is moved aside (unless another
+                # process did it already), and the rows go into a new one.
+                seen = self._identity
+                self.close()
+                _set_aside(self.path, seen, self.busy_timeout_s, e)
         return None
 
     def _store(self, rows: Sequence[tuple[str, str, Any, str]]) -> None:
         if self._conn is None:
-            self._conn = open_local_store(self.path, self.busy_timeout_s)
+            self._conn = open_local_store(self.path, self.busy_timeout_s, repair=True)
+            self._identity = file_identity(self.path)
         # The receive time is written into the statement (an integer we made): no row tuple is
         # rebuilt to append it (~0.3 us an event at ingest).
         now = int(time.time() * 1000)
