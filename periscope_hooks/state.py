@@ -173,12 +173,14 @@ def move_aside_if_unchanged(db_path: Path, seen: FileIdentity, timeout_ms: int) 
         while aside.exists():  # another damaged copy moved aside within the same second: keep both
             aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}-{n}")
             n += 1
-        os.replace(db_path, aside)
+        # Its WAL first: killed between the moves, a WAL left behind would be replayed into the new
+        # database made beside it, where a database left behind is met (and moved) again.
         for suffix in ("-wal", "-shm"):
             try:
                 os.replace(str(db_path) + suffix, str(aside) + suffix)
             except FileNotFoundError:
                 pass
+        os.replace(db_path, aside)
         return aside
 
 
