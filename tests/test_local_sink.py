@@ -384,3 +384,23 @@ def test_a_damaged_page_met_while_storing_moves_the_store_aside_and_stores_into_
     assert outcome.error is None and all(s == ACCEPTED for s, _ in outcome.results.values())
     assert [p.name for p in damaged_copies(path)] != []
     assert sorted(e["event_id"] for e in iter_events(path=path)) == sorted(e["event_id"] for e in fresh)
+
+
+def test_a_damaged_store_that_cannot_be_moved_aside_never_stops_ingest(tmp_path):
+    """Damaged, and it cannot be moved aside (as in a folder that cannot be written; here its
+    lock's name is taken by a folder, since root, which runs CI, ignores folder modes): its events
+    wait in the outbox, as for any store that cannot be written."""
+    from periscope_hooks.ingest import process_spool
+    from testing.util import append_spool, message_record
+
+    store = tmp_path / "events.db"
+    store.write_bytes(b"this is not a database" * 100)
+    (tmp_path / "events.db.rebuild.lock").mkdir()
+    sd = tmp_path / "periscope"
+    append_spool(None, *[message_record(None, id=f"k{i}", cwd="") for i in range(3)], path=sd / "spool.jsonl")
+    result = process_spool(sd, store_now=LocalStoreSink(store, busy_timeout_s=0.5).store_now)
+    assert result.messages == 3
+    conn = open_state_db(sd)
+    assert outbox.depth(conn) == 3
+    conn.close()
+    assert store.read_bytes() == b"this is not a database" * 100

@@ -173,7 +173,7 @@ class LocalStoreSink:
         outbox, whose delivery reports why; a broken store never stops ingest)."""
         try:
             return self._guarded(rows) is None
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):  # OSError: a damaged store in a folder that cannot be written
             self.close()
             return False
 
