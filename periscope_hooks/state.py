@@ -31,7 +31,7 @@ CHECK_MARKER_NAME = "state.db.check"
 # report and the background flusher) each moved "the" database aside: the second moved away the
 # first's new one, open and in use, and the first then failed with `disk I/O error`
 # (tests/test_state.py).
-FileIdentity = Optional[tuple[int, int]]  # (device, inode) of state.db; None when there is none
+FileIdentity = Optional[tuple[int, int]]  # (device, inode) of a database file; None when there is none
 
 
 class NewerStateError(UserError):
