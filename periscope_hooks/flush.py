@@ -8,8 +8,6 @@ waiting for the next commit.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import sqlite3
 import time
@@ -19,6 +17,7 @@ from typing import Callable
 from periscope_hooks import logfile, paths
 from periscope_hooks.agents.recovery import recover_sessions
 from periscope_hooks.delivery import DeliveryResult, deliver
+from periscope_hooks.filelock import FileLock
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.ingest.queue import StoreNow
 from periscope_hooks.ingest.spool_reader import unread
@@ -31,31 +30,6 @@ from periscope_hooks.state import (
 from periscope_hooks.statedb import Meta, set_meta
 
 LOCK_NAME = "flush.lock"
-
-
-class _Lock:
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(str(state_dir / LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
-
-    def acquire(self, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-
-    def release(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 def _work_left(state_dir: Path) -> bool:
@@ -132,7 +106,8 @@ def _ingest_and_deliver(state_dir: Path, conn: sqlite3.Connection, *, drain: boo
 def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float = 60.0) -> DeliveryResult | None:
     """Ingest and deliver.  Returns None when another flusher holds the lock (and `wait` is False).
     `wait` (a foreground flush) also drains: delivery goes on while batches go through."""
-    lock = _Lock(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(state_dir / LOCK_NAME)
     result: DeliveryResult | None = None
     try:
         while True:

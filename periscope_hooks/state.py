@@ -18,6 +18,7 @@ from typing import Optional
 
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
+from periscope_hooks.filelock import FileLock
 from periscope_hooks.migrations import COMPAT_LEVEL, MIGRATIONS
 from periscope_hooks.statedb import Meta, get_meta, raise_compat_level, set_meta
 
@@ -26,11 +27,6 @@ __all__ = ["open_state_db", "transaction", "now_ms"]
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 INTEGRITY_CHECK_INTERVAL_MS = 6 * 3600 * 1000
 CHECK_MARKER_NAME = "state.db.check"
-# A damaged database is moved aside under `<name>.rebuild.lock` (held for milliseconds: the
-# re-ingest from the spool runs after it).  Without it, two processes that both met the damage (a
-# report and the background flusher) each moved "the" database aside: the second moved away the
-# first's new one, open and in use, and the first then failed with `disk I/O error`
-# (tests/test_state.py).
 FileIdentity = Optional[tuple[int, int]]  # (device, inode) of a database file; None when there is none
 
 
@@ -141,22 +137,18 @@ def file_identity(path: Path) -> FileIdentity:
 
 @contextmanager
 def _rebuild_lock(db_path: Path, timeout_ms: int) -> Iterator[None]:
-    import fcntl
-
-    fd = os.open(db_path.with_name(db_path.name + ".rebuild.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    """`<name>.rebuild.lock`, held while a damaged database is moved aside (milliseconds: the
+    re-ingest from the spool runs after it).  Without it, two processes that both met the damage
+    (a report and the background flusher) each moved "the" database aside: the second moved away
+    the first's new one, open and in use, and the first then failed with `disk I/O error`
+    (tests/test_state.py).  Bounded, as SQLite's own busy wait is."""
+    lock = FileLock(db_path.with_name(db_path.name + ".rebuild.lock"))
     try:
-        deadline = time.monotonic() + timeout_ms / 1000
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:  # bounded, as SQLite's own busy wait is
-                    raise sqlite3.OperationalError("database is locked (another process is rebuilding it)")
-                time.sleep(0.01)
+        if not lock.acquire(timeout_ms / 1000):
+            raise sqlite3.OperationalError("database is locked (another process is rebuilding it)")
         yield
     finally:
-        os.close(fd)  # releases the lock
+        lock.close()
 
 
 def move_aside_if_unchanged(db_path: Path, seen: FileIdentity, timeout_ms: int) -> Path | None:

@@ -1,0 +1,38 @@
+"""An exclusive lock on a file of its own (flock), waited for up to a timeout.
+
+flush.lock (one flusher per repository) and `<database>.rebuild.lock` (one process moves a damaged
+database aside) take it.  The kernel releases it when its holder dies, kill -9 included.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from pathlib import Path
+
+
+class FileLock:
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self, timeout: float | None) -> bool:
+        """True once held; False when `timeout` seconds passed first (None: wait as long as it takes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self.fd)  # releases the lock if held
