@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
@@ -28,6 +28,7 @@ DEFAULT_BUSY_TIMEOUT_MS = 5000
 INTEGRITY_CHECK_INTERVAL_MS = 6 * 3600 * 1000
 CHECK_MARKER_NAME = "state.db.check"
 FileIdentity = Optional[tuple[int, int]]  # (device, inode) of a database file; None when there is none
+Damage = tuple[FileIdentity, str]  # the file a query or write met damage in, and the error it met
 
 
 class NewerStateError(UserError):
@@ -176,6 +177,30 @@ def move_aside_if_unchanged(db_path: Path, seen: FileIdentity, timeout_ms: int) 
         return aside
 
 
+def open_moving_damage_aside(
+    db_path: Path, open_db: Callable[[], sqlite3.Connection], timeout_ms: int, *, damaged: Damage | None = None
+) -> tuple[sqlite3.Connection, tuple[Path, str] | None]:
+    """open_db(); when it meets a damaged file (or `damaged` names the file a query or write met
+    damage in, and it is still that file), the file is moved aside (move_aside_if_unchanged) and
+    open_db() runs again on what is there then.  The connection, and (the damaged copy's new name,
+    the error met) when this call moved one.  Another process may have moved it meanwhile: its new
+    database is opened, and nothing is moved twice."""
+    for _ in range(3):  # a new attempt only when another process replaced the file meanwhile
+        seen, why = damaged if damaged is not None else (file_identity(db_path), "")
+        if damaged is None or seen != file_identity(db_path):
+            try:
+                return open_db(), None
+            except sqlite3.DatabaseError as e:
+                if not is_corrupt(e):
+                    raise
+                why = str(e)
+        damaged = None
+        aside = move_aside_if_unchanged(db_path, seen, timeout_ms)
+        if aside is not None:
+            return open_db(), (aside, why)
+    return open_db(), None
+
+
 def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     """Open and migrate state.db, and run quick_check when due; a DatabaseError if it is damaged."""
     conn = _connect(db_path, busy_timeout_ms)
@@ -195,33 +220,23 @@ def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Co
 
 
 def open_state_db(
-    state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, damaged: FileIdentity = None
+    state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, damaged: Damage | None = None
 ) -> sqlite3.Connection:
     """Open (creating, migrating, and checking when due) a repository's state.db.  `damaged`: the
-    file_identity of a state.db a query met a damaged page in; if state.db is still that file, it
-    is moved aside at once and started again from the spool.
+    state.db a query met a damaged page in (file_identity, error); if state.db is still that file,
+    it is moved aside at once and started again from the spool.
 
     A damaged database is moved aside by one process at a time, and only if state.db is still the
     file found damaged: another process may have rebuilt it meanwhile, and its new one is used."""
     state_dir.mkdir(parents=True, exist_ok=True)
     db_path = state_dir / paths.STATE_DB_NAME
-    for _ in range(3):  # a new attempt only when another process replaced the file meanwhile
-        seen = file_identity(db_path) if damaged is None else damaged
-        if damaged is None or seen != file_identity(db_path):
-            try:
-                return _checked(db_path, state_dir, busy_timeout_ms)
-            except sqlite3.DatabaseError as e:
-                if not is_corrupt(e):
-                    raise
-        damaged = None
-        aside = move_aside_if_unchanged(db_path, seen, busy_timeout_ms)
-        if aside is not None:
-            conn = _connect(db_path, busy_timeout_ms)
-            _migrate(conn)
-            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            _record_integrity(conn, state_dir, rebuilt_from=f"{aside.name} at {when}")
-            return conn
-    return _checked(db_path, state_dir, busy_timeout_ms)
+    conn, moved = open_moving_damage_aside(
+        db_path, lambda: _checked(db_path, state_dir, busy_timeout_ms), busy_timeout_ms, damaged=damaged
+    )
+    if moved is not None:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        _record_integrity(conn, state_dir, rebuilt_from=f"{moved[0].name} at {when}")
+    return conn
 
 
 def is_read_only(exc: BaseException, state_dir: Path) -> bool:

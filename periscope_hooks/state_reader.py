@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 
 from periscope_hooks.paths import STATE_DB_NAME
 from periscope_hooks.state import (
-    FileIdentity,
+    Damage,
     file_identity,
     is_corrupt,
     is_read_only,
@@ -50,7 +50,7 @@ def announce_long_ingest(
 def _fresh(state_dir: Path, read: Callable[[sqlite3.Connection], T], on_long_ingest: Callable[[int], None] | None) -> T:
     from periscope_hooks.ingest import process_spool
 
-    damaged: FileIdentity = None
+    damaged: Damage | None = None
     for attempt in range(2):
         conn = open_state_db(state_dir, damaged=damaged)
         opened = file_identity(state_dir / STATE_DB_NAME)  # the file it reads (unless replaced this instant)
@@ -62,7 +62,7 @@ def _fresh(state_dir: Path, read: Callable[[sqlite3.Connection], T], on_long_ing
         except sqlite3.DatabaseError as e:
             if attempt or not is_corrupt(e):
                 raise
-            damaged = opened
+            damaged = (opened, str(e))
         finally:
             conn.close()
     raise AssertionError("unreachable")

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from periscope_hooks import logfile, paths, sqlbulk
 from periscope_hooks.outbox import OutboxRow
 from periscope_hooks.sinks import ACCEPTED, SendOutcome
-from periscope_hooks.state import FileIdentity, enable_wal, file_identity, is_corrupt, move_aside_if_unchanged
+from periscope_hooks.state import Damage, FileIdentity, enable_wal, file_identity, is_corrupt, open_moving_damage_aside
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -100,36 +100,36 @@ def _open(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     return conn
 
 
-def _set_aside(path: Path, seen: FileIdentity, busy_timeout_s: float, why: BaseException) -> None:
-    aside = move_aside_if_unchanged(path, seen, int(busy_timeout_s * 1000))
-    if aside is not None:
+def _log_moved(path: Path, moved: tuple[Path, str] | None) -> None:
+    if moved is not None:
         logfile.log_line(
             paths.user_log_path(),
-            f"local store: {path} was damaged ({why}); moved aside to {aside.name}, a new one takes the"
-            " events from now on (docs/troubleshooting.md: storing the earlier events again)",
+            f"local store: {path} was damaged ({moved[1]}); moved aside to {moved[0].name}, a new one takes"
+            " the events from now on (docs/troubleshooting.md: storing the earlier events again)",
         )
 
 
 def open_local_store(
-    path: Path | None = None, busy_timeout_s: float = BUSY_TIMEOUT_S, *, repair: bool = False
+    path: Path | None = None,
+    busy_timeout_s: float = BUSY_TIMEOUT_S,
+    *,
+    repair: bool = False,
+    damaged: Damage | None = None,
 ) -> sqlite3.Connection:
-    """The local store, created and migrated if need be.  `repair` (delivery): a damaged store is
-    moved aside (`events.db.corrupt-<epoch>`, logged) and a new one made, so the outbox keeps
-    draining; the events stored before stay in the damaged copy (damaged_copies).  Readers
-    (`export`) get the error instead: nothing is moved from under them."""
+    """The local store, created and migrated if need be.  `repair` (delivery): a damaged store
+    (or the file `damaged` names, a store a write met damage in) is moved aside
+    (`events.db.corrupt-<epoch>`, logged) and a new one made, so the outbox keeps draining; the
+    events stored before stay in the damaged copy (damaged_copies).  Readers (`export`) get the
+    error instead: nothing is moved from under them."""
     path = path or paths.local_store_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     if not repair:
         return _open(path, busy_timeout_s)
-    for _ in range(3):  # a new attempt only when another process replaced the store meanwhile
-        seen = file_identity(path)
-        try:
-            return _open(path, busy_timeout_s)
-        except sqlite3.DatabaseError as e:
-            if not is_corrupt(e):
-                raise
-            _set_aside(path, seen, busy_timeout_s, e)
-    return _open(path, busy_timeout_s)
+    conn, moved = open_moving_damage_aside(
+        path, lambda: _open(path, busy_timeout_s), int(busy_timeout_s * 1000), damaged=damaged
+    )
+    _log_moved(path, moved)
+    return conn
 
 
 def damaged_copies(path: Path | None = None) -> list[Path]:
@@ -185,9 +185,10 @@ class LocalStoreSink:
 
     def _guarded(self, rows: Sequence[tuple[str, str, Any, str]]) -> str | None:
         """Store the rows; None when stored, else why not (the store is locked)."""
+        damaged: Damage | None = None
         for attempt in range(2):
             try:
-                self._store(rows)
+                self._store(rows, damaged)
                 return None
             except sqlite3.DatabaseError as e:
                 if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
@@ -195,16 +196,15 @@ class LocalStoreSink:
                     return f"the local store {self.path} is locked by another process"
                 if attempt or not is_corrupt(e):
                     raise
-                # A damaged page met while storing: this store is moved aside (unless another
-                # process did it already), and the rows go into a new one.
-                seen = self._identity
+                # A damaged page met while storing: this store is moved aside when reopened
+                # (unless another process did it already), and the rows go into a new one.
+                damaged = (self._identity, str(e))
                 self.close()
-                _set_aside(self.path, seen, self.busy_timeout_s, e)
         return None
 
-    def _store(self, rows: Sequence[tuple[str, str, Any, str]]) -> None:
+    def _store(self, rows: Sequence[tuple[str, str, Any, str]], damaged: Damage | None = None) -> None:
         if self._conn is None:
-            self._conn = open_local_store(self.path, self.busy_timeout_s, repair=True)
+            self._conn = open_local_store(self.path, self.busy_timeout_s, repair=True, damaged=damaged)
             self._identity = file_identity(self.path)
         # The receive time is written into the statement (an integer we made): no row tuple is
         # rebuilt to append it (~0.3 us an event at ingest).
