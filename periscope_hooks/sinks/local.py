@@ -133,10 +133,11 @@ def open_local_store(
 
 
 def damaged_copies(path: Path | None = None) -> list[Path]:
-    """Damaged stores moved aside (oldest first): the events stored before each are only there."""
+    """Damaged stores moved aside (oldest first: their names hold the epoch they were moved at,
+    not a stat that a copy deleted meanwhile would fail): the events stored before each are only
+    there."""
     path = path or paths.local_store_path()
-    copies = [p for p in path.parent.glob(path.name + ".corrupt-*") if not p.name.endswith(("-wal", "-shm"))]
-    return sorted(copies, key=lambda p: p.stat().st_mtime)
+    return sorted(p for p in path.parent.glob(path.name + ".corrupt-*") if not p.name.endswith(("-wal", "-shm")))
 
 
 class LocalStoreSink:
