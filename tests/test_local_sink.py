@@ -307,22 +307,28 @@ def iter_bodies_of_store() -> list:
     return list(iter_bodies())
 
 
+def _ingest_three_messages_storing_into(store: Path, sd: Path) -> tuple[int, int]:
+    """(messages ingested, events left in the outbox) after a first ingest of three messages whose
+    events go to the local store at `store` as ingest creates them."""
+    from periscope_hooks.ingest import process_spool
+    from testing.util import append_spool, message_record
+
+    append_spool(None, *[message_record(None, id=f"k{i}", cwd="") for i in range(3)], path=sd / "spool.jsonl")
+    result = process_spool(sd, store_now=LocalStoreSink(store, busy_timeout_s=0.5).store_now)
+    conn = open_state_db(sd)
+    try:
+        return result.messages, outbox.depth(conn)
+    finally:
+        conn.close()
+
+
 def test_a_broken_store_never_stops_ingest(tmp_path):
     """The flusher hands each batch's events to the local store before the batch commits; a store
     that cannot be opened at all (here: a folder where the file should be) takes none, and they
     wait in the outbox.  (A damaged store is moved aside instead: tests/test_export.py.)"""
-    from periscope_hooks.ingest import process_spool
-    from testing.util import append_spool, message_record
-
     broken = tmp_path / "events.db"
     broken.mkdir()
-    sd = tmp_path / "periscope"
-    append_spool(None, *[message_record(None, id=f"k{i}", cwd="") for i in range(3)], path=sd / "spool.jsonl")
-    result = process_spool(sd, store_now=LocalStoreSink(broken, busy_timeout_s=0.5).store_now)
-    assert result.messages == 3
-    conn = open_state_db(sd)
-    assert outbox.depth(conn) == 3
-    conn.close()
+    assert _ingest_three_messages_storing_into(broken, tmp_path / "periscope") == (3, 3)
 
 
 def test_a_store_made_before_l003_keeps_its_events_order_and_deduplication(tmp_path):
@@ -390,17 +396,8 @@ def test_a_damaged_store_that_cannot_be_moved_aside_never_stops_ingest(tmp_path)
     """Damaged, and it cannot be moved aside (as in a folder that cannot be written; here its
     lock's name is taken by a folder, since root, which runs CI, ignores folder modes): its events
     wait in the outbox, as for any store that cannot be written."""
-    from periscope_hooks.ingest import process_spool
-    from testing.util import append_spool, message_record
-
     store = tmp_path / "events.db"
     store.write_bytes(b"this is not a database" * 100)
     (tmp_path / "events.db.rebuild.lock").mkdir()
-    sd = tmp_path / "periscope"
-    append_spool(None, *[message_record(None, id=f"k{i}", cwd="") for i in range(3)], path=sd / "spool.jsonl")
-    result = process_spool(sd, store_now=LocalStoreSink(store, busy_timeout_s=0.5).store_now)
-    assert result.messages == 3
-    conn = open_state_db(sd)
-    assert outbox.depth(conn) == 3
-    conn.close()
+    assert _ingest_three_messages_storing_into(store, tmp_path / "periscope") == (3, 3)
     assert store.read_bytes() == b"this is not a database" * 100
