@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import sqlite3
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from periscope_hooks import schemas, spool
 from periscope_hooks.ingest import classify_commit, process_spool
 from periscope_hooks.state import open_state_db
-from testing.util import append_spool, commit, message_record, session_record, spool_path, state_dir
+from testing.util import append_spool, commit, message_record, periscope, session_record, spool_path, state_dir
 
 
 def test_messages_are_deduplicated_and_sessions_updated(tmp_path):
@@ -61,11 +62,22 @@ def test_invalid_record_fields_are_skipped_not_fatal(tmp_path):
     unstorable = message_record(None, id="unstorable", cwd="", session_id=["a", "list"])  # SQLite cannot bind it
     huge = message_record(None, id="huge", cwd="", tokens=(2**70, 0, 0, 0, 0))
     ok = message_record(None, id="ok", cwd="")
-    append_spool(None, bad, {"v": 1, "kind": "message"}, unstorable, huge, ok, path=sd / "spool.jsonl")
+    # json writes these as NaN and Infinity, which json reads back (orjson refuses them)
+    nan_cost, infinite_cost = (
+        message_record(None, id=i, cwd="", cost=c) for i, c in (("nan", math.nan), ("inf", math.inf))
+    )
+    append_spool(
+        None, bad, {"v": 1, "kind": "message"}, unstorable, huge, nan_cost, infinite_cost, ok, path=sd / "spool.jsonl"
+    )
+    with open(sd / "spool.jsonl", "ab") as f:
+        f.write(
+            json.dumps(message_record(None, id="overflow", cwd="", cost=7.5)).replace("7.5", "1e999").encode() + b"\n"
+        )
     result = process_spool(sd)
-    assert result.skipped == 4 and result.messages == 1
+    assert result.skipped == 7 and result.messages == 1
     log = (sd / "hook.log").read_text()
     assert "skipped an invalid message record" in log and "Traceback" not in log
+    assert log.count("ValueError: cost is not a finite number") == 3
 
 
 def test_classify_commit():
@@ -93,6 +105,21 @@ def test_records_and_events_match_the_json_schemas(repo):
     event_schema = schemas.load("events")
     for e in events:
         jsonschema.validate(e, event_schema)
+
+
+def test_deep_or_long_garbage_in_the_spool_is_skipped_and_the_rest_read(repo):
+    """One line nested deeper than the interpreter's recursion limit made flush, report, status and
+    export fail for good (the spool is never shortened); a 4 MB line of `{"v"` took minutes."""
+    append_spool(repo.path, message_record(repo.path, id="before", tokens=(3, 0, 0, 0, 0)))
+    with open(spool_path(repo.path), "ab") as f:
+        f.write(b"[" * 100_000 + b"\n" + b"x" + b'{"v"' * 1_000_000 + b"\n")
+    append_spool(repo.path, message_record(repo.path, id="after", tokens=(4, 0, 0, 0, 0)))
+    sha = commit(repo.path, "c1")
+    repo.flush()
+    assert {r["sha"]: r["tokens"]["input"] for r in repo.report()} == {sha: 7}
+    assert "2 malformed spool line(s) skipped" in periscope("status", cwd=repo.path).stdout
+    log = (state_dir(repo.path) / "hook.log").read_text()
+    assert log.count("spool: skipped a malformed line") == 2 and "Traceback" not in log
 
 
 WRITER = textwrap.dedent("""

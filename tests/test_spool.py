@@ -66,3 +66,74 @@ def test_ingest_reads_every_line_as_the_standard_library_does():
     for raw in lines:
         fast, std = parse_line(raw), spool.parse_line(raw)
         assert repr(fast) == repr(std), raw
+
+
+def _leftmost_record_after_fragment(raw: bytes) -> dict | None:
+    """The recovery rule as first written: the first `{"v"` from the left whose rest of the line
+    json.loads reads as an object (quadratic in the line: a reference for short lines only)."""
+    start = raw.find(b'{"v"', 1)
+    while start > 0:
+        try:
+            rec = json.loads(raw[start:])
+            if isinstance(rec, dict):
+                return rec
+        except (ValueError, RecursionError):
+            pass
+        start = raw.find(b'{"v"', start + 1)
+    return None
+
+
+def test_a_record_after_fragments_is_the_one_the_leftmost_rule_finds():
+    """parse_line tries `{"v"` from the line's end (a bounded number): the same record as trying
+    them all from the start, on lines of torn records, nested {"v"...} objects, bytes that are not
+    UTF-8 and encoded surrogates."""
+    import random
+
+    record = json.dumps({"v": 1, "kind": "session", "session_id": "s"}).encode()
+    nested = b'{"v":1,"kind":"x","inner":{"v":2,"deeper":[{"v":3}]},"s":"\\u00fc"}'
+    pieces = [
+        record,
+        nested,
+        record[:9],
+        nested[:30],
+        b'{"v"',
+        b'{"v":',
+        b"}",
+        b"]",
+        b"\xff",
+        b"\xed\xa0\x80",
+        b"x",
+        b" ",
+    ]
+    rng = random.Random(5)
+    lines = [
+        rng.choice([b"x", record[:12], b"\xfe"])
+        + b"".join(rng.choices(pieces, k=rng.randint(0, 6)))
+        + rng.choice(pieces)
+        for _ in range(3000)
+    ]
+    recovered = 0
+    for raw in lines:
+        rec, garbage = spool.parse_line(raw)
+        if garbage:
+            expected = _leftmost_record_after_fragment(raw.strip())
+            assert rec == expected, raw
+            recovered += rec is not None
+    assert recovered > 300  # the lines do exercise recovery
+
+
+def test_long_or_deep_garbage_lines_are_skipped():
+    """A line nested past the interpreter's recursion limit raised RecursionError out of every
+    flush, report and status; a long line of `{"v"` garbage took minutes."""
+    from periscope_hooks.ingest.spool_reader import parse_line
+
+    record = b'{"v":1,"kind":"session","session_id":"s"}'
+    for raw, expected in [
+        (b"[" * 100_000, None),
+        (b'{"v":[' * 100_000, None),
+        (b'{"v":[' * 100_000 + record, {"v": 1, "kind": "session", "session_id": "s"}),
+        (b"x" + b'{"v"' * 1_000_000, None),
+        (b"x" + b'{"v":{"v":1}' * 100_000 + record, {"v": 1, "kind": "session", "session_id": "s"}),
+    ]:
+        assert spool.parse_line(raw) == (expected, True)
+        assert parse_line(raw) == (expected, True)

@@ -7,6 +7,7 @@ the malformed value); the caller counts it as skipped.  Nothing here touches a d
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Callable, Union
@@ -165,6 +166,9 @@ def message(rec: dict[str, Any]) -> Message:
     gitinfo = rec.get("git") or {}
     get = rec.get
     cost = get("cost")
+    if cost is not None and not math.isfinite(cost):
+        # json reads NaN, Infinity and 1e999; no event, report or sum can hold them.
+        raise ValueError("cost is not a finite number")
     tool_use_ids = get("tool_use_ids")
     return Message(
         str(rec["id"]),
