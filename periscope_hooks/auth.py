@@ -56,11 +56,14 @@ def set_sign_in_required(required: bool) -> None:
 def forget_tokens() -> bool:
     """`periscope logout`: the token cache is all the sign-in state there is.  True if there was one."""
     set_sign_in_required(False)
+    path = paths.token_cache_path()
     try:
-        os.remove(paths.token_cache_path())
+        os.remove(path)
         return True
     except FileNotFoundError:
         return False
+    except OSError as e:
+        raise UserError(f"could not remove the token cache {path}: {e.strerror}", f"remove {path} yourself") from None
 
 
 def port_in_use(port: int) -> bool:
@@ -94,7 +97,7 @@ class TokenStore:
                 self.cache.deserialize(f.read())
         except FileNotFoundError:
             pass
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             pass  # an unreadable cache is the same as none: sign in again
 
     def save(self) -> None:
@@ -139,10 +142,24 @@ class Auth:
                 kwargs["authority"] = authority
             else:
                 kwargs["oidc_authority"] = authority  # any OpenID Connect provider
-            self._app = msal.PublicClientApplication(self.cfg.client_id, **kwargs)
+            try:
+                self._app = msal.PublicClientApplication(self.cfg.client_id, **kwargs)
+            except ValueError as e:  # msal's checks of the authority (its discovery document, its shape)
+                raise UserError(
+                    f"sign-in cannot use the authority {authority}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                    f"check 'authority' in {self.cfg.path}",
+                ) from None
         return self._app
 
-    def login(self, *, auth_uri_callback: Callable[[str], None] | None = None, timeout: int = 300) -> str:
+    def login(
+        self,
+        *,
+        auth_uri_callback: Callable[[str], None] | None = None,
+        timeout: int = 300,
+        starting: Callable[[int], None] | None = None,
+    ) -> str:
+        """Sign in in the browser; `starting(port)` runs once the authority is known good, just
+        before the browser opens."""
         port = redirect_port()
         if port_in_use(port):
             raise UserError(
@@ -152,7 +169,10 @@ class Auth:
             )
         extra = {"auth_uri_callback": auth_uri_callback} if auth_uri_callback else {}
         try:
-            result = self.app().acquire_token_interactive(self.scopes, port=port, timeout=timeout, **extra)
+            app = self.app()
+            if starting is not None:
+                starting(port)
+            result = app.acquire_token_interactive(self.scopes, port=port, timeout=timeout, **extra)
         except OSError as e:
             raise UserError(
                 f"sign-in could not start: {e}", "check your network and the authority in the config"
@@ -174,6 +194,8 @@ class Auth:
                 data = json.load(f)
         except FileNotFoundError:
             return None
+        except RecursionError:
+            raise ValueError("the token cache is nested too deep to read") from None
         for account in (data.get("Account") or {}).values() if isinstance(data, dict) else ():
             if isinstance(account, dict) and account.get("username"):
                 return str(account["username"])

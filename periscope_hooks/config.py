@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
@@ -73,9 +74,8 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def check_url(url: str, what: str, source: str) -> None:
-    """HTTPS, or plain HTTP to a loopback address only."""
-    parts = urlsplit(url)
+def check_url(url: str, what: str, source: str, *, https_only: bool = False) -> None:
+    """HTTPS, or plain HTTP to a loopback address only (`https_only`: HTTPS only)."""
     if "@" in url.split("://", 1)[-1]:
         # Never echo it: it may hold a password.  (A '/' or '#' in a password breaks URL parsing,
         # so any '@' is refused rather than trusting urlsplit to find the user info.)
@@ -83,8 +83,14 @@ def check_url(url: str, what: str, source: str) -> None:
             f"{what} in {source} contains credentials (user:password@)",
             f"remove them from '{what}': sign-in uses client_id and authority, never the URL",
         )
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    parts = _split(url)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(f"{what} in {source} is not an http(s) URL: {_redact(url)}", f"fix '{what}' in {source}")
+    if parts.scheme == "http" and https_only:
+        raise UserError(
+            f"{what} in {source} uses http:// ({parts.hostname})",
+            f"use https:// in {source}: sign-in (msal) refuses plain http, even to 127.0.0.1",
+        )
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise UserError(
             f"{what} in {source} uses http:// for a non-loopback host ({parts.hostname})",
@@ -92,8 +98,26 @@ def check_url(url: str, what: str, source: str) -> None:
         )
 
 
+def _split(url: str) -> SplitResult | None:
+    """urlsplit's parts, hostname and port read once; None for what no HTTP client takes: a URL it
+    cannot split (`https://[::1`), a port that is not one, white space or control characters,
+    or a lone surrogate (which cannot even be encoded)."""
+    if not url.isprintable() or any(c.isspace() or "\ud800" <= c <= "\udfff" for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        _ = parts.hostname, parts.port
+    except ValueError:
+        return None
+    return parts
+
+
 def _redact(url: str) -> str:
-    parts = urlsplit(url)
+    """The URL to show in an error: without credentials, and escaped (`\\n`, `\\ud800`) when it
+    holds what cannot be shown or printed as it is."""
+    parts = _split(url)
+    if parts is None:
+        return url.encode("unicode_escape").decode("ascii")
     if parts.username or parts.password:
         return url.replace(parts.netloc, parts.hostname or "", 1)
     return url
@@ -110,7 +134,7 @@ def load_user_config() -> UserConfig:
     if path.exists():
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise UserError(f"{path} is not valid JSON ({e})", f"fix or remove {path}") from None
         if not isinstance(data, dict):
             raise UserError(f"{path} must hold a JSON object", f"fix or remove {path}")
@@ -145,7 +169,10 @@ def load_user_config() -> UserConfig:
         check_url(cfg.endpoint, "endpoint", os.environ.get("PERISCOPE_ENDPOINT") and "$PERISCOPE_ENDPOINT" or str(path))
     if cfg.authority:
         check_url(
-            cfg.authority, "authority", os.environ.get("PERISCOPE_AUTHORITY") and "$PERISCOPE_AUTHORITY" or str(path)
+            cfg.authority,
+            "authority",
+            os.environ.get("PERISCOPE_AUTHORITY") and "$PERISCOPE_AUTHORITY" or str(path),
+            https_only=True,
         )
     if cfg.sink == "endpoint" and not cfg.endpoint:
         raise UserError(f"the endpoint sink is chosen but no endpoint is set in {path}", f"set 'endpoint' in {path}")
@@ -283,7 +310,7 @@ def load_otlp_config(data: dict[str, object], path: str) -> OtlpConfig:
             ms = float(timeout)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             ms = -1.0
-        if ms <= 0:
+        if not 0 < ms < math.inf:  # NaN and infinity too: httpx refuses them on every request
             raise UserError(f"OTLP timeout {timeout!r} is not a positive number of milliseconds", "e.g. 10000")
         cfg.timeout_s = ms / 1000
 

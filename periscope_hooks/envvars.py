@@ -50,7 +50,8 @@ def port(name: str) -> int:
     raw = _raw(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+    # isascii: str.isdigit is true of "²" (int() refuses it) and of "١٢" (int() reads 12).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 5 or not 1 <= int(raw) <= 65535:
         raise UserError(
             f"{name}={raw!r} is not a port number", f"unset it or set a port from 1 to 65535, e.g. {name}={default}"
         )

@@ -51,14 +51,24 @@ def ingesting(unread_bytes: int) -> None:
     info(f"ingesting {unread_bytes / 1e6:,.0f} MB of new records first (a long history takes a while the first time)")
 
 
+# Control characters as Python writes them in a string literal ("\\n", "\\x1b"): a value quoted in
+# an error (a config key, a URL, a path) can hold a newline or a terminal escape, and an error is
+# one line that prints as it reads.
+_CONTROL_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def one_line(text: str) -> str:
+    return text.translate(_CONTROL_ESCAPES)
+
+
 def warn(line: str) -> None:
-    sys.stderr.write(f"warning: {line}\n")
+    sys.stderr.write(f"warning: {one_line(line)}\n")
 
 
 def error(message: str, hint: str | None = None) -> int:
-    """Print `error: message` (and `hint: ...`) to stderr; return exit code 1."""
+    """Print `error: message` (and `hint: ...`) to stderr, on one line; return exit code 1."""
     text = f"error: {message}"
     if hint:
         text += f" hint: {hint}"
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(one_line(text) + "\n")
     return 1

@@ -542,12 +542,20 @@ def fetch_update(url: str | None = None, timeout: float = 10.0) -> str:
     Raises OSError (network) or ValueError (not a price table) with a one-line message."""
     import httpx
 
-    url = url or os.environ.get("PERISCOPE_PRICES_URL") or UPDATE_URL
+    from periscope_hooks.config import check_url
+
+    if url is None and os.environ.get("PERISCOPE_PRICES_URL"):
+        url = os.environ["PERISCOPE_PRICES_URL"]
+        check_url(url, "the price table's URL", "$PERISCOPE_PRICES_URL")  # no credentials, HTTPS
+    url = url or UPDATE_URL
     try:
         response = httpx.get(url, timeout=httpx.Timeout(timeout, connect=5.0), follow_redirects=True)
         response.raise_for_status()
+    except httpx.HTTPStatusError as e:  # its text repeats the URL and adds a second line
+        raise OSError(f"could not fetch prices from {httpx.URL(url).host}: HTTP {e.response.status_code}") from None
     except httpx.HTTPError as e:
-        raise OSError(f"could not fetch prices from {httpx.URL(url).host}: {type(e).__name__}: {e}") from None
+        why = str(e).splitlines()[0] if str(e) else ""
+        raise OSError(f"could not fetch prices from {httpx.URL(url).host}: {type(e).__name__}: {why}") from None
     raw = response.content
     from genai_prices import data_snapshot
 

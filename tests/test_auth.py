@@ -106,6 +106,7 @@ def test_cli_login_whoami_logout_with_a_browser(idp):
     env = {"BROWSER": f"{sys.executable} {REPO_ROOT / 'testing' / 'fake_browser.py'} %s"}
     proc = periscope("login", env=env)
     assert "signed in as dev@example.com" in proc.stdout
+    assert proc.stderr.startswith("opening the browser to sign in (redirect to http://localhost:")
     assert periscope("whoami").stdout.strip() == "dev@example.com"
     periscope("logout")
     proc = periscope("whoami", check=False)

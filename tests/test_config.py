@@ -54,6 +54,15 @@ def test_full_config_and_env_overrides(monkeypatch):
         ({"endpoint": "ftp://x.example"}, "not an http(s) URL"),
         ({"endpoint": "https://x.example", "client_id": "c"}, "without authority"),
         ({"scopes": "one"}, "must be a list of strings"),
+        # urlsplit raised ValueError for these, out of every command that reads the config
+        ({"endpoint": "https://[::1"}, "not an http(s) URL: https://[::1"),
+        ({"endpoint": "https://127.0.0.1:x/"}, "not an http(s) URL"),
+        ({"endpoint": "https://x.example/\ud800"}, "not an http(s) URL: https://x.example/\\ud800"),
+        ({"endpoint": "ftp://a\nb"}, "not an http(s) URL: ftp://a\\nb"),
+        ({"endpoint": "https://x.example/a b"}, "not an http(s) URL"),
+        # msal refuses an http authority, even on loopback: said here, not at sign-in
+        ({"endpoint": "https://x.example", "client_id": "c", "authority": "http://127.0.0.1:9/t"}, "uses http://"),
+        ("[" * 100_000, "not valid JSON"),  # RecursionError
     ],
 )
 def test_broken_configs_name_the_file_and_the_fix(content, needle):

@@ -151,6 +151,17 @@ def test_writes_a_private_file_where_it_says_and_never_needs_a_browser(repo, tmp
     written = out.read_text(encoding="utf-8")
     assert _same_but_generated(written, printed) and written.endswith("}\n")
     assert stat.S_IMODE(out.stat().st_mode) == 0o600 and os.listdir(out.parent) == [out.name]
+    # Where no file can be written: one line (they ended in the catch-all's IsADirectoryError,
+    # FileExistsError), nothing left behind.
+    for where, why in ((out.parent, "it is a folder"), (out / "d.html", "File exists")):
+        for fmt in ("html", "json"):
+            proc = periscope("dashboard", "--no-open", "--format", fmt, "--out", str(where), cwd=repo.path, check=False)
+            assert proc.returncode == 1 and proc.stdout == "", proc
+            assert (
+                proc.stderr
+                == f"error: could not write {where}: {why} hint: give --out a file path in a folder you can write to\n"
+            )
+    assert os.listdir(out.parent) == [out.name]
 
 
 def _same_but_generated(a: str, b: str) -> bool:

@@ -7,6 +7,7 @@ Exit codes (docs/cli.md): 0 success, 1 a user-facing error in one line with a hi
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 from pathlib import Path
@@ -113,6 +114,17 @@ def test_login_without_an_endpoint_is_one_line_with_a_hint(tmp_path):
     assert "no endpoint configured" in m["message"] and str(cfg) in m["message"]
     assert "endpoint" in m["hint"] and str(cfg) in m["hint"]
     assert not cfg.exists()  # explaining is not configuring
+
+
+def test_an_authority_msal_refuses_is_one_line_naming_it(tmp_path):
+    """msal checks an Entra authority's shape (a tenant segment) when sign-in starts; its
+    ValueError ended in the catch-all's `login failed: ValueError`."""
+    cfg = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "analytics.json"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    authority = "https://login.microsoftonline.com/"
+    cfg.write_text(json.dumps({"endpoint": "https://127.0.0.1:9/e", "client_id": "c", "authority": authority}))
+    m = assert_one_line_error(periscope("login", cwd=tmp_path, check=False, env={"BROWSER": "true"}))
+    assert m["message"].startswith(f"sign-in cannot use the authority {authority}: ") and str(cfg) in m["hint"]
 
 
 def test_whoami_when_not_signed_in(tmp_path):
@@ -235,6 +247,13 @@ def test_output_error_is_one_line_and_returns_1(capsys):
     assert err == "error: it broke hint: fix it\nerror: no hint\nerror: empty hint\n"
 
 
+def test_output_error_and_warning_are_one_line_whatever_they_quote(capsys):
+    """A quoted value (a config key, a path, a URL) can hold a newline or a terminal escape."""
+    output.error("unknown key(s): bo\ngus", "remove \x1b[31mit\r")
+    output.warn("a\nb")
+    assert capsys.readouterr().err == "error: unknown key(s): bo\\ngus hint: remove \\x1b[31mit\\r\nwarning: a\\nb\n"
+
+
 # --- papercuts: a closed pipe, numeric environment variables ------------------------------------
 
 
@@ -285,7 +304,7 @@ def test_an_empty_numeric_variable_means_the_default(tmp_path, monkeypatch, caps
     assert capsys.readouterr() == ("", "")
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "65536", "14550.5"])
+@pytest.mark.parametrize("value", ["abc", "0", "65536", "14550.5", "\u00b2", "\u0661\u0662", "1" * 5000])
 def test_a_bad_login_port_is_one_line_in_login_and_in_status(tmp_path, monkeypatch, capsys, value):
     from testing.delivery import point_config_at
 

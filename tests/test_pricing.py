@@ -254,13 +254,13 @@ FRESH_TABLE = [
 ]
 
 
-def _serve(body: bytes):
+def _serve(body: bytes, status: int = 200):
     import http.server
     import threading
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -293,6 +293,30 @@ def test_update_offline_fails_in_one_line_and_keeps_the_table(repo, monkeypatch)
     assert (
         proc.stderr.startswith("error: could not fetch prices from 127.0.0.1: ConnectError") and "hint:" in proc.stderr
     )
+    assert "bundled" in periscope("prices", cwd=repo.path).stdout
+
+
+def test_update_refuses_bad_addresses_and_never_echoes_credentials(repo):
+    """An HTTP error's text (httpx's) held the whole URL, password included, and a second line; a
+    URL httpx cannot read ended in the catch-all's `prices failed: InvalidURL`."""
+    httpd = _serve(b"gone", status=404)
+    port = httpd.server_address[1]
+    try:
+        cases = {
+            f"http://127.0.0.1:{port}/data.json": "could not fetch prices from 127.0.0.1: HTTP 404",
+            f"http://user:hunter2@127.0.0.1:{port}/": "contains credentials",
+            "http://prices.example/data.json": "uses http:// for a non-loopback host",
+            "ftp://prices.example/data.json": "is not an http(s) URL",
+            "http://[::1": "is not an http(s) URL",
+            "https://prices.example/\ndata.json": "is not an http(s) URL: https://prices.example/\\ndata.json",
+        }
+        for url, said in cases.items():
+            proc = periscope("prices", "--update", cwd=repo.path, check=False, env={"PERISCOPE_PRICES_URL": url})
+            assert proc.returncode == 1 and proc.stdout == "", url
+            assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("error: "), proc.stderr
+            assert said in proc.stderr and "hint: " in proc.stderr and "hunter2" not in proc.stderr, proc.stderr
+    finally:
+        httpd.shutdown()
     assert "bundled" in periscope("prices", cwd=repo.path).stdout
 
 

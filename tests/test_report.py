@@ -160,6 +160,11 @@ def test_since_and_until(repo):
         and bad.stderr.startswith("error: --since 'last tuesday' is not a date")
         and "hint:" in bad.stderr
     )
+    # the day after 9999-12-31 is in year 10000, which strftime/strptime could not write and read back
+    assert costs("day", "--until", "9999-12-31") == [1.0, 2.0, 4.0]
+    backwards = periscope("report", "--since", "2025-12-03", "--until", "2025-12-01", cwd=repo.path, check=False)
+    assert backwards.returncode == 1 and backwards.stderr.count("\n") == 1
+    assert backwards.stderr.startswith("error: --until '2025-12-01' is not after --since '2025-12-03' hint: ")
 
 
 def test_a_long_first_ingest_is_announced_and_a_short_one_is_not(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from periscope_hooks import dashboard, output
@@ -30,6 +32,19 @@ def _sources(repo: str | None, all_repos: bool) -> list[Source]:
     return [source]
 
 
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A file that cannot be written there (a folder in its place or its parent's, no permission)
+    is one line naming it."""
+    try:
+        yield
+    except OSError as e:
+        why = "it is a folder" if path.is_dir() else e.strerror or type(e).__name__
+        raise UserError(
+            f"could not write {path}: {why}", "give --out a file path in a folder you can write to"
+        ) from None
+
+
 def dashboard_command(
     *,
     repo: str | None,
@@ -52,7 +67,7 @@ def dashboard_command(
     if fmt == "json":
         # Written as it is made: the whole text at once was ~100 MB more at 50,000 commits.
         if out:
-            with dashboard.private_file(Path(out)) as f:
+            with _writing(Path(out)), dashboard.private_file(Path(out)) as f:
                 write_indented(aggregate, f.write)
                 f.write("\n")
             output.out(f"wrote {Path(out).resolve()}")
@@ -61,7 +76,8 @@ def dashboard_command(
             output.out()
         return 0
     path = Path(out) if out else dashboard.default_output_path()
-    dashboard.write_private(path, dashboard.render_html(aggregate))
+    with _writing(path):
+        dashboard.write_private(path, dashboard.render_html(aggregate))
     output.out(f"dashboard written to {path.resolve()}")
     if open_browser and not dashboard.open_in_browser(path):
         output.info("no browser could be opened; open the file above yourself")

@@ -25,11 +25,9 @@ def _auth() -> Auth:
 
 
 def login() -> int:
-    from periscope_hooks.auth import redirect_port
-
-    auth = _auth()
-    output.info(f"opening the browser to sign in (redirect to http://localhost:{redirect_port()}) ...")
-    who = auth.login()
+    who = _auth().login(
+        starting=lambda port: output.info(f"opening the browser to sign in (redirect to http://localhost:{port}) ...")
+    )
     output.out(f"signed in as {who}")
     return 0
 

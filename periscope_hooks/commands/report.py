@@ -474,7 +474,10 @@ def format_sources(sources: dict[str, int]) -> str:
 def parse_window(since: str | None, until: str | None) -> Window:
     """--since / --until: a local date (YYYY-MM-DD; --until includes that whole day) or a local time
     (YYYY-MM-DDTHH:MM[:SS]); a trailing Z means UTC.  Local, like the report's days and the dashboard."""
-    return (_parse_time(since, "--since", end_of_day=False), _parse_time(until, "--until", end_of_day=True))
+    window = (_parse_time(since, "--since", end_of_day=False), _parse_time(until, "--until", end_of_day=True))
+    if window[0] is not None and window[1] is not None and window[1] <= window[0]:
+        raise UserError(f"--until {until!r} is not after --since {since!r}", "swap them, or widen the window")
+    return window
 
 
 def _parse_time(text: str | None, option: str, end_of_day: bool) -> int | None:
@@ -491,8 +494,12 @@ def _parse_time(text: str | None, option: str, end_of_day: bool) -> int | None:
         except ValueError:
             continue
         if fmt == "%Y-%m-%d" and end_of_day:  # the start of the next day, exclusive
-            parsed = time.strptime(time.strftime("%Y-%m-%d", time.gmtime(calendar.timegm(parsed) + 86400)), fmt)
-        seconds = calendar.timegm(parsed) if utc else int(time.mktime(parsed))
+            # tm_isdst -1, as strptime leaves it: mktime then decides whether DST is in effect.
+            parsed = time.struct_time((*time.gmtime(calendar.timegm(parsed) + 86400)[:8], -1))
+        try:
+            seconds = calendar.timegm(parsed) if utc else int(time.mktime(parsed))
+        except (OverflowError, ValueError):
+            break
         return seconds * 1000
     raise UserError(f"{option} {text!r} is not a date", "use YYYY-MM-DD or YYYY-MM-DDTHH:MM (local time; Z for UTC)")
 
