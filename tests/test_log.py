@@ -19,9 +19,14 @@ def test_periscope_log_shows_usage_from_notes(repo):
 
 
 def test_log_bad_arguments_say_what_to_do(repo):
+    assert periscope("log", cwd=repo.path).stdout == "no commits\n"  # git log fails on a new repository
     commit(repo.path, "x")
     proc = periscope("log", "--", "--no-such-option", cwd=repo.path, check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("error: git log failed") and "hint:" in proc.stderr
+    for args in (["--oneline"], ["--format=%H"], ["--pretty=short"]):  # they printed "no commits"
+        proc = periscope("log", "--", *args, cwd=repo.path, check=False)
+        assert proc.returncode == 1 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc
+        assert proc.stderr.startswith("error: the arguments after -- replaced the format periscope log reads")
 
 
 def test_periscope_log_reads_the_state_database_when_notes_are_off(repo):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from periscope_hooks import output
 from periscope_hooks.errors import UserError
-from periscope_hooks.git import GitError, run_git
+from periscope_hooks.git import GitError, read_head, run_git
 from periscope_hooks.notes import NOTES_REF, note_text, summary_lines
 from periscope_hooks.repo import resolve_dirs
 
@@ -33,8 +33,16 @@ def log(repo: str | None, git_args: list[str]) -> int:
         )
     except GitError as e:
         first = e.stderr.splitlines()[0] if e.stderr else str(e)
+        if not git_args and read_head(dirs)[0] is None:  # a new repository: nothing to show, not an error
+            output.out("no commits")
+            return 0
         raise UserError(f"git log failed: {first}", "check the arguments after --") from None
     records = [parts for record in stdout.split(REC)[1:] if len(parts := record.split(SEP, 5)) == 6]
+    if stdout.strip() and not records:
+        raise UserError(
+            "the arguments after -- replaced the format periscope log reads (--oneline, --format, --pretty)",
+            "leave them out: each commit is shown on one line, its AI usage below it",
+        )
     from_state = _usage_from_state(dirs, [sha for sha, *_, note in records if not note.strip()])
     for sha, short, subject, author, date, note in records:
         output.out(f"{short} {date} {author}: {subject}")
