@@ -68,11 +68,14 @@ def deliver(
     backoff_cap: float | None = None,
     wall_ms: Callable[[], int] = now_ms,
     drain: bool = False,
+    retrying: Callable[[str, float], None] | None = None,
 ) -> DeliveryResult:
     """Send what is due, retrying within the budget.  `drain` (a foreground flush): while batches
     go through, keep going past the budget until nothing is due; the budget then bounds only the
     waiting after failures.  `clock`/`sleep` pace the run and `wall_ms`
-    dates leases, not-before times and Retry-After (kept on disk, so in wall-clock time)."""
+    dates leases, not-before times and Retry-After (kept on disk, so in wall-clock time).
+    `retrying(error, seconds left)`: told once, when the run first waits to try again (a
+    foreground flush says so, rather than wait out its budget in silence)."""
     budget = budget_seconds if budget_seconds is not None else envvars.seconds("PERISCOPE_FLUSH_BUDGET")
     base = backoff_base if backoff_base is not None else envvars.seconds("PERISCOPE_BACKOFF_BASE")
     cap = backoff_cap if backoff_cap is not None else envvars.seconds("PERISCOPE_BACKOFF_CAP")
@@ -137,6 +140,9 @@ def deliver(
         _set(conn, Meta.LAST_DELIVERY_ERROR, result.error)
         if outcome.stop or clock() + delay >= deadline:
             break
+        if retrying is not None:
+            retrying(result.error, deadline - clock())
+            retrying = None
         sleep(delay)
     if clock() >= deadline and failures == 0 and not drain:
         result.out_of_time = outbox.due_count(conn, wall_ms()) > 0

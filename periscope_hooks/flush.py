@@ -30,6 +30,7 @@ from periscope_hooks.state import (
 from periscope_hooks.statedb import Meta, set_meta
 
 LOCK_NAME = "flush.lock"
+Retrying = Callable[[str, float], None]  # delivery.deliver's `retrying`: (the error, seconds left)
 
 
 def _work_left(state_dir: Path) -> bool:
@@ -62,7 +63,9 @@ def _ingest(
     refresh(conn, state_dir)  # after a pull or a hook-less rewrite: usage follows the code
 
 
-def _ingest_and_deliver(state_dir: Path, conn: sqlite3.Connection, *, drain: bool) -> DeliveryResult:
+def _ingest_and_deliver(
+    state_dir: Path, conn: sqlite3.Connection, *, drain: bool, retrying: Retrying | None = None
+) -> DeliveryResult:
     """Ingest the spool, delivering after each batch while the sink takes them (so a long spool
     never piles up in the outbox), then deliver the rest within the budget, and hand the pages
     of delivered rows back."""
@@ -91,7 +94,7 @@ def _ingest_and_deliver(state_dir: Path, conn: sqlite3.Connection, *, drain: boo
 
         # A sink that can take events as ingest creates them (the local store) skips the outbox.
         _ingest(state_dir, conn, after_batch=deliver_batch, store_now=getattr(sink, "store_now", None))
-        result.add(deliver(conn, sink, drain=drain))
+        result.add(deliver(conn, sink, drain=drain, retrying=retrying))
     except UserError as e:  # a bad tuning variable: same as a broken config
         return _config_error(conn, state_dir, e.message)
     finally:
@@ -103,9 +106,12 @@ def _ingest_and_deliver(state_dir: Path, conn: sqlite3.Connection, *, drain: boo
     return result
 
 
-def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float = 60.0) -> DeliveryResult | None:
+def flush_state_dir(
+    state_dir: Path, *, wait: bool = True, lock_timeout: float = 60.0, retrying: Retrying | None = None
+) -> DeliveryResult | None:
     """Ingest and deliver.  Returns None when another flusher holds the lock (and `wait` is False).
-    `wait` (a foreground flush) also drains: delivery goes on while batches go through."""
+    `wait` (a foreground flush) also drains: delivery goes on while batches go through.
+    `retrying`: delivery.deliver's, told when delivery failed and waits to try again."""
     state_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(state_dir / LOCK_NAME)
     result: DeliveryResult | None = None
@@ -116,7 +122,7 @@ def flush_state_dir(state_dir: Path, *, wait: bool = True, lock_timeout: float =
             try:
                 conn = open_state_db(state_dir)
                 try:
-                    result = _ingest_and_deliver(state_dir, conn, drain=wait)
+                    result = _ingest_and_deliver(state_dir, conn, drain=wait, retrying=retrying)
                     if result.error:  # one line, never a payload or token (errors are built to be shown)
                         logfile.log_line(
                             state_dir / paths.HOOK_LOG_NAME,

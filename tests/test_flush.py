@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import subprocess
 import sys
 import time
 
+from testing.delivery import point_config_at
 from testing.util import append_spool, commit, message_record, periscope, state_dir
 
 
@@ -63,6 +65,27 @@ def test_broken_config_keeps_events_in_the_outbox(repo):
     assert "outbox" in periscope("status", cwd=repo.path, check=False).stdout
     os.remove(path)
     assert any(e.get("message_id") == "kept" for e in repo.events("message"))
+
+
+def test_a_foreground_flush_says_when_it_waits_to_retry(repo):
+    """Against an endpoint that refuses, a foreground flush retries for its budget (60 s by
+    default): it says so when it starts waiting, not only at the end."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    point_config_at(f"http://127.0.0.1:{port}/v1/events")
+    append_spool(repo.path, message_record(repo.path, id="waits"))
+    env = {"PERISCOPE_FLUSH_BUDGET": "3", "PERISCOPE_BACKOFF_BASE": "0.2", "PERISCOPE_BACKGROUND": "0"}
+    proc = periscope("flush", cwd=repo.path, check=False, env=env)
+    first, last = proc.stderr.splitlines()  # one line when it starts waiting, one at the end
+    assert re.fullmatch(
+        r"delivery failed: .*ConnectError.*; retrying for up to [1-3] s \(PERISCOPE_FLUSH_BUDGET\)\."
+        r" Ctrl-C stops; the events stay in the outbox",
+        first,
+    ), first
+    assert proc.returncode == 1 and last.startswith("error: delivery incomplete: ") and "remain in the outbox" in last
 
 
 def test_a_late_background_flusher_never_recreates_a_moved_repository(tmp_path):

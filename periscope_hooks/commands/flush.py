@@ -29,7 +29,7 @@ def flush(repo: str | None, background: bool, retry_dead: bool) -> int:
         return 0
     from periscope_hooks.flush import backlog, flush_state_dir
 
-    result = flush_state_dir(Path(state_dir), wait=True)
+    result = flush_state_dir(Path(state_dir), wait=True, retrying=_say_retrying)
     if result is None:
         return output.error("another flush is still running for this repository", "try again in a minute")
     # A foreground flush drains the backlog; whatever it could not deliver is counted, with why.
@@ -42,3 +42,10 @@ def flush(repo: str | None, background: bool, retry_dead: bool) -> int:
     if left:
         output.info(f"{left} event(s) remain in the outbox: {why}")
     return 0
+
+
+def _say_retrying(error: str, seconds_left: float) -> None:
+    output.info(
+        f"delivery failed: {error}; retrying for up to {max(1, round(seconds_left))} s (PERISCOPE_FLUSH_BUDGET)."
+        " Ctrl-C stops; the events stay in the outbox"
+    )
