@@ -210,6 +210,19 @@ def _dispatch(ns: argparse.Namespace) -> int:
     raise AssertionError(cmd)
 
 
+def _check_working_directory() -> None:
+    """A shell left in a folder that was deleted (a removed worktree, say): git and every path
+    lookup would fail on it."""
+    import os
+
+    from periscope_hooks.errors import UserError
+
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise UserError("the current folder no longer exists", "cd into your repository and run it again") from None
+
+
 def _main(args: list[str]) -> int:
     parser = _build_parser()
     ns = parser.parse_args(args)  # exits 2 on bad usage
@@ -217,6 +230,8 @@ def _main(args: list[str]) -> int:
     from periscope_hooks.errors import UserError
 
     try:
+        if ns.command != "hook":  # the hook says nothing, whatever happens
+            _check_working_directory()
         return _dispatch(ns)
     except UserError as e:
         return output.error(e.message, e.hint)

@@ -108,6 +108,23 @@ def test_report_on_a_missing_directory_is_one_line_with_a_hint(tmp_path):
     assert m["message"] == f"{tmp_path / 'gone'} is not a directory"
 
 
+@pytest.mark.parametrize("command", ["status", "report", "flush", "export", "log"])
+def test_a_deleted_working_folder_is_one_line_with_a_hint(tmp_path, command):
+    """A shell left in a removed worktree: os.getcwd() raised FileNotFoundError out of every command."""
+    import subprocess
+    import sys
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = f"import os, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); from periscope_hooks.main import main; sys.exit(main([{command!r}]))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
+    m = assert_one_line_error(proc)
+    assert (m["message"], m["hint"]) == (
+        "the current folder no longer exists",
+        "cd into your repository and run it again",
+    )
+
+
 def test_login_without_an_endpoint_is_one_line_with_a_hint(tmp_path):
     m = assert_one_line_error(periscope("login", cwd=tmp_path, check=False))
     cfg = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "analytics.json"
