@@ -307,7 +307,7 @@ def load_otlp_config(data: dict[str, object], path: str) -> OtlpConfig:
         timeout, source = _otel("TIMEOUT")
     if timeout is not None:
         try:
-            ms = float(timeout)  # type: ignore[arg-type]
+            ms = -1.0 if isinstance(timeout, bool) else float(timeout)  # true is not 1 ms
         except (TypeError, ValueError):
             ms = -1.0
         if not 0 < ms < math.inf:  # NaN and infinity too: httpx refuses them on every request
@@ -320,6 +320,15 @@ def load_otlp_config(data: dict[str, object], path: str) -> OtlpConfig:
     if certificate:
         if not os.path.isfile(str(certificate)):
             raise UserError(f"the OTLP certificate file {certificate} does not exist", "point it at a PEM CA bundle")
+        import ssl
+
+        try:  # what the sink's client does with it, on every request: a bad file is said here, once
+            ssl.create_default_context(cafile=str(certificate))
+        except (ssl.SSLError, OSError, UnicodeError) as e:
+            raise UserError(
+                f"the OTLP certificate file {certificate} is not a CA certificate in PEM ({type(e).__name__})",
+                "point it at a PEM CA bundle",
+            ) from None
         cfg.certificate = str(certificate)
 
     attrs = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")

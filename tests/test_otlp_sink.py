@@ -21,6 +21,7 @@ from periscope_hooks.statedb import get_meta
 from testing.delivery import assert_books_balance, books, fill_outbox, make_events, quick_delivery
 from testing.otlp import SECRET_HEADER, point_config_at_collector, team_events
 from testing.otlp_receiver import OtlpReceiver, decode_request, records_of
+from testing.tls import make_cert
 from testing.util import append_spool, commit, init_repo, message_record, periscope, session_record, state_dir
 
 
@@ -74,8 +75,7 @@ def test_otel_variables_alone_never_start_sending(tmp_path, sd, receiver, monkey
 
 
 def test_configuration_precedence(tmp_path, sd, monkeypatch):
-    ca = tmp_path / "ca.pem"
-    ca.write_text("not read until a connection is made")
+    ca, _ = make_cert(tmp_path)  # a self-signed certificate in PEM: its own CA
     monkeypatch.setenv("PERISCOPE_SINK", "otlp")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4318/")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team=a%20b, authorization=Bearer%20tok")
@@ -121,6 +121,7 @@ def test_configuration_precedence(tmp_path, sd, monkeypatch):
         ({"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, "milliseconds"),
         ({"OTEL_EXPORTER_OTLP_TIMEOUT": "nan"}, "milliseconds"),
         ({"OTEL_EXPORTER_OTLP_TIMEOUT": "inf"}, "milliseconds"),
+        ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "<not a PEM file>"}, "is not a CA certificate in PEM"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://[::1"}, "not an http(s) URL"),
         ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"}, "does not exist"),
         ({"OTEL_EXPORTER_OTLP_HEADERS": "authorization"}, "without key=value"),
@@ -128,6 +129,9 @@ def test_configuration_precedence(tmp_path, sd, monkeypatch):
     ],
 )
 def test_bad_settings_are_one_clear_line(sd, monkeypatch, env, needle):
+    not_pem = sd / "ca.pem"
+    not_pem.write_text("not a certificate")  # the sink's every request failed with SSLError
+    env = {k: str(not_pem) if v == "<not a PEM file>" else v for k, v in env.items()}
     monkeypatch.setenv("PERISCOPE_SINK", "otlp")
     for k, v in env.items():
         monkeypatch.setenv(k, v)
