@@ -307,7 +307,7 @@ def load_otlp_config(data: dict[str, object], path: str) -> OtlpConfig:
         timeout, source = _otel("TIMEOUT")
     if timeout is not None:
         try:
-            ms = -1.0 if isinstance(timeout, bool) else float(timeout)  # true is not 1 ms
+            ms = -1.0 if isinstance(timeout, bool) else float(timeout)  # type: ignore[arg-type]  # true is not 1 ms
         except (TypeError, ValueError):
             ms = -1.0
         if not 0 < ms < math.inf:  # NaN and infinity too: httpx refuses them on every request
