@@ -362,6 +362,8 @@ def rev_parse_dirs(path: str) -> RepoDirs | None:
         ).splitlines()
     except (GitError, NotADirectoryError, FileNotFoundError):
         return None
+    if len(out) > 3:  # a path with a newline in it: the lines cannot say which is which
+        return find_repo_dirs(path)
     if len(out) < 2:
         return None
     top = out[2] if len(out) > 2 else ""

@@ -114,3 +114,20 @@ def test_default_hooks_directory_is_never_removed(tmp_path):
     periscope("install-hooks", cwd=path)
     periscope("uninstall-hooks", cwd=path)
     assert (path / ".git" / "hooks").is_dir()
+
+
+def test_a_repository_path_with_a_newline_is_installed_and_linked(tmp_path):
+    """`git rev-parse` prints one path a line, so a newline in the path split it in two:
+    install-hooks ran git in a folder that does not exist (the catch-all's GitError)."""
+    import json
+
+    from testing.util import append_spool, message_record
+
+    repo = init_repo(tmp_path / "new\nline")
+    periscope("install-hooks", cwd=repo)
+    append_spool(repo, message_record(repo, tokens=(5, 0, 0, 0, 0)))
+    sha = commit(repo, "c1")
+    rows = json.loads(periscope("report", "--format", "json", cwd=repo).stdout)
+    assert [(r["sha"], r["tokens"]["input"]) for r in rows] == [(sha, 5)]
+    periscope("uninstall-hooks", cwd=repo)
+    assert not (repo / ".git" / "hooks" / "post-commit").exists()
