@@ -166,8 +166,9 @@ def message(rec: dict[str, Any]) -> Message:
     gitinfo = rec.get("git") or {}
     get = rec.get
     cost = get("cost")
-    if cost is not None and not math.isfinite(cost):
-        # json reads NaN, Infinity and 1e999; no event, report or sum can hold them.
+    dollars = float(cost or 0)
+    if not math.isfinite(dollars):
+        # json reads NaN, Infinity and 1e999 (and float() "inf"); no event, report or sum can hold them.
         raise ValueError("cost is not a finite number")
     tool_use_ids = get("tool_use_ids")
     return Message(
@@ -179,7 +180,7 @@ def message(rec: dict[str, Any]) -> Message:
         get("model"),
         get("agent"),
         counts,
-        float(cost or 0),
+        dollars,
         gitinfo.get("branch"),
         gitinfo.get("sha"),
         str(get("coding_agent") or DEFAULT_CODING_AGENT),
