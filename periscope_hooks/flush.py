@@ -169,6 +169,12 @@ def backlog(state_dir: Path, result: DeliveryResult) -> tuple[int, str]:
 
 def background_child(state_dir: str) -> int:
     """Entry of the detached flusher that the hook and `flush --background` start."""
+    from periscope_hooks.hook import inherited_fds
+
+    # The sh hook's spawn closes descriptors 3-9 only (sh names no others): any other one git's
+    # caller passed on is closed here, before the flush, so that nobody waits on it for the flush.
+    for fd in inherited_fds():
+        os.close(fd)
     path = Path(state_dir)
     if not path.is_dir():
         # The repository moved (or went) between the hook and this start, which a loaded machine

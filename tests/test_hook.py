@@ -477,3 +477,45 @@ def test_commit_record_carries_the_reflog_entry_before_it(repo):
     assert commit_rec["reflog_prev"]["subject"] == "checkout" and commit_rec["reflog_prev"]["new"] == base
     first = spool_commits(repo.path)[0]
     assert first["reflog_prev"] is None  # the first commit has no entry before it
+
+
+@pytest.mark.parametrize("sh", [True, False], ids=["sh hook", "python hook"])
+def test_the_background_flusher_keeps_no_descriptor_of_the_caller_open(repo, sh, monkeypatch):
+    """A caller that gave git one more descriptor (`git commit 3>&1 | cat`, an IDE's pipe) and waits
+    for its end waited for the whole background flush: the flusher had inherited it.  Here the
+    flusher is held in its delivery (an endpoint that accepts and never answers) while the test
+    checks that the pipe it was given is at its end."""
+    import select
+    import socket
+    import threading
+
+    from testing.delivery import point_config_at
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    point_config_at(f"http://127.0.0.1:{server.getsockname()[1]}/v1/events")
+    monkeypatch.setenv("PERISCOPE_HTTP_TIMEOUT", "60")
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "1")  # once released, it gives up soon
+    if not sh:
+        monkeypatch.setenv("PERISCOPE_SH_HOOK", "0")
+    append_spool(repo.path, message_record(repo.path, id="held"))
+    (repo.path / "f.txt").write_text("x\n")
+    git(repo.path, "add", "f.txt")
+    read_end, write_end = os.pipe()
+    try:
+        subprocess.run(["git", "commit", "-q", "-m", "c"], cwd=repo.path, pass_fds=(write_end,), check=True)
+        os.close(write_end)
+        deadline = time.monotonic() + 60
+        while not accepted and time.monotonic() < deadline:  # the flusher is in its delivery now
+            time.sleep(0.05)
+        assert accepted, "the background flusher never connected"
+        readable, _, _ = select.select([read_end], [], [], 10)
+        assert readable and os.read(read_end, 1) == b"", "the flusher still holds the caller's pipe"
+    finally:
+        os.close(read_end)
+        for conn in accepted:
+            conn.close()
+        server.close()

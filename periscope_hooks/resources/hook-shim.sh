@@ -30,7 +30,9 @@ if [ "$HOOK_NAME" = post-commit ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
     fi
 fi
 # The detached flusher, as hook.spawn_background_flush starts it: its own session, no terminal,
-# no pipes, git's repository variables dropped; it waits 0.2 s so that git finishes first.
+# no pipes (nor any other descriptor git's caller gave it: one held open would make a caller that
+# waits for its end wait for the flush; above 9, which sh cannot name, the flusher closes them),
+# git's repository variables dropped; it waits 0.2 s so that git finishes first.
 # $1: the state folder.  Forks once here; everything else happens in the background.
 ps_spawn_flush() {
     (
@@ -44,7 +46,7 @@ ps_spawn_flush() {
             'import sys;from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))' \
             _background-flush "$1"
         exec $ps_setsid periscope _background-flush "$1"
-    ) </dev/null >/dev/null 2>&1 &
+    ) </dev/null >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 }
 ps_reftable=
 
