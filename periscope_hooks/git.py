@@ -356,10 +356,12 @@ def run_git(
 
 def rev_parse_dirs(path: str) -> RepoDirs | None:
     """Like find_repo_dirs, but asks git (for commands run by people, where cost does not matter)."""
+    args = ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"]
     try:
-        out = run_git(
-            ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir", "--show-toplevel"], cwd=path
-        ).splitlines()
+        try:
+            out = run_git([*args, "--show-toplevel"], cwd=path).splitlines()
+        except GitError:  # no work tree here: a bare repository, or inside .git
+            out = run_git(args, cwd=path).splitlines()
     except (GitError, NotADirectoryError, FileNotFoundError):
         return None
     if len(out) > 3:  # a path with a newline in it: the lines cannot say which is which

@@ -59,7 +59,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--global-hooks-path",
         action="store_true",
-        help="core.hooksPath comes from your global git config: install there, so every repository using it records",
+        help="install into a hooks folder other repositories share (a global core.hooksPath, or a hooks"
+        " folder linked elsewhere) on purpose, so every repository using it records",
     )
     repo_arg(p)
     p = sub.add_parser("uninstall-hooks", help="restore the hooks that were there before")

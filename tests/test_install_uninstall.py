@@ -131,3 +131,69 @@ def test_a_repository_path_with_a_newline_is_installed_and_linked(tmp_path):
     assert [(r["sha"], r["tokens"]["input"]) for r in rows] == [(sha, 5)]
     periscope("uninstall-hooks", cwd=repo)
     assert not (repo / ".git" / "hooks" / "post-commit").exists()
+
+
+def test_uninstall_puts_back_a_kept_hook_whose_shim_is_gone(tmp_path):
+    """An install interrupted between moving the user's hook aside and writing the shim (kill -9,
+    Ctrl-C), or a shim deleted by hand, left the hook in periscope-kept/: uninstall said "no
+    periscope hooks" and left it there, never to run again."""
+    path = init_repo(tmp_path / "r")
+    hooks = path / ".git" / "hooks"
+    mine = b"#!/bin/sh\necho mine\n"
+    (hooks / "post-commit").write_bytes(mine)
+    os.chmod(hooks / "post-commit", 0o755)
+    periscope("install-hooks", cwd=path)
+    for name in ("post-commit", "post-merge", "post-rewrite", "post-checkout"):
+        (hooks / name).unlink()  # as if the install had died right after the move
+    assert "periscope hooks removed" in periscope("uninstall-hooks", cwd=path).stdout
+    assert (hooks / "post-commit").read_bytes() == mine and os.access(hooks / "post-commit", os.X_OK)
+    assert not (hooks / "periscope-kept").exists()
+
+
+def test_installs_and_uninstalls_at_once_end_consistent(tmp_path):
+    """Every install wrote its shim through the same temporary name: two at once failed with
+    FileNotFoundError (the catch-all) about 1 run in 30; uninstalls at once did the same."""
+    import subprocess
+    import sys
+
+    path = init_repo(tmp_path / "r")
+    hooks = path / ".git" / "hooks"
+    mine = b"#!/bin/sh\necho mine\n"
+    (hooks / "post-merge").write_bytes(mine)
+    os.chmod(hooks / "post-merge", 0o755)
+    argv = [sys.executable, "-m", "periscope_hooks"]
+    for command in ("install-hooks", "uninstall-hooks") * 5:
+        procs = [
+            subprocess.Popen([*argv, command], cwd=path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0 and (err == b"" or b"kept your existing" in err), (command, out, err)
+        kept = hooks / "periscope-kept" / "post-merge"
+        shown = kept if command == "install-hooks" else hooks / "post-merge"
+        assert shown.read_bytes() == mine, command  # the user's hook, where it belongs, once
+        assert not [p for p in os.listdir(hooks) if "periscope-tmp" in p]
+
+
+def test_a_folder_where_a_hook_belongs_is_refused_before_anything_changes(tmp_path):
+    path = init_repo(tmp_path / "r")
+    hooks = path / ".git" / "hooks"
+    (hooks / "post-merge").mkdir()
+    proc = periscope("install-hooks", cwd=path, check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(f"error: {hooks / 'post-merge'} is a folder, where git looks for a hook hint: ")
+    assert not (hooks / "post-commit").exists() and not (hooks / "periscope-kept").exists()
+
+
+def test_a_bare_repository_is_refused_and_the_git_dir_of_a_clone_is_installed(tmp_path):
+    """Both said "not inside a git repository" (git rev-parse --show-toplevel fails without a work tree)."""
+    bare = tmp_path / "b.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    proc = periscope("install-hooks", "--repo", str(bare), cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert (
+        proc.stderr.startswith(f"error: {bare} is a bare repository") and not (bare / "hooks" / "post-commit").exists()
+    )
+    path = init_repo(tmp_path / "r")
+    assert f"installed in {path / '.git' / 'hooks'}" in periscope("install-hooks", cwd=path / ".git").stdout

@@ -84,6 +84,36 @@ def test_global_hooks_path_needs_the_explicit_flag(tmp_path):
     assert list(global_hooks.iterdir()) == []
 
 
+def test_a_shared_hooks_folder_chosen_other_ways_needs_the_flag_too(tmp_path):
+    """The check read only the winning core.hooksPath's scope: the global value copied into the
+    local config, the value passed by GIT_CONFIG_* variables (what `git -c` hands an alias), and a
+    .git/hooks linked to a folder another repository links to were all written into."""
+    shared = tmp_path / "shared-hooks"
+    shared.mkdir()
+    path = init_repo(tmp_path / "r")
+    other = init_repo(tmp_path / "other")
+    git(tmp_path, "config", "--global", "core.hooksPath", str(shared))
+    git(path, "config", "core.hooksPath", str(shared))  # the same folder, set locally too
+    line = one_line_refusal(periscope("install-hooks", cwd=path, check=False))
+    assert "global git config" in line and "--global-hooks-path" in line
+    git(tmp_path, "config", "--global", "--unset", "core.hooksPath")
+    git(path, "config", "--unset", "core.hooksPath")
+    env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": str(shared)}
+    line = one_line_refusal(periscope("install-hooks", cwd=path, check=False, env=env))
+    assert "set for this command" in line and "--global-hooks-path" in line
+    for repo in (path, other):
+        hooks = repo / ".git" / "hooks"
+        for sample in hooks.iterdir():
+            sample.unlink()
+        hooks.rmdir()
+        hooks.symlink_to(shared)
+    line = one_line_refusal(periscope("install-hooks", cwd=path, check=False))
+    assert f"links to {shared}" in line and "--global-hooks-path" in line
+    assert list(shared.iterdir()) == []  # nothing written where the other repository runs hooks from
+    commit(other, "not recorded")
+    assert not spool_path(other).exists()
+
+
 def test_status_explains_a_global_hooks_path_that_appeared_after_install(tmp_path):
     path = init_repo(tmp_path / "r")
     periscope("install-hooks", cwd=path)

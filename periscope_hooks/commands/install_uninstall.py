@@ -124,14 +124,51 @@ def hook_lines_hint(where: str) -> str:
     return f"add {lines} (each file executable); periscope status then shows them as installed"
 
 
+def _shared_scope(dirs: git.RepoDirs, hdir: Path, scope: str) -> str:
+    """Where else the hooks folder is chosen: `scope` (the winning core.hooksPath's) when it is
+    global, system or command (`git -c`, GIT_CONFIG_* variables), else the global or system
+    setting naming the same folder (a local copy of the global value does not make it this
+    repository's own), else 'link' when the default hooks folder links out of the repository
+    (other repositories may link to the same folder), else ''."""
+    if scope in ("global", "system", "command"):
+        return scope
+    out = git.run_git(
+        ["config", "--show-scope", "--get-all", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
+    )
+    for line in out.splitlines():
+        other, _, value = line.partition("\t")
+        if other in ("global", "system", "command") and value.strip():
+            path = os.path.expanduser(value.strip())
+            if os.path.isabs(path) and os.path.realpath(path) == os.path.realpath(hdir):
+                return other
+    default = Path(dirs.common_dir) / "hooks"
+    if hdir.absolute() == default.absolute() and default.is_symlink() and not _inside(default, dirs.common_dir):
+        return "link"
+    return ""
+
+
 def _shared_hooks_refusal(dirs: git.RepoDirs, hdir: Path, scope: str, global_hooks_path: bool) -> UserError | None:
     """A hooks folder git tracks or every repository shares is not ours to write into."""
+    scope = _shared_scope(dirs, hdir, scope)
     if in_work_tree(dirs, hdir):
         shown = os.path.relpath(hdir, dirs.worktree)
         return UserError(
             f"core.hooksPath ({shown}) is inside the work tree, so its hooks are shared through git;"
             " periscope will not write there",
             hook_lines_hint(shown),
+        )
+    if scope == "link" and not global_hooks_path:
+        return UserError(
+            f"{Path(dirs.common_dir) / 'hooks'} links to {os.path.realpath(hdir)}, a folder other"
+            " repositories may run hooks from too",
+            "make it a folder of this repository's own, or run periscope install-hooks --global-hooks-path"
+            f" to install into the shared one on purpose, or add the lines instead: {hook_lines_hint(str(hdir))}",
+        )
+    if scope == "command" and not global_hooks_path:
+        return UserError(
+            f"core.hooksPath is set for this command (git -c or GIT_CONFIG_* variables: {hdir}), not by"
+            " this repository",
+            "run periscope install-hooks without it, or with --global-hooks-path to install there on purpose",
         )
     if scope in ("global", "system") and not global_hooks_path:
         return UserError(
@@ -144,7 +181,7 @@ def _shared_hooks_refusal(dirs: git.RepoDirs, hdir: Path, scope: str, global_hoo
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.periscope-tmp")
+    tmp = path.with_name(f".{path.name}.periscope-tmp.{os.getpid()}")  # two installs at once: one each
     tmp.write_text(text)
     os.chmod(tmp, 0o755)
     os.replace(tmp, path)
@@ -232,6 +269,11 @@ def _exists(path: Path) -> bool:
 def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
+    if not dirs.worktree and git.run_git(["rev-parse", "--is-bare-repository"], git_dir=dirs.git_dir).strip() == "true":
+        raise UserError(
+            f"{dirs.git_dir} is a bare repository: nobody commits there, so no hook of ours would run",
+            "run periscope install-hooks in a clone you work in",
+        )
     hdir = hooks_dir(dirs, warn=False)
     refusal = _detect_manager(dirs, hdir) or _shared_hooks_refusal(
         dirs, hdir, hooks_path_config(dirs)[1], global_hooks_path
@@ -245,6 +287,11 @@ def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
     # Check everything before changing anything, so a refusal leaves no half-install.
     for name in HOOK_NAMES:
         path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
+        if path.is_dir() and not path.is_symlink():
+            raise UserError(
+                f"{path} is a folder, where git looks for a hook",
+                "move it away, then run periscope install-hooks again",
+            )
         if _exists(path) and not is_ours(path) and (_exists(kept) or _exists(legacy)):
             raise UserError(
                 f"{path} is not ours and {kept if _exists(kept) else legacy} already exists",
@@ -273,14 +320,21 @@ def uninstall_hooks(repo: str | None) -> int:
     removed = 0
     for name in HOOK_NAMES:
         path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
-        if not is_ours(path):
+        if not is_ours(path) and _exists(path):
             continue
-        if _exists(kept):
-            os.replace(kept, path)
-        elif _exists(legacy):
-            os.replace(legacy, path)
-        else:
-            path.unlink()
+        # Ours, or missing: a kept hook without its shim (an install interrupted between the two
+        # moves, or the shim deleted by hand) is put back too, never left stranded.
+        try:
+            if _exists(kept):
+                os.replace(kept, path)
+            elif _exists(legacy):
+                os.replace(legacy, path)
+            elif _exists(path):
+                path.unlink()
+            else:
+                continue
+        except FileNotFoundError:  # another uninstall running at the same time moved it first
+            continue
         removed += 1
     try:
         (hdir / KEPT_DIR).rmdir()  # only if we left it empty
