@@ -197,3 +197,33 @@ def test_a_bare_repository_is_refused_and_the_git_dir_of_a_clone_is_installed(tm
     )
     path = init_repo(tmp_path / "r")
     assert f"installed in {path / '.git' / 'hooks'}" in periscope("install-hooks", cwd=path / ".git").stdout
+
+
+def test_a_relative_symlink_hook_still_runs_when_kept_and_comes_back_as_it_was(tmp_path):
+    """Moved one folder down into periscope-kept/, a relative link (what many repositories' setup
+    scripts make: `ln -s ../../scripts/post-commit .git/hooks/`) pointed nowhere, and the hook
+    silently stopped running."""
+    path = init_repo(tmp_path / "r")
+    (path / "scripts").mkdir()
+    script = path / "scripts" / "post-commit"
+    script.write_text('#!/bin/sh\necho ran >> "$(git rev-parse --git-dir)/mine-ran"\n')
+    script.chmod(0o755)
+    hooks = path / ".git" / "hooks"
+    (hooks / "post-commit").symlink_to("../../scripts/post-commit")
+    periscope("install-hooks", cwd=path)
+    commit(path, "one")
+    assert (path / ".git" / "mine-ran").read_text() == "ran\n"
+    periscope("install-hooks", cwd=path)  # idempotent
+    periscope("uninstall-hooks", cwd=path)
+    assert os.readlink(hooks / "post-commit") == "../../scripts/post-commit"
+    assert not (hooks / "periscope-kept").exists()
+    # An install stopped after keeping the link, before the shim took its place: both uninstall and
+    # a new install know the copy for what it is.
+    (hooks / "periscope-kept").mkdir()
+    (hooks / "periscope-kept" / "post-commit").symlink_to("../../../scripts/post-commit")
+    (hooks / "periscope-kept" / ".relative-links").write_text("post-commit\n")
+    periscope("install-hooks", cwd=path)
+    commit(path, "two")
+    assert (path / ".git" / "mine-ran").read_text() == "ran\nran\n"
+    periscope("uninstall-hooks", cwd=path)
+    assert os.readlink(hooks / "post-commit") == "../../scripts/post-commit" and not (hooks / "periscope-kept").exists()

@@ -180,10 +180,10 @@ def _shared_hooks_refusal(dirs: git.RepoDirs, hdir: Path, scope: str, global_hoo
     return None
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, mode: int = 0o755) -> None:
     tmp = path.with_name(f".{path.name}.periscope-tmp.{os.getpid()}")  # two installs at once: one each
     tmp.write_text(text)
-    os.chmod(tmp, 0o755)
+    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
@@ -266,6 +266,78 @@ def _exists(path: Path) -> bool:
     return path.exists() or path.is_symlink()
 
 
+# A user's hook that is a relative symlink (`ln -s ../../scripts/post-commit .git/hooks/`, as many
+# repositories' setup scripts make them) would point nowhere one folder down in periscope-kept/:
+# it is kept as a link one `../` longer, and its name listed here, so that uninstall gives back the
+# link it found, byte for byte (a relative link an older version kept as it was is left alone).
+RELATIVE_LINKS_KEPT = ".relative-links"
+
+
+def _relative_link(path: Path) -> str | None:
+    if not path.is_symlink():
+        return None
+    target = os.readlink(path)
+    return None if os.path.isabs(target) else target
+
+
+def _kept_relative_links(hdir: Path) -> set[str]:
+    try:
+        return set((hdir / KEPT_DIR / RELATIVE_LINKS_KEPT).read_text().split())
+    except OSError:
+        return set()
+
+
+def _write_kept_relative_links(hdir: Path, names: set[str]) -> None:
+    record = hdir / KEPT_DIR / RELATIVE_LINKS_KEPT
+    if names:
+        _write_atomic(record, "".join(f"{n}\n" for n in sorted(names)), mode=0o644)
+    else:
+        record.unlink(missing_ok=True)
+
+
+def _link_atomic(target: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.periscope-tmp.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+
+
+def _keep(hdir: Path, name: str) -> None:
+    """Move the user's hook `name` to periscope-kept/ (the shim then takes its place)."""
+    path, kept = hdir / name, kept_hook(hdir, name)
+    kept.parent.mkdir(exist_ok=True)
+    target = _relative_link(path)
+    if target is None:
+        os.replace(path, kept)
+        return
+    _write_kept_relative_links(hdir, _kept_relative_links(hdir) | {name})
+    _link_atomic(os.path.join(os.pardir, target), kept)  # the original stays until the shim replaces it
+
+
+def _same_link_kept(hdir: Path, name: str) -> bool:
+    """Is the kept hook `name` the relative link still in the hook's place (an install stopped
+    between keeping it and writing the shim over it)?"""
+    target = _relative_link(hdir / name)
+    return (
+        target is not None
+        and name in _kept_relative_links(hdir)
+        and _relative_link(kept_hook(hdir, name)) == os.path.join(os.pardir, target)
+    )
+
+
+def _give_back(hdir: Path, name: str) -> None:
+    """Put the kept hook `name` back where it was (uninstall)."""
+    path, kept = hdir / name, kept_hook(hdir, name)
+    relative = _kept_relative_links(hdir)
+    target = _relative_link(kept)
+    if name in relative and target is not None and target.startswith(os.pardir + os.sep):
+        _link_atomic(target[len(os.pardir + os.sep) :], path)
+        kept.unlink()
+        _write_kept_relative_links(hdir, relative - {name})
+    else:
+        os.replace(kept, path)
+
+
 def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
@@ -292,7 +364,12 @@ def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
                 f"{path} is a folder, where git looks for a hook",
                 "move it away, then run periscope install-hooks again",
             )
-        if _exists(path) and not is_ours(path) and (_exists(kept) or _exists(legacy)):
+        if (
+            _exists(path)
+            and not is_ours(path)
+            and (_exists(kept) or _exists(legacy))
+            and not _same_link_kept(hdir, name)
+        ):
             raise UserError(
                 f"{path} is not ours and {kept if _exists(kept) else legacy} already exists",
                 "move one of them away, then run periscope install-hooks again",
@@ -301,8 +378,7 @@ def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
     for name in HOOK_NAMES:
         path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
         if _exists(path) and not is_ours(path):
-            kept.parent.mkdir(exist_ok=True)
-            os.replace(path, kept)
+            _keep(hdir, name)
             output.info(f"kept your existing {name} hook as {KEPT_DIR}/{name}; it still runs, under its own name")
         elif _exists(legacy) and not _exists(kept):
             kept.parent.mkdir(exist_ok=True)
@@ -321,12 +397,15 @@ def uninstall_hooks(repo: str | None) -> int:
     for name in HOOK_NAMES:
         path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
         if not is_ours(path) and _exists(path):
+            if _same_link_kept(hdir, name):  # the user's link never left: drop the copy
+                kept.unlink()
+                _write_kept_relative_links(hdir, _kept_relative_links(hdir) - {name})
             continue
         # Ours, or missing: a kept hook without its shim (an install interrupted between the two
         # moves, or the shim deleted by hand) is put back too, never left stranded.
         try:
             if _exists(kept):
-                os.replace(kept, path)
+                _give_back(hdir, name)
             elif _exists(legacy):
                 os.replace(legacy, path)
             elif _exists(path):
