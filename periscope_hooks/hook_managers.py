@@ -29,6 +29,9 @@ def detect(repo_top: str, hooks_dir: str, hooks_path_config: str | None) -> User
     except OSError:
         pass
     texts = {n: _read(os.path.join(hooks_dir, n)) for n in names}
+    # A manager's name counts in the lines that run something, not in a comment ("# migrated away
+    # from husky long ago" made install refuse); pre-commit's marker is a comment, so it is read whole.
+    code = [_code_lines(t) for t in texts.values()]
     if any(PRE_COMMIT_MARKER in t for t in texts.values()):
         return UserError(
             "this repository's git hooks are managed by pre-commit",
@@ -37,12 +40,12 @@ def detect(repo_top: str, hooks_dir: str, hooks_path_config: str | None) -> User
             " --hook-type post-checkout",
         )
     hp = (hooks_path_config or "").replace("\\", "/")
-    if ".husky" in hp.split("/") or hp.rstrip("/").endswith(".husky/_") or any("husky" in t for t in texts.values()):
+    if ".husky" in hp.split("/") or hp.rstrip("/").endswith(".husky/_") or any("husky" in t for t in code):
         from periscope_hooks.commands.install_uninstall import hook_lines_hint
 
         return UserError("this repository's git hooks are managed by husky (core.hooksPath)", hook_lines_hint(".husky"))
     lefthook_files = ("lefthook.yml", ".lefthook.yml", "lefthook.yaml", ".lefthook.yaml")
-    if any("lefthook" in t for t in texts.values()) or (
+    if any("lefthook" in t for t in code) or (
         repo_top and any(os.path.exists(os.path.join(repo_top, f)) for f in lefthook_files)
     ):
         return UserError(
@@ -51,6 +54,10 @@ def detect(repo_top: str, hooks_dir: str, hooks_path_config: str | None) -> User
             " 'periscope hook post-rewrite' and 'periscope hook post-checkout' (with git's arguments) to lefthook.yml",
         )
     return None
+
+
+def _code_lines(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
 
 def runs_periscope_hook(path: os.PathLike[str] | str, hook_name: str) -> bool:

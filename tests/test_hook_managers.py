@@ -25,6 +25,18 @@ def test_lefthook_config_is_refused(tmp_path):
     assert refusal and "lefthook" in refusal.message and "lefthook.yml" in refusal.hint
 
 
+def test_a_manager_named_in_a_comment_is_not_the_manager(tmp_path):
+    """A plain hook saying "# migrated away from husky long ago" made install refuse as husky's."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "pre-push").write_text("#!/bin/sh\n# migrated away from husky long ago, and from lefthook\nexit 0\n")
+    assert detect(str(tmp_path), str(hooks), None) is None
+    (hooks / "pre-push").write_text('#!/bin/sh\n. "$(dirname "$0")/_/husky.sh"\n')  # husky 4-8's hooks
+    assert "husky" in detect(str(tmp_path), str(hooks), None).message
+    (hooks / "pre-push").write_text('#!/bin/sh\ncall_lefthook run "pre-push" "$@"\n')
+    assert "lefthook" in detect(str(tmp_path), str(hooks), None).message
+
+
 def test_pre_commit_marker(tmp_path):
     hooks = tmp_path / "hooks"
     hooks.mkdir()
