@@ -112,6 +112,17 @@ def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, s
     return record
 
 
+# What every `python -c` we start runs first.  `-c` (and `-m`) put the current folder first on
+# sys.path (as ""), and hooks, the detached flusher and agent hooks run in the user's repository: a
+# `json.py` or a `periscope_hooks/` there was imported in our place, and run (found by a sweep: a
+# project's `datetime.py` ran in every Claude Code hook).  This is Python 3.11's `-P` (safe_path),
+# for 3.9 too; `-I` would also drop PYTHONPATH and user site-packages.  Only that entry goes: one
+# naming the same folder by its path may be where periscope itself is installed from (an editable
+# install of a clone you commit in), and an empty PYTHONPATH element is the user's own choice.
+NO_CWD_IMPORTS = "import sys;sys.path[:]=[p for p in sys.path if p]"
+MAIN_CODE = f"{NO_CWD_IMPORTS};from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))"
+
+
 def inherited_fds() -> list[int]:
     """The descriptors above stderr this process was given by its parent (git's caller's `3>&1`,
     say): the inheritable ones, since every file Python opens itself is not (PEP 446)."""
@@ -149,7 +160,7 @@ def spawn_background_flush(state_dir: str) -> None:
         (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
     ]
-    code = "import sys;from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))"
+    code = MAIN_CODE
     # Through sh, so that the Python start-up (the flusher's main cost) comes after a short sleep:
     # by then git has finished the commit, and the two do not compete for the CPU.
     argv = [

@@ -32,7 +32,8 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PERISCOPE_LOGIN_PORT", str(LOGIN_PORT))
     # subprocesses (the CLI, hooks, the fake browser) import `testing` and the package from here
-    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # (no empty element: Python reads one as the current folder, a test repository's work tree)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p))
     yield home
 
 

@@ -519,3 +519,40 @@ def test_the_background_flusher_keeps_no_descriptor_of_the_caller_open(repo, sh,
         for conn in accepted:
             conn.close()
         server.close()
+
+
+def test_no_python_file_of_the_repository_is_imported_by_our_processes(repo):
+    """`python -c` and `-m` put the current folder first on sys.path, and our hooks, the detached
+    flusher and the agents' hooks run in the work tree: a `json.py` or a `periscope_hooks/` there
+    was imported in our place, and run (a sweep found a project's `datetime.py` run by every Claude
+    Code hook)."""
+    marker = repo.path / ".git" / "repository-code-ran"
+    planted = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    for name in ("json.py", "sqlite3.py", "datetime.py", "fcntl.py", "periscope_hooks/__init__.py"):
+        (repo.path / name).parent.mkdir(exist_ok=True)
+        (repo.path / name).write_text(planted)
+    (repo.path / ".git" / "info" / "exclude").write_text("*.py\nperiscope_hooks/\n")
+    append_spool(repo.path, message_record(repo.path, id="m1", tokens=(3, 0, 0, 0, 0)))
+    sha = commit(repo.path, "sh hook")
+    commit(repo.path, "python hook", env={"PERISCOPE_SH_HOOK": "0"})
+    git(repo.path, "commit", "-q", "--amend", "-m", "post-rewrite")
+    hook = subprocess.run(
+        ["sh", "-c", periscope_hooks_claude_code_command()],
+        cwd=repo.path,
+        input=json.dumps({"hook_event_name": "Stop", "session_id": "s", "cwd": str(repo.path)}),
+        capture_output=True,
+        text=True,
+    )
+    assert hook.returncode == 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (state_dir(repo.path) / "state.db").exists():
+        time.sleep(0.1)  # the background flusher ran
+    repo.flush()
+    assert not marker.exists(), marker.read_text()
+    assert {r["sha"]: r["tokens"]["input"] for r in repo.report()}.get(sha) == 3
+
+
+def periscope_hooks_claude_code_command() -> str:
+    from periscope_hooks.commands.claude_code import hook_command
+
+    return hook_command()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from periscope_hooks import jsonc
+from periscope_hooks.hook import MAIN_CODE
 from testing.util import REPO_ROOT, git, init_repo, periscope
 
 
@@ -38,7 +39,7 @@ def test_repo_install_keeps_the_work_tree_clean_and_opencode_json_untouched(tmp_
     installed = (repo / ".opencode" / "plugin" / "periscope.js").read_text()
     assert sys.executable not in installed and "const BAKED_COMMAND = null;" in installed
     command = json.loads((repo / ".git" / "periscope" / "opencode-command.json").read_text())
-    assert command == [sys.executable, "-m", "periscope_hooks"]
+    assert command == [sys.executable, "-c", MAIN_CODE]  # not -m: nothing imported from the work tree
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
     git(repo, "add", "-A")
     assert git(repo, "diff", "--cached", "--name-only") == ""

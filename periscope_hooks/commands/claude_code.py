@@ -37,7 +37,9 @@ HOOK_TIMEOUT_S = 30  # Claude Code's own limit per hook run; ours stops itself a
 
 
 def hook_command(python: str | None = None) -> str:
-    return f"{shlex.quote(python or sys.executable)} -c 'import sys; {MARKER}; sys.exit(main())'"
+    from periscope_hooks.hook import NO_CWD_IMPORTS  # nothing imported from the project's folder
+
+    return f"{shlex.quote(python or sys.executable)} -c '{NO_CWD_IMPORTS}; {MARKER}; sys.exit(main())'"
 
 
 def _ours(entry: Any) -> bool:

@@ -46,12 +46,14 @@ def plugin_source() -> str:
 
 def baked_plugin(python: str) -> str:
     text = plugin_source()
-    command = json.dumps([python, "-m", "periscope_hooks"])
+    command = json.dumps(_command(python))
     return text.replace(BAKE_MARK, f"const BAKED_COMMAND = {command};", 1)
 
 
 def _command(python: str) -> list[str]:
-    return [python, "-m", "periscope_hooks"]
+    from periscope_hooks.hook import MAIN_CODE  # not -m: nothing imported from the repository's folder
+
+    return [python, "-c", MAIN_CODE]
 
 
 def _targets(global_: bool, repo: str | None) -> tuple[Path, Path, str]:

@@ -43,7 +43,7 @@ ps_spawn_flush() {
         ps_setsid=
         command -v setsid >/dev/null 2>&1 && ps_setsid=setsid
         [ -x "$INSTALL_PYTHON" ] && exec $ps_setsid "$INSTALL_PYTHON" -c \
-            'import sys;from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))' \
+            'import sys;sys.path[:]=[p for p in sys.path if p];from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))' \
             _background-flush "$1"
         exec $ps_setsid periscope _background-flush "$1"
     ) </dev/null >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
@@ -115,7 +115,10 @@ if [ "$HOOK_NAME" = post-checkout ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
     [ -x "$KEPT" ] && exec "$KEPT" "$@"
     exit 0
 fi
+# sys.path without the current folder (the work tree): a json.py or periscope_hooks/ there must not
+# be imported in our place (hook.NO_CWD_IMPORTS).
 PY_RUN='import sys
+sys.path[:] = [p for p in sys.path if p]
 try:
     from periscope_hooks.hook import run
 except ImportError:

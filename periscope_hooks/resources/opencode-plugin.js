@@ -11,7 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-const BAKED_COMMAND = null; // periscope:command (replaced at install: ["/path/python", "-m", "periscope_hooks"])
+const BAKED_COMMAND = null; // periscope:command (replaced at install: ["/path/python", "-c", "<hook.MAIN_CODE>"])
 const MAX_LOG_BYTES = 256 * 1024;
 const FLUSH_QUIET_MS = 1000; // messages closer together than this share one flusher
 const FLUSH_MAX_WAIT_MS = 10000; // while the agent keeps working, flush at least this often
