@@ -214,3 +214,52 @@ def test_a_capture_with_nothing_new_leaves_the_state_file_alone(tmp_path):
     msgs = [r["id"] for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
     assert msgs == ["msg_1", "msg_2"]
     assert json.loads(state.read_text())["files"] == {str(transcript): transcript.stat().st_size}
+
+
+def test_a_malformed_transcript_line_is_skipped_by_the_installed_command(tmp_path):
+    """The installed command (`python -c`, without the json package) read a malformed line that
+    names "assistant" as SystemError, not ValueError: the run stopped before saving anything, and
+    every later run met the same line, so nothing of the session was ever captured again."""
+    from periscope_hooks.commands.claude_code import hook_command
+
+    repo = init_repo(tmp_path / "r")
+    transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    text = {"type": "text", "text": "hello"}
+    transcript.write_text(
+        assistant_line("msg_1", repo, block=text)
+        + '{"type":"assistant","message":{"id":"torn\n'
+        + assistant_line("msg_2", repo, block=text)
+    )
+    payload = {"session_id": SESSION, "transcript_path": str(transcript), "cwd": str(repo), "hook_event_name": "Stop"}
+    proc = subprocess.run(
+        ["sh", "-c", hook_command()],
+        input=json.dumps(payload).encode(),
+        capture_output=True,
+        env={**os.environ, "PERISCOPE_BACKGROUND": "0"},
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    msgs = [r["id"] for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
+    assert msgs == ["msg_1", "msg_2"]
+
+
+def test_a_long_transcript_is_read_over_several_runs_each_message_once(tmp_path):
+    """A run stops reading at its time budget and saves where it stopped; the next reads on.  The
+    alarm it used to rely on was swallowed (TimeoutError is an OSError, caught while reading HEAD),
+    and when it did stop a run, nothing was saved: each run appended the same records again and a
+    long session was never caught up."""
+    repo = init_repo(tmp_path / "r")
+    transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    ids = [f"msg_{i}" for i in range(1000)]
+    transcript.write_text("".join(assistant_line(m, repo, block={"type": "text", "text": "x"}) for m in ids))
+    payload = {"session_id": SESSION, "transcript_path": str(transcript), "cwd": str(repo), "hook_event_name": "Stop"}
+    runs = 0
+    while runs < 400:
+        runs += 1
+        assert run_hook(payload, env={"PERISCOPE_HOOK_READ_BUDGET": "0.02"}).returncode == 0
+        got = [r["id"] for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
+        if len(got) >= len(ids):
+            break
+    assert runs > 1  # the budget did stop a run
+    assert got == ids  # every message once, in order

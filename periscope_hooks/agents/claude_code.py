@@ -28,6 +28,7 @@ a line: never text, thinking, tool input or output.
 from __future__ import annotations
 
 import os
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
@@ -38,6 +39,12 @@ NAME = "claude-code"
 HOOK_EVENTS = ("PreToolUse", "PostToolBatch", "Stop", "SubagentStop", "SessionEnd")
 HOOK_MATCHERS = {"PreToolUse": "Bash"}  # the only tool whose commands can commit
 HOOK_TIME_LIMIT_S = 10
+# A hook run stops reading transcripts after this long (before a line, its offset saved, what it
+# read recorded): the next run reads on from there.  The alarm at HOOK_TIME_LIMIT_S is only for a
+# hung filesystem; stopped by it, a run saves nothing and the next one reads the same lines again
+# (a 250k-message transcript was never caught up, and its records piled up in the spool).
+HOOK_READ_BUDGET_S = 6.0
+_read_until: float | None = None  # set by run_hook: time.monotonic() past which reading stops
 RECENT = 500  # message and tool ids remembered per session, to drop the repeated lines of one message
 SYNTHETIC_MODEL = "<synthetic>"  # Claude Code's own placeholder replies (errors, interrupts): no API call
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -112,6 +119,12 @@ def loads(data: bytes | str) -> Any:
         value, end = make_scanner(_ScanContext())(text, 0)  # type: ignore[arg-type]  # duck-typed context
     except StopIteration:
         raise ValueError("not JSON") from None
+    except Exception as e:
+        # The scanner raises its errors as json.decoder.JSONDecodeError, importing json for them;
+        # without json loaded that came out as SystemError ("returned NULL without setting an
+        # exception") on 3.11, which no caller expected: one torn transcript line then stopped the
+        # session's capture for good.  Nesting past the limit gives RecursionError.
+        raise ValueError(f"not JSON ({type(e).__name__})") from None
     if end != len(text):
         raise ValueError("extra data after the JSON value")
     return value
@@ -282,7 +295,11 @@ class _Capture:
             lines, end = spool.read_lines(transcript, offset, 8 << 20)
             if end == offset:
                 break
-            for _, raw in lines:
+            stopped_at = None
+            for line_offset, raw in lines:
+                if _read_until is not None and time.monotonic() > _read_until:
+                    stopped_at = line_offset  # the rest on the next hook run, from this line
+                    break
                 if b'"assistant"' not in raw:
                     continue  # most lines (attachments, requests, tool results) are not messages
                 try:
@@ -310,6 +327,9 @@ class _Capture:
                     del self.state["seen"][:-RECENT]
                     seen = self._seen = set(self.state["seen"])
                 self.add_message(transcript, fields)
+            if stopped_at is not None:
+                offset = stopped_at
+                break
             offset = end
         offsets[transcript] = offset
         if offset != known:
@@ -485,8 +505,13 @@ def recover(session_id: str, env: Mapping[str, str] = os.environ) -> list[str]:
     return capture_session(session_id, transcript, env=env)
 
 
+class HookTimeLimit(BaseException):
+    """The alarm's: a BaseException, since TimeoutError is an OSError, which the code it interrupts
+    catches (reading HEAD, say) and goes on: runs went on for 14 s and more."""
+
+
 def _alarm(signum: int, frame: object) -> None:  # pragma: no cover - a hung filesystem
-    raise TimeoutError(f"the Claude Code hook took longer than {HOOK_TIME_LIMIT_S}s")
+    raise HookTimeLimit(f"the Claude Code hook took longer than {HOOK_TIME_LIMIT_S}s")
 
 
 def main() -> int:
@@ -506,9 +531,15 @@ def run_hook(stdin_data: bytes, env: Mapping[str, str] = os.environ) -> int:
 
     from periscope_hooks import hook, logfile
 
+    global _read_until
     try:
         _signal.signal(_signal.SIGALRM, _alarm)
         _signal.alarm(HOOK_TIME_LIMIT_S)
+        try:  # PERISCOPE_HOOK_READ_BUDGET: seconds (the tests make it short)
+            budget = float(env.get("PERISCOPE_HOOK_READ_BUDGET") or HOOK_READ_BUDGET_S)
+        except ValueError:
+            budget = HOOK_READ_BUDGET_S
+        _read_until = time.monotonic() + min(budget, HOOK_READ_BUDGET_S)
         data = loads(stdin_data or b"{}")
         if not isinstance(data, dict):
             return 0
@@ -521,4 +552,5 @@ def run_hook(stdin_data: bytes, env: Mapping[str, str] = os.environ) -> int:
         logfile.log_line(log, "Claude Code hook failed; Claude Code is unaffected", exc=e)
     finally:
         _signal.alarm(0)
+        _read_until = None
     return 0
