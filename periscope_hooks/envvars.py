@@ -18,6 +18,7 @@ SECONDS = {
     "PERISCOPE_BACKOFF_BASE": 0.5,  # the retry backoff's first step
     "PERISCOPE_BACKOFF_CAP": 30.0,  # and its ceiling
     "PERISCOPE_HTTP_TIMEOUT": 15.0,  # per HTTP request
+    "PERISCOPE_HOOK_READ_BUDGET": 6.0,  # what one Claude Code hook run may spend reading transcripts
 }
 PORTS = {"PERISCOPE_LOGIN_PORT": 14550}  # the sign-in redirect (must match the client's redirect URI)
 

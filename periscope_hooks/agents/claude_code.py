@@ -43,7 +43,7 @@ HOOK_TIME_LIMIT_S = 10
 # read recorded): the next run reads on from there.  The alarm at HOOK_TIME_LIMIT_S is only for a
 # hung filesystem; stopped by it, a run saves nothing and the next one reads the same lines again
 # (a 250k-message transcript was never caught up, and its records piled up in the spool).
-HOOK_READ_BUDGET_S = 6.0
+HOOK_READ_BUDGET_S = 6.0  # PERISCOPE_HOOK_READ_BUDGET (envvars.py) may shorten it
 _read_until: float | None = None  # set by run_hook: time.monotonic() past which reading stops
 RECENT = 500  # message and tool ids remembered per session, to drop the repeated lines of one message
 SYNTHETIC_MODEL = "<synthetic>"  # Claude Code's own placeholder replies (errors, interrupts): no API call
@@ -535,11 +535,9 @@ def run_hook(stdin_data: bytes, env: Mapping[str, str] = os.environ) -> int:
     try:
         _signal.signal(_signal.SIGALRM, _alarm)
         _signal.alarm(HOOK_TIME_LIMIT_S)
-        try:  # PERISCOPE_HOOK_READ_BUDGET: seconds (the tests make it short)
-            budget = float(env.get("PERISCOPE_HOOK_READ_BUDGET") or HOOK_READ_BUDGET_S)
-        except ValueError:
-            budget = HOOK_READ_BUDGET_S
-        _read_until = time.monotonic() + min(budget, HOOK_READ_BUDGET_S)
+        from periscope_hooks import envvars  # a bad value: one logged line, nothing read (never a guess)
+
+        _read_until = time.monotonic() + min(envvars.seconds("PERISCOPE_HOOK_READ_BUDGET"), HOOK_READ_BUDGET_S)
         data = loads(stdin_data or b"{}")
         if not isinstance(data, dict):
             return 0

@@ -36,8 +36,16 @@ CREATED_DIRS_RECORD = "hooks-dirs-created.json"
 
 
 def _shim(hook_name_sh: str, python_sh: str) -> str:
+    from periscope_hooks.hook import MAIN_CODE, NO_CWD_IMPORTS
+
     template = (Path(__file__).resolve().parent.parent / "resources" / "hook-shim.sh").read_text()
-    return template.replace("__HOOK_NAME__", hook_name_sh).replace("__INSTALL_PYTHON__", python_sh)
+    assert "'" not in NO_CWD_IMPORTS  # written inside the shim's single-quoted PY_RUN
+    return (
+        template.replace("__HOOK_NAME__", hook_name_sh)
+        .replace("__INSTALL_PYTHON__", python_sh)
+        .replace("__MAIN_CODE__", shlex.quote(MAIN_CODE))
+        .replace("__NO_CWD_IMPORTS__", NO_CWD_IMPORTS)
+    )
 
 
 def shim_text(hook_name: str, python: str) -> str:
@@ -66,14 +74,19 @@ def is_ours(path: Path) -> bool:
     return any(m in head for m in (MARKER, *PRIOR_MARKERS))
 
 
+def hooks_path_entries(dirs: git.RepoDirs) -> list[tuple[str, str]]:
+    """(scope, value) of every core.hooksPath setting, in git's order: the last is in effect."""
+    out = git.run_git(
+        ["config", "--show-scope", "--get-all", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
+    )
+    return [(scope, value.strip()) for scope, _, value in (line.partition("\t") for line in out.splitlines())]
+
+
 def hooks_path_config(dirs: git.RepoDirs) -> tuple[str, str]:
     """(core.hooksPath as configured or "", the scope that sets it: local, worktree, global, system,
     command or "")."""
-    out = git.run_git(
-        ["config", "--show-scope", "--get", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
-    ).rstrip("\n")
-    scope, _, value = out.partition("\t")
-    return value.strip(), (scope if value.strip() else "")
+    scope, value = (hooks_path_entries(dirs) or [("", "")])[-1]
+    return value, (scope if value else "")
 
 
 def kept_hook(hdir: Path, name: str) -> Path:
@@ -124,32 +137,29 @@ def hook_lines_hint(where: str) -> str:
     return f"add {lines} (each file executable); periscope status then shows them as installed"
 
 
-def _shared_scope(dirs: git.RepoDirs, hdir: Path, scope: str) -> str:
-    """Where else the hooks folder is chosen: `scope` (the winning core.hooksPath's) when it is
-    global, system or command (`git -c`, GIT_CONFIG_* variables), else the global or system
+def _shared_scope(dirs: git.RepoDirs, hdir: Path) -> str:
+    """Where else the hooks folder is chosen: the scope of the core.hooksPath in effect when it is
+    global, system or command (`git -c`, GIT_CONFIG_* variables), else the global, system or command
     setting naming the same folder (a local copy of the global value does not make it this
     repository's own), else 'link' when the default hooks folder links out of the repository
     (other repositories may link to the same folder), else ''."""
-    if scope in ("global", "system", "command"):
-        return scope
-    out = git.run_git(
-        ["config", "--show-scope", "--get-all", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
-    )
-    for line in out.splitlines():
-        other, _, value = line.partition("\t")
-        if other in ("global", "system", "command") and value.strip():
-            path = os.path.expanduser(value.strip())
-            if os.path.isabs(path) and os.path.realpath(path) == os.path.realpath(hdir):
-                return other
+    shared = ("global", "system", "command")
+    entries = hooks_path_entries(dirs)
+    if entries and entries[-1][1] and entries[-1][0] in shared:
+        return entries[-1][0]
+    for scope, value in entries:
+        path = os.path.expanduser(value)
+        if scope in shared and value and os.path.isabs(path) and os.path.realpath(path) == os.path.realpath(hdir):
+            return scope
     default = Path(dirs.common_dir) / "hooks"
     if hdir.absolute() == default.absolute() and default.is_symlink() and not _inside(default, dirs.common_dir):
         return "link"
     return ""
 
 
-def _shared_hooks_refusal(dirs: git.RepoDirs, hdir: Path, scope: str, global_hooks_path: bool) -> UserError | None:
+def _shared_hooks_refusal(dirs: git.RepoDirs, hdir: Path, global_hooks_path: bool) -> UserError | None:
     """A hooks folder git tracks or every repository shares is not ours to write into."""
-    scope = _shared_scope(dirs, hdir, scope)
+    scope = _shared_scope(dirs, hdir)
     if in_work_tree(dirs, hdir):
         shown = os.path.relpath(hdir, dirs.worktree)
         return UserError(
@@ -180,8 +190,12 @@ def _shared_hooks_refusal(dirs: git.RepoDirs, hdir: Path, scope: str, global_hoo
     return None
 
 
+def _tmp_beside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.periscope-tmp.{os.getpid()}")  # two installs at once: one each
+
+
 def _write_atomic(path: Path, text: str, mode: int = 0o755) -> None:
-    tmp = path.with_name(f".{path.name}.periscope-tmp.{os.getpid()}")  # two installs at once: one each
+    tmp = _tmp_beside(path)
     tmp.write_text(text)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
@@ -296,7 +310,7 @@ def _write_kept_relative_links(hdir: Path, names: set[str]) -> None:
 
 
 def _link_atomic(target: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.periscope-tmp.{os.getpid()}")
+    tmp = _tmp_beside(path)
     tmp.unlink(missing_ok=True)
     os.symlink(target, tmp)
     os.replace(tmp, path)
@@ -347,9 +361,7 @@ def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
             "run periscope install-hooks in a clone you work in",
         )
     hdir = hooks_dir(dirs, warn=False)
-    refusal = _detect_manager(dirs, hdir) or _shared_hooks_refusal(
-        dirs, hdir, hooks_path_config(dirs)[1], global_hooks_path
-    )
+    refusal = _detect_manager(dirs, hdir) or _shared_hooks_refusal(dirs, hdir, global_hooks_path)
     if refusal:
         if in_work_tree(dirs, hdir) and all(calls_periscope(hdir, n) for n in HOOK_NAMES):
             output.out(f"the hooks in {hdir} already run periscope hook; nothing to install")
@@ -516,6 +528,6 @@ def hooks_status(dirs: git.RepoDirs) -> str:
             steps.append("run pre-commit install " + " ".join(f"--hook-type {n}" for n in no_script))
         advice = "pre-commit manages this repository's hooks: " + ", then ".join(steps)
     else:
-        refusal = _detect_manager(dirs, hdir) or _shared_hooks_refusal(dirs, hdir, hooks_path_config(dirs)[1], False)
+        refusal = _detect_manager(dirs, hdir) or _shared_hooks_refusal(dirs, hdir, False)
         advice = refusal.hint if refusal and refusal.hint else "run periscope install-hooks"
     return f"not installed: {', '.join(missing)} ({advice})"

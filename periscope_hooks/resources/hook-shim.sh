@@ -42,9 +42,7 @@ ps_spawn_flush() {
         for ps_v in $(env | sed -n 's/^\(GIT_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$ps_v"; done
         ps_setsid=
         command -v setsid >/dev/null 2>&1 && ps_setsid=setsid
-        [ -x "$INSTALL_PYTHON" ] && exec $ps_setsid "$INSTALL_PYTHON" -c \
-            'import sys;sys.path[:]=[p for p in sys.path if p];from periscope_hooks.main import main;sys.exit(main(sys.argv[1:]))' \
-            _background-flush "$1"
+        [ -x "$INSTALL_PYTHON" ] && exec $ps_setsid "$INSTALL_PYTHON" -c __MAIN_CODE__ _background-flush "$1"
         exec $ps_setsid periscope _background-flush "$1"
     ) </dev/null >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 }
@@ -115,10 +113,9 @@ if [ "$HOOK_NAME" = post-checkout ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
     [ -x "$KEPT" ] && exec "$KEPT" "$@"
     exit 0
 fi
-# sys.path without the current folder (the work tree): a json.py or periscope_hooks/ there must not
-# be imported in our place (hook.NO_CWD_IMPORTS).
-PY_RUN='import sys
-sys.path[:] = [p for p in sys.path if p]
+# First, sys.path without the current folder (the work tree): a json.py or periscope_hooks/ there
+# must not be imported in our place (hook.NO_CWD_IMPORTS, written in at install).
+PY_RUN='__NO_CWD_IMPORTS__
 try:
     from periscope_hooks.hook import run
 except ImportError:
