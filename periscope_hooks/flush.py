@@ -23,6 +23,7 @@ from periscope_hooks.ingest.queue import StoreNow
 from periscope_hooks.ingest.spool_reader import unread
 from periscope_hooks.state import (
     is_corrupt,
+    make_state_dir,
     mark_for_integrity_check,
     open_state_db,
     reclaim_space,
@@ -112,7 +113,7 @@ def flush_state_dir(
     """Ingest and deliver.  Returns None when another flusher holds the lock (and `wait` is False).
     `wait` (a foreground flush) also drains: delivery goes on while batches go through.
     `retrying`: delivery.deliver's, told when delivery failed and waits to try again."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_state_dir(state_dir)
     lock = FileLock(state_dir / LOCK_NAME)
     result: DeliveryResult | None = None
     try:

@@ -107,7 +107,7 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, bool]:
     try:
         rec = json.loads(raw)
         if isinstance(rec, dict):
-            return rec, False
+            return _well_formed(rec) if _may_escape_a_surrogate(raw) else rec, False
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the interpreter's limit
         pass
     start = raw.rfind(b'{"v"', 1)
@@ -117,11 +117,39 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, bool]:
         try:
             rec = json.loads(raw[start:])
             if isinstance(rec, dict):
-                return rec, True
+                return _well_formed(rec) if _may_escape_a_surrogate(raw) else rec, True
         except (ValueError, RecursionError):
             pass
         start = raw.rfind(b'{"v"', 1, start)
     return None, True
+
+
+def _may_escape_a_surrogate(raw: bytes) -> bool:
+    return b"\\ud" in raw or b"\\uD" in raw
+
+
+def _well_formed(rec: dict[str, Any]) -> dict[str, Any]:
+    """`rec` with every lone UTF-16 half (a JSON `\\ud800` escape, which json reads and orjson
+    refuses) made U+FFFD: SQLite and the events hold UTF-8, which cannot encode one, so a model
+    name or title holding one made ingest skip the whole record, usage and all.  (json.loads
+    pairs the halves that belong together: a half left in a string is a lone one.)"""
+    import re
+
+    lone = re.compile("[\ud800-\udfff]")
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str):
+            return lone.sub("\ufffd", value)
+        if isinstance(value, dict):
+            return {fix(k): fix(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    try:
+        return fix(rec)  # type: ignore[no-any-return]
+    except RecursionError:  # nested to json's limit: left as read (ingest skips what it cannot store)
+        return rec
 
 
 def iter_records(path: str) -> Iterator[dict[str, Any]]:

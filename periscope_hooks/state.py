@@ -219,6 +219,19 @@ def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Co
     return conn
 
 
+def make_state_dir(state_dir: Path) -> None:
+    """Create a repository's state folder (.git/periscope); one clear line when a file holds its
+    name (it was the catch-all's `FileExistsError` from every command)."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(
+            f"{state_dir} is not a folder",
+            hint="periscope keeps the spool and its state there: move that file aside"
+            f" (mv '{state_dir}' '{state_dir}.aside') and run the command again",
+        ) from None
+
+
 def open_state_db(
     state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, damaged: Damage | None = None
 ) -> sqlite3.Connection:
@@ -228,7 +241,7 @@ def open_state_db(
 
     A damaged database is moved aside by one process at a time, and only if state.db is still the
     file found damaged: another process may have rebuilt it meanwhile, and its new one is used."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_state_dir(state_dir)
     db_path = state_dir / paths.STATE_DB_NAME
     conn, moved = open_moving_damage_aside(
         db_path, lambda: _checked(db_path, state_dir, busy_timeout_ms), busy_timeout_ms, damaged=damaged

@@ -59,7 +59,7 @@ def test_invalid_record_fields_are_skipped_not_fatal(tmp_path):
     sd = tmp_path / "periscope"
     bad = message_record(None, id="bad", cwd="")
     bad["tokens"] = {"input": "lots"}
-    unstorable = message_record(None, id="unstorable", cwd="", session_id=["a", "list"])  # SQLite cannot bind it
+    unstorable = message_record(None, id=["a", "list"], cwd="")  # an id must be text
     huge = message_record(None, id="huge", cwd="", tokens=(2**70, 0, 0, 0, 0))
     ok = message_record(None, id="ok", cwd="")
     # json writes these as NaN and Infinity, which json reads back (orjson refuses them)
@@ -78,6 +78,41 @@ def test_invalid_record_fields_are_skipped_not_fatal(tmp_path):
     log = (sd / "hook.log").read_text()
     assert "skipped an invalid message record" in log and "Traceback" not in log
     assert log.count("ValueError: cost is not a finite number") == 3
+
+
+def test_a_name_of_the_wrong_type_is_recorded_empty_and_the_message_kept(repo):
+    """A number or an object where a plugin should have written a model, provider, agent, session,
+    branch or title: the message's usage still counts (it was skipped whole before), the name is
+    empty (an integer keeps its digits), a lone UTF-16 half becomes U+FFFD, a title is cut to 200
+    characters.  Every event still matches the schema."""
+    wrong = [
+        message_record(repo.path, id="m_num", model=123, session_id=7),
+        message_record(repo.path, id="m_obj", provider={"p": 1}, agent=True, git={"branch": ["x"], "sha": 5.5}),
+        message_record(repo.path, id="m_half", model="claude-\ud800x", session_id="ses_t"),
+    ]
+    append_spool(
+        repo.path,
+        session_record("ses_t", "T" * 300, parent_id={"id": 1}, agent=["a"]),
+        session_record("ses_obj", title={"t": 1}),
+        session_record({"not": "an id"}, "skipped"),
+        *wrong,
+    )
+    commit(repo.path, "c1")
+    events = repo.events()
+    messages = {e["message_id"]: e for e in events if e["type"] == "message"}
+    assert sorted(messages) == ["m_half", "m_num", "m_obj"]
+    assert messages["m_num"]["model"] == "123" and messages["m_num"]["session"]["id"] == "7"
+    assert messages["m_obj"]["provider"] is None and messages["m_obj"]["session"]["agent"] is None
+    assert messages["m_obj"]["repo"]["branch"] is None and messages["m_obj"]["repo"]["sha"] is None
+    assert messages["m_half"]["model"] == "claude-\ufffdx"
+    assert messages["m_half"]["session"]["title"] == "T" * 200
+    assert messages["m_half"]["session"]["parent_id"] is None
+    [linked] = [e for e in events if e["type"] == "commit"]
+    assert linked["usage"]["messages"] == 3
+    event_schema = schemas.load("events")
+    for e in events:
+        jsonschema.validate(e, event_schema)
+    assert "skipped an invalid session record" in (state_dir(repo.path) / "hook.log").read_text()
 
 
 def test_classify_commit():

@@ -12,7 +12,8 @@ import pytest
 
 from periscope_hooks import jsonc
 from periscope_hooks.hook import MAIN_CODE
-from testing.util import REPO_ROOT, git, init_repo, periscope
+from testing.otlp import need
+from testing.util import REPO_ROOT, git, init_repo, periscope, report_json
 
 
 def test_packaged_plugin_is_the_canonical_source():
@@ -154,16 +155,22 @@ def test_broken_config_is_refused_with_a_hint(tmp_path):
 
 
 DRIVER = r"""
+import fs from "node:fs";
 import { PeriscopePlugin } from %(plugin)s;
-const events = JSON.parse(process.argv[2]);
+const arg = process.argv[2];  // the events, or @file holding them
+const events = JSON.parse(arg.startsWith("@") ? fs.readFileSync(arg.slice(1), "utf8") : arg);
 const hooks = await PeriscopePlugin({ directory: process.argv[3], worktree: process.argv[3] });
 const env = {};
 for (const e of events) {
+  if (e.rename) { fs.renameSync(...e.rename); continue; }
+  if (e.raw) { await hooks.event(e.raw.input); continue; }  // what OpenCode should never send
   if (e.shell) { const out = { env: {} }; await hooks["shell.env"]({ sessionID: e.shell }, out); Object.assign(env, out.env); continue; }
   await hooks.event({ event: e });
 }
 await hooks.event({ event: { type: "message.updated", properties: { info: null } } });  // ignored, no throw
 await hooks.event({ event: null });
+await hooks.event(undefined);
+await hooks.event({ event: { type: "message.updated", properties: { info: "text" } } });
 console.log(JSON.stringify(env));
 """
 
@@ -191,8 +198,7 @@ def _assistant(mid, completed=None, sid="ses_1", cwd=None):
 
 def test_plugin_writes_one_record_per_message_and_sets_shell_env(tmp_path):
     node = __import__("shutil").which("node")
-    if not node:
-        pytest.skip("node is not installed")
+    need(bool(node), "node")
     repo = init_repo(tmp_path / "r")
     subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, check=True)
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
@@ -250,8 +256,7 @@ def test_plugin_writes_one_record_per_message_and_sets_shell_env(tmp_path):
 def _run_plugin_with_recording_periscope(tmp_path, repo, events):
     """Run the plugin with PERISCOPE_BIN pointing at a stand-in that records each invocation."""
     node = __import__("shutil").which("node")
-    if not node:
-        pytest.skip("node is not installed")
+    need(bool(node), "node")
     calls = tmp_path / "calls.txt"
     fake = tmp_path / "fake-periscope"
     fake.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\n')
@@ -347,8 +352,7 @@ def test_plugin_flushes_every_repository_a_session_touched(tmp_path):
     """A flush asked for while one runs is kept per repository: with one session working in two
     repositories, neither repository's request is dropped in favour of the other's."""
     node = __import__("shutil").which("node")
-    if not node:
-        pytest.skip("node is not installed")
+    need(bool(node), "node")
     a, b = init_repo(tmp_path / "a"), init_repo(tmp_path / "b")
     calls = tmp_path / "calls.txt"
     fake = tmp_path / "fake-periscope"
@@ -373,3 +377,103 @@ def test_plugin_flushes_every_repository_a_session_touched(tmp_path):
     assert proc.returncode == 0, proc.stderr
     flushed = [line.split(" ")[0] for line in calls.read_text().splitlines() if " _background-flush " in line]
     assert sorted(set(flushed)) == sorted({os.path.realpath(a), os.path.realpath(b)})
+
+
+def _node_plugin(tmp_path, repo, events):
+    node = __import__("shutil").which("node")
+    need(bool(node), "node")
+    driver = tmp_path / "driver.mjs"
+    driver.write_text(DRIVER % {"plugin": json.dumps(str(REPO_ROOT / "hooks" / "opencode" / "periscope.js"))})
+    env = {**os.environ, "PERISCOPE_BACKGROUND": "0"}
+    (tmp_path / "events.json").write_text(json.dumps(events))
+    proc = subprocess.run(
+        [node, str(driver), f"@{tmp_path / 'events.json'}", str(repo)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "{}", proc.stderr
+    assert proc.stderr == ""  # nothing printed, nothing thrown (an unhandled rejection prints)
+
+
+def test_plugin_records_strings_or_nulls_whatever_opencode_sends(tmp_path):
+    """Only a string is recorded as an id, model, provider, agent, title or folder: anything else is
+    null, so ingest keeps the message's usage.  A title is cut to 200 characters (never through an
+    emoji) and a lone UTF-16 half becomes U+FFFD: a 5 MB title once made a spool line ingest skips."""
+    import jsonschema
+
+    from periscope_hooks import schemas
+
+    repo = init_repo(tmp_path / "r")
+    odd = _assistant("msg_odd", 3000, cwd=str(repo))
+    info = odd["properties"]["info"]
+    info.update(modelID={"name": "m"}, providerID=7, agent=["a"], mode=True, sessionID=12)
+    info["path"] = {"cwd": {"x": 1}, "root": str(repo)}
+    info["tokens"] = {"input": "10", "output": 5, "reasoning": None, "cache": "x"}
+    info["time"] = {"created": 1, "completed": "soon"}
+    no_id = _assistant(None, 3000, cwd=str(repo))
+    long_title = "t" * 199 + "\U0001f600" + "x" * 5_000_000
+    events = [
+        {
+            "type": "session.created",
+            "properties": {"info": {"id": "ses_1", "title": long_title, "directory": str(repo)}},
+        },
+        {"type": "session.created", "properties": {"info": {"id": "ses_2", "title": {"t": 1}, "parentID": 5}}},
+        {"type": "session.created", "properties": {"info": {"id": ["x"], "title": "no id"}}},
+        {
+            "raw": {
+                "input": {
+                    "event": {"type": "session.updated", "properties": {"info": {"id": "ses_3", "title": "a\ud83d"}}}
+                }
+            }
+        },
+        _assistant("msg_1", 1000, cwd=str(repo)),
+        odd,
+        no_id,
+    ]
+    _node_plugin(tmp_path, repo, events)
+    spool = (repo / ".git" / "periscope" / "spool.jsonl").read_text()
+    records = [json.loads(x) for x in spool.splitlines()]
+    validator = jsonschema.Draft202012Validator(schemas.load("spool-record"))
+    for record in records:
+        validator.validate(record)
+    sessions = {r["session_id"]: r for r in records if r["kind"] == "session"}
+    assert sessions["ses_1"]["title"] == "t" * 199 + "\U0001f600"
+    assert sessions["ses_2"]["title"] is None and sessions["ses_2"]["parent_id"] is None
+    assert sessions["ses_3"]["title"] == "a\ufffd"
+    assert len(sessions) == 3
+    messages = [r for r in records if r["kind"] == "message"]
+    assert [m["id"] for m in messages] == ["msg_1", "msg_odd"]
+    odd_record = messages[1]
+    assert [odd_record[k] for k in ("session_id", "provider", "model", "agent")] == [None] * 4
+    assert odd_record["tokens"] == {"input": 0, "output": 5, "reasoning": 0, "cache_read": 0, "cache_write": 0}
+    assert isinstance(odd_record["time"], int) and odd_record["cwd"] == os.path.realpath(repo)
+    periscope("flush", cwd=repo)
+    by_session = {r["session"]: r for r in report_json(repo, "session")}
+    assert by_session["ses_1"]["title"] == "t" * 199 + "\U0001f600" and by_session["ses_1"]["messages"] == 1
+    assert sum(r["messages"] for r in by_session.values()) == 2
+
+
+def test_records_wait_in_memory_while_the_spool_cannot_be_written(tmp_path):
+    """.git/periscope replaced by a file: the plugin used to mark the message recorded, fail to
+    write it, and fail to log that too (the log lives in the same folder).  Now the record waits,
+    the problem is logged in the user's state folder, and once the folder is back the waiting
+    records go in first, in order."""
+    repo = init_repo(tmp_path / "r")
+    state = repo / ".git" / "periscope"
+    state.write_text("not a folder\n")
+    events = [
+        _assistant("msg_1", 1000, cwd=str(repo)),
+        _assistant("msg_1", 1000, cwd=str(repo)),  # updated again: still one record
+        _assistant("msg_2", 2000, cwd=str(repo)),
+        {"rename": [str(state), str(tmp_path / "moved-aside")]},
+        _assistant("msg_3", 3000, cwd=str(repo)),
+    ]
+    _node_plugin(tmp_path, repo, events)
+    records = [json.loads(x) for x in (state / "spool.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["msg_1", "msg_2", "msg_3"]
+    fallback = Path(os.environ["XDG_STATE_HOME"]) / "periscope" / "plugin.log"
+    logged = fallback.read_text()
+    assert logged.count("cannot write") == 1 and "1 record(s) wait in memory" in logged, logged
+    assert "wrote 3 record(s) that had waited" in (state / "plugin.log").read_text()

@@ -285,3 +285,37 @@ def test_last_hook_log_line_is_shown(repo):
     assert "Traceback" in hook_log.read_text()
     last = status(repo.path)["last problem"]
     assert last.endswith("background flush failed; events stay in the outbox"), last
+
+
+def test_the_plugins_newer_problem_is_shown_and_a_file_in_the_state_folders_place_is_said(repo):
+    """The OpenCode plugin logs in plugin.log (a plugin that cannot start periscope said so nowhere
+    status looked); `last problem` is the newer of the two logs.  And `.git/periscope` replaced by a
+    file was the catch-all's FileExistsError from every command: now one line and the fix."""
+    sd = state_dir(repo.path)
+    append_spool(repo.path, message_record(repo.path, id="p1"))
+    logfile.log_line(sd / paths.HOOK_LOG_NAME, "an older hook problem")
+    time.sleep(1.1)
+    (sd / "plugin.log").write_text(
+        time.strftime("%Y-%m-%dT%H:%M:%S.123Z", time.gmtime())
+        + " could not start periscope (periscope): ENOENT; records wait in the spool\n"
+    )
+    assert status(repo.path)["last problem"].endswith(
+        "could not start periscope (periscope): ENOENT; records wait in the spool"
+    )
+    logfile.log_line(sd / paths.HOOK_LOG_NAME, "a newer hook problem")
+    assert status(repo.path)["last problem"].endswith("a newer hook problem")
+
+    commit(repo.path, "c1")
+    sd.rename(sd.with_name("periscope.aside"))
+    sd.write_text("not a folder\n")
+    expected = f"error: {sd} is not a folder hint: periscope keeps the spool and its state there: move that file aside"
+    for command in (["flush"], ["report"], ["export"], ["log"], ["install-opencode"], ["install-claude-code"]):
+        proc = periscope(*command, cwd=repo.path, check=False)
+        assert proc.returncode == 1 and proc.stderr.startswith(expected) and proc.stderr.count("\n") == 1, (
+            command,
+            proc.stderr,
+        )
+    assert not (repo.path / ".claude").exists()  # refused before anything was written
+    proc = periscope("status", cwd=repo.path, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith(expected)
+    assert dict(parse(proc.stdout))["state.db"] == f"cannot be read: {sd} is not a folder"

@@ -118,6 +118,10 @@ def _ignored(top: Path, rel: str) -> bool:
 
 def install_claude_code(global_: bool, repo: str | None) -> int:
     target = _Target(global_, repo)
+    if not global_:
+        from periscope_hooks.state import make_state_dir
+
+        make_state_dir(target.record.parent)  # before anything is written: said, not half installed
     original = _load(target.settings)
     record: dict[str, Any] = {}
     try:
@@ -153,7 +157,7 @@ def install_claude_code(global_: bool, repo: str | None) -> int:
             with open(target.exclude, "a", encoding="utf-8") as f:
                 f.write(("" if not existing or existing.endswith("\n") else "\n") + EXCLUDE_LINE + "\n")
             record["exclude_line"] = EXCLUDE_LINE
-    target.record.parent.mkdir(parents=True, exist_ok=True)
+    target.record.parent.mkdir(parents=True, exist_ok=True)  # the global record's folder
     target.record.write_text(json.dumps(record, indent=2), encoding="utf-8")
     from periscope_hooks.commands.install_uninstall import precompile_hook_modules
 

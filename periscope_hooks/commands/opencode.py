@@ -30,6 +30,7 @@ from typing import Any
 from periscope_hooks import git, jsonc, output, paths
 from periscope_hooks.errors import UserError
 from periscope_hooks.repo import resolve_dirs
+from periscope_hooks.state import make_state_dir
 
 PLUGIN_NAME = "periscope.js"
 RECORD_NAME = "periscope-install.json"
@@ -104,7 +105,7 @@ def _install_in_repo(repo: str | None) -> int:
     dirs = _repo_dirs(repo)
     plugin_dir = Path(dirs.worktree) / ".opencode" / "plugin"
     state = paths.state_dir_for_common_dir(dirs.common_dir)
-    state.mkdir(parents=True, exist_ok=True)
+    make_state_dir(state)
     record_path = state / REPO_RECORD_NAME
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     plugin_dir.mkdir(parents=True, exist_ok=True)

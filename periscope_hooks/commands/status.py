@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from periscope_hooks import logfile, outbox, output, paths, statedb
+from periscope_hooks.errors import UserError
 from periscope_hooks.repo import resolve_dirs
 from periscope_hooks.state_reader import read_state
 from periscope_hooks.statedb import Meta, get_meta
@@ -17,6 +18,7 @@ Line = tuple[str, str]
 
 
 REBUILD_NOTICE_DAYS = 7
+PLUGIN_LOG_NAME = "plugin.log"  # written by the OpenCode plugin (resources/opencode-plugin.js)
 
 
 def _recent_rebuild(rebuilt_from: str) -> bool:
@@ -107,12 +109,28 @@ def repo_lines(repo: str | None) -> list[Line]:
         lines.extend(state)
         if note:
             lines.append(("state.db", note))
-    except (sqlite3.DatabaseError, OSError) as e:  # status always runs: say what is wrong and go on
-        lines.append(("state.db", f"cannot be read: {type(e).__name__}: {e}"))
+    except (sqlite3.DatabaseError, OSError, UserError) as e:  # status always runs: say what is wrong and go on
+        lines.append(
+            ("state.db", f"cannot be read: {e.message if isinstance(e, UserError) else f'{type(e).__name__}: {e}'}")
+        )
         _unreadable.append(e)
-    last_error = logfile.tail(state_dir / paths.HOOK_LOG_NAME, 1)
-    lines.append(("last problem", last_error[0] if last_error else "none"))
+    lines.append(("last problem", _last_problem(state_dir)))
     return lines
+
+
+def _last_problem(state_dir: Path) -> str:
+    """The newest entry of the hook's log and the OpenCode plugin's (a plugin that cannot start
+    periscope says so only there); where the state folder cannot hold them, the user's."""
+    entries = [
+        entry
+        for folder in (state_dir, paths.state_home() / paths.STATE_SUBDIR)
+        for name in (paths.HOOK_LOG_NAME, PLUGIN_LOG_NAME)
+        for entry in logfile.tail(folder / name, 1)
+    ]
+    if not entries:
+        return "none"
+    # Both logs start with the UTC time, to the second (the plugin's adds milliseconds).
+    return max(entries, key=lambda entry: entry[:19])
 
 
 def status(repo: str | None) -> int:

@@ -30,6 +30,9 @@ INVALID = (
     sqlite3.InterfaceError,
     sqlite3.ProgrammingError,
 )
+# A session title is the only free text recorded: the plugin keeps 200 characters, and so does
+# ingest, whatever wrote the line (a title is shown in every report and page).
+MAX_TITLE_CHARS = 200
 HOLD_EXPIRED = "hold-expired"
 WORKTREE_MOVED = "worktree-moved"
 
@@ -37,16 +40,16 @@ WORKTREE_MOVED = "worktree-moved"
 @dataclass  # not frozen: a frozen dataclass's __init__ cost 4x (~4 us of a message's ~20 at ingest)
 class Message:
     id: str
-    session_id: Any
+    session_id: str | None
     cwd: str
     time: Any
-    provider: Any
-    model: Any
-    agent: Any
+    provider: str | None
+    model: str | None
+    agent: str | None
     tokens: tuple[int, int, int, int, int]
     cost: float
-    branch: Any
-    sha: Any
+    branch: str | None
+    sha: str | None
     coding_agent: str = DEFAULT_CODING_AGENT  # which tool wrote it (issue 14)
     tool_use_ids: tuple[str, ...] = ()  # Claude Code: the tool calls in the message
     cost_reported: bool = True  # False: the record has no cost (Claude Code); `cost` is then 0
@@ -55,9 +58,9 @@ class Message:
 @dataclass(frozen=True)
 class Session:
     id: str
-    title: Any
-    parent_id: Any
-    agent: Any
+    title: str | None
+    parent_id: str | None
+    agent: str | None
     time: Any
     coding_agent: str = DEFAULT_CODING_AGENT
 
@@ -147,6 +150,17 @@ def _reflog_entry(value: Any) -> tuple[Any, Any, str]:
     return (value.get("old"), value.get("new"), value.get("subject") or "")
 
 
+def text(value: Any) -> str | None:
+    """A name or id a plugin recorded, as text: a string, an integer's digits, else None.  Before,
+    a number or an object in `model` or `title` made ingest skip the whole record, usage and all (a
+    plugin's type slip is not a reason to lose what the message cost).  A lone UTF-16 half in a
+    string was made U+FFFD where the line was read (spool.parse_line)."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    return str(value) if kind is int else None
+
+
 def _time(rec: dict[str, Any]) -> int:
     return int(rec.get("time") or now_ms())
 
@@ -171,32 +185,44 @@ def message(rec: dict[str, Any]) -> Message:
         # json reads NaN, Infinity and 1e999 (and float() "inf"); no event, report or sum can hold them.
         raise ValueError("cost is not a finite number")
     tool_use_ids = get("tool_use_ids")
+    message_id = rec["id"]
+    if type(message_id) is not str:
+        message_id = text(message_id)
+        if message_id is None:
+            raise ValueError("the message id is not a string")
+    # Each name is text() written out for the usual case (a string): 0.5 us a message as calls.
+    session_id, cwd, provider, model, agent = get("session_id"), get("cwd"), get("provider"), get("model"), get("agent")
+    branch, sha, coding_agent = gitinfo.get("branch"), gitinfo.get("sha"), get("coding_agent")
     return Message(
-        str(rec["id"]),
-        get("session_id"),
-        str(get("cwd") or ""),
+        message_id,
+        session_id if type(session_id) is str else text(session_id),
+        cwd if type(cwd) is str else text(cwd) or "",
         get("time"),
-        get("provider"),
-        get("model"),
-        get("agent"),
+        provider if type(provider) is str else text(provider),
+        model if type(model) is str else text(model),
+        agent if type(agent) is str else text(agent),
         counts,
         dollars,
-        gitinfo.get("branch"),
-        gitinfo.get("sha"),
-        str(get("coding_agent") or DEFAULT_CODING_AGENT),
+        branch if type(branch) is str else text(branch),
+        sha if type(sha) is str else text(sha),
+        coding_agent if type(coding_agent) is str and coding_agent else DEFAULT_CODING_AGENT,
         tuple(str(t) for t in tool_use_ids if isinstance(t, str)) if tool_use_ids else (),
         cost is not None,
     )
 
 
 def session(rec: dict[str, Any]) -> Session:
+    session_id = text(rec["session_id"])
+    if session_id is None:
+        raise ValueError("the session id is not a string")
+    title = text(rec.get("title"))
     return Session(
-        id=str(rec["session_id"]),
-        title=rec.get("title"),
-        parent_id=rec.get("parent_id"),
-        agent=rec.get("agent"),
+        id=session_id,
+        title=title[:MAX_TITLE_CHARS] if title else title,
+        parent_id=text(rec.get("parent_id")),
+        agent=text(rec.get("agent")),
         time=rec.get("time"),
-        coding_agent=str(rec.get("coding_agent") or DEFAULT_CODING_AGENT),
+        coding_agent=text(rec.get("coding_agent")) or DEFAULT_CODING_AGENT,
     )
 
 

@@ -19,6 +19,12 @@ const FLUSH_MAX_WAIT_MS = 10000; // while the agent keeps working, flush at leas
 // is harmless: a message recorded again is deduplicated by id at ingest, a session record written
 // again is the same facts, a repository looked up again costs one git process.
 const MAX_REMEMBERED = 5000;
+// A session title is the only free text recorded (OpenCode draws it from the conversation, short):
+// kept to this many characters, so no title can make a spool line too long to ingest (4 MiB).
+const MAX_TITLE_CHARS = 200;
+// Records the spool could not take (its folder unwritable, replaced by a file, the disk full) wait
+// here, at most this many per repository, and go in with the next record it takes.
+const MAX_UNWRITTEN = 1000;
 
 // Map/Set insertion order is age order: drop the oldest entries beyond MAX_REMEMBERED.
 function bound(collection) {
@@ -52,6 +58,14 @@ function periscopeCommand(where) {
   }
   if (where && where.command) return where.command;
   return ["periscope"];
+}
+
+// What OpenCode hands over is trusted for nothing: a field recorded is a string or null.  Lone
+// UTF-16 halves (a title cut through an emoji) become U+FFFD: ingest stores UTF-8.
+function text(x, max) {
+  if (typeof x !== "string" || !x) return null;
+  if (max !== undefined && x.length > max) x = Array.from(x).slice(0, max).join("");
+  return x.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
 }
 
 function readText(p) {
@@ -148,15 +162,20 @@ export const PeriscopePlugin = async (ctx) => {
   const flushWanted = new Map(); // stateDir -> where: repositories with records not yet flushed
   let loginStarted = false;
 
+  // plugin.log beside the spool; where that folder cannot be written, the one in the user's state
+  // folder (where the git hook logs then too: `periscope status` shows both).
   const log = (stateDir, message) => {
-    try {
-      fs.mkdirSync(stateDir, { recursive: true });
-      const file = path.join(stateDir, "plugin.log");
+    for (const dir of [stateDir, path.join(stateHome(), "periscope")]) {
       try {
-        if (fs.statSync(file).size > MAX_LOG_BYTES) fs.renameSync(file, file + ".1");
+        fs.mkdirSync(dir, { recursive: true });
+        const file = path.join(dir, "plugin.log");
+        try {
+          if (fs.statSync(file).size > MAX_LOG_BYTES) fs.renameSync(file, file + ".1");
+        } catch {}
+        fs.appendFileSync(file, `${new Date().toISOString()} ${message}\n`);
+        return;
       } catch {}
-      fs.appendFileSync(file, `${new Date().toISOString()} ${message}\n`);
-    } catch {}
+    }
   };
 
   const locate = (dir) => {
@@ -178,10 +197,33 @@ export const PeriscopePlugin = async (ctx) => {
     return repos.get(dir);
   };
 
+  // One write of whole lines with O_APPEND: concurrent writers never interleave within one.  A
+  // record the spool cannot take is kept (unwritten) and written before the next one, in order; a
+  // message is marked recorded either way, so it is in the spool or waiting here, never both.
+  const unwritten = new Map(); // stateDir -> lines not written yet
   const append = (where, record) => {
-    fs.mkdirSync(where.stateDir, { recursive: true });
-    // One write of one whole line with O_APPEND: concurrent writers never interleave within it.
-    fs.appendFileSync(where.spool, JSON.stringify(record) + "\n", { mode: 0o600 });
+    const waiting = unwritten.get(where.stateDir) || [];
+    waiting.push(JSON.stringify(record) + "\n");
+    try {
+      fs.mkdirSync(where.stateDir, { recursive: true });
+      fs.appendFileSync(where.spool, waiting.join(""), { mode: 0o600 });
+      if (unwritten.delete(where.stateDir) && waiting.length > 1) {
+        log(where.stateDir, `wrote ${waiting.length} record(s) that had waited for the spool`);
+      }
+    } catch (e) {
+      const dropped = waiting.length > MAX_UNWRITTEN ? waiting.splice(0, waiting.length - MAX_UNWRITTEN).length : 0;
+      if (!unwritten.has(where.stateDir) || dropped) {
+        log(
+          where.stateDir,
+          `cannot write ${where.spool}: ${e && (e.code || e.message)}; ${waiting.length} record(s) wait in memory` +
+            (dropped ? `, ${dropped} older one(s) dropped` : "") +
+            ` until it can be written (is ${where.stateDir} a folder you can write?)`,
+        );
+      }
+      unwritten.set(where.stateDir, waiting);
+      return false;
+    }
+    return true;
   };
 
   // One flusher process per flush request, coalesced while the agent works: a request waits
@@ -252,31 +294,36 @@ export const PeriscopePlugin = async (ctx) => {
   };
 
   const onAssistant = async (info) => {
-    if (info.time && info.time.completed) {
-      if (inflight.get(info.sessionID) === info.id) inflight.delete(info.sessionID);
+    const id = text(info.id);
+    const sessionID = text(info.sessionID);
+    const time = (typeof info.time === "object" && info.time) || {};
+    if (time.completed) {
+      if (sessionID && inflight.get(sessionID) === id) inflight.delete(sessionID);
     } else {
-      inflight.set(info.sessionID, info.id);
+      if (sessionID && id) inflight.set(sessionID, id);
       bound(inflight);
       return;
     }
-    if (recorded.has(info.id)) return;
-    recorded.add(info.id);
+    if (!id) return log((await locate(ctx.directory)).stateDir, "skipped a finished message without an id");
+    if (recorded.has(id)) return;
+    recorded.add(id);
     bound(recorded);
-    const dir = (info.path && (info.path.cwd || info.path.root)) || sessionDirs.get(info.sessionID) || ctx.directory;
-    const where = await locate(dir);
+    const cwd = info.path && (text(info.path.cwd) || text(info.path.root));
+    const where = await locate(cwd || sessionDirs.get(sessionID) || ctx.directory);
     const head = where.repo ? await readHead(where.repo) : { branch: null, sha: null };
-    const t = info.tokens || {};
-    const cache = t.cache || {};
+    const t = (typeof info.tokens === "object" && info.tokens) || {};
+    const cache = (typeof t.cache === "object" && t.cache) || {};
     const num = (x) => (typeof x === "number" && isFinite(x) && x >= 0 ? x : 0);
+    const completed = time.completed;
     append(where, {
       v: 1,
       kind: "message",
-      id: info.id,
-      session_id: info.sessionID || null,
-      time: info.time.completed,
-      provider: info.providerID || null,
-      model: info.modelID || null,
-      agent: info.agent || info.mode || null,
+      id,
+      session_id: sessionID,
+      time: typeof completed === "number" && isFinite(completed) && completed > 0 ? Math.floor(completed) : Date.now(),
+      provider: text(info.providerID),
+      model: text(info.modelID),
+      agent: text(info.agent) || text(info.mode),
       tokens: {
         input: num(t.input),
         output: num(t.output),
@@ -293,33 +340,31 @@ export const PeriscopePlugin = async (ctx) => {
   };
 
   const onSession = async (info) => {
-    if (!info || !info.id) return;
-    if (info.directory) {
-      sessionDirs.set(info.id, info.directory);
+    const id = text(info.id);
+    if (!id) return;
+    const directory = text(info.directory);
+    if (directory) {
+      sessionDirs.set(id, directory);
       bound(sessionDirs);
     }
-    const key = [info.title || "", info.parentID || "", info.agent || ""].join("\0");
-    if (sessions.get(info.id) === key) return;
-    sessions.set(info.id, key);
+    const title = text(info.title, MAX_TITLE_CHARS);
+    const parent = text(info.parentID);
+    const agent = text(info.agent);
+    const key = [title || "", parent || "", agent || ""].join("\0");
+    if (sessions.get(id) === key) return;
+    sessions.set(id, key);
     bound(sessions);
-    const where = await locate(info.directory || ctx.directory);
-    append(where, {
-      v: 1,
-      kind: "session",
-      session_id: info.id,
-      title: info.title || null,
-      parent_id: info.parentID || null,
-      agent: info.agent || null,
-      time: Date.now(),
-    });
+    const where = await locate(directory || ctx.directory);
+    append(where, { v: 1, kind: "session", session_id: id, title, parent_id: parent, agent, time: Date.now() });
   };
 
   return {
-    event: async ({ event }) => {
+    event: async (input) => {
+      const event = input && input.event;
       try {
         if (event && event.type === "session.idle") return scheduleFlush(0); // the agent's turn is over
         const info = event && event.properties && event.properties.info;
-        if (!info) return;
+        if (!info || typeof info !== "object") return;
         if (event.type === "message.updated" && info.role === "assistant") await onAssistant(info);
         else if (event.type === "session.created" || event.type === "session.updated") await onSession(info);
       } catch (e) {
