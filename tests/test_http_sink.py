@@ -20,6 +20,7 @@ from periscope_hooks.sinks import ACCEPTED, REJECTED
 from periscope_hooks.sinks.http import HttpSink, parse_retry_after
 from periscope_hooks.state import open_state_db
 from testing.delivery import assert_books_balance, books, fill_outbox, make_events, point_config_at, quick_delivery
+from testing.otlp import need
 from testing.proxy import ForwardProxy
 from testing.receiver import Receiver
 from testing.tls import make_cert, server_context
@@ -244,8 +245,7 @@ def test_https_receiver_trusted_through_ssl_cert_file(https_receiver, sd, cert, 
 
 
 def test_https_receiver_trusted_through_ssl_cert_dir(https_receiver, sd, cert, tmp_path, net_env):
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command for the subject hash of a CA directory")
+    need(shutil.which("openssl") is not None, "openssl (the subject hash of a CA directory)")
     subject_hash = subprocess.run(
         ["openssl", "x509", "-hash", "-noout", "-in", str(cert[0])], capture_output=True, text=True, check=True
     ).stdout.strip()

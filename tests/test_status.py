@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -319,3 +320,65 @@ def test_the_plugins_newer_problem_is_shown_and_a_file_in_the_state_folders_plac
     proc = periscope("status", cwd=repo.path, check=False)
     assert proc.returncode == 1 and proc.stderr.startswith(expected)
     assert dict(parse(proc.stdout))["state.db"] == f"cannot be read: {sd} is not a folder"
+
+
+def _agent_lines(repo_path: Path) -> dict[str, str]:
+    lines = status(repo_path)
+    return {k: v for k, v in lines.items() if k.startswith(("OpenCode", "Claude Code"))}
+
+
+def test_agent_integrations_from_an_older_version_or_a_python_that_is_gone_are_named(repo, tmp_path):
+    """The security fix (no repository .py imported) reaches a user only by reinstalling the agent
+    integrations; status said `installed` for the old commands.  It now names what is stale: an
+    older plugin text, an older command, a Python that is gone (a deleted virtualenv)."""
+    import shlex
+
+    from periscope_hooks.commands.claude_code import MARKER
+
+    periscope("install-opencode", cwd=repo.path)
+    periscope("install-opencode", "--global", cwd=repo.path)
+    periscope("install-claude-code", cwd=repo.path)
+    fresh = _agent_lines(repo.path)
+    assert all(", " not in text for text in fresh.values() if "not installed" not in text), fresh
+    assert "installed" in fresh["OpenCode (repo)"] and "installed" in fresh["Claude Code (repo)"]
+
+    command_file = state_dir(repo.path) / "opencode-command.json"
+    command_file.write_text(json.dumps([sys.executable, "-m", "periscope_hooks"]))  # before the fix
+    global_plugin = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "plugin" / "periscope.js"
+    global_plugin.write_text(global_plugin.read_text().replace("MAX_TITLE_CHARS", "MAX_TITLE"))  # an older text
+    settings = repo.path / ".claude" / "settings.local.json"
+    old_command = f"{shlex.quote(sys.executable)} -c 'import sys; {MARKER}; sys.exit(main())'"
+    data = json.loads(settings.read_text())
+    for entries in data["hooks"].values():
+        entries[0]["hooks"][0]["command"] = old_command
+    settings.write_text(json.dumps(data))
+    stale = _agent_lines(repo.path)
+    assert stale["OpenCode (repo)"].endswith(
+        ", from an older periscope-hooks (run periscope install-opencode to update)"
+    ), stale
+    assert stale["OpenCode (user)"].endswith(
+        ", from an older periscope-hooks (run periscope install-opencode --global to update)"
+    ), stale
+    assert stale["Claude Code (repo)"].endswith(
+        ", from an older periscope-hooks (run periscope install-claude-code to update)"
+    ), stale
+
+    gone = str(tmp_path / "deleted-venv" / "bin" / "python")
+    periscope("install-opencode", cwd=repo.path)
+    command_file.write_text(json.dumps([gone, *json.loads(command_file.read_text())[1:]]))
+    periscope("install-claude-code", cwd=repo.path)
+    data = json.loads(settings.read_text())
+    current = data["hooks"]["Stop"][0]["hooks"][0]["command"]
+    for entries in data["hooks"].values():
+        entries[0]["hooks"][0]["command"] = current.replace(shlex.quote(sys.executable), shlex.quote(gone), 1)
+    settings.write_text(json.dumps(data))
+    moved = _agent_lines(repo.path)
+    assert moved["OpenCode (repo)"].endswith(
+        f", but its Python ({gone}) is gone (run periscope install-opencode again)"
+    )
+    assert moved["Claude Code (repo)"].endswith(
+        f", but their Python ({gone}) is gone (run periscope install-claude-code again)"
+    ), moved
+    for command in (["install-opencode"], ["install-opencode", "--global"], ["install-claude-code"]):
+        periscope(*command, cwd=repo.path)
+    assert _agent_lines(repo.path) == fresh

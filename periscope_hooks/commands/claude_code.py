@@ -225,8 +225,34 @@ def status_lines(repo_top: str | None) -> list[tuple[str, str]]:
         )
     lines = []
     for label, settings, command in places:
-        if _installed(settings):
-            lines.append((label, f"capture hooks installed in {settings}"))
-        else:
+        if not _installed(settings):
             lines.append((label, f"capture hooks not installed (run periscope {command})"))
+            continue
+        stale = _stale_commands(settings, f"periscope {command}")
+        lines.append((label, f"capture hooks installed in {settings}" + (f", {stale}" if stale else "")))
     return lines
+
+
+def _stale_commands(settings: Path, install: str) -> str | None:
+    """What is wrong with our installed commands, if anything: written by an older periscope-hooks
+    (before the fix that keeps the project's folder off sys.path, say: reinstalling is how a user
+    gets it) or naming a Python that is gone (a deleted virtualenv: every hook then fails)."""
+    current = shlex.split(hook_command("python"))[1:]
+    hooks = (_load(settings) or {}).get("hooks") or {}
+    for entries in hooks.values():
+        for entry in entries if isinstance(entries, list) else []:
+            if not _ours(entry):
+                continue
+            for h in entry["hooks"]:
+                command = str(h.get("command") or "") if isinstance(h, dict) else ""
+                if MARKER not in command:
+                    continue
+                try:
+                    argv = shlex.split(command)
+                except ValueError:
+                    argv = []
+                if argv[1:] != current:
+                    return f"from an older periscope-hooks (run {install} to update)"
+                if not os.path.exists(argv[0]):
+                    return f"but their Python ({argv[0]}) is gone (run {install} again)"
+    return None

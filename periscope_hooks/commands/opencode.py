@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -253,7 +254,8 @@ def uninstall_opencode(global_: bool, repo: str | None) -> int:
     return 0
 
 
-def status_lines(repo_top: str | None) -> list[tuple[str, str]]:
+def status_lines(dirs: git.RepoDirs | None) -> list[tuple[str, str]]:
+    """`status`'s OpenCode lines: the user's install, and `dirs`' (a repository with a worktree)."""
     lines = []
     places = [
         (
@@ -263,8 +265,10 @@ def status_lines(repo_top: str | None) -> list[tuple[str, str]]:
             f"./plugin/{PLUGIN_NAME}",
         )
     ]
-    if repo_top:
-        top = Path(repo_top)
+    state_dir = None
+    if dirs is not None and dirs.worktree:
+        top = Path(dirs.worktree)
+        state_dir = paths.state_dir_for_common_dir(dirs.common_dir)
         places.insert(
             0,
             (
@@ -278,13 +282,43 @@ def status_lines(repo_top: str | None) -> list[tuple[str, str]]:
         installed = (plugin_dir / PLUGIN_NAME).exists()
         # OpenCode loads a repository's .opencode/plugin/ by itself: no listing needed there.
         listed = label.endswith("(repo)") or _listed(config, spec)
-        if installed and label.endswith("(repo)"):
+        in_repo = label.endswith("(repo)")
+        install = "periscope install-opencode" + ("" if in_repo else " --global")
+        if installed and in_repo:
             text = f"plugin installed in {plugin_dir}"
         elif installed and listed:
             text = f"plugin installed and listed in {config}"
         elif installed:
-            text = f"plugin installed but not listed in {config} (run periscope install-opencode)"
+            text = f"plugin installed but not listed in {config} (run {install})"
         else:
-            text = "plugin not installed" + (" (run periscope install-opencode)" if label.endswith("(repo)") else "")
-        lines.append((label, text))
+            text = "plugin not installed" + (f" (run {install})" if in_repo else "")
+        stale = _stale_plugin(plugin_dir / PLUGIN_NAME, state_dir if in_repo else None, install) if installed else None
+        lines.append((label, text + (f", {stale}" if stale else "")))
     return lines
+
+
+def _stale_plugin(plugin: Path, state_dir: Path | None, install: str) -> str | None:
+    """What is wrong with an installed plugin, if anything: another text than this version's (an
+    older periscope-hooks: reinstalling is how a user gets its fixes), or a command to run that is
+    an older one or names a Python that is gone.  `state_dir`: a repository's copy reads its
+    command there; the global copy has it baked in."""
+    try:
+        text = plugin.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    baked = re.search(r"^const BAKED_COMMAND = (.*);", text, re.M)
+    older = f"from an older periscope-hooks (run {install} to update)"
+    if baked is None or text.replace(baked.group(0), BAKE_MARK, 1) != plugin_source():
+        return older
+    try:
+        source = baked.group(1) if state_dir is None else (state_dir / COMMAND_FILE).read_text(encoding="utf-8")
+        command = json.loads(source)
+    except (OSError, ValueError):
+        command = None
+    if not (isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
+        return f"without the command it runs (run {install} again)"
+    if command[1:] != _command("")[1:]:
+        return older
+    if not os.path.exists(command[0]):
+        return f"but its Python ({command[0]}) is gone (run {install} again)"
+    return None

@@ -139,7 +139,7 @@ def status(repo: str | None) -> int:
     try:
         from periscope_hooks.commands.opencode import status_lines as opencode_lines
 
-        lines.extend(opencode_lines(dirs.worktree if dirs else None))
+        lines.extend(opencode_lines(dirs if dirs and dirs.worktree else None))
     except ImportError:
         pass
     from periscope_hooks.commands.claude_code import status_lines as claude_code_lines
