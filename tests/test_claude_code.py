@@ -263,3 +263,41 @@ def test_a_long_transcript_is_read_over_several_runs_each_message_once(tmp_path)
             break
     assert runs > 1  # the budget did stop a run
     assert got == ids  # every message once, in order
+
+
+def test_a_pretooluse_payload_over_a_mebibyte_still_marks_the_tool_call_in_flight(tmp_path):
+    """Claude Code sends PreToolUse the whole Bash command (an agent writing a file through a
+    heredoc sends its contents): the hook read 1 MiB of it, could not parse the rest, and so never
+    marked the tool call in flight, and the commit that command made lost its agent."""
+    from periscope_hooks.commands.claude_code import hook_command
+
+    repo = init_repo(tmp_path / "r")
+    transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    big = "cat > data.txt <<'EOF'\n" + "x" * (3 << 20) + "\nEOF\ngit add -A && git commit -m data"
+    tool = {"type": "tool_use", "id": "toolu_big", "name": "Bash", "input": {"command": "(kept out)"}}
+    transcript.write_text(assistant_line("msg_1", repo, block=tool))
+    payload = {
+        "session_id": SESSION,
+        "transcript_path": str(transcript),
+        "cwd": str(repo),
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": big, "description": "write the data file"},
+        "tool_use_id": "toolu_big",
+    }
+    proc = subprocess.run(
+        ["sh", "-c", hook_command()],
+        input=json.dumps(payload).encode(),
+        capture_output=True,
+        env={**os.environ, "PERISCOPE_BACKGROUND": "0"},
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    env = {**os.environ, "CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": SESSION}
+    assert claude_code.commit_agent(env) == {
+        "coding_agent": "claude-code",
+        "session_id": SESSION,
+        "message_id": "msg_1",
+        "tool_use_id": "toolu_big",
+    }
+    assert b"xxxx" not in spool_path(repo).read_bytes()

@@ -519,7 +519,10 @@ def main() -> int:
     import sys
 
     try:
-        data = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read(1 << 20)
+        # All of it: PreToolUse carries the whole Bash command (a heredoc writing a file sends its
+        # contents), and a payload cut at 1 MiB could not be read, so its tool call was never
+        # marked in flight and the commit it made lost its agent.  The alarm bounds the time.
+        data = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
     except (OSError, ValueError):
         data = b""
     return run_hook(data)
