@@ -55,6 +55,20 @@ def run_hook(payload, env=None):
     )
 
 
+def run_installed_hook(payload):
+    """The command install-claude-code writes (`python -c`, without the json package), as Claude
+    Code runs it: silent, exit 0."""
+    from periscope_hooks.commands.claude_code import hook_command
+
+    proc = subprocess.run(
+        ["sh", "-c", hook_command()],
+        input=json.dumps(payload).encode(),
+        capture_output=True,
+        env={**os.environ, "PERISCOPE_BACKGROUND": "0"},
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+
+
 def test_install_uninstall_removes_exactly_what_it_added(tmp_path):
     repo = init_repo(tmp_path / "r")
     settings = repo / ".claude" / "settings.local.json"
@@ -220,8 +234,6 @@ def test_a_malformed_transcript_line_is_skipped_by_the_installed_command(tmp_pat
     """The installed command (`python -c`, without the json package) read a malformed line that
     names "assistant" as SystemError, not ValueError: the run stopped before saving anything, and
     every later run met the same line, so nothing of the session was ever captured again."""
-    from periscope_hooks.commands.claude_code import hook_command
-
     repo = init_repo(tmp_path / "r")
     transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
     transcript.parent.mkdir(parents=True)
@@ -232,13 +244,7 @@ def test_a_malformed_transcript_line_is_skipped_by_the_installed_command(tmp_pat
         + assistant_line("msg_2", repo, block=text)
     )
     payload = {"session_id": SESSION, "transcript_path": str(transcript), "cwd": str(repo), "hook_event_name": "Stop"}
-    proc = subprocess.run(
-        ["sh", "-c", hook_command()],
-        input=json.dumps(payload).encode(),
-        capture_output=True,
-        env={**os.environ, "PERISCOPE_BACKGROUND": "0"},
-    )
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    run_installed_hook(payload)
     msgs = [r["id"] for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
     assert msgs == ["msg_1", "msg_2"]
 
@@ -269,8 +275,6 @@ def test_a_pretooluse_payload_over_a_mebibyte_still_marks_the_tool_call_in_fligh
     """Claude Code sends PreToolUse the whole Bash command (an agent writing a file through a
     heredoc sends its contents): the hook read 1 MiB of it, could not parse the rest, and so never
     marked the tool call in flight, and the commit that command made lost its agent."""
-    from periscope_hooks.commands.claude_code import hook_command
-
     repo = init_repo(tmp_path / "r")
     transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
     transcript.parent.mkdir(parents=True)
@@ -286,13 +290,7 @@ def test_a_pretooluse_payload_over_a_mebibyte_still_marks_the_tool_call_in_fligh
         "tool_input": {"command": big, "description": "write the data file"},
         "tool_use_id": "toolu_big",
     }
-    proc = subprocess.run(
-        ["sh", "-c", hook_command()],
-        input=json.dumps(payload).encode(),
-        capture_output=True,
-        env={**os.environ, "PERISCOPE_BACKGROUND": "0"},
-    )
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    run_installed_hook(payload)
     env = {**os.environ, "CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": SESSION}
     assert claude_code.commit_agent(env) == {
         "coding_agent": "claude-code",
