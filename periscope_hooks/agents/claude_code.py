@@ -215,6 +215,10 @@ class _Capture:
         self._written: list[str] = []  # spool paths appended to, in order
         self._repos: dict[str, tuple[str, Any]] = {}  # cwd -> (state dir, RepoDirs | None)
         self._agent_types: dict[str, str | None] = {}
+        # git dir -> (sha, branch), read once a run: a run reads HEAD as it is now for every
+        # message it captures anyway, and a recovered transcript of thousands of messages spent a
+        # third of its CPU reading the same HEAD again for each one.
+        self._heads: dict[str, tuple[Any, Any]] = {}
         self._records: dict[str, dict[str, Any]] = {}  # message id -> its record, while held
         self._seen: set[str] = set()  # state["seen"] as a set
         self._on_disk = False  # load() read a state file
@@ -266,6 +270,14 @@ class _Capture:
                 found = (os.path.join(_periscope_state_home(self.env), "no-repo"), None)  # paths.no_repo_state_dir
             self._repos[cwd] = found
         return found
+
+    def head(self, dirs: Any) -> tuple[Any, Any]:
+        head = self._heads.get(dirs.git_dir)
+        if head is None:
+            from periscope_hooks import git
+
+            head = self._heads[dirs.git_dir] = git.read_head(dirs)
+        return head
 
     def agent_type(self, transcript: str, agent_id: str) -> str | None:
         """The sub-agent's type (general-purpose, Explore, ...) from the meta file beside it."""
@@ -336,7 +348,6 @@ class _Capture:
             self._changed = True
 
     def add_message(self, transcript: str, fields: dict[str, Any]) -> None:
-        from periscope_hooks import git
 
         state_dir, dirs = self.where(fields["cwd"])
         spool_path = os.path.join(state_dir, "spool.jsonl")
@@ -362,7 +373,7 @@ class _Capture:
                     },
                 )
             )
-        sha, branch = git.read_head(dirs) if dirs is not None else (None, None)
+        sha, branch = self.head(dirs) if dirs is not None else (None, None)
         import time
 
         record = self._records[fields["id"]] = {
