@@ -5,6 +5,7 @@ Expected figures are the providers' published prices per million tokens, worked 
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import warnings
@@ -234,6 +235,54 @@ def test_a_flush_of_known_models_does_not_import_the_library(repo):
     with sqlite3.connect(state_dir(repo.path) / "state.db") as db:
         sources = db.execute("SELECT cost_source, count(list_cost_micro) FROM messages GROUP BY 1").fetchall()
     assert sources == [("reported", 4)]
+
+
+def test_a_first_ingest_in_a_new_clone_prices_models_other_repositories_met_without_the_library(repo, tmp_path):
+    """The prices resolved in one repository are shared (beside the fetched table, keyed by the
+    table's identity): a new repository's first ingest of the same models imports nothing, and its
+    list costs are the library's.  A damaged or another table's shared file is not trusted."""
+    import subprocess
+    import sys
+
+    from testing.util import commit, init_repo
+
+    known = [("anthropic", "claude-sonnet-4"), ("openai", "o3")]
+    append_spool(repo.path, *(message_record(repo.path, provider=p, model=m) for p, m in known))
+    repo.flush()  # imports genai-prices once, shares what it resolved
+    other = init_repo(tmp_path / "other")
+    commit(other, "c1")
+    shared = pricing.prices_dir() / pricing.SHARED_PERIODS_NAME
+
+    def first_ingest(records: list[dict]) -> tuple[str, list]:
+        sd = state_dir(other)
+        for name in ("state.db", "state.db-wal", "state.db-shm"):
+            (sd / name).unlink(missing_ok=True)
+        (sd / "spool.jsonl").unlink(missing_ok=True)
+        append_spool(other, *records)
+        probe = (
+            "import sys; from pathlib import Path; from periscope_hooks.ingest import process_spool;"
+            f"r = process_spool(Path({str(sd)!r})); assert r.messages == {len(records)}, r;"
+            "print('genai_prices' in sys.modules)"
+        )
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+        with sqlite3.connect(sd / "state.db") as db:
+            costs = db.execute("SELECT model, list_cost_micro FROM messages ORDER BY model").fetchall()
+        return out.strip(), costs
+
+    records = [message_record(other, provider=p, model=m) for p, m in known]
+    imported, costs = first_ingest(records)
+    assert imported == "False"
+    with sqlite3.connect(state_dir(repo.path) / "state.db") as db:
+        assert costs == db.execute("SELECT model, list_cost_micro FROM messages ORDER BY model").fetchall()
+    assert all(micro for _, micro in costs)
+
+    text = shared.read_text()
+    shared.write_text(text.replace("[[", "[{", 1))  # a damaged entry: the table decides again
+    assert first_ingest(records) == ("True", costs)
+    assert json.loads(shared.read_text()) == json.loads(text)  # and the entry is written again
+    data = json.loads(text)
+    shared.write_text(json.dumps({**data, "identity": "genai-prices 0.0.1 bundled"}))  # another table's
+    assert first_ingest(records) == ("True", costs)
 
 
 # --- periscope prices --update -----------------------------------------------------------------------
