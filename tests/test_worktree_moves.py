@@ -41,3 +41,25 @@ def test_pending_usage_follows_a_moved_repository(repo: Repo, tmp_path: Path) ->
     sha = commit(moved, "after the move", filename="m.txt")
     assert _by_sha(moved)[sha]["tokens"]["input"] == 10  # type: ignore[index]
     assert git(moved, "status", "--porcelain") == ""
+
+
+def test_usage_follows_a_worktree_moved_before_any_flush_saw_it(repo: Repo, tmp_path: Path) -> None:
+    """Messages written in a linked worktree, then `git worktree move`, then the first flush: ingest
+    never saw the worktree at its first place, so it did not know which worktree the gone path
+    was, and the usage stayed pending there for good.  Git named the worktree's admin folder
+    after that path's last part, and the move kept the name: the usage follows it."""
+    commit(repo.path, "base")
+    seen, unseen = tmp_path / "wtA", tmp_path / "wtB"
+    repo.git("worktree", "add", "-q", "-b", "a", str(seen))
+    repo.git("worktree", "add", "-q", "-b", "b", str(unseen))
+    append_spool(repo.path, message_record(repo.path, tokens=(2, 0, 0, 0, 0), cwd=str(seen.resolve())))
+    repo.flush()
+    append_spool(repo.path, message_record(repo.path, tokens=(4, 0, 0, 0, 0), cwd=str(unseen.resolve())))
+    repo.git("worktree", "move", str(seen), str(tmp_path / "wtA2"))
+    repo.git("worktree", "move", str(unseen), str(tmp_path / "wtB2"))
+    repo.flush()
+    sha_a = commit(tmp_path / "wtA2", "in A", filename="a.txt")
+    sha_b = commit(tmp_path / "wtB2", "in B", filename="b.txt")
+    by_sha = _by_sha(repo.path)
+    assert by_sha[sha_a]["tokens"]["input"] == 2  # type: ignore[index]
+    assert by_sha[sha_b]["tokens"]["input"] == 4  # type: ignore[index]

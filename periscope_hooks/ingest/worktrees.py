@@ -63,6 +63,17 @@ def _current_worktrees(common_dir: str) -> dict[str, str]:
     return found
 
 
+def _named_after(old: str, common_dir: str, current: dict[str, str]) -> str | None:
+    """The linked worktree a gone path most likely was when ingest never saw it there (its messages
+    were written and the worktree moved before any flush): git names a worktree's admin folder
+    after the path's last part when it is added, and a move keeps that name.  Only a worktree git
+    still lists somewhere else; the decision is recorded in the spool like any move."""
+    identity = f"worktrees/{os.path.basename(old)}"
+    elsewhere = current.get(identity)
+    exists = os.path.isdir(os.path.join(common_dir, "worktrees", os.path.basename(old)))
+    return identity if exists and elsewhere is not None and elsewhere != old else None
+
+
 def record_moves(ctx: IngestContext) -> int:
     """Append a `worktree-moved` record for every gone path whose pending usage has a new home."""
     if not ctx.common_dir:
@@ -73,7 +84,7 @@ def record_moves(ctx: IngestContext) -> int:
     current = _current_worktrees(ctx.common_dir)
     recorded = 0
     for old in gone:
-        identity = statedb.worktree_identity(ctx.conn, old)
+        identity = statedb.worktree_identity(ctx.conn, old) or _named_after(old, ctx.common_dir, current)
         new = current.get(identity) if identity else None
         if new is None or new == old:
             continue
