@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from periscope_hooks import logfile, paths
+from periscope_hooks import logfile, outbox, paths
 from periscope_hooks.agents.recovery import recover_sessions
 from periscope_hooks.delivery import DeliveryResult, deliver
 from periscope_hooks.filelock import FileLock
@@ -123,6 +123,7 @@ def flush_state_dir(
             try:
                 conn = open_state_db(state_dir)
                 try:
+                    outbox.release_dead_flushers_leases(conn)  # we hold flush.lock: no flusher else lives
                     result = _ingest_and_deliver(state_dir, conn, drain=wait, retrying=retrying)
                     if result.error:  # one line, never a payload or token (errors are built to be shown)
                         logfile.log_line(
@@ -145,7 +146,6 @@ def flush_state_dir(
 
 def backlog(state_dir: Path, result: DeliveryResult) -> tuple[int, str]:
     """(events left in the outbox, why they are) after a flush: the foreground flush says both."""
-    from periscope_hooks import outbox
     from periscope_hooks.state import now_ms
 
     conn = open_state_db(state_dir)

@@ -194,6 +194,18 @@ def release(
         )
 
 
+def release_dead_flushers_leases(conn: sqlite3.Connection) -> int:
+    """Give back every leased row, for a flusher that holds flush.lock: only such a flusher
+    claims rows, so a lease it finds is a killed flusher's (kill -9 while its batch was with the
+    sink).  Its rows went out again only when the lease ended (LEASE_SECONDS, 120 s): a flush
+    right after said they were "leased by another flusher" and left them.  Attempts and backoffs
+    stay; the receiver deduplicates what the killed flusher may have delivered."""
+    with transaction(conn):
+        return conn.execute(
+            "UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_until_ms > 0"
+        ).rowcount
+
+
 def retry_dead(conn: sqlite3.Connection) -> int:
     """Move every dead letter back into the outbox."""
     with transaction(conn):
