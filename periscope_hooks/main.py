@@ -224,6 +224,14 @@ def _check_working_directory() -> None:
         raise UserError("the current folder no longer exists", "cd into your repository and run it again") from None
 
 
+def _is_locked(e: BaseException) -> bool:
+    import sqlite3
+
+    return isinstance(e, sqlite3.OperationalError) and str(e).startswith(
+        ("database is locked", "database table is locked")
+    )
+
+
 def _main(args: list[str]) -> int:
     parser = _build_parser()
     ns = parser.parse_args(args)  # exits 2 on bad usage
@@ -249,6 +257,12 @@ def _main(args: list[str]) -> int:
     except Exception as e:  # the user sees one line; the traceback goes to the log
         from periscope_hooks import logfile, paths
 
+        if _is_locked(e):  # another process writes: the same state when it is done, nothing lost
+            return output.error(
+                f"{ns.command}: a database of periscope's is locked by another process",
+                "nothing is lost: run the command again when that process is done"
+                " (a long periscope flush, or a program holding state.db or events.db open)",
+            )
         log_path = paths.user_log_path()
         logfile.log_line(log_path, f"periscope {ns.command} failed", exc=e)
         return output.error(f"{ns.command} failed: {type(e).__name__}: {e}", f"details in {log_path}")

@@ -83,3 +83,31 @@ def test_report_and_status_work_with_a_read_only_state_folder(repo: Repo, monkey
     assert status.returncode == 0, status.stderr
     assert "read-only" in status.stdout and "byte(s) not yet ingested" in status.stdout
     assert (sd / "state.db").read_bytes() == db_bytes  # nothing written on the read path
+
+
+def test_a_state_db_another_process_holds_locked_is_one_line_and_nothing_lost(repo: Repo) -> None:
+    """A program holding a write transaction on state.db (a long flush elsewhere, a database tool):
+    the commit stays quiet and quick, and a command that must write waits its busy timeout, then
+    says so in one line (it was the catch-all's `flush failed: OperationalError: database is
+    locked`).  Once the lock goes, one flush delivers everything."""
+    import sqlite3
+    import time
+
+    commit(repo.path, "base")
+    append_spool(repo.path, message_record(repo.path, id="while-locked"))
+    holder = sqlite3.connect(state_dir(repo.path) / "state.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        sha = commit(repo.path, "while state.db is locked")
+        assert time.monotonic() - started < 3
+        proc = periscope("flush", cwd=repo.path, check=False)
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert proc.stderr.startswith("error: flush: a database of periscope's is locked by another process hint:")
+        assert proc.stderr.count("\n") == 1 and "OperationalError" not in proc.stderr
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    periscope("flush", cwd=repo.path)
+    rows = json.loads(periscope("report", "--format", "json", cwd=repo.path).stdout)
+    assert {r["sha"]: r["messages"] for r in rows}[sha] == 1
