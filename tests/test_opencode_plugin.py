@@ -459,7 +459,7 @@ def test_records_wait_in_memory_while_the_spool_cannot_be_written(tmp_path):
     """.git/periscope replaced by a file: the plugin used to mark the message recorded, fail to
     write it, and fail to log that too (the log lives in the same folder).  Now the record waits,
     the problem is logged in the user's state folder, and once the folder is back the waiting
-    records go in first, in order."""
+    records go in, in order, when the session goes idle (or before the next record)."""
     repo = init_repo(tmp_path / "r")
     state = repo / ".git" / "periscope"
     state.write_text("not a folder\n")
@@ -468,6 +468,7 @@ def test_records_wait_in_memory_while_the_spool_cannot_be_written(tmp_path):
         _assistant("msg_1", 1000, cwd=str(repo)),  # updated again: still one record
         _assistant("msg_2", 2000, cwd=str(repo)),
         {"rename": [str(state), str(tmp_path / "moved-aside")]},
+        {"type": "session.idle", "properties": {"sessionID": "ses_1"}},  # the turn ends: they go in
         _assistant("msg_3", 3000, cwd=str(repo)),
     ]
     _node_plugin(tmp_path, repo, events)
@@ -476,4 +477,4 @@ def test_records_wait_in_memory_while_the_spool_cannot_be_written(tmp_path):
     fallback = Path(os.environ["XDG_STATE_HOME"]) / "periscope" / "plugin.log"
     logged = fallback.read_text()
     assert logged.count("cannot write") == 1 and "1 record(s) wait in memory" in logged, logged
-    assert "wrote 3 record(s) that had waited" in (state / "plugin.log").read_text()
+    assert "wrote 2 record(s) that had waited" in (state / "plugin.log").read_text()

@@ -198,32 +198,38 @@ export const PeriscopePlugin = async (ctx) => {
   };
 
   // One write of whole lines with O_APPEND: concurrent writers never interleave within one.  A
-  // record the spool cannot take is kept (unwritten) and written before the next one, in order; a
-  // message is marked recorded either way, so it is in the spool or waiting here, never both.
-  const unwritten = new Map(); // stateDir -> lines not written yet
-  const append = (where, record) => {
-    const waiting = unwritten.get(where.stateDir) || [];
-    waiting.push(JSON.stringify(record) + "\n");
+  // record the spool cannot take is kept (unwritten) and written before the next one, in order, or
+  // when the session goes idle; a message is marked recorded either way, so it is in the spool or
+  // waiting here, never both.
+  const unwritten = new Map(); // stateDir -> { where, lines } not written yet
+  const writeWaiting = (where) => {
+    const waiting = unwritten.get(where.stateDir);
+    if (!waiting) return true;
+    const { lines } = waiting;
     try {
       fs.mkdirSync(where.stateDir, { recursive: true });
-      fs.appendFileSync(where.spool, waiting.join(""), { mode: 0o600 });
-      if (unwritten.delete(where.stateDir) && waiting.length > 1) {
-        log(where.stateDir, `wrote ${waiting.length} record(s) that had waited for the spool`);
-      }
+      fs.appendFileSync(where.spool, lines.join(""), { mode: 0o600 });
     } catch (e) {
-      const dropped = waiting.length > MAX_UNWRITTEN ? waiting.splice(0, waiting.length - MAX_UNWRITTEN).length : 0;
-      if (!unwritten.has(where.stateDir) || dropped) {
+      const dropped = lines.length > MAX_UNWRITTEN ? lines.splice(0, lines.length - MAX_UNWRITTEN).length : 0;
+      if (!waiting.logged || dropped) {
+        waiting.logged = true;
         log(
           where.stateDir,
-          `cannot write ${where.spool}: ${e && (e.code || e.message)}; ${waiting.length} record(s) wait in memory` +
+          `cannot write ${where.spool}: ${e && (e.code || e.message)}; ${lines.length} record(s) wait in memory` +
             (dropped ? `, ${dropped} older one(s) dropped` : "") +
             ` until it can be written (is ${where.stateDir} a folder you can write?)`,
         );
       }
-      unwritten.set(where.stateDir, waiting);
       return false;
     }
+    unwritten.delete(where.stateDir);
+    if (waiting.logged) log(where.stateDir, `wrote ${lines.length} record(s) that had waited for the spool`);
     return true;
+  };
+  const append = (where, record) => {
+    if (!unwritten.has(where.stateDir)) unwritten.set(where.stateDir, { where, lines: [], logged: false });
+    unwritten.get(where.stateDir).lines.push(JSON.stringify(record) + "\n");
+    return writeWaiting(where);
   };
 
   // One flusher process per flush request, coalesced while the agent works: a request waits
@@ -362,7 +368,10 @@ export const PeriscopePlugin = async (ctx) => {
     event: async (input) => {
       const event = input && input.event;
       try {
-        if (event && event.type === "session.idle") return scheduleFlush(0); // the agent's turn is over
+        if (event && event.type === "session.idle") {
+          for (const { where } of [...unwritten.values()]) writeWaiting(where); // a folder fixed meanwhile
+          return scheduleFlush(0); // the agent's turn is over
+        }
         const info = event && event.properties && event.properties.info;
         if (!info || typeof info !== "object") return;
         if (event.type === "message.updated" && info.role === "assistant") await onAssistant(info);
