@@ -101,10 +101,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="diagnose hooks, plugin, config, sign-in and delivery")
     repo_arg(p)
 
-    p = sub.add_parser("report", help="AI usage per commit, model, branch, session or day")
+    p = sub.add_parser("report", help="AI usage per commit, model, branch, session, day or agent")
     p.add_argument("--by", choices=("commit", "model", "branch", "session", "day", "agent"), default="commit")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--since", metavar="DATE", help="only usage from DATE on (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)")
+    p.add_argument(
+        "--since",
+        metavar="DATE",
+        help="only usage from DATE on (YYYY-MM-DD or YYYY-MM-DDTHH:MM, local time; a trailing Z for UTC)",
+    )
     p.add_argument("--until", metavar="DATE", help="only usage up to DATE (a date includes that whole day)")
     repo_arg(p)
 

@@ -107,6 +107,23 @@ def test_since_until_keep_the_report_days_inside_the_window(scenario):
         ), by
 
 
+def test_median_cost_per_commit_is_the_mean_of_the_two_middle_ones_for_an_even_count(repo):
+    """The nearest-rank rule gave the lower middle commit as the median; p90 keeps it (a real commit's cost)."""
+    for cost in (1.0, 2.0, 4.0, 8.0):
+        append_spool(repo.path, message_record(repo.path, cost=cost))
+        commit(repo.path, f"costs {cost}", filename=f"f{cost}.txt")
+    per_commit = json.loads(periscope("dashboard", "--format", "json", cwd=repo.path).stdout)["totals"][
+        "cost_per_commit"
+    ]
+    assert per_commit == {"mean": 3.75, "median": 3.0, "p90": 8.0, "max": 8.0}
+    append_spool(repo.path, message_record(repo.path, cost=16.0))
+    commit(repo.path, "costs 16", filename="f16.txt")
+    per_commit = json.loads(periscope("dashboard", "--format", "json", cwd=repo.path).stdout)["totals"][
+        "cost_per_commit"
+    ]
+    assert per_commit["median"] == 4.0
+
+
 @pytest.mark.parametrize(("tz", "expected"), [("UTC0", ["2026-03-01"]), ("XYZ+5", ["2026-02-28", "2026-03-01"])])
 def test_days_are_local_days_across_midnight_utc(repo, tz, expected):
     # 03:00Z and 06:00Z on 1 March: one UTC day; at UTC-5 the first is 22:00 on 28 February.

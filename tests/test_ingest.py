@@ -80,6 +80,32 @@ def test_invalid_record_fields_are_skipped_not_fatal(tmp_path):
     assert log.count("ValueError: cost is not a finite number") == 3
 
 
+def test_figures_no_message_can_have_are_skipped_and_the_repository_keeps_working(repo):
+    """Two messages costing $1e9 and $5e8 (a plugin writing the wrong unit) overflowed the reports'
+    exact sums (int64 units of 1e-10 dollars): every flush, report and status failed with
+    "integer overflow", for good.  A cost outside [0, $10,000] or a token count over 10^12 now
+    skips its message with the reason; the rest is reported as before."""
+    good = message_record(repo.path, id="good", cost=0.25)
+    append_spool(
+        repo.path,
+        message_record(repo.path, id="unit-mistake-1", cost=1e9),
+        message_record(repo.path, id="unit-mistake-2", cost=5e8),
+        message_record(repo.path, id="negative", cost=-0.5),
+        message_record(repo.path, id="tokens", tokens=(10**13, 0, 0, 0, 0)),
+        message_record(repo.path, id="tokens-2", tokens=(2**62, 0, 0, 0, 0)),
+        good,
+    )
+    sha = commit(repo.path, "c1")
+    rows = json.loads(periscope("report", "--format", "json", cwd=repo.path).stdout)
+    assert [(r["sha"], r["messages"], r["cost"]) for r in rows] == [(sha, 1, 0.25)]
+    for by in ("model", "day", "session"):
+        assert periscope("report", "--by", by, cwd=repo.path).returncode == 0
+    assert periscope("status", cwd=repo.path).returncode == 0
+    log = (state_dir(repo.path) / "hook.log").read_text()
+    assert log.count("is not a plausible dollar figure for one message") == 3
+    assert log.count("is not a real message's") == 2
+
+
 def test_a_name_of_the_wrong_type_is_recorded_empty_and_the_message_kept(repo):
     """A number or an object where a plugin should have written a model, provider, agent, session,
     branch or title: the message's usage still counts (it was skipped whole before), the name is

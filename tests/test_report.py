@@ -190,3 +190,13 @@ def test_a_long_first_ingest_is_announced_and_a_short_one_is_not(tmp_path):
     history.write_history(state_dir(repo) / "spool.jsonl", 24_000, 20, str(repo.resolve()), shas, start=24_000)
     dash = periscope("dashboard", "--format", "json", cwd=repo)
     assert dash.stderr.startswith("ingesting ") and json.loads(dash.stdout)["totals"]["messages"] == 48_000
+
+
+def test_a_title_with_a_line_break_stays_on_its_row_in_the_table(repo):
+    """Titles come from the agent's plugin; one with a line break split its row in two."""
+    append_spool(
+        repo.path, session_record("ses_nl", "first line\nsecond line"), message_record(repo.path, session_id="ses_nl")
+    )
+    commit(repo.path, "c1")
+    lines = periscope("report", "--by", "session", cwd=repo.path).stdout.splitlines()
+    assert len(lines) == 3 and "first line\\nsecond line" in lines[1], lines  # header, the session, total

@@ -160,8 +160,10 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
 def _table(flat: list[dict[str, Any]], by: str) -> None:
     cols = list(dict.fromkeys(c for r in flat for c in r))
     money = ("cost", "list_cost", "subagents_cost", "subagents_list_cost")
+    # A cell is one line: a session title with a line break (a plugin's, unchecked) split its row.
     table = [[str(c) for c in cols]] + [
-        ["" if r.get(c) is None else (f"{r[c]:.4f}" if c in money else str(r[c])) for c in cols] for r in flat
+        ["" if r.get(c) is None else (f"{r[c]:.4f}" if c in money else output.one_line(str(r[c]))) for c in cols]
+        for r in flat
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
     for row in table:

@@ -33,6 +33,13 @@ INVALID = (
 # A session title is the only free text recorded: the plugin keeps 200 characters, and so does
 # ingest, whatever wrote the line (a title is shown in every report and page).
 MAX_TITLE_CHARS = 200
+# Bounds on one message's figures.  Reports sum costs exactly as int64 units of 1e-10 dollars and
+# token counts as int64, so two messages with a cost of $5e8 (a plugin writing the wrong unit) made
+# every flush, report and status of the repository fail with "integer overflow", for good (the
+# spool is never shortened).  The dearest message today (a 1M-token context on the dearest model)
+# costs ~$25: past these bounds a figure is a unit mistake, and the message is skipped with it.
+MAX_MESSAGE_COST = 10_000.0
+MAX_TOKENS = 10**12
 HOLD_EXPIRED = "hold-expired"
 WORKTREE_MOVED = "worktree-moved"
 
@@ -177,6 +184,8 @@ def message(rec: dict[str, Any]) -> Message:
     )
     if min(counts) < 0:
         raise ValueError("negative token count")
+    if max(counts) > MAX_TOKENS:
+        raise ValueError(f"a token count over {MAX_TOKENS:,} is not a real message's")
     gitinfo = rec.get("git") or {}
     get = rec.get
     cost = get("cost")
@@ -184,6 +193,8 @@ def message(rec: dict[str, Any]) -> Message:
     if not math.isfinite(dollars):
         # json reads NaN, Infinity and 1e999 (and float() "inf"); no event, report or sum can hold them.
         raise ValueError("cost is not a finite number")
+    if not 0 <= dollars <= MAX_MESSAGE_COST:
+        raise ValueError(f"cost {dollars!r} is not a plausible dollar figure for one message")
     tool_use_ids = get("tool_use_ids")
     message_id = rec["id"]
     if type(message_id) is not str:
