@@ -10,6 +10,22 @@ from __future__ import annotations
 import sys
 
 
+def width(text: str) -> int:
+    """Columns `text` takes on a terminal: East Asian wide and full-width characters (CJK, most
+    emoji) take two, combining marks none.  Table columns padded by len() were shifted by a
+    session title or branch in Chinese or with an emoji."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, columns: int) -> str:
+    """`text` left-aligned in `columns` terminal columns."""
+    return text + " " * (columns - width(text))
+
+
 def out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
 

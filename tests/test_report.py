@@ -200,3 +200,28 @@ def test_a_title_with_a_line_break_stays_on_its_row_in_the_table(repo):
     commit(repo.path, "c1")
     lines = periscope("report", "--by", "session", cwd=repo.path).stdout.splitlines()
     assert len(lines) == 3 and "first line\\nsecond line" in lines[1], lines  # header, the session, total
+
+
+def test_wide_characters_keep_the_table_columns_aligned(repo):
+    """Columns were padded by len(): a title or branch in Chinese or Japanese, or with an emoji
+    (two terminal columns a character), shifted the rest of its row."""
+    from periscope_hooks.output import width
+
+    append_spool(
+        repo.path,
+        session_record("ses_wide", "日本語のタイトル 🚀"),
+        message_record(repo.path, session_id="ses_wide"),
+        session_record("ses_ascii", "plain"),
+        message_record(repo.path, session_id="ses_ascii"),
+    )
+    repo.git("switch", "-q", "-c", "機能/ワイド")
+    commit(repo.path, "c1")
+    for by, header, value in (
+        ("session", "is_subagent", " False "),
+        ("commit", "kind", " commit "),
+        ("branch", "messages", " 2 "),
+    ):
+        lines = periscope("report", "--by", by, cwd=repo.path).stdout.splitlines()
+        starts = {width(lines[0][: lines[0].index(header)])}
+        starts |= {width(line[: line.index(value) + 1]) for line in lines[1:-1]}  # not the total row
+        assert len(starts) == 1, (by, lines)

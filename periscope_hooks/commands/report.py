@@ -165,9 +165,9 @@ def _table(flat: list[dict[str, Any]], by: str) -> None:
         ["" if r.get(c) is None else (f"{r[c]:.4f}" if c in money else output.one_line(str(r[c]))) for c in cols]
         for r in flat
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    widths = [max(output.width(row[i]) for row in table) for i in range(len(cols))]
     for row in table:
-        output.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        output.out("  ".join(output.pad(cell, w) for cell, w in zip(row, widths)).rstrip())
 
 
 def _rows_and_pending(
@@ -238,7 +238,7 @@ def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
     widths = [
         _longest(sha[:12] + ("" if reachable else " (unreachable)") for sha, reachable in zip(shas, reachables)),
         _longest(_date(t) or "" for t in ((min(known_times), max(known_times)) if known_times else ())),
-        _longest({"" if b is None else str(b) for b in branches}),
+        max((output.width(b) for b in {"" if b is None else str(b) for b in branches}), default=0),
         _longest({str(k) for k in kinds}),
         _longest({str(o) for o in origins}),
         _longest_number(messages),
@@ -249,7 +249,10 @@ def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
         _longest(source_texts.values()),
     ]
     widths = [max(w, len(h), len(t)) for w, h, t in zip(widths, [*header, "sources"], total)]
+    branch_width = widths[2]
+    widths[2] = 0  # the branch is padded to its terminal width (output.pad), not by % to its length
     line = "  ".join(f"%-{w}s" for w in widths)
+    header[2], total[2] = output.pad(header[2], branch_width), output.pad(total[2], branch_width)
     yield (line % (*header, "sources")).rstrip()
     for (sha, time_ms, branch, kind, origin, reachable, shipped, n, inp, out, reasoning, c_read, c_write,
          cost_units_, list_micro, rep, est, sub, unk) in rows:  # fmt: skip
@@ -259,7 +262,7 @@ def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
             % (
                 sha[:12] + ("" if reachable else " (unreachable)"),
                 "" if time_ms is None else _date(time_ms),
-                "" if branch is None else branch,
+                output.pad("" if branch is None else branch, branch_width),
                 kind,
                 origin,
                 n,
