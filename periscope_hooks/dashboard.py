@@ -159,8 +159,11 @@ def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
     into["cost"] = round_cost([into["cost"], row["cost"]])
     for f in TOKEN_FIELDS:
         into["tokens"][f] += row["tokens"][f]
-    if "list_cost" in row:
-        into["list_cost"] = round((into.get("list_cost") or 0.0) + float(row["list_cost"] or 0), 6)
+    if "list_cost" in row:  # None (no message with a list price) stays None until one has one
+        if row["list_cost"] is None:
+            into.setdefault("list_cost", None)
+        else:
+            into["list_cost"] = round((into.get("list_cost") or 0.0) + float(row["list_cost"]), 6)
     if isinstance(row.get("cost_sources"), dict):
         mix = into.setdefault("cost_sources", {})
         for k, n in row["cost_sources"].items():

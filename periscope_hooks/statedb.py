@@ -411,7 +411,9 @@ USAGE_AGGREGATES = (
     " sum(coalesce(list_cost_micro, 0)) AS list_cost_micro,"
     " sum(cost_source = 'reported') AS src_reported, sum(cost_source = 'estimated') AS src_estimated,"
     " sum(cost_source = 'subscription') AS src_subscription,"
-    " sum(cost_source IS NULL OR cost_source NOT IN ('reported', 'estimated', 'subscription')) AS src_unknown"
+    " sum(cost_source IS NULL OR cost_source NOT IN ('reported', 'estimated', 'subscription')) AS src_unknown,"
+    # the messages with a list price: a row none of whose messages has one shows no list cost, not 0
+    " count(list_cost_micro) AS list_priced"
 )
 # A group's first message in (time, spool order), NULL times first: the order reports list groups in.
 _FIRST_TIME = "min(coalesce(time_ms, -9223372036854775807)) AS first_ms"
@@ -584,6 +586,7 @@ _SUMS = (
     "src_estimated",
     "src_subscription",
     "src_unknown",
+    "list_priced",
 )
 _RESUM = ", ".join(f"sum({c}) AS {c}" for c in _SUMS)
 _CELL_KEYS = ("bucket", "provider", "model", "branch", "session_id", "coding_agent")
@@ -657,8 +660,10 @@ def _marks(conn: sqlite3.Connection) -> tuple[int, int]:
 
 
 def _has_rollups(conn: sqlite3.Connection) -> bool:
+    """The rollups as this code writes them (m018's list_priced too: a state.db opened read-only
+    cannot be migrated, and its older rollups are then left unread)."""
     return (
-        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'report_links'").fetchone()
+        conn.execute("SELECT 1 FROM pragma_table_info('report_links') WHERE name = 'list_priced'").fetchone()
         is not None
     )
 

@@ -75,7 +75,7 @@ def test_every_grouping_has_the_list_price_and_the_source_mix(repo):
     commit(repo.path, "x")
     for by in ("commit", "model", "branch", "session", "day"):
         rows = repo.report(by)
-        assert sum(r["list_cost"] for r in rows) == 0.009, by
+        assert sum(r["list_cost"] or 0 for r in rows) == 0.009, by
         mix = {k: sum(r["cost_sources"][k] for r in rows) for k in rows[0]["cost_sources"]}
         assert mix == {"reported": 1, "estimated": 0, "subscription": 1, "unknown": 1}, by
         table = periscope("report", "--by", by, cwd=repo.path).stdout.splitlines()
@@ -84,6 +84,33 @@ def test_every_grouping_has_the_list_price_and_the_source_mix(repo):
         assert "reported 1, subscription 1, unknown 1" in table[-1], by
     (row,) = repo.report("commit")
     assert row["date"] and len(row["date"]) == len("2025-12-01 00:00")
+    # A row none of whose messages has a list price shows none (null, a blank cell), not 0.
+    assert {r["model"]: r["list_cost"] for r in repo.report("model")}["no-such-model"] is None
+
+
+def test_a_model_not_in_the_price_table_has_no_list_cost_even_with_a_reported_cost(repo):
+    """The row's list cost was blank only when no message had a cost source: a model the table
+    does not know, with the cost the agent reported (a `reported` message), showed a list cost of
+    0 in every view, where docs/cost.md promises none."""
+    append_spool(
+        repo.path,
+        *(message_record(repo.path, model="my-finetune", provider="ollama", cost=0.5) for _ in range(3)),
+        message_record(repo.path, tokens=(1000, 100, 0, 0, 0), cost=0.0045),  # claude-sonnet-4: 4,500 micro
+    )
+    sha = commit(repo.path, "x")
+    append_spool(repo.path, message_record(repo.path, model="my-finetune", provider="ollama", cost=0.5))
+    only_unknown = commit(repo.path, "y", filename="y.txt")
+    by_model = {r["model"]: r for r in repo.report("model")}
+    assert by_model["my-finetune"]["list_cost"] is None and by_model["claude-sonnet-4"]["list_cost"] == 0.0045
+    by_commit = {r["sha"]: r["list_cost"] for r in repo.report("commit")}
+    assert by_commit == {sha: 0.0045, only_unknown: None}
+    table = periscope("report", "--by", "model", cwd=repo.path).stdout.splitlines()
+    unknown_row = next(line for line in table if line.startswith("my-finetune"))
+    assert "0.0000" not in unknown_row and "2.0000" in unknown_row, unknown_row
+    csv_rows = list(
+        csv.DictReader(io.StringIO(periscope("report", "--by", "commit", "--format", "csv", cwd=repo.path).stdout))
+    )
+    assert [r["list_cost"] for r in csv_rows] == ["0.0045", "", "0.0045"]  # the two commits, the total
 
 
 def test_sub_agent_sessions_roll_up_into_their_parent(repo):

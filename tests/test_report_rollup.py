@@ -40,7 +40,14 @@ def reference_usage_by(conn: sqlite3.Connection, by: str, since: int | None, unt
 
 def reference_by_commit(conn: sqlite3.Connection, window: tuple[int | None, int | None]) -> list[dict[str, Any]]:
     """What report.by_commit computed before the rollups: every link walked in Python."""
-    keys = ("messages", *TOKEN_FIELDS, "cost_units", "list_cost_micro", *(f"src_{k}" for k in COST_SOURCES))
+    keys = (
+        "messages",
+        *TOKEN_FIELDS,
+        "cost_units",
+        "list_cost_micro",
+        *(f"src_{k}" for k in COST_SOURCES),
+        "list_priced",
+    )
     per_link = {
         r["link_id"]: r
         for r in conn.execute(
@@ -307,7 +314,7 @@ def test_a_state_db_from_before_the_rollups_read_only(tmp_path: Path) -> None:
 def test_commit_json_across_write_chunks() -> None:
     rows = [
         (f"{i:040x}", T0 + i, None if i % 7 else "main", "commit", "human", i % 2, i % 3 == 0)
-        + (i, 1, 2, 3, 4, 5, i * 12345, i * 7, 1, 0, 0, i)
+        + (i, 1, 2, 3, 4, 5, i * 12345, i * 7, 1, 0, 0, i, i % 5)
         for i in range(2500)
     ]
     buf = io.StringIO()
@@ -363,9 +370,11 @@ def test_commit_table_and_csv_from_columns_equal_the_general_path(seed: int) -> 
     rows = []
     for _ in range(n):
         sources = [r.choice([0, 0, 1, 20, 1234]) for _ in range(4)]
-        if r.random() < 0.15:  # no list price known for any message: a blank list_cost, not 0
+        unpriced = r.random() < 0.15  # no list price known for any message: a blank list_cost, not 0
+        if unpriced and r.random() < 0.5:
             sources = [0, 0, 0, r.choice([1, 5])]
         messages = sum(sources) or r.choice([0, 3])
+        priced = 0 if unpriced else r.randint(1, max(messages, 1))
         rows.append(
             (
                 f"{r.getrandbits(160):040x}",
@@ -382,8 +391,9 @@ def test_commit_table_and_csv_from_columns_equal_the_general_path(seed: int) -> 
                 r.randint(0, 10**8),
                 r.randint(0, 10**3),
                 r.choice([0, -1, 7, r.randint(-(10**12), 10**14)]),
-                r.choice([0, 0, 5, r.randint(0, 10**10)]),
+                0 if unpriced else r.choice([0, 0, 5, r.randint(0, 10**10)]),
                 *sources,
+                priced,
             )
         )
     fast = "\n".join(report.commit_table_lines(rows)) + "\n"

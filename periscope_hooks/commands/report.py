@@ -33,7 +33,7 @@ def _usage(row: Any) -> dict[str, Any]:
         "messages": int(row["messages"]),
         "tokens": {f: int(row[f] or 0) for f in TOKEN_FIELDS},
         "cost": int(row["cost_units"] or 0) / statedb.COST_UNITS_PER_DOLLAR,
-        "list_cost": int(row["list_cost_micro"] or 0) / 1_000_000,
+        "list_cost": int(row["list_cost_micro"] or 0) / 1_000_000 if row["list_priced"] else None,
         "cost_sources": {k: int(row[f"src_{k}"] or 0) for k in COST_SOURCES},
     }
 
@@ -50,7 +50,7 @@ def commit_row(row: tuple[Any, ...]) -> dict[str, Any]:
     """A by_commit row from a statedb.usage_by_commit tuple (unpacked, not looked up by name: at
     50,000 commits each lookup by name shows)."""
     (sha, time_ms, branch, kind, origin, reachable, shipped, messages, inp, out, reasoning, c_read, c_write,
-     cost_units, list_micro, reported, estimated, subscription, unknown) = row  # fmt: skip
+     cost_units, list_micro, reported, estimated, subscription, unknown, list_priced) = row  # fmt: skip
     return {
         "sha": sha,
         "date": _date(time_ms),
@@ -66,7 +66,7 @@ def commit_row(row: tuple[Any, ...]) -> dict[str, Any]:
             "cache_write": c_write,
         },
         "cost": cost_units / statedb.COST_UNITS_PER_DOLLAR,
-        "list_cost": list_micro / 1_000_000,
+        "list_cost": list_micro / 1_000_000 if list_priced else None,
         "cost_sources": {
             "reported": reported,
             "estimated": estimated,
@@ -147,9 +147,7 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     flat = {k: v for k, v in row.items() if k not in ("tokens", "cost_sources", "subagents", "subagent_share")}
     for f in TOKEN_FIELDS:
         flat[f] = row["tokens"][f]
-    # No list price known for any of the row's messages: blank, not a misleading 0.
-    known = row["messages"] - row["cost_sources"]["unknown"]
-    flat["list_cost"] = row["list_cost"] if row["list_cost"] or known else None
+    flat["list_cost"] = row["list_cost"]  # None: no message of the row has a list price (blank, not 0)
     flat["sources"] = format_sources(row["cost_sources"])
     if "subagent_share" in row:
         flat["subagents_cost"] = row["subagent_share"]["cost"]
@@ -188,7 +186,7 @@ def _commit_json(row: tuple[Any, ...]) -> str:
     tuple: at 50,000 commits the dicts and their generic encoding cost ~1 s of the report's CPU
     and most of its memory.  tests/test_report_rollup.py checks it against dumps_rows(by_commit())."""
     (sha, time_ms, branch, kind, origin, reachable, shipped, messages, inp, out, reasoning, c_read, c_write,
-     cost_units, list_micro, reported, estimated, subscription, unknown) = row  # fmt: skip
+     cost_units, list_micro, reported, estimated, subscription, unknown, list_priced) = row  # fmt: skip
     date = _date(time_ms)
     return (
         f'  {{\n    "sha": {_json_str(sha)},\n    "date": {_json_str(date)},\n    "branch": {_json_str(branch)},'
@@ -196,7 +194,7 @@ def _commit_json(row: tuple[Any, ...]) -> str:
         f'\n    "tokens": {{\n      "input": {int(inp)},\n      "output": {int(out)},\n      "reasoning": {int(reasoning)},'
         f'\n      "cache_read": {int(c_read)},\n      "cache_write": {int(c_write)}\n    }},'
         f'\n    "cost": {json_float(cost_units / statedb.COST_UNITS_PER_DOLLAR)},'
-        f'\n    "list_cost": {json_float(list_micro / 1_000_000)},'
+        f'\n    "list_cost": {json_float(list_micro / 1_000_000) if list_priced else "null"},'
         f'\n    "cost_sources": {{\n      "reported": {int(reported)},\n      "estimated": {int(estimated)},'
         f'\n      "subscription": {int(subscription)},\n      "unknown": {int(unknown)}\n    }},'
         f'\n    "reachable": {"true" if reachable else "false"},\n    "shipped": {"true" if shipped else "false"}\n  }}'
@@ -211,9 +209,9 @@ def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
     rows and padding each took 1.0 s of CPU and 45 MB at 1M messages.  tests/test_report_rollup.py
     checks it against the general path."""
     units = statedb.COST_UNITS_PER_DOLLAR
-    columns: list[tuple[Any, ...]] = list(zip(*rows)) if rows else [()] * 19
+    columns: list[tuple[Any, ...]] = list(zip(*rows)) if rows else [()] * 20
     (shas, times, branches, kinds, origins, reachables, shippeds, messages, inputs, outputs, reasonings, c_reads,
-     c_writes, cost_units, list_micros, reported, estimated, subscription, unknown) = columns  # fmt: skip
+     c_writes, cost_units, list_micros, reported, estimated, subscription, unknown, list_priced) = columns  # fmt: skip
     costs = [c / units for c in cost_units]
     list_costs = [m / 1_000_000 for m in list_micros]
     totals, total_cost, total_list = _commit_totals(columns, costs, list_costs)
@@ -229,7 +227,7 @@ def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
         "",
         str(totals[0]),
         f"{total_cost:.4f}",
-        f"{total_list:.4f}" if total_list or totals[0] - totals[9] else "",
+        f"{total_list:.4f}" if any(list_priced) else "",
         share,
         *(str(t) for t in totals[1:6]),
         format_sources(dict(zip(COST_SOURCES, totals[6:]))),
@@ -255,7 +253,7 @@ def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
     header[2], total[2] = output.pad(header[2], branch_width), output.pad(total[2], branch_width)
     yield (line % (*header, "sources")).rstrip()
     for (sha, time_ms, branch, kind, origin, reachable, shipped, n, inp, out, reasoning, c_read, c_write,
-         cost_units_, list_micro, rep, est, sub, unk) in rows:  # fmt: skip
+         cost_units_, list_micro, rep, est, sub, unk, priced) in rows:  # fmt: skip
         list_cost = list_micro / 1_000_000
         yield (
             line
@@ -267,7 +265,7 @@ def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
                 origin,
                 n,
                 f"{cost_units_ / units:.4f}",
-                f"{list_cost:.4f}" if list_cost or n - unk else "",
+                f"{list_cost:.4f}" if priced else "",
                 "yes" if shipped else "no",
                 inp,
                 out,
@@ -305,14 +303,14 @@ def commit_csv_rows(rows: list[tuple[Any, ...]]) -> Iterator[list[Any]]:
     139 MB and 1.4 s of CPU at 50,000 commits (issue 11: every report in 100 MB).
     tests/test_report_rollup.py checks it against the general path."""
     units = statedb.COST_UNITS_PER_DOLLAR
-    columns: list[tuple[Any, ...]] = list(zip(*rows)) if rows else [()] * 19
+    columns: list[tuple[Any, ...]] = list(zip(*rows)) if rows else [()] * 20
     yield [
         "sha", "date", "branch", "kind", "origin", "messages", "cost", "list_cost", "reachable", "shipped",
         *TOKEN_FIELDS, "sources",
     ]  # fmt: skip
     source_texts = _source_texts(*columns[15:19])
     for (sha, time_ms, branch, kind, origin, reachable, shipped, n, inp, out, reasoning, c_read, c_write,
-         cost_units, list_micro, rep, est, sub, unk) in rows:  # fmt: skip
+         cost_units, list_micro, rep, est, sub, unk, priced) in rows:  # fmt: skip
         list_cost = list_micro / 1_000_000
         yield [
             sha,
@@ -322,7 +320,7 @@ def commit_csv_rows(rows: list[tuple[Any, ...]]) -> Iterator[list[Any]]:
             origin,
             n,
             cost_units / units,
-            list_cost if list_cost or n - unk else None,
+            list_cost if priced else None,
             bool(reachable),
             bool(shipped),
             inp,
@@ -343,7 +341,7 @@ def commit_csv_rows(rows: list[tuple[Any, ...]]) -> Iterator[list[Any]]:
         None,
         totals[0],
         total_cost,
-        total_list if total_list or totals[0] - totals[9] else None,
+        total_list if any(columns[19]) else None,
         None,
         None,
         *totals[1:6],
@@ -461,16 +459,6 @@ def report(repo: str | None, by: str, fmt: str, since: str | None = None, until:
 # --- list prices, cost sources, time windows, totals, sub-agent roll-up (issue 13) -----------------
 
 
-def list_cost_sum(rows: list[sqlite3.Row]) -> dict[str, Any]:
-    """Sum of list prices (integer micro-dollars, exact) and the messages per cost source."""
-    sources = dict.fromkeys(COST_SOURCES, 0)
-    micro = 0
-    for r in rows:
-        micro += int(r["list_cost_micro"] or 0)
-        sources[r["cost_source"] or "unknown"] += 1
-    return {"list_cost": micro / 1_000_000, "cost_sources": sources}
-
-
 def format_sources(sources: dict[str, int]) -> str:
     """`reported 12, subscription 3`: the mix of where the costs came from."""
     return ", ".join(f"{k} {n}" for k, n in sources.items() if n)
@@ -519,7 +507,9 @@ def _add_usage(into: dict[str, Any], row: dict[str, Any]) -> None:
     for f in TOKEN_FIELDS:
         into["tokens"][f] += row["tokens"][f]
     into["_cost"].append(row["cost"])
-    into["_list_micro"] += round(row["list_cost"] * 1_000_000)
+    if row["list_cost"] is not None:
+        into["_list_micro"] += round(row["list_cost"] * 1_000_000)
+        into["_list_known"] = True
     for k, n in row["cost_sources"].items():
         into["cost_sources"][k] += n
 
@@ -530,17 +520,18 @@ def _empty_usage() -> dict[str, Any]:
         "tokens": dict.fromkeys(TOKEN_FIELDS, 0),
         "_cost": [],
         "_list_micro": 0,
+        "_list_known": False,
         "cost_sources": dict.fromkeys(COST_SOURCES, 0),
     }
 
 
 def _finish(usage: dict[str, Any]) -> dict[str, Any]:
-    costs, micro = usage.pop("_cost"), usage.pop("_list_micro")
+    costs, micro, known = usage.pop("_cost"), usage.pop("_list_micro"), usage.pop("_list_known")
     return {
         "messages": usage["messages"],
         "tokens": usage["tokens"],
         "cost": round_cost(costs),
-        "list_cost": micro / 1_000_000,
+        "list_cost": micro / 1_000_000 if known else None,
         "cost_sources": usage["cost_sources"],
     }
 
