@@ -50,6 +50,8 @@ class Meta:
     REPORTS_LINK_MARK = "reports_link_mark"
     REPORTS_ROWS_ADDED = "reports_rows_added"  # rollup rows appended since the last compaction
     REPORTS_ROWS_KEPT = "reports_rows_kept"  # rollup rows the last compaction left
+    # Set once the messages stored before list prices (migration m010) were priced (ingest/old_prices.py).
+    OLD_MESSAGES_PRICED = "old_messages_priced"
 
 
 def get_meta(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
@@ -763,6 +765,31 @@ def roll_up_reports(conn: sqlite3.Connection) -> None:
     kept = _compact(conn)
     set_meta(conn, Meta.REPORTS_ROWS_ADDED, "0")
     set_meta(conn, Meta.REPORTS_ROWS_KEPT, str(kept))
+
+
+def empty_report_rollups(conn: sqlite3.Connection) -> None:
+    """Forget the rollups (the next roll_up_reports sums every message again): for a change to
+    stored messages' summed columns, which the rollups never expect."""
+    conn.execute("DELETE FROM report_cells")
+    conn.execute("DELETE FROM report_links")
+    for key in (Meta.REPORTS_MESSAGE_MARK, Meta.REPORTS_LINK_MARK, Meta.REPORTS_ROWS_ADDED, Meta.REPORTS_ROWS_KEPT):
+        set_meta(conn, key, None)
+
+
+def unpriced_messages(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """(rowid, provider, model, the five token counts, time_ms, cost, cost_reported) of every
+    message without a cost source: stored before list prices (m010).  A scan, run once."""
+    return conn.execute(
+        "SELECT rowid, provider, model, input, output, reasoning, cache_read, cache_write, time_ms, cost,"
+        " cost_reported FROM messages WHERE cost_source IS NULL"
+    ).fetchall()
+
+
+def set_message_prices(conn: sqlite3.Connection, prices: Sequence[tuple[Any, ...]]) -> None:
+    """(list_cost_micro, cost_source, price_snapshot, rowid) for each message to price."""
+    conn.executemany(
+        "UPDATE messages SET list_cost_micro = ?, cost_source = ?, price_snapshot = ? WHERE rowid = ?", prices
+    )
 
 
 def _compact(conn: sqlite3.Connection) -> int:

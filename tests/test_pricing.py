@@ -6,11 +6,13 @@ Expected figures are the providers' published prices per million tokens, worked 
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import warnings
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
 
 import pytest
 
@@ -398,3 +400,34 @@ def test_update_fetches_checks_and_prices_new_messages_with_it(repo):
         snaps = dict(db.execute("SELECT id, price_snapshot FROM messages"))
     assert rows == {"before": 18000, "after": 3000}  # $3/$15 bundled; $1/$2 fetched; the first kept
     assert "bundled" in snaps["before"] and "fetched" in snaps["after"]
+
+
+def test_messages_stored_before_list_prices_are_priced_once_and_events_match_a_rebuild(repo):
+    """A state.db from before list prices (migration m010) kept its messages without a cost source
+    or list price: reports said `unknown`, and a commit event made after the upgrade summed them
+    so, while a rebuild from the spool prices them: the same event id, another body.  They are
+    priced once, before anything is ingested, and the rollups summed again."""
+    append_spool(repo.path, *(message_record(repo.path, cost=0.002) for _ in range(2)))
+    repo.flush()
+    # What the old version left: the pricing columns empty, no mark that they were filled.
+    with sqlite3.connect(state_dir(repo.path) / "state.db") as db:
+        db.execute("UPDATE messages SET list_cost_micro = NULL, cost_source = NULL, price_snapshot = NULL")
+        db.execute("DELETE FROM meta WHERE key = 'old_messages_priced'")
+    append_spool(repo.path, message_record(repo.path, cost=0.002))
+    sha = commit(repo.path, "after the upgrade")
+    upgraded = [e for e in repo.events("commit") if e["commit"]["sha"] == sha]
+    report = repo.report("commit")
+    with sqlite3.connect(state_dir(repo.path) / "state.db") as db:
+        assert db.execute("SELECT count(*) FROM messages WHERE cost_source IS NULL").fetchone()[0] == 0
+    assert "priced 2 message(s) stored before list prices" in (state_dir(repo.path) / "hook.log").read_text()
+    assert report[0]["cost_sources"] == {"reported": 3, "estimated": 0, "subscription": 0, "unknown": 0}
+    # Rebuilt from the spool, into a new local store: the same figures and the same commit event.
+    store = Path(os.environ["XDG_DATA_HOME"]) / "periscope"
+    for path in [
+        *(state_dir(repo.path) / n for n in ("state.db", "state.db-wal", "state.db-shm")),
+        *store.glob("events.db*"),
+    ]:
+        path.unlink(missing_ok=True)
+    repo.flush()
+    assert repo.report("commit") == report
+    assert [e for e in repo.events("commit") if e["commit"]["sha"] == sha] == upgraded

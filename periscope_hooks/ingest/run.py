@@ -17,6 +17,7 @@ from periscope_hooks.ingest.context import IngestContext, IngestResult
 from periscope_hooks.ingest.holds import apply_hold_expired, record_expired_holds
 from periscope_hooks.ingest.messages import apply_message
 from periscope_hooks.ingest.notes_sync import write_pending_notes
+from periscope_hooks.ingest.old_prices import price_old_messages
 from periscope_hooks.ingest.queue import StoreNow
 from periscope_hooks.ingest.reconciled import apply_reconcile
 from periscope_hooks.ingest.sessions import apply_session
@@ -170,6 +171,7 @@ def process_spool(
     conn = conn or open_state_db(state_dir)
     try:
         ctx = IngestContext(conn, state_dir, store_now=store_now, batch_bytes=batch_bytes)
+        price_old_messages(ctx)  # before any event is made from them (once per state.db)
         _drain(ctx, after_batch)
         # Decisions made from the clock and the live repository are recorded in the spool first,
         # then applied like any record: a rebuild meets them at the same place.
