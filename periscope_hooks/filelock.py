@@ -1,7 +1,7 @@
 """An exclusive lock on a file of its own (flock), waited for up to a timeout.
 
 flush.lock (one flusher per repository) and `<database>.rebuild.lock` (one process moves a damaged
-database aside) take it.  The kernel releases it when its holder dies, kill -9 included.
+database aside) take it; install-hooks and uninstall-hooks take the git dir itself.  The kernel releases it when its holder dies, kill -9 included.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from pathlib import Path
 
 
 class FileLock:
-    def __init__(self, path: Path) -> None:
-        self.fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
+    def __init__(self, path: Path, *, folder: bool = False) -> None:
+        """`folder`: lock an existing folder itself (flock takes a folder opened read-only), which
+        leaves no file behind: install-hooks and uninstall-hooks lock the git dir."""
+        self.fd = os.open(str(path), os.O_RDONLY) if folder else os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(self, timeout: float | None) -> bool:
         """True once held; False when `timeout` seconds passed first (None: wait as long as it takes)."""

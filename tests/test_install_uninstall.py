@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from testing.util import commit, git, init_repo, periscope
 
 
@@ -197,6 +199,33 @@ def test_a_bare_repository_is_refused_and_the_git_dir_of_a_clone_is_installed(tm
     )
     path = init_repo(tmp_path / "r")
     assert f"installed in {path / '.git' / 'hooks'}" in periscope("install-hooks", cwd=path / ".git").stdout
+
+
+@pytest.mark.parametrize("left_by", ["a v1 shim (<name>.periscope-legacy)", "a version that moved links as they were"])
+def test_a_relative_link_an_older_install_kept_runs_again_after_reinstalling(tmp_path, left_by):
+    """The README's upgrade step (install-hooks again) moved a v1 shim's kept hook into
+    periscope-kept/ as it was: a relative link then pointed nowhere and the user's hook silently
+    stopped running; a version before the relative-link fix had left it so already.  Reinstalling
+    now makes the link one `../` longer (listed, so uninstall gives back the original)."""
+    path = init_repo(tmp_path / "r")
+    (path / "scripts").mkdir()
+    script = path / "scripts" / "pc.sh"
+    script.write_text('#!/bin/sh\necho ran >> "$(git rev-parse --git-dir)/mine-ran"\n')
+    script.chmod(0o755)
+    hooks = path / ".git" / "hooks"
+    periscope("install-hooks", cwd=path)
+    if left_by.startswith("a v1"):
+        (hooks / "post-commit.periscope-legacy").symlink_to("../../scripts/pc.sh")
+    else:
+        (hooks / "periscope-kept").mkdir()
+        (hooks / "periscope-kept" / "post-commit").symlink_to("../../scripts/pc.sh")
+    periscope("install-hooks", cwd=path)
+    assert not (hooks / "post-commit.periscope-legacy").is_symlink()
+    commit(path, "one")
+    assert (path / ".git" / "mine-ran").read_text() == "ran\n"
+    periscope("uninstall-hooks", cwd=path)
+    assert os.readlink(hooks / "post-commit") == "../../scripts/pc.sh"
+    assert not (hooks / "periscope-kept").exists()
 
 
 def test_a_relative_symlink_hook_still_runs_when_kept_and_comes_back_as_it_was(tmp_path):

@@ -14,10 +14,12 @@ repository of the user would start recording).  Both refuse with the lines to ad
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -316,16 +318,31 @@ def _link_atomic(target: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _keep(hdir: Path, name: str) -> None:
-    """Move the user's hook `name` to periscope-kept/ (the shim then takes its place)."""
-    path, kept = hdir / name, kept_hook(hdir, name)
+def _keep(hdir: Path, name: str, source: Path | None = None) -> None:
+    """Move the user's hook `name` (or `source` beside it: a v1 shim's `<name>.periscope-legacy`)
+    to periscope-kept/ (the shim then takes the hook's place)."""
+    path, kept = source or hdir / name, kept_hook(hdir, name)
     kept.parent.mkdir(exist_ok=True)
     target = _relative_link(path)
     if target is None:
         os.replace(path, kept)
         return
     _write_kept_relative_links(hdir, _kept_relative_links(hdir) | {name})
-    _link_atomic(os.path.join(os.pardir, target), kept)  # the original stays until the shim replaces it
+    _link_atomic(os.path.join(os.pardir, target), kept)  # the hook itself stays until the shim replaces it
+    if source is not None:
+        source.unlink()
+
+
+def _mend_kept_link(hdir: Path, name: str) -> None:
+    """A relative link an older version moved into periscope-kept/ as it was points nowhere from
+    there (its hook silently stopped running): made one `../` longer and listed, as _keep does now,
+    when that is where it pointed from the hook's place.  Uninstall then gives back the original."""
+    kept = kept_hook(hdir, name)
+    target = _relative_link(kept)
+    if target is None or name in _kept_relative_links(hdir) or kept.exists() or not (hdir / target).exists():
+        return
+    _write_kept_relative_links(hdir, _kept_relative_links(hdir) | {name})
+    _link_atomic(os.path.join(os.pardir, target), kept)
 
 
 def _same_link_kept(hdir: Path, name: str) -> bool:
@@ -352,7 +369,39 @@ def _give_back(hdir: Path, name: str) -> None:
         os.replace(kept, path)
 
 
+@contextlib.contextmanager
+def _one_at_a_time(repo: str | None) -> Iterator[None]:
+    """install-hooks and uninstall-hooks of one repository, one at a time.  Two uninstalls at once
+    could each see our shim, and the second delete the user's hook the first had just put back in
+    its place (tests/test_install_uninstall.py: 1 run in 5 under load lost it).  The lock is on the
+    git dir itself: nothing is created for it, so uninstall still leaves exactly what was there."""
+    from periscope_hooks.filelock import FileLock
+
+    dirs = resolve_dirs(repo)
+    assert dirs is not None
+    lock = FileLock(Path(dirs.common_dir), folder=True)
+    try:
+        if not lock.acquire(30):
+            raise UserError(
+                "another install-hooks or uninstall-hooks has been running in this repository for 30 s",
+                "let it finish, then run this again",
+            )
+        yield
+    finally:
+        lock.close()
+
+
 def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
+    with _one_at_a_time(repo):
+        return _install_hooks(repo, global_hooks_path)
+
+
+def uninstall_hooks(repo: str | None) -> int:
+    with _one_at_a_time(repo):
+        return _uninstall_hooks(repo)
+
+
+def _install_hooks(repo: str | None, global_hooks_path: bool) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
     if not dirs.worktree and git.run_git(["rev-parse", "--is-bare-repository"], git_dir=dirs.git_dir).strip() == "true":
@@ -393,15 +442,16 @@ def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
             _keep(hdir, name)
             output.info(f"kept your existing {name} hook as {KEPT_DIR}/{name}; it still runs, under its own name")
         elif _exists(legacy) and not _exists(kept):
-            kept.parent.mkdir(exist_ok=True)
-            os.replace(legacy, kept)  # an older install's kept hook: now under its own name
+            _keep(hdir, name, source=legacy)  # an older install's kept hook: now under its own name
+        else:
+            _mend_kept_link(hdir, name)
         _write_atomic(path, shim_text(name, sys.executable))
     precompile_hook_modules()
     output.out(f"periscope hooks installed in {hdir}")
     return 0
 
 
-def uninstall_hooks(repo: str | None) -> int:
+def _uninstall_hooks(repo: str | None) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
     hdir = hooks_dir(dirs)

@@ -21,9 +21,19 @@ def price_old_messages(ctx: IngestContext) -> int:
     if statedb.get_meta(conn, Meta.OLD_MESSAGES_PRICED):
         return 0
     prices = []
-    for rowid, provider, model, inp, out, reasoning, c_read, c_write, time_ms, cost, reported in (
-        statedb.unpriced_messages(conn)
-    ):
+    for (
+        rowid,
+        provider,
+        model,
+        inp,
+        out,
+        reasoning,
+        c_read,
+        c_write,
+        time_ms,
+        cost,
+        reported,
+    ) in statedb.unpriced_messages(conn):
         tokens = (int(inp or 0), int(out or 0), int(reasoning or 0), int(c_read or 0), int(c_write or 0))
         priced = ctx.prices.price(provider, model, tokens, time_ms, cost if reported else None)
         prices.append((priced.list_cost_micro, priced.source, priced.snapshot, rowid))
