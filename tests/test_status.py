@@ -93,6 +93,12 @@ def test_after_install_hooks_says_installed(tmp_path):
     assert status(repo)["git hooks"] == (
         "installed, post-rewrite from an older periscope-hooks (run periscope install-hooks to update)"
     )
+    # And from a version before post-checkout existed: both are said (it said only the missing one,
+    # while the older shims lacked the security fix only reinstalling brings).
+    (repo / ".git" / "hooks" / "post-checkout").unlink()
+    assert status(repo)["git hooks"] == (
+        "not installed: post-checkout (run periscope install-hooks); post-rewrite from an older periscope-hooks"
+    )
     periscope("install-hooks", cwd=repo)
     assert status(repo)["git hooks"] == "installed"
 

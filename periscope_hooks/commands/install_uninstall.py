@@ -553,10 +553,10 @@ def hooks_status(dirs: git.RepoDirs) -> str:
     hdir = hooks_dir(dirs, warn=False)
     framework = pre_commit_hooks(dirs.worktree, str(hdir), HOOK_NAMES)
     state = installed_hooks(dirs, hdir, framework)
+    older = [n for n in HOOK_NAMES if is_ours(hdir / n) and not shim_is_current(hdir / n, n)]
     if all(s == "installed" for s in state.values()):
         if any(not is_ours(hdir / n) and calls_periscope(hdir, n) for n in HOOK_NAMES):
             return f"installed (the hooks in {hdir} run periscope hook)"
-        older = [n for n in HOOK_NAMES if is_ours(hdir / n) and not shim_is_current(hdir / n, n)]
         if older:
             return (
                 f"installed, {', '.join(older)} from an older periscope-hooks (run periscope install-hooks to update)"
@@ -580,4 +580,7 @@ def hooks_status(dirs: git.RepoDirs) -> str:
     else:
         refusal = _detect_manager(dirs, hdir) or _shared_hooks_refusal(dirs, hdir, False)
         advice = refusal.hint if refusal and refusal.hint else "run periscope install-hooks"
-    return f"not installed: {', '.join(missing)} ({advice})"
+    # Shims from before a hook was added (post-checkout) are older ones too: said here as well,
+    # since they lack fixes (the security fix among them) that only reinstalling brings.
+    stale = f"; {', '.join(older)} from an older periscope-hooks" if older else ""
+    return f"not installed: {', '.join(missing)} ({advice}){stale}"
