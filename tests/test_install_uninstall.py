@@ -201,18 +201,24 @@ def test_a_bare_repository_is_refused_and_the_git_dir_of_a_clone_is_installed(tm
     assert f"installed in {path / '.git' / 'hooks'}" in periscope("install-hooks", cwd=path / ".git").stdout
 
 
+def _repo_with_a_hook_script(tmp_path, name):
+    """A repository with a hook script in the work tree (scripts/<name>: notes each run in
+    .git/mine-ran), as setup scripts that link hooks to it make; (its path, its hooks folder)."""
+    path = init_repo(tmp_path / "r")
+    (path / "scripts").mkdir()
+    script = path / "scripts" / name
+    script.write_text('#!/bin/sh\necho ran >> "$(git rev-parse --git-dir)/mine-ran"\n')
+    script.chmod(0o755)
+    return path, path / ".git" / "hooks"
+
+
 @pytest.mark.parametrize("left_by", ["a v1 shim (<name>.periscope-legacy)", "a version that moved links as they were"])
 def test_a_relative_link_an_older_install_kept_runs_again_after_reinstalling(tmp_path, left_by):
     """The README's upgrade step (install-hooks again) moved a v1 shim's kept hook into
     periscope-kept/ as it was: a relative link then pointed nowhere and the user's hook silently
     stopped running; a version before the relative-link fix had left it so already.  Reinstalling
     now makes the link one `../` longer (listed, so uninstall gives back the original)."""
-    path = init_repo(tmp_path / "r")
-    (path / "scripts").mkdir()
-    script = path / "scripts" / "pc.sh"
-    script.write_text('#!/bin/sh\necho ran >> "$(git rev-parse --git-dir)/mine-ran"\n')
-    script.chmod(0o755)
-    hooks = path / ".git" / "hooks"
+    path, hooks = _repo_with_a_hook_script(tmp_path, "pc.sh")
     periscope("install-hooks", cwd=path)
     if left_by.startswith("a v1"):
         (hooks / "post-commit.periscope-legacy").symlink_to("../../scripts/pc.sh")
@@ -232,12 +238,7 @@ def test_a_relative_symlink_hook_still_runs_when_kept_and_comes_back_as_it_was(t
     """Moved one folder down into periscope-kept/, a relative link (what many repositories' setup
     scripts make: `ln -s ../../scripts/post-commit .git/hooks/`) pointed nowhere, and the hook
     silently stopped running."""
-    path = init_repo(tmp_path / "r")
-    (path / "scripts").mkdir()
-    script = path / "scripts" / "post-commit"
-    script.write_text('#!/bin/sh\necho ran >> "$(git rev-parse --git-dir)/mine-ran"\n')
-    script.chmod(0o755)
-    hooks = path / ".git" / "hooks"
+    path, hooks = _repo_with_a_hook_script(tmp_path, "post-commit")
     (hooks / "post-commit").symlink_to("../../scripts/post-commit")
     periscope("install-hooks", cwd=path)
     commit(path, "one")
