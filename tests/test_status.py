@@ -311,6 +311,13 @@ def test_the_plugins_newer_problem_is_shown_and_a_file_in_the_state_folders_plac
     )
     logfile.log_line(sd / paths.HOOK_LOG_NAME, "a newer hook problem")
     assert status(repo.path)["last problem"].endswith("a newer hook problem")
+    # The user's logs (where a folder that cannot be written sends them) are every repository's:
+    # an entry from there names its file.
+    time.sleep(1.1)
+    user_log = paths.state_home() / "periscope" / "plugin.log"
+    user_log.parent.mkdir(parents=True, exist_ok=True)
+    user_log.write_text(time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()) + " cannot write the spool\n")
+    assert status(repo.path)["last problem"].endswith(f"cannot write the spool (in {user_log})")
 
     commit(repo.path, "c1")
     sd.rename(sd.with_name("periscope.aside"))

@@ -120,17 +120,20 @@ def repo_lines(repo: str | None) -> list[Line]:
 
 def _last_problem(state_dir: Path) -> str:
     """The newest entry of the hook's log and the OpenCode plugin's (a plugin that cannot start
-    periscope says so only there); where the state folder cannot hold them, the user's."""
+    periscope says so only there); where the state folder cannot hold them, the user's, which
+    every repository shares: such an entry names its file."""
+    user = paths.state_home() / paths.STATE_SUBDIR
     entries = [
-        entry
-        for folder in (state_dir, paths.state_home() / paths.STATE_SUBDIR)
+        (entry, folder / name)
+        for folder in (state_dir, user)
         for name in (paths.HOOK_LOG_NAME, PLUGIN_LOG_NAME)
         for entry in logfile.tail(folder / name, 1)
     ]
     if not entries:
         return "none"
     # Both logs start with the UTC time, to the second (the plugin's adds milliseconds).
-    return max(entries, key=lambda entry: entry[:19])
+    entry, path = max(entries, key=lambda found: found[0][:19])
+    return entry if path.parent == state_dir else f"{entry} (in {path})"
 
 
 def status(repo: str | None) -> int:
