@@ -35,7 +35,28 @@ class NewerStateError(UserError):
     pass
 
 
+def owner_only(db_path: Path) -> None:
+    """Make a database readable by its owner only, before SQLite opens it: state.db and the local
+    store hold session titles (drawn from the user's prompts), paths, and whatever a receiver said
+    back; with the usual umask they were 0644, where the spool and the logs are 0600.  A new file
+    is created 0600 (SQLite gives its -wal and -shm files the database's mode); an existing one
+    loses group and other access.  Best effort: a file of another user's is left as it is."""
+    for path, create in ((db_path, True), (Path(f"{db_path}-wal"), False), (Path(f"{db_path}-shm"), False)):
+        try:
+            fd = os.open(path, os.O_RDONLY | (os.O_CREAT if create else 0) | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            continue  # missing (-wal, -shm), or unreadable: sqlite3.connect says what is wrong
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 def _connect(db_path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    owner_only(db_path)
     conn = sqlite3.connect(str(db_path), timeout=busy_timeout_ms / 1000, isolation_level=None)
     try:
         conn.row_factory = sqlite3.Row

@@ -142,6 +142,26 @@ def test_401_refreshes_once_then_asks_to_sign_in_again():
     assert "periscope login" not in out.error
 
 
+def test_a_rejection_echoing_the_access_token_never_keeps_it():
+    """A receiver's per-event reason echoed the Authorization header: the bearer token went into
+    the dead letter's reason (state.db) and `status`."""
+    token = "eyJhbGciOiJSUzI1NiJ9.secret-access-token"
+
+    class TokenAuth:
+        def access_token(self, force_refresh=False):
+            return token
+
+    def handler(request):
+        events = json.loads(gzip.decompress(request.content))["events"]
+        reason = f"schema violation (auth was {request.headers['authorization']})"
+        return httpx.Response(
+            200, json={"results": [{"event_id": e["event_id"], "status": "rejected", "reason": reason} for e in events]}
+        )
+
+    out = sink_with(handler, TokenAuth()).send(make_events(2))
+    assert {v for v in out.results.values()} == {(REJECTED, "schema violation (auth was Bearer <hidden>)")}
+
+
 def test_connection_errors_keep_everything():
     def handler(request):
         raise httpx.ConnectError("refused")

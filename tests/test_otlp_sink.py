@@ -322,6 +322,22 @@ def test_partial_success_is_recorded_and_shown(tmp_path, sd, receiver, monkeypat
     assert "dropped 2 log record(s)" in status and "attribute value too long" in status
 
 
+def test_a_collector_echoing_the_headers_never_puts_their_values_in_state_or_status(tmp_path, receiver):
+    """A collector's partial-success message echoed the request's API key: it was stored in
+    state.db and printed by `status` and `flush` word for word."""
+    secret = "SECRETAPIKEY123"
+    point_config_at_collector(receiver.url, headers={"x-api-key": secret})
+    repo = init_repo(tmp_path / "r")
+    periscope("install-hooks", cwd=repo)
+    receiver.script = [("partial", 1, f"bad record (request had x-api-key={secret})")]
+    append_spool(repo, message_record(repo))
+    commit(repo, "c")
+    flushed = periscope("flush", cwd=repo)
+    status = periscope("status", cwd=repo).stdout
+    assert "x-api-key=<hidden>" in status and secret not in status + flushed.stdout + flushed.stderr
+    assert secret.encode() not in (state_dir(repo) / "state.db").read_bytes()
+
+
 def test_crash_mid_batch_then_resend_is_deduplicated_by_uid(sd, receiver):
     point_config_at_collector(receiver.url)
     evs = make_events(10)

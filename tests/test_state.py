@@ -4,6 +4,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,30 @@ def test_a_flusher_that_hits_a_malformed_page_makes_the_next_open_check_and_rebu
     assert get_meta(conn, "rebuilt_from").startswith("state.db.corrupt-")
     assert [r[0] for r in conn.execute("SELECT id FROM messages")] == ["zzz-late-message"]
     conn.close()
+
+
+def test_state_db_and_the_local_store_are_readable_by_their_owner_only(repo):
+    """They hold session titles (drawn from prompts), paths and what receivers said back; with the
+    usual umask they were 0644, where the spool and the logs are 0600.  An existing one is mended
+    when next opened."""
+    import os
+    import stat as stat_module
+
+    from testing.util import append_spool, message_record, periscope, state_dir
+
+    store = Path(os.environ["XDG_DATA_HOME"]) / "periscope" / "events.db"
+    old = os.umask(0o022)
+    try:
+        append_spool(repo.path, message_record(repo.path))
+        periscope("flush", cwd=repo.path, in_process=False)
+        databases = [state_dir(repo.path) / "state.db", store]
+        files = [p for db in databases for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()]
+        assert databases[0] in files and store in files
+        assert {p.name: stat_module.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+        for p in files:
+            p.chmod(0o644)  # what an older version left
+        append_spool(repo.path, message_record(repo.path))  # the store is opened to store it
+        periscope("flush", cwd=repo.path, in_process=False)
+        assert {p.name: stat_module.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+    finally:
+        os.umask(old)

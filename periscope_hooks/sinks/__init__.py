@@ -8,6 +8,7 @@ letters); anything else stays in the outbox for a later run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +35,16 @@ class SendOutcome:
     stop: bool = False
     partial_rejected: int = 0
     partial_message: str = ""
+
+
+def hide_secrets(text: str, secrets: Iterable[str | None]) -> str:
+    """A receiver's words with every secret we sent it (an access token, a header value) replaced
+    by `<hidden>`: a reason or a partial-success message can echo the request's headers, and it is
+    stored in state.db and shown by `status` and `flush`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:  # a shorter value would hide ordinary words
+            text = text.replace(secret, "<hidden>")
+    return text
 
 
 class Sink(Protocol):

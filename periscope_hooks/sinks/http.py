@@ -13,11 +13,12 @@ import email.utils
 import gzip
 import json
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from periscope_hooks import __version__, envvars
 from periscope_hooks.config import UserConfig
-from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome
+from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome, hide_secrets
 
 if TYPE_CHECKING:
     import httpx
@@ -44,8 +45,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, min(seconds, RETRY_AFTER_CAP_S))
 
 
-def parse_results(body: bytes) -> dict[str, tuple[str, str | None]] | None:
-    """Per-event results from a response body; None when it cannot be read."""
+def parse_results(body: bytes, secrets: Iterable[str | None] = ()) -> dict[str, tuple[str, str | None]] | None:
+    """Per-event results from a response body; None when it cannot be read.  `secrets`: what a
+    rejection's reason must not repeat (it may echo the request's Authorization header)."""
     try:
         data = json.loads(body)
         items = data["results"]
@@ -55,7 +57,8 @@ def parse_results(body: bytes) -> dict[str, tuple[str, str | None]] | None:
             if status in ("accepted", "duplicate"):
                 out[str(item["event_id"])] = (ACCEPTED, None)
             elif status == "rejected":
-                out[str(item["event_id"])] = (REJECTED, str(item.get("reason") or "rejected by the receiver")[:300])
+                reason = hide_secrets(str(item.get("reason") or "rejected by the receiver"), secrets)
+                out[str(item["event_id"])] = (REJECTED, reason[:300])
             else:
                 out[str(item["event_id"])] = (RETRY, None)
         return out
@@ -154,7 +157,7 @@ class HttpSink:
                 error=f"the endpoint answered HTTP {status}",
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             )
-        results = parse_results(resp.content)
+        results = parse_results(resp.content, [self._token])
         if 200 <= status < 300:
             if results is None:
                 return SendOutcome(error=f"unreadable response to HTTP {status}; the batch is kept")

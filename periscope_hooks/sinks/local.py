@@ -17,7 +17,15 @@ from typing import Any, Callable
 from periscope_hooks import logfile, paths, sqlbulk
 from periscope_hooks.outbox import OutboxRow
 from periscope_hooks.sinks import ACCEPTED, SendOutcome
-from periscope_hooks.state import Damage, FileIdentity, enable_wal, file_identity, is_corrupt, open_moving_damage_aside
+from periscope_hooks.state import (
+    Damage,
+    FileIdentity,
+    enable_wal,
+    file_identity,
+    is_corrupt,
+    open_moving_damage_aside,
+    owner_only,
+)
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -86,6 +94,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 def _open(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    owner_only(path)
     conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")

@@ -25,7 +25,7 @@ from typing import Any
 from periscope_hooks import __version__
 from periscope_hooks.config import OtlpConfig
 from periscope_hooks.errors import UserError
-from periscope_hooks.sinks import ACCEPTED, OTLP_SINK_NAME, REJECTED, SendOutcome
+from periscope_hooks.sinks import ACCEPTED, OTLP_SINK_NAME, REJECTED, SendOutcome, hide_secrets
 
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 1_000_000
@@ -290,8 +290,9 @@ def parse_response(body: bytes, content_type: str | None) -> tuple[Any | None, s
     return response, response.partial_success.error_message
 
 
-def status_message(body: bytes, content_type: str | None) -> str:
-    """The collector's reason from a google.rpc.Status body (its `message`), short and on one line."""
+def status_message(body: bytes, content_type: str | None, secrets: Iterable[str] = ()) -> str:
+    """The collector's reason from a google.rpc.Status body (its `message`), short and on one line,
+    with `secrets` (the headers' values it may echo) hidden."""
     message = ""
     try:
         if "json" in (content_type or ""):
@@ -300,7 +301,7 @@ def status_message(body: bytes, content_type: str | None) -> str:
             message = _rpc_status_message(body)
     except Exception:  # no readable reason: the status code says enough
         message = ""
-    return " ".join(message.split())[:200]
+    return hide_secrets(" ".join(message.split()), secrets)[:200]
 
 
 def _rpc_status_message(body: bytes) -> str:
@@ -391,7 +392,7 @@ class OtlpSink:
                 # OTLP forbids resending a partial success, and does not say which records were
                 # dropped: the events count as delivered and the rejection is kept for `status`.
                 outcome.partial_rejected = rejected
-                outcome.partial_message = " ".join(message.split())[:200]
+                outcome.partial_message = hide_secrets(" ".join(message.split()), self.cfg.headers.values())[:200]
             return outcome
         from periscope_hooks.sinks.http import parse_retry_after
 
@@ -401,7 +402,7 @@ class OtlpSink:
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             )
         if status in SPLIT:
-            return self._isolate(events, status, status_message(resp.content, content_type))
+            return self._isolate(events, status, status_message(resp.content, content_type, self.cfg.headers.values()))
         # 401/403 (headers), 404 (path), 500...: not retried by this run; kept until fixed.
         return SendOutcome(
             error=f"the OTLP collector answered HTTP {status}; events are kept: check the endpoint and headers",
