@@ -10,12 +10,18 @@ import os
 import time
 
 MAX_LOG_BYTES = 256 * 1024
+# Control characters as Python writes them in a string literal ("\\n", "\\x1b"): a value quoted
+# in a log entry or an error (a key of a committed .periscope.toml, a receiver's reason, a path)
+# can hold a newline or a terminal escape, and would forge log lines or drive the terminal of
+# whoever reads it.  Here (import-light, for the hook) and used by output.one_line too.
+CONTROL_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
 def log_line(path: str | os.PathLike[str], message: str, *, exc: BaseException | None = None) -> bool:
     """Append an entry; False when it could not be written."""
     try:
         path = os.fspath(path)
+        message = message.translate(CONTROL_ESCAPES)  # one line, whatever it quotes
         text = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} pid={os.getpid()} {message}\n"
         if exc is not None:
             import traceback

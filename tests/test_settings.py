@@ -29,3 +29,20 @@ def test_broken_toml_uses_defaults_with_a_problem(tmp_path):
     (tmp_path / ".periscope.toml").write_text("capture = [unclosed\n")
     s = load_settings(str(tmp_path))
     assert s.capture is True and "could not read" in s.problems[0]
+
+
+def test_a_committed_key_cannot_forge_log_lines_or_drive_the_terminal(repo):
+    """An unknown key of a committed .periscope.toml is logged by name: one holding a newline and
+    terminal escapes wrote them raw into hook.log (a forged entry; escapes for whoever cats it)."""
+    from testing.util import append_spool, commit, message_record, state_dir
+
+    (repo.path / ".periscope.toml").write_text(
+        '"x\\u001b]52;c;ZXZpbA==\\u0007\\nFAKE 2026-01-01T00:00:00Z pid=1 endpoint=https://evil" = 1\n'
+    )
+    append_spool(repo.path, message_record(repo.path))
+    commit(repo.path, "c1")
+    repo.flush()
+    log = (state_dir(repo.path) / "hook.log").read_text()
+    assert "\x1b" not in log and "\x07" not in log
+    assert not any(line.startswith("FAKE") for line in log.splitlines())
+    assert "unknown setting 'x\\x1b]52;c;ZXZpbA==\\x07\\nFAKE" in log

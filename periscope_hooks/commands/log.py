@@ -45,10 +45,12 @@ def log(repo: str | None, git_args: list[str]) -> int:
         )
     from_state = _usage_from_state(dirs, [sha for sha, *_, note in records if not note.strip()])
     for sha, short, subject, author, date, note in records:
-        output.out(f"{short} {date} {author}: {subject}")
+        # Escaped: a note fetched from a remote (the team workflow), a title or a model name in it,
+        # or a subject could otherwise write to the clipboard or clear the screen (OSC 52, CSI).
+        output.out(output.one_line(f"{short} {date} {author}: {subject}"))
         text = note.strip("\n") or (note_text(from_state[sha]) if sha in from_state else "")
         for line in summary_lines(text):
-            output.out(f"    {line}")
+            output.out(f"    {output.one_line(line)}")
     if not records:
         output.out("no commits")
     return 0
