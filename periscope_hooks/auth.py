@@ -105,11 +105,17 @@ class TokenStore:
             return
         directory = os.path.dirname(self.path)
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A name of this process's own, created new (O_EXCL, never following a link): a leftover
+        # temporary file, group-readable or a symlink, is never written through.
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(self.cache.serialize())
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, 0o600)  # whatever the umask
         os.replace(tmp, self.path)
         self.cache.has_state_changed = False
 

@@ -597,8 +597,19 @@ def fetch_update(url: str | None = None, timeout: float = 10.0) -> str:
         url = os.environ["PERISCOPE_PRICES_URL"]
         check_url(url, "the price table's URL", "$PERISCOPE_PRICES_URL")  # no credentials, HTTPS
     url = url or UPDATE_URL
+
+    def every_hop_checked(request: httpx.Request) -> None:
+        # Redirects are followed (a mirror may move), each to HTTPS or loopback only: a loopback
+        # URL answering 302 to http://elsewhere was followed in the clear.
+        check_url(str(request.url), "a redirect of the price table's URL", "the server's answer")
+
     try:
-        response = httpx.get(url, timeout=httpx.Timeout(timeout, connect=5.0), follow_redirects=True)
+        with httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            follow_redirects=True,
+            event_hooks={"request": [every_hop_checked]},
+        ) as client:
+            response = client.get(url)
         response.raise_for_status()
     except httpx.HTTPStatusError as e:  # its text repeats the URL and adds a second line
         raise OSError(f"could not fetch prices from {httpx.URL(url).host}: HTTP {e.response.status_code}") from None

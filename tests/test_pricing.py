@@ -371,6 +371,33 @@ def test_update_refuses_bad_addresses_and_never_echoes_credentials(repo):
     assert "bundled" in periscope("prices", cwd=repo.path).stdout
 
 
+def test_update_follows_no_redirect_to_plain_http_elsewhere(repo):
+    """A loopback URL (allowed over http) answering 302 to http://elsewhere was followed in the
+    clear; every hop is now checked like the URL itself."""
+    import http.server
+    import threading
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", "http://prices.example/data.json")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/data.json"
+        proc = periscope("prices", "--update", cwd=repo.path, check=False, env={"PERISCOPE_PRICES_URL": url})
+    finally:
+        httpd.shutdown()
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "redirect of the price table's URL" in proc.stderr and "non-loopback host (prices.example)" in proc.stderr
+
+
 def test_update_fetches_checks_and_prices_new_messages_with_it(repo):
     import json as _json
 
