@@ -13,7 +13,7 @@ import json
 import os
 import socket
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from periscope_hooks import paths
 from periscope_hooks.config import UserConfig
@@ -120,6 +120,27 @@ class TokenStore:
         self.cache.has_state_changed = False
 
 
+def _https_redirects_only() -> Any:
+    """msal's HTTP client (requests), following redirects to HTTPS only: an identity provider's
+    token endpoint answering 307 to http://elsewhere made msal POST the refresh token there in the
+    clear.  A refused redirect is an OSError (requests' errors are), said like a network failure."""
+    import requests
+
+    session = requests.Session()
+
+    def refuse_plain_redirects(response: Any, *args: Any, **kwargs: Any) -> None:
+        if response.is_redirect:
+            target = urlsplit(urljoin(response.url, response.headers.get("Location", "")))
+            if target.scheme != "https":
+                raise requests.exceptions.InvalidURL(
+                    f"the identity provider redirected to {target.scheme or 'a relative'} URL"
+                    f" ({target.hostname or ''}); sign-in follows HTTPS only"
+                )
+
+    session.hooks["response"].append(refuse_plain_redirects)
+    return session
+
+
 class Auth:
     def __init__(self, cfg: UserConfig, cache_path: str | None = None) -> None:
         if not cfg.signs_in:
@@ -143,6 +164,7 @@ class Auth:
                 "token_cache": self.store.cache,
                 "app_name": "periscope-hooks",
                 "app_version": __version__,
+                "http_client": _https_redirects_only(),
             }
             if urlsplit(authority).hostname in ENTRA_HOSTS:
                 kwargs["authority"] = authority
@@ -220,6 +242,10 @@ class Auth:
             result = self.app().acquire_token_silent(self.scopes, account=accounts[0], force_refresh=force_refresh)
         except OSError as e:
             raise ConnectionError(f"token refresh failed: {type(e).__name__}") from None
+        except Exception as e:  # msal's MsalServiceError: an answer it could not read (never the token)
+            raise ConnectionError(
+                f"token refresh failed: the identity provider's answer ({type(e).__name__})"
+            ) from None
         self.store.save()
         if not result or "access_token" not in result:
             raise AuthRequired((result or {}).get("error") or "the sign-in expired")

@@ -37,6 +37,7 @@ class LocalIdP(LocalServer):
         self.access_tokens: dict[str, float] = {}  # token -> expiry
         self.refresh_tokens: dict[str, bool] = {}  # token -> still valid
         self.grants: list = []
+        self.redirect_token_to: str | None = None  # set: the token endpoint answers 307 to there
         self.lock = threading.Lock()
         idp = self
 
@@ -68,6 +69,12 @@ class LocalIdP(LocalServer):
                 self.reply_json(404, {"error": "not_found"})
 
             def do_POST(self) -> None:
+                if idp.redirect_token_to:  # a hostile or misconfigured provider
+                    self.send_response(307)
+                    self.send_header("Location", idp.redirect_token_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 status, body = idp.token(form)

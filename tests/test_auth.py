@@ -82,6 +82,37 @@ def test_expired_refresh_token_requires_login(idp):
         Auth(cfg).access_token(force_refresh=True)
 
 
+def test_a_token_endpoint_redirecting_to_plain_http_gets_no_refresh_token(idp):
+    """msal's HTTP client followed a 307 from the token endpoint to http://elsewhere and POSTed the
+    refresh token there in the clear.  Redirects are followed to HTTPS only: the refresh fails
+    like a network failure, and the other server receives nothing."""
+    import http.server
+    import threading
+
+    received = []
+
+    class Mirror(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    mirror = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
+    threading.Thread(target=mirror.serve_forever, daemon=True).start()
+    try:
+        cfg = config_for(idp)
+        Auth(cfg).login(auth_uri_callback=browse, timeout=30)
+        idp.redirect_token_to = f"http://127.0.0.1:{mirror.server_address[1]}/token"
+        with pytest.raises(ConnectionError, match="token refresh failed"):
+            Auth(cfg).access_token(force_refresh=True)
+    finally:
+        mirror.shutdown()
+    assert received == []
+
+
 def test_not_signed_in(idp):
     with pytest.raises(AuthRequired):
         Auth(config_for(idp)).access_token()
