@@ -315,8 +315,18 @@ def load_otlp_config(data: dict[str, object], path: str) -> OtlpConfig:
         cfg.timeout_s = ms / 1000
 
     certificate = data.get("certificate")
+    if certificate and not os.path.isabs(str(certificate)):
+        # Beside the config file: against the working folder, which for the hook and the flusher is
+        # the repository, a repository could have supplied the CA that vouches for the collector.
+        certificate = os.path.join(os.path.dirname(path), str(certificate))
     if certificate is None:
-        certificate, _ = _otel("CERTIFICATE")
+        certificate, source = _otel("CERTIFICATE")
+        if certificate and not os.path.isabs(str(certificate)):
+            raise UserError(
+                f"{source} is a relative path ({certificate}): the hooks run in your repository, which"
+                " could supply the file",
+                f"give {source} an absolute path",
+            )
     if certificate:
         if not os.path.isfile(str(certificate)):
             raise UserError(f"the OTLP certificate file {certificate} does not exist", "point it at a PEM CA bundle")

@@ -112,6 +112,21 @@ def test_configuration_precedence(tmp_path, sd, monkeypatch):
     assert otlp.resource_attributes["team"] == "web" and otlp.resource_attributes["service.name"] == "from-file"
 
 
+def test_a_relative_certificate_is_read_beside_the_config_never_from_the_repository(tmp_path, monkeypatch):
+    """Resolved against the working folder, which for the hook and the flusher is the repository, a
+    relative `certificate` let a repository supply the CA that vouches for the collector."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    ca, _ = make_cert(repo)  # planted in the repository, under the name the config gives
+    monkeypatch.chdir(repo)
+    config = point_config_at_collector("https://collector.example/v1/logs", certificate=ca.name)
+    with pytest.raises(UserError) as e:
+        load_user_config()  # none beside the config file: said, the repository's never used
+    assert str(config.parent / ca.name) in e.value.message and "does not exist" in e.value.message
+    (config.parent / ca.name).write_bytes(ca.read_bytes())
+    assert load_user_config().otlp.certificate == str(config.parent / ca.name)
+
+
 @pytest.mark.parametrize(
     "env, needle",
     [
@@ -124,6 +139,7 @@ def test_configuration_precedence(tmp_path, sd, monkeypatch):
         ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "<not a PEM file>"}, "is not a CA certificate in PEM"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://[::1"}, "not an http(s) URL"),
         ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"}, "does not exist"),
+        ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "ca.pem"}, "is a relative path"),
         ({"OTEL_EXPORTER_OTLP_HEADERS": "authorization"}, "without key=value"),
         ({"PERISCOPE_SINK": "kafka"}, "unknown sink"),
     ],
