@@ -130,6 +130,14 @@ def load_user_config() -> UserConfig:
     """
     path = paths.analytics_config_path()
     cfg = UserConfig(path=str(path))
+    for var in ("SSL_CERT_FILE", "SSL_CERT_DIR"):  # read by httpx for every HTTPS sink and prices
+        value = os.environ.get(var)
+        if value and not os.path.isabs(value):
+            raise UserError(
+                f"${var} is a relative path ({value}): the hooks run in your repository, which could"
+                " supply the CA that vouches for a server",
+                f"give ${var} an absolute path",
+            )
     data: dict[str, Any] = {}
     if path.exists():
         try:

@@ -140,6 +140,7 @@ def test_a_relative_certificate_is_read_beside_the_config_never_from_the_reposit
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://[::1"}, "not an http(s) URL"),
         ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"}, "does not exist"),
         ({"OTEL_EXPORTER_OTLP_CERTIFICATE": "ca.pem"}, "is a relative path"),
+        ({"SSL_CERT_FILE": "certs/ca.pem"}, "$SSL_CERT_FILE is a relative path"),
         ({"OTEL_EXPORTER_OTLP_HEADERS": "authorization"}, "without key=value"),
         ({"PERISCOPE_SINK": "kafka"}, "unknown sink"),
     ],
