@@ -50,7 +50,9 @@ def _dumps(value: Any) -> str:
 
 def append(path: str, record: dict[str, Any]) -> None:
     line = (_dumps(record) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    # O_NONBLOCK: no effect on a file; a FIFO in the spool's place with no reader fails at once
+    # (ENXIO, logged) where opening it held the commit until the hook's alarm (10 s).
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
     try:
         os.write(fd, line)
     finally:

@@ -556,3 +556,29 @@ def periscope_hooks_claude_code_command() -> str:
     from periscope_hooks.commands.claude_code import hook_command
 
     return hook_command()
+
+
+def test_a_fifo_in_the_spools_place_does_not_hold_the_commit(repo):
+    """Opening a FIFO with no reader for writing waits for one: the commit was held until the
+    hook's alarm (10 s).  Opened non-blocking, it fails at once and the hook logs it."""
+    import os
+    import time
+
+    from testing.util import commit, periscope, state_dir
+
+    periscope("install-hooks", cwd=repo.path)
+    quiet = {"PERISCOPE_BACKGROUND": "0"}  # no flusher: nobody opens the FIFO to read it
+    commit(repo.path, "first", env=quiet)  # the spool exists
+    spool = state_dir(repo.path) / "spool.jsonl"
+    spool.unlink()
+    os.mkfifo(spool)
+    started = time.monotonic()
+    commit(repo.path, "with a fifo for a spool", env=quiet)
+    assert time.monotonic() - started < 5  # a hang check (the alarm is 10 s), not a speed figure
+    assert "failed; the commit is unaffected" in (state_dir(repo.path) / "hook.log").read_text()
+    # And the flusher does not wait on it either (it held flush.lock until a writer came).
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "periscope_hooks", "flush"], cwd=repo.path, check=True, timeout=30)
+    assert "spool is not a regular file" in (state_dir(repo.path) / "hook.log").read_text()

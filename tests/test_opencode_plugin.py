@@ -478,3 +478,14 @@ def test_records_wait_in_memory_while_the_spool_cannot_be_written(tmp_path):
     logged = fallback.read_text()
     assert logged.count("cannot write") == 1 and "1 record(s) wait in memory" in logged, logged
     assert "wrote 2 record(s) that had waited" in (state / "plugin.log").read_text()
+
+
+def test_a_fifo_in_the_spools_place_never_blocks_opencode(tmp_path):
+    """Opening a FIFO with no reader for writing waits for one: appendFileSync blocked OpenCode's
+    event loop for good.  Opened non-blocking, the write fails at once and the record waits."""
+    repo = init_repo(tmp_path / "r")
+    state = repo / ".git" / "periscope"
+    state.mkdir()
+    os.mkfifo(state / "spool.jsonl")
+    _node_plugin(tmp_path, repo, [_assistant("msg_1", 1000, cwd=str(repo))])
+    assert "cannot write" in (state / "plugin.log").read_text() and "ENXIO" in (state / "plugin.log").read_text()

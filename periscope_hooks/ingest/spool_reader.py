@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -95,6 +96,11 @@ def read_batch(
     try:
         st = os.stat(spool_path)
     except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        # A FIFO (or a device) in the spool's place: opening it to read would hold the flusher, and
+        # flush.lock, until a writer came.  Nothing is read; the hooks cannot write there either.
+        log(f"spool is not a regular file ({spool_path}); nothing read: move it aside")
         return None
     ino = str(st.st_ino)
     stored_ino = statedb.get_meta(conn, Meta.SPOOL_INO)

@@ -208,7 +208,15 @@ export const PeriscopePlugin = async (ctx) => {
     const { lines } = waiting;
     try {
       fs.mkdirSync(where.stateDir, { recursive: true });
-      fs.appendFileSync(where.spool, lines.join(""), { mode: 0o600 });
+      // O_NONBLOCK: no effect on a file; a FIFO in the spool's place with no reader fails at once
+      // (the records wait) where opening it blocked OpenCode's event loop for good.
+      const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = fs.constants;
+      const fd = fs.openSync(where.spool, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o600);
+      try {
+        fs.writeSync(fd, lines.join(""));
+      } finally {
+        fs.closeSync(fd);
+      }
     } catch (e) {
       const dropped = lines.length > MAX_UNWRITTEN ? lines.splice(0, lines.length - MAX_UNWRITTEN).length : 0;
       if (!waiting.logged || dropped) {
