@@ -25,6 +25,7 @@ const MAX_TITLE_CHARS = 200;
 // Records the spool could not take (its folder unwritable, replaced by a file, the disk full) wait
 // here, at most this many per repository, and go in with the next record it takes.
 const MAX_UNWRITTEN = 1000;
+const APPEND_NONBLOCK = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NONBLOCK;
 
 // Map/Set insertion order is age order: drop the oldest entries beyond MAX_REMEMBERED.
 function bound(collection) {
@@ -210,13 +211,7 @@ export const PeriscopePlugin = async (ctx) => {
       fs.mkdirSync(where.stateDir, { recursive: true });
       // O_NONBLOCK: no effect on a file; a FIFO in the spool's place with no reader fails at once
       // (the records wait) where opening it blocked OpenCode's event loop for good.
-      const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = fs.constants;
-      const fd = fs.openSync(where.spool, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o600);
-      try {
-        fs.writeSync(fd, lines.join(""));
-      } finally {
-        fs.closeSync(fd);
-      }
+      fs.appendFileSync(where.spool, lines.join(""), { mode: 0o600, flag: APPEND_NONBLOCK });
     } catch (e) {
       const dropped = lines.length > MAX_UNWRITTEN ? lines.splice(0, lines.length - MAX_UNWRITTEN).length : 0;
       if (!waiting.logged || dropped) {
