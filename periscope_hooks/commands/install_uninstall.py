@@ -379,9 +379,17 @@ def _one_at_a_time(repo: str | None) -> Iterator[None]:
 
     dirs = resolve_dirs(repo)
     assert dirs is not None
-    lock = FileLock(Path(dirs.common_dir), folder=True)
     try:
-        if not lock.acquire(30):
+        lock = FileLock(Path(dirs.common_dir), folder=True)
+    except OSError:  # a git dir that cannot be opened to lock: as before, unlocked
+        yield
+        return
+    try:
+        try:
+            held = lock.acquire(30)
+        except OSError:  # a file system without flock on folders (some NFS setups): as before
+            held = True
+        if not held:
             raise UserError(
                 "another install-hooks or uninstall-hooks has been running in this repository for 30 s",
                 "let it finish, then run this again",
