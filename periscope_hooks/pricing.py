@@ -370,7 +370,8 @@ class Pricer:
         self.identity = current_identity()
         self._table: PriceTable | NoTable | None = None
         self._periods: dict[tuple[str, str, bool], _Periods | None] = {}
-        self._shared: dict[str, Any] | None = None  # SHARED_PERIODS_NAME's periods, read when first needed
+        # SHARED_PERIODS_NAME's periods and the identity they were read for, read when first needed
+        self._shared: tuple[str, dict[str, Any]] | None = None
 
     @property
     def table(self) -> PriceTable | NoTable:
@@ -410,9 +411,11 @@ class Pricer:
         return found
 
     def _shared_periods(self, identity: str) -> dict[str, Any]:
-        if self._shared is None:
-            self._shared = _read_shared_periods(identity)
-        return self._shared
+        """The shared periods of `identity`: read again when the identity changed during the run (a
+        fetched table found unreadable, the bundled one used), never another table's."""
+        if self._shared is None or self._shared[0] != identity:
+            self._shared = (identity, _read_shared_periods(identity))
+        return self._shared[1]
 
     def price(
         self,

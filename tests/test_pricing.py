@@ -458,3 +458,17 @@ def test_messages_stored_before_list_prices_are_priced_once_and_events_match_a_r
     repo.flush()
     assert repo.report("commit") == report
     assert [e for e in repo.events("commit") if e["commit"]["sha"] == sha] == upgraded
+
+
+def test_the_shared_prices_read_are_those_of_the_identity_in_use(state_conn, tmp_path):
+    """The shared periods were read once a run: had the identity changed (a fetched table found
+    unreadable, the bundled one used instead), another table's periods would have answered."""
+    from periscope_hooks.pricing import SHARED_PERIODS_NAME, _shared_key, prices_dir
+
+    pricer = pricing.Pricer(state_conn)
+    folder = prices_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    key = _shared_key("anthropic", "claude-sonnet-4", False)
+    (folder / SHARED_PERIODS_NAME).write_text(json.dumps({"identity": "table A", "periods": {key: "[[null, null]]"}}))
+    assert key in pricer._shared_periods("table A")
+    assert pricer._shared_periods("table B") == {}  # not table A's
