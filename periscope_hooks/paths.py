@@ -13,6 +13,7 @@ STATE_SUBDIR = "periscope"
 SPOOL_NAME = "spool.jsonl"
 STATE_DB_NAME = "state.db"
 HOOK_LOG_NAME = "hook.log"
+PLUGIN_LOG_NAME = "plugin.log"  # the OpenCode plugin's (resources/opencode-plugin.js), beside hook.log
 
 
 def home() -> Path:

@@ -305,13 +305,15 @@ FRESH_TABLE = [
 ]
 
 
-def _serve(body: bytes, status: int = 200):
+def _serve(body: bytes, status: int = 200, headers: dict[str, str] | None = None):
     import http.server
     import threading
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -374,21 +376,7 @@ def test_update_refuses_bad_addresses_and_never_echoes_credentials(repo):
 def test_update_follows_no_redirect_to_plain_http_elsewhere(repo):
     """A loopback URL (allowed over http) answering 302 to http://elsewhere was followed in the
     clear; every hop is now checked like the URL itself."""
-    import http.server
-    import threading
-
-    class Redirect(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(302)
-            self.send_header("Location", "http://prices.example/data.json")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = _serve(b"", status=302, headers={"Location": "http://prices.example/data.json"})
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/data.json"
         proc = periscope("prices", "--update", cwd=repo.path, check=False, env={"PERISCOPE_PRICES_URL": url})

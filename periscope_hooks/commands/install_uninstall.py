@@ -370,15 +370,13 @@ def _give_back(hdir: Path, name: str) -> None:
 
 
 @contextlib.contextmanager
-def _one_at_a_time(repo: str | None) -> Iterator[None]:
+def _one_at_a_time(dirs: git.RepoDirs) -> Iterator[None]:
     """install-hooks and uninstall-hooks of one repository, one at a time.  Two uninstalls at once
     could each see our shim, and the second delete the user's hook the first had just put back in
     its place (tests/test_install_uninstall.py: 1 run in 5 under load lost it).  The lock is on the
     git dir itself: nothing is created for it, so uninstall still leaves exactly what was there."""
     from periscope_hooks.filelock import FileLock
 
-    dirs = resolve_dirs(repo)
-    assert dirs is not None
     try:
         lock = FileLock(Path(dirs.common_dir), folder=True)
     except OSError:  # a git dir that cannot be opened to lock: as before, unlocked
@@ -400,18 +398,20 @@ def _one_at_a_time(repo: str | None) -> Iterator[None]:
 
 
 def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
-    with _one_at_a_time(repo):
-        return _install_hooks(repo, global_hooks_path)
+    dirs = resolve_dirs(repo)
+    assert dirs is not None
+    with _one_at_a_time(dirs):
+        return _install_hooks(dirs, global_hooks_path)
 
 
 def uninstall_hooks(repo: str | None) -> int:
-    with _one_at_a_time(repo):
-        return _uninstall_hooks(repo)
-
-
-def _install_hooks(repo: str | None, global_hooks_path: bool) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
+    with _one_at_a_time(dirs):
+        return _uninstall_hooks(dirs)
+
+
+def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
     if not dirs.worktree and git.run_git(["rev-parse", "--is-bare-repository"], git_dir=dirs.git_dir).strip() == "true":
         raise UserError(
             f"{dirs.git_dir} is a bare repository: nobody commits there, so no hook of ours would run",
@@ -459,9 +459,7 @@ def _install_hooks(repo: str | None, global_hooks_path: bool) -> int:
     return 0
 
 
-def _uninstall_hooks(repo: str | None) -> int:
-    dirs = resolve_dirs(repo)
-    assert dirs is not None
+def _uninstall_hooks(dirs: git.RepoDirs) -> int:
     hdir = hooks_dir(dirs)
     removed = 0
     for name in HOOK_NAMES:

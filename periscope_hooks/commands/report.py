@@ -144,10 +144,10 @@ def report_rows(conn: sqlite3.Connection, by: str, window: Window = (None, None)
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    # list_cost as the row has it: None when no message of it has a list price (a blank, not 0).
     flat = {k: v for k, v in row.items() if k not in ("tokens", "cost_sources", "subagents", "subagent_share")}
     for f in TOKEN_FIELDS:
         flat[f] = row["tokens"][f]
-    flat["list_cost"] = row["list_cost"]  # None: no message of the row has a list price (blank, not 0)
     flat["sources"] = format_sources(row["cost_sources"])
     if "subagent_share" in row:
         flat["subagents_cost"] = row["subagent_share"]["cost"]

@@ -18,7 +18,6 @@ Line = tuple[str, str]
 
 
 REBUILD_NOTICE_DAYS = 7
-PLUGIN_LOG_NAME = "plugin.log"  # written by the OpenCode plugin (resources/opencode-plugin.js)
 
 
 def _recent_rebuild(rebuilt_from: str) -> bool:
@@ -126,7 +125,7 @@ def _last_problem(state_dir: Path) -> str:
     entries = [
         (entry, folder / name)
         for folder in (state_dir, user)
-        for name in (paths.HOOK_LOG_NAME, PLUGIN_LOG_NAME)
+        for name in (paths.HOOK_LOG_NAME, paths.PLUGIN_LOG_NAME)
         for entry in logfile.tail(folder / name, 1)
     ]
     if not entries:
