@@ -460,3 +460,20 @@ def test_the_shared_prices_read_are_those_of_the_identity_in_use(state_conn, tmp
     (folder / SHARED_PERIODS_NAME).write_text(json.dumps({"identity": "table A", "periods": {key: "[[null, null]]"}}))
     assert key in pricer._shared_periods("table A")
     assert pricer._shared_periods("table B") == {}  # not table A's
+
+
+def test_an_old_message_that_cannot_be_priced_does_not_stop_ingest(repo):
+    """Pricing the messages stored before list prices runs before every ingest until it is done:
+    one row it cannot price is left as it is and logged, and the spool is ingested."""
+    append_spool(repo.path, message_record(repo.path, id="odd"), message_record(repo.path, id="fine"))
+    repo.flush()
+    with sqlite3.connect(state_dir(repo.path) / "state.db") as db:
+        db.execute("UPDATE messages SET list_cost_micro = NULL, cost_source = NULL, price_snapshot = NULL")
+        db.execute("UPDATE messages SET input = 'not a number' WHERE id = 'odd'")  # SQLite keeps text
+        db.execute("DELETE FROM meta WHERE key = 'old_messages_priced'")
+    append_spool(repo.path, message_record(repo.path, id="new"))
+    repo.flush()
+    with sqlite3.connect(state_dir(repo.path) / "state.db") as db:
+        sources = dict(db.execute("SELECT id, cost_source FROM messages").fetchall())
+    assert sources == {"odd": None, "fine": "reported", "new": "reported"}
+    assert "could not price an old message" in (state_dir(repo.path) / "hook.log").read_text()

@@ -34,8 +34,12 @@ def price_old_messages(ctx: IngestContext) -> int:
         cost,
         reported,
     ) in statedb.unpriced_messages(conn):
-        tokens = (int(inp or 0), int(out or 0), int(reasoning or 0), int(c_read or 0), int(c_write or 0))
-        priced = ctx.prices.price(provider, model, tokens, time_ms, cost if reported else None)
+        try:
+            tokens = (int(inp or 0), int(out or 0), int(reasoning or 0), int(c_read or 0), int(c_write or 0))
+            priced = ctx.prices.price(provider, model, tokens, time_ms, cost if reported else None)
+        except Exception as e:  # runs before every ingest until done: one odd old row must not stop it
+            ctx.log(f"could not price an old message (row {rowid}): {type(e).__name__}; left without a list price")
+            continue
         prices.append((priced.list_cost_micro, priced.source, priced.snapshot, rowid))
     with transaction(conn):
         if prices:
