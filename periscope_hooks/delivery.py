@@ -91,10 +91,18 @@ def deliver(
             set_meta(conn, Meta.DELIVERY_SINK, sink.name)
     wait_until = int(get_meta(conn, Meta.RETRY_AFTER_UNTIL_MS, "0") or 0)
     if wait_until > wall_ms():
-        # An earlier flusher was told to wait: respect it rather than hammer the receiver.
-        result.waited_for_retry_after = True
-        result.error = get_meta(conn, Meta.LAST_DELIVERY_ERROR) or "waiting for the endpoint's Retry-After"
-        return result
+        # An earlier run (or this flush's delivery between ingest batches) was told to wait:
+        # respect it rather than hammer the receiver, waiting it out when it ends within the budget.
+        error = get_meta(conn, Meta.LAST_DELIVERY_ERROR) or "waiting for the endpoint's Retry-After"
+        wait = (wait_until - wall_ms()) / 1000
+        if clock() + wait >= deadline:
+            result.waited_for_retry_after = True
+            result.error = error
+            return result
+        if retrying is not None:
+            retrying(error, deadline - clock())
+            retrying = None
+        sleep(wait)
     failures = 0
     max_bytes = getattr(sink, "max_batch_bytes", None)
     while clock() < deadline or (drain and failures == 0):

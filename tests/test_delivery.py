@@ -357,6 +357,25 @@ def test_a_longer_backoff_wins_over_a_short_retry_after(conn: sqlite3.Connection
     assert len(t.sleeps) == 1 and 2.0 <= t.sleeps[0] <= 4.0
 
 
+def test_a_flusher_whose_budget_covers_a_saved_retry_after_waits_it_out_then_sends(
+    conn: sqlite3.Connection,
+) -> None:
+    # As a foreground flush meets it: its delivery between ingest batches (no waiting there) was
+    # told to retry after 2 s; the delivery after ingest has the budget to wait, and does.
+    evs = fill(conn, make_events(3))
+    t = FakeTime()
+    first = ScriptedSink(script=[too_many_requests(2.0)])
+    run(conn, first, t, budget_seconds=0, drain=True)
+    assert int(get_meta(conn, "retry_after_until_ms") or 0) >= t.wall_ms() + 1900
+    told: list[tuple[str, float]] = []
+    second = ScriptedSink()
+    result = run(conn, second, t, budget_seconds=10, retrying=lambda error, left: told.append((error, left)))
+    assert len(t.sleeps) == 1 and 1.9 <= t.sleeps[0] <= 2.0  # the saved window, not a second's more
+    assert told == [("the endpoint answered HTTP 429", 10.0)]
+    assert not result.waited_for_retry_after and result.error is None and result.delivered == 3
+    assert list(second.held) == [e["event_id"] for e in evs]
+
+
 def test_retry_after_is_saved_and_the_next_flusher_does_not_send_before_it(conn: sqlite3.Connection) -> None:
     evs = fill(conn, make_events(3))
     before = now_ms()
@@ -369,9 +388,10 @@ def test_retry_after_is_saved_and_the_next_flusher_does_not_send_before_it(conn:
     until = int(get_meta(conn, "retry_after_until_ms") or 0)
     assert before + 300 <= until <= after + 300
 
-    # A new, short-lived flusher inside the Retry-After window does not contact the receiver at all.
+    # A new, short-lived flusher inside the Retry-After window (its budget ends first) does not
+    # contact the receiver at all.
     second, t2 = ScriptedSink(), FakeTime()
-    result = run(conn, second, t2)
+    result = run(conn, second, t2, budget_seconds=0.1)
     assert result.waited_for_retry_after
     assert second.batches == [] and t2.sleeps == [] and result.delivered == 0
     assert result.error == "the endpoint answered HTTP 429"

@@ -64,14 +64,28 @@ def test_429_retry_after_is_saved_for_the_next_flusher(receiver, sd):
     os.environ["PERISCOPE_FLUSH_BUDGET"] = "0.5"  # this flusher gives up before the wait is over
     result = flush_state_dir(sd)
     assert result.retried == 10 and not receiver.events
-    os.environ["PERISCOPE_FLUSH_BUDGET"] = "20"
     start = time.monotonic()
     result = flush_state_dir(sd)  # a new, short-lived flusher: still inside Retry-After
     assert result.waited_for_retry_after and len(receiver.requests) == 1
     while time.monotonic() - start < 2.2:
         time.sleep(0.1)
+    os.environ["PERISCOPE_FLUSH_BUDGET"] = "20"
     flush_until_empty(sd)
     check_exactly_once(receiver, sd, evs)
+
+
+def test_a_foreground_flush_waits_out_a_retry_after_met_while_ingesting(tmp_path, receiver):
+    # The flush delivers between ingest batches without waiting; a 503 with Retry-After there was
+    # saved, and the delivery after ingest returned at once: `periscope flush` exited 1 after one
+    # request ("delivery incomplete"), where the Retry-After fitted its budget many times over.
+    repo = init_repo(tmp_path / "r")
+    periscope("install-hooks", cwd=repo)
+    append_spool(repo, *[message_record(repo) for _ in range(4)])
+    receiver.script = [("status", 503, {"Retry-After": "1"})]
+    proc = periscope("flush", cwd=repo, check=False)
+    assert proc.returncode == 0 and "retrying" in proc.stderr + proc.stdout, (proc.stdout, proc.stderr)
+    assert len(receiver.events) == 4 and len(receiver.requests) == 2
+    assert_books_balance(state_dir(repo))
 
 
 def test_a_server_that_hangs_past_the_timeout(receiver, sd):

@@ -47,9 +47,16 @@ def _venv_with_dependencies(wheel: Path) -> Path:
     # The runtime dependencies alone, as pip resolves the wheel's markers for 3.9 (tomli in,
     # genai-prices out): the wheel installed with them, then taken out again.  Run from inside the
     # venv: from this tree's root pip would take its .egg-info for the installed package.
-    for args in (["install", "-q", "--disable-pip-version-check", str(wheel)], ["uninstall", "-q", "-y", "periscope-hooks"]):
+    for args in (
+        ["install", "-q", "--disable-pip-version-check", str(wheel)],
+        ["uninstall", "-q", "-y", "periscope-hooks"],
+    ):
         subprocess.run(
-            [str(building / "bin/python"), "-m", "pip", *args], check=True, capture_output=True, cwd=building, env=_env()
+            [str(building / "bin/python"), "-m", "pip", *args],
+            check=True,
+            capture_output=True,
+            cwd=building,
+            env=_env(),
         )
     (building / "ready").write_text("")
     try:
@@ -81,7 +88,16 @@ def _install_this_tree(tmp_path: Path) -> Path:
     site = next((venv / "lib").glob("python*/site-packages"))
     (site / "periscope-test-deps.pth").write_text(str(next((deps / "lib").glob("python*/site-packages"))) + "\n")
     subprocess.run(
-        [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", str(wheel)],
+        [
+            str(venv / "bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
         cwd=tmp_path,  # as above: not this tree's root
@@ -137,7 +153,9 @@ def test_the_main_job_runs_on_the_oldest_supported_python(tmp_path):
     assert str(python) in (state_dir(repo).parent / "hooks" / "post-rewrite").read_text()
     env = _env()
     commit(repo, "base", env=env)
-    append_spool(repo, session_record("ses_old", "On 3.9"), *[message_record(repo, session_id="ses_old") for _ in range(3)])
+    append_spool(
+        repo, session_record("ses_old", "On 3.9"), *[message_record(repo, session_id="ses_old") for _ in range(3)]
+    )
     commit(repo, "first", env=env)
     append_spool(repo, message_record(repo, session_id="ses_old", tokens=(100, 10, 0, 0, 0), cost=0.5))
     commit(repo, "amended", "--amend", env=env)  # post-rewrite: the Python hook, under 3.9
