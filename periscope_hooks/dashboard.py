@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from periscope_hooks import paths, statedb
+from periscope_hooks import paths, repo_registry, statedb
 from periscope_hooks.errors import UserError
 from periscope_hooks.events import TOKEN_FIELDS, rfc3339, round_cost
 
@@ -65,40 +65,14 @@ class Source:
     state_dir: Path
 
 
-def registry_path() -> Path:
-    """State dirs `dashboard` has read, one JSON object a line, for `--all-repos`."""
-    return paths.state_home() / "periscope" / "repos"
-
-
 def remember(source: Source) -> None:
-    """Note a repository for `--all-repos` (best effort: a read-only home only loses the note)."""
-    path = registry_path()
-    line = json.dumps({"label": source.label, "state_dir": str(source.state_dir)})
-    try:
-        if path.exists() and line in path.read_text(encoding="utf-8").splitlines():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-    except OSError:
-        pass
+    """Note a repository for `--all-repos` (repo_registry.py)."""
+    repo_registry.remember(source.label, source.state_dir)
 
 
 def known_sources() -> list[Source]:
     """Every remembered repository whose state dir still exists, and the no-repo state."""
-    found: dict[str, Source] = {}
-    try:
-        lines = registry_path().read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            source = Source(str(entry["label"]), Path(entry["state_dir"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-        if (source.state_dir / paths.STATE_DB_NAME).exists() or (source.state_dir / paths.SPOOL_NAME).exists():
-            found[str(source.state_dir)] = source
+    found = {sd: Source(label, Path(sd)) for sd, label in repo_registry.remembered().items()}
     no_repo = paths.no_repo_state_dir()
     if (no_repo / paths.SPOOL_NAME).exists():
         found.setdefault(str(no_repo), Source("(outside any repository)", no_repo))

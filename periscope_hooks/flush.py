@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from periscope_hooks import logfile, outbox, paths
+from periscope_hooks import logfile, outbox, paths, repo_registry
 from periscope_hooks.agents.recovery import recover_sessions
 from periscope_hooks.delivery import DeliveryResult, deliver
 from periscope_hooks.filelock import FileLock
@@ -114,6 +114,8 @@ def flush_state_dir(
     `wait` (a foreground flush) also drains: delivery goes on while batches go through.
     `retrying`: delivery.deliver's, told when delivery failed and waits to try again."""
     make_state_dir(state_dir)
+    if state_dir != paths.no_repo_state_dir():  # `dashboard --all-repos` adds that one on its own
+        repo_registry.remember(repo_registry.label_for(state_dir), state_dir)
     lock = FileLock(state_dir / LOCK_NAME)
     result: DeliveryResult | None = None
     try:

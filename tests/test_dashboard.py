@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from testing.dashboard import T0_MS, Scenario, build_scenario, isolated_env
-from testing.util import append_spool, commit, init_repo, message_record, periscope, report_json, session_record
+from testing.util import append_spool, commit, git, init_repo, message_record, periscope, report_json, session_record
 
 GROUPINGS = ("commit", "model", "branch", "session", "day")
 
@@ -207,6 +207,26 @@ def test_all_repos_adds_up_every_repository_read_before(tmp_path):
     assert sorted((c["repo"], c["sha"]) for c in agg["commits"]) == sorted(
         (repo, c["sha"]) for repo, rows in reports.items() for c in rows
     )
+
+
+def test_all_repos_knows_every_repository_a_flush_ran_in(tmp_path):
+    # Only repositories `dashboard` had run in were known: a user with hooks in five repositories
+    # got "no repositories known yet" from `--all-repos`.  The flush after each commit notes them.
+    repos = []
+    for name in ("alpha", "beta"):
+        path = init_repo(tmp_path / name)
+        periscope("install-hooks", cwd=path)
+        append_spool(path, message_record(path, cost=1.0))
+        commit(path, name)
+        periscope("flush", cwd=path)
+        repos.append(path)
+    git(repos[1], "worktree", "add", "-q", str(tmp_path / "beta-wt"))
+    periscope("flush", cwd=tmp_path / "beta-wt")  # the same repository: listed once
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    agg = json.loads(periscope("dashboard", "--all-repos", "--format", "json", cwd=outside).stdout)
+    assert sorted(os.path.realpath(r) for r in agg["filter"]["repos"]) == sorted(os.path.realpath(p) for p in repos)
+    assert agg["totals"]["cost"] == 2.0
 
 
 def test_bad_input_is_one_line(tmp_path):

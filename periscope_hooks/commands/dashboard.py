@@ -21,7 +21,7 @@ def _sources(repo: str | None, all_repos: bool) -> list[Source]:
         if not found:
             raise UserError(
                 "no repositories known yet",
-                "run `periscope dashboard` once inside each repository",
+                "run `periscope flush` (or `periscope dashboard`) once inside each repository",
             )
         return found
     dirs = resolve_dirs(repo, required=bool(repo))

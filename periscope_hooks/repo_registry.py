@@ -1,0 +1,57 @@
+"""The repositories periscope has worked in on this machine, for `dashboard --all-repos`.
+
+One JSON object a line ({"label": the work tree, "state_dir": its .git/periscope}) in
+~/.local/state/periscope/repos.  Written where a repository's state is made or read: `install-hooks`,
+every flush (the hooks and the agents' plugins start one after each commit and message) and
+`dashboard`.  Best effort: a home that cannot be written only loses the note.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from periscope_hooks import paths
+
+
+def registry_path() -> Path:
+    return paths.state_home() / "periscope" / "repos"
+
+
+def label_for(state_dir: Path) -> str:
+    """The work tree a state dir belongs to, as far as the path tells (`.git/periscope`: the folder
+    holding `.git`; a bare repository's: the repository itself)."""
+    common_dir = state_dir.parent
+    return str(common_dir.parent if common_dir.name == ".git" else common_dir)
+
+
+def remember(label: str, state_dir: Path) -> None:
+    path = registry_path()
+    line = json.dumps({"label": label, "state_dir": str(state_dir)})
+    try:
+        if path.exists() and line in path.read_text(encoding="utf-8").splitlines():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass
+
+
+def remembered() -> dict[str, str]:
+    """state dir -> label, for every remembered state dir that still holds a state.db or a spool
+    (a later note's label wins)."""
+    found: dict[str, str] = {}
+    try:
+        lines = registry_path().read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            label, state_dir = str(entry["label"]), Path(entry["state_dir"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if (state_dir / paths.STATE_DB_NAME).exists() or (state_dir / paths.SPOOL_NAME).exists():
+            found[str(state_dir)] = label
+    return found
