@@ -28,8 +28,12 @@ def note_text(data: dict[str, Any]) -> str:
         )
         or "none"
     )
+    cost = f"${usage['cost']:.4f}"
+    list_cost = f"${usage.get('list_cost') or 0:.4f}"
+    if list_cost not in (cost, "$0.0000"):  # Claude Code reports no cost: its list price is the figure
+        cost += f" (list {list_cost})"
     lines = [
-        f"AI usage: {usage['messages']} message(s), ${usage['cost']:.4f}, origin {data.get('origin')}",
+        f"AI usage: {usage['messages']} message(s), {cost}, origin {data.get('origin')}",
         f"tokens: input {t['input']}, output {t['output']}, reasoning {t['reasoning']},"
         f" cache read {t['cache_read']}, cache write {t['cache_write']}",
         f"models: {models}",

@@ -666,14 +666,23 @@ def refresh(conn: sqlite3.Connection, state_dir: Path) -> Outcome:
     return outcome
 
 
-def shipped_share(rows: Sequence[dict[str, Any]]) -> str:
-    """The AI cost that reached the upstream default branch, and its share (report's totals row);
-    the rest stayed on unmerged or abandoned branches."""
+def shipped_share(costs: Sequence[float], list_costs: Sequence[float | None], shipped: Sequence[bool]) -> str:
+    """The AI cost that reached the upstream default branch, and its share (report's totals row),
+    one entry per commit; the rest stayed on unmerged or abandoned branches.  The list price's
+    share follows when it tells another story than the reported cost (Claude Code reports none:
+    its cost is the list price alone; a plan reports 0)."""
     from periscope_hooks.events import round_cost
 
-    total = round_cost(float(r["cost"]) for r in rows)
-    shipped = round_cost(float(r["cost"]) for r in rows if r.get("shipped"))
-    return f"${shipped:.4f} ({100 * shipped / total:.0f}%)" if total else f"${shipped:.4f}"
+    def share(figures: Sequence[float]) -> tuple[float, str]:
+        total = round_cost(figures)
+        part = round_cost(f for f, s in zip(figures, shipped) if s)
+        return total, f"${part:.4f} ({100 * part / total:.0f}%)" if total else f"${part:.4f}"
+
+    total, text = share(costs)
+    if all(c is None for c in list_costs):
+        return text
+    total_list, list_text = share([c or 0.0 for c in list_costs])
+    return text if f"{total_list:.4f}" == f"{total:.4f}" else f"{text}, list {list_text}"
 
 
 def counts(conn: sqlite3.Connection) -> tuple[int, int]:

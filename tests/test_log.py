@@ -36,7 +36,8 @@ def test_periscope_log_reads_the_state_database_when_notes_are_off(repo):
     assert repo.git("notes", "--ref=refs/notes/periscope", "list") == ""
     lines = periscope("log", cwd=repo.path).stdout.splitlines()
     assert lines[0].startswith(f"{sha[:7]} ") and lines[0].endswith(": not noted")
-    assert lines[1] == "    AI usage: 1 message(s), $0.4200, origin human"
+    # The reported cost, and the list price of its 42 input tokens beside it (they disagree).
+    assert lines[1] == "    AI usage: 1 message(s), $0.4200 (list $0.0001), origin human"
     assert lines[2].startswith("    tokens: input 42, output 0")
 
 

@@ -29,6 +29,19 @@ def test_note_text_round_trips_and_summarises():
     assert "m (2)" in summary[2] and "s2 [sub-agent]" in summary[3]
 
 
+def test_the_summary_gives_the_list_price_where_the_reported_cost_tells_another_story():
+    # Claude Code reports no cost: its notes said $0.0000 for usage whose list price is known.
+    estimated = {**DATA, "usage": {**DATA["usage"], "cost": 0.0, "list_cost": 0.0057}}
+    assert (
+        notes.summary_lines(notes.note_text(estimated))[0]
+        == "AI usage: 2 message(s), $0.0000 (list $0.0057), origin agent"
+    )
+    same = {**DATA, "usage": {**DATA["usage"], "list_cost": 0.25000001}}
+    assert notes.summary_lines(notes.note_text(same))[0] == "AI usage: 2 message(s), $0.2500, origin agent"
+    unpriced = {**DATA, "usage": {**DATA["usage"], "list_cost": 0}}
+    assert notes.summary_lines(notes.note_text(unpriced))[0] == "AI usage: 2 message(s), $0.2500, origin agent"
+
+
 def test_write_replaces_and_never_raises(tmp_path):
     repo = init_repo(tmp_path / "r")
     sha = commit(repo, "one")

@@ -252,3 +252,17 @@ def test_wide_characters_keep_the_table_columns_aligned(repo):
         starts = {width(lines[0][: lines[0].index(header)])}
         starts |= {width(line[: line.index(value) + 1]) for line in lines[1:-1]}  # not the total row
         assert len(starts) == 1, (by, lines)
+
+
+def test_the_shipped_share_gives_the_list_price_where_the_reported_cost_tells_another_story():
+    from periscope_hooks.reconcile import shipped_share
+
+    # Reported costs alone, list prices equal or unknown: as before.
+    assert shipped_share([0.3, 0.1], [0.3, 0.1], [True, False]) == "$0.3000 (75%)"
+    assert shipped_share([0.3, 0.1], [None, None], [True, False]) == "$0.3000 (75%)"
+    # Claude Code reports no cost: the totals row said "$0.0000" whatever shipped.
+    assert shipped_share([0.0, 0.0], [0.02, 0.06], [True, False]) == "$0.0000, list $0.0200 (25%)"
+    # A mix: both figures, each with its own share; an unpriced commit counts 0 at list price.
+    assert shipped_share([0.1, 0.0, 0.5], [0.1, 0.3, None], [True, True, False]) == (
+        "$0.1000 (17%), list $0.4000 (100%)"
+    )

@@ -194,7 +194,9 @@ def general_commit_table(rows: list[dict[str, Any]]) -> str:
         r["shipped"] = "yes" if r.get("shipped") else "no"
     from periscope_hooks import reconcile
 
-    flat[-1]["shipped"] = reconcile.shipped_share(rows)
+    flat[-1]["shipped"] = reconcile.shipped_share(
+        [float(r["cost"]) for r in rows], [r["list_cost"] for r in rows], [bool(r.get("shipped")) for r in rows]
+    )
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         report._table(flat, "commit")

@@ -215,8 +215,9 @@ def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
     costs = [c / units for c in cost_units]
     list_costs = [m / 1_000_000 for m in list_micros]
     totals, total_cost, total_list = _commit_totals(columns, costs, list_costs)
-    shipped_cost = round_cost(c for c, shipped in zip(costs, shippeds) if shipped)
-    share = f"${shipped_cost:.4f} ({100 * shipped_cost / total_cost:.0f}%)" if total_cost else f"${shipped_cost:.4f}"
+    share = reconcile.shipped_share(
+        costs, [c if priced else None for c, priced in zip(list_costs, list_priced)], [bool(s) for s in shippeds]
+    )
     source_texts = _source_texts(reported, estimated, subscription, unknown)
     header = ["sha", "date", "branch", "kind", "origin", "messages", "cost", "list_cost", "shipped", *TOKEN_FIELDS]
     total = [
@@ -449,7 +450,9 @@ def report(repo: str | None, by: str, fmt: str, since: str | None = None, until:
         if by == "session":
             flat = _indent_subagents(rows, flat)
         if by == "commit":  # the totals row says how much of the AI cost shipped
-            flat[-1]["shipped"] = reconcile.shipped_share(rows)
+            flat[-1]["shipped"] = reconcile.shipped_share(
+                [float(r["cost"]) for r in rows], [r["list_cost"] for r in rows], [bool(r.get("shipped")) for r in rows]
+            )
         _table(flat, by)
     if pending and by == "commit":
         output.out(f"({pending} message(s) not linked to a commit yet)")
