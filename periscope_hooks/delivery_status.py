@@ -23,9 +23,11 @@ def otlp_sink_line(otlp: OtlpConfig, config_path: str) -> str:
 
     headers = ", ".join(f"{name}=<hidden>" for name in sorted(otlp.headers)) or "none"
     if importlib.util.find_spec("opentelemetry") is None or importlib.util.find_spec("opentelemetry.proto") is None:
+        from periscope_hooks.sinks.otlp import install_hint
+
         return (
             f"OTLP collector {sanitize_url(otlp.endpoint)}: error: the otlp sink needs the opentelemetry-proto"
-            " package hint: pip install 'periscope-hooks[otlp]' (events are kept meanwhile)"
+            f" package hint: {install_hint()} (events are kept meanwhile)"
         )
     return (
         f"OTLP collector {sanitize_url(otlp.endpoint)} ({otlp.protocol}, compression {otlp.compression or 'none'},"

@@ -35,7 +35,7 @@ def detect(repo_top: str, hooks_dir: str, hooks_path_config: str | None) -> User
     if any(PRE_COMMIT_MARKER in t for t in texts.values()):
         return UserError(
             "this repository's git hooks are managed by pre-commit",
-            "add the periscope hooks to .pre-commit-config.yaml (see the README) and run"
+            "add the periscope hooks to .pre-commit-config.yaml (docs/pre-commit.md) and run"
             " pre-commit install --hook-type post-commit --hook-type post-merge --hook-type post-rewrite"
             " --hook-type post-checkout",
         )

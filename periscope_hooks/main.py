@@ -13,12 +13,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # argparse stays off the commit hook's path
     import argparse
 
-HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite")
+# What `periscope hook NAME` takes (install_uninstall.HOOK_NAMES, spelled here so that the hook's
+# start imports no installer).
+HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite", "post-checkout")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["hook"]:
+    if args[:1] == ["hook"] and args[1:] not in (["-h"], ["--help"]):  # git never asks a hook for help
         from periscope_hooks.hook import run
 
         return run(args[1:])

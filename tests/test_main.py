@@ -75,6 +75,20 @@ def test_help_lists_every_command(tmp_path):
         assert re.search(rf"^\s+{re.escape(name)}\s", proc.stdout, re.M), name
 
 
+def test_hook_help_names_every_hook_install_hooks_installs(tmp_path):
+    # `periscope hook -h` printed nothing (the hook's own path, silent by design, took it), and the
+    # names listed left out post-checkout, which team-hooks.md tells users to add.
+    from periscope_hooks import main as main_module
+    from periscope_hooks.commands.install_uninstall import HOOK_NAMES
+
+    assert main_module.HOOK_NAMES == HOOK_NAMES
+    proc = periscope("hook", "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: periscope hook ")
+    assert "{post-commit,post-merge,post-rewrite,post-checkout}" in proc.stdout
+    silent = periscope("hook", "post-checkout", "0" * 40, "0" * 40, "1", cwd=tmp_path)  # outside a repo
+    assert (silent.stdout, silent.stderr) == ("", "")
+
+
 def test_version(tmp_path):
     proc = periscope("--version", cwd=tmp_path)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"periscope-hooks {__version__}\n", "")
@@ -182,9 +196,9 @@ def test_each_unexpected_failure_appends_to_the_log(tmp_path):
         ["hook", "pre-push"],
         ["hook", "post-commit", "--bogus", "x", "y"],
         ["hook", "post-rewrite", "--", "nonsense"],
-        ["hook", "--help"],
+        ["hook", "post-commit", "--help"],  # only `periscope hook --help` alone, typed by a person, helps
     ],
-    ids=["no-name", "unknown-name", "extra-args", "rewrite-junk", "help"],
+    ids=["no-name", "unknown-name", "extra-args", "rewrite-junk", "help-after-a-name"],
 )
 def test_hook_always_exits_0_and_prints_nothing(tmp_path, args):
     proc = periscope(*args, cwd=tmp_path, input="not a rewrite list\n", env={"PERISCOPE_BACKGROUND": "0"}, check=False)

@@ -427,3 +427,11 @@ def test_missing_extra_is_a_clear_error(sd, monkeypatch, tmp_path, receiver):
     out = subprocess.run([sys.executable, "-c", code], env=os.environ, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "the otlp sink needs the opentelemetry-proto package", out.stderr
     assert_books_balance(sd, expect_pending=2)
+    # status names the command that installs it into the Python periscope runs from: the hint
+    # was `pip install 'periscope-hooks[otlp]'`, and periscope-hooks is not on PyPI.
+    code = "import sys\nsys.modules['opentelemetry'] = None\nfrom periscope_hooks.main import main\nmain(['status'])\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=os.environ, capture_output=True, text=True, timeout=60, cwd=sd
+    )
+    (line,) = [x for x in out.stdout.splitlines() if "OTLP collector" in x]
+    assert f"hint: install it with: {sys.executable} -m pip install 'opentelemetry-proto>=1.33'" in line, line

@@ -34,14 +34,22 @@ SPLIT = (400, 413)  # one event is at fault (malformed, too large): isolate it
 SCOPE_NAME = "periscope-hooks"
 EVENT_NAMES = {"message": "periscope.message", "commit": "periscope.commit", "rewrite": "periscope.rewrite"}
 SEVERITY_INFO = 9
-INSTALL_HINT = "install it with: pip install 'periscope-hooks[otlp]'"
+
+
+def install_hint() -> str:
+    """Into the environment periscope runs from, whatever installed it (install.sh's venv, pipx, a
+    checkout): periscope-hooks is not on PyPI, so `pip install 'periscope-hooks[otlp]'` cannot work."""
+    import shlex
+    import sys
+
+    return f"install it with: {shlex.quote(sys.executable)} -m pip install 'opentelemetry-proto>=1.33'"
 
 
 def _proto() -> Any:
     try:
         from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
     except ImportError:
-        raise UserError("the otlp sink needs the opentelemetry-proto package", INSTALL_HINT) from None
+        raise UserError("the otlp sink needs the opentelemetry-proto package", install_hint()) from None
     return logs_service_pb2
 
 
