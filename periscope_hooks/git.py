@@ -40,6 +40,23 @@ def _read(path: str) -> str | None:
         return None
 
 
+def _read_names(path: str) -> str | None:
+    """A file of ref names (HEAD, a symref, packed-refs, head-name), decoded as the file system
+    decodes names (os.fsdecode): a name then opens the ref file it names, whatever its bytes.  Read
+    as UTF-8 with replacement, a branch named with bytes that are not UTF-8 (or any non-ASCII name
+    under a Latin-1 locale) pointed at no file, and its commits were never recorded."""
+    try:
+        with open(path, "rb") as f:
+            return os.fsdecode(f.read())
+    except OSError:
+        return None
+
+
+def _shown(name: str) -> str:
+    """A ref name read by _read_names as text to record: git's names are bytes, UTF-8 by custom."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
 def _gitfile_target(dotgit: str) -> str | None:
     """A `.git` file (linked worktree, submodule) says `gitdir: <path>`."""
     text = _read(dotgit)
@@ -96,13 +113,13 @@ def is_sha(text: str) -> bool:
 
 def _resolve_ref(common_dir: str, git_dir: str, ref: str) -> str | None:
     for base in (git_dir, common_dir):
-        text = _read(os.path.join(base, ref))
+        text = _read_names(os.path.join(base, ref))
         if text is not None:
             text = text.strip()
             if text.startswith("ref: "):
                 return _resolve_ref(common_dir, git_dir, text[5:].strip())
             return text if is_sha(text) else None
-    packed = _read(os.path.join(common_dir, "packed-refs")) or ""
+    packed = _read_names(os.path.join(common_dir, "packed-refs")) or ""
     for line in packed.splitlines():
         if line.endswith(" " + ref) and not line.startswith(("#", "^")):
             return line.split(" ", 1)[0]
@@ -115,11 +132,11 @@ def read_head(dirs: RepoDirs) -> tuple[str | None, str | None]:
     During a rebase HEAD is detached; the branch being rebased is reported.  A reftable
     repository (see uses_reftable) is asked through git instead.
     """
-    head = (_read(os.path.join(dirs.git_dir, "HEAD")) or "").strip()
+    head = (_read_names(os.path.join(dirs.git_dir, "HEAD")) or "").strip()
     branch: str | None = None
     if head.startswith("ref: "):
         ref = head[5:].strip()
-        branch = ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else ref
+        branch = _shown(ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else ref)
         sha = _resolve_ref(dirs.common_dir, dirs.git_dir, ref)
         if sha is None and uses_reftable(dirs):
             return _reftable_head(dirs)
@@ -131,9 +148,9 @@ def read_head(dirs: RepoDirs) -> tuple[str | None, str | None]:
 
 def _rebase_branch(dirs: RepoDirs) -> str | None:
     for d in ("rebase-merge", "rebase-apply"):
-        name = _read(os.path.join(dirs.git_dir, d, "head-name"))
+        name = _read_names(os.path.join(dirs.git_dir, d, "head-name"))
         if name and name.strip().startswith("refs/heads/"):
-            return name.strip()[len("refs/heads/") :]
+            return _shown(name.strip()[len("refs/heads/") :])
     return None
 
 

@@ -246,6 +246,7 @@ def _main(args: list[str]) -> int:
 
     try:
         if ns.command != "hook":  # the hook says nothing, whatever happens
+            output.tolerate_the_terminal_encoding()
             _check_working_directory()
         return _dispatch(ns)
     except UserError as e:

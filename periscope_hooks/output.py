@@ -26,6 +26,15 @@ def pad(text: str, columns: int) -> str:
     return text + " " * (columns - width(text))
 
 
+def tolerate_the_terminal_encoding() -> None:
+    """A character the terminal's encoding lacks (a model or session title in Chinese, an emoji,
+    under a Latin-1 locale) is printed as `?`: it stopped a report half-way with
+    UnicodeEncodeError.  UTF-8 terminals, the usual case, are unaffected."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+        reconfigure(errors="replace")
+
+
 def out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
 

@@ -179,6 +179,13 @@ def test_writes_a_private_file_where_it_says_and_never_needs_a_browser(repo, tmp
                 == f"error: could not write {where}: {why} hint: give --out a file path in a folder you can write to\n"
             )
     assert os.listdir(out.parent) == [out.name]
+    # `--out .` (a ValueError from the temporary file's empty name reached the catch-all).
+    for fmt in ("html", "json"):
+        proc = periscope("dashboard", "--no-open", "--format", fmt, "--out", ".", cwd=out.parent, check=False)
+        assert (
+            proc.stderr
+            == "error: could not write .: it is a folder hint: give --out a file path in a folder you can write to\n"
+        )
 
 
 def _same_but_generated(a: str, b: str) -> bool:

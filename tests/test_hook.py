@@ -582,3 +582,15 @@ def test_a_fifo_in_the_spools_place_does_not_hold_the_commit(repo):
 
     subprocess.run([sys.executable, "-m", "periscope_hooks", "flush"], cwd=repo.path, check=True, timeout=30)
     assert "spool is not a regular file" in (state_dir(repo.path) / "hook.log").read_text()
+
+
+def test_a_branch_named_with_bytes_that_are_not_utf8_still_links_its_commits(repo):
+    # HEAD was read as UTF-8 with replacement: the ref file it named did not exist under that
+    # name, the hook recorded no SHA, and the commit (and its usage) was skipped ("no HEAD commit
+    # recorded").  The branch shows with U+FFFD where its bytes are not UTF-8.
+    branch = os.fsdecode(b"fe\xffx-br\xc3\xa4")
+    repo.git("checkout", "-q", "-b", branch)
+    add_messages(repo, 2)
+    sha = commit(repo.path, "on an odd branch")
+    (row,) = [r for r in repo.report() if r["sha"] == sha]
+    assert row["messages"] == 2 and row["branch"] == "fe\ufffdx-brä"

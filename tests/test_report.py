@@ -266,3 +266,24 @@ def test_the_shipped_share_gives_the_list_price_where_the_reported_cost_tells_an
     assert shipped_share([0.1, 0.0, 0.5], [0.1, 0.3, None], [True, True, False]) == (
         "$0.1000 (17%), list $0.4000 (100%)"
     )
+
+
+def test_a_terminal_that_cannot_show_a_name_gets_question_marks_not_a_half_report(repo):
+    # Under a Latin-1 locale a model named with a check mark and Chinese stopped `report --by
+    # model` after its header line: UnicodeEncodeError.
+
+    append_spool(repo.path, message_record(repo.path, model="mödel-✓-模型"))
+    commit(repo.path, "x")
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "periscope_hooks", "report", "--by", "model"],
+        cwd=repo.path,
+        env={**os.environ, "PYTHONIOENCODING": "latin-1"},
+        capture_output=True,
+    )
+    out = proc.stdout.decode("latin-1")
+    assert proc.returncode == 0, proc.stderr
+    assert "mödel-?-??" in out and out.splitlines()[-1].startswith("total")

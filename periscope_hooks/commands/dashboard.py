@@ -36,6 +36,10 @@ def _sources(repo: str | None, all_repos: bool) -> list[Source]:
 def _writing(path: Path) -> Iterator[None]:
     """A file that cannot be written there (a folder in its place or its parent's, no permission)
     is one line naming it."""
+    if path.is_dir():  # `--out .`: the temporary file beside it would have an empty name (ValueError)
+        raise UserError(
+            f"could not write {path}: it is a folder", "give --out a file path in a folder you can write to"
+        )
     try:
         yield
     except OSError as e:
