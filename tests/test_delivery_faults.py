@@ -255,9 +255,12 @@ def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
         backend.login()
         assert not paths.sign_in_required_path().exists()
         assert_books_balance(sd, expect_pending=5)  # nothing dropped while signed out
-        # Signed in again: everything kept meanwhile goes out, once.
+        # Signed in again: everything kept meanwhile goes out, once, and a "sign in again" noted
+        # meanwhile (OpenCode's plugin would open a sign-in for it) is cleared by the delivery.
+        paths.sign_in_required_path().touch()
         flush_until_empty(sd)
         check_exactly_once(receiver, sd, evs + more)
+        assert not paths.sign_in_required_path().exists()
 
 
 def test_logs_hold_no_payloads_tokens_or_credentials(tmp_path, monkeypatch):
@@ -309,3 +312,17 @@ def test_logs_hold_no_payloads_tokens_or_credentials(tmp_path, monkeypatch):
         for where, text in texts.items():
             for secret in secrets:
                 assert secret not in text, f"{secret[:12]}... in {where}"
+
+
+def test_a_redirect_keeps_every_event_and_says_where_it_leads(receiver, sd):
+    # httpx follows no redirect (nor should it: the token would go along): a 301 was read as a
+    # refusal without results, the batch halved down to single events, and every one dead-lettered.
+    evs = make_events(21)
+    fill_outbox(sd, evs)
+    receiver.script = [("status", 301, {"Location": "https://moved.example/v1/events?k=secret"})]
+    result = flush_state_dir(sd)
+    assert "HTTP 301 (a redirect to https://moved.example)" in result.error and "secret" not in result.error
+    assert len(receiver.requests) == 1 and books(sd)["message"]["dead"] == 0
+    assert_books_balance(sd, expect_pending=21)
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, evs)

@@ -181,6 +181,8 @@ def test_parse_retry_after():
         <= 60
     )
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    # A year past datetime's range: OverflowError reached delivery ("sink failed: OverflowError").
+    assert parse_retry_after("Thu, 01 Jan 99999999999 00:00:00 GMT") is None
 
 
 # --- integration: TLS and proxies, against real servers on 127.0.0.1 -----------------------------

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
 
 from periscope_hooks import __version__, envvars
 from periscope_hooks.config import UserConfig
@@ -39,9 +40,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, OverflowError):  # a year past datetime's range: OverflowError
             return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
     return max(0.0, min(seconds, RETRY_AFTER_CAP_S))
 
 
@@ -95,6 +96,7 @@ class HttpSink:
         self.auth = auth
         self._token: str | None = None
         self._refreshed = False
+        self._signed_in_noted = False
 
     def close(self) -> None:
         self.client.close()
@@ -157,10 +159,25 @@ class HttpSink:
                 error=f"the endpoint answered HTTP {status}",
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             )
+        if 300 <= status < 400:
+            # Not followed (a redirect may lead elsewhere with the token), and not a refusal of the
+            # events: halved as one, every event of the history was dead-lettered by a 301.
+            target = urlsplit(urljoin(str(resp.url), resp.headers.get("Location", "")))
+            where = f" to {target.scheme}://{target.hostname}" if target.hostname else ""
+            return SendOutcome(
+                error=f"the endpoint answered HTTP {status} (a redirect{where}); events are kept:"
+                f" set the endpoint to the address it moved to in {self.cfg.path or 'analytics.json'}",
+                stop=True,
+            )
         results = parse_results(resp.content, [self._token])
         if 200 <= status < 300:
             if results is None:
                 return SendOutcome(error=f"unreadable response to HTTP {status}; the batch is kept")
+            if self.auth is not None and not self._signed_in_noted:
+                from periscope_hooks.auth import set_sign_in_required
+
+                set_sign_in_required(False)  # an earlier run's "sign in again" is over
+                self._signed_in_noted = True
             return SendOutcome(results=results)
         if status == 413 or results is None:
             # Too large, or refused without saying which event: halve until the culprit stands alone.
