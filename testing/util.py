@@ -246,3 +246,21 @@ def cost_at(rates: dict[str, float], tokens: dict[str, int]) -> float:
         + tokens["cache_read"] * rates["cache_read"]
         + tokens["cache_write"] * rates["cache_write"]
     ) / 1e6
+
+
+def build_wheel(tmp_path: Path) -> Path:
+    """The wheel of this tree (what `pip install .` installs), built from a copy: setuptools'
+    build/ folder in the tree would keep files a broken configuration no longer ships."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(
+        REPO_ROOT,
+        src,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "node_modules", "__pycache__"),
+    )
+    out = tmp_path / "dist"
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    (wheel,) = out.glob("periscope_hooks-*.whl")
+    return wheel

@@ -17,11 +17,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from testing.otlp import need
-from testing.util import REPO_ROOT, append_spool, commit, git, init_repo, message_record, session_record, state_dir
+from testing.util import (
+    REPO_ROOT,
+    append_spool,
+    build_wheel,
+    commit,
+    git,
+    init_repo,
+    message_record,
+    session_record,
+    state_dir,
+)
 
 OLDEST = "3.9"
 # Resolved at import, before the isolated_home fixture changes HOME: pyenv's build (these machines;
@@ -68,19 +77,7 @@ def _venv_with_dependencies(wheel: Path) -> Path:
 
 def _install_this_tree(tmp_path: Path) -> Path:
     """A venv copy with the wheel of this tree installed: the interpreter a 3.9 user runs."""
-    src = tmp_path / "src"
-    shutil.copytree(
-        REPO_ROOT,
-        src,
-        ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "node_modules", "__pycache__"),
-    )
-    wheels = tmp_path / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(src)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = wheels.glob("periscope_hooks-*.whl")
+    wheel = build_wheel(tmp_path)
     deps = _venv_with_dependencies(wheel)
     venv = tmp_path / "venv"
     subprocess.run([str(OLDEST_PYTHON), "-m", "venv", str(venv)], check=True)
