@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from periscope_hooks import envvars, outbox
+from periscope_hooks import envvars, outbox, sinks
 from periscope_hooks.sinks import ACCEPTED, REJECTED, SendOutcome, Sink
 from periscope_hooks.state import now_ms, transaction
 from periscope_hooks.statedb import Meta, get_meta, set_meta
@@ -82,13 +82,14 @@ def deliver(
     owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     deadline = clock() + budget
     result = DeliveryResult()
-    if get_meta(conn, Meta.DELIVERY_SINK) != sink.name:
-        # The user switched sinks (say from the endpoint to the local store): the backoffs and the
-        # Retry-After the other one earned do not apply to this one.
+    receiver = sinks.identity(sink.name, getattr(sink, "endpoint", None))
+    if get_meta(conn, Meta.DELIVERY_SINK) != receiver:
+        # The user switched sinks (say from the endpoint to the local store) or addresses: the
+        # backoffs and the Retry-After the other one earned do not apply to this one.
         with transaction(conn):
             outbox.clear_backoffs(conn)
             set_meta(conn, Meta.RETRY_AFTER_UNTIL_MS, None)
-            set_meta(conn, Meta.DELIVERY_SINK, sink.name)
+            set_meta(conn, Meta.DELIVERY_SINK, receiver)
     wait_until = int(get_meta(conn, Meta.RETRY_AFTER_UNTIL_MS, "0") or 0)
     if wait_until > wall_ms():
         # An earlier run (or this flush's delivery between ingest batches) was told to wait:

@@ -6,7 +6,7 @@ import os
 import sqlite3
 import time
 
-from periscope_hooks import outbox, paths
+from periscope_hooks import outbox, paths, sinks
 from periscope_hooks.config import OtlpConfig
 from periscope_hooks.errors import UserError
 from periscope_hooks.sinks import OTLP_SINK_NAME
@@ -97,8 +97,14 @@ def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
 
     kind = cfg.sink_kind if cfg is not None else "local"
     sink_name = {"endpoint": HttpSink.name, "otlp": OTLP_SINK_NAME}.get(kind, LocalStoreSink.name)
-    # Shown only while this sink is the one that was told to wait (a switch clears it at the next flush).
-    if until > time.time() * 1000 and get_meta(conn, Meta.DELIVERY_SINK, sink_name) == sink_name:
+    endpoint = None
+    if cfg is not None and kind == "endpoint":
+        endpoint = cfg.endpoint
+    elif cfg is not None and kind == "otlp" and cfg.otlp is not None:
+        endpoint = cfg.otlp.endpoint
+    receiver = sinks.identity(sink_name, endpoint)
+    # Shown only while this receiver is the one that was told to wait (a switch clears it at the next flush).
+    if until > time.time() * 1000 and get_meta(conn, Meta.DELIVERY_SINK, receiver) == receiver:
         lines.append(("retry-after", f"the endpoint asked to wait {int(until / 1000 - time.time()) + 1}s more"))
     for kind, c in outbox.counts(conn).items():
         lines.append(

@@ -52,3 +52,39 @@ class LocalServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class DripServer(LocalServer):
+    """Takes a POST, then answers one byte every `every` seconds, for as long as the client stays:
+    no single read ever waits long, so per-read timeouts never end the request.  `hung_up` is set
+    when the client leaves."""
+
+    def __init__(self, every: float = 0.25, limit_s: float = 120.0) -> None:
+        self.hung_up = threading.Event()
+        server = self
+
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:
+                import time
+
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                answer = (
+                    b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9999\r\n\r\n{"results": ['
+                )
+                deadline = time.monotonic() + limit_s
+                try:
+                    for i in range(10**9):
+                        self.wfile.write(answer[i : i + 1] or b" ")
+                        self.wfile.flush()
+                        if time.monotonic() > deadline:
+                            return
+                        time.sleep(every)
+                except OSError:
+                    server.hung_up.set()
+
+        self.serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+
+    @property
+    def url(self) -> str:
+        assert self.httpd is not None
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/events"

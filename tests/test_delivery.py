@@ -319,6 +319,19 @@ def test_a_retry_after_from_another_sink_does_not_hold_this_one(conn: sqlite3.Co
     assert in_outbox(conn) == []
 
 
+def test_a_retry_after_from_another_address_does_not_hold_the_new_one(conn: sqlite3.Connection) -> None:
+    # By the sink's name alone, an endpoint swapped for a healthy one waited out the old one's
+    # Retry-After (up to an hour), and the error blamed the new one, which was never contacted.
+    fill(conn, make_events(2))
+    old = ScriptedSink(then=too_many_requests(3600))
+    old.endpoint = "https://old.example/v1/events"
+    run(conn, old, FakeTime())
+    new = ScriptedSink()
+    new.endpoint = "https://new.example/v1/events"
+    result = run(conn, new, FakeTime())
+    assert not result.waited_for_retry_after and result.delivered == 2 and in_outbox(conn) == []
+
+
 def test_backoff_settings_come_from_the_environment(conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PERISCOPE_BACKOFF_BASE", "4")
     monkeypatch.setenv("PERISCOPE_BACKOFF_CAP", "3")

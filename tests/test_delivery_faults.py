@@ -326,3 +326,28 @@ def test_a_redirect_keeps_every_event_and_says_where_it_leads(receiver, sd):
     assert_books_balance(sd, expect_pending=21)
     flush_until_empty(sd)
     check_exactly_once(receiver, sd, evs)
+
+
+@pytest.mark.parametrize("sink", ["endpoint", "otlp"])
+def test_a_server_that_answers_a_byte_at_a_time_cannot_hold_a_flusher(sd, sink, monkeypatch):
+    # httpx's timeouts bound each read: a server sending a byte every 0.25 s never tripped the
+    # 1 s timeout, and the flusher (holding flush.lock) ran for as long as the server kept on.
+    from testing.delivery import point_config_at
+    from testing.otlp import point_config_at_collector
+    from testing.server import DripServer
+
+    quick_delivery(monkeypatch, timeout=1, budget=2)
+    evs = make_events(3)
+    fill_outbox(sd, evs)
+    with DripServer(limit_s=60) as drip:
+        if sink == "otlp":
+            point_config_at_collector(drip.url, timeout=1000)  # OTEL's milliseconds
+        else:
+            point_config_at(drip.url)
+        started = time.monotonic()
+        result = flush_state_dir(sd)
+        took = time.monotonic() - started
+        assert drip.hung_up.wait(10)  # we left; the server did not end it
+    assert "did not answer in time" in result.error, result.error
+    assert took < 30, took  # a hang guard, not a speed figure: unbounded, it ran the server's 60 s
+    assert_books_balance(sd, expect_pending=3)

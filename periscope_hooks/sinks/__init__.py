@@ -56,6 +56,13 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+def identity(name: str, endpoint: str | None) -> str:
+    """Which receiver delivery last dealt with (state.db's delivery_sink): the sink and its
+    address.  A Retry-After or backoff earned from one does not hold another: by the sink's name
+    alone, a collector switched for a healthy one waited out the old one's hour."""
+    return f"{name} {endpoint}" if endpoint else name
+
+
 def get_sink() -> Sink:
     """The configured sink: the one chosen by "sink", else the HTTP endpoint if one is configured,
     else the local store."""

@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 from periscope_hooks import __version__, envvars
 from periscope_hooks.config import UserConfig
 from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome, hide_secrets
+from periscope_hooks.sinks.deadline import RequestTooSlow, whole_request_within
 
 if TYPE_CHECKING:
     import httpx
@@ -75,20 +76,13 @@ class HttpSink:
     def __init__(
         self, cfg: UserConfig, *, transport: Any = None, timeout: float | None = None, auth: Any = None
     ) -> None:
-        import httpx
-
         if not cfg.endpoint:
             raise ValueError("the HTTP sink needs an endpoint")
         self.cfg = cfg
         self.endpoint: str = cfg.endpoint
-        timeout = timeout if timeout is not None else envvars.seconds("PERISCOPE_HTTP_TIMEOUT")
-        # verify stays on; trust_env picks up HTTPS_PROXY / SSL_CERT_FILE and friends.
-        self.client = httpx.Client(
-            transport=transport,
-            timeout=timeout,
-            trust_env=True,
-            headers={"User-Agent": f"periscope-hooks/{__version__}"},
-        )
+        self.timeout = timeout if timeout is not None else envvars.seconds("PERISCOPE_HTTP_TIMEOUT")
+        self._transport = transport
+        self._new_client()
         if auth is None and cfg.signs_in:
             from periscope_hooks.auth import Auth
 
@@ -97,6 +91,20 @@ class HttpSink:
         self._token: str | None = None
         self._refreshed = False
         self._signed_in_noted = False
+
+    def _new_client(self) -> None:
+        import httpx
+
+        old = getattr(self, "client", None)
+        # verify stays on; trust_env picks up HTTPS_PROXY / SSL_CERT_FILE and friends.
+        self.client = httpx.Client(
+            transport=self._transport,
+            timeout=self.timeout,
+            trust_env=True,
+            headers={"User-Agent": f"periscope-hooks/{__version__}"},
+        )
+        if old is not None:
+            old.close()
 
     def close(self) -> None:
         self.client.close()
@@ -122,7 +130,11 @@ class HttpSink:
         from periscope_hooks.auth import AuthRequired
 
         try:
-            resp = self._post(events, force_refresh)
+            with whole_request_within(self.timeout):
+                resp = self._post(events, force_refresh)
+        except RequestTooSlow:
+            self._new_client()  # the interrupted one may hold a half-read connection
+            return SendOutcome(error="the endpoint did not answer in time")
         except AuthRequired:
             from periscope_hooks.auth import set_sign_in_required
 

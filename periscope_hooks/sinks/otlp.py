@@ -26,6 +26,7 @@ from periscope_hooks import __version__
 from periscope_hooks.config import OtlpConfig
 from periscope_hooks.errors import UserError
 from periscope_hooks.sinks import ACCEPTED, OTLP_SINK_NAME, REJECTED, SendOutcome, hide_secrets
+from periscope_hooks.sinks.deadline import RequestTooSlow, whole_request_within
 
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 1_000_000
@@ -339,22 +340,30 @@ class OtlpSink:
     max_batch_bytes = MAX_BATCH_BYTES
 
     def __init__(self, cfg: OtlpConfig, *, transport: Any = None) -> None:
-        import httpx
-
         _proto()  # fail early, with the install hint, when the extra is missing
         self.cfg = cfg
+        self.endpoint = cfg.endpoint
+        self._transport = transport
+        self._new_client()
+
+    def _new_client(self) -> None:
+        import httpx
+
+        old = getattr(self, "client", None)
         verify: Any = True
-        if cfg.certificate:
+        if self.cfg.certificate:
             import ssl
 
-            verify = ssl.create_default_context(cafile=cfg.certificate)
+            verify = ssl.create_default_context(cafile=self.cfg.certificate)
         self.client = httpx.Client(
-            transport=transport,
-            timeout=cfg.timeout_s,
+            transport=self._transport,
+            timeout=self.cfg.timeout_s,
             verify=verify,
             trust_env=True,
             headers={"User-Agent": f"periscope-hooks/{__version__}"},
         )
+        if old is not None:
+            old.close()
 
     def close(self) -> None:
         self.client.close()
@@ -378,7 +387,11 @@ class OtlpSink:
             body = gzip.compress(body, mtime=0)
             headers["Content-Encoding"] = "gzip"
         try:
-            resp = self.client.post(self.cfg.endpoint, content=body, headers=headers)
+            with whole_request_within(self.cfg.timeout_s):
+                resp = self.client.post(self.cfg.endpoint, content=body, headers=headers)
+        except RequestTooSlow:
+            self._new_client()  # the interrupted one may hold a half-read connection
+            return SendOutcome(error="the OTLP collector did not answer in time")
         except httpx.TimeoutException:
             return SendOutcome(error="the OTLP collector did not answer in time")
         except httpx.HTTPError as e:  # refused, DNS, TLS, protocol errors: retried later
