@@ -351,3 +351,36 @@ def test_a_server_that_answers_a_byte_at_a_time_cannot_hold_a_flusher(sd, sink, 
     assert "did not answer in time" in result.error, result.error
     assert took < 30, took  # a hang guard, not a speed figure: unbounded, it ran the server's 60 s
     assert_books_balance(sd, expect_pending=3)
+
+
+def test_an_endpoint_refusing_every_event_without_saying_which_keeps_them(receiver, sd):
+    # A 404 (a wrong path, a proxy's page) or a blanket 400 without per-event results was halved down
+    # to single events, and every one of them dead-lettered: the whole history, for a typo in a URL.
+    evs = make_events(20)
+    fill_outbox(sd, evs)
+    receiver.script = [("status", 404)] * 100
+    result = flush_state_dir(sd)
+    assert "refused every event of a batch (HTTP 404); events are kept" in result.error
+    assert books(sd)["message"]["dead"] == 0
+    assert_books_balance(sd, expect_pending=20)
+    receiver.script = []
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, evs)
+
+
+def test_finding_a_refused_event_stops_when_the_budget_is_spent():
+    from periscope_hooks.sinks import ACCEPTED, OUT_OF_TIME_ISOLATING, SendOutcome, halves
+
+    sent: list[int] = []
+
+    def send(part):
+        sent.append(len(part))
+        return SendOutcome(results={e["event_id"]: (ACCEPTED, None) for e in part})
+
+    evs = make_events(8)
+    within = halves(evs, send, time.monotonic() + 60)
+    assert sent == [4, 4] and len(within.results) == 8 and within.error is None
+    sent.clear()
+    spent = halves(evs, send, time.monotonic() - 1)  # the first half goes; the rest waits
+    assert sent == [4] and len(spent.results) == 4
+    assert spent.error == OUT_OF_TIME_ISOLATING and spent.stop

@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 from periscope_hooks import __version__, envvars
 from periscope_hooks.config import UserConfig
-from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome, hide_secrets
+from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome, halves, hide_secrets
 from periscope_hooks.sinks.deadline import RequestTooSlow, whole_request_within
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ class HttpSink:
         self._token: str | None = None
         self._refreshed = False
         self._signed_in_noted = False
+        self._give_up_at = 0.0  # send() sets it: when finding a refused event stops (halves)
 
     def _new_client(self) -> None:
         import httpx
@@ -117,14 +118,15 @@ class HttpSink:
         return {"Authorization": f"Bearer {self._token}"}
 
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
-        return self._send(events)
+        self._give_up_at = time.monotonic() + envvars.seconds("PERISCOPE_FLUSH_BUDGET")
+        return self._send(events, top=True)
 
     def _post(self, events: list[dict[str, Any]], force_refresh: bool) -> httpx.Response:
         body = gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode())
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", **self._auth_header(force_refresh)}
         return self.client.post(self.endpoint, content=body, headers=headers)
 
-    def _send(self, events: list[dict[str, Any]], force_refresh: bool = False) -> SendOutcome:
+    def _send(self, events: list[dict[str, Any]], force_refresh: bool = False, top: bool = False) -> SendOutcome:
         import httpx
 
         from periscope_hooks.auth import AuthRequired
@@ -155,7 +157,7 @@ class HttpSink:
         if status in (401, 403):
             if not self._refreshed and self.auth is not None:
                 self._refreshed = True  # one silent refresh per run
-                return self._send(events, force_refresh=True)
+                return self._send(events, force_refresh=True, top=top)
             if self.auth is None:  # no OAuth client configured: signing in cannot help
                 return SendOutcome(
                     error=f"the endpoint answered HTTP {status} and no sign-in is configured:"
@@ -200,13 +202,13 @@ class HttpSink:
                     else f"refused by the endpoint (HTTP {status})"
                 )
                 return SendOutcome(results={events[0]["event_id"]: (REJECTED, reason)})
-            mid = len(events) // 2
-            first, second = self._send(events[:mid]), self._send(events[mid:])
-            merged = {**first.results, **second.results}
-            return SendOutcome(
-                results=merged,
-                retry_after=first.retry_after or second.retry_after,
-                error=first.error or second.error,
-                stop=first.stop or second.stop,
-            )
+            merged = halves(events, self._send, self._give_up_at)
+            if top and len(merged.results) == len(events) and all(s == REJECTED for s, _ in merged.results.values()):
+                # Every event refused one by one: not bad events but an endpoint that refuses us
+                # (a wrong path, a proxy's error page).  Keep them rather than dead-letter the
+                # whole history, as the OTLP sink does; `status` shows why.
+                return SendOutcome(
+                    error=f"the endpoint refused every event of a batch (HTTP {status}); events are kept", stop=True
+                )
+            return merged
         return SendOutcome(results=results)

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from periscope_hooks import __version__
+from periscope_hooks import __version__, envvars
 from periscope_hooks.config import OtlpConfig
 from periscope_hooks.errors import UserError
-from periscope_hooks.sinks import ACCEPTED, OTLP_SINK_NAME, REJECTED, SendOutcome, hide_secrets
+from periscope_hooks.sinks import ACCEPTED, OTLP_SINK_NAME, REJECTED, SendOutcome, halves, hide_secrets
 from periscope_hooks.sinks.deadline import RequestTooSlow, whole_request_within
 
 MAX_BATCH_EVENTS = 500
@@ -343,6 +344,7 @@ class OtlpSink:
         _proto()  # fail early, with the install hint, when the extra is missing
         self.cfg = cfg
         self.endpoint = cfg.endpoint
+        self._give_up_at = 0.0  # send() sets it: when finding a refused event stops (halves)
         self._transport = transport
         self._new_client()
 
@@ -369,6 +371,7 @@ class OtlpSink:
         self.client.close()
 
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
+        self._give_up_at = time.monotonic() + envvars.seconds("PERISCOPE_FLUSH_BUDGET")
         outcome = self._send(events)
         if len(events) > 1 and outcome.results and all(s == REJECTED for s, _ in outcome.results.values()):
             # Every event of the batch refused one by one: not bad events but a collector that
@@ -439,15 +442,4 @@ class OtlpSink:
                 else "refused by the OTLP collector (HTTP 400)"
             )
             return SendOutcome(results={events[0]["event_id"]: (REJECTED, f"{why}: {reason}" if reason else why)})
-        mid = len(events) // 2
-        first = self._send(events[:mid])
-        second = self._send(events[mid:]) if not first.stop else SendOutcome()
-        merged = SendOutcome(
-            results={**first.results, **second.results},
-            retry_after=first.retry_after or second.retry_after,
-            error=first.error or second.error,
-            stop=first.stop or second.stop,
-        )
-        merged.partial_rejected = first.partial_rejected + second.partial_rejected
-        merged.partial_message = first.partial_message or second.partial_message
-        return merged
+        return halves(events, self._send, self._give_up_at)
