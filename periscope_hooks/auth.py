@@ -120,6 +120,20 @@ class TokenStore:
         self.cache.has_state_changed = False
 
 
+# OAuth errors (RFC 6749 5.2, OpenID Connect 3.1.2.6) whose fix is to sign in again; any other error
+# from the token endpoint is the provider's trouble, retried later.
+SIGN_IN_AGAIN_ERRORS = frozenset(
+    (
+        "invalid_grant",
+        "interaction_required",
+        "login_required",
+        "consent_required",
+        "invalid_client",
+        "unauthorized_client",
+    )
+)
+
+
 def _https_redirects_only() -> Any:
     """msal's HTTP client (requests), following redirects to HTTPS only: an identity provider's
     token endpoint answering 307 to http://elsewhere made msal POST the refresh token there in the
@@ -224,7 +238,10 @@ class Auth:
             return None
         except RecursionError:
             raise ValueError("the token cache is nested too deep to read") from None
-        for account in (data.get("Account") or {}).values() if isinstance(data, dict) else ():
+        accounts = data.get("Account") if isinstance(data, dict) else None
+        if accounts is not None and not isinstance(accounts, dict):  # valid JSON, not msal's shape
+            raise ValueError("the token cache is not one msal wrote")
+        for account in (accounts or {}).values():
             if isinstance(account, dict) and account.get("username"):
                 return str(account["username"])
         return None
@@ -234,12 +251,23 @@ class Auth:
         return accounts[0].get("username") if accounts else None
 
     def access_token(self, *, force_refresh: bool = False) -> str:
-        """A valid access token, refreshed silently if needed; never opens a browser."""
-        accounts = self.app().get_accounts()
+        """A valid access token, refreshed silently if needed; never opens a browser.  AuthRequired
+        only when signing in again is the fix; ConnectionError when the identity provider could
+        not be reached or failed (a 500 from its token endpoint said "sign in again")."""
+        try:
+            accounts = self.app().get_accounts()  # the app's first use reads the provider's discovery document
+        except OSError:
+            host = urlsplit(str(self.cfg.authority)).hostname
+            raise ConnectionError(f"could not reach the identity provider ({host})") from None
+        except (AttributeError, TypeError, KeyError, ValueError):  # a cache of valid JSON in another shape
+            raise AuthRequired("the token cache is unreadable") from None
         if not accounts:
             raise AuthRequired("not signed in")
         try:
-            result = self.app().acquire_token_silent(self.scopes, account=accounts[0], force_refresh=force_refresh)
+            # _with_error: the provider's error code, so that its failure is not read as a sign-out.
+            result = self.app().acquire_token_silent_with_error(
+                self.scopes, account=accounts[0], force_refresh=force_refresh
+            )
         except OSError as e:
             raise ConnectionError(f"token refresh failed: {type(e).__name__}") from None
         except Exception as e:  # msal's MsalServiceError: an answer it could not read (never the token)
@@ -248,5 +276,9 @@ class Auth:
             ) from None
         self.store.save()
         if not result or "access_token" not in result:
-            raise AuthRequired((result or {}).get("error") or "the sign-in expired")
+            error = str((result or {}).get("error") or "")
+            if error and error not in SIGN_IN_AGAIN_ERRORS:
+                # The provider failed (server_error, temporarily_unavailable): the sign-in stands.
+                raise ConnectionError(f"token refresh failed: the identity provider answered {error[:60]!r}")
+            raise AuthRequired(error or "the sign-in expired")
         return str(result["access_token"])

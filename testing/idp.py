@@ -38,6 +38,7 @@ class LocalIdP(LocalServer):
         self.refresh_tokens: dict[str, bool] = {}  # token -> still valid
         self.grants: list = []
         self.redirect_token_to: str | None = None  # set: the token endpoint answers 307 to there
+        self.token_endpoint_fails = False  # set: the token endpoint answers 500 server_error
         self.lock = threading.Lock()
         idp = self
 
@@ -141,6 +142,8 @@ class LocalIdP(LocalServer):
                 return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
             return 200, self._issue(form.get("client_id", ""), req.get("scope", ""), req.get("nonce"))
         if grant == "refresh_token":
+            if self.token_endpoint_fails:
+                return 500, {"error": "server_error", "error_description": "the provider is having a bad day"}
             with self.lock:
                 valid = self.refresh_tokens.get(form.get("refresh_token", ""))
             if not valid:

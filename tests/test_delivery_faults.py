@@ -384,3 +384,57 @@ def test_finding_a_refused_event_stops_when_the_budget_is_spent():
     spent = halves(evs, send, time.monotonic() - 1)  # the first half goes; the rest waits
     assert sent == [4] and len(spent.results) == 4
     assert spent.error == OUT_OF_TIME_ISOLATING and spent.stop
+
+
+def test_a_token_expiring_twice_in_one_flush_is_refreshed_twice_and_a_failing_provider_is_not_a_sign_out(
+    tmp_path, monkeypatch
+):
+    # One silent refresh per run: the second expiry in a long flush said "sign in again" (and noted
+    # it for OpenCode's plugin) while the refresh token was still good; so did a 500 from the
+    # provider's token endpoint, a transient failure.
+    from periscope_hooks import paths
+
+    with signed_in_backend(tmp_path, monkeypatch) as backend:
+        idp, receiver = backend.idp, backend.receiver
+        backend.login()
+        sd = state_dir(init_repo(tmp_path / "r"))
+        evs = make_events(1500)
+        fill_outbox(sd, evs)
+        original, accepted = receiver._accept, [0]
+
+        def accept_then_expire(event):
+            accepted[0] += 1
+            if accepted[0] in (500, 1000):  # after the first and the second batch
+                idp.expire_access_tokens()
+            return original(event)
+
+        receiver._accept = accept_then_expire
+        result = flush_state_dir(sd)
+        assert result.error is None and idp.grants.count("refresh_token") == 2
+        check_exactly_once(receiver, sd, evs)
+
+        more = make_events(3, prefix="later")
+        fill_outbox(sd, more)
+        idp.expire_access_tokens()
+        idp.token_endpoint_fails = True
+        monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "1")
+        result = flush_state_dir(sd)
+        assert result.error.startswith("token refresh failed: the identity provider"), result.error
+        assert not paths.sign_in_required_path().exists()
+        assert "sign in again" not in periscope("status", "--repo", str(sd.parent.parent)).stdout
+        idp.token_endpoint_fails = False
+        flush_until_empty(sd)
+        check_exactly_once(receiver, sd, evs + more)
+
+
+def test_a_token_cache_in_another_shape_is_one_status_line(tmp_path):
+    from periscope_hooks import paths
+    from testing.delivery import point_config_at
+
+    point_config_at("https://127.0.0.1:1/v1/events", client_id="c", authority="https://127.0.0.1:1/tenant")
+    cache = paths.token_cache_path()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text('{"Account": [1]}')
+    proc = periscope("status", cwd=tmp_path, check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "token cache unreadable (ValueError): run periscope login" in proc.stdout, proc.stdout

@@ -114,7 +114,11 @@ class HttpSink:
         if self.auth is None:
             return {}
         if self._token is None or force_refresh:
-            self._token = self.auth.access_token(force_refresh=force_refresh)
+            before, self._token = self._token, self.auth.access_token(force_refresh=force_refresh)
+            if force_refresh and self._token == before:
+                # msal hands back the token it holds when a refresh fails and that token has not
+                # expired by its clock: the provider failed, the sign-in stands.
+                raise ConnectionError("token refresh failed: the identity provider issued no new token")
         return {"Authorization": f"Bearer {self._token}"}
 
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
@@ -143,6 +147,7 @@ class HttpSink:
             set_sign_in_required(True)
             return SendOutcome(error=SIGN_IN_AGAIN, stop=True)
         except ConnectionError as e:  # the token refresh could not reach the identity provider
+            self._refreshed = False  # a refresh that could not happen is not the one this run gets
             return SendOutcome(error=str(e))
         except httpx.TimeoutException:
             return SendOutcome(error="the endpoint did not answer in time")
@@ -187,6 +192,7 @@ class HttpSink:
         if 200 <= status < 300:
             if results is None:
                 return SendOutcome(error=f"unreadable response to HTTP {status}; the batch is kept")
+            self._refreshed = False  # a token that expires later in a long flush is refreshed again
             if self.auth is not None and not self._signed_in_noted:
                 from periscope_hooks.auth import set_sign_in_required
 
