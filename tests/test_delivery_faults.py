@@ -438,3 +438,18 @@ def test_a_token_cache_in_another_shape_is_one_status_line(tmp_path):
     proc = periscope("status", cwd=tmp_path, check=False)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "token cache unreadable (ValueError): run periscope login" in proc.stdout, proc.stdout
+
+
+def test_a_lone_event_refused_without_a_word_is_kept_until_others_go_with_it(receiver, sd):
+    # A flush after each message sends one event; refused without per-event results (a wrong path),
+    # it was dead-lettered at once, one event after another.
+    first, second = make_events(2)
+    fill_outbox(sd, [first])
+    receiver.script = [("status", 404)] * 10
+    result = flush_state_dir(sd)
+    assert "refused the only event of a batch (HTTP 404); it is kept" in result.error
+    assert_books_balance(sd, expect_pending=1)
+    receiver.script = []
+    fill_outbox(sd, [second])
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, [first, second])

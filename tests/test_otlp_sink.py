@@ -298,6 +298,31 @@ def test_400_isolates_the_bad_event_into_a_dead_letter(sd, receiver, protocol):
     assert_books_balance(sd)
 
 
+def test_a_lone_refused_event_is_kept_until_others_show_whose_fault_it_is(sd, receiver):
+    # A flush after each message sends one event: refused alone, it was dead-lettered at once, so a
+    # collector refusing everything dead-lettered every event as it came, silently.
+    point_config_at_collector(receiver.url)
+    evs = make_events(3)
+    receiver.poison = {e["event_id"] for e in evs}  # a collector refusing us
+    for e in evs:
+        fill_outbox(sd, [e])
+        result = flush_state_dir(sd)
+        assert result.dead == 0 and ("is kept until others go with it" in result.error or "every event" in result.error)
+    assert_books_balance(sd, expect_pending=3)
+    # Fixed: all go.  A bad event alone waits for company, then is the only one dead-lettered.
+    receiver.poison = set()
+    flush_state_dir(sd)
+    assert_books_balance(sd)
+    bad, good = make_events(2, prefix="later")
+    receiver.poison = {bad["event_id"]}
+    fill_outbox(sd, [bad])
+    assert flush_state_dir(sd).dead == 0
+    fill_outbox(sd, [good])
+    result = flush_state_dir(sd)
+    assert result.dead == 1 and result.delivered == 1 and good["event_id"] in receiver.records
+    assert_books_balance(sd)
+
+
 def test_a_collector_refusing_every_event_dead_letters_none(sd, receiver):
     """400 for everything (say, a pipeline that cannot decode us): the halving ends with every event
     refused alone, which is not a bad event but a refusal of us: all are kept, the error shown."""

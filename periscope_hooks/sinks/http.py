@@ -202,12 +202,21 @@ class HttpSink:
         if status == 413 or results is None:
             # Too large, or refused without saying which event: halve until the culprit stands alone.
             if len(events) == 1:
-                reason = (
-                    "too large for the endpoint (HTTP 413)"
-                    if status == 413
-                    else f"refused by the endpoint (HTTP {status})"
+                if status == 413:
+                    return SendOutcome(
+                        results={events[0]["event_id"]: (REJECTED, "too large for the endpoint (HTTP 413)")}
+                    )
+                if top:
+                    # A lone event refused without a word (a flush after each message sends one):
+                    # the event or the endpoint?  Kept until a batch with others tells (below).
+                    return SendOutcome(
+                        error=f"the endpoint refused the only event of a batch (HTTP {status}); it is kept"
+                        " until others go with it",
+                        stop=True,
+                    )
+                return SendOutcome(
+                    results={events[0]["event_id"]: (REJECTED, f"refused by the endpoint (HTTP {status})")}
                 )
-                return SendOutcome(results={events[0]["event_id"]: (REJECTED, reason)})
             merged = halves(events, self._send, self._give_up_at)
             if top and len(merged.results) == len(events) and all(s == REJECTED for s, _ in merged.results.values()):
                 # Every event refused one by one: not bad events but an endpoint that refuses us

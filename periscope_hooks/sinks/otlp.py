@@ -33,6 +33,7 @@ MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 1_000_000
 RETRYABLE = (429, 502, 503, 504)  # OTLP/HTTP: the only codes a client may retry
 SPLIT = (400, 413)  # one event is at fault (malformed, too large): isolate it
+REFUSED = "refused by the OTLP collector (HTTP 400)"
 SCOPE_NAME = "periscope-hooks"
 EVENT_NAMES = {"message": "periscope.message", "commit": "periscope.commit", "rewrite": "periscope.rewrite"}
 SEVERITY_INFO = 9
@@ -379,6 +380,17 @@ class OtlpSink:
             # than dead-letter the whole history; `status` shows why.
             reason = next(iter(outcome.results.values()))[1]
             return SendOutcome(error=f"every event of a batch was {reason}; events are kept", stop=True)
+        if (
+            len(events) == 1
+            and outcome.results
+            and (outcome.results[events[0]["event_id"]][1] or "").startswith(REFUSED)
+        ):
+            # A lone event refused (a flush after each message sends one): the event or the
+            # collector?  One cannot tell, and each such event was dead-lettered as it came while a
+            # collector refused everything.  Kept until a batch with others tells (above).
+            return SendOutcome(
+                error=f"the only event of a batch was {REFUSED}; it is kept until others go with it", stop=True
+            )
         return outcome
 
     def _send(self, events: list[dict[str, Any]]) -> SendOutcome:
@@ -436,10 +448,6 @@ class OtlpSink:
     def _isolate(self, events: list[dict[str, Any]], status: int, reason: str) -> SendOutcome:
         """Halve a refused batch until the culprit stands alone, then dead-letter it."""
         if len(events) == 1:
-            why = (
-                "too large for the OTLP collector (HTTP 413)"
-                if status == 413
-                else "refused by the OTLP collector (HTTP 400)"
-            )
+            why = "too large for the OTLP collector (HTTP 413)" if status == 413 else REFUSED
             return SendOutcome(results={events[0]["event_id"]: (REJECTED, f"{why}: {reason}" if reason else why)})
         return halves(events, self._send, self._give_up_at)
