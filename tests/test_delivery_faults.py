@@ -384,6 +384,14 @@ def test_finding_a_refused_event_stops_when_the_budget_is_spent():
     spent = halves(evs, send, time.monotonic() - 1)  # the first half goes; the rest waits
     assert sent == [4] and len(spent.results) == 4
     assert spent.error == OUT_OF_TIME_ISOLATING and spent.stop
+    # Refusals found before time ran out are kept, not dead-lettered: every event refused (a
+    # receiver refusing us) cannot be told from one bad event until the halving ends.
+    from periscope_hooks.sinks import REJECTED
+
+    def refuse(part):
+        return SendOutcome(results={e["event_id"]: (REJECTED, "no") for e in part})
+
+    assert halves(evs, refuse, time.monotonic() - 1).results == {}
 
 
 def test_a_token_expiring_twice_in_one_flush_is_refreshed_twice_and_a_failing_provider_is_not_a_sign_out(

@@ -74,6 +74,9 @@ def halves(
         second = SendOutcome()
     elif time.monotonic() > give_up_at:
         second = SendOutcome(error=OUT_OF_TIME_ISOLATING, stop=True)
+        # Refusals found so far are not dead-lettered: the whole batch refused (a receiver refusing
+        # us, all kept) cannot be told from one bad event until the halving ends.  The accepted go.
+        first.results = {eid: r for eid, r in first.results.items() if r[0] != REJECTED}
     else:
         second = send(events[mid:])
     merged = SendOutcome(
