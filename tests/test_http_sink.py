@@ -278,6 +278,27 @@ def test_https_receiver_trusted_through_ssl_cert_dir(https_receiver, sd, cert, t
     deliver_and_check_exactly_once(https_receiver, sd)
 
 
+@pytest.mark.parametrize("problem", ["expired", "another host"])
+def test_a_certificate_that_expired_or_names_another_host_is_said_so(tmp_path, sd, net_env, problem):
+    # Both were "not trusted (... point SSL_CERT_FILE at its bundle)", with SSL_CERT_FILE already
+    # naming the right CA: advice that cannot fix either.
+    d = tmp_path / "bad-tls"
+    d.mkdir()
+    cert = make_cert(d, expired=problem == "expired", host="elsewhere.example" if problem == "another host" else None)
+    net_env.setenv("SSL_CERT_FILE", str(cert[0]))
+    net_env.setenv("PERISCOPE_FLUSH_BUDGET", "0.5")
+    with Receiver(tls=server_context(*cert)) as r:
+        point_config_at(r.url)
+        fill_outbox(sd, make_events(2))
+        result = flush_state_dir(sd)
+    expected = {
+        "expired": "the endpoint's TLS certificate has expired (or this machine's clock is wrong)",
+        "another host": "the endpoint's TLS certificate is for another host name: check the address in the config",
+    }[problem]
+    assert result.error == expected and r.requests == []
+    assert_books_balance(sd, expect_pending=2)
+
+
 @pytest.mark.parametrize("ca_bundle", ["none", "another bundle"])
 def test_untrusted_certificate_delivers_nothing_and_keeps_every_event(https_receiver, sd, cert, net_env, ca_bundle):
     import certifi

@@ -90,6 +90,19 @@ def halves(
     return merged
 
 
+def certificate_problem(error_text: str, receiver: str) -> str | None:
+    """What a failed TLS verification says, when it says more than "not trusted": a certificate
+    that expired, or one for another host, sent users to SSL_CERT_FILE, which cannot fix either.
+    None when it is not a verification failure, or the certificate is simply not trusted."""
+    if "CERTIFICATE_VERIFY_FAILED" not in error_text:  # ssl's own text: no URL, no secret in it
+        return None
+    if "certificate has expired" in error_text:
+        return f"{receiver}'s TLS certificate has expired (or this machine's clock is wrong)"
+    if "mismatch" in error_text:  # "Hostname mismatch", "IP address mismatch"
+        return f"{receiver}'s TLS certificate is for another host name: check the address in the config"
+    return None
+
+
 def identity(name: str, endpoint: str | None) -> str:
     """Which receiver delivery last dealt with (state.db's delivery_sink): the sink and its
     address.  A Retry-After or backoff earned from one does not hold another: by the sink's name

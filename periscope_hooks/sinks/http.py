@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 from periscope_hooks import __version__, envvars
 from periscope_hooks.config import UserConfig
-from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome, halves, hide_secrets
+from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome, certificate_problem, halves, hide_secrets
 from periscope_hooks.sinks.deadline import RequestTooSlow, whole_request_within
 
 if TYPE_CHECKING:
@@ -152,6 +152,9 @@ class HttpSink:
         except httpx.TimeoutException:
             return SendOutcome(error="the endpoint did not answer in time")
         except httpx.HTTPError as e:  # connection refused, DNS, TLS, protocol errors
+            problem = certificate_problem(str(e), "the endpoint")
+            if problem:
+                return SendOutcome(error=problem)
             if "CERTIFICATE_VERIFY_FAILED" in str(e):  # ssl's own text: no URL, no secret in it
                 return SendOutcome(
                     error="the endpoint's TLS certificate is not trusted (if your network uses its own"

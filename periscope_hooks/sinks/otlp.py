@@ -26,7 +26,15 @@ from typing import Any
 from periscope_hooks import __version__, envvars
 from periscope_hooks.config import OtlpConfig
 from periscope_hooks.errors import UserError
-from periscope_hooks.sinks import ACCEPTED, OTLP_SINK_NAME, REJECTED, SendOutcome, halves, hide_secrets
+from periscope_hooks.sinks import (
+    ACCEPTED,
+    OTLP_SINK_NAME,
+    REJECTED,
+    SendOutcome,
+    certificate_problem,
+    halves,
+    hide_secrets,
+)
 from periscope_hooks.sinks.deadline import RequestTooSlow, whole_request_within
 
 MAX_BATCH_EVENTS = 500
@@ -410,6 +418,9 @@ class OtlpSink:
         except httpx.TimeoutException:
             return SendOutcome(error="the OTLP collector did not answer in time")
         except httpx.HTTPError as e:  # refused, DNS, TLS, protocol errors: retried later
+            problem = certificate_problem(str(e), "the OTLP collector")
+            if problem:
+                return SendOutcome(error=problem)
             if "CERTIFICATE_VERIFY_FAILED" in str(e):
                 return SendOutcome(
                     error="the OTLP collector's TLS certificate is not trusted (set OTEL_EXPORTER_OTLP_CERTIFICATE"
