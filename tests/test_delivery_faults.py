@@ -461,3 +461,23 @@ def test_a_lone_event_refused_without_a_word_is_kept_until_others_go_with_it(rec
     fill_outbox(sd, [second])
     flush_until_empty(sd)
     check_exactly_once(receiver, sd, [first, second])
+
+
+def test_a_local_store_that_cannot_be_written_is_said_at_once_not_retried_for_the_budget(tmp_path, monkeypatch):
+    # A read-only home (here: a file where the store's folder goes): delivery backed off and tried
+    # again for the whole budget (a minute by default) and then said "the local store sink failed:
+    # OSError"; `export`, which flushes first, waited as long.
+    from periscope_hooks import paths
+
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "30")
+    repo = init_repo(tmp_path / "r")
+    periscope("install-hooks", cwd=repo)
+    append_spool(repo, message_record(repo))
+    folder = paths.local_store_path().parent
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("not a folder")
+    started = time.monotonic()
+    proc = periscope("flush", cwd=repo, check=False)
+    assert time.monotonic() - started < 20  # a hang guard: it waited out the 30 s budget before
+    assert f"the local store {paths.local_store_path()} cannot be written" in proc.stderr, proc.stderr
+    assert_books_balance(state_dir(repo), expect_pending=1)

@@ -34,6 +34,12 @@ def export(event_type: str | None) -> int:
         for chunk in iter_body_chunks(event_type):
             output.write_bytes(chunk)
     except sqlite3.DatabaseError as e:
+        if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
+            store = paths.local_store_path()
+            raise UserError(
+                f"cannot open the local store {store} ({e})",
+                f"SQLite writes its -wal and -shm files beside it: check that {store.parent} can be written",
+            ) from None
         if not is_corrupt(e):
             raise
         raise UserError(

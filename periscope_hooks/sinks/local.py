@@ -28,6 +28,7 @@ from periscope_hooks.state import (
 )
 
 BUSY_TIMEOUT_S = 10.0
+CANNOT_WRITE = "cannot be written"
 
 
 def _l001_events(db: sqlite3.Connection) -> None:
@@ -190,20 +191,28 @@ class LocalStoreSink:
     def _outcome(self, rows: Sequence[tuple[str, str, Any, str]]) -> SendOutcome:
         error = self._guarded(rows)
         if error is not None:
-            return SendOutcome(error=error)
+            # A store that cannot be written (a read-only home, a full disk) is not retried within
+            # this run: backing off for the whole budget only made `export` and `flush` wait a minute.
+            return SendOutcome(error=error, stop=CANNOT_WRITE in error)
         return SendOutcome(results={r[0]: (ACCEPTED, None) for r in rows})
 
     def _guarded(self, rows: Sequence[tuple[str, str, Any, str]]) -> str | None:
-        """Store the rows; None when stored, else why not (the store is locked)."""
+        """Store the rows; None when stored, else why not (the store is locked, or cannot be written)."""
         damaged: Damage | None = None
         for attempt in range(2):
             try:
                 self._store(rows, damaged)
                 return None
+            except OSError as e:  # its folder cannot be made or written (the store moved aside, say)
+                self.close()
+                return f"the local store {self.path} {CANNOT_WRITE} ({e.strerror or type(e).__name__})"
             except sqlite3.DatabaseError as e:
                 if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
                     # Another process held the store past the busy timeout: keep the batch for later.
                     return f"the local store {self.path} is locked by another process"
+                if isinstance(e, sqlite3.OperationalError) and ("unable to open" in str(e) or "readonly" in str(e)):
+                    self.close()
+                    return f"the local store {self.path} {CANNOT_WRITE} (SQLite: {e})"
                 if attempt or not is_corrupt(e):
                     raise
                 # A damaged page met while storing: this store is moved aside when reopened
