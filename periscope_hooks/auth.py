@@ -45,7 +45,7 @@ def set_sign_in_required(required: bool) -> None:
     path = paths.sign_in_required_path()
     try:
         if required:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.touch()
         else:
             path.unlink()

@@ -325,7 +325,7 @@ def run(argv: list[str]) -> int:
             if os.environ.get("PERISCOPE_BACKGROUND", "1") != "0" and switches_to_default_branch(args, dirs):
                 spawn_background_flush(state_dir)
             return 0
-        os.makedirs(state_dir, exist_ok=True)
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)  # private whatever the umask (000 made it 0777)
         record = build_record(name, args, dirs)
         spool.append(os.path.join(state_dir, "spool.jsonl"), record)
         # A rebase runs post-commit for every replayed commit and post-rewrite at the

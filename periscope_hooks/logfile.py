@@ -30,7 +30,7 @@ def log_line(path: str | os.PathLike[str], message: str, *, exc: BaseException |
 
             text += f"  periscope-hooks {__version__}\n"
             text += "".join("  " + ln for ln in traceback.format_exception(type(exc), exc, exc.__traceback__))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         try:
             if os.path.getsize(path) > MAX_LOG_BYTES:
                 # Keep one previous generation; os.replace is atomic.

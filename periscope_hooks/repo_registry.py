@@ -9,6 +9,7 @@ every flush (the hooks and the agents' plugins start one after each commit and m
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from periscope_hooks import paths
@@ -31,8 +32,8 @@ def remember(label: str, state_dir: Path) -> None:
     try:
         if path.exists() and line in path.read_text(encoding="utf-8").splitlines():
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a", encoding="utf-8") as f:
             f.write(line + "\n")
     except OSError:
         pass

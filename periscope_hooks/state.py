@@ -244,7 +244,7 @@ def make_state_dir(state_dir: Path) -> None:
     """Create a repository's state folder (.git/periscope); one clear line when a file holds its
     name (it was the catch-all's `FileExistsError` from every command)."""
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private whatever the umask
     except (FileExistsError, NotADirectoryError):
         raise UserError(
             f"{state_dir} is not a folder",

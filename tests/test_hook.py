@@ -594,3 +594,24 @@ def test_a_branch_named_with_bytes_that_are_not_utf8_still_links_its_commits(rep
     sha = commit(repo.path, "on an odd branch")
     (row,) = [r for r in repo.report() if r["sha"] == sha]
     assert row["messages"] == 2 and row["branch"] == "fe\ufffdx-brä"
+
+
+def test_our_folders_are_private_whatever_the_umask(repo, tmp_path):
+    # Under umask 000 .git/periscope, ~/.local/state/periscope and the local store's folder came
+    # out 0777 (anyone could replace state.db or the spool), and the list of repositories 0666.
+    import stat
+
+    from periscope_hooks import paths, repo_registry
+
+    def under_umask_000(*cmd):
+        subprocess.run(["sh", "-c", 'umask 000; exec "$@"', "sh", *cmd], cwd=repo.path, check=True, capture_output=True)
+
+    (repo.path / "f.txt").write_text("x\n")
+    repo.git("add", "f.txt")
+    under_umask_000("git", "commit", "-q", "-m", "first")  # the hook makes .git/periscope
+    add_messages(repo, 1)
+    under_umask_000(sys.executable, "-m", "periscope_hooks", "flush")
+    under_umask_000(sys.executable, "-m", "periscope_hooks", "hook", "pre-push")  # logs, to the user's log
+    for folder in (state_dir(repo.path), paths.local_store_path().parent, paths.user_log_path().parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE(repo_registry.registry_path().stat().st_mode) == 0o600

@@ -418,7 +418,7 @@ class _Capture:
                     messages += 1
         for spool_path, record in held[:cut]:
             if spool_path not in self._written:
-                os.makedirs(os.path.dirname(spool_path), exist_ok=True)
+                os.makedirs(os.path.dirname(spool_path), mode=0o700, exist_ok=True)
                 self._written.append(spool_path)
             spool.append(spool_path, record)
             if record["kind"] == "message":

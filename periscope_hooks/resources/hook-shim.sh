@@ -144,7 +144,7 @@ periscope_run() {
     fi
     # No Python with periscope-hooks: note it where `periscope status` looks, and move on.
     state=$(git rev-parse --git-common-dir 2>/dev/null)/periscope
-    mkdir -p "$state" 2>/dev/null &&
+    mkdir -p -m 700 "$state" 2>/dev/null &&
         printf '%s hook %s: periscope-hooks not found (%s); the commit is unaffected\n' \
             "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$HOOK_NAME" "$INSTALL_PYTHON" >>"$state/hook.log" 2>/dev/null
     return 0

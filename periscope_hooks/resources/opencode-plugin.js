@@ -168,7 +168,7 @@ export const PeriscopePlugin = async (ctx) => {
   const log = (stateDir, message) => {
     for (const dir of [stateDir, path.join(stateHome(), "periscope")]) {
       try {
-        fs.mkdirSync(dir, { recursive: true });
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
         const file = path.join(dir, "plugin.log");
         try {
           if (fs.statSync(file).size > MAX_LOG_BYTES) fs.renameSync(file, file + ".1");
@@ -208,7 +208,7 @@ export const PeriscopePlugin = async (ctx) => {
     if (!waiting) return true;
     const { lines } = waiting;
     try {
-      fs.mkdirSync(where.stateDir, { recursive: true });
+      fs.mkdirSync(where.stateDir, { recursive: true, mode: 0o700 });
       // O_NONBLOCK: no effect on a file; a FIFO in the spool's place with no reader fails at once
       // (the records wait) where opening it blocked OpenCode's event loop for good.
       fs.appendFileSync(where.spool, lines.join(""), { mode: 0o600, flag: APPEND_NONBLOCK });

@@ -132,7 +132,7 @@ def open_local_store(
     events stored before stay in the damaged copy (damaged_copies).  Readers (`export`) get the
     error instead: nothing is moved from under them."""
     path = path or paths.local_store_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not repair:
         return _open(path, busy_timeout_s)
     conn, moved = open_moving_damage_aside(
