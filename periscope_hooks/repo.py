@@ -14,12 +14,34 @@ def resolve_dirs(repo: str | None, *, required: bool = True) -> git.RepoDirs | N
     if repo and not os.path.isdir(repo):
         raise UserError(f"{repo} is not a directory", "pass --repo PATH of a git repository")
     dirs = git.rev_parse_dirs(path)
+    if dirs is None:
+        unreadable = git_cannot_read(path)
+        if unreadable is not None:  # said even where a repository is optional: it is there
+            raise unreadable
     if dirs is None and required:
         raise UserError(
             f"{os.path.abspath(path)} is not inside a git repository",
             "run this inside a repository or pass --repo PATH",
         )
     return dirs
+
+
+def git_cannot_read(path: str) -> UserError | None:
+    """A repository git refused (rev-parse failed) though its folders are there: a reftable one met
+    by a git older than 2.45 was "not inside a git repository", and status showed the no-repo state."""
+    found = git.find_repo_dirs(path, env={})
+    if found is None:
+        return None
+    if git.uses_reftable(found):
+        return UserError(
+            f"{found.common_dir} keeps its refs in reftable, which the git first on PATH cannot read"
+            f" ({git.run_git(['--version'], check=False).strip() or 'git'})",
+            "put git 2.45 or newer first on PATH (the hooks use the git that runs them)",
+        )
+    return UserError(
+        f"git cannot read the repository at {found.common_dir}",
+        f"run `git status` in {os.path.abspath(path)} to see why",
+    )
 
 
 def resolve_state_dir(repo: str | None) -> Path:

@@ -107,3 +107,21 @@ def test_plugin_records_head_on_every_git(any_git_repo, tmp_path):
     assert proc.returncode == 0, proc.stderr
     msgs = [json.loads(x) for x in spool_path(repo.path).read_text().splitlines() if '"kind":"message"' in x]
     assert msgs[-1]["git"] == {"branch": "main", "sha": sha}
+
+
+def test_a_reftable_repository_under_an_older_git_is_said_so(tmp_path, monkeypatch):
+    # git 2.39 cannot read reftable refs: its rev-parse failed and we said "not inside a git
+    # repository" (status: "showing the no-repo state"), sending the user to look for a repository
+    # that is right there.
+    from testing.fixtures import NEW_GIT_BIN, use_new_git
+    from testing.util import periscope
+
+    use_new_git(monkeypatch)
+    repo = tmp_path / "rt"
+    subprocess.run(["git", "init", "-q", "--ref-format=reftable", str(repo)], check=True)
+    monkeypatch.setenv("PATH", os.environ["PATH"].replace(NEW_GIT_BIN + os.pathsep, "", 1))  # the system git first
+    proc = periscope("install-hooks", cwd=repo, check=False)
+    assert proc.returncode == 1 and "keeps its refs in reftable, which the git first on PATH cannot read" in proc.stderr
+    assert "put git 2.45 or newer first on PATH" in proc.stderr
+    status = periscope("status", cwd=repo).stdout
+    assert "keeps its refs in reftable" in status and "not inside a git repository" not in status

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from periscope_hooks import logfile, outbox, output, paths, statedb
+from periscope_hooks import git, logfile, outbox, output, paths, statedb
 from periscope_hooks.errors import UserError
 from periscope_hooks.repo import resolve_dirs
 from periscope_hooks.state_reader import read_state
@@ -89,13 +89,23 @@ def _state_lines(state_dir: Path, conn: sqlite3.Connection, in_repo: bool) -> li
 _unreadable: list[BaseException] = []  # what kept repo_lines from reading state.db (status re-raises it)
 
 
-def repo_lines(repo: str | None) -> list[Line]:
+def _repository(repo: str | None) -> tuple[git.RepoDirs | None, str | None]:
+    """The repository status is about, or None, and why none when git could not read one here
+    (said on its line while the rest of status is still shown; with --repo it is the error)."""
+    try:
+        return resolve_dirs(repo, required=bool(repo)), None
+    except UserError as e:
+        if repo:
+            raise
+        return None, f"error: {e.message} hint: {e.hint}"
+
+
+def repo_lines(dirs: git.RepoDirs | None, unreadable: str | None = None) -> list[Line]:
     from periscope_hooks.commands.install_uninstall import hooks_status
 
-    dirs = resolve_dirs(repo, required=bool(repo))
     lines: list[Line] = []
     if dirs is None:
-        lines.append(("repository", "not inside a git repository (showing the no-repo state)"))
+        lines.append(("repository", unreadable or "not inside a git repository (showing the no-repo state)"))
         state_dir = paths.no_repo_state_dir()
     else:
         lines.append(("repository", dirs.worktree or dirs.common_dir))
@@ -136,8 +146,8 @@ def _last_problem(state_dir: Path) -> str:
 
 
 def status(repo: str | None) -> int:
-    lines = repo_lines(repo)
-    dirs = resolve_dirs(repo, required=False)
+    dirs, unreadable = _repository(repo)
+    lines = repo_lines(dirs, unreadable)
     try:
         from periscope_hooks.commands.opencode import status_lines as opencode_lines
 
