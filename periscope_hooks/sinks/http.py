@@ -164,7 +164,7 @@ class HttpSink:
         status = resp.status_code
         if status in (401, 403):
             if not self._refreshed and self.auth is not None:
-                self._refreshed = True  # one silent refresh per run
+                self._refreshed = True  # one silent refresh until a batch is accepted again
                 return self._send(events, force_refresh=True, top=top)
             if self.auth is None:  # no OAuth client configured: signing in cannot help
                 return SendOutcome(
