@@ -106,6 +106,24 @@ def test_figures_no_message_can_have_are_skipped_and_the_repository_keeps_workin
     assert log.count("is not a real message's") == 2
 
 
+def test_a_message_without_its_own_time_is_skipped_and_a_rebuild_makes_the_same_events(repo):
+    # Without a time the event was dated by the clock at ingest: a rebuild made the same event id
+    # with another time, which the local store (keyed by time and id) kept twice, and the list price
+    # was the one in force in 1970.
+    no_time = message_record(repo.path, id="no-time")
+    del no_time["time"]
+    text_time = message_record(repo.path, id="text-time", time="yesterday")
+    float_time = message_record(repo.path, id="float-time", time=1764000000123.0)
+    append_spool(repo.path, no_time, text_time, float_time)
+    commit(repo.path, "c1")
+    events = {e["message_id"]: e for e in repo.events("message")}
+    assert set(events) == {"float-time"} and events["float-time"]["time"] == "2025-11-24T16:00:00.123Z"
+    assert (state_dir(repo.path) / "hook.log").read_text().count("the message has no time") == 2
+    for f in state_dir(repo.path).glob("state.db*"):  # a rebuild from the spool
+        f.unlink()
+    assert [e["message_id"] for e in repo.events("message")] == ["float-time"]
+
+
 def test_a_name_of_the_wrong_type_is_recorded_empty_and_the_message_kept(repo):
     """A number or an object where a plugin should have written a model, provider, agent, session,
     branch or title: the message's usage still counts (it was skipped whole before), the name is

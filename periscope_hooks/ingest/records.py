@@ -49,7 +49,7 @@ class Message:
     id: str
     session_id: str | None
     cwd: str
-    time: Any
+    time: int
     provider: str | None
     model: str | None
     agent: str | None
@@ -188,6 +188,14 @@ def message(rec: dict[str, Any]) -> Message:
         raise ValueError(f"a token count over {MAX_TOKENS:,} is not a real message's")
     gitinfo = rec.get("git") or {}
     get = rec.get
+    when = get("time")
+    if type(when) is not int:
+        # Without its own time the event was dated by the clock at ingest: a rebuild from the spool
+        # then made the same event (same id) with another time, which the local store keeps twice
+        # (its key is time and id), and the price in force was looked up at 1970.
+        if type(when) is not float or not math.isfinite(when) or when < 0:
+            raise ValueError("the message has no time (milliseconds since 1970)")
+        when = int(when)
     cost = get("cost")
     dollars = float(cost or 0)
     if not math.isfinite(dollars):
@@ -208,7 +216,7 @@ def message(rec: dict[str, Any]) -> Message:
         message_id,
         session_id if type(session_id) is str else text(session_id),
         cwd if type(cwd) is str else text(cwd) or "",
-        get("time"),
+        when,
         provider if type(provider) is str else text(provider),
         model if type(model) is str else text(model),
         agent if type(agent) is str else text(agent),
