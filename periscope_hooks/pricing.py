@@ -243,19 +243,37 @@ class PriceTable:
             return self._models[key]
         found = None
         refs = [model] + ([model.rsplit("/", 1)[1]] if "/" in model else [])
-        provider_ids: list[str | None] = [] if maker_only else [PROVIDER_ALIASES.get(provider.lower(), provider)]
-        provider_ids.append(None)  # the model's maker, found from the model name
-        for pid in provider_ids:
+        # The provider's own price, then the model's maker, found from the model name.  For a plan
+        # (maker_only) the provider counts only where it charges: GitHub Copilot's entries are $0
+        # (a plan is no list price: the maker's is), while Z.ai's coding plan and a ChatGPT login
+        # are the makers themselves (their price was `unknown`, or another company's).
+        for pid in (PROVIDER_ALIASES.get(provider.lower(), provider), None):
             for ref in refs:
                 try:
                     found = self.snapshot.find_provider_model(ref, None, pid, None)[1]
                 except LookupError:
                     continue
                 break
-            if found is not None:
+            if found is not None and (pid is None or not maker_only or self._charges(found)):
                 break
+            found = None
         self._models[key] = found
         return found
+
+    def _charges(self, model_info: Any) -> bool:
+        """Whether any price of the model (any period) asks for money per token or request."""
+        prices = model_info.prices
+        for price in [c.prices for c in prices] if isinstance(prices, list) else [prices]:
+            rates = self._rates_of(price)
+            if rates is not None and (
+                rates.request
+                or any(
+                    r is not None and (r.base or any(t for _, t in r.tiers))
+                    for r in (rates.input, rates.output, rates.cache_read, rates.cache_write, rates.reasoning)
+                )
+            ):
+                return True
+        return False
 
     def _rates_of(self, model_price: Any) -> _Rates | None:
         hit = self._rates.get(id(model_price))
@@ -387,7 +405,7 @@ class Pricer:
             return self._periods[key]
         found: _Periods | None = None
         if self.identity is not None:
-            cached = statedb.cached_price_periods(self.conn, self.identity, provider, model, maker_only)
+            cached = statedb.cached_price_periods(self.conn, self.identity, provider, model, lookup_code(maker_only))
             if cached is not None:
                 found = periods_from_json(cached)
         if found is None and self.identity is not None:
@@ -398,14 +416,18 @@ class Pricer:
                 except (ValueError, TypeError, KeyError, IndexError, AttributeError):
                     found = None  # a damaged entry: the table decides, and the entry is written again
                 else:
-                    statedb.cache_price_periods(self.conn, self.identity, provider, model, maker_only, shared)
+                    statedb.cache_price_periods(
+                        self.conn, self.identity, provider, model, lookup_code(maker_only), shared
+                    )
         if found is None:
             table = self.table
             if isinstance(table, PriceTable):
                 found = periods_of(table._find(provider, model, maker_only), table)
                 if found is not None:
                     text = periods_to_json(found)
-                    statedb.cache_price_periods(self.conn, table.identity, provider, model, maker_only, text)
+                    statedb.cache_price_periods(
+                        self.conn, table.identity, provider, model, lookup_code(maker_only), text
+                    )
                     _share_periods(table.identity, _shared_key(provider, model, maker_only), text)
         self._periods[key] = found
         return found
@@ -439,8 +461,15 @@ class Pricer:
         return priced(micro, reported, tokens, self.identity)
 
 
+def lookup_code(maker_only: bool) -> int:
+    """How a model's prices were looked up, in the caches' keys: 0 the provider's own, then the
+    maker's; 2 for a plan, the provider's where it charges, then the maker's.  (1, a plan's maker from
+    the model name alone, was the rule before: its cached answers are not reused.)"""
+    return 2 if maker_only else 0
+
+
 def _shared_key(provider: str, model: str, maker_only: bool) -> str:
-    return f"{int(maker_only)}\t{provider}\t{model}"
+    return f"{lookup_code(maker_only)}\t{provider}\t{model}"
 
 
 def _read_shared_periods(identity: str) -> dict[str, Any]:

@@ -1095,20 +1095,19 @@ def priced_with_another_table(conn: sqlite3.Connection, identity: str) -> int:
     return int(row[0])
 
 
-def cached_price_periods(
-    conn: sqlite3.Connection, snapshot: str, provider: str, model: str, maker_only: bool
-) -> str | None:
+def cached_price_periods(conn: sqlite3.Connection, snapshot: str, provider: str, model: str, lookup: int) -> str | None:
+    """`lookup`: pricing.lookup_code (stored in the maker_only column, which held 0/1 before)."""
     row = conn.execute(
         "SELECT periods FROM price_cache WHERE snapshot = ? AND provider = ? AND model = ? AND maker_only = ?",
-        (snapshot, provider, model, int(maker_only)),
+        (snapshot, provider, model, lookup),
     ).fetchone()
     return None if row is None else str(row[0])
 
 
 def cache_price_periods(
-    conn: sqlite3.Connection, snapshot: str, provider: str, model: str, maker_only: bool, periods: str
+    conn: sqlite3.Connection, snapshot: str, provider: str, model: str, lookup: int, periods: str
 ) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO price_cache (snapshot, provider, model, maker_only, periods) VALUES (?, ?, ?, ?, ?)",
-        (snapshot, provider, model, int(maker_only), periods),
+        (snapshot, provider, model, lookup, periods),
     )

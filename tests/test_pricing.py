@@ -83,6 +83,16 @@ CASES = [
         (150 + 600 + 75, "subscription"),
         id="opencode-free-tier-maker-price",
     ),
+    # A plan whose provider is the model's maker: its own price ("unknown", or another company's
+    # through the model name: zhipuai's for GLM, before stop 26).
+    pytest.param(
+        "zai-coding-plan", "glm-4.6", (1000, 1000, 0, 0, 0), NOW, 0.0, (600 + 2200, "subscription"),
+        id="zai-coding-plan-the-makers-own-price",
+    ),
+    pytest.param(
+        "openai", "codex-mini-latest", (1000, 1000, 0, 0, 0), NOW, 0.0, (1500 + 6000, "subscription"),
+        id="chatgpt-plan-the-makers-own-price",
+    ),
     pytest.param(
         "anthropic", "claude-sonnet-4", (1000, 0, 0, 0, 0), NOW, None, (3000, "estimated"), id="no-reported-cost"
     ),
