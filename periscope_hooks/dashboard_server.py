@@ -61,8 +61,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def parse_request(self) -> bool:
+        """Any method but GET and HEAD is refused with 405 (TRACE, PROPFIND... got http.server's 501
+        page, where the docs promise 405)."""
+        if not super().parse_request():
+            return False
+        if self.command in ("GET", "HEAD"):
+            return True
+        self.send_response(405)
+        self.send_header("Allow", "GET, HEAD")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return False
+
     def _answer(self) -> None:
-        if self.headers.get("Host", "") not in self.server.allowed_hosts():
+        # Host names are case-insensitive (RFC 9110 4.2.3): LOCALHOST:port is the same host.
+        if self.headers.get("Host", "").lower() not in self.server.allowed_hosts():
             self._send(403, b"forbidden host\n")
             return
         base = f"/{self.server.token}/"
@@ -83,14 +97,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._answer()
-
-    def _refuse(self) -> None:
-        self.send_response(405)
-        self.send_header("Allow", "GET, HEAD")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse  # noqa: N815
 
 
 def _csp_of(html: bytes) -> str:

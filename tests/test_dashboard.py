@@ -294,9 +294,12 @@ def test_serve_answers_only_get_for_its_secret_path_and_host(repo, tmp_path):
         assert request("GET", path[:-3] + "xx/").status == 404
         assert request("GET", path, host_header="evil.example:80").status == 403
         assert request("GET", path, host_header=f"localhost:{port}").status == 200
-        for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+        assert request("GET", path, host_header=f"LOCALHOST:{port}").status == 200  # host names ignore case
+        # TRACE, PROPFIND...: 405 too (they got http.server's 501 page).
+        for method in ("POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PROPFIND"):
             r = request(method, path)
-            assert r.status == 405 and r.getheader("Access-Control-Allow-Origin") is None
+            assert r.status == 405 and r.getheader("Allow") == "GET, HEAD", (method, r.status)
+            assert r.getheader("Access-Control-Allow-Origin") is None
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -164,3 +164,36 @@ def test_a_capped_page_says_so(browser, scenario, tmp_path):
     note = visit.page.locator("#commits-note")
     assert note.is_visible() and f"4 most expensive of {len(agg['commits'])}" in note.inner_text()
     visit.page.close()
+
+
+def test_long_titles_wrap_the_window_reads_as_typed_and_an_empty_page_says_so(browser, repo, tmp_path):
+    # A 200-character title without spaces ran over the cost column; `--until 2026-11-26` read as
+    # "...to 2026-11-27T00:00:00.000Z"; a page without usage showed blank charts and no word.
+    from testing.util import append_spool, commit, message_record, periscope, session_record
+
+    out = tmp_path / "empty.html"
+    periscope("dashboard", "--no-open", "--out", str(out), cwd=repo.path, in_process=False)
+    visit = Visit(browser, out)
+    note = visit.page.locator("#empty-note")
+    assert note.is_visible() and note.inner_text().startswith("No AI usage recorded yet")
+    visit.page.close()
+
+    append_spool(
+        repo.path,
+        session_record("s", "x" * 200),
+        message_record(repo.path, session_id="s", cost=0.84, time=1764200000000),
+    )
+    commit(repo.path, "one")
+    out = tmp_path / "window.html"
+    periscope(
+        "dashboard", "--no-open", "--since", "2025-11-20", "--until", "2025-11-30", "--out", str(out),
+        cwd=repo.path, in_process=False, env={"TZ": "UTC"},
+    )  # fmt: skip
+    visit = Visit(browser, out)
+    page = visit.page
+    assert visit.errors == [] and page.locator("#empty-note").is_hidden()
+    assert "from 2025-11-20 through 2025-11-30" in page.locator("#scope").inner_text()
+    title = page.locator("#sessions tbody td.title").first
+    assert title.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the title spills out of its cell"
+    assert page.locator('[data-kpi="total-cost"] .sub').inner_text() == "1 message"  # was "1 messages"
+    page.close()

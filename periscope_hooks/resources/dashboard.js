@@ -27,13 +27,28 @@
       if (text !== undefined && text !== null) e.textContent = String(text);
       return e;
     }
+    function plural(n, word) { return fmtInt(n) + " " + word + (n === 1 ? "" : "s"); }
     function modelName(r) { return (r.provider ? r.provider + "/" : "") + (r.model || "(unknown)"); }
     function sumTokens(t) { return TOKEN_KINDS.reduce(function (a, k) { return a + (t[k] || 0); }, 0); }
 
     // --- scope line and KPIs --------------------------------------------------------------------
     var f = data.filter, t = data.totals;
     var scope = (f.repos.length === 1 ? f.repos[0] : f.repos.length + " repositories");
-    if (f.since || f.until) scope += " · " + (f.since || "…") + " to " + (f.until || "…");
+    // The window in local time, as the user typed it: `until` is the instant after the last one
+    // kept (the day after a whole day), and it read as that next day, in UTC.
+    function pad2(n) { return (n < 10 ? "0" : "") + n; }
+    function localText(ms) {
+      var d = new Date(ms), day = d.getFullYear() + "-" + pad2(d.getMonth() + 1) + "-" + pad2(d.getDate());
+      var hm = pad2(d.getHours()) + ":" + pad2(d.getMinutes());
+      return hm === "00:00" ? day : day + " " + hm;
+    }
+    function untilText(iso) {
+      var end = Date.parse(iso), last = new Date(end - 1);
+      var whole = new Date(end).getHours() === 0 && new Date(end).getMinutes() === 0;
+      return whole ? "through " + localText(new Date(last.getFullYear(), last.getMonth(), last.getDate()).getTime()) : "until " + localText(end);
+    }
+    if (f.since || f.until)
+      scope += " · " + (f.since ? "from " + localText(Date.parse(f.since)) : "from the start") + " " + (f.until ? untilText(f.until) : "to now");
     scope += " · generated " + data.generated;
     document.getElementById("scope").textContent = scope;
 
@@ -42,19 +57,25 @@
     var kpis = [
       ["cost-per-commit", "Cost per commit (median)", fmtCost(t.cost_per_commit.median), t.cost_per_commit.median,
         "mean " + fmtCost(t.cost_per_commit.mean) + " · p90 " + fmtCost(t.cost_per_commit.p90), true],
-      ["total-cost", "Total AI cost", fmtCost(t.cost), t.cost, fmtInt(t.messages) + " messages", false],
+      ["total-cost", "Total AI cost", fmtCost(t.cost), t.cost, plural(t.messages, "message"), false],
       ["commits", "Commits with AI usage", fmtInt(t.commits), t.commits, fmtCost(t.linked.cost) + " linked", false],
       ["agent-commits", "Agent-made commits", fmtInt(agentCommits), agentCommits, fmtCost(agentCost), false],
       ["cache-hit-rate", "Cache hit rate", fmtPct(t.cache_hit_rate), t.cache_hit_rate, fmtInt(t.tokens.cache_read) + " cached tokens", false],
       ["subagent-share", "Sub-agent share", fmtPct(data.subagents.share), data.subagents.share,
         fmtCost(data.subagents.subagent.cost), false],
-      ["pending", "Not linked yet", fmtCost(t.pending.cost), t.pending.cost, fmtInt(t.pending.messages) + " messages", false]
+      ["pending", "Not linked yet", fmtCost(t.pending.cost), t.pending.cost, plural(t.pending.messages, "message"), false]
     ];
     if (t.list_cost !== undefined && t.list_cost !== null)
       kpis.splice(2, 0, ["list-cost", "At list prices", fmtCost(t.list_cost), t.list_cost, "the makers' list prices", false]);
     if (t.shipped)
       kpis.splice(3, 0, ["shipped-share", "Shipped", fmtPct(t.shipped.share), t.shipped.share,
-        fmtInt(t.shipped.commits) + " commits · " + fmtCost(t.shipped.cost), false]);
+        plural(t.shipped.commits, "commit") + " · " + fmtCost(t.shipped.cost), false]);
+    if (!t.messages) {
+      var empty = document.getElementById("empty-note");
+      empty.textContent = "No AI usage recorded yet" + (f.since || f.until ? " in this window" : "") +
+        ": the charts below fill in once an agent's messages are linked to commits.";
+      empty.hidden = false;
+    }
     var kpiBox = document.getElementById("kpis");
     kpis.forEach(function (k) {
       var card = el("div", "kpi" + (k[5] ? " centre" : ""));
@@ -155,12 +176,14 @@
     var dayDatasets = modelNames.map(function (m, i) {
       return { type: "bar", label: m, data: stacks[m], backgroundColor: PALETTE[i % PALETTE.length], stack: "cost", yAxisID: "y" };
     });
-    dayDatasets.push({ type: "line", label: "cumulative", data: data.days.map(function (d) { return d.cumulative_cost; }),
+    // order -1: drawn over the bars (Chart.js draws the lowest order on top; it was hidden behind them).
+    dayDatasets.push({ type: "line", label: "running total (right axis)", order: -1, data: data.days.map(function (d) { return d.cumulative_cost; }),
       borderColor: "#24292f", backgroundColor: "#24292f", pointRadius: days.length > 60 ? 0 : 2, yAxisID: "y2" });
     chart("chart-days", {
       data: { labels: days, datasets: dayDatasets },
-      options: { plugins: { tooltip: costTooltip }, scales: { x: { stacked: true }, y: Object.assign({ stacked: true }, costAxis),
-        y2: Object.assign({ position: "right", grid: { drawOnChartArea: false } }, costAxis) } }
+      options: { plugins: { tooltip: costTooltip }, scales: { x: { stacked: true },
+        y: Object.assign({ stacked: true, title: { display: true, text: "cost per day" } }, costAxis),
+        y2: Object.assign({ position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "running total" } }, costAxis) } }
     });
 
     chart("chart-models-cost", {
@@ -184,7 +207,7 @@
     });
     chart("chart-origin", {
       type: "doughnut",
-      data: { labels: data.by_origin.map(function (o) { return o.origin + " (" + o.commits + " commits)"; }),
+      data: { labels: data.by_origin.map(function (o) { return o.origin + " (" + plural(o.commits, "commit") + ")"; }),
         datasets: [{ data: data.by_origin.map(function (o) { return o.cost; }),
           backgroundColor: data.by_origin.map(function (o) { return o.origin === "agent" ? PALETTE[1] : PALETTE[0]; }) }] },
       options: { plugins: { tooltip: { callbacks: { label: function (c) { return fmtCost(c.parsed); } } } } }
