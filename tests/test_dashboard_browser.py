@@ -197,3 +197,20 @@ def test_long_titles_wrap_the_window_reads_as_typed_and_an_empty_page_says_so(br
     assert title.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the title spills out of its cell"
     assert page.locator('[data-kpi="total-cost"] .sub').inner_text() == "1 message"  # was "1 messages"
     page.close()
+
+
+def test_usage_without_a_reported_cost_is_said_with_its_list_price(browser, repo, tmp_path):
+    # Claude Code reports no cost: every chart read $0 and the only clue was the list-price card.
+    from testing.util import append_spool, commit, message_record, periscope
+
+    append_spool(
+        repo.path, message_record(repo.path, cost=None, coding_agent="claude-code", tokens=(1_000_000, 0, 0, 0, 0))
+    )
+    commit(repo.path, "by claude")
+    out = tmp_path / "cc.html"
+    periscope("dashboard", "--no-open", "--out", str(out), cwd=repo.path, in_process=False)
+    visit = Visit(browser, out)
+    note = visit.page.locator("#basis-note")
+    assert note.is_visible(), visit.errors
+    assert note.inner_text().startswith("1 of 1 message report no cost") and "comes to $3.00" in note.inner_text()
+    visit.page.close()

@@ -70,6 +70,16 @@
     if (t.shipped)
       kpis.splice(3, 0, ["shipped-share", "Shipped", fmtPct(t.shipped.share), t.shipped.share,
         plural(t.shipped.commits, "commit") + " · " + fmtCost(t.shipped.cost), false]);
+    var mix = t.cost_sources || {};
+    if (t.messages && t.list_cost && (mix.estimated || mix.subscription)) {
+      // Claude Code reports no cost and plans report 0: the cost figures below leave those messages
+      // out, while their list price is the honest figure (docs/cost.md).  Said, not hidden in a card.
+      var basis = document.getElementById("basis-note");
+      basis.textContent = fmtInt((mix.estimated || 0) + (mix.subscription || 0)) + " of " + plural(t.messages, "message") +
+        " report no cost (Claude Code) or a plan's $0: the cost figures below count them at $0. At list prices all" +
+        " usage comes to " + fmtCost(t.list_cost) + " (the list price column, and `periscope report`'s list_cost).";
+      basis.hidden = false;
+    }
     if (!t.messages) {
       var empty = document.getElementById("empty-note");
       empty.textContent = "No AI usage recorded yet" + (f.since || f.until ? " in this window" : "") +
