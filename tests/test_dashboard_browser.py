@@ -214,3 +214,37 @@ def test_usage_without_a_reported_cost_is_said_with_its_list_price(browser, repo
     assert note.is_visible(), visit.errors
     assert note.inner_text().startswith("1 of 1 message report no cost") and "comes to $3.00" in note.inner_text()
     visit.page.close()
+
+
+def test_every_day_has_its_place_and_many_models_are_summed_past_twelve(browser, repo, tmp_path):
+    # Days without usage were left out of the day chart (a quiet week looked like one day), and 15
+    # models made 15 bars and a legend that covered the chart.
+    from testing.util import append_spool, commit, message_record, periscope
+
+    day = 86_400_000
+    start = 1764590400000  # 2025-12-01T12:00Z
+    append_spool(
+        repo.path,
+        *[
+            message_record(
+                repo.path, model=f"model-{i:02d}", cost=0.01 * (i + 1), time=start + (4 * day if i == 14 else 0)
+            )
+            for i in range(15)
+        ],
+    )
+    commit(repo.path, "many")
+    out = tmp_path / "days.html"
+    periscope("dashboard", "--no-open", "--out", str(out), cwd=repo.path, in_process=False, env={"TZ": "UTC"})
+    visit = Visit(browser, out)
+    page = visit.page
+    assert visit.errors == []
+    labels = json.loads(page.evaluate("JSON.stringify(Chart.getChart('chart-days').data.labels)"))
+    assert labels == ["2025-12-01", "2025-12-02", "2025-12-03", "2025-12-04", "2025-12-05"]
+    running = json.loads(
+        page.evaluate("JSON.stringify(Chart.getChart('chart-days').data.datasets.find(d => d.type === 'line').data)")
+    )
+    assert running[1:4] == [running[0]] * 3 and running[4] > running[0]  # flat through the quiet days
+    models = json.loads(page.evaluate("JSON.stringify(Chart.getChart('chart-models-cost').data.labels)"))
+    assert len(models) == 13 and models[-1] == "(3 other models)"
+    assert page.locator("#chart-days").get_attribute("role") == "img"
+    page.close()

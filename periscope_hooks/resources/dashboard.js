@@ -101,7 +101,7 @@
     function table(id, columns, rows) {
       var tbl = document.getElementById(id);
       var tr = el("tr");
-      columns.forEach(function (c) { tr.appendChild(el("th", c.num ? "num" : "", c.label)); });
+      columns.forEach(function (c) { var th = el("th", c.num ? "num" : "", c.label); th.scope = "col"; tr.appendChild(th); });
       tbl.tHead.appendChild(tr);
       var body = tbl.tBodies[0], frag = document.createDocumentFragment();
       rows.forEach(function (r) {
@@ -152,14 +152,24 @@
 
     // --- charts ---------------------------------------------------------------------------------
     var charts = [];
-    function chart(id, config) { charts.push(new Chart(document.getElementById(id), config)); }
+    function chart(id, config) {
+      var canvas = document.getElementById(id), caption = canvas.closest("figure").querySelector("figcaption");
+      // A picture with a name for screen readers; the tables hold the figures.
+      canvas.setAttribute("role", "img");
+      canvas.setAttribute("aria-label", (caption ? caption.textContent : id) + " (chart; the figures are in the tables and in `periscope report`)");
+      charts.push(new Chart(canvas, config));
+    }
     var costAxis = { beginAtZero: true, ticks: { callback: fmtAxis } };
     var costTooltip = { callbacks: { label: function (c) { return (c.dataset.label ? c.dataset.label + ": " : "") + fmtCost(c.parsed.y === undefined ? c.parsed : c.parsed.y); } } };
 
     chart("chart-top-commits", {
       type: "bar",
       data: {
-        labels: data.top_commits.map(function (c) { return c.sha.slice(0, 8) + (c.branch ? " " + c.branch : ""); }),
+        // Long branch names pushed the SHA out of the label's room: cut to 24 characters.
+        labels: data.top_commits.map(function (c) {
+          var b = c.branch || "";
+          return c.sha.slice(0, 8) + (b ? " " + (b.length > 24 ? b.slice(0, 23) + "…" : b) : "");
+        }),
         datasets: [{ label: "cost", data: data.top_commits.map(function (c) { return c.cost; }),
           backgroundColor: data.top_commits.map(function (c) { return c.origin === "agent" ? PALETTE[1] : PALETTE[0]; }) }]
       },
@@ -176,18 +186,43 @@
       options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
     });
 
-    var days = data.days.map(function (d) { return d.day; });
+    // Every calendar day from the first to the last: days without usage were left out, so a quiet
+    // week sat next to a busy day at the same spacing and the running total seemed to grow evenly.
+    var days = [], running = [], byDay = {};
+    data.days.forEach(function (d) { byDay[d.day] = d; });
+    if (data.days.length) {
+      var first = data.days[0].day.split("-"), last = data.days[data.days.length - 1].day, total = 0;
+      for (var cur = new Date(+first[0], +first[1] - 1, +first[2], 12); days.length < 3700; cur.setDate(cur.getDate() + 1)) {
+        var key = cur.getFullYear() + "-" + pad2(cur.getMonth() + 1) + "-" + pad2(cur.getDate());
+        if (byDay[key]) total = byDay[key].cumulative_cost;
+        days.push(key);
+        running.push(total);
+        if (key >= last) break;
+      }
+    }
     var dayIndex = {};
     days.forEach(function (d, i) { dayIndex[d] = i; });
-    var modelNames = data.models.map(modelName);
+    // The 12 most expensive models by name in the charts, the rest summed as one: 300 models made a
+    // legend that covered the day chart and bars no one could read (the table of figures keeps them all).
+    var MAX_MODELS = 12, chartModels = data.models.slice(0, MAX_MODELS);
+    if (data.models.length > MAX_MODELS) {
+      var rest = { provider: null, model: "(" + (data.models.length - MAX_MODELS) + " other models)", cost: 0, cache_hit_rate: null,
+        tokens: { input: 0, output: 0, reasoning: 0, cache_read: 0, cache_write: 0 } };
+      data.models.slice(MAX_MODELS).forEach(function (m) {
+        rest.cost += m.cost;
+        TOKEN_KINDS.forEach(function (k) { rest.tokens[k] += m.tokens[k] || 0; });
+      });
+      chartModels.push(rest);
+    }
+    var modelNames = chartModels.map(modelName), otherName = chartModels.length > MAX_MODELS ? modelNames[MAX_MODELS] : null;
     var stacks = {};
     modelNames.forEach(function (m) { stacks[m] = days.map(function () { return 0; }); });
-    data.day_model.forEach(function (r) { var m = modelName(r); if (stacks[m]) stacks[m][dayIndex[r.day]] += r.cost; });
+    data.day_model.forEach(function (r) { var m = stacks[modelName(r)] ? modelName(r) : otherName; if (m) stacks[m][dayIndex[r.day]] += r.cost; });
     var dayDatasets = modelNames.map(function (m, i) {
       return { type: "bar", label: m, data: stacks[m], backgroundColor: PALETTE[i % PALETTE.length], stack: "cost", yAxisID: "y" };
     });
     // order -1: drawn over the bars (Chart.js draws the lowest order on top; it was hidden behind them).
-    dayDatasets.push({ type: "line", label: "running total (right axis)", order: -1, data: data.days.map(function (d) { return d.cumulative_cost; }),
+    dayDatasets.push({ type: "line", label: "running total (right axis)", order: -1, data: running,
       borderColor: "#24292f", backgroundColor: "#24292f", pointRadius: days.length > 60 ? 0 : 2, yAxisID: "y2" });
     chart("chart-days", {
       data: { labels: days, datasets: dayDatasets },
@@ -198,21 +233,21 @@
 
     chart("chart-models-cost", {
       type: "bar",
-      data: { labels: modelNames, datasets: [{ label: "cost", data: data.models.map(function (m) { return m.cost; }),
+      data: { labels: modelNames, datasets: [{ label: "cost", data: chartModels.map(function (m) { return m.cost; }),
         backgroundColor: modelNames.map(function (_, i) { return PALETTE[i % PALETTE.length]; }) }] },
       options: { plugins: { legend: { display: false }, tooltip: costTooltip }, scales: { y: costAxis } }
     });
     chart("chart-models-tokens", {
       type: "bar",
       data: { labels: modelNames, datasets: TOKEN_KINDS.map(function (k, i) {
-        return { label: k, data: data.models.map(function (m) { return m.tokens[k]; }), backgroundColor: PALETTE[i] };
+        return { label: k, data: chartModels.map(function (m) { return m.tokens[k]; }), backgroundColor: PALETTE[i] };
       }) },
       options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } }
     });
     chart("chart-cache", {
       type: "bar",
       data: { labels: modelNames, datasets: [{ label: "cache hit rate", backgroundColor: PALETTE[2],
-        data: data.models.map(function (m) { return m.cache_hit_rate === null ? 0 : m.cache_hit_rate * 100; }) }] },
+        data: chartModels.map(function (m) { return m.cache_hit_rate === null ? 0 : m.cache_hit_rate * 100; }) }] },
       options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true, max: 100, ticks: { callback: function (v) { return v + "%"; } } } } }
     });
     chart("chart-origin", {
