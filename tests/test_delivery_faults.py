@@ -216,6 +216,20 @@ def test_receiver_hangs_while_git_commit_returns_at_once(receiver, tmp_path):
     assert {e["type"] for e in receiver.events.values()} == {"message", "commit"}
 
 
+def expire_tokens_after(receiver, idp, *accepted_counts):
+    """Make the identity provider expire every access token once the receiver has accepted each of
+    `accepted_counts` events."""
+    original, accepted = receiver._accept, [0]
+
+    def accept_then_expire(event):
+        accepted[0] += 1
+        if accepted[0] in accepted_counts:
+            idp.expire_access_tokens()
+        return original(event)
+
+    receiver._accept = accept_then_expire
+
+
 def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
     """Real msal and a local identity provider: the access token expires between batches."""
     with signed_in_backend(tmp_path, monkeypatch) as backend:
@@ -224,18 +238,7 @@ def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
         sd = state_dir(init_repo(tmp_path / "r"))
         evs = make_events(1500)
         fill_outbox(sd, evs)
-        # Expire every access token after the first batch is accepted.
-        original = receiver._accept
-
-        accepted = [0]
-
-        def accept_then_expire(event):
-            accepted[0] += 1
-            if accepted[0] == 500:
-                idp.expire_access_tokens()
-            return original(event)
-
-        receiver._accept = accept_then_expire
+        expire_tokens_after(receiver, idp, 500)  # every access token, once the first batch is in
         flush_until_empty(sd)
         check_exactly_once(receiver, sd, evs)
         assert "refresh_token" in idp.grants
@@ -408,15 +411,7 @@ def test_a_token_expiring_twice_in_one_flush_is_refreshed_twice_and_a_failing_pr
         sd = state_dir(init_repo(tmp_path / "r"))
         evs = make_events(1500)
         fill_outbox(sd, evs)
-        original, accepted = receiver._accept, [0]
-
-        def accept_then_expire(event):
-            accepted[0] += 1
-            if accepted[0] in (500, 1000):  # after the first and the second batch
-                idp.expire_access_tokens()
-            return original(event)
-
-        receiver._accept = accept_then_expire
+        expire_tokens_after(receiver, idp, 500, 1000)  # after the first and the second batch
         result = flush_state_dir(sd)
         assert result.error is None and idp.grants.count("refresh_token") == 2
         check_exactly_once(receiver, sd, evs)

@@ -288,11 +288,10 @@ def test_signed_in_then_expired(sd, tmp_path, monkeypatch):
 
 
 def test_port_line_only_when_a_client_is_configured(sd, monkeypatch):
-    # A port of its own: the worker's sign-in port can still be held for a moment by the listener
-    # (or an accepted connection) of a sign-in another test just made, and "free" then failed.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        monkeypatch.setenv("PERISCOPE_LOGIN_PORT", str(probe.getsockname()[1]))
+    # A port of its own, which no other test signs in on (the worker's sign-in port was found held in
+    # CI right after another test's sign-in), and below the kernel's ephemeral range (a port from
+    # there can be any outgoing connection's local port at the moment "free" is checked).
+    monkeypatch.setenv("PERISCOPE_LOGIN_PORT", str(LOGIN_PORT + 100))
     port_label = f"port {redirect_port()}"
     point_config_at("https://ingest.periscope.example/v1/events")
     assert port_label not in labels(lines(sd))

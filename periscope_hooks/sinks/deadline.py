@@ -17,13 +17,21 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+# The whole request may take this many times the per-operation timeout: a batch of up to 1 MB
+# going out over a slow link (0.5 Mbit/s: 16 s) must still fit, where the 15 s each read and write
+# may take would not; a server that drips its answer is cut off all the same.
+WHOLE_REQUEST_TIMEOUTS = 4
+
 
 class RequestTooSlow(Exception):
     """The request (connect, send, receive) took longer than its limit."""
 
 
 @contextlib.contextmanager
-def whole_request_within(seconds: float) -> Iterator[None]:
+def whole_request_within(timeout: float) -> Iterator[None]:
+    """The request in the block ends (RequestTooSlow) after WHOLE_REQUEST_TIMEOUTS times `timeout`,
+    the per-operation timeout its client was given."""
+    seconds = timeout * WHOLE_REQUEST_TIMEOUTS
     if (
         seconds <= 0
         or threading.current_thread() is not threading.main_thread()
