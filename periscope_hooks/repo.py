@@ -33,9 +33,12 @@ def git_cannot_read(path: str) -> UserError | None:
     if found is None:
         return None
     if git.uses_reftable(found):
+        try:
+            version = git.run_git(["--version"], check=False).strip() or "git"
+        except git.GitError:  # no git to start at all
+            version = "no git found"
         return UserError(
-            f"{found.common_dir} keeps its refs in reftable, which the git first on PATH cannot read"
-            f" ({git.run_git(['--version'], check=False).strip() or 'git'})",
+            f"{found.common_dir} keeps its refs in reftable, which the git first on PATH cannot read ({version})",
             "put git 2.45 or newer first on PATH (the hooks use the git that runs them)",
         )
     return UserError(

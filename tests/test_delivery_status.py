@@ -313,9 +313,9 @@ def test_port_line_only_when_a_client_is_configured(sd, monkeypatch):
         assert one(rows, "sign-in") == "not signed in: run periscope login"
     finally:
         blocker.close()
-    # Under CI's load the closed port has been seen still taken for a moment (three runs in a row,
-    # never outside CI; what held it is unknown): asked again for up to 5 s, and if it stays taken
-    # the failure says who holds it.
+    # Under the full suite's load the closed listener was seen (ss) still LISTENing for a moment
+    # after close() (three CI runs in a row; a child forked meanwhile holds a copy of the descriptor
+    # until its exec): asked again for up to 5 s, and if it stays taken the failure says who holds it.
     deadline = time.monotonic() + 5
     while one(lines(sd), port_label) != "free for the sign-in redirect" and time.monotonic() < deadline:
         time.sleep(0.1)
