@@ -55,6 +55,10 @@ PROVIDER_ALIASES = {
     "zai-coding-plan": "zai",
 }
 
+# Providers that run the model on the user's machine (OpenCode's ids): a model named like an API's
+# (deepseek-r1:7b, a local distill) is not that model, and is billed by no one: never a list price.
+LOCAL_PROVIDERS = frozenset(("ollama", "lmstudio", "llama.cpp", "llamacpp", "local"))
+
 # The price keys a message's five token counts can incur (plus a per-request price).  Any other key
 # of a model's price (audio, images, searches...) prices usage the spool never records.
 _TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok")
@@ -242,6 +246,9 @@ class PriceTable:
         if key in self._models:
             return self._models[key]
         found = None
+        if provider.lower() in LOCAL_PROVIDERS:
+            self._models[key] = None  # runs on this machine: no list price (the table's prefix match
+            return None  # gave ollama's deepseek-r1:7b the DeepSeek API's price)
         refs = [model] + ([model.rsplit("/", 1)[1]] if "/" in model else [])
         # The provider's own price, then the model's maker, found from the model name.  For a plan
         # (maker_only) the provider counts only where it charges: GitHub Copilot's entries are $0

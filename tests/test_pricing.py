@@ -110,6 +110,13 @@ CASES = [
     pytest.param(
         "local", "my-finetune", (1000, 1, 0, 0, 0), NOW, 0.0, (None, "unknown"), id="missing-model-reported-0"
     ),
+    # A local model named like an API's (a distill): the table's prefix match gave it DeepSeek's price.
+    pytest.param(
+        "ollama", "deepseek-r1:7b", (1000, 1000, 0, 0, 0), NOW, 0.0, (None, "unknown"), id="local-model-no-list-price"
+    ),
+    pytest.param(
+        "lmstudio", "claude-sonnet-4-5-custom", (1000, 1000, 0, 0, 0), NOW, 0.0, (None, "unknown"), id="local-lmstudio"
+    ),
     pytest.param(None, None, (1000, 1, 0, 0, 0), NOW, None, (None, "unknown"), id="no-model"),
 ]  # fmt: skip
 
