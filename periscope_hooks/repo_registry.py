@@ -1,9 +1,9 @@
 """The repositories periscope has worked in on this machine, for `dashboard --all-repos`.
 
 One JSON object a line ({"label": the work tree, "state_dir": its .git/periscope}) in
-~/.local/state/periscope/repos.  Written where a repository's state is made or read: `install-hooks`,
-every flush (the hooks and the agents' plugins start one after each commit and message) and
-`dashboard`.  Best effort: a home that cannot be written only loses the note.
+~/.local/state/periscope/repos.  Written by every flush (the hooks and the agents' plugins start one
+after each commit and message) and by `dashboard`.  Best effort: a home that cannot be written only
+loses the note.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ left in the outbox, and the books balance: created = delivered + pending + dead 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -230,14 +231,21 @@ def expire_tokens_after(receiver, idp, *accepted_counts):
     receiver._accept = accept_then_expire
 
 
-def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
-    """Real msal and a local identity provider: the access token expires between batches."""
+@contextlib.contextmanager
+def signed_in_with_three_batches(tmp_path, monkeypatch):
+    """Signed in (real msal, a local identity provider) with 1,500 events in a repository's outbox:
+    (backend, idp, receiver, state dir, events)."""
     with signed_in_backend(tmp_path, monkeypatch) as backend:
-        idp, receiver = backend.idp, backend.receiver
         backend.login()
         sd = state_dir(init_repo(tmp_path / "r"))
         evs = make_events(1500)
         fill_outbox(sd, evs)
+        yield backend, backend.idp, backend.receiver, sd, evs
+
+
+def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
+    """Real msal and a local identity provider: the access token expires between batches."""
+    with signed_in_with_three_batches(tmp_path, monkeypatch) as (backend, idp, receiver, sd, evs):
         expire_tokens_after(receiver, idp, 500)  # every access token, once the first batch is in
         flush_until_empty(sd)
         check_exactly_once(receiver, sd, evs)
@@ -405,12 +413,7 @@ def test_a_token_expiring_twice_in_one_flush_is_refreshed_twice_and_a_failing_pr
     # provider's token endpoint, a transient failure.
     from periscope_hooks import paths
 
-    with signed_in_backend(tmp_path, monkeypatch) as backend:
-        idp, receiver = backend.idp, backend.receiver
-        backend.login()
-        sd = state_dir(init_repo(tmp_path / "r"))
-        evs = make_events(1500)
-        fill_outbox(sd, evs)
+    with signed_in_with_three_batches(tmp_path, monkeypatch) as (_, idp, receiver, sd, evs):
         expire_tokens_after(receiver, idp, 500, 1000)  # after the first and the second batch
         result = flush_state_dir(sd)
         assert result.error is None and idp.grants.count("refresh_token") == 2

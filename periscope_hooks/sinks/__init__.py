@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+if TYPE_CHECKING:
+    import httpx
 
 ACCEPTED = "accepted"  # the receiver holds the event (a duplicate it already had counts too)
 REJECTED = "rejected"  # the receiver will never take it: dead-letter it with the reason
@@ -90,17 +93,34 @@ def halves(
     return merged
 
 
-def certificate_problem(error_text: str, receiver: str) -> str | None:
-    """What a failed TLS verification says, when it says more than "not trusted": a certificate
-    that expired, or one for another host, sent users to SSL_CERT_FILE, which cannot fix either.
-    None when it is not a verification failure, or the certificate is simply not trusted."""
-    if "CERTIFICATE_VERIFY_FAILED" not in error_text:  # ssl's own text: no URL, no secret in it
+def certificate_problem(error_text: str, receiver: str, trust_fix: str) -> str | None:
+    """What a failed TLS verification means for the user; None when `error_text` (ssl's own: no
+    URL, no secret in it) is no verification failure.  An expired certificate or one for another
+    host is said so (both were "not trusted", sending users to a CA bundle that fixes neither);
+    otherwise the certificate is not trusted, and `trust_fix` says where the receiver's CA goes."""
+    if "CERTIFICATE_VERIFY_FAILED" not in error_text:
         return None
     if "certificate has expired" in error_text:
         return f"{receiver}'s TLS certificate has expired (or this machine's clock is wrong)"
     if "mismatch" in error_text:  # "Hostname mismatch", "IP address mismatch"
         return f"{receiver}'s TLS certificate is for another host name: check the address in the config"
-    return None
+    return f"{receiver}'s TLS certificate is not trusted ({trust_fix})"
+
+
+def http_client(transport: Any, timeout: float, verify: Any = True) -> httpx.Client:
+    """The httpx client a sink sends with: verification on (`verify`: a CA context of the sink's
+    own, else the default), the environment's proxies and CA bundle (trust_env), our User-Agent."""
+    import httpx
+
+    from periscope_hooks import __version__
+
+    return httpx.Client(
+        transport=transport,
+        timeout=timeout,
+        verify=verify,
+        trust_env=True,
+        headers={"User-Agent": f"periscope-hooks/{__version__}"},
+    )
 
 
 def identity(name: str, endpoint: str | None) -> str:

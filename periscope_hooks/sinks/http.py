@@ -17,9 +17,18 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from periscope_hooks import __version__, envvars
+from periscope_hooks import envvars
 from periscope_hooks.config import UserConfig
-from periscope_hooks.sinks import ACCEPTED, REJECTED, RETRY, SendOutcome, certificate_problem, halves, hide_secrets
+from periscope_hooks.sinks import (
+    ACCEPTED,
+    REJECTED,
+    RETRY,
+    SendOutcome,
+    certificate_problem,
+    halves,
+    hide_secrets,
+    http_client,
+)
 from periscope_hooks.sinks.deadline import RequestTooSlow, whole_request_within
 
 if TYPE_CHECKING:
@@ -94,16 +103,7 @@ class HttpSink:
         self._give_up_at = 0.0  # send() sets it: when finding a refused event stops (halves)
 
     def _new_client(self) -> None:
-        import httpx
-
-        old = getattr(self, "client", None)
-        # verify stays on; trust_env picks up HTTPS_PROXY / SSL_CERT_FILE and friends.
-        self.client = httpx.Client(
-            transport=self._transport,
-            timeout=self.timeout,
-            trust_env=True,
-            headers={"User-Agent": f"periscope-hooks/{__version__}"},
-        )
+        old, self.client = getattr(self, "client", None), http_client(self._transport, self.timeout)
         if old is not None:
             old.close()
 
@@ -152,14 +152,11 @@ class HttpSink:
         except httpx.TimeoutException:
             return SendOutcome(error="the endpoint did not answer in time")
         except httpx.HTTPError as e:  # connection refused, DNS, TLS, protocol errors
-            problem = certificate_problem(str(e), "the endpoint")
+            problem = certificate_problem(
+                str(e), "the endpoint", "if your network uses its own CA, point SSL_CERT_FILE at its bundle"
+            )
             if problem:
                 return SendOutcome(error=problem)
-            if "CERTIFICATE_VERIFY_FAILED" in str(e):  # ssl's own text: no URL, no secret in it
-                return SendOutcome(
-                    error="the endpoint's TLS certificate is not trusted (if your network uses its own"
-                    " CA, point SSL_CERT_FILE at its bundle)"
-                )
             return SendOutcome(error=f"could not reach the endpoint ({type(e).__name__})")
         status = resp.status_code
         if status in (401, 403):

@@ -34,6 +34,7 @@ from periscope_hooks.sinks import (
     certificate_problem,
     halves,
     hide_secrets,
+    http_client,
 )
 from periscope_hooks.sinks.deadline import RequestTooSlow, whole_request_within
 
@@ -358,21 +359,12 @@ class OtlpSink:
         self._new_client()
 
     def _new_client(self) -> None:
-        import httpx
-
-        old = getattr(self, "client", None)
         verify: Any = True
         if self.cfg.certificate:
             import ssl
 
             verify = ssl.create_default_context(cafile=self.cfg.certificate)
-        self.client = httpx.Client(
-            transport=self._transport,
-            timeout=self.cfg.timeout_s,
-            verify=verify,
-            trust_env=True,
-            headers={"User-Agent": f"periscope-hooks/{__version__}"},
-        )
+        old, self.client = getattr(self, "client", None), http_client(self._transport, self.cfg.timeout_s, verify)
         if old is not None:
             old.close()
 
@@ -418,14 +410,11 @@ class OtlpSink:
         except httpx.TimeoutException:
             return SendOutcome(error="the OTLP collector did not answer in time")
         except httpx.HTTPError as e:  # refused, DNS, TLS, protocol errors: retried later
-            problem = certificate_problem(str(e), "the OTLP collector")
+            problem = certificate_problem(
+                str(e), "the OTLP collector", "set OTEL_EXPORTER_OTLP_CERTIFICATE or otlp.certificate to its CA bundle"
+            )
             if problem:
                 return SendOutcome(error=problem)
-            if "CERTIFICATE_VERIFY_FAILED" in str(e):
-                return SendOutcome(
-                    error="the OTLP collector's TLS certificate is not trusted (set OTEL_EXPORTER_OTLP_CERTIFICATE"
-                    " or otlp.certificate to its CA bundle)"
-                )
             return SendOutcome(error=f"could not reach the OTLP collector ({type(e).__name__})")
         status = resp.status_code
         content_type = resp.headers.get("Content-Type")
