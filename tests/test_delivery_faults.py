@@ -479,3 +479,28 @@ def test_a_local_store_that_cannot_be_written_is_said_at_once_not_retried_for_th
     assert time.monotonic() - started < 20  # a hang guard: it waited out the 30 s budget before
     assert f"the local store {paths.local_store_path()} cannot be written" in proc.stderr, proc.stderr
     assert_books_balance(state_dir(repo), expect_pending=1)
+
+
+def test_a_lone_event_refused_after_the_endpoint_took_another_in_the_same_flush_is_dead_lettered(receiver):
+    """An event kept waiting for its retry is sent after the new ones, alone, and was kept "until
+    others go with it" for ever.  An endpoint that took an event in this flush is not refusing us."""
+    from periscope_hooks.sinks import ACCEPTED, REJECTED, get_sink
+
+    good, bad = make_events(2, prefix="one-flush")
+    sink = get_sink()
+    try:
+        assert sink.send([good]).results == {good["event_id"]: (ACCEPTED, None)}
+        receiver.script = [("status", 404)]
+        refused = sink.send([bad])
+        assert not refused.stop and refused.results == {
+            bad["event_id"]: (REJECTED, "refused by the endpoint (HTTP 404)")
+        }
+    finally:
+        sink.close()
+    fresh = get_sink()  # the next flush, before the endpoint took anything: kept
+    try:
+        receiver.script = [("status", 404)]
+        kept = fresh.send([bad])
+        assert kept.stop and not kept.results and "it is kept until others go with it" in kept.error
+    finally:
+        fresh.close()

@@ -460,3 +460,27 @@ def test_missing_extra_is_a_clear_error(sd, monkeypatch, tmp_path, receiver):
     )
     (line,) = [x for x in out.stdout.splitlines() if "OTLP collector" in x]
     assert f"hint: install it with: {sys.executable} -m pip install 'opentelemetry-proto>=1.33'" in line, line
+
+
+def test_a_lone_refused_event_after_an_accepted_one_in_the_same_flush_is_dead_lettered(sd, receiver):
+    """An event kept waiting for its retry is sent after the new ones, alone: kept "until others go
+    with it", it never went with others, and stayed for ever.  A collector that took an event in
+    this flush is not refusing us: the lone refusal is the event's."""
+    from periscope_hooks.sinks import REJECTED, get_sink
+
+    point_config_at_collector(receiver.url)
+    bad, good = make_events(2, prefix="one-flush")
+    receiver.poison = {bad["event_id"]}
+    sink = get_sink()
+    try:
+        assert sink.send([good]).results == {good["event_id"]: ("accepted", None)}
+        refused = sink.send([bad])
+        assert not refused.stop and refused.results[bad["event_id"]][0] == REJECTED
+    finally:
+        sink.close()
+    fresh = get_sink()  # the next flush, before the collector took anything: kept
+    try:
+        kept = fresh.send([bad])
+        assert kept.stop and not kept.results and "it is kept until others go with it" in kept.error
+    finally:
+        fresh.close()

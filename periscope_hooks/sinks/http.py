@@ -101,6 +101,8 @@ class HttpSink:
         self._refreshed = False
         self._signed_in_noted = False
         self._give_up_at = 0.0  # send() sets it: when finding a refused event stops (halves)
+        # The endpoint took an event in this flush: a lone event it refuses is the event's fault.
+        self._accepted_some = False
 
     def _new_client(self) -> None:
         old, self.client = getattr(self, "client", None), http_client(self._transport, self.timeout)
@@ -123,7 +125,9 @@ class HttpSink:
 
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
         self._give_up_at = time.monotonic() + envvars.seconds("PERISCOPE_FLUSH_BUDGET")
-        return self._send(events, top=True)
+        outcome = self._send(events, top=True)
+        self._accepted_some = self._accepted_some or any(s == ACCEPTED for s, _ in outcome.results.values())
+        return outcome
 
     def _post(self, events: list[dict[str, Any]], force_refresh: bool) -> httpx.Response:
         body = gzip.compress(json.dumps({"events": events}, separators=(",", ":")).encode())
@@ -206,9 +210,11 @@ class HttpSink:
                     return SendOutcome(
                         results={events[0]["event_id"]: (REJECTED, "too large for the endpoint (HTTP 413)")}
                     )
-                if top:
+                if top and not self._accepted_some:
                     # A lone event refused without a word (a flush after each message sends one):
-                    # the event or the endpoint?  Kept until a batch with others tells (below).
+                    # the event or the endpoint?  Kept until a batch with others tells (below), or
+                    # the endpoint takes another event in this flush (an event kept waiting for its
+                    # retry is sent alone after the new ones: it was kept for ever).
                     return SendOutcome(
                         error=f"the endpoint refused the only event of a batch (HTTP {status}); it is kept"
                         " until others go with it",

@@ -355,6 +355,8 @@ class OtlpSink:
         self.cfg = cfg
         self.endpoint = cfg.endpoint
         self._give_up_at = 0.0  # send() sets it: when finding a refused event stops (halves)
+        # The collector took an event in this flush: a lone event it refuses is the event's fault.
+        self._accepted_some = False
         self._transport = transport
         self._new_client()
 
@@ -374,6 +376,8 @@ class OtlpSink:
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
         self._give_up_at = time.monotonic() + envvars.seconds("PERISCOPE_FLUSH_BUDGET")
         outcome = self._send(events)
+        accepted_before = self._accepted_some
+        self._accepted_some = accepted_before or any(s == ACCEPTED for s, _ in outcome.results.values())
         if len(events) > 1 and outcome.results and all(s == REJECTED for s, _ in outcome.results.values()):
             # Every event of the batch refused one by one: not bad events but a collector that
             # refuses us (a protocol it cannot decode, a pipeline rule).  Keep them all rather
@@ -382,12 +386,15 @@ class OtlpSink:
             return SendOutcome(error=f"every event of a batch was {reason}; events are kept", stop=True)
         if (
             len(events) == 1
+            and not accepted_before
             and outcome.results
             and (outcome.results[events[0]["event_id"]][1] or "").startswith(REFUSED)
         ):
             # A lone event refused (a flush after each message sends one): the event or the
             # collector?  One cannot tell, and each such event was dead-lettered as it came while a
-            # collector refused everything.  Kept until a batch with others tells (above).
+            # collector refused everything.  Kept until a batch with others tells (above), or the
+            # collector takes another event in this flush (an event kept waiting for its retry is
+            # sent alone after the new ones: it was kept for ever).
             return SendOutcome(
                 error=f"the only event of a batch was {REFUSED}; it is kept until others go with it", stop=True
             )
