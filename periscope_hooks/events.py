@@ -56,6 +56,16 @@ def tokens_of(row: Any) -> dict[str, int]:
     return {f: int(row[f] or 0) for f in TOKEN_FIELDS}
 
 
+def _message_tokens(msg: Any) -> dict[str, int]:
+    """A message event's tokens: the five counts, and how many of the cache writes were kept for an
+    hour when the agent said some were (only then: every other event's text stays as it was)."""
+    tokens = tokens_of(msg)
+    hour_writes = int(msg["cache_write_1h"] or 0) if "cache_write_1h" in msg.keys() else 0  # noqa: SIM118
+    if hour_writes:
+        tokens["cache_write_1h"] = hour_writes
+    return tokens
+
+
 def _coding_agent(row: Any) -> str | None:
     """A message row's coding agent (rows built before there was a column have none)."""
     return row["coding_agent"] if "coding_agent" in row.keys() else None  # noqa: SIM118 (sqlite3.Row: `in` tests values)
@@ -81,7 +91,7 @@ def message_event(msg: Any, session: Any, repo_url: str | None) -> dict[str, Any
             "session": session_info(msg["session_id"], session, msg["agent"], _coding_agent(msg)),
             "provider": msg["provider"],
             "model": msg["model"],
-            "tokens": tokens_of(msg),
+            "tokens": _message_tokens(msg),
             "cost": float(msg["cost"] or 0),
             "repo": {"url": repo_url, "branch": msg["branch"], "sha": msg["sha"]},
             **cost_provenance(msg),
@@ -168,6 +178,7 @@ def message_event_json(
     coding_agent: str | None,
     session: Any,
     repo_url: str | None,
+    cache_write_1h: int = 0,
 ) -> tuple[str, str, str]:
     """(event id, time, stored JSON) of message_event() for these message values, without the dict."""
     eid = event_id("message", message_id)
@@ -194,10 +205,15 @@ def message_event_json(
         f'{{"client":{_CLIENT_JSON},"cost":{json_float(float(cost or 0))},"cost_source":{source}'
         f',"event_id":"{eid}","list_cost":{list_cost}'
         f',"message_id":{mid},{context},"time":"{when}","tokens":{{"cache_read":{int(t_cache_read or 0)}'
-        f',"cache_write":{int(t_cache_write or 0)},"input":{int(t_input or 0)},"output":{int(t_output or 0)}'
-        f',"reasoning":{int(t_reasoning or 0)}}},"type":"message"}}'
+        f',"cache_write":{int(t_cache_write or 0)}{_hour_writes_json(cache_write_1h)},"input":{int(t_input or 0)}'
+        f',"output":{int(t_output or 0)},"reasoning":{int(t_reasoning or 0)}}},"type":"message"}}'
     )
     return eid, when, body
+
+
+def _hour_writes_json(cache_write_1h: Any) -> str:
+    hour_writes = int(cache_write_1h or 0)
+    return f',"cache_write_1h":{hour_writes}' if hour_writes else ""
 
 
 def cost_provenance(msg: Any) -> dict[str, Any]:

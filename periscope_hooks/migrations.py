@@ -255,3 +255,12 @@ def m018_reports_list_priced(db: sqlite3.Connection) -> None:
         "DELETE FROM meta WHERE key IN"
         " ('reports_message_mark', 'reports_link_mark', 'reports_rows_added', 'reports_rows_kept')"
     )
+
+
+@migration
+def m019_messages_cache_write_1h(db: sqlite3.Connection) -> None:
+    # The part of a message's cache writes kept for an hour (Claude Code's transcripts split them;
+    # Anthropic bills them at 2x input, five-minute writes at 1.25x).  A constant default: SQLite
+    # adds the column without rewriting the table, whatever its size.  Not NOT NULL: messages go in
+    # with INSERT OR IGNORE, which would drop a row with a NULL there without a word.
+    db.execute("ALTER TABLE messages ADD COLUMN cache_write_1h INTEGER DEFAULT 0")

@@ -1,7 +1,8 @@
 """List-price cost of a message, from Pydantic's genai-prices table, and where a cost came from.
 
 Every message gets, besides the cost its agent reported, a list-price cost computed here from its
-provider, model and five token counts, and a source saying which figure to trust:
+provider, model and five token counts (and how many of its cache writes were for an hour: Anthropic
+bills those at 2x input, against 1.25x for five minutes), and a source saying which figure to trust:
 
 - ``reported``: the agent computed a cost (> 0, or 0 for a message that used no tokens);
 - ``estimated``: the agent reported no cost at all (Claude Code's transcripts): the list price is it;
@@ -59,9 +60,17 @@ PROVIDER_ALIASES = {
 # (deepseek-r1:7b, a local distill) is not that model, and is billed by no one: never a list price.
 LOCAL_PROVIDERS = frozenset(("ollama", "lmstudio", "llama.cpp", "llamacpp", "local"))
 
-# The price keys a message's five token counts can incur (plus a per-request price).  Any other key
-# of a model's price (audio, images, searches...) prices usage the spool never records.
-_TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok")
+# The price keys a message's five token counts can incur (plus a per-request price; the 1-hour cache
+# writes are part of cache_write).  Any other key of a model's price (audio, images, searches...)
+# prices usage the spool never records.
+_TOKEN_KEYS = (
+    "input_mtok",
+    "output_mtok",
+    "cache_read_mtok",
+    "cache_write_mtok",
+    "output_reasoning_mtok",
+    "cache_write_1h_mtok",
+)
 _REQUEST_KEY = "requests_kcount"
 
 
@@ -100,18 +109,26 @@ class _Rates:
     cache_write: _Rate | None
     reasoning: _Rate | None
     request: Pico  # per request
+    cache_write_1h: _Rate | None = None  # 1-hour cache writes, where the model prices them apart
 
-    def cost_pico(self, inp: int, out: int, reasoning: int, cache_read: int, cache_write: int) -> Pico:
+    def cost_pico(
+        self, inp: int, out: int, reasoning: int, cache_read: int, cache_write: int, cache_write_1h: int = 0
+    ) -> Pico:
+        """`cache_write_1h` is the part of `cache_write` written for an hour."""
         total_input = inp + cache_read + cache_write
-        # Cached tokens without a price of their own are input tokens (the library's decomposition).
-        in_tokens = inp + (0 if self.cache_read else cache_read) + (0 if self.cache_write else cache_write)
+        # Cached tokens without a price of their own are input tokens, and 1-hour writes without
+        # one are cache writes (the library's decomposition).
+        hour_writes = min(cache_write_1h, cache_write) if self.cache_write_1h is not None else 0
+        other_writes = cache_write - hour_writes
+        in_tokens = inp + (0 if self.cache_read else cache_read) + (0 if self.cache_write else other_writes)
         out_tokens = out + (0 if self.reasoning else reasoning)
         pico = self.request
         for rate, n in (
             (self.input, in_tokens),
             (self.output, out_tokens),
             (self.cache_read, cache_read),
-            (self.cache_write, cache_write),
+            (self.cache_write, other_writes),
+            (self.cache_write_1h, hour_writes),
             (self.reasoning, reasoning),
         ):
             if rate is not None and n:
@@ -147,6 +164,7 @@ def _rates(model_price: Any) -> _Rates:
         cache_write=_rate(values["cache_write_mtok"]),
         reasoning=_rate(values["output_reasoning_mtok"]),
         request=_pico(request, 1000) if isinstance(request, Decimal) else 0,
+        cache_write_1h=_rate(values["cache_write_1h_mtok"]),
     )
 
 
@@ -166,7 +184,9 @@ def _rate_from_json(v: Any) -> _Rate | None:
     return None if v is None else _Rate(_pico_from_json(v[0]), tuple((int(a), _pico_from_json(b)) for a, b in v[1]))
 
 
-_RATE_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning")
+# Stored in state.db's price_cache and the shared periods file.  Prices stored before 1-hour writes
+# had a field lack "cache_write_1h": reading them raises KeyError, and the table decides again.
+_RATE_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning", "cache_write_1h")
 
 
 def rates_to_json(rates: _Rates) -> dict[str, Any]:
@@ -276,7 +296,14 @@ class PriceTable:
                 rates.request
                 or any(
                     r is not None and (r.base or any(t for _, t in r.tiers))
-                    for r in (rates.input, rates.output, rates.cache_read, rates.cache_write, rates.reasoning)
+                    for r in (
+                        rates.input,
+                        rates.output,
+                        rates.cache_read,
+                        rates.cache_write,
+                        rates.reasoning,
+                        rates.cache_write_1h,
+                    )
                 )
             ):
                 return True
@@ -316,11 +343,12 @@ class PriceTable:
         tokens: tuple[int, int, int, int, int],
         time_ms: int | None,
         maker_only: bool = False,
+        cache_write_1h: int = 0,
     ) -> int | None:
         if not model:
             return None
         rates = self.rates(provider or "", model, time_ms, maker_only)
-        return None if rates is None else micro_from_pico(rates.cost_pico(*tokens))
+        return None if rates is None else micro_from_pico(rates.cost_pico(*tokens, cache_write_1h))
 
     def price(
         self,
@@ -329,10 +357,12 @@ class PriceTable:
         tokens: tuple[int, int, int, int, int],
         time_ms: int | None,
         reported: float | None,
+        cache_write_1h: int = 0,
     ) -> Priced:
         """A message's list price and cost source.  `tokens` is (input, output, reasoning, cache_read,
-        cache_write) the OpenCode way; `reported` is None when the agent reported no cost."""
-        micro = self.list_cost_micro(provider, model, tokens, time_ms, billed_by_plan(reported, tokens))
+        cache_write) the OpenCode way, `cache_write_1h` the part of cache_write written for an hour;
+        `reported` is None when the agent reported no cost."""
+        micro = self.list_cost_micro(provider, model, tokens, time_ms, billed_by_plan(reported, tokens), cache_write_1h)
         return priced(micro, reported, tokens, self.identity)
 
 
@@ -414,7 +444,10 @@ class Pricer:
         if self.identity is not None:
             cached = statedb.cached_price_periods(self.conn, self.identity, provider, model, lookup_code(maker_only))
             if cached is not None:
-                found = periods_from_json(cached)
+                try:
+                    found = periods_from_json(cached)
+                except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                    found = None  # stored by an older version (no 1-hour writes): looked up again
         if found is None and self.identity is not None:
             shared = self._shared_periods(self.identity).get(_shared_key(provider, model, maker_only))
             if isinstance(shared, str):
@@ -453,6 +486,7 @@ class Pricer:
         tokens: tuple[int, int, int, int, int],
         time_ms: int | None,
         reported: float | None,
+        cache_write_1h: int = 0,
     ) -> Priced:
         maker_only = billed_by_plan(reported, tokens)
         micro: int | None = None
@@ -461,10 +495,10 @@ class Pricer:
             if periods is None:  # prices by time of day: the library decides, per message
                 table = self.table
                 if isinstance(table, PriceTable):
-                    micro = table.list_cost_micro(provider, model, tokens, time_ms, maker_only)
+                    micro = table.list_cost_micro(provider, model, tokens, time_ms, maker_only, cache_write_1h)
             else:
                 rates = periods.at(time_ms)
-                micro = None if rates is None else micro_from_pico(rates.cost_pico(*tokens))
+                micro = None if rates is None else micro_from_pico(rates.cost_pico(*tokens, cache_write_1h))
         return priced(micro, reported, tokens, self.identity)
 
 
@@ -517,6 +551,7 @@ class NoTable:
         tokens: tuple[int, int, int, int, int],
         time_ms: int | None,
         reported: float | None,
+        cache_write_1h: int = 0,
     ) -> Priced:
         return priced(None, reported, tokens, None)
 

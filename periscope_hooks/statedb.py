@@ -164,6 +164,7 @@ MESSAGE_COLUMNS = (
     "price_snapshot",
     "cost_reported",
     "coding_agent",
+    "cache_write_1h",  # the part of cache_write kept for an hour (m019_messages_cache_write_1h)
 )
 _INSERT_MESSAGE_HEAD = f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)})"
 _MESSAGE_VALUES = f"({', '.join('?' * len(MESSAGE_COLUMNS))})"
@@ -777,11 +778,11 @@ def empty_report_rollups(conn: sqlite3.Connection) -> None:
 
 
 def unpriced_messages(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    """(rowid, provider, model, the five token counts, time_ms, cost, cost_reported) of every
-    message without a cost source: stored before list prices (m010).  A scan, run once."""
+    """(rowid, provider, model, the five token counts, time_ms, cost, cost_reported, cache_write_1h)
+    of every message without a cost source: stored before list prices (m010).  A scan, run once."""
     return conn.execute(
         "SELECT rowid, provider, model, input, output, reasoning, cache_read, cache_write, time_ms, cost,"
-        " cost_reported FROM messages WHERE cost_source IS NULL"
+        " cost_reported, cache_write_1h FROM messages WHERE cost_source IS NULL"
     ).fetchall()
 
 

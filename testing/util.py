@@ -239,12 +239,15 @@ def export_events(event_type: str | None = None) -> list[dict[str, Any]]:
 
 def cost_at(rates: dict[str, float], tokens: dict[str, int]) -> float:
     """Dollars for `tokens` at `rates` (dollars per million tokens, as providers publish them).
-    The agents' tokens: input excludes the cached ones, and reasoning is billed as output."""
+    The agents' tokens: input excludes the cached ones, reasoning is billed as output, and the
+    cache writes kept for an hour (`cache_write_1h`, part of cache_write) at their own rate."""
+    hour = tokens.get("cache_write_1h", 0)
     return (
         tokens["input"] * rates["input"]
         + (tokens["output"] + tokens["reasoning"]) * rates["output"]
         + tokens["cache_read"] * rates["cache_read"]
-        + tokens["cache_write"] * rates["cache_write"]
+        + (tokens["cache_write"] - hour) * rates["cache_write"]
+        + hour * rates.get("cache_write_1h", rates["cache_write"])
     ) / 1e6
 
 

@@ -20,7 +20,7 @@ from testing.util import git, init_repo, periscope, spool_path
 SESSION = "0b7c2a9e-1d2f-4e5a-8b6c-7d8e9f0a1b2c"
 
 
-def assistant_line(mid, cwd, *, block, usage=(100, 20, 300, 40), agent_id=None, thinking=0):
+def assistant_line(mid, cwd, *, block, usage=(100, 20, 300, 40), agent_id=None, thinking=0, split=None):
     inp, out, cread, cwrite = usage
     line = {
         "type": "assistant",
@@ -38,6 +38,12 @@ def assistant_line(mid, cwd, *, block, usage=(100, 20, 300, 40), agent_id=None, 
                 "output_tokens_details": {"thinking_tokens": thinking},
                 "cache_read_input_tokens": cread,
                 "cache_creation_input_tokens": cwrite,
+                # (five-minute, one-hour) writes, as the API splits cache_creation_input_tokens
+                **(
+                    {"cache_creation": {"ephemeral_5m_input_tokens": split[0], "ephemeral_1h_input_tokens": split[1]}}
+                    if split
+                    else {}
+                ),
             },
         },
     }
@@ -299,3 +305,66 @@ def test_a_pretooluse_payload_over_a_mebibyte_still_marks_the_tool_call_in_fligh
         "tool_use_id": "toolu_big",
     }
     assert b"xxxx" not in spool_path(repo).read_bytes()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="list prices need genai-prices (Python 3.11+)")
+def test_cache_writes_kept_for_an_hour_are_priced_at_their_own_rate(tmp_path):
+    """Claude Code asks for one-hour caching: Anthropic bills those writes at 2x input ($6 a million
+    for Sonnet 4.5), five-minute ones at 1.25x ($3.75).  The transcript splits them; the estimate
+    must be the library's own figure for that split, not every write at the five-minute rate."""
+    from datetime import datetime
+
+    from genai_prices import Usage, data_snapshot
+
+    repo = init_repo(tmp_path / "r")
+    transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    text = {"type": "text", "text": "hi"}
+    transcript.write_text(
+        assistant_line("msg_hour", repo, block=text, usage=(100, 20, 300, 40_000), split=(10_000, 30_000))
+        + assistant_line("msg_five", repo, block=text, usage=(100, 20, 300, 40_000), split=(40_000, 0))
+        + assistant_line("msg_old", repo, block=text, usage=(100, 20, 300, 40_000))  # no split told
+        + assistant_line("msg_odd", repo, block=text, usage=(100, 20, 300, 500), split=(0, 900))  # more than in all
+    )
+    hook_input = {
+        "session_id": SESSION,
+        "transcript_path": str(transcript),
+        "cwd": str(repo),
+        "hook_event_name": "Stop",
+    }
+    assert run_hook(hook_input).returncode == 0
+    recs = {r["id"]: r for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"}
+    assert recs["msg_hour"]["tokens"]["cache_write_1h"] == 30_000
+    assert "cache_write_1h" not in recs["msg_five"]["tokens"] and "cache_write_1h" not in recs["msg_old"]["tokens"]
+    assert recs["msg_odd"]["tokens"]["cache_write_1h"] == 500  # at most the writes there were
+
+    periscope("flush", cwd=repo)
+    out = periscope("export", "--type", "message", cwd=repo).stdout
+    events = {e["message_id"]: e for e in map(json.loads, out.splitlines())}
+    snapshot = data_snapshot.get_snapshot()
+    model = snapshot.find_provider_model("claude-sonnet-4-5-20250929", None, "anthropic", None)[1]
+    prices = model.get_prices(datetime(2026, 12, 1))
+
+    def library(cread, cwrite, hour):
+        usage = Usage(
+            input_tokens=100 + cread + cwrite,
+            output_tokens=20,
+            cache_read_tokens=cread,
+            cache_write_tokens=cwrite,
+            cache_write_1h_tokens=hour or None,
+        )
+        return float(prices.calc_price(usage)["total_price"])
+
+    assert events["msg_hour"]["tokens"]["cache_write_1h"] == 30_000
+    assert events["msg_hour"]["list_cost"] == pytest.approx(library(300, 40_000, 30_000), abs=1e-6)
+    assert events["msg_hour"]["list_cost"] == pytest.approx(
+        (100 * 3 + 20 * 15 + 300 * 0.3 + 10_000 * 3.75 + 30_000 * 6) / 1e6, abs=1e-6
+    )
+    for five_minutes in ("msg_five", "msg_old"):
+        assert "cache_write_1h" not in events[five_minutes]["tokens"]
+        assert events[five_minutes]["list_cost"] == pytest.approx(library(300, 40_000, 0), abs=1e-6)
+    assert events["msg_odd"]["list_cost"] == pytest.approx(library(300, 500, 500), abs=1e-6)
+    from testing.util import report_json
+
+    (row,) = report_json(repo, by="model")
+    assert row["list_cost"] == pytest.approx(sum(e["list_cost"] for e in events.values()), abs=1e-6)

@@ -42,9 +42,17 @@ def expected_tokens(usage):
     }
 
 
-# Anthropic's list prices for Claude Sonnet 4.5, dollars per million tokens (cache writes at the
-# 5-minute rate): Claude Code reports no per-message cost, so ingest prices each message.
-SONNET_4_5 = {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75}
+def expected_message_tokens(usage):
+    """A message event's tokens: the five counts, and the cache writes kept for an hour (the fake
+    server splits every response's writes, as the API does for Claude Code)."""
+    hour = usage["cache_creation"]["ephemeral_1h_input_tokens"]
+    assert hour > 0
+    return {**expected_tokens(usage), "cache_write_1h": hour}
+
+
+# Anthropic's list prices for Claude Sonnet 4.5, dollars per million tokens (cache writes kept for
+# five minutes and for an hour): Claude Code reports no per-message cost, so ingest prices each message.
+SONNET_4_5 = {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75, "cache_write_1h": 6.0}
 
 
 @pytest.fixture
@@ -96,7 +104,7 @@ def test_messages_carry_exact_tokens_and_no_repeats(project, server):
     msgs = events(project, "message")
     assert [r["id"] for r in server.responses] == [m["message_id"] for m in msgs]
     m, want = msgs[0], server.responses[0]
-    assert m["tokens"] == expected_tokens(want["usage"])
+    assert m["tokens"] == expected_message_tokens(want["usage"])
     assert m["cost_source"] == "estimated" and m["cost"] == 0.0
     assert m["list_cost"] == pytest.approx(cost_at(SONNET_4_5, m["tokens"]), abs=1e-6)
     assert m["provider"] == "anthropic" and m["model"] == want["model"]
@@ -127,7 +135,9 @@ def test_agent_commit_includes_its_in_flight_message(project, delta_delay):
     assert ev["origin"] == "agent" and ev["agent"] == {"session_id": session_id, "message_included": True}
     assert ev["usage"]["messages"] == 1
     assert ev["usage"]["tokens"] == expected_tokens(tool_call["usage"])
-    assert ev["usage"]["list_cost"] == pytest.approx(cost_at(SONNET_4_5, ev["usage"]["tokens"]), abs=1e-6)
+    assert ev["usage"]["list_cost"] == pytest.approx(
+        cost_at(SONNET_4_5, expected_message_tokens(tool_call["usage"])), abs=1e-6
+    )
     assert ev["usage"]["cost_sources"]["estimated"] == 1
     assert [s["coding_agent"] for s in ev["sessions"]] == ["claude-code"]
     conn = sqlite3.connect(str(state_dir(project) / "state.db"))
@@ -169,7 +179,7 @@ def test_sub_agent_messages_are_marked_and_linked(project, server):
     assert subs[0]["session"]["agent"] == "general-purpose"
     by_id = {r["id"]: r for r in server.responses}
     for m in msgs:
-        assert m["tokens"] == expected_tokens(by_id[m["message_id"]]["usage"])
+        assert m["tokens"] == expected_message_tokens(by_id[m["message_id"]]["usage"])
     ev = commit_event(project, git(project, "rev-parse", "HEAD"))
     assert ev["usage"]["messages"] == len(server.responses) and any(s["is_subagent"] for s in ev["sessions"])
 
@@ -215,7 +225,7 @@ def test_hooks_never_ran_flush_recovers_from_the_transcript(tmp_path, server):
     assert sorted(m["message_id"] for m in msgs) == sorted(r["id"] for r in server.responses)
     assert all(m["session"]["id"] == ev["agent"]["session_id"] for m in msgs)
     by_id = {r["id"]: r for r in server.responses}
-    assert all(m["tokens"] == expected_tokens(by_id[m["message_id"]]["usage"]) for m in msgs)
+    assert all(m["tokens"] == expected_message_tokens(by_id[m["message_id"]]["usage"]) for m in msgs)
     periscope("flush", cwd=repo)  # again: nothing twice
     assert len(events(repo, "message")) == len(msgs)
 

@@ -470,6 +470,7 @@ def test_message_event_json_writes_exactly_what_json_dumps_of_message_event_writ
             "cost_source": rnd.choice([None, "", "reported"]),
             "price_snapshot": pick(),
             "coding_agent": rnd.choice([None, "", "claude-code"]),
+            "cache_write_1h": rnd.choice([0, 0, 7, 2**40, None]),
             **dict(zip(events.TOKEN_FIELDS, tokens)),
         }
         url = rnd.choice([None, URL, "ü"])
@@ -477,7 +478,7 @@ def test_message_event_json_writes_exactly_what_json_dumps_of_message_event_writ
         eid, when, body = events.message_event_json(
             row["id"], row["session_id"], row["time_ms"], row["provider"], row["model"], row["agent"], tokens,
             row["cost"], row["branch"], row["sha"], row["list_cost_micro"], row["cost_source"],
-            row["price_snapshot"], row["coding_agent"], session, url,
+            row["price_snapshot"], row["coding_agent"], session, url, row["cache_write_1h"],
         )  # fmt: skip
         assert body == json.dumps(want, separators=(",", ":"), sort_keys=True)
         assert (eid, when) == (want["event_id"], want["time"])

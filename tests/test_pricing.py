@@ -147,19 +147,21 @@ def test_same_as_the_library_for_every_model_in_the_snapshot(table):
     """The fast path (integer unit prices cached per model) equals genai-prices' own calc_price,
     rounded to micro-dollars, for every model of every provider, including tiers and price periods."""
     rng = random.Random(13)
-    checked = 0
+    checked = hour_priced = 0
     for provider in table.snapshot.providers:
         for model in provider.models:
             if table._find(provider.id, model.id, False) is not model:
                 continue  # an id another model of the provider matches first
             inp, out, reasoning, cread, cwrite = (rng.randint(0, 260_000), rng.randint(0, 5000), rng.randint(0, 3000),
                                                    rng.randint(0, 60_000), rng.randint(0, 9000))  # fmt: skip
+            hour = rng.choice((0, rng.randint(0, cwrite), cwrite))  # the part of the writes kept for an hour
             usage = genai_prices.Usage(
                 input_tokens=inp + cread + cwrite,
                 output_tokens=out + reasoning,
                 output_reasoning_tokens=reasoning,
                 cache_read_tokens=cread,
                 cache_write_tokens=cwrite,
+                cache_write_1h_tokens=hour or None,
             )
             when = datetime.fromtimestamp(NOW / 1000, tz=timezone.utc)
             with warnings.catch_warnings():
@@ -168,10 +170,13 @@ def test_same_as_the_library_for_every_model_in_the_snapshot(table):
                     lib = model.get_prices(when).calc_price(usage)["total_price"]
                 except ValueError:
                     continue  # the library refuses this usage for this model (e.g. audio-only prices)
-            ours = table.price(provider.id, model.id, (inp, out, reasoning, cread, cwrite), NOW, 1.0).list_cost_micro
-            assert ours == int((lib * 1_000_000).to_integral_value(ROUND_HALF_EVEN)), (provider.id, model.id)
+            tokens = (inp, out, reasoning, cread, cwrite)
+            ours = table.price(provider.id, model.id, tokens, NOW, 1.0, cache_write_1h=hour).list_cost_micro
+            assert ours == int((lib * 1_000_000).to_integral_value(ROUND_HALF_EVEN)), (provider.id, model.id, hour)
             checked += 1
+            hour_priced += bool(hour and getattr(model.get_prices(when), "cache_write_1h_mtok", None))
     assert checked > 1500
+    assert hour_priced > 20  # models pricing 1-hour writes apart (Anthropic's, on each cloud), with some
 
 
 def test_micro_dollar_rounding_is_half_even_and_exact():
@@ -494,3 +499,38 @@ def test_an_old_message_that_cannot_be_priced_does_not_stop_ingest(repo):
         sources = dict(db.execute("SELECT id, cost_source FROM messages").fetchall())
     assert sources == {"odd": None, "fine": "reported", "new": "reported"}
     assert "could not price an old message" in (state_dir(repo.path) / "hook.log").read_text()
+
+
+def test_prices_kept_before_one_hour_writes_are_looked_up_again(table, state_conn):
+    """state.db's price cache and the shared periods file keep a model's resolved prices; those an
+    older version kept have no rate for one-hour cache writes.  Read as they are, every such write
+    would stay at the five-minute rate until the table changed: they are looked up again instead."""
+    from periscope_hooks import statedb
+    from periscope_hooks.pricing import SHARED_PERIODS_NAME, _shared_key, lookup_code, prices_dir
+
+    tokens, hour = (100, 20, 0, 300, 40_000), 30_000
+    want = table.price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, cache_write_1h=hour)
+    assert want.list_cost_micro > table.price("anthropic", "claude-sonnet-4-5", tokens, NOW, None).list_cost_micro
+    first = pricing.Pricer(state_conn)
+    assert first.price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour) == want
+    (cached,) = state_conn.execute("SELECT periods FROM price_cache WHERE model = 'claude-sonnet-4-5'").fetchone()
+
+    def as_kept_before(text: str) -> str:
+        periods = json.loads(text)
+        for _, rates in periods:
+            if rates is not None:
+                del rates["cache_write_1h"]
+        return json.dumps(periods)
+
+    identity, code = first.identity, lookup_code(False)
+    statedb.cache_price_periods(state_conn, identity, "anthropic", "claude-sonnet-4-5", code, as_kept_before(cached))
+    assert pricing.Pricer(state_conn).price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour) == want
+    # The shared file's entry, kept before, with state.db's entry gone: the same.
+    state_conn.execute("DELETE FROM price_cache")
+    shared = prices_dir() / SHARED_PERIODS_NAME
+    data = json.loads(shared.read_text())
+    key = _shared_key("anthropic", "claude-sonnet-4-5", False)
+    data["periods"][key] = as_kept_before(data["periods"][key])
+    shared.write_text(json.dumps(data))
+    assert pricing.Pricer(state_conn).price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour) == want
+    assert "cache_write_1h" in json.loads(shared.read_text())["periods"][key]  # and written again

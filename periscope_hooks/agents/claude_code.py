@@ -188,10 +188,23 @@ def message_fields(line: dict[str, Any]) -> dict[str, Any] | None:
             "reasoning": min(thinking, output) if output else thinking,
             "cache_read": _count(usage.get("cache_read_input_tokens")),
             "cache_write": _count(usage.get("cache_creation_input_tokens")),
+            **_hour_writes(usage),
         },
         "tool_use_ids": tool_ids,
         "agent_id": line.get("agentId") if line.get("isSidechain") and _safe_id(line.get("agentId")) else None,
     }
+
+
+def _hour_writes(usage: dict[str, Any]) -> dict[str, int]:
+    """{"cache_write_1h": n} when some of the cache writes were kept for an hour, else {}.
+
+    Claude Code asks for one-hour caching, which Anthropic bills at 2x input against 1.25x for
+    five minutes; the usage block splits the writes (`cache_creation`).  Left out when there are
+    none, so the records (and events) of five-minute writes stay as they were."""
+    split = usage.get("cache_creation")
+    hour = _count(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0
+    hour = min(hour, _count(usage.get("cache_creation_input_tokens")))
+    return {"cache_write_1h": hour} if hour else {}
 
 
 class _Capture:

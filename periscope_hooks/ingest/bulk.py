@@ -161,6 +161,7 @@ def _apply_linked(
                     row[21],
                     ctx.session(row[1]),
                     repo_url if worktree else None,
+                    row[22],
                 )  # fmt: skip
             )
         elif isinstance(rec, Commit):

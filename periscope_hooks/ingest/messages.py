@@ -20,7 +20,9 @@ def message_row(
     ctx: IngestContext, rec: Message, worktree: str | None, line_offset: int, held_link: int | None
 ) -> tuple[Any, ...]:
     """The message's values in statedb.MESSAGE_COLUMNS order, priced."""
-    priced = ctx.prices.price(rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None)
+    priced = ctx.prices.price(
+        rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None, rec.cache_write_1h
+    )
     return (
         rec.id,
         rec.session_id,
@@ -40,6 +42,7 @@ def message_row(
         priced.snapshot,
         rec.cost_reported,
         rec.coding_agent,
+        rec.cache_write_1h,
     )
 
 

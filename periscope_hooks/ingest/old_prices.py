@@ -33,10 +33,12 @@ def price_old_messages(ctx: IngestContext) -> int:
         time_ms,
         cost,
         reported,
+        hour_writes,
     ) in statedb.unpriced_messages(conn):
         try:
             tokens = (int(inp or 0), int(out or 0), int(reasoning or 0), int(c_read or 0), int(c_write or 0))
-            priced = ctx.prices.price(provider, model, tokens, time_ms, cost if reported else None)
+            reported_cost = cost if reported else None
+            priced = ctx.prices.price(provider, model, tokens, time_ms, reported_cost, int(hour_writes or 0))
         except Exception as e:  # runs before every ingest until done: one odd old row must not stop it
             ctx.log(f"could not price an old message (row {rowid}): {type(e).__name__}; left without a list price")
             continue

@@ -60,6 +60,9 @@ class Message:
     coding_agent: str = DEFAULT_CODING_AGENT  # which tool wrote it (issue 14)
     tool_use_ids: tuple[str, ...] = ()  # Claude Code: the tool calls in the message
     cost_reported: bool = True  # False: the record has no cost (Claude Code); `cost` is then 0
+    # The part of the cache writes kept for an hour (Claude Code's transcript tells; billed at 2x
+    # input against 1.25x for five minutes).  Never more than cache_write.
+    cache_write_1h: int = 0
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,12 @@ def message(rec: dict[str, Any]) -> Message:
         raise ValueError("negative token count")
     if max(counts) > MAX_TOKENS:
         raise ValueError(f"a token count over {MAX_TOKENS:,} is not a real message's")
+    hour_writes = token("cache_write_1h")
+    if hour_writes:
+        # Part of cache_write: more than it would bill writes that were never counted.
+        hour_writes = min(int(hour_writes), counts[4])
+        if hour_writes < 0:
+            raise ValueError("negative token count")
     gitinfo = rec.get("git") or {}
     get = rec.get
     when = get("time")
@@ -227,6 +236,7 @@ def message(rec: dict[str, Any]) -> Message:
         coding_agent if type(coding_agent) is str and coding_agent else DEFAULT_CODING_AGENT,
         tuple(str(t) for t in tool_use_ids if isinstance(t, str)) if tool_use_ids else (),
         cost is not None,
+        hour_writes or 0,
     )
 
 
