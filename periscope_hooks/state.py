@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -40,19 +41,26 @@ def owner_only(db_path: Path) -> None:
     store hold session titles (drawn from the user's prompts), paths, and whatever a receiver said
     back; with the usual umask they were 0644, where the spool and the logs are 0600.  A new file
     is created 0600 (SQLite gives its -wal and -shm files the database's mode); an existing one
-    loses group and other access.  Best effort: a file of another user's is left as it is."""
-    for path, create in ((db_path, True), (Path(f"{db_path}-wal"), False), (Path(f"{db_path}-shm"), False)):
+    loses group and other access.  Best effort: a file of another user's is left as it is.
+
+    An existing file is never opened: closing a descriptor drops every POSIX lock the process
+    holds on that file, SQLite's own included, so a connection already open in this process lost
+    its locks each time another was opened (another process could then truncate the WAL under its
+    reads: `disk I/O error`).  Changed by path instead, and only a regular file (never a link's target)."""
+    try:
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        return  # a new, empty file: SQLite makes it a database, and its -wal and -shm take its mode
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # a folder that cannot be written, say: sqlite3.connect says what is wrong
+    for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
         try:
-            fd = os.open(path, os.O_RDONLY | (os.O_CREAT if create else 0) | os.O_NOFOLLOW, 0o600)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
         except OSError:
-            continue  # missing (-wal, -shm), or unreadable: sqlite3.connect says what is wrong
-        try:
-            if os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+            continue  # missing (-wal, -shm), or not ours to change
 
 
 def _connect(db_path: Path, busy_timeout_ms: int) -> sqlite3.Connection:

@@ -174,3 +174,34 @@ def test_state_db_and_the_local_store_are_readable_by_their_owner_only(repo):
         assert {p.name: stat_module.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
     finally:
         os.umask(old)
+
+
+def test_opening_state_db_again_keeps_the_locks_another_connection_of_the_process_holds(tmp_path):
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+    own included.  Making state.db owner-only opened and closed the database, its WAL and its
+    index on every open: a connection already open in the process (a flush's, while delivery or a
+    report opened another) lost its locks, and another process could checkpoint and truncate the
+    WAL under its reads (CI saw `disk I/O error`).  Here a reader's lock must still hold."""
+    import subprocess
+    import sys
+
+    sd = tmp_path / "state"
+    sd.mkdir()
+    writer = open_state_db(sd)
+    writer.execute("INSERT INTO meta (key, value) VALUES ('a', '1')")
+    reader = open_state_db(sd)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM meta").fetchone()  # a read snapshot: its lock in the WAL index
+    writer.execute("INSERT INTO meta (key, value) VALUES ('b', '2')")  # past the reader's snapshot
+    open_state_db(sd).close()  # another connection of the same process comes and goes
+    checkpoint = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None);"
+        "print(c.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchone()[0])"
+    )
+    busy = subprocess.run(
+        [sys.executable, "-c", checkpoint, str(sd / "state.db")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    reader.execute("COMMIT")
+    reader.close()
+    writer.close()
+    assert busy == "1"  # the reader's snapshot keeps the WAL from being truncated under it
