@@ -43,6 +43,10 @@ PAGE_MAX_COMMITS = 2000
 PAGE_MAX_SESSIONS = 50
 TOP_COMMITS_CHART = 25
 DAY_GROUPINGS = ("model", "branch", "session", "day")
+# What the page's money figures are: the agents' own (`cost`), or list prices (`list_cost`), which
+# is the only figure there is for Claude Code (it reports no cost) and plans (they report $0).
+# `auto` takes list prices when nothing in the window reported a cost and some usage has a list price.
+BASES = ("auto", "reported", "list")
 
 
 @dataclass(frozen=True)
@@ -88,15 +92,25 @@ def day_model_rows(conn: sqlite3.Connection, window: Window = Window()) -> list[
     from periscope_hooks.commands.report import day_of
 
     cells: dict[tuple[str, Any, Any], list[int]] = {}
-    for bucket, provider, model, messages, cost_units in statedb.cost_by_bucket_and_model(
+    for bucket, provider, model, messages, cost_units, list_micro in statedb.cost_by_bucket_and_model(
         conn, window.since_ms, window.until_ms
     ):
-        cell = cells.setdefault((day_of(int(bucket) * statedb.DAY_BUCKET_MS), provider, model), [0, 0])
+        cell = cells.setdefault((day_of(int(bucket) * statedb.DAY_BUCKET_MS), provider, model), [0, 0, 0])
         cell[0] += int(messages)
         cell[1] += int(cost_units or 0)
+        cell[2] += int(list_micro or 0)
     return [
-        {"day": d, "provider": p, "model": m, "messages": n, "cost": units / statedb.COST_UNITS_PER_DOLLAR}
-        for (d, p, m), (n, units) in sorted(cells.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), str(kv[0][2])))
+        {
+            "day": d,
+            "provider": p,
+            "model": m,
+            "messages": n,
+            "cost": units / statedb.COST_UNITS_PER_DOLLAR,
+            "list_cost": list_micro / 1_000_000,
+        }
+        for (d, p, m), (n, units, list_micro) in sorted(
+            cells.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), str(kv[0][2]))
+        )
     ]
 
 
@@ -117,14 +131,45 @@ def read_source(source: Source, window: Window, on_long_ingest: Callable[[int], 
         span = (window.since_ms, window.until_ms)
         rows: dict[str, Any] = {by: report_rows(conn, by, span) for by in (*DAY_GROUPINGS, "commit")}
         rows["day_model"] = day_model_rows(conn, window)
-        pending = statedb.pending_costs(conn, window.since_ms, window.until_ms)
-        rows["pending"] = {"messages": len(pending), "cost": round_cost(pending)}
+        pending, pending_list_micro = statedb.pending_costs(conn, window.since_ms, window.until_ms)
+        rows["pending"] = {
+            "messages": len(pending),
+            "cost": round_cost(pending),
+            "list_cost": pending_list_micro / 1_000_000,
+        }
     finally:
         conn.close()
     return rows
 
 
 # --- the aggregate ------------------------------------------------------------------------------
+
+
+def _at_list_prices(row: dict[str, Any]) -> dict[str, Any]:
+    """A report row whose `cost` is its list price (0 where none of its messages has one); its
+    sub-agents' rows and share too."""
+    out = {**row, "cost": float(row.get("list_cost") or 0.0)}
+    if isinstance(row.get("subagent_share"), dict):
+        out["subagent_share"] = _at_list_prices(row["subagent_share"])
+    if isinstance(row.get("subagents"), list):
+        out["subagents"] = [_at_list_prices(child) for child in row["subagents"]]
+    return out
+
+
+def _choose_basis(basis: str, per_source: Sequence[tuple[Source, dict[str, Any]]]) -> str:
+    """`auto`: list prices when every cost reads $0 (Claude Code, plans) and some usage is priced."""
+    if basis != "auto":
+        return basis
+    models = [r for _, rows in per_source for r in rows["model"]]
+    reported = any(r["cost"] for r in models)
+    priced = any(r.get("list_cost") for r in models)
+    return "list" if priced and not reported else "reported"
+
+
+def _rows_at_list_prices(rows: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {by: [_at_list_prices(r) for r in rows[by]] for by in (*DAY_GROUPINGS, "commit", "day_model")}
+    out["pending"] = _at_list_prices(rows["pending"])
+    return out
 
 
 def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
@@ -207,10 +252,15 @@ def build_aggregate(
     window: Window = Window(),
     *,
     titles: bool = True,
+    basis: str = "auto",
     on_long_ingest: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Everything the dashboard shows, from the report's rows of every source."""
+    """Everything the dashboard shows, from the report's rows of every source; its money figures
+    (`cost`) the agents' own or list prices (BASES)."""
     per_source = [(s, read_source(s, window, on_long_ingest)) for s in sources]
+    basis = _choose_basis(basis, per_source)
+    if basis == "list":
+        per_source = [(s, _rows_at_list_prices(rows)) for s, rows in per_source]
     several = len(sources) > 1
 
     commits: list[dict[str, Any]] = []
@@ -250,10 +300,11 @@ def build_aggregate(
     linked = _zero()
     for c in commits:
         _add(linked, c)
-    pending = {"messages": 0, "cost": 0.0}
+    pending = {"messages": 0, "cost": 0.0, "list_cost": 0.0}
     for _, rows in per_source:
         pending["messages"] += rows["pending"]["messages"]
         pending["cost"] = round_cost([pending["cost"], rows["pending"]["cost"]])
+        pending["list_cost"] = round(pending["list_cost"] + rows["pending"]["list_cost"], 6)
 
     by_origin: dict[str, dict[str, Any]] = {}
     for c in commits:
@@ -288,10 +339,13 @@ def build_aggregate(
         cumulative = round_cost([cumulative, d["cost"]])
         daily.append({**d, "cumulative_cost": cumulative})
     extra_columns = [f for f in ("date", "shipped", "list_cost", "reachable") if any(f in c for c in commits)]
+    if basis == "list":
+        extra_columns = [f for f in extra_columns if f != "list_cost"]  # the cost column is it
 
     return {
         "schema": AGGREGATE_SCHEMA,
         "generated": rfc3339(),
+        "basis": basis,
         "filter": {
             "repos": [s.label for s in sources],
             "since": rfc3339(window.since_ms) if window.since_ms is not None else None,

@@ -128,6 +128,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default=None, metavar="WHEN", help="from this date (YYYY-MM-DD, local) or date-time")
     p.add_argument("--until", default=None, metavar="WHEN", help="up to this date (inclusive) or date-time")
     p.add_argument("--no-titles", dest="titles", action="store_false", help="leave session titles out")
+    p.add_argument(
+        "--basis",
+        choices=("auto", "reported", "list"),
+        default="auto",
+        help="money as the agents reported it, or at list prices (auto: list prices when nothing reported a cost)",
+    )
     p.add_argument("--format", choices=("html", "json"), default="html", help="json: print the aggregate")
     p.add_argument(
         "--serve", action="store_true", help="serve it on 127.0.0.1 (random port, secret path), fresh on every load"
@@ -205,6 +211,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
             titles=ns.titles,
             fmt=ns.format,
             serve=ns.serve,
+            basis=ns.basis,
         )
     if cmd == "export":
         from periscope_hooks.commands.export import export

@@ -894,30 +894,35 @@ def commits_with_links(conn: sqlite3.Connection, shas: Sequence[str]) -> set[str
 def cost_by_bucket_and_model(
     conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None
 ) -> list[sqlite3.Row]:
-    """(bucket, provider, model, messages, cost_units) of the messages sent in [since_ms, until_ms)
-    (None: open), per quarter hour (GROUP_KEYS["day"]) and model: read from the reports' rollup,
-    like usage_by (the dashboard's stacked chart; every message loaded into Python took seconds
-    and hundreds of MB at 1M)."""
+    """(bucket, provider, model, messages, cost_units, list_cost_micro) of the messages sent in
+    [since_ms, until_ms) (None: open), per quarter hour (GROUP_KEYS["day"]) and model: read from the
+    reports' rollup, like usage_by (the dashboard's stacked chart; every message loaded into Python
+    took seconds and hundreds of MB at 1M)."""
     with _snapshot(conn):
         source, params = _cells_in_window(conn, since_ms, until_ms)
         rows: list[sqlite3.Row] = conn.execute(
             "SELECT coalesce(bucket, 0) AS bucket, provider, model, sum(messages) AS messages,"
-            f" sum(cost_units) AS cost_units FROM ({source}) GROUP BY 1, 2, 3",
+            f" sum(cost_units) AS cost_units, sum(list_cost_micro) AS list_cost_micro FROM ({source}) GROUP BY 1, 2, 3",
             params,
         ).fetchall()
     return rows
 
 
-def pending_costs(conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None) -> list[float]:
-    """The cost of each message sent in [since_ms, until_ms) and not linked to a commit yet."""
-    return [
-        float(c or 0)
-        for (c,) in conn.execute(
-            "SELECT cost FROM messages WHERE link_id IS NULL"
-            " AND (?1 IS NULL OR time_ms >= ?1) AND (?2 IS NULL OR time_ms < ?2)",
-            (since_ms, until_ms),
-        )
-    ]
+def pending_costs(
+    conn: sqlite3.Connection, since_ms: int | None = None, until_ms: int | None = None
+) -> tuple[list[float], int]:
+    """The cost of each message sent in [since_ms, until_ms) and not linked to a commit yet, and
+    the sum of their list prices (micro-dollars)."""
+    costs: list[float] = []
+    list_micro = 0
+    for cost, list_cost in conn.execute(
+        "SELECT cost, list_cost_micro FROM messages WHERE link_id IS NULL"
+        " AND (?1 IS NULL OR time_ms >= ?1) AND (?2 IS NULL OR time_ms < ?2)",
+        (since_ms, until_ms),
+    ):
+        costs.append(float(cost or 0))
+        list_micro += int(list_cost or 0)
+    return costs, list_micro
 
 
 # --- reconciliation (periscope_hooks/reconcile.py) ---------------------------------------------------

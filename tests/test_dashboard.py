@@ -124,6 +124,47 @@ def test_median_cost_per_commit_is_the_mean_of_the_two_middle_ones_for_an_even_c
     assert per_commit["median"] == 4.0
 
 
+def test_usage_without_a_reported_cost_is_drawn_at_list_prices(repo):
+    """Claude Code reports no cost and plans report $0: every figure of the page read $0 (a note gave
+    the list-price total).  With nothing reported, every figure is the list price, the report's
+    list_cost, from the same rows; with costs reported, `--basis list` draws the same."""
+    claude = dict(cost=None, coding_agent="claude-code", model="claude-sonnet-4-5")
+    for i, tokens in enumerate([(100_000, 0, 0, 0, 0), (0, 100_000, 0, 0, 0), (200_000, 0, 0, 0, 0)]):
+        append_spool(repo.path, message_record(repo.path, session_id=f"s{i % 2}", tokens=tokens, **claude))
+        commit(repo.path, f"by claude {i}", filename=f"c{i}.txt")
+    append_spool(repo.path, message_record(repo.path, tokens=(0, 0, 0, 0, 100_000), **claude))  # not linked yet
+
+    def aggregate(*args: str) -> dict:
+        return json.loads(periscope("dashboard", "--format", "json", *args, cwd=repo.path).stdout)
+
+    agg = aggregate()
+    assert agg["basis"] == "list"
+    commits = {r["sha"]: r["list_cost"] for r in report_json(repo.path, by="commit")}
+    assert sorted(commits.values()) == [0.3, 0.6, 1.5]  # Sonnet 4.5: $3 a million in, $15 out
+    assert {c["sha"]: c["cost"] for c in agg["commits"]} == commits
+    assert "list_cost" not in agg["commit_columns"]  # the cost column is the list price
+    t = agg["totals"]
+    assert t["cost"] == t["list_cost"] == 2.775  # 0.30 + 1.50 + 0.60, and 0.375 of cache writes pending
+    assert t["pending"] == {"messages": 1, "cost": 0.375, "list_cost": 0.375}
+    assert t["linked"]["cost"] == 2.4 and t["cost_per_commit"]["median"] == 0.6
+    assert _fsum(r["cost"] for r in agg["day_model"]) == _fsum(d["cost"] for d in agg["days"]) == 2.775
+    assert {s["session"]: s["cost"] for s in agg["sessions"]} == {
+        r["session"]: r["list_cost"] for r in report_json(repo.path, by="session")
+    }
+    assert [o["cost"] for o in agg["by_origin"]] == [2.4]
+    at_cost = aggregate("--basis", "reported")
+    assert (
+        at_cost["basis"] == "reported" and at_cost["totals"]["cost"] == 0.0 and at_cost["totals"]["list_cost"] == 2.775
+    )
+
+    append_spool(repo.path, message_record(repo.path, cost=0.25, tokens=(1000, 0, 0, 0, 0)))  # reported: OpenCode
+    commit(repo.path, "by opencode", filename="o.txt")
+    mixed = aggregate()
+    assert mixed["basis"] == "reported" and mixed["totals"]["cost"] == 0.25
+    listed = aggregate("--basis", "list")
+    assert listed["basis"] == "list" and listed["totals"]["cost"] == listed["totals"]["list_cost"] > 2.775
+
+
 @pytest.mark.parametrize(("tz", "expected"), [("UTC0", ["2026-03-01"]), ("XYZ+5", ["2026-02-28", "2026-03-01"])])
 def test_days_are_local_days_across_midnight_utc(repo, tz, expected):
     # 03:00Z and 06:00Z on 1 March: one UTC day; at UTC-5 the first is 22:00 on 28 February.

@@ -199,7 +199,7 @@ def test_long_titles_wrap_the_window_reads_as_typed_and_an_empty_page_says_so(br
     page.close()
 
 
-def test_usage_without_a_reported_cost_is_said_with_its_list_price(browser, repo, tmp_path):
+def test_usage_without_a_reported_cost_is_drawn_at_list_prices_and_mixed_usage_says_so(browser, repo, tmp_path):
     # Claude Code reports no cost: every chart read $0 and the only clue was the list-price card.
     from testing.util import append_spool, commit, message_record, periscope
 
@@ -210,9 +210,29 @@ def test_usage_without_a_reported_cost_is_said_with_its_list_price(browser, repo
     out = tmp_path / "cc.html"
     periscope("dashboard", "--no-open", "--out", str(out), cwd=repo.path, in_process=False)
     visit = Visit(browser, out)
-    note = visit.page.locator("#basis-note")
+    page = visit.page
+    note = page.locator("#basis-note")
     assert note.is_visible(), visit.errors
-    assert note.inner_text().startswith("1 of 1 message report no cost") and "comes to $3.00" in note.inner_text()
+    assert note.inner_text().startswith("Every figure here is at the models' list prices: no message reported a cost")
+    assert page.locator('[data-kpi="total-cost"] .label').inner_text() == "Total AI cost at list prices"
+    assert page.locator('[data-kpi="total-cost"] .value').inner_text() == "$3.00"
+    assert page.locator('[data-kpi="list-cost"]').count() == 0  # the same figure twice
+    assert (
+        "list price" in page.locator("#commits thead").inner_text()
+        and page.locator("#commits tbody td").filter(has_text="$3.00").count() == 1
+    )
+    top = json.loads(page.evaluate("JSON.stringify(Chart.getChart('chart-top-commits').data.datasets[0].data)"))
+    assert top == [3.0]
+    page.close()
+
+    append_spool(repo.path, message_record(repo.path, cost=0.5, tokens=(1000, 0, 0, 0, 0)))  # OpenCode's own cost
+    commit(repo.path, "by opencode", filename="o.txt")
+    periscope("dashboard", "--no-open", "--out", str(out), cwd=repo.path, in_process=False)
+    visit = Visit(browser, out)
+    note = visit.page.locator("#basis-note")
+    assert note.inner_text().startswith("1 of 2 messages report no cost") and "comes to $3.00" in note.inner_text()
+    assert "--basis list" in note.inner_text()
+    assert visit.page.locator('[data-kpi="total-cost"] .value').inner_text() == "$0.5000"
     visit.page.close()
 
 

@@ -60,14 +60,15 @@ def dashboard_command(
     titles: bool,
     fmt: str,
     serve: bool = False,
+    basis: str = "auto",
 ) -> int:
     from periscope_hooks.commands.report import parse_window
 
     window = Window(*parse_window(since, until))  # read as `report --since/--until` reads them
     sources = _sources(repo, all_repos)
     if serve:
-        return _serve(sources, window, titles=titles, open_browser=open_browser)
-    aggregate = dashboard.build_aggregate(sources, window, titles=titles, on_long_ingest=output.ingesting)
+        return _serve(sources, window, titles=titles, basis=basis, open_browser=open_browser)
+    aggregate = dashboard.build_aggregate(sources, window, titles=titles, basis=basis, on_long_ingest=output.ingesting)
     if fmt == "json":
         # Written as it is made: the whole text at once was ~100 MB more at 50,000 commits.
         if out:
@@ -88,10 +89,12 @@ def dashboard_command(
     return 0
 
 
-def _serve(sources: list[Source], window: Window, *, titles: bool, open_browser: bool) -> int:
+def _serve(sources: list[Source], window: Window, *, titles: bool, basis: str, open_browser: bool) -> int:
     from periscope_hooks.dashboard_server import DashboardServer
 
-    server = DashboardServer(lambda: dashboard.build_aggregate(sources, window, titles=titles), dashboard.render_html)
+    server = DashboardServer(
+        lambda: dashboard.build_aggregate(sources, window, titles=titles, basis=basis), dashboard.render_html
+    )
     output.out(f"serving the dashboard at {server.url} (Ctrl-C stops)")
     import sys
 

@@ -10,6 +10,9 @@
     var PALETTE = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#0a8a8a", "#e16f24", "#6e7781",
       "#d63384", "#4d2d00", "#57ab5a", "#116329"];
     var TOKEN_KINDS = ["input", "output", "reasoning", "cache_read", "cache_write"];
+    // Every money figure is at list prices (`dashboard --basis list`, or auto when nothing reported a cost).
+    var LIST = data.basis === "list";
+    var COST = LIST ? "list price" : "cost";
     Chart.defaults.animation = false;
     Chart.defaults.maintainAspectRatio = false;
     Chart.defaults.font.size = 11;
@@ -57,7 +60,7 @@
     var kpis = [
       ["cost-per-commit", "Cost per commit (median)", fmtCost(t.cost_per_commit.median), t.cost_per_commit.median,
         "mean " + fmtCost(t.cost_per_commit.mean) + " · p90 " + fmtCost(t.cost_per_commit.p90), true],
-      ["total-cost", "Total AI cost", fmtCost(t.cost), t.cost, plural(t.messages, "message"), false],
+      ["total-cost", LIST ? "Total AI cost at list prices" : "Total AI cost", fmtCost(t.cost), t.cost, plural(t.messages, "message"), false],
       ["commits", "Commits with AI usage", fmtInt(t.commits), t.commits, fmtCost(t.linked.cost) + " linked", false],
       ["agent-commits", "Agent-made commits", fmtInt(agentCommits), agentCommits, fmtCost(agentCost), false],
       ["cache-hit-rate", "Cache hit rate", fmtPct(t.cache_hit_rate), t.cache_hit_rate, fmtInt(t.tokens.cache_read) + " cached tokens", false],
@@ -65,19 +68,25 @@
         fmtCost(data.subagents.subagent.cost), false],
       ["pending", "Not linked yet", fmtCost(t.pending.cost), t.pending.cost, plural(t.pending.messages, "message"), false]
     ];
-    if (t.list_cost !== undefined && t.list_cost !== null)
+    if (!LIST && t.list_cost !== undefined && t.list_cost !== null)
       kpis.splice(2, 0, ["list-cost", "At list prices", fmtCost(t.list_cost), t.list_cost, "the makers' list prices", false]);
     if (t.shipped)
       kpis.splice(3, 0, ["shipped-share", "Shipped", fmtPct(t.shipped.share), t.shipped.share,
         plural(t.shipped.commits, "commit") + " · " + fmtCost(t.shipped.cost), false]);
     var mix = t.cost_sources || {};
-    if (t.messages && t.list_cost && (mix.estimated || mix.subscription)) {
+    var basis = document.getElementById("basis-note");
+    if (LIST && t.messages) {
+      basis.textContent = "Every figure here is at the models' list prices: " +
+        (mix.reported ? "chosen with --basis list." : "no message reported a cost (Claude Code reports none, plans report $0).") +
+        " `periscope dashboard --basis reported` shows the agents' own figures.";
+      basis.hidden = false;
+    } else if (t.messages && t.list_cost && (mix.estimated || mix.subscription)) {
       // Claude Code reports no cost and plans report 0: the cost figures below leave those messages
       // out, while their list price is the honest figure (docs/cost.md).  Said, not hidden in a card.
-      var basis = document.getElementById("basis-note");
       basis.textContent = fmtInt((mix.estimated || 0) + (mix.subscription || 0)) + " of " + plural(t.messages, "message") +
         " report no cost (Claude Code) or a plan's $0: the cost figures below count them at $0. At list prices all" +
-        " usage comes to " + fmtCost(t.list_cost) + " (the list price column, and `periscope report`'s list_cost).";
+        " usage comes to " + fmtCost(t.list_cost) + " (the list price column, and `periscope report`'s list_cost;" +
+        " `periscope dashboard --basis list` draws every figure at list prices).";
       basis.hidden = false;
     }
     if (!t.messages) {
@@ -126,7 +135,7 @@
     commitCols.push(
       { label: "messages", num: true, get: function (r) { return fmtInt(r.messages); } },
       { label: "tokens", num: true, get: function (r) { return fmtInt(sumTokens(r.tokens)); } },
-      { label: "cost", num: true, get: function (r) { return fmtCost(r.cost); } });
+      { label: COST, num: true, get: function (r) { return fmtCost(r.cost); } });
     if (data.commit_columns.indexOf("list_cost") >= 0)
       commitCols.push({ label: "list price", num: true, get: function (r) { return fmtCost(r.list_cost); } });
     table("commits", commitCols, data.commits);
@@ -141,7 +150,7 @@
       { label: "title", cls: "title", get: function (r) { return r.title === null ? "" : r.title; } },
       { label: "sub-agent", get: function (r) { return r.is_subagent ? "yes" : "no"; } },
       { label: "messages", num: true, get: function (r) { return fmtInt(r.messages); } },
-      { label: "cost", num: true, get: function (r) { return fmtCost(r.cost); } }];
+      { label: COST, num: true, get: function (r) { return fmtCost(r.cost); } }];
     if (data.filter.repos.length > 1) sessionCols.unshift({ label: "repository", get: function (r) { return r.repo; } });
     table("sessions", sessionCols, data.sessions);
     if (data.sessions_capped) {
@@ -170,7 +179,7 @@
           var b = c.branch || "";
           return c.sha.slice(0, 8) + (b ? " " + (b.length > 24 ? b.slice(0, 23) + "…" : b) : "");
         }),
-        datasets: [{ label: "cost", data: data.top_commits.map(function (c) { return c.cost; }),
+        datasets: [{ label: COST, data: data.top_commits.map(function (c) { return c.cost; }),
           backgroundColor: data.top_commits.map(function (c) { return c.origin === "agent" ? PALETTE[1] : PALETTE[0]; }) }]
       },
       options: { indexAxis: "y", plugins: { legend: { display: false },
@@ -227,13 +236,13 @@
     chart("chart-days", {
       data: { labels: days, datasets: dayDatasets },
       options: { plugins: { tooltip: costTooltip }, scales: { x: { stacked: true },
-        y: Object.assign({ stacked: true, title: { display: true, text: "cost per day" } }, costAxis),
+        y: Object.assign({ stacked: true, title: { display: true, text: COST + " per day" } }, costAxis),
         y2: Object.assign({ position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "running total" } }, costAxis) } }
     });
 
     chart("chart-models-cost", {
       type: "bar",
-      data: { labels: modelNames, datasets: [{ label: "cost", data: chartModels.map(function (m) { return m.cost; }),
+      data: { labels: modelNames, datasets: [{ label: COST, data: chartModels.map(function (m) { return m.cost; }),
         backgroundColor: modelNames.map(function (_, i) { return PALETTE[i % PALETTE.length]; }) }] },
       options: { plugins: { legend: { display: false }, tooltip: costTooltip }, scales: { y: costAxis } }
     });
@@ -260,7 +269,7 @@
     chart("chart-branches", {
       type: "bar",
       data: { labels: data.branches.slice(0, 30).map(function (b) { return b.branch || "(none)"; }),
-        datasets: [{ label: "cost", data: data.branches.slice(0, 30).map(function (b) { return b.cost; }), backgroundColor: PALETTE[3] }] },
+        datasets: [{ label: COST, data: data.branches.slice(0, 30).map(function (b) { return b.cost; }), backgroundColor: PALETTE[3] }] },
       options: { indexAxis: "y", plugins: { legend: { display: false },
         tooltip: { callbacks: { label: function (c) { return fmtCost(c.parsed.x); } } } },
         scales: { x: { beginAtZero: true, ticks: { callback: fmtAxis } } } }
