@@ -488,27 +488,42 @@ def record(decision: Decision, time_ms: int) -> dict[str, Any]:
     }
 
 
-def _rewrite_under_way(common_dir: str) -> bool:
-    """A rebase or sequencer run in progress in the main worktree or a linked one."""
+def _git_dirs(common_dir: str) -> list[str]:
+    """The main worktree's git dir and every linked worktree's (`worktrees/<name>`)."""
     git_dirs = [common_dir]
     try:
         git_dirs += [e.path for e in os.scandir(os.path.join(common_dir, "worktrees")) if e.is_dir()]
     except OSError:
         pass
-    return any(os.path.isdir(os.path.join(d, s)) for d in git_dirs for s in ("rebase-merge", "rebase-apply"))
+    return git_dirs
+
+
+def _rewrite_under_way(common_dir: str) -> bool:
+    """A rebase or sequencer run in progress in the main worktree or a linked one."""
+    return any(
+        os.path.isdir(os.path.join(d, s)) for d in _git_dirs(common_dir) for s in ("rebase-merge", "rebase-apply")
+    )
 
 
 AMEND_REWRITE_WAIT_S = 10
 
 
 def _amend_awaits_its_rewrite(common_dir: str, spool_path: str) -> bool:
-    """HEAD's newest reflog entry is an amend written moments ago whose post-rewrite record (git
-    runs that hook right after post-commit) is not in the spool yet.  The amended commit is
-    already off every branch, and a move decided now would race the hook's own rewrite event.
-    The wait is measured on the reflog file's modification time (the real clock; entries carry
+    """In some worktree, HEAD's newest reflog entry is an amend written moments ago whose
+    post-rewrite record (git runs that hook right after post-commit) is not in the spool yet.  The
+    amended commit is already off every branch, and a move decided now would race the hook's own
+    rewrite event.  Every worktree's HEAD has a reflog of its own (`worktrees/<name>/logs/HEAD`):
+    reading the main one alone, an amend in a linked worktree was reconciled before its record
+    came, and its usage moved twice (once by us, once by the hook)."""
+    return any(
+        _amend_in_reflog_awaits_its_rewrite(os.path.join(d, "logs", "HEAD"), spool_path) for d in _git_dirs(common_dir)
+    )
+
+
+def _amend_in_reflog_awaits_its_rewrite(log: str, spool_path: str) -> bool:
+    """The wait is measured on the reflog file's modification time (the real clock; entries carry
     the committer date, which may be anything), and only delays: the move itself, when a
     hook-less amend needs one, is decided and recorded by a later run."""
-    log = os.path.join(common_dir, "logs", "HEAD")
     try:
         if time.time() - os.stat(log).st_mtime >= AMEND_REWRITE_WAIT_S:
             return False

@@ -474,3 +474,48 @@ def test_an_amend_finished_after_ingest_read_the_spool_is_not_taken_for_a_hookle
         conn.close()
     links = dict(sqlite3.connect(state_dir(repo) / "state.db").execute("SELECT sha, current_sha FROM links"))
     assert links[squashed] == amended  # the amend's own move, from its post-rewrite record
+
+
+def test_an_amend_in_a_linked_worktree_waits_for_its_own_rewrite_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every worktree's HEAD has its own reflog (`worktrees/<name>/logs/HEAD`).  Reading the main
+    one alone, a flusher that ran between an amend's post-commit and post-rewrite hooks in a
+    linked worktree took the amend for a hook-less rewrite: it recorded a move of its own beside the
+    hook's (two rewrite events for one amend; with other commits about, usage went to the wrong one)."""
+    from periscope_hooks import reconcile
+    from periscope_hooks.ingest import process_spool
+    from periscope_hooks.state import open_state_db
+    from testing.util import append_spool, commit, init_repo, message_record, periscope, spool_path
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    repo = init_repo(tmp_path / "repo")
+    periscope("install-hooks", cwd=repo)
+    commit(repo, "base", filename="base.txt")
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "feature", str(linked))
+    append_spool(repo, message_record(linked, id="m1"))
+    commit(linked, "B", filename="b.txt")
+    b = git(linked, "rev-parse", "HEAD")
+    append_spool(repo, message_record(linked, id="m2"))
+    git(linked, "commit", "-q", "--amend", "-m", "B, reworded")
+    amended = git(linked, "rev-parse", "HEAD")
+    spool = spool_path(repo)
+    lines = spool.read_bytes().splitlines(keepends=True)
+    rewrite = [i for i, line in enumerate(lines) if b'"post-rewrite"' in line]
+    assert rewrite == [len(lines) - 1]
+    spool.write_bytes(b"".join(lines[:-1]))  # the moment before git ran post-rewrite
+
+    conn = open_state_db(state_dir(repo))
+    try:
+        process_spool(state_dir(repo), conn)
+        outcome = reconcile.run(conn, state_dir(repo))
+        assert outcome.error is None and outcome.decisions == []
+        with spool.open("ab") as f:
+            f.write(lines[-1])  # the hook's record comes
+        process_spool(state_dir(repo), conn)
+    finally:
+        conn.close()
+    db = sqlite3.connect(state_dir(repo) / "state.db")
+    assert dict(db.execute("SELECT sha, current_sha FROM links"))[b] == amended
+    assert b'"reconcile"' not in spool.read_bytes()  # the hook's rewrite only
