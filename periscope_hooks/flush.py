@@ -93,8 +93,17 @@ def _ingest_and_deliver(
                 result.add(step)
                 healthy = step.error is None
 
-        # A sink that can take events as ingest creates them (the local store) skips the outbox.
-        _ingest(state_dir, conn, after_batch=deliver_batch, store_now=getattr(sink, "store_now", None))
+        # A sink that can take events as ingest creates them (the local store) skips the outbox,
+        # once the outbox holds nothing older: events a `report` or `status` ingested wait there,
+        # and stored after the newer ones a commit event came after the rewrite that replaces it
+        # (a receiver applying rewrites in order kept the usage on the old commit), in an order no
+        # rebuild makes.
+        store_now = getattr(sink, "store_now", None)
+        if store_now is not None and outbox.depth(conn):
+            deliver_batch()
+            if outbox.depth(conn):
+                store_now = None  # still waiting (the store is busy, say): everything goes in order
+        _ingest(state_dir, conn, after_batch=deliver_batch, store_now=store_now)
         result.add(deliver(conn, sink, drain=drain, retrying=retrying))
     except UserError as e:  # a bad tuning variable: same as a broken config
         return _config_error(conn, state_dir, e.message)

@@ -96,3 +96,26 @@ def test_a_late_background_flusher_never_recreates_a_moved_repository(tmp_path):
     gone = tmp_path / "moved away" / ".git" / "periscope"
     assert background_child(str(gone)) == 0
     assert not (tmp_path / "moved away").exists()
+
+
+def test_events_a_report_queued_reach_the_local_store_before_newer_ones(repo, monkeypatch):
+    """`report` and `status` ingest without delivering: their events wait in the outbox, and the
+    next flush stored the events its own ingest made straight into the local store, before them.
+    The store then held a commit's rewrite before the commit (a receiver applying rewrites in order
+    left the usage on the amended-away commit), an order no rebuild of state.db makes."""
+    import json
+
+    from testing.util import git
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    append_spool(repo.path, message_record(repo.path, id="m1"))
+    b = commit(repo.path, "B")
+    periscope("report", cwd=repo.path)  # ingests: B's commit event waits in the outbox
+    append_spool(repo.path, message_record(repo.path, id="m2"))
+    git(repo.path, "commit", "-q", "--amend", "-m", "B, amended")
+    periscope("flush", cwd=repo.path)
+    stored = [json.loads(line) for line in periscope("export", cwd=repo.path).stdout.splitlines()]
+    order = [(e["type"], e.get("commit", {}).get("sha") or [m["old"] for m in e.get("mappings", [])]) for e in stored]
+    order = [o for o in order if o[0] != "message"]
+    assert [kind for kind, _ in order] == ["commit", "commit", "rewrite"], order
+    assert order[0] == ("commit", b) and order[2] == ("rewrite", [b])
