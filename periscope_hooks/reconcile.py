@@ -422,13 +422,24 @@ def decide(
         return matching.remerge_tree(common_dir, onto, end)
 
     cache: dict[tuple[str, str], matching.Diff] = {}
-    all_matches: list[tuple[matching.Match, int]] = []
-    for (base, commits), pool in zip(chains, pools):
+    all_matches: list[tuple[matching.Match, int]] = []  # (a match, how many commits its range held)
+    for (base, commits), pool, cls in zip(chains, pools, classes):
         boundary = {p for c in commits for p in sub.get(c, ()) if p not in sub} | {base}
         exclude = frozenset(_ancestors_in(window, boundary))
         inputs = matching.Inputs(facts, pool, _range, _remerge, cache, _ranges)
         for m in matching.match_chain(inputs, matching.Chain(base, tuple(commits), exclude), wanted - moved):
-            all_matches.append((m, len(commits)))
+            size = len(m.old)
+            if cls == "lost":
+                # Only the commits no ref holds move with a lost line.  Its older commits may still
+                # be on other branches (a branch forked from it, or the line's own branch reset
+                # back): those are a live line's and move only upstream.  Moved with the lost line,
+                # a commit on one branch went to its copy on another, and a rebuilt state.db
+                # moved it back again, each rebuild a new move.
+                kept = tuple(o for o in m.old if o in lost)
+                if not kept:
+                    continue
+                m = matching.Match(kept, m.new, m.tier)
+            all_matches.append((m, size))
 
     # Leave commits alone while another remote branch (a release branch) still holds them,
     # unless that branch is a merged pull request's stale branch: every commit it has off the
@@ -454,10 +465,10 @@ def decide(
                 now_seen.examined[c] = cls
     tiers: dict[str, str] = {}
     sizes: dict[str, int] = {}
-    for m, _ in all_matches:
+    for m, size in all_matches:
         for old in m.old:
             tiers.setdefault(old, m.tier)
-            sizes.setdefault(old, len(m.old))
+            sizes.setdefault(old, size)
     grouped: dict[str, list[str]] = {}
     for old, new in moves.items():
         grouped.setdefault(new, []).append(old)

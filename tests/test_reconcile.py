@@ -519,3 +519,42 @@ def test_an_amend_in_a_linked_worktree_waits_for_its_own_rewrite_record(
     db = sqlite3.connect(state_dir(repo) / "state.db")
     assert dict(db.execute("SELECT sha, current_sha FROM links"))[b] == amended
     assert b'"reconcile"' not in spool.read_bytes()  # the hook's rewrite only
+
+
+def test_a_commit_still_on_a_branch_stays_when_a_line_holding_it_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line no ref holds may have been restacked anywhere: its commits move to their copies on
+    any branch.  But a line is lost by its newest commit, and its older ones may still be on
+    another branch: moved with the lost line, a commit on a branch went to its copy on another
+    (no upstream anywhere), and a state.db rebuilt from the spool moved it back, a new move at
+    every rebuild (found by the randomized sweep)."""
+    from testing.util import append_spool, commit, init_repo, message_record, periscope
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    repo = init_repo(tmp_path / "repo")
+    periscope("install-hooks", cwd=repo)
+    commit(repo, "base", filename="base.txt")
+    git(repo, "checkout", "-q", "-b", "line")
+    append_spool(repo, message_record(repo, id="m1"))
+    x = commit(repo, "X", filename="x.txt")
+    git(repo, "branch", "keeps-x")  # X stays on a branch
+    append_spool(repo, message_record(repo, id="m2"))
+    y = commit(repo, "Y", filename="y.txt")
+    git(repo, "checkout", "-q", "-b", "copies", "main")
+    git(repo, "checkout", "-q", x, "--", "x.txt")  # X's change, made again
+    git(repo, "-c", "core.hooksPath=/dev/null", "commit", "-q", "-m", "X, copied")  # a copy no hook saw
+    copy = git(repo, "rev-parse", "HEAD")
+    git(repo, "branch", "-D", "-q", "line")  # Y is lost; X is not
+    periscope("flush", cwd=repo)
+    db = sqlite3.connect(state_dir(repo) / "state.db")
+    links = dict(db.execute("SELECT sha, current_sha FROM links"))
+    assert links[x] == x and copy not in links.values()
+    assert links[y] == y  # lost, but copied nowhere
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (state_dir(repo) / name).unlink(missing_ok=True)
+    spool = (state_dir(repo) / "spool.jsonl").read_bytes()
+    periscope("flush", cwd=repo)  # rebuilt from the spool: decides the same, records nothing new
+    assert (state_dir(repo) / "spool.jsonl").read_bytes() == spool
+    db = sqlite3.connect(state_dir(repo) / "state.db")
+    assert dict(db.execute("SELECT sha, current_sha FROM links")) == links
