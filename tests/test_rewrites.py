@@ -89,6 +89,30 @@ def test_fixup_commit_and_autosquash(rrepo):
     check_notes(repo)
 
 
+def test_an_aborted_interactive_rebase_leaves_usage_where_it_was(rrepo, tmp_path):
+    """A fixup the sequencer applies is an amend, and git runs post-rewrite `amend` for it in the
+    middle of the rebase.  Applied then, the rebase aborted afterwards left the usage on that
+    amended commit, which no branch holds, while the original commit was back on its branch.  A
+    rebase that finishes maps each original commit to its final one itself (the test above)."""
+    repo = rrepo
+    commit(repo.path, "base", filename="base.txt")
+    usage(repo, 5)
+    b = commit(repo.path, "B", filename="b.txt")
+    usage(repo, 7)
+    c = commit(repo.path, "C", filename="c.txt")
+    editor = tmp_path / "todo.sh"
+    editor.write_text(f"#!/bin/sh\nprintf 'pick {b}\\nfixup {c}\\nexec false\\n' > \"$1\"\n")
+    editor.chmod(0o755)
+    git(repo.path, "rebase", "-q", "-i", "HEAD~2", env={"GIT_SEQUENCE_EDITOR": str(editor)}, check=False)
+    assert (repo.path / ".git" / "rebase-merge").is_dir()  # stopped at `exec false`, B and C squashed
+    repo.git("rebase", "--abort")
+    assert repo.git("rev-parse", "HEAD") == c
+    r = rows(repo)
+    assert r[b]["tokens"]["input"] == 5 and r[c]["tokens"]["input"] == 7 and total_input(repo) == 12
+    assert all(row.get("reachable", True) for row in r.values())  # nothing left on a lost commit
+    check_notes(repo)
+
+
 def test_amend_twice_and_cherry_pick(rrepo):
     repo = rrepo
     usage(repo, 3)

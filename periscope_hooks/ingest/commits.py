@@ -190,6 +190,12 @@ def apply_rewrite(ctx: IngestContext, rec: Rewrite) -> None:
         return
     if not rec.pairs:
         return
+    if rec.command == "amend" and rec.rebasing:
+        # An amend inside a rebase (a fixup or squash the sequencer applies, an amend at an `edit`
+        # stop): when the rebase finishes, its own post-rewrite maps each original commit to its
+        # final one, and a rebase aborted rewrote nothing.  Moved now, an aborted rebase left the
+        # usage on a commit no branch holds, while the original was back on its branch.
+        return
     conn = ctx.conn
     mapping = dict((o, n) for o, n in rec.pairs)
     statedb.record_rewrites(conn, rec.command, rec.pairs, rec.time)

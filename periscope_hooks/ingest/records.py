@@ -112,6 +112,7 @@ class Rewrite:
     command: str
     pairs: list[list[str]]
     time: int
+    rebasing: bool = False  # written while a rebase was under way in the worktree
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
             command=str(rec.get("command") or "rebase"),
             pairs=[[str(o), str(n)] for o, n in (rec.get("pairs") or [])],
             time=_time(rec),
+            rebasing=bool(rec.get("rebasing")),
         )
     agent = rec.get("agent") or None
     parents = rec.get("parents")
