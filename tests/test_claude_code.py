@@ -368,3 +368,57 @@ def test_cache_writes_kept_for_an_hour_are_priced_at_their_own_rate(tmp_path):
 
     (row,) = report_json(repo, by="model")
     assert row["list_cost"] == pytest.approx(sum(e["list_cost"] for e in events.values()), abs=1e-6)
+
+
+def _subagent_row(mid, cwd, agent_id, output, *, stop=None):
+    line = json.loads(
+        assistant_line(mid, cwd, block={"type": "text", "text": "x"}, usage=(8, output, 0, 9000), agent_id=agent_id)
+    )
+    line["message"]["stop_reason"] = stop
+    return json.dumps(line) + "\n"
+
+
+def test_a_subagent_message_counts_its_final_output_even_across_hook_runs(tmp_path):
+    """A sub-agent's transcript gets a message's lines while it streams, output_tokens growing
+    (3, then 57, then 640): the first line was kept, 3 output tokens for 640.  Within a run each
+    count keeps its largest; a message no line follows yet is read again by the next run, unless
+    its agent stopped.  Workflow agents (`subagents/workflows/<run>/`) are read too."""
+    repo = init_repo(tmp_path / "r")
+    transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    transcript.write_text(assistant_line("msg_main", repo, block={"type": "text", "text": "hi"}))
+    agents = transcript.with_suffix("") / "subagents"
+    agents.mkdir(parents=True)
+    sub = agents / "agent-a1.jsonl"
+    payload = {"session_id": SESSION, "transcript_path": str(transcript), "cwd": str(repo)}
+
+    def outputs():
+        recs = [r for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
+        return {r["id"]: r["tokens"]["output"] for r in recs}
+
+    # One run reads every line of it: the largest count.
+    sub.write_text(
+        _subagent_row("msg_s1", repo, "a1", 3) + _subagent_row("msg_s1", repo, "a1", 57)
+        + _subagent_row("msg_s1", repo, "a1", 640, stop="tool_use") + '{"type": "user", "isSidechain": true}\n'
+    )  # fmt: skip
+    assert run_hook({**payload, "hook_event_name": "PostToolBatch"}).returncode == 0
+    assert outputs() == {"msg_main": 20, "msg_s1": 640}
+    # A run in the middle of a message (another agent's tool call): not captured yet.
+    with sub.open("a") as f:
+        f.write(_subagent_row("msg_s2", repo, "a1", 5) + _subagent_row("msg_s2", repo, "a1", 90))
+    assert run_hook({**payload, "hook_event_name": "PreToolUse", "tool_use_id": "toolu_x"}).returncode == 0
+    assert "msg_s2" not in outputs()
+    with sub.open("a") as f:
+        f.write(_subagent_row("msg_s2", repo, "a1", 700, stop="end_turn"))
+    assert run_hook({**payload, "hook_event_name": "PostToolBatch"}).returncode == 0
+    assert "msg_s2" not in outputs()  # still the last lines: the agent may write more
+    stopped = {**payload, "hook_event_name": "SubagentStop", "agent_transcript_path": str(sub)}
+    assert run_hook(stopped).returncode == 0
+    assert outputs()["msg_s2"] == 700
+    # A workflow's agents, one folder further down.
+    workflow = agents / "workflows" / "wf_1" / "agent-w1.jsonl"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(_subagent_row("msg_w1", repo, "w1", 900, stop="end_turn"))
+    assert run_hook({**payload, "hook_event_name": "Stop"}).returncode == 0
+    assert outputs()["msg_w1"] == 900
+    assert list(outputs()) == ["msg_main", "msg_s1", "msg_s2", "msg_w1"]  # each once

@@ -63,7 +63,7 @@ def _peak_of_capture(tmp_path: Path, files: int) -> tuple[int, list[dict[str, ob
     transcript = _session(Path(os.environ["HOME"]), repo, files)
     tracemalloc.start()
     try:
-        claude_code.capture_session(_session_id(files), str(transcript))
+        claude_code.capture_session(_session_id(files), str(transcript), finished=True)  # a session that ended
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -11,8 +11,12 @@ turn ends), silent, bounded in time, and always exits 0 (an exit 2 would block t
 
 Facts this rests on (checked with Claude Code 2.1.332):
 - One message with several content blocks is written as several lines with the same
-  `message.id` and the same, final usage: deduplicated on the id, never summed.
-- The lines are written once the message is complete.  The Bash tool starts while the
+  `message.id`: deduplicated on the id, never summed.  In the session's own transcript the
+  lines carry the same, final usage, written once the message is complete.  A sub-agent's
+  transcript gets them while the message streams, `output_tokens` growing line by line (the
+  last is the final count): each count keeps its largest, and a sub-agent message with no line
+  after it yet is read again by the next run (OPEN_MESSAGE_WAIT_S).
+- The session's lines are written once the message is complete.  The Bash tool starts while the
   message is still streaming, so a `git commit` can run before its own message is in the
   transcript.  PreToolUse therefore writes the tool's id (and the message id, when the
   message is already there) to `<session>.inflight`, which the commit hook reads; ingest holds
@@ -46,6 +50,11 @@ HOOK_TIME_LIMIT_S = 10
 HOOK_READ_BUDGET_S = 6.0  # PERISCOPE_HOOK_READ_BUDGET (envvars.py) may shorten it
 _read_until: float | None = None  # set by run_hook: time.monotonic() past which reading stops
 RECENT = 500  # message and tool ids remembered per session, to drop the repeated lines of one message
+# A sub-agent message that its transcript's last lines hold may still be streaming: it is captured
+# once a line follows it, its agent stops (SubagentStop, Stop, SessionEnd), or its transcript has
+# not changed for this long (Claude Code gone mid-message).  A row of a long block can take
+# minutes to come; waiting only delays the capture.
+OPEN_MESSAGE_WAIT_S = 600
 SYNTHETIC_MODEL = "<synthetic>"  # Claude Code's own placeholder replies (errors, interrupts): no API call
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
@@ -207,6 +216,21 @@ def _hour_writes(usage: dict[str, Any]) -> dict[str, int]:
     return {"cache_write_1h": hour} if hour else {}
 
 
+def _keep_the_largest(held: dict[str, int], row: dict[str, int]) -> None:
+    """Another line of a message: each count keeps its largest (a sub-agent's lines come while the
+    message streams, `output_tokens` growing; the first one kept was 3 where the last said 640).
+    Output and reasoning are one count that lines split differently (only some carry the thinking
+    tokens): the largest total, with the largest thinking part any line gave."""
+    total = row["output"] + row["reasoning"]
+    held_total = held["output"] + held["reasoning"]
+    reasoning = min(max(held["reasoning"], row["reasoning"]), max(total, held_total))
+    for kind, count in row.items():
+        if count > held.get(kind, 0):
+            held[kind] = count
+    held["reasoning"] = reasoning
+    held["output"] = max(total, held_total) - reasoning
+
+
 class _Capture:
     """One hook run's work for one session, under the session's lock.
 
@@ -236,6 +260,8 @@ class _Capture:
         self._seen: set[str] = set()  # state["seen"] as a set
         self._on_disk = False  # load() read a state file
         self._changed = False  # a transcript was read past its offset (or re-read from the start)
+        self.finished: set[str] = set()  # transcripts whose agent stopped: nothing in them streams
+        self.all_finished = False  # the turn or the session ended
 
     def load(self) -> None:
         try:
@@ -316,6 +342,8 @@ class _Capture:
         except OSError:
             return
         seen, tools = self._seen, self.state["tools"]
+        subagent = f"{os.sep}subagents{os.sep}" in transcript
+        trailing: tuple[str, int] | None = None  # (id, first line's offset) of a message no line follows yet
         while True:
             lines, end = spool.read_lines(transcript, offset, 8 << 20)
             if end == offset:
@@ -326,14 +354,19 @@ class _Capture:
                     stopped_at = line_offset  # the rest on the next hook run, from this line
                     break
                 if b'"assistant"' not in raw:
+                    trailing = None  # a line after the message: it is complete
                     continue  # most lines (attachments, requests, tool results) are not messages
                 try:
                     line = loads(raw)
                 except (ValueError, RecursionError):
+                    trailing = None
                     continue
                 fields = message_fields(line) if isinstance(line, dict) else None
                 if fields is None:
+                    trailing = None
                     continue
+                if trailing is None or trailing[0] != fields["id"]:
+                    trailing = (fields["id"], line_offset)
                 for tool_id in fields["tool_use_ids"]:
                     tools[tool_id] = fields["id"]
                 if len(tools) > 2 * RECENT:  # the newest RECENT are kept (save() keeps as many)
@@ -343,6 +376,7 @@ class _Capture:
                     earlier["tool_use_ids"].extend(
                         t for t in fields["tool_use_ids"] if t not in earlier["tool_use_ids"]
                     )
+                    _keep_the_largest(earlier["tokens"], fields["tokens"])
                     continue
                 if fields["id"] in seen:
                     continue
@@ -354,11 +388,34 @@ class _Capture:
                 self.add_message(transcript, fields)
             if stopped_at is not None:
                 offset = stopped_at
+                trailing = None  # not at the end: what follows is read next time
                 break
             offset = end
+        if subagent and trailing is not None and trailing[0] in self._records and not self._settled(transcript):
+            offset = trailing[1]  # read again next run, when more of it (or what follows) is there
+            self._forget(trailing[0])
         offsets[transcript] = offset
         if offset != known:
             self._changed = True
+
+    def _settled(self, transcript: str) -> bool:
+        """Nothing more will be written to the end of `transcript`: its agent stopped, or it has
+        not changed for OPEN_MESSAGE_WAIT_S."""
+        if self.all_finished or transcript in self.finished:
+            return True
+        try:
+            return time.time() - os.path.getmtime(transcript) >= OPEN_MESSAGE_WAIT_S
+        except OSError:
+            return True
+
+    def _forget(self, message_id: str) -> None:
+        """Drop a held message, as if not read: the next run reads its lines again."""
+        record = self._records.pop(message_id)
+        self._held = [(p, r) for p, r in self._held if r is not record]
+        self._held_messages -= 1
+        self._seen.discard(message_id)
+        if message_id in self.state["seen"]:
+            self.state["seen"].remove(message_id)
 
     def add_message(self, transcript: str, fields: dict[str, Any]) -> None:
 
@@ -442,14 +499,15 @@ class _Capture:
 
 
 def transcripts_of(transcript: str, extra: Iterable[str] = ()) -> list[str]:
-    """The session's transcript and its sub-agents' (`<session>/subagents/agent-*.jsonl`)."""
+    """The session's transcript and its sub-agents' (`<session>/subagents/agent-*.jsonl`, and in
+    folders below it: a workflow's agents are in `subagents/workflows/<run>/`)."""
     files = [transcript]
     sub = os.path.join(transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript, "subagents")
-    try:
-        names = sorted(n for n in os.listdir(sub) if n.startswith("agent-") and n.endswith(".jsonl"))
-    except OSError:
-        names = []
-    files.extend(os.path.join(sub, n) for n in names)
+    found = []
+    for folder, dirs, names in os.walk(sub):  # nothing when there is no such folder
+        dirs.sort()
+        found.extend(os.path.join(folder, n) for n in names if n.startswith("agent-") and n.endswith(".jsonl"))
+    files.extend(sorted(found))
     files.extend(p for p in extra if p not in files)
     return files
 
@@ -461,8 +519,10 @@ def capture_session(
     tool_use_id: str | None = None,
     extra: Iterable[str] = (),
     env: Mapping[str, str] = os.environ,
+    finished: bool = False,
 ) -> list[str]:
-    """Capture what is new in a session's transcripts; the state dirs whose spool grew."""
+    """Capture what is new in a session's transcripts; the state dirs whose spool grew.
+    `extra`: a stopped sub-agent's transcript; `finished`: the turn or the session ended."""
     import fcntl
 
     cap = _Capture(session_id, env)
@@ -471,6 +531,8 @@ def capture_session(
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # parallel tool calls run their hooks at the same time
         cap.load()
+        cap.finished.update(extra)
+        cap.all_finished = finished
         for path in transcripts_of(transcript, extra):
             cap.read(path)
         # Records first, offsets second: a crash in between re-reads, and ingest drops the repeat.
@@ -490,8 +552,10 @@ def capture(hook_input: dict[str, Any], env: Mapping[str, str] = os.environ) -> 
     if not session_id or not isinstance(transcript, str) or not os.path.isabs(transcript):
         return []
     extra = [p for p in [hook_input.get("agent_transcript_path")] if isinstance(p, str) and os.path.isabs(p)]
-    tool = _safe_id(hook_input.get("tool_use_id")) if hook_input.get("hook_event_name") == "PreToolUse" else None
-    return capture_session(session_id, transcript, tool_use_id=tool, extra=extra, env=env)
+    event = hook_input.get("hook_event_name")
+    tool = _safe_id(hook_input.get("tool_use_id")) if event == "PreToolUse" else None
+    finished = event in ("Stop", "SessionEnd")
+    return capture_session(session_id, transcript, tool_use_id=tool, extra=extra, env=env, finished=finished)
 
 
 def config_dir(env: Mapping[str, str] = os.environ) -> str:
