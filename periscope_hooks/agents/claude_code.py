@@ -503,7 +503,7 @@ def transcripts_of(transcript: str, extra: Iterable[str] = ()) -> list[str]:
     folders below it: a workflow's agents are in `subagents/workflows/<run>/`)."""
     files = [transcript]
     sub = os.path.join(transcript[: -len(".jsonl")] if transcript.endswith(".jsonl") else transcript, "subagents")
-    found = []
+    found: list[str] = []
     for folder, dirs, names in os.walk(sub):  # nothing when there is no such folder
         dirs.sort()
         found.extend(os.path.join(folder, n) for n in names if n.startswith("agent-") and n.endswith(".jsonl"))
