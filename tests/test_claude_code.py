@@ -422,3 +422,36 @@ def test_a_subagent_message_counts_its_final_output_even_across_hook_runs(tmp_pa
     assert run_hook({**payload, "hook_event_name": "Stop"}).returncode == 0
     assert outputs()["msg_w1"] == 900
     assert list(outputs()) == ["msg_main", "msg_s1", "msg_s2", "msg_w1"]  # each once
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="list prices need genai-prices (Python 3.11+)")
+def test_bedrock_and_vertex_model_ids_name_their_provider_without_claude_codes_environment(tmp_path):
+    """A flush recovering a transcript no hook read runs without CLAUDE_CODE_USE_BEDROCK: a Bedrock
+    model id was recorded as Anthropic's, which the price table does not know (cost unknown)."""
+    repo = init_repo(tmp_path / "r")
+    transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    lines = []
+    for mid, model in (
+        ("msg_bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("msg_vertex", "claude-sonnet-4-5@20250929"),
+        ("msg_api", "claude-sonnet-4-5-20250929"),
+    ):
+        line = json.loads(assistant_line(mid, repo, block={"type": "text", "text": "hi"}))
+        line["message"]["model"] = model
+        lines.append(json.dumps(line) + "\n")
+    transcript.write_text("".join(lines))
+    payload = {"session_id": SESSION, "transcript_path": str(transcript), "cwd": str(repo), "hook_event_name": "Stop"}
+    env = {k: "" for k in ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")}
+    assert run_hook(payload, env=env).returncode == 0
+    periscope("flush", cwd=repo)
+    events = {
+        e["message_id"]: e
+        for e in map(json.loads, periscope("export", "--type", "message", cwd=repo).stdout.splitlines())
+    }
+    assert {m: e["provider"] for m, e in events.items()} == {
+        "msg_bedrock": "amazon-bedrock",
+        "msg_vertex": "google-vertex",
+        "msg_api": "anthropic",
+    }
+    assert all(e["list_cost"] for e in events.values()), {m: e["list_cost"] for m, e in events.items()}

@@ -154,12 +154,19 @@ def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def provider(env: Mapping[str, str] = os.environ) -> str:
-    """Where Claude Code sends its requests (the hook runs with Claude Code's environment)."""
+def provider(env: Mapping[str, str] = os.environ, model: object = None) -> str:
+    """Where Claude Code sends its requests (the hook runs with Claude Code's environment).  A
+    recovery (a flush reading a transcript no hook read) runs without that environment: the
+    model id tells Bedrock's (`us.anthropic.claude-...-v1:0`) and Vertex's (`claude-...@date`)."""
     if env.get("CLAUDE_CODE_USE_BEDROCK") in ("1", "true"):
         return "amazon-bedrock"
     if env.get("CLAUDE_CODE_USE_VERTEX") in ("1", "true"):
         return "google-vertex"
+    if isinstance(model, str):
+        if "anthropic.claude" in model:
+            return "amazon-bedrock"
+        if model.startswith("claude") and "@" in model:
+            return "google-vertex"
     return "anthropic"
 
 
@@ -452,7 +459,7 @@ class _Capture:
             "id": fields["id"],
             "session_id": session_id,
             "time": fields["time"] if fields["time"] is not None else int(time.time() * 1000),
-            "provider": provider(self.env),
+            "provider": provider(self.env, fields["model"]),
             "model": fields["model"],
             "agent": agent,
             "coding_agent": NAME,
