@@ -400,7 +400,13 @@ def decide(
         # than its linked ones (a release branch forked long ago); comparing every chain with that
         # whole window made each run after a ref change cost O(history) (the accuracy bench: 2 s
         # CPU a run after 300 pull requests, 4.6 s at most).
-        pending = [times.get(c, 0) for c in commits if c in wanted and (fresh is None or seen.examined.get(c) != cls)]
+        # Compared before as what it is now: a commit no ref holds ("lost"), or one a ref holds
+        # ("live"), whatever its line (a lost line's older commits may be on a branch).
+        pending = [
+            times.get(c, 0)
+            for c in commits
+            if c in wanted and (fresh is None or seen.examined.get(c) != ("lost" if c in lost else "live"))
+        ]
         chain_since = min(pending) - WINDOW_SLACK_S if pending else None
         pool = [
             t
@@ -459,10 +465,12 @@ def decide(
                 held |= on_branch
 
     moves = matching.assign((m for m, _ in all_matches), wanted - moved - held)
-    for (_, commits), cls in zip(chains, classes):
+    for _, commits in chains:
         for c in commits:
             if c in wanted and c not in moves:  # held ones too: compared, and left alone
-                now_seen.examined[c] = cls
+                # Per commit, not per line: recorded as "lost" while a branch still held it, it was
+                # not compared again once it was lost, and only a rebuild (no record) moved it.
+                now_seen.examined[c] = "lost" if c in lost else "live"
     tiers: dict[str, str] = {}
     sizes: dict[str, int] = {}
     for m, size in all_matches:

@@ -558,3 +558,51 @@ def test_a_commit_still_on_a_branch_stays_when_a_line_holding_it_is_lost(
     assert (state_dir(repo) / "spool.jsonl").read_bytes() == spool
     db = sqlite3.connect(state_dir(repo) / "state.db")
     assert dict(db.execute("SELECT sha, current_sha FROM links")) == links
+
+
+def test_a_commit_examined_on_a_branch_is_compared_again_once_it_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a run compared is remembered per commit and class (lost or on a branch), so the next
+    run compares it only with what is new.  Remembered per line, an older commit still on its
+    branch was remembered as "lost" with the line above it; once it was lost itself it was never
+    compared again, and only a state.db rebuilt from the spool (nothing remembered) moved it."""
+    from testing.util import append_spool, commit, init_repo, message_record, periscope
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    repo = init_repo(tmp_path / "repo")
+    periscope("install-hooks", cwd=repo)
+    append_spool(repo, message_record(repo, id="m1"))
+    commit(repo, "A", filename="a.txt")
+    git(repo, "switch", "-q", "-c", "b1")
+
+    def same_change(message: str) -> str:
+        (repo / "x.txt").write_text("x\n")
+        git(repo, "add", "x.txt")
+        git(repo, "commit", "-q", "-m", message)
+        return git(repo, "rev-parse", "HEAD")
+
+    append_spool(repo, message_record(repo, id="m2"))
+    x = same_change("X")
+    git(repo, "switch", "-q", "main")
+    git(repo, "merge", "-q", "--ff-only", "b1")
+    git(repo, "switch", "-q", "-c", "b2", "HEAD~1")
+    append_spool(repo, message_record(repo, id="m3"))
+    again = same_change("X again")  # the same patch on another branch
+    append_spool(repo, message_record(repo, id="m4"))
+    commit(repo, "Y", filename="y.txt")
+    git(repo, "reset", "-q", "--hard", "HEAD~1")  # Y lost; "X again" still on b2
+    periscope("flush", cwd=repo)
+    git(repo, "reset", "-q", "--hard", "HEAD~1")  # now lost too
+    periscope("flush", cwd=repo)
+    db = sqlite3.connect(state_dir(repo) / "state.db")
+    links = dict(db.execute("SELECT sha, current_sha FROM links"))
+    db.close()
+    assert links[again] == x  # lost, its change is on main: its usage went there
+    spool = (state_dir(repo) / "spool.jsonl").read_bytes()
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (state_dir(repo) / name).unlink(missing_ok=True)
+    periscope("flush", cwd=repo)  # rebuilt: decides the same, records nothing new
+    assert (state_dir(repo) / "spool.jsonl").read_bytes() == spool
+    db = sqlite3.connect(state_dir(repo) / "state.db")
+    assert dict(db.execute("SELECT sha, current_sha FROM links")) == links
