@@ -408,7 +408,7 @@ class _Capture:
     def _settled(self, transcript: str) -> bool:
         """Nothing more will be written to the end of `transcript`: its agent stopped, or it has
         not changed for OPEN_MESSAGE_WAIT_S."""
-        if self.all_finished or transcript in self.finished:
+        if self.all_finished or os.path.realpath(transcript) in self.finished:
             return True
         try:
             return time.time() - os.path.getmtime(transcript) >= OPEN_MESSAGE_WAIT_S
@@ -538,7 +538,7 @@ def capture_session(
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # parallel tool calls run their hooks at the same time
         cap.load()
-        cap.finished.update(extra)
+        cap.finished.update(os.path.realpath(p) for p in extra)
         cap.all_finished = finished
         for path in transcripts_of(transcript, extra):
             cap.read(path)
