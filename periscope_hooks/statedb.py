@@ -934,13 +934,15 @@ def linked_commits(conn: sqlite3.Connection) -> list[str]:
 # links_cherry_pick (m017) is on (kind, sha): on (sha) alone the planner took a covering scan of
 # the links' UNIQUE index instead.  No INDEXED BY here or below: a read-only state.db made before
 # m017 cannot gain the indexes, and `report` still reconciles (and scans) there.
-CHERRY_PICKS_SQL = "SELECT sha FROM links WHERE kind = 'cherry-pick'"
+CHERRY_PICKS_SQL = "SELECT sha, current_sha FROM links WHERE kind = 'cherry-pick'"
 
 
 def cherry_pick_commits(conn: sqlite3.Connection) -> list[str]:
-    """Commits the hooks recorded as cherry-picks: copies, never replacements (read from the
-    partial index links_cherry_pick: a scan of every link took 3 ms at 50,000)."""
-    return [r[0] for r in conn.execute(CHERRY_PICKS_SQL)]
+    """Commits the hooks recorded as cherry-picks, and what each became since (an amend, a
+    rebase): copies, never replacements.  The SHA alone let a copy amended afterwards take its
+    original's usage.  Found through the partial index links_cherry_pick (a scan of every link
+    took 3 ms at 50,000)."""
+    return sorted({sha for row in conn.execute(CHERRY_PICKS_SQL) for sha in row if sha})
 
 
 def move_reconciled(
