@@ -43,10 +43,10 @@ PAGE_MAX_COMMITS = 2000
 PAGE_MAX_SESSIONS = 50
 TOP_COMMITS_CHART = 25
 DAY_GROUPINGS = ("model", "branch", "session", "day")
-# What the page's money figures are: the agents' own (`cost`), or list prices (`list_cost`), which
-# is the only figure there is for Claude Code (it reports no cost) and plans (they report $0).
-# `auto` takes list prices when nothing in the window reported a cost and some usage has a list price.
-BASES = ("auto", "reported", "list")
+# The page's money figures (`--basis`, main.py): the agents' own (`reported`: `cost`), or list
+# prices (`list`: `list_cost`), the only figure there is for Claude Code (it reports no cost) and
+# plans (they report $0).  `auto` takes list prices when nothing in the window reported a cost and
+# some usage has a list price.
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,7 @@ def build_aggregate(
     on_long_ingest: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Everything the dashboard shows, from the report's rows of every source; its money figures
-    (`cost`) the agents' own or list prices (BASES)."""
+    (`cost`) the agents' own or list prices (`basis`: auto, reported, list)."""
     per_source = [(s, read_source(s, window, on_long_ingest)) for s in sources]
     basis = _choose_basis(basis, per_source)
     if basis == "list":
