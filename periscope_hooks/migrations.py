@@ -264,3 +264,11 @@ def m019_messages_cache_write_1h(db: sqlite3.Connection) -> None:
     # adds the column without rewriting the table, whatever its size.  Not NOT NULL: messages go in
     # with INSERT OR IGNORE, which would drop a row with a NULL there without a word.
     db.execute("ALTER TABLE messages ADD COLUMN cache_write_1h INTEGER DEFAULT 0")
+
+
+@migration
+def m020_cherry_picks(db: sqlite3.Connection) -> None:
+    # Every cherry-pick the hooks recorded, linked or not: a copy never replaces its original, and
+    # one made outside an AI session (no link) let reconciliation move the original's usage onto
+    # it.  Filled by ingest from the spool (a rebuilt state.db knows the same ones).
+    db.execute("CREATE TABLE cherry_picks (sha TEXT PRIMARY KEY) WITHOUT ROWID")

@@ -937,12 +937,29 @@ def linked_commits(conn: sqlite3.Connection) -> list[str]:
 CHERRY_PICKS_SQL = "SELECT sha, current_sha FROM links WHERE kind = 'cherry-pick'"
 
 
+def remember_cherry_pick(conn: sqlite3.Connection, sha: str) -> None:
+    """A commit the hooks recorded as a cherry-pick (linked or not: m020_cherry_picks)."""
+    conn.execute("INSERT OR IGNORE INTO cherry_picks (sha) VALUES (?)", (sha,))
+
+
 def cherry_pick_commits(conn: sqlite3.Connection) -> list[str]:
-    """Commits the hooks recorded as cherry-picks, and what each became since (an amend, a
-    rebase): copies, never replacements.  The SHA alone let a copy amended afterwards take its
-    original's usage.  Found through the partial index links_cherry_pick (a scan of every link
-    took 3 ms at 50,000)."""
-    return sorted({sha for row in conn.execute(CHERRY_PICKS_SQL) for sha in row if sha})
+    """Commits the hooks recorded as cherry-picks (with usage or not), and every commit each was
+    rewritten to since (amends, rebases, one after another): copies, never replacements.  Known
+    by the SHA they were recorded under alone, a copy amended afterwards took its original's
+    usage.  The links' through the partial index links_cherry_pick (a scan of every link took 3 ms
+    at 50,000); the rewrites are followed only from these, a few at a time."""
+    copies = {sha for row in conn.execute(CHERRY_PICKS_SQL) for sha in row if sha}
+    copies.update(r[0] for r in conn.execute("SELECT sha FROM cherry_picks"))
+    frontier = sorted(copies)
+    while frontier:
+        found: set[str] = set()
+        for i in range(0, len(frontier), 500):  # SQLite before 3.32 takes 999 parameters at most
+            chunk = frontier[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in conn.execute(f"SELECT new_sha FROM rewrites WHERE old_sha IN ({marks})", chunk))
+        frontier = sorted(found - copies)
+        copies.update(frontier)
+    return sorted(copies)
 
 
 def move_reconciled(

@@ -630,3 +630,36 @@ def test_a_cherry_pick_amended_afterwards_is_still_a_copy(tmp_path: Path, monkey
     links = dict(db.execute("SELECT sha, current_sha FROM links WHERE kind != 'cherry-pick'"))
     assert links[b] == b  # the original keeps its usage
     assert b'"reconcile"' not in (state_dir(repo) / "spool.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("case", ["rewritten twice", "no usage of its own"])
+def test_every_cherry_pick_the_hooks_recorded_stays_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """A copy rewritten twice was known by its first and its last SHA only, and one made outside
+    an AI session (a worktree with no message: no link) not at all; either way the original,
+    reset away, gave it its usage (found by the fourth randomized sweep)."""
+    from testing.util import append_spool, commit, init_repo, message_record, periscope
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    repo = init_repo(tmp_path / "repo")
+    periscope("install-hooks", cwd=repo)
+    append_spool(repo, message_record(repo, id="m1"))
+    commit(repo, "A", filename="a.txt")
+    append_spool(repo, message_record(repo, id="m2"))
+    b = commit(repo, "B", filename="b.txt")
+    git(repo, "reset", "-q", "--hard", "HEAD~1")  # B is lost
+    where = repo
+    if case == "no usage of its own":
+        where = tmp_path / "linked"
+        git(repo, "worktree", "add", "-q", "-b", "other", str(where), "HEAD")
+    git(where, "cherry-pick", b, env={"GIT_COMMITTER_DATE": "2030-01-01T00:00:00Z"})
+    periscope("flush", cwd=repo)
+    if case == "rewritten twice":
+        git(where, "commit", "-q", "--amend", "-m", "B, copied")
+        git(where, "branch", "keeps-it")  # a branch holds the once-rewritten copy
+        git(where, "commit", "-q", "--amend", "-m", "B, copied again")
+    periscope("flush", cwd=repo)
+    db = sqlite3.connect(state_dir(repo) / "state.db")
+    assert dict(db.execute("SELECT sha, current_sha FROM links WHERE kind != 'cherry-pick'"))[b] == b
+    assert b'"reconcile"' not in (state_dir(repo) / "spool.jsonl").read_bytes()

@@ -195,6 +195,8 @@ def _link_commit(
     kind = rules.base_kind(rec.hook, rec.subject, rec.rebasing)
     if kind is None:
         return
+    if kind == "cherry-pick":
+        statedb.remember_cherry_pick(conn, sha)  # a copy, AI-related or not (reconcile.py)
     parents = parents_of(rec, parents_found)
     final_kind = rules.kind_from_parents(kind, rec.hook, parents)
     if final_kind is None:

@@ -91,6 +91,8 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     kind = rules.base_kind(rec.hook, rec.subject, rec.rebasing)
     if kind is None:
         return
+    if kind == "cherry-pick":
+        statedb.remember_cherry_pick(conn, sha)  # a copy, AI-related or not (reconcile.py)
     if kind == "commit" and rec.hook != "post-merge":
         squash = statedb.squash_state(conn, worktree)
         if squash is not None and squash["squash_pending"]:
