@@ -296,14 +296,7 @@ class PriceTable:
                 rates.request
                 or any(
                     r is not None and (r.base or any(t for _, t in r.tiers))
-                    for r in (
-                        rates.input,
-                        rates.output,
-                        rates.cache_read,
-                        rates.cache_write,
-                        rates.reasoning,
-                        rates.cache_write_1h,
-                    )
+                    for r in (getattr(rates, f) for f in _RATE_FIELDS)
                 )
             ):
                 return True
@@ -444,18 +437,12 @@ class Pricer:
         if self.identity is not None:
             cached = statedb.cached_price_periods(self.conn, self.identity, provider, model, lookup_code(maker_only))
             if cached is not None:
-                try:
-                    found = periods_from_json(cached)
-                except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-                    found = None  # stored by an older version (no 1-hour writes): looked up again
+                found = _stored_periods(cached)
         if found is None and self.identity is not None:
             shared = self._shared_periods(self.identity).get(_shared_key(provider, model, maker_only))
             if isinstance(shared, str):
-                try:
-                    found = periods_from_json(shared)
-                except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-                    found = None  # a damaged entry: the table decides, and the entry is written again
-                else:
+                found = _stored_periods(shared)
+                if found is not None:
                     statedb.cache_price_periods(
                         self.conn, self.identity, provider, model, lookup_code(maker_only), shared
                     )
@@ -500,6 +487,15 @@ class Pricer:
                 rates = periods.at(time_ms)
                 micro = None if rates is None else micro_from_pico(rates.cost_pico(*tokens, cache_write_1h))
         return priced(micro, reported, tokens, self.identity)
+
+
+def _stored_periods(text: str) -> _Periods | None:
+    """Periods kept in state.db or the shared file; None when they cannot be read (damaged, or
+    kept by an older version, before 1-hour writes): the table decides, and they are written again."""
+    try:
+        return periods_from_json(text)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
 
 
 def lookup_code(maker_only: bool) -> int:

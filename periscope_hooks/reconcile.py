@@ -385,6 +385,11 @@ def decide(
         if upstream_now and seen.upstream
         else None
     )
+
+    def examined_as(commit: str) -> str:
+        """What a commit is compared as, whatever its line: held by no ref, or by one."""
+        return "lost" if commit in lost else "live"
+
     pools: list[list[str]] = []
     classes: list[str] = []
     for _, commits in chains:
@@ -400,12 +405,11 @@ def decide(
         # than its linked ones (a release branch forked long ago); comparing every chain with that
         # whole window made each run after a ref change cost O(history) (the accuracy bench: 2 s
         # CPU a run after 300 pull requests, 4.6 s at most).
-        # Compared before as what it is now: a commit no ref holds ("lost"), or one a ref holds
-        # ("live"), whatever its line (a lost line's older commits may be on a branch).
+        # Compared before as what it is now (a lost line's older commits may be on a branch).
         pending = [
             times.get(c, 0)
             for c in commits
-            if c in wanted and (fresh is None or seen.examined.get(c) != ("lost" if c in lost else "live"))
+            if c in wanted and (fresh is None or seen.examined.get(c) != examined_as(c))
         ]
         chain_since = min(pending) - WINDOW_SLACK_S if pending else None
         pool = [
@@ -470,7 +474,7 @@ def decide(
             if c in wanted and c not in moves:  # held ones too: compared, and left alone
                 # Per commit, not per line: recorded as "lost" while a branch still held it, it was
                 # not compared again once it was lost, and only a rebuild (no record) moved it.
-                now_seen.examined[c] = "lost" if c in lost else "live"
+                now_seen.examined[c] = examined_as(c)
     tiers: dict[str, str] = {}
     sizes: dict[str, int] = {}
     for m, size in all_matches:

@@ -548,13 +548,21 @@ def _usage_by_commit(conn: sqlite3.Connection, since_ms: int | None, until_ms: i
     return rows
 
 
+# Values one IN (...) list takes: SQLite before 3.32 takes at most 999 parameters in a statement.
+IN_LIST_SIZE = 500
+
+
+def _in_lists(values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+    """`values` a statement's worth at a time, each with the `?,?,...` of its IN (...)."""
+    for i in range(0, len(values), IN_LIST_SIZE):
+        chunk = list(values[i : i + IN_LIST_SIZE])
+        yield ",".join("?" * len(chunk)), chunk
+
+
 def session_heads(conn: sqlite3.Connection, ids: Sequence[Any]) -> dict[Any, sqlite3.Row]:
     out: dict[Any, sqlite3.Row] = {}
-    for i in range(0, len(ids), 500):
-        chunk = list(ids[i : i + 500])
-        for row in conn.execute(
-            f"SELECT id, title, parent_id FROM sessions WHERE id IN ({','.join('?' * len(chunk))})", chunk
-        ):
+    for marks, chunk in _in_lists(ids):
+        for row in conn.execute(f"SELECT id, title, parent_id FROM sessions WHERE id IN ({marks})", chunk):
             out[row["id"]] = row
     return out
 
@@ -878,14 +886,12 @@ def move_links(conn: sqlite3.Connection, mapping: dict[str, str]) -> None:
 
 
 def commits_with_links(conn: sqlite3.Connection, shas: Sequence[str]) -> set[str]:
-    if not shas:
-        return set()
-    return {
-        r[0]
-        for r in conn.execute(
-            f"SELECT DISTINCT current_sha FROM links WHERE current_sha IN ({','.join('?' * len(shas))})", list(shas)
+    found: set[str] = set()
+    for marks, chunk in _in_lists(shas):
+        found.update(
+            r[0] for r in conn.execute(f"SELECT DISTINCT current_sha FROM links WHERE current_sha IN ({marks})", chunk)
         )
-    }
+    return found
 
 
 # --- dashboard (issue 15) ----------------------------------------------------------------------
@@ -953,9 +959,7 @@ def cherry_pick_commits(conn: sqlite3.Connection) -> list[str]:
     frontier = sorted(copies)
     while frontier:
         found: set[str] = set()
-        for i in range(0, len(frontier), 500):  # SQLite before 3.32 takes 999 parameters at most
-            chunk = frontier[i : i + 500]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in _in_lists(frontier):
             found.update(r[0] for r in conn.execute(f"SELECT new_sha FROM rewrites WHERE old_sha IN ({marks})", chunk))
         frontier = sorted(found - copies)
         copies.update(frontier)
@@ -1061,10 +1065,7 @@ def reconcile_changes(
     for old, new in conn.execute(MOVED_BETWEEN_SQL, (since[1], until[1])):
         touched.add(old)
         touched.add(new)
-    ordered = sorted(touched)
-    linked: set[str] = set()
-    for i in range(0, len(ordered), 500):
-        linked |= commits_with_links(conn, ordered[i : i + 500])
+    linked = commits_with_links(conn, sorted(touched))
     return linked, touched - linked
 
 

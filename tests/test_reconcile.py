@@ -608,37 +608,14 @@ def test_a_commit_examined_on_a_branch_is_compared_again_once_it_is_lost(
     assert dict(db.execute("SELECT sha, current_sha FROM links")) == links
 
 
-def test_a_cherry_pick_amended_afterwards_is_still_a_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A cherry-pick the hooks recorded never replaces its original, which keeps its usage.  Once
-    the copy was amended (or rebased), its new SHA was no longer known as a copy, and the original,
-    reset away, gave its usage to it (found by the third randomized sweep)."""
-    from testing.util import append_spool, commit, init_repo, message_record, periscope
-
-    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
-    repo = init_repo(tmp_path / "repo")
-    periscope("install-hooks", cwd=repo)
-    append_spool(repo, message_record(repo, id="m1"))
-    commit(repo, "A", filename="a.txt")
-    append_spool(repo, message_record(repo, id="m2"))
-    b = commit(repo, "B", filename="b.txt")
-    git(repo, "reset", "-q", "--hard", "HEAD~1")  # B is lost
-    git(repo, "cherry-pick", b, env={"GIT_COMMITTER_DATE": "2030-01-01T00:00:00Z"})  # a copy, another SHA
-    periscope("flush", cwd=repo)
-    git(repo, "commit", "-q", "--amend", "-m", "B, copied and reworded")
-    periscope("flush", cwd=repo)
-    db = sqlite3.connect(state_dir(repo) / "state.db")
-    links = dict(db.execute("SELECT sha, current_sha FROM links WHERE kind != 'cherry-pick'"))
-    assert links[b] == b  # the original keeps its usage
-    assert b'"reconcile"' not in (state_dir(repo) / "spool.jsonl").read_bytes()
-
-
-@pytest.mark.parametrize("case", ["rewritten twice", "no usage of its own"])
+@pytest.mark.parametrize("case", ["amended once", "rewritten twice", "no usage of its own"])
 def test_every_cherry_pick_the_hooks_recorded_stays_a_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
-    """A copy rewritten twice was known by its first and its last SHA only, and one made outside
-    an AI session (a worktree with no message: no link) not at all; either way the original,
-    reset away, gave it its usage (found by the fourth randomized sweep)."""
+    """A cherry-pick the hooks recorded never replaces its original, which keeps its usage.  A copy
+    amended afterwards was known by its first SHA only (third randomized sweep), one rewritten
+    twice by its first and last, and one made outside an AI session (a worktree with no message:
+    no link) not at all (fourth sweep); each time the original, reset away, gave it its usage."""
     from testing.util import append_spool, commit, init_repo, message_record, periscope
 
     monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
@@ -655,6 +632,8 @@ def test_every_cherry_pick_the_hooks_recorded_stays_a_copy(
         git(repo, "worktree", "add", "-q", "-b", "other", str(where), "HEAD")
     git(where, "cherry-pick", b, env={"GIT_COMMITTER_DATE": "2030-01-01T00:00:00Z"})
     periscope("flush", cwd=repo)
+    if case == "amended once":
+        git(where, "commit", "-q", "--amend", "-m", "B, copied and reworded")
     if case == "rewritten twice":
         git(where, "commit", "-q", "--amend", "-m", "B, copied")
         git(where, "branch", "keeps-it")  # a branch holds the once-rewritten copy

@@ -360,17 +360,15 @@ class _Capture:
                 if _read_until is not None and time.monotonic() > _read_until:
                     stopped_at = line_offset  # the rest on the next hook run, from this line
                     break
-                if b'"assistant"' not in raw:
-                    trailing = None  # a line after the message: it is complete
-                    continue  # most lines (attachments, requests, tool results) are not messages
-                try:
-                    line = loads(raw)
-                except (ValueError, RecursionError):
-                    trailing = None
-                    continue
-                fields = message_fields(line) if isinstance(line, dict) else None
+                fields = None
+                if b'"assistant"' in raw:  # most lines (attachments, requests, tool results) are not
+                    try:
+                        line = loads(raw)
+                    except (ValueError, RecursionError):
+                        line = None
+                    fields = message_fields(line) if isinstance(line, dict) else None
                 if fields is None:
-                    trailing = None
+                    trailing = None  # a line after the message: it is complete
                     continue
                 if trailing is None or trailing[0] != fields["id"]:
                     trailing = (fields["id"], line_offset)

@@ -39,6 +39,11 @@ class SendOutcome:
     partial_rejected: int = 0
     partial_message: str = ""
 
+    @property
+    def accepted_any(self) -> bool:
+        """The receiver took at least one event of the batch."""
+        return any(status == ACCEPTED for status, _ in self.results.values())
+
 
 def hide_secrets(text: str, secrets: Iterable[str | None]) -> str:
     """A receiver's words with every secret we sent it (an access token, a header value) replaced

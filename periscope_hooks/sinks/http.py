@@ -126,7 +126,7 @@ class HttpSink:
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
         self._give_up_at = time.monotonic() + envvars.seconds("PERISCOPE_FLUSH_BUDGET")
         outcome = self._send(events, top=True)
-        self._accepted_some = self._accepted_some or any(s == ACCEPTED for s, _ in outcome.results.values())
+        self._accepted_some = self._accepted_some or outcome.accepted_any
         return outcome
 
     def _post(self, events: list[dict[str, Any]], force_refresh: bool) -> httpx.Response:

@@ -377,7 +377,7 @@ class OtlpSink:
         self._give_up_at = time.monotonic() + envvars.seconds("PERISCOPE_FLUSH_BUDGET")
         outcome = self._send(events)
         accepted_before = self._accepted_some
-        self._accepted_some = accepted_before or any(s == ACCEPTED for s, _ in outcome.results.values())
+        self._accepted_some = accepted_before or outcome.accepted_any
         if len(events) > 1 and outcome.results and all(s == REJECTED for s, _ in outcome.results.values()):
             # Every event of the batch refused one by one: not bad events but a collector that
             # refuses us (a protocol it cannot decode, a pipeline rule).  Keep them all rather
