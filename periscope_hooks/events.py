@@ -95,9 +95,24 @@ def message_event(msg: Any, session: Any, repo_url: str | None) -> dict[str, Any
             "cost": float(msg["cost"] or 0),
             "repo": {"url": repo_url, "branch": msg["branch"], "sha": msg["sha"]},
             **cost_provenance(msg),
+            **_priced_extras(msg),
         }
     )
     return event
+
+
+def _priced_extras(msg: Any) -> dict[str, Any]:
+    """What else the message's list price depends on, only where there is something (every other
+    event's text stays as it was): its web searches, and fast mode."""
+    keys = msg.keys()
+    searches = int(msg["web_searches"] or 0) if "web_searches" in keys else 0
+    speed = msg["speed"] if "speed" in keys else None
+    out: dict[str, Any] = {}
+    if searches:
+        out["web_searches"] = searches
+    if speed:
+        out["speed"] = speed
+    return out
 
 
 # --- message events written straight to their stored JSON (issue 11: first-ingest speed) ---------
@@ -179,6 +194,8 @@ def message_event_json(
     session: Any,
     repo_url: str | None,
     cache_write_1h: int = 0,
+    web_searches: int = 0,
+    speed: str | None = None,
 ) -> tuple[str, str, str]:
     """(event id, time, stored JSON) of message_event() for these message values, without the dict."""
     eid = event_id("message", message_id)
@@ -204,11 +221,21 @@ def message_event_json(
     body = (
         f'{{"client":{_CLIENT_JSON},"cost":{json_float(float(cost or 0))},"cost_source":{source}'
         f',"event_id":"{eid}","list_cost":{list_cost}'
-        f',"message_id":{mid},{context},"time":"{when}","tokens":{{"cache_read":{int(t_cache_read or 0)}'
-        f',"cache_write":{int(t_cache_write or 0)}{_hour_writes_json(cache_write_1h)},"input":{int(t_input or 0)}'
-        f',"output":{int(t_output or 0)},"reasoning":{int(t_reasoning or 0)}}},"type":"message"}}'
+        f',"message_id":{mid},{context}{_speed_json(speed)},"time":"{when}","tokens":{{"cache_read":'
+        f'{int(t_cache_read or 0)},"cache_write":{int(t_cache_write or 0)}{_hour_writes_json(cache_write_1h)}'
+        f',"input":{int(t_input or 0)},"output":{int(t_output or 0)},"reasoning":{int(t_reasoning or 0)}}}'
+        f',"type":"message"{_searches_json(web_searches)}}}'
     )
     return eid, when, body
+
+
+def _speed_json(speed: Any) -> str:
+    return f',"speed":{json_value(speed)}' if speed else ""
+
+
+def _searches_json(web_searches: Any) -> str:
+    searches = int(web_searches or 0)
+    return f',"web_searches":{searches}' if searches else ""
 
 
 def _hour_writes_json(cache_write_1h: Any) -> str:

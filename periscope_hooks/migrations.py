@@ -272,3 +272,12 @@ def m020_cherry_picks(db: sqlite3.Connection) -> None:
     # one made outside an AI session (no link) let reconciliation move the original's usage onto
     # it.  Filled by ingest from the spool (a rebuilt state.db knows the same ones).
     db.execute("CREATE TABLE cherry_picks (sha TEXT PRIMARY KEY) WITHOUT ROWID")
+
+
+@migration
+def m021_messages_web_searches_speed(db: sqlite3.Connection) -> None:
+    # What else a message's price depends on: the web searches it ran (Anthropic and OpenAI bill
+    # each, $10 a thousand) and whether it ran in fast mode (Anthropic's `speed: "fast"`, priced by
+    # the table's variant at 2x or more).  Constant defaults and nullable, as m019.
+    db.execute("ALTER TABLE messages ADD COLUMN web_searches INTEGER DEFAULT 0")
+    db.execute("ALTER TABLE messages ADD COLUMN speed TEXT")

@@ -2,7 +2,8 @@
 
 Every message gets, besides the cost its agent reported, a list-price cost computed here from its
 provider, model and five token counts (and how many of its cache writes were for an hour: Anthropic
-bills those at 2x input, against 1.25x for five minutes), and a source saying which figure to trust:
+bills those at 2x input, against 1.25x for five minutes; how many web searches it ran; whether it
+ran in fast mode, which the table prices as a variant), and a source saying which figure to trust:
 
 - ``reported``: the agent computed a cost (> 0, or 0 for a message that used no tokens);
 - ``estimated``: the agent reported no cost at all (Claude Code's transcripts): the list price is it;
@@ -60,9 +61,9 @@ PROVIDER_ALIASES = {
 # (deepseek-r1:7b, a local distill) is not that model, and is billed by no one: never a list price.
 LOCAL_PROVIDERS = frozenset(("ollama", "lmstudio", "llama.cpp", "llamacpp", "local"))
 
-# The price keys a message's five token counts can incur (plus a per-request price; the 1-hour cache
-# writes are part of cache_write).  Any other key of a model's price (audio, images, searches...)
-# prices usage the spool never records.
+# The price keys a message's five token counts can incur (plus a per-request price and one per web
+# search; the 1-hour cache writes are part of cache_write).  Any other key of a model's price
+# (audio, images, other tools...) prices usage the spool never records.
 _TOKEN_KEYS = (
     "input_mtok",
     "output_mtok",
@@ -72,6 +73,11 @@ _TOKEN_KEYS = (
     "cache_write_1h_mtok",
 )
 _REQUEST_KEY = "requests_kcount"
+_WEB_SEARCH_KEY = "web_searches_kcount"
+# The request context a message's price can depend on: genai-prices' price variants for Anthropic's
+# fast mode (`when={"speed": "fast"}`: 2x the standard rates and more).  The only one the spool
+# records; a message's `speed` is "fast" or None (standard).
+FAST = "fast"
 
 
 Pico = Union[int, Fraction]  # pico-dollars (1e-12 $)
@@ -110,9 +116,17 @@ class _Rates:
     reasoning: _Rate | None
     request: Pico  # per request
     cache_write_1h: _Rate | None = None  # 1-hour cache writes, where the model prices them apart
+    web_search: Pico = 0  # per web search (Anthropic's and OpenAI's server-side search tool)
 
     def cost_pico(
-        self, inp: int, out: int, reasoning: int, cache_read: int, cache_write: int, cache_write_1h: int = 0
+        self,
+        inp: int,
+        out: int,
+        reasoning: int,
+        cache_read: int,
+        cache_write: int,
+        cache_write_1h: int = 0,
+        web_searches: int = 0,
     ) -> Pico:
         """`cache_write_1h` is the part of `cache_write` written for an hour."""
         total_input = inp + cache_read + cache_write
@@ -122,7 +136,7 @@ class _Rates:
         other_writes = cache_write - hour_writes
         in_tokens = inp + (0 if self.cache_read else cache_read) + (0 if self.cache_write else other_writes)
         out_tokens = out + (0 if self.reasoning else reasoning)
-        pico = self.request
+        pico = self.request + self.web_search * web_searches
         for rate, n in (
             (self.input, in_tokens),
             (self.output, out_tokens),
@@ -155,8 +169,8 @@ def _rate(price: Any) -> _Rate | None:
 
 
 def _rates(model_price: Any) -> _Rates:
-    values = {k: getattr(model_price, k, None) for k in (*_TOKEN_KEYS, _REQUEST_KEY)}
-    request = values[_REQUEST_KEY]
+    values = {k: getattr(model_price, k, None) for k in (*_TOKEN_KEYS, _REQUEST_KEY, _WEB_SEARCH_KEY)}
+    request, web_search = values[_REQUEST_KEY], values[_WEB_SEARCH_KEY]
     return _Rates(
         input=_rate(values["input_mtok"]),
         output=_rate(values["output_mtok"]),
@@ -165,6 +179,7 @@ def _rates(model_price: Any) -> _Rates:
         reasoning=_rate(values["output_reasoning_mtok"]),
         request=_pico(request, 1000) if isinstance(request, Decimal) else 0,
         cache_write_1h=_rate(values["cache_write_1h_mtok"]),
+        web_search=_pico(web_search, 1000) if isinstance(web_search, Decimal) else 0,
     )
 
 
@@ -185,18 +200,21 @@ def _rate_from_json(v: Any) -> _Rate | None:
 
 
 # Stored in state.db's price_cache and the shared periods file.  Prices stored before 1-hour writes
-# had a field lack "cache_write_1h": reading them raises KeyError, and the table decides again.
+# (or web searches) had a field lack "cache_write_1h" ("web_search"): reading them raises KeyError,
+# and the table decides again.
 _RATE_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning", "cache_write_1h")
+_UNIT_FIELDS = ("request", "web_search")  # a price per use, not per token
 
 
 def rates_to_json(rates: _Rates) -> dict[str, Any]:
     out = {f: _rate_json(getattr(rates, f)) for f in _RATE_FIELDS}
-    out["request"] = _pico_json(rates.request)
+    out.update((f, _pico_json(getattr(rates, f))) for f in _UNIT_FIELDS)
     return out
 
 
 def rates_from_json(d: dict[str, Any]) -> _Rates:
-    return _Rates(**{f: _rate_from_json(d[f]) for f in _RATE_FIELDS}, request=_pico_from_json(d["request"]))
+    rates = {f: _rate_from_json(d[f]) for f in _RATE_FIELDS}
+    return _Rates(**rates, request=_pico_from_json(d["request"]), web_search=_pico_from_json(d["web_search"]))
 
 
 def micro_from_pico(pico: Pico) -> int:
@@ -259,7 +277,9 @@ class PriceTable:
         self.identity = identity
         self._models: dict[tuple[str, str, bool], Any] = {}  # -> ModelInfo | None
         self._rates: dict[int, tuple[Any, _Rates | None]] = {}  # id(ModelPrice) -> (it, rates)
-        self._fixed: dict[tuple[str, str, bool], _Rates | None] = {}  # models with one price for all time
+        self._fixed: dict[tuple[str, str, bool, str | None], _Rates | None] = {}  # one price for all time
+        # a fast-mode request's prices: the variant's over the standard ones, per period (None: by time of day)
+        self._variant_periods: dict[tuple[str, str, bool, str | None], _Periods | None] = {}
 
     def _find(self, provider: str, model: str, maker_only: bool) -> Any:
         key = (provider, model, maker_only)
@@ -294,6 +314,7 @@ class PriceTable:
             rates = self._rates_of(price)
             if rates is not None and (
                 rates.request
+                or rates.web_search
                 or any(
                     r is not None and (r.base or any(t for _, t in r.tiers))
                     for r in (getattr(rates, f) for f in _RATE_FIELDS)
@@ -313,20 +334,29 @@ class PriceTable:
         self._rates[id(model_price)] = (model_price, rates)
         return rates
 
-    def rates(self, provider: str, model: str, time_ms: int | None, maker_only: bool = False) -> _Rates | None:
-        key = (provider, model, maker_only)
+    def rates(
+        self, provider: str, model: str, time_ms: int | None, maker_only: bool = False, speed: str | None = None
+    ) -> _Rates | None:
+        key = (provider, model, maker_only, speed)
         if key in self._fixed:
             return self._fixed[key]
         info = self._find(provider, model, maker_only)
         if info is None:
             self._fixed[key] = None
             return None
+        when = _dt.datetime.fromtimestamp((time_ms or 0) / 1000, tz=_dt.timezone.utc)
+        if _variants_for(info, speed):  # fast mode: the standard prices, with the variant's over them
+            if key not in self._variant_periods:
+                self._variant_periods[key] = periods_of(info, self, speed)
+            periods = self._variant_periods[key]
+            return (
+                periods.at(time_ms) if periods is not None else _rates_or_none(info.get_prices(when, _context(speed)))
+            )
         prices = info.prices
         if not isinstance(prices, list):  # one price for all time: cache by the key alone
             rates = self._fixed[key] = self._rates_of(prices)
             return rates
         # Prices that changed over time: the one in force when the message was sent.
-        when = _dt.datetime.fromtimestamp((time_ms or 0) / 1000, tz=_dt.timezone.utc)
         return self._rates_of(info.get_prices(when))
 
     def list_cost_micro(
@@ -337,11 +367,13 @@ class PriceTable:
         time_ms: int | None,
         maker_only: bool = False,
         cache_write_1h: int = 0,
+        web_searches: int = 0,
+        speed: str | None = None,
     ) -> int | None:
         if not model:
             return None
-        rates = self.rates(provider or "", model, time_ms, maker_only)
-        return None if rates is None else micro_from_pico(rates.cost_pico(*tokens, cache_write_1h))
+        rates = self.rates(provider or "", model, time_ms, maker_only, speed)
+        return None if rates is None else micro_from_pico(rates.cost_pico(*tokens, cache_write_1h, web_searches))
 
     def price(
         self,
@@ -351,12 +383,44 @@ class PriceTable:
         time_ms: int | None,
         reported: float | None,
         cache_write_1h: int = 0,
+        web_searches: int = 0,
+        speed: str | None = None,
     ) -> Priced:
         """A message's list price and cost source.  `tokens` is (input, output, reasoning, cache_read,
-        cache_write) the OpenCode way, `cache_write_1h` the part of cache_write written for an hour;
-        `reported` is None when the agent reported no cost."""
-        micro = self.list_cost_micro(provider, model, tokens, time_ms, billed_by_plan(reported, tokens), cache_write_1h)
+        cache_write) the OpenCode way, `cache_write_1h` the part of cache_write written for an hour,
+        `speed` FAST for a fast-mode request (else None); `reported` is None when the agent reported
+        no cost."""
+        maker_only = billed_by_plan(reported, tokens)
+        micro = self.list_cost_micro(
+            provider, model, tokens, time_ms, maker_only, cache_write_1h, web_searches, _speed(speed)
+        )
         return priced(micro, reported, tokens, self.identity)
+
+
+def _speed(speed: str | None) -> str | None:
+    """FAST, or None for every other value (standard): the only variant a message's price takes."""
+    return FAST if speed == FAST else None
+
+
+def _context(speed: str | None) -> dict[str, str] | None:
+    return {"speed": speed} if speed else None
+
+
+def _variants_for(info: Any, speed: str | None) -> list[Any]:
+    """The model's price variants a request at `speed` takes (genai-prices' PriceVariant.when)."""
+    context = _context(speed)
+    if not context:
+        return []
+    return [
+        v for v in getattr(info, "price_variants", None) or () if all(context.get(k) == x for k, x in v.when.items())
+    ]
+
+
+def _rates_or_none(model_price: Any) -> _Rates | None:
+    try:
+        return _rates(model_price)
+    except (ValueError, AttributeError, TypeError):
+        return None  # a price shape this code does not know: unknown, never a guess
 
 
 @dataclass(frozen=True)
@@ -377,10 +441,13 @@ class _Periods:
 _NOT_IN_TABLE = _Periods(((None, None),))
 
 
-def periods_of(info: Any, table: PriceTable) -> _Periods | None:
+def periods_of(info: Any, table: PriceTable, speed: str | None = None) -> _Periods | None:
     """A model's prices as storable periods; None when they depend on more than the date (off-peak hours)."""
     if info is None:
         return _NOT_IN_TABLE
+    variants = _variants_for(info, speed)
+    if variants:
+        return _variant_periods(info, variants, speed)
     if not isinstance(info.prices, list):
         return _Periods(((None, table._rates_of(info.prices)),))
     periods: list[tuple[int | None, _Rates | None]] = []
@@ -389,12 +456,40 @@ def periods_of(info: Any, table: PriceTable) -> _Periods | None:
         if constraint is None:
             periods.append((None, table._rates_of(conditional.prices)))
             continue
-        start = getattr(constraint, "start_date", None)
-        if not isinstance(start, _dt.date) or hasattr(constraint, "start_time"):
+        start = _start_ms(constraint)
+        if start is None:
             return None
-        midnight = _dt.datetime(start.year, start.month, start.day, tzinfo=_dt.timezone.utc)
-        periods.append((int(midnight.timestamp() * 1000), table._rates_of(conditional.prices)))
+        periods.append((start, table._rates_of(conditional.prices)))
     return _Periods(tuple(periods))
+
+
+def _start_ms(constraint: Any) -> int | None:
+    """A price's start (midnight UTC of its start date) in ms; None for any other constraint."""
+    start = getattr(constraint, "start_date", None)
+    if not isinstance(start, _dt.date) or hasattr(constraint, "start_time"):
+        return None
+    return int(_dt.datetime(start.year, start.month, start.day, tzinfo=_dt.timezone.utc).timestamp() * 1000)
+
+
+def _variant_periods(info: Any, variants: list[Any], speed: str | None) -> _Periods | None:
+    """The prices of a request at `speed`, as periods: the library's own get_prices(when, context)
+    at each date any of the model's prices or these variants starts (and before all of them), so
+    each period holds exactly what the library resolves within it."""
+    constraints = [c.constraint for c in info.prices] if isinstance(info.prices, list) else []
+    constraints += [v.constraint for v in variants]
+    starts: set[int] = set()
+    for constraint in constraints:
+        if constraint is not None:
+            start = _start_ms(constraint)
+            if start is None:
+                return None
+            starts.add(start)
+    context = _context(speed)
+
+    def at(ms: int) -> _Rates | None:
+        return _rates_or_none(info.get_prices(_dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc), context))
+
+    return _Periods(((None, at(0)), *((start, at(start)) for start in sorted(starts))))
 
 
 def periods_to_json(p: _Periods) -> str:
@@ -417,7 +512,7 @@ class Pricer:
         self.conn = conn
         self.identity = current_identity()
         self._table: PriceTable | NoTable | None = None
-        self._periods: dict[tuple[str, str, bool], _Periods | None] = {}
+        self._periods: dict[tuple[str, str, bool, str | None], _Periods | None] = {}
         # SHARED_PERIODS_NAME's periods and the identity they were read for, read when first needed
         self._shared: tuple[str, dict[str, Any]] | None = None
 
@@ -429,33 +524,30 @@ class Pricer:
                 self.identity = self._table.identity
         return self._table
 
-    def _lookup(self, provider: str, model: str, maker_only: bool) -> _Periods | None:
-        key = (provider, model, maker_only)
+    def _lookup(self, provider: str, model: str, maker_only: bool, speed: str | None) -> _Periods | None:
+        key = (provider, model, maker_only, speed)
         if key in self._periods:
             return self._periods[key]
         found: _Periods | None = None
+        code = lookup_code(maker_only, speed)
         if self.identity is not None:
-            cached = statedb.cached_price_periods(self.conn, self.identity, provider, model, lookup_code(maker_only))
+            cached = statedb.cached_price_periods(self.conn, self.identity, provider, model, code)
             if cached is not None:
                 found = _stored_periods(cached)
         if found is None and self.identity is not None:
-            shared = self._shared_periods(self.identity).get(_shared_key(provider, model, maker_only))
+            shared = self._shared_periods(self.identity).get(_shared_key(provider, model, code))
             if isinstance(shared, str):
                 found = _stored_periods(shared)
                 if found is not None:
-                    statedb.cache_price_periods(
-                        self.conn, self.identity, provider, model, lookup_code(maker_only), shared
-                    )
+                    statedb.cache_price_periods(self.conn, self.identity, provider, model, code, shared)
         if found is None:
             table = self.table
             if isinstance(table, PriceTable):
-                found = periods_of(table._find(provider, model, maker_only), table)
+                found = periods_of(table._find(provider, model, maker_only), table, speed)
                 if found is not None:
                     text = periods_to_json(found)
-                    statedb.cache_price_periods(
-                        self.conn, table.identity, provider, model, lookup_code(maker_only), text
-                    )
-                    _share_periods(table.identity, _shared_key(provider, model, maker_only), text)
+                    statedb.cache_price_periods(self.conn, table.identity, provider, model, code, text)
+                    _share_periods(table.identity, _shared_key(provider, model, code), text)
         self._periods[key] = found
         return found
 
@@ -474,18 +566,25 @@ class Pricer:
         time_ms: int | None,
         reported: float | None,
         cache_write_1h: int = 0,
+        web_searches: int = 0,
+        speed: str | None = None,
     ) -> Priced:
-        maker_only = billed_by_plan(reported, tokens)
+        """PriceTable.price, from the resolved prices kept in state.db when it can."""
+        maker_only, speed = billed_by_plan(reported, tokens), _speed(speed)
         micro: int | None = None
         if model:
-            periods = self._lookup(provider or "", model, maker_only)
+            periods = self._lookup(provider or "", model, maker_only, speed)
             if periods is None:  # prices by time of day: the library decides, per message
                 table = self.table
                 if isinstance(table, PriceTable):
-                    micro = table.list_cost_micro(provider, model, tokens, time_ms, maker_only, cache_write_1h)
+                    micro = table.list_cost_micro(
+                        provider, model, tokens, time_ms, maker_only, cache_write_1h, web_searches, speed
+                    )
             else:
                 rates = periods.at(time_ms)
-                micro = None if rates is None else micro_from_pico(rates.cost_pico(*tokens, cache_write_1h))
+                micro = (
+                    None if rates is None else micro_from_pico(rates.cost_pico(*tokens, cache_write_1h, web_searches))
+                )
         return priced(micro, reported, tokens, self.identity)
 
 
@@ -498,15 +597,16 @@ def _stored_periods(text: str) -> _Periods | None:
         return None
 
 
-def lookup_code(maker_only: bool) -> int:
+def lookup_code(maker_only: bool, speed: str | None = None) -> int:
     """How a model's prices were looked up, in the caches' keys: 0 the provider's own, then the
-    maker's; 2 for a plan, the provider's where it charges, then the maker's.  (1, a plan's maker from
-    the model name alone, was the rule before: its cached answers are not reused.)"""
-    return 2 if maker_only else 0
+    maker's; 2 for a plan, the provider's where it charges, then the maker's; plus 4 for a
+    fast-mode request's prices.  (1, a plan's maker from the model name alone, was the rule before:
+    its cached answers are not reused.)"""
+    return (2 if maker_only else 0) + (4 if speed == FAST else 0)
 
 
-def _shared_key(provider: str, model: str, maker_only: bool) -> str:
-    return f"{lookup_code(maker_only)}\t{provider}\t{model}"
+def _shared_key(provider: str, model: str, code: int) -> str:
+    return f"{code}\t{provider}\t{model}"
 
 
 def _read_shared_periods(identity: str) -> dict[str, Any]:
@@ -548,6 +648,8 @@ class NoTable:
         time_ms: int | None,
         reported: float | None,
         cache_write_1h: int = 0,
+        web_searches: int = 0,
+        speed: str | None = None,
     ) -> Priced:
         return priced(None, reported, tokens, None)
 

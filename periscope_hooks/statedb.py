@@ -165,6 +165,8 @@ MESSAGE_COLUMNS = (
     "cost_reported",
     "coding_agent",
     "cache_write_1h",  # the part of cache_write kept for an hour (m019_messages_cache_write_1h)
+    "web_searches",  # server-side web searches (m021_messages_web_searches_speed)
+    "speed",  # "fast" for a fast-mode request, NULL standard (m021)
 )
 _INSERT_MESSAGE_HEAD = f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)})"
 _MESSAGE_VALUES = f"({', '.join('?' * len(MESSAGE_COLUMNS))})"

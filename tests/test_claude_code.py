@@ -20,7 +20,9 @@ from testing.util import git, init_repo, periscope, spool_path
 SESSION = "0b7c2a9e-1d2f-4e5a-8b6c-7d8e9f0a1b2c"
 
 
-def assistant_line(mid, cwd, *, block, usage=(100, 20, 300, 40), agent_id=None, thinking=0, split=None):
+def assistant_line(
+    mid, cwd, *, block, usage=(100, 20, 300, 40), agent_id=None, thinking=0, split=None, model=None, more_usage=None
+):
     inp, out, cread, cwrite = usage
     line = {
         "type": "assistant",
@@ -30,7 +32,7 @@ def assistant_line(mid, cwd, *, block, usage=(100, 20, 300, 40), agent_id=None, 
         "timestamp": "2026-12-01T10:00:00.250Z",
         "message": {
             "id": mid,
-            "model": "claude-sonnet-4-5-20250929",
+            "model": model or "claude-sonnet-4-5-20250929",
             "content": [block],
             "usage": {
                 "input_tokens": inp,
@@ -44,6 +46,7 @@ def assistant_line(mid, cwd, *, block, usage=(100, 20, 300, 40), agent_id=None, 
                     if split
                     else {}
                 ),
+                **(more_usage or {}),
             },
         },
     }
@@ -305,6 +308,80 @@ def test_a_pretooluse_payload_over_a_mebibyte_still_marks_the_tool_call_in_fligh
         "tool_use_id": "toolu_big",
     }
     assert b"xxxx" not in spool_path(repo).read_bytes()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="list prices need genai-prices (Python 3.11+)")
+def test_web_searches_and_fast_mode_are_priced(tmp_path):
+    """A request's web searches are billed apart ($10 a thousand), and fast mode (`usage.speed:
+    "fast"`) at the table's fast-mode variant (Opus 5: 2x).  Both were left out: the estimate must
+    be the library's own figure for the message's usage and speed."""
+    from datetime import datetime, timezone
+
+    from genai_prices import Usage, data_snapshot
+
+    repo = init_repo(tmp_path / "r")
+    transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    text = {"type": "text", "text": "hi"}
+
+    def line(mid, **usage):
+        return assistant_line(
+            mid, repo, block=text, usage=(100, 2000, 300, 4000), model="claude-opus-5", more_usage=usage
+        )
+
+    searched = {"server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 2}}
+    transcript.write_text(
+        line("msg_search", server_tool_use={"web_search_requests": 1})  # streamed: the count grows
+        + line("msg_search", **searched)
+        + line("msg_fast", speed="fast", server_tool_use={"web_search_requests": 0})
+        + line("msg_std", speed="standard", server_tool_use={"web_fetch_requests": 4})
+        + line("msg_odd", speed=["fast"], server_tool_use={"web_search_requests": "3"})  # not a count, not fast
+    )
+    hook_input = {
+        "session_id": SESSION,
+        "transcript_path": str(transcript),
+        "cwd": str(repo),
+        "hook_event_name": "Stop",
+    }
+    assert run_hook(hook_input).returncode == 0
+    recs = {r["id"]: r for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"}
+    import jsonschema
+
+    from periscope_hooks import schemas
+
+    for rec in recs.values():
+        jsonschema.validate(rec, schemas.load("spool-record"))
+    assert (recs["msg_search"]["web_searches"], "speed" in recs["msg_search"]) == (3, False)
+    assert (recs["msg_fast"]["speed"], "web_searches" in recs["msg_fast"]) == ("fast", False)
+    for plain in ("msg_std", "msg_odd"):
+        assert "speed" not in recs[plain] and "web_searches" not in recs[plain]
+
+    periscope("flush", cwd=repo)
+    out = periscope("export", "--type", "message", cwd=repo).stdout
+    events = {e["message_id"]: e for e in map(json.loads, out.splitlines())}
+    model = data_snapshot.get_snapshot().find_provider_model("claude-opus-5", None, "anthropic", None)[1]
+    when = datetime(2026, 12, 1, tzinfo=timezone.utc)
+
+    def library(searches=0, context=None):
+        usage = Usage(input_tokens=4400, output_tokens=2000, cache_read_tokens=300, cache_write_tokens=4000)
+        usage.web_searches = searches or None
+        return float(model.get_prices(when, context).calc_price(usage)["total_price"])
+
+    for event in events.values():
+        jsonschema.validate(event, schemas.load("events"))
+    assert events["msg_search"]["web_searches"] == 3 and "speed" not in events["msg_search"]
+    assert events["msg_search"]["list_cost"] == pytest.approx(library(3), abs=1e-6)
+    assert events["msg_search"]["list_cost"] == pytest.approx(library() + 0.03, abs=1e-6)
+    assert events["msg_fast"]["speed"] == "fast" and "web_searches" not in events["msg_fast"]
+    assert events["msg_fast"]["list_cost"] == pytest.approx(library(0, {"speed": "fast"}), abs=1e-6)
+    assert events["msg_fast"]["list_cost"] > 1.5 * library()  # the variant is there, and dearer
+    for plain in ("msg_std", "msg_odd"):
+        assert events[plain]["list_cost"] == pytest.approx(library(), abs=1e-6)
+        assert "speed" not in events[plain] and "web_searches" not in events[plain]
+    from testing.util import report_json
+
+    (row,) = report_json(repo, by="model")
+    assert row["list_cost"] == pytest.approx(sum(e["list_cost"] for e in events.values()), abs=1e-6)
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="list prices need genai-prices (Python 3.11+)")

@@ -471,6 +471,8 @@ def test_message_event_json_writes_exactly_what_json_dumps_of_message_event_writ
             "price_snapshot": pick(),
             "coding_agent": rnd.choice([None, "", "claude-code"]),
             "cache_write_1h": rnd.choice([0, 0, 7, 2**40, None]),
+            "web_searches": rnd.choice([0, 0, 3, None]),
+            "speed": rnd.choice([None, None, "fast"]),
             **dict(zip(events.TOKEN_FIELDS, tokens)),
         }
         url = rnd.choice([None, URL, "ü"])
@@ -478,7 +480,8 @@ def test_message_event_json_writes_exactly_what_json_dumps_of_message_event_writ
         eid, when, body = events.message_event_json(
             row["id"], row["session_id"], row["time_ms"], row["provider"], row["model"], row["agent"], tokens,
             row["cost"], row["branch"], row["sha"], row["list_cost_micro"], row["cost_source"],
-            row["price_snapshot"], row["coding_agent"], session, url, row["cache_write_1h"],
+            row["price_snapshot"], row["coding_agent"], session, url, row["cache_write_1h"], row["web_searches"],
+            row["speed"],
         )  # fmt: skip
         assert body == json.dumps(want, separators=(",", ":"), sort_keys=True)
         assert (eid, when) == (want["event_id"], want["time"])

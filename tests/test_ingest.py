@@ -159,6 +159,28 @@ def test_a_name_of_the_wrong_type_is_recorded_empty_and_the_message_kept(repo):
     assert "skipped an invalid session record" in (state_dir(repo.path) / "hook.log").read_text()
 
 
+def test_web_searches_and_speed_that_are_not_what_they_say_price_the_tokens_alone(repo):
+    """A search count that is not a positive integer, or a speed other than "fast": the message is
+    kept and priced as a standard request without searches (its tokens are worth more than the
+    slip), and its event says neither."""
+    odd = [("m_str", "3", "Fast"), ("m_neg", -2, 1), ("m_bool", True, None), ("m_float", 2.0, "standard")]
+    append_spool(
+        repo.path,
+        message_record(repo.path, id="m_ok", web_searches=2, speed="fast"),
+        *(message_record(repo.path, id=mid, web_searches=n, speed=speed) for mid, n, speed in odd),
+    )
+    commit(repo.path, "c1")
+    messages = {e["message_id"]: e for e in repo.events("message")}
+    assert (messages["m_ok"]["web_searches"], messages["m_ok"]["speed"]) == (2, "fast")
+    for mid, _, _ in odd:
+        assert "web_searches" not in messages[mid] and "speed" not in messages[mid]
+        assert messages[mid]["list_cost"] == messages["m_str"]["list_cost"]
+    if messages["m_ok"]["list_cost"] is not None:  # a price table (Python 3.11+): the searches are priced
+        assert messages["m_ok"]["list_cost"] == pytest.approx(messages["m_str"]["list_cost"] + 0.02, abs=1e-9)
+    [linked] = repo.commit_events()
+    assert linked["usage"]["messages"] == 5
+
+
 def test_classify_commit():
     assert classify_commit("commit (initial): x") == "commit"
     assert classify_commit("commit (amend): x") == "amend"

@@ -484,3 +484,17 @@ def test_a_lone_refused_event_after_an_accepted_one_in_the_same_flush_is_dead_le
         assert kept.stop and not kept.results and "it is kept until others go with it" in kept.error
     finally:
         fresh.close()
+
+
+def test_web_searches_and_fast_mode_are_attributes_of_the_message_only_when_there():
+    from periscope_hooks import events
+    from periscope_hooks.sinks.otlp import attributes
+
+    row = {"id": "m", "session_id": "s", "time_ms": 1, "provider": "anthropic", "model": "claude-opus-5"}
+    row.update({"agent": "build", "cost": 0.0, "branch": "main", "sha": None, "list_cost_micro": 91_000})
+    row.update({"cost_source": "estimated", "price_snapshot": "t", **dict.fromkeys(events.TOKEN_FIELDS, 10)})
+    plain = attributes(events.message_event(row, None, None))
+    assert "periscope.web_searches" not in plain and "periscope.request.speed" not in plain
+    both = attributes(events.message_event({**row, "web_searches": 4, "speed": "fast"}, None, None))
+    assert (both["periscope.web_searches"], both["periscope.request.speed"]) == (4, "fast")
+    assert both["periscope.cost.list_usd"] == 0.091

@@ -145,9 +145,10 @@ def test_alias_prices_like_the_canonical_provider(table):
 
 def test_same_as_the_library_for_every_model_in_the_snapshot(table):
     """The fast path (integer unit prices cached per model) equals genai-prices' own calc_price,
-    rounded to micro-dollars, for every model of every provider, including tiers and price periods."""
+    rounded to micro-dollars, for every model of every provider, including tiers and price periods,
+    web searches, and fast mode (the table's price variants) where the model has it."""
     rng = random.Random(13)
-    checked = hour_priced = 0
+    checked = hour_priced = searches_priced = fast_priced = 0
     for provider in table.snapshot.providers:
         for model in provider.models:
             if table._find(provider.id, model.id, False) is not model:
@@ -155,6 +156,7 @@ def test_same_as_the_library_for_every_model_in_the_snapshot(table):
             inp, out, reasoning, cread, cwrite = (rng.randint(0, 260_000), rng.randint(0, 5000), rng.randint(0, 3000),
                                                    rng.randint(0, 60_000), rng.randint(0, 9000))  # fmt: skip
             hour = rng.choice((0, rng.randint(0, cwrite), cwrite))  # the part of the writes kept for an hour
+            searches = rng.choice((0, rng.randint(1, 40)))
             usage = genai_prices.Usage(
                 input_tokens=inp + cread + cwrite,
                 output_tokens=out + reasoning,
@@ -163,20 +165,27 @@ def test_same_as_the_library_for_every_model_in_the_snapshot(table):
                 cache_write_tokens=cwrite,
                 cache_write_1h_tokens=hour or None,
             )
-            when = datetime.fromtimestamp(NOW / 1000, tz=timezone.utc)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    lib = model.get_prices(when).calc_price(usage)["total_price"]
-                except ValueError:
-                    continue  # the library refuses this usage for this model (e.g. audio-only prices)
-            tokens = (inp, out, reasoning, cread, cwrite)
-            ours = table.price(provider.id, model.id, tokens, NOW, 1.0, cache_write_1h=hour).list_cost_micro
-            assert ours == int((lib * 1_000_000).to_integral_value(ROUND_HALF_EVEN)), (provider.id, model.id, hour)
-            checked += 1
-            hour_priced += bool(hour and getattr(model.get_prices(when), "cache_write_1h_mtok", None))
-    assert checked > 1500
+            usage.web_searches = searches or None
+            for speed, when_ms in ((None, NOW), ("fast", NOW), ("fast", JAN_2025)):
+                when = datetime.fromtimestamp(when_ms / 1000, tz=timezone.utc)
+                context = {"speed": speed} if speed else None
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        lib = model.get_prices(when, context).calc_price(usage)["total_price"]
+                    except ValueError:
+                        continue  # the library refuses this usage for this model (e.g. audio-only prices)
+                tokens = (inp, out, reasoning, cread, cwrite)
+                ours = table.price(provider.id, model.id, tokens, when_ms, 1.0, hour, searches, speed).list_cost_micro
+                assert ours == int((lib * 1_000_000).to_integral_value(ROUND_HALF_EVEN)), (provider.id, model.id, speed)
+                checked += 1
+                prices = model.get_prices(when, context)
+                hour_priced += bool(hour and getattr(prices, "cache_write_1h_mtok", None))
+                searches_priced += bool(searches and getattr(prices, "web_searches_kcount", None))
+                fast_priced += bool(speed and prices.output_mtok != model.get_prices(when).output_mtok)
+    assert checked > 4500
     assert hour_priced > 20  # models pricing 1-hour writes apart (Anthropic's, on each cloud), with some
+    assert searches_priced > 20 and fast_priced >= 4
 
 
 def test_micro_dollar_rounding_is_half_even_and_exact():
@@ -473,12 +482,12 @@ def test_messages_stored_before_list_prices_are_priced_once_and_events_match_a_r
 def test_the_shared_prices_read_are_those_of_the_identity_in_use(state_conn, tmp_path):
     """The shared periods were read once a run: had the identity changed (a fetched table found
     unreadable, the bundled one used instead), another table's periods would have answered."""
-    from periscope_hooks.pricing import SHARED_PERIODS_NAME, _shared_key, prices_dir
+    from periscope_hooks.pricing import SHARED_PERIODS_NAME, _shared_key, lookup_code, prices_dir
 
     pricer = pricing.Pricer(state_conn)
     folder = prices_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    key = _shared_key("anthropic", "claude-sonnet-4", False)
+    key = _shared_key("anthropic", "claude-sonnet-4", lookup_code(False))
     (folder / SHARED_PERIODS_NAME).write_text(json.dumps({"identity": "table A", "periods": {key: "[[null, null]]"}}))
     assert key in pricer._shared_periods("table A")
     assert pricer._shared_periods("table B") == {}  # not table A's
@@ -501,36 +510,57 @@ def test_an_old_message_that_cannot_be_priced_does_not_stop_ingest(repo):
     assert "could not price an old message" in (state_dir(repo.path) / "hook.log").read_text()
 
 
-def test_prices_kept_before_one_hour_writes_are_looked_up_again(table, state_conn):
+@pytest.mark.parametrize("field", ["cache_write_1h", "web_search"])
+def test_prices_kept_before_one_hour_writes_are_looked_up_again(table, state_conn, field):
     """state.db's price cache and the shared periods file keep a model's resolved prices; those an
-    older version kept have no rate for one-hour cache writes.  Read as they are, every such write
-    would stay at the five-minute rate until the table changed: they are looked up again instead."""
+    older version kept have no rate for one-hour cache writes (or web searches).  Read as they are,
+    every such write (search) would stay at the five-minute rate (free) until the table changed:
+    they are looked up again instead."""
     from periscope_hooks import statedb
     from periscope_hooks.pricing import SHARED_PERIODS_NAME, _shared_key, lookup_code, prices_dir
 
-    tokens, hour = (100, 20, 0, 300, 40_000), 30_000
-    want = table.price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, cache_write_1h=hour)
-    assert want.list_cost_micro > table.price("anthropic", "claude-sonnet-4-5", tokens, NOW, None).list_cost_micro
+    tokens, hour, searches = (100, 20, 0, 300, 40_000), 30_000, 7
+    want = table.price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour, searches)
+    assert want.list_cost_micro > table.price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour).list_cost_micro
+    assert want.list_cost_micro > table.price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, 0, 7).list_cost_micro
     first = pricing.Pricer(state_conn)
-    assert first.price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour) == want
+    assert first.price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour, searches) == want
     (cached,) = state_conn.execute("SELECT periods FROM price_cache WHERE model = 'claude-sonnet-4-5'").fetchone()
 
     def as_kept_before(text: str) -> str:
         periods = json.loads(text)
         for _, rates in periods:
             if rates is not None:
-                del rates["cache_write_1h"]
+                del rates[field]
         return json.dumps(periods)
 
     identity, code = first.identity, lookup_code(False)
     statedb.cache_price_periods(state_conn, identity, "anthropic", "claude-sonnet-4-5", code, as_kept_before(cached))
-    assert pricing.Pricer(state_conn).price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour) == want
+    assert pricing.Pricer(state_conn).price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour, searches) == want
     # The shared file's entry, kept before, with state.db's entry gone: the same.
     state_conn.execute("DELETE FROM price_cache")
     shared = prices_dir() / SHARED_PERIODS_NAME
     data = json.loads(shared.read_text())
-    key = _shared_key("anthropic", "claude-sonnet-4-5", False)
+    key = _shared_key("anthropic", "claude-sonnet-4-5", lookup_code(False))
     data["periods"][key] = as_kept_before(data["periods"][key])
     shared.write_text(json.dumps(data))
-    assert pricing.Pricer(state_conn).price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour) == want
-    assert "cache_write_1h" in json.loads(shared.read_text())["periods"][key]  # and written again
+    assert pricing.Pricer(state_conn).price("anthropic", "claude-sonnet-4-5", tokens, NOW, None, hour, searches) == want
+    assert f'"{field}"' in json.loads(shared.read_text())["periods"][key]  # and written again
+
+
+@pytest.mark.parametrize("when", [JAN_2025, NOW])
+def test_the_ingest_pricer_prices_fast_mode_and_web_searches_from_its_cache(table, state_conn, when):
+    """Fast mode's prices are cached apart from the model's standard ones (another lookup code): a
+    flusher that met the model at one speed must not price the other speed from it."""
+    tokens = (1000, 2000, 500, 3000, 4000)
+    fast = table.price("anthropic", "claude-opus-5", tokens, when, None, 1000, 2, "fast")
+    standard = table.price("anthropic", "claude-opus-5", tokens, when, None, 1000, 2)
+    assert fast.list_cost_micro > standard.list_cost_micro > 0
+    for _ in range(2):  # the second flusher run answers from state.db's cache, the library not loaded
+        pricer = pricing.Pricer(state_conn)
+        assert pricer.price("anthropic", "claude-opus-5", tokens, when, None, 1000, 2, "fast") == fast
+        assert pricer.price("anthropic", "claude-opus-5", tokens, when, None, 1000, 2, "standard") == standard
+        assert pricer.price("anthropic", "claude-opus-5", tokens, when, None, 1000, 2) == standard
+    assert pricer._table is None
+    codes = {r[0] for r in state_conn.execute("SELECT maker_only FROM price_cache WHERE model = 'claude-opus-5'")}
+    assert codes == {pricing.lookup_code(False), pricing.lookup_code(False, "fast")}

@@ -208,7 +208,20 @@ def message_fields(line: dict[str, Any]) -> dict[str, Any] | None:
         },
         "tool_use_ids": tool_ids,
         "agent_id": line.get("agentId") if line.get("isSidechain") and _safe_id(line.get("agentId")) else None,
+        "priced_by": _priced_by(usage),
     }
+
+
+def _priced_by(usage: dict[str, Any]) -> dict[str, Any]:
+    """What else the request is billed for, as the record's `web_searches` (server-side searches,
+    $10 a thousand) and `speed: "fast"` (fast mode, priced by the table's variant); {} for neither,
+    so other records stay as they were.  Web fetches cost only their tokens."""
+    tools = usage.get("server_tool_use")
+    searches = _count(tools.get("web_search_requests")) if isinstance(tools, dict) else 0
+    out: dict[str, Any] = {"web_searches": searches} if searches else {}
+    if usage.get("speed") == "fast":
+        out["speed"] = "fast"
+    return out
 
 
 def _hour_writes(usage: dict[str, Any]) -> dict[str, int]:
@@ -382,6 +395,9 @@ class _Capture:
                         t for t in fields["tool_use_ids"] if t not in earlier["tool_use_ids"]
                     )
                     _keep_the_largest(earlier["tokens"], fields["tokens"])
+                    for key, value in fields["priced_by"].items():  # the largest count, fast if any line says so
+                        if key != "web_searches" or value > earlier.get(key, 0):
+                            earlier[key] = value
                     continue
                 if fields["id"] in seen:
                     continue
@@ -466,6 +482,7 @@ class _Capture:
             "cwd": dirs.worktree if dirs is not None else "",
             "git": {"branch": branch, "sha": sha},
             "tool_use_ids": list(fields["tool_use_ids"]),
+            **fields["priced_by"],
         }
         self._held.append((spool_path, record))
         self._held_messages += 1

@@ -162,6 +162,8 @@ def _apply_linked(
                     ctx.session(row[1]),
                     repo_url if worktree else None,
                     row[22],
+                    row[23],
+                    row[24],
                 )  # fmt: skip
             )
         elif isinstance(rec, Commit):

@@ -21,7 +21,14 @@ def message_row(
 ) -> tuple[Any, ...]:
     """The message's values in statedb.MESSAGE_COLUMNS order, priced."""
     priced = ctx.prices.price(
-        rec.provider, rec.model, rec.tokens, rec.time, rec.cost if rec.cost_reported else None, rec.cache_write_1h
+        rec.provider,
+        rec.model,
+        rec.tokens,
+        rec.time,
+        rec.cost if rec.cost_reported else None,
+        rec.cache_write_1h,
+        rec.web_searches,
+        rec.speed,
     )
     return (
         rec.id,
@@ -43,6 +50,8 @@ def message_row(
         rec.cost_reported,
         rec.coding_agent,
         rec.cache_write_1h,
+        rec.web_searches,
+        rec.speed,
     )
 
 

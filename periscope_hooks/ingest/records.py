@@ -14,6 +14,7 @@ from typing import Any, Callable, Union
 
 from periscope_hooks import events, spool
 from periscope_hooks.agents import DEFAULT_CODING_AGENT
+from periscope_hooks.pricing import FAST
 from periscope_hooks.state import now_ms
 
 TOKEN_FIELDS = events.TOKEN_FIELDS
@@ -63,6 +64,8 @@ class Message:
     # The part of the cache writes kept for an hour (Claude Code's transcript tells; billed at 2x
     # input against 1.25x for five minutes).  Never more than cache_write.
     cache_write_1h: int = 0
+    web_searches: int = 0  # server-side web searches the request ran (billed per search)
+    speed: str | None = None  # "fast": a fast-mode request (priced as the table's variant); None standard
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,9 @@ def message(rec: dict[str, Any]) -> Message:
         raise ValueError("cost is not a finite number")
     if not 0 <= dollars <= MAX_MESSAGE_COST:
         raise ValueError(f"cost {dollars!r} is not a plausible dollar figure for one message")
+    searches = get("web_searches")
+    if type(searches) is not int or not 0 < searches <= MAX_TOKENS:
+        searches = 0  # not a count: the message (its tokens) is kept, priced without searches
     tool_use_ids = get("tool_use_ids")
     message_id = rec["id"]
     if type(message_id) is not str:
@@ -238,6 +244,8 @@ def message(rec: dict[str, Any]) -> Message:
         tuple(str(t) for t in tool_use_ids if isinstance(t, str)) if tool_use_ids else (),
         cost is not None,
         hour_writes or 0,
+        searches,
+        FAST if get("speed") == FAST else None,  # any other speed is the standard one
     )
 
 

@@ -114,6 +114,8 @@ def attributes(event: dict[str, Any], session_titles: bool = False) -> dict[str,
                 "periscope.cost.usd": float(event.get("cost") or 0),
                 "periscope.cost.source": event.get("cost_source"),  # reported / estimated / subscription / unknown
                 "periscope.cost.list_usd": event.get("list_cost"),  # at list prices; absent when unpriced
+                "periscope.web_searches": event.get("web_searches"),  # absent when none
+                "periscope.request.speed": event.get("speed"),  # "fast", absent for the standard speed
                 "vcs.ref.head.name": repo.get("branch"),
                 "vcs.ref.head.revision": repo.get("sha"),
             }
