@@ -44,9 +44,14 @@ def _is_tool_result(message: dict[str, Any]) -> bool:
 
 
 class FakeAnthropic(LocalServer):
-    def __init__(self, reply_text: str = "All done.", delta_delay: float = 0.0) -> None:
+    def __init__(
+        self, reply_text: str = "All done.", delta_delay: float = 0.0, extra_usage: dict[str, Any] | None = None
+    ) -> None:
         self.reply_text = reply_text
         self.delta_delay = delta_delay  # seconds between the last content block and message_delta
+        # usage fields every response adds, at its start and its end as the API sends them
+        # (server_tool_use's web searches, speed "fast")
+        self.extra_usage = extra_usage or {}
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         # {"id", "kind", "model", "usage", "subagent"} per recorded (tool-offering) response
@@ -116,7 +121,7 @@ class FakeAnthropic(LocalServer):
         self.requests.append(req)
         n = self._next()
         model = str(req.get("model") or MODEL)
-        usage = self.usage_for(n)
+        usage = {**self.usage_for(n), **self.extra_usage}
         mid = f"msg_fake{n:04d}"
         messages = req.get("messages") or []
         last = messages[-1] if messages else {}
@@ -209,7 +214,10 @@ class FakeAnthropic(LocalServer):
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop, "stop_sequence": None},
-                "usage": {"output_tokens": usage["output_tokens"]},
+                "usage": {
+                    "output_tokens": usage["output_tokens"],
+                    **{k: v for k, v in usage.items() if k in ("server_tool_use", "speed")},
+                },
             }
         )
         out.append({"type": "message_stop"})

@@ -97,6 +97,22 @@ def commit_event(repo, sha):
     return found[0]
 
 
+def test_web_searches_and_fast_mode_reach_the_events_priced(project):
+    """The API's usage says how many server-side web searches a response ran and whether it ran in
+    fast mode; the real binary writes that usage to its transcript, and each message's event says
+    both, its list price the library's for those searches (Sonnet 4.5 has no fast-mode rates: its
+    tokens stay at the standard ones)."""
+    extra = {"server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 1}, "speed": "fast"}
+    with FakeAnthropic(reply_text="Reply text.", extra_usage=extra) as server:
+        claude(project, server, "Say hello")
+    msgs = events(project, "message")
+    assert msgs and [m["message_id"] for m in msgs] == [r["id"] for r in server.responses]
+    for m in msgs:
+        assert (m["web_searches"], m["speed"]) == (3, "fast")
+        searches = 3 * 10 / 1000  # $10 a thousand
+        assert m["list_cost"] == pytest.approx(cost_at(SONNET_4_5, m["tokens"]) + searches, abs=1e-6)
+
+
 def test_messages_carry_exact_tokens_and_no_repeats(project, server):
     claude(project, server, "Say hello")
     head = git(project, "rev-parse", "HEAD")
