@@ -59,17 +59,26 @@ def append(path: str, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def read_lines(path: str, offset: int, max_bytes: int = 4 << 20) -> tuple[list[tuple[int, bytes]], int]:
-    """Complete lines from `offset`: ([(line_offset, line_bytes)], offset after the last complete line)."""
+def read_lines(
+    path: str, offset: int, max_bytes: int = 4 << 20, max_line: int = 0
+) -> tuple[list[tuple[int, bytes]], int]:
+    """Complete lines from `offset`: ([(line_offset, line_bytes)], offset after the last complete line).
+    A line longer than `max_bytes` is read whole when it is at most `max_line` bytes."""
     try:
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read(max_bytes)
+            while b"\n" not in data and len(data) == max_bytes and max_bytes < max_line:
+                more = f.read(max_bytes)  # one long line: read on, doubling, up to max_line
+                data += more
+                max_bytes *= 2
+                if len(more) < max_bytes // 2:
+                    break
     except FileNotFoundError:
         return [], offset
     end = data.rfind(b"\n")
     if end < 0:
-        if len(data) == max_bytes:
+        if len(data) >= max_bytes:
             # One line longer than max_bytes: nothing sane writes that; skip it as garbage.
             return [(offset, data)], offset + len(data)
         return [], offset

@@ -149,7 +149,9 @@ def test_hook_dedupes_lines_of_one_message_and_keeps_no_text(tmp_path):
         "tool_use_id": "toolu_01",
     }
     assert run_hook(hook_input).returncode == 0
-    assert run_hook({**hook_input, "hook_event_name": "Stop"}).returncode == 0  # nothing new: nothing twice
+    # The session's end: nothing new in its transcript, nothing twice; the sub-agent's message, no
+    # line after it, is settled now (a turn's Stop would not settle it: its agent may stream on).
+    assert run_hook({**hook_input, "hook_event_name": "SessionEnd"}).returncode == 0
     raw = spool_path(repo).read_bytes()
     assert b"SECRET" not in raw
     recs = list(spool.iter_records(str(spool_path(repo))))
@@ -262,22 +264,61 @@ def test_a_long_transcript_is_read_over_several_runs_each_message_once(tmp_path)
     """A run stops reading at its time budget and saves where it stopped; the next reads on.  The
     alarm it used to rely on was swallowed (TimeoutError is an OSError, caught while reading HEAD),
     and when it did stop a run, nothing was saved: each run appended the same records again and a
-    long session was never caught up."""
+    long session was never caught up.  A run stopped between two lines of one message reads the
+    message again whole next time: the line read alone was dropped as seen, and its tool call
+    with it (a commit it made then waited for it in vain)."""
     repo = init_repo(tmp_path / "r")
     transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
     transcript.parent.mkdir(parents=True)
     ids = [f"msg_{i}" for i in range(1000)]
-    transcript.write_text("".join(assistant_line(m, repo, block={"type": "text", "text": "x"}) for m in ids))
+    transcript.write_text(
+        "".join(
+            assistant_line(m, repo, block={"type": "text", "text": "x"})
+            + assistant_line(m, repo, block={"type": "tool_use", "id": f"toolu_{m}", "name": "Bash", "input": {}})
+            for m in ids
+        )
+    )
     payload = {"session_id": SESSION, "transcript_path": str(transcript), "cwd": str(repo), "hook_event_name": "Stop"}
     runs = 0
     while runs < 400:
         runs += 1
         assert run_hook(payload, env={"PERISCOPE_HOOK_READ_BUDGET": "0.02"}).returncode == 0
-        got = [r["id"] for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
+        got = [r for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
         if len(got) >= len(ids):
             break
     assert runs > 1  # the budget did stop a run
-    assert got == ids  # every message once, in order
+    assert [r["id"] for r in got] == ids  # every message once, in order
+    assert [r["tool_use_ids"] for r in got] == [[f"toolu_{m}"] for m in ids]  # with its tool call
+
+
+def test_a_transcript_that_cannot_be_read_skips_itself_not_the_session(tmp_path):
+    """A sub-agent transcript that cannot be read (here one whose reads fail with EIO; a FIFO would
+    hold the run until its alarm) is skipped with one logged line: the run aborted before, saving
+    nothing, and every later run of the session did the same.  A byte that is not UTF-8 and a line
+    longer than the 8 MiB read (a Write of a large file) keep their messages too."""
+    repo = init_repo(tmp_path / "r")
+    transcript = tmp_path / "projects" / "p" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    huge = {"type": "tool_use", "id": "toolu_big", "name": "Write", "input": {"content": "x" * (9 << 20)}}
+    transcript.write_bytes(
+        assistant_line("msg_main", repo, block={"type": "text", "text": "hi"}).encode()
+        + assistant_line("msg_bytes", repo, block={"type": "text", "text": "caf\u00e9"})
+        .encode()
+        .replace(b"\\u00e9", b"\xff")
+        + assistant_line("msg_huge", repo, block=huge).encode()
+    )
+    agents = transcript.with_suffix("") / "subagents"
+    agents.mkdir(parents=True)
+    (agents / "agent-eio.jsonl").symlink_to("/proc/self/mem")  # regular, and every read fails (EIO)
+    os.mkfifo(agents / "agent-fifo.jsonl")
+    (agents / "agent-ok.jsonl").write_text(_subagent_row("msg_sub", repo, "ok", 50, stop="end_turn"))
+    payload = {"session_id": SESSION, "transcript_path": str(transcript), "cwd": str(repo)}
+    assert run_hook({**payload, "hook_event_name": "SessionEnd"}).returncode == 0
+    recs = [r for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"]
+    assert [r["id"] for r in recs] == ["msg_main", "msg_bytes", "msg_huge", "msg_sub"]
+    assert recs[2]["tool_use_ids"] == ["toolu_big"]
+    log = (Path(os.environ["HOME"]) / ".local" / "state" / "periscope" / "hook.log").read_text()
+    assert log.count("skipped a transcript it cannot read") == 2 and "Traceback" not in log
 
 
 def test_a_pretooluse_payload_over_a_mebibyte_still_marks_the_tool_call_in_flight(tmp_path):
@@ -492,13 +533,23 @@ def test_a_subagent_message_counts_its_final_output_even_across_hook_runs(tmp_pa
     stopped = {**payload, "hook_event_name": "SubagentStop", "agent_transcript_path": str(sub)}
     assert run_hook(stopped).returncode == 0
     assert outputs()["msg_s2"] == 700
-    # A workflow's agents, one folder further down.
+    # A background agent still streams when the turn ends: Stop does not settle it (it froze the
+    # message at its first line's count); a line after the message does.
+    background = agents / "agent-b1.jsonl"
+    background.write_text(_subagent_row("msg_b1", repo, "b1", 1))
+    assert run_hook({**payload, "hook_event_name": "Stop"}).returncode == 0
+    assert "msg_b1" not in outputs()
+    with background.open("a") as f:
+        f.write(_subagent_row("msg_b1", repo, "b1", 1886, stop="end_turn") + '{"type": "user", "isSidechain": true}\n')
+    assert run_hook({**payload, "hook_event_name": "PostToolBatch"}).returncode == 0
+    assert outputs()["msg_b1"] == 1886
+    # A workflow's agents, one folder further down; the session's end settles every transcript.
     workflow = agents / "workflows" / "wf_1" / "agent-w1.jsonl"
     workflow.parent.mkdir(parents=True)
     workflow.write_text(_subagent_row("msg_w1", repo, "w1", 900, stop="end_turn"))
-    assert run_hook({**payload, "hook_event_name": "Stop"}).returncode == 0
+    assert run_hook({**payload, "hook_event_name": "SessionEnd"}).returncode == 0
     assert outputs()["msg_w1"] == 900
-    assert list(outputs()) == ["msg_main", "msg_s1", "msg_s2", "msg_w1"]  # each once
+    assert list(outputs()) == ["msg_main", "msg_s1", "msg_s2", "msg_b1", "msg_w1"]  # each once
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="list prices need genai-prices (Python 3.11+)")

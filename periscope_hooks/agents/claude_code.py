@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import time
+from stat import S_ISREG as _S_ISREG
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
@@ -47,6 +48,9 @@ HOOK_TIME_LIMIT_S = 10
 # read recorded): the next run reads on from there.  The alarm at HOOK_TIME_LIMIT_S is only for a
 # hung filesystem; stopped by it, a run saves nothing and the next one reads the same lines again
 # (a 250k-message transcript was never caught up, and its records piled up in the spool).
+# A transcript line is read whole up to this size (a Write of a large file puts the file in its
+# line); a longer one is skipped as garbage.
+MAX_TRANSCRIPT_LINE = 256 << 20
 HOOK_READ_BUDGET_S = 6.0  # PERISCOPE_HOOK_READ_BUDGET (envvars.py) may shorten it
 _read_until: float | None = None  # set by run_hook: time.monotonic() past which reading stops
 RECENT = 500  # message and tool ids remembered per session, to drop the repeated lines of one message
@@ -115,8 +119,9 @@ class _ScanContext:
 
 def loads(data: bytes | str) -> Any:
     """json.loads with the C scanner alone: the json package imports re and enum, ~40 ms that
-    Claude Code would wait for on every hook run (the hook parses every new transcript line)."""
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    Claude Code would wait for on every hook run (the hook parses every new transcript line).
+    A byte that is not UTF-8 becomes U+FFFD (in a tool's output, say): the line's usage counts."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     text = text.strip()
     try:
         from _json import make_scanner
@@ -281,7 +286,8 @@ class _Capture:
         self._on_disk = False  # load() read a state file
         self._changed = False  # a transcript was read past its offset (or re-read from the start)
         self.finished: set[str] = set()  # transcripts whose agent stopped: nothing in them streams
-        self.all_finished = False  # the turn or the session ended
+        self.all_finished = False  # the session ended
+        self.unreadable: list[tuple[str, str]] = []  # (transcript, why) skipped by this run
 
     def load(self) -> None:
         try:
@@ -357,15 +363,23 @@ class _Capture:
         known = offsets.get(transcript)
         offset = known or 0
         try:
-            if os.path.getsize(transcript) < offset:
-                offset = 0  # replaced or truncated: re-read (message ids deduplicate)
+            found = os.stat(transcript)
         except OSError:
+            return  # not there (yet, or any more)
+        if not _S_ISREG(found.st_mode):
+            self.unreadable.append((transcript, "not a regular file"))  # a FIFO would hold the run
             return
+        if found.st_size < offset:
+            offset = 0  # replaced or truncated: re-read (message ids deduplicate)
         seen, tools = self._seen, self.state["tools"]
         subagent = f"{os.sep}subagents{os.sep}" in transcript
         trailing: tuple[str, int] | None = None  # (id, first line's offset) of a message no line follows yet
         while True:
-            lines, end = spool.read_lines(transcript, offset, 8 << 20)
+            try:
+                lines, end = spool.read_lines(transcript, offset, 8 << 20, max_line=MAX_TRANSCRIPT_LINE)
+            except OSError as e:  # unreadable: the session's other transcripts are still read
+                self.unreadable.append((transcript, f"{type(e).__name__}: {e.strerror or e}"))
+                break
             if end == offset:
                 break
             stopped_at = None
@@ -409,6 +423,12 @@ class _Capture:
                 self.add_message(transcript, fields)
             if stopped_at is not None:
                 offset = stopped_at
+                if trailing is not None and trailing[0] in self._records:
+                    # The budget may have stopped between two lines of one message: it is read
+                    # again whole next time (a line read alone then was dropped as seen, with
+                    # the tool id and the larger counts it carried).
+                    offset = trailing[1]
+                    self._forget(trailing[0])
                 trailing = None  # not at the end: what follows is read next time
                 break
             offset = end
@@ -544,7 +564,7 @@ def capture_session(
     finished: bool = False,
 ) -> list[str]:
     """Capture what is new in a session's transcripts; the state dirs whose spool grew.
-    `extra`: a stopped sub-agent's transcript; `finished`: the turn or the session ended."""
+    `extra`: a stopped sub-agent's transcript; `finished`: the session ended."""
     import fcntl
 
     cap = _Capture(session_id, env)
@@ -557,6 +577,12 @@ def capture_session(
         cap.all_finished = finished
         for path in transcripts_of(transcript, extra):
             cap.read(path)
+        if cap.unreadable:
+            from periscope_hooks import logfile
+
+            log = os.path.join(_periscope_state_home(env), "hook.log")  # paths.fallback_log_path
+            for path, why in cap.unreadable:
+                logfile.log_line(log, f"Claude Code: skipped a transcript it cannot read ({why}): {path}")
         # Records first, offsets second: a crash in between re-reads, and ingest drops the repeat.
         written = cap.append()
         cap.save()
@@ -576,7 +602,9 @@ def capture(hook_input: dict[str, Any], env: Mapping[str, str] = os.environ) -> 
     extra = [p for p in [hook_input.get("agent_transcript_path")] if isinstance(p, str) and os.path.isabs(p)]
     event = hook_input.get("hook_event_name")
     tool = _safe_id(hook_input.get("tool_use_id")) if event == "PreToolUse" else None
-    finished = event in ("Stop", "SessionEnd")
+    # Not at Stop: a turn's end does not stop a background sub-agent, whose message may still be
+    # streaming (settled by its SubagentStop, a line after it, or 10 quiet minutes).
+    finished = event == "SessionEnd"
     return capture_session(session_id, transcript, tool_use_id=tool, extra=extra, env=env, finished=finished)
 
 
