@@ -220,6 +220,25 @@ def test_writes_a_private_file_where_it_says_and_never_needs_a_browser(repo, tmp
                 == f"error: could not write {where}: {why} hint: give --out a file path in a folder you can write to\n"
             )
     assert os.listdir(out.parent) == [out.name]
+    # Never over anything but a regular file: a device (as root, `--out /dev/full` replaced the
+    # system's), a FIFO; through a symbolic link to the file it names, the link kept.
+    os.mkfifo(tmp_path / "fifo")
+    for special in (tmp_path / "fifo", Path("/dev/null")):
+        for fmt in ("html", "json"):
+            proc = periscope(
+                "dashboard", "--no-open", "--format", fmt, "--out", str(special), cwd=repo.path, check=False
+            )
+            assert (proc.returncode, proc.stdout) == (1, "")
+            assert (
+                proc.stderr
+                == f"error: could not write {special}: it is not a regular file hint: give --out a file path\n"
+            )
+    assert stat.S_ISFIFO((tmp_path / "fifo").lstat().st_mode) and stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+    link = tmp_path / "link.html"
+    link.symlink_to(out)
+    proc = periscope("dashboard", "--no-open", "--out", str(link), cwd=repo.path)
+    assert proc.stdout == f"dashboard written to {out.resolve()}\n"
+    assert link.is_symlink() and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     # `--out .` (a ValueError from the temporary file's empty name reached the catch-all).
     for fmt in ("html", "json"):
         proc = periscope("dashboard", "--no-open", "--format", fmt, "--out", ".", cwd=out.parent, check=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,20 +35,35 @@ def _sources(repo: str | None, all_repos: bool) -> list[Source]:
 
 
 @contextlib.contextmanager
-def _writing(path: Path) -> Iterator[None]:
+def _writing(path: Path, shown: str | None = None) -> Iterator[None]:
     """A file that cannot be written there (a folder in its place or its parent's, no permission)
-    is one line naming it."""
+    is one line naming it (as the user wrote it: `shown`)."""
+    name = shown or path
     if path.is_dir():  # `--out .`: the temporary file beside it would have an empty name (ValueError)
         raise UserError(
-            f"could not write {path}: it is a folder", "give --out a file path in a folder you can write to"
+            f"could not write {name}: it is a folder", "give --out a file path in a folder you can write to"
         )
     try:
         yield
     except OSError as e:
         why = "it is a folder" if path.is_dir() else e.strerror or type(e).__name__
         raise UserError(
-            f"could not write {path}: {why}", "give --out a file path in a folder you can write to"
+            f"could not write {name}: {why}", "give --out a file path in a folder you can write to"
         ) from None
+
+
+def _out_path(out: str) -> Path:
+    """Where `--out` writes: through a symbolic link to the file it names, and never over anything
+    but a regular file.  The page is written beside the target and renamed over it, so a device
+    (`--out /dev/null`, as root), a FIFO or a link itself would have been replaced by the page."""
+    path = Path(os.path.realpath(out))
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return path  # not there yet (or unreachable: _writing names the error)
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):  # a folder: _writing's own line
+        raise UserError(f"could not write {out}: it is not a regular file", "give --out a file path")
+    return path
 
 
 def dashboard_command(
@@ -66,22 +83,23 @@ def dashboard_command(
 
     window = Window(*parse_window(since, until))  # read as `report --since/--until` reads them
     sources = _sources(repo, all_repos)
+    target = _out_path(out) if out else None  # refused before the work, not after it
     if serve:
         return _serve(sources, window, titles=titles, basis=basis, open_browser=open_browser)
     aggregate = dashboard.build_aggregate(sources, window, titles=titles, basis=basis, on_long_ingest=output.ingesting)
     if fmt == "json":
         # Written as it is made: the whole text at once was ~100 MB more at 50,000 commits.
-        if out:
-            with _writing(Path(out)), dashboard.private_file(Path(out)) as f:
+        if target is not None:
+            with _writing(target, out), dashboard.private_file(target) as f:
                 write_indented(aggregate, f.write)
                 f.write("\n")
-            output.out(f"wrote {Path(out).resolve()}")
+            output.out(f"wrote {target}")
         else:
             write_indented(aggregate, output.write)
             output.out()
         return 0
-    path = Path(out) if out else dashboard.default_output_path()
-    with _writing(path):
+    path = target or dashboard.default_output_path()
+    with _writing(path, out):
         dashboard.write_private(path, dashboard.render_html(aggregate))
     output.out(f"dashboard written to {path.resolve()}")
     if open_browser and not dashboard.open_in_browser(path):
