@@ -77,16 +77,29 @@ def _lines(args: list[str], common_dir: str, stdin: Iterable[str] | None = None)
     return run_git(args, git_dir=common_dir, input=data, timeout=300).split()
 
 
+def _checked_out(common_dir: str) -> list[str]:
+    """The commit each worktree has checked out, the main worktree's first: a linked worktree's
+    detached HEAD holds its commit as a branch does (reading the main HEAD alone, a commit checked
+    out there was taken for lost and its usage moved to a copy on a branch)."""
+    out = run_git(["worktree", "list", "--porcelain"], git_dir=common_dir, check=False)
+    shas = [line[5:].strip() for line in out.splitlines() if line.startswith("HEAD ")]
+    if not out.strip():  # a git that cannot list them: the repository's own HEAD
+        head = run_git(["rev-parse", "--verify", "-q", "HEAD"], git_dir=common_dir, check=False).strip()
+        shas = [head] if head else []
+    return [sha for sha in shas if sha and sha.strip("0")]
+
+
 def read_refs(common_dir: str) -> Refs:
     out = run_git(
         ["for-each-ref", "--format=%(objectname) %(objecttype) %(refname) %(*objectname) %(symref)"],
         git_dir=common_dir,
     )
-    head = run_git(["rev-parse", "--verify", "-q", "HEAD"], git_dir=common_dir, check=False).strip()
+    checked_out = _checked_out(common_dir)
+    head = checked_out[0] if checked_out else ""
     symrefs: dict[str, str] = {}
     tips: dict[str, str] = {}
     tagged: list[str] = []
-    hasher = hashlib.sha1(head.encode())
+    hasher = hashlib.sha1(" ".join(checked_out).encode())
     for line in out.splitlines():
         parts = line.split(" ")
         if len(parts) < 3 or parts[2].startswith(("refs/notes/", "refs/stash")):
@@ -114,14 +127,13 @@ def read_refs(common_dir: str) -> Refs:
     )
     main = [tips[r] for r in (upstream, local_default) if r]
     heads = [sha for ref, sha in tips.items() if ref.startswith("refs/heads/")]
-    if head and head not in heads:
-        heads.append(head)
+    heads += [sha for sha in dict.fromkeys(checked_out) if sha not in heads]
     others = [
         (ref, sha)
         for ref, sha in sorted(tips.items())
         if ref.startswith("refs/remotes/") and ref != upstream and not ref.endswith("/HEAD")
     ]
-    all_tips = sorted(set(tips.values()) | set(tagged) | ({head} if head else set()))
+    all_tips = sorted(set(tips.values()) | set(tagged) | set(checked_out))
     return Refs(heads, main, upstream, others, all_tips, hasher.hexdigest())
 
 

@@ -186,6 +186,7 @@ def test_classify_commit():
     assert classify_commit("commit (amend): x") == "amend"
     assert classify_commit("commit (merge): x") == "merge"
     assert classify_commit("cherry-pick: x") == "cherry-pick"
+    assert classify_commit("commit (cherry-pick): x") == "cherry-pick"  # finished after a conflict
     assert classify_commit('revert: Revert "x"') == "revert"
     assert classify_commit("rebase (pick): x") is None
     assert classify_commit("rebase -i (squash): x") is None

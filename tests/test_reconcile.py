@@ -608,14 +608,16 @@ def test_a_commit_examined_on_a_branch_is_compared_again_once_it_is_lost(
     assert dict(db.execute("SELECT sha, current_sha FROM links")) == links
 
 
-@pytest.mark.parametrize("case", ["amended once", "rewritten twice", "no usage of its own"])
+@pytest.mark.parametrize("case", ["amended once", "rewritten twice", "no usage of its own", "after a conflict"])
 def test_every_cherry_pick_the_hooks_recorded_stays_a_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     """A cherry-pick the hooks recorded never replaces its original, which keeps its usage.  A copy
     amended afterwards was known by its first SHA only (third randomized sweep), one rewritten
     twice by its first and last, and one made outside an AI session (a worktree with no message:
-    no link) not at all (fourth sweep); each time the original, reset away, gave it its usage."""
+    no link) not at all (fourth sweep); each time the original, reset away, gave it its usage.  A
+    cherry-pick finished after a conflict (`--continue`: the reflog says "commit (cherry-pick)")
+    was recorded as a plain commit (fifth sweep)."""
     from testing.util import append_spool, commit, init_repo, message_record, periscope
 
     monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
@@ -624,13 +626,24 @@ def test_every_cherry_pick_the_hooks_recorded_stays_a_copy(
     append_spool(repo, message_record(repo, id="m1"))
     commit(repo, "A", filename="a.txt")
     append_spool(repo, message_record(repo, id="m2"))
+    if case == "after a conflict":  # most of B's lines are copied whole, one file is resolved
+        (repo / "big.txt").write_text("".join(f"{i}\n" for i in range(30)))
+        git(repo, "add", "big.txt")
     b = commit(repo, "B", filename="b.txt")
     git(repo, "reset", "-q", "--hard", "HEAD~1")  # B is lost
     where = repo
     if case == "no usage of its own":
         where = tmp_path / "linked"
         git(repo, "worktree", "add", "-q", "-b", "other", str(where), "HEAD")
-    git(where, "cherry-pick", b, env={"GIT_COMMITTER_DATE": "2030-01-01T00:00:00Z"})
+    if case == "after a conflict":
+        commit(repo, "B's file, otherwise", filename="b.txt")
+        assert git(where, "cherry-pick", b, check=False) == "" or (where / "b.txt").read_text().count("<<<<")
+        (where / "b.txt").write_text("resolved\n")
+        git(where, "add", "b.txt")
+        git(where, "cherry-pick", "--continue", env={"GIT_EDITOR": "true"})
+        assert git(where, "reflog", "-1", "--format=%gs").startswith("commit (cherry-pick)")
+    else:
+        git(where, "cherry-pick", b, env={"GIT_COMMITTER_DATE": "2030-01-01T00:00:00Z"})
     periscope("flush", cwd=repo)
     if case == "amended once":
         git(where, "commit", "-q", "--amend", "-m", "B, copied and reworded")
@@ -642,3 +655,27 @@ def test_every_cherry_pick_the_hooks_recorded_stays_a_copy(
     db = sqlite3.connect(state_dir(repo) / "state.db")
     assert dict(db.execute("SELECT sha, current_sha FROM links WHERE kind != 'cherry-pick'"))[b] == b
     assert b'"reconcile"' not in (state_dir(repo) / "spool.jsonl").read_bytes()
+
+
+def test_a_commit_checked_out_in_a_linked_worktree_is_not_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A linked worktree's detached HEAD holds its commit as a branch does (git keeps it).  Only
+    the main worktree's HEAD was read: `report` called such a commit unreachable, and
+    reconciliation moved its usage to a copy on a branch (found by the fifth randomized sweep)."""
+    from testing.util import append_spool, commit, init_repo, message_record, periscope, report_json
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    repo = init_repo(tmp_path / "repo")
+    periscope("install-hooks", cwd=repo)
+    commit(repo, "base", filename="base.txt")
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "--detach", str(linked), "HEAD")
+    append_spool(repo, message_record(linked, id="m1"))
+    x = commit(linked, "X on a detached HEAD", filename="x.txt")
+    git(repo, "checkout", "-q", x, "--", "x.txt")  # X's change on main, by a tool no hook saw
+    git(repo, "-c", "core.hooksPath=/dev/null", "commit", "-q", "-m", "X, copied")
+    periscope("flush", cwd=repo)
+    db = sqlite3.connect(state_dir(repo) / "state.db")
+    assert dict(db.execute("SELECT sha, current_sha FROM links")) == {x: x}
+    assert b'"reconcile"' not in (state_dir(repo) / "spool.jsonl").read_bytes()
+    (row,) = report_json(repo, by="commit")
+    assert row["sha"] == x and row["reachable"] is True

@@ -22,7 +22,9 @@ def classify_commit(subject: str) -> str | None:
         return "amend"
     if head == "commit (merge)":
         return "merge"
-    if head.startswith("cherry-pick"):
+    if head.startswith("cherry-pick") or head == "commit (cherry-pick)":
+        # "commit (cherry-pick)": one finished after a conflict (`cherry-pick --continue`, or
+        # `git commit` while CHERRY_PICK_HEAD is there) is a copy all the same.
         return "cherry-pick"
     if head.startswith("revert"):
         return "revert"
