@@ -95,7 +95,6 @@ def read_refs(common_dir: str) -> Refs:
         git_dir=common_dir,
     )
     checked_out = _checked_out(common_dir)
-    head = checked_out[0] if checked_out else ""
     symrefs: dict[str, str] = {}
     tips: dict[str, str] = {}
     tagged: list[str] = []
