@@ -245,6 +245,15 @@ def _is_locked(e: BaseException) -> bool:
     )
 
 
+def _stdout_to_devnull() -> None:
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def _main(args: list[str]) -> int:
     parser = _build_parser()
     ns = parser.parse_args(args)  # exits 2 on bad usage
@@ -253,21 +262,27 @@ def _main(args: list[str]) -> int:
 
     try:
         if ns.command != "hook":  # the hook says nothing, whatever happens
+            if sys.stdout is None:  # started with its output closed (`>&-`): before any work
+                raise UserError("standard output is closed", "send it somewhere, e.g. > /dev/null")
             output.tolerate_the_terminal_encoding()
             _check_working_directory()
-        return _dispatch(ns)
+        code = _dispatch(ns)
+        if ns.command != "hook":
+            output.flush()  # a write that fails (a full disk) is told here, not by Python at exit
+        return code
     except UserError as e:
-        return output.error(e.message, e.hint)
+        return output.error(e.message, e.hint) if sys.stderr is not None else 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         # The reader left (`periscope export | head`): stop quietly, as a Unix tool killed by
         # SIGPIPE does (status 128 + 13), and point stdout at /dev/null so that the
         # interpreter's final flush of the buffered rest does not complain either.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _stdout_to_devnull()
         return 141
+    except output.OutputError as e:
+        _stdout_to_devnull()  # the buffered rest cannot go either: no second complaint at exit
+        return output.error(f"could not write the output: {e}", "free some space, or send it elsewhere")
     except Exception as e:  # the user sees one line; the traceback goes to the log
         from periscope_hooks import logfile, paths
 

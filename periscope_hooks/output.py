@@ -35,12 +35,30 @@ def tolerate_the_terminal_encoding() -> None:
         reconfigure(errors="replace")
 
 
+class OutputError(Exception):
+    """Standard output could not be written (a full disk, a descriptor closed under us): main.py
+    says so in one line instead of a traceback, or Python's noise at exit."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or type(error).__name__)
+
+
 def out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
+    try:
+        sys.stdout.write(line + "\n")
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError(e) from None
 
 
 def write(text: str) -> None:
-    sys.stdout.write(text)
+    try:
+        sys.stdout.write(text)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError(e) from None
 
 
 def write_bytes(data: bytes) -> None:
@@ -48,15 +66,20 @@ def write_bytes(data: bytes) -> None:
     re-encode per line, and one write per chunk."""
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:  # a text-only stdout (a test's capture, say)
-        sys.stdout.write(data.decode("utf-8"))
+        write(data.decode("utf-8"))
         return
-    sys.stdout.flush()  # what was written as text goes first
-    # In pieces the size of a pipe's buffer: a reader that leaves (`| head`) while a large write is
-    # half done is not reported by that write (the buffered writer keeps the partial count), only
-    # by the next one.
-    view = memoryview(data)
-    for start in range(0, len(view), PIPE_PIECE_BYTES):
-        buffer.write(view[start : start + PIPE_PIECE_BYTES])
+    try:
+        sys.stdout.flush()  # what was written as text goes first
+        # In pieces the size of a pipe's buffer: a reader that leaves (`| head`) while a large
+        # write is half done is not reported by that write (the buffered writer keeps the partial
+        # count), only by the next one.
+        view = memoryview(data)
+        for start in range(0, len(view), PIPE_PIECE_BYTES):
+            buffer.write(view[start : start + PIPE_PIECE_BYTES])
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError(e) from None
 
 
 PIPE_PIECE_BYTES = 1 << 16
@@ -64,7 +87,12 @@ PIPE_PIECE_BYTES = 1 << 16
 
 def flush() -> None:
     """Push out what is buffered now (a reader that left then shows as BrokenPipeError here)."""
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError(e) from None
 
 
 def info(line: str) -> None:

@@ -139,6 +139,32 @@ def test_a_deleted_working_folder_is_one_line_with_a_hint(tmp_path, command):
     )
 
 
+@pytest.mark.parametrize("command", [["report"], ["status"], ["report", "--format", "json"], ["log"]])
+def test_output_that_cannot_be_written_is_one_line_and_no_work_for_a_closed_one(tmp_path, command):
+    """A full disk under stdout gave Python's two-line 'Exception ignored' and status 120 at exit;
+    a closed stdout gave "AttributeError: 'NoneType' object has no attribute 'write'", after the
+    command had done its work (install-hooks installed, then said it failed)."""
+    import subprocess
+    import sys
+
+    repo = init_repo(tmp_path / "r")
+    run = [sys.executable, "-m", "periscope_hooks", *command]
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(run, cwd=repo, stdout=full, stderr=subprocess.PIPE, text=True, env=os.environ)
+    m = assert_one_line_error(proc, stdout_allowed=True)  # went to /dev/full
+    assert m["message"] == "could not write the output: No space left on device"
+    closed = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "periscope_hooks", "install-hooks"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    m = assert_one_line_error(closed)
+    assert m["message"] == "standard output is closed"
+    assert not (repo / ".git" / "hooks" / "post-commit").exists()  # refused before any work
+
+
 def test_login_without_an_endpoint_is_one_line_with_a_hint(tmp_path):
     m = assert_one_line_error(periscope("login", cwd=tmp_path, check=False))
     cfg = Path(os.environ["XDG_CONFIG_HOME"]) / "opencode" / "analytics.json"
