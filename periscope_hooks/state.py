@@ -54,11 +54,21 @@ def owner_only(db_path: Path) -> None:
         pass
     except OSError:
         return  # a folder that cannot be written, say: sqlite3.connect says what is wrong
+    db_mode = None
     for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
         try:
             st = os.lstat(path)
-            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077 and st.st_uid == os.getuid():
-                os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            mode = stat.S_IMODE(st.st_mode)
+            # The -wal and -shm files take the database's owner bits: SQLite gave them its mode
+            # when it made them, and a state.db made writable again (after a chmod 444) left them
+            # read-only, every write refused with "attempt to write a readonly database".
+            want = mode & 0o700 if db_mode is None else db_mode
+            if db_mode is None:
+                db_mode = want
+            if mode != want:
+                os.chmod(path, want)
         except OSError:
             continue  # missing (-wal, -shm), or not ours to change
 

@@ -26,6 +26,21 @@ from periscope_hooks.state import (
 
 T = TypeVar("T")
 READ_ONLY_NOTE = "the state folder is read-only: showing what was ingested before (nothing new ingested)"
+READ_ONLY_FILES_NOTE = (
+    "{folder}: state.db (or its -wal or -shm file) cannot be written: showing what was ingested before"
+    " (nothing new ingested); make them writable by you, or delete state.db* (it is rebuilt from the spool)"
+)
+
+
+def read_only_note(state_dir: Path) -> str:
+    """What the user is told when state.db could not be written: the folder, or files in it."""
+    import os
+
+    if os.access(state_dir, os.W_OK):
+        return READ_ONLY_FILES_NOTE.format(folder=state_dir)
+    return READ_ONLY_NOTE
+
+
 # Unread spool past which a read command says it ingests first: ~25,000 records, a second or two
 # (a first ingest of a long history, 1M messages, took 70-80 s here: silence that long looks hung).
 LONG_INGEST_BYTES = 8 << 20
@@ -80,6 +95,6 @@ def read_state(
             raise
     conn = open_state_db_read_only(state_dir)
     try:
-        return read(conn), READ_ONLY_NOTE
+        return read(conn), read_only_note(state_dir)
     finally:
         conn.close()

@@ -172,6 +172,16 @@ def test_state_db_and_the_local_store_are_readable_by_their_owner_only(repo):
         append_spool(repo.path, message_record(repo.path))  # the store is opened to store it
         periscope("flush", cwd=repo.path, in_process=False)
         assert {p.name: stat_module.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+        # A state.db made read-only and then writable again: its -wal and -shm (SQLite gave them
+        # the read-only mode) follow it, or every write stayed refused (as any user but root).
+        sidecars = [state_dir(repo.path) / f"state.db-{end}" for end in ("wal", "shm")]
+        for p in sidecars:
+            p.touch()  # as SQLite leaves them while a connection is open
+            p.chmod(0o400)
+        from periscope_hooks.state import owner_only
+
+        owner_only(state_dir(repo.path) / "state.db")  # what every open does first
+        assert [stat_module.S_IMODE(p.stat().st_mode) for p in sidecars] == [0o600, 0o600]
     finally:
         os.umask(old)
 
@@ -205,3 +215,12 @@ def test_opening_state_db_again_keeps_the_locks_another_connection_of_the_proces
     reader.close()
     writer.close()
     assert busy == "1"  # the reader's snapshot keeps the WAL from being truncated under it
+
+
+def test_a_read_only_state_db_in_a_writable_folder_is_named_as_such(tmp_path):
+    """`report` said "the state folder is read-only" when only state.db (or its -wal or -shm)
+    could not be written: the user was sent to the wrong place."""
+    from periscope_hooks.state_reader import READ_ONLY_NOTE, read_only_note
+
+    note = read_only_note(tmp_path)
+    assert note != READ_ONLY_NOTE and str(tmp_path) in note and "state.db" in note
