@@ -285,6 +285,13 @@ def _main(args: list[str]) -> int:
         return output.error(f"could not write the output: {e}", "free some space, or send it elsewhere")
     except Exception as e:  # the user sees one line; the traceback goes to the log
         from periscope_hooks import logfile, paths
+        from periscope_hooks.state import DatabaseUnopenable
+
+        if isinstance(e, DatabaseUnopenable):
+            return output.error(
+                f"{ns.command}: cannot open {e.path}: {e.why}",
+                "it must be a file you can read and write (state.db may be deleted: it is rebuilt from the spool)",
+            )
 
         if _is_locked(e):  # another process writes: the same state when it is done, nothing lost
             return output.error(

@@ -73,9 +73,37 @@ def owner_only(db_path: Path) -> None:
             continue  # missing (-wal, -shm), or not ours to change
 
 
+class DatabaseUnopenable(sqlite3.OperationalError):
+    """SQLite's "unable to open database file", naming the file and why: every command said
+    `OperationalError: unable to open database file` and never which one.  Still an
+    OperationalError with that text (state_reader's read-only fallback reads it)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path
+        if db_path.is_dir():
+            self.why = "it is a folder"
+        elif db_path.exists() and not os.access(db_path, os.R_OK | os.W_OK):
+            self.why = "you cannot read and write it"
+        elif not os.access(db_path.parent, os.W_OK | os.X_OK):
+            self.why = "its folder cannot be written"
+        else:
+            self.why = "SQLite could not open it"
+        super().__init__(f"unable to open database file {db_path}: {self.why}")
+
+
+def named_if_unopenable(db_path: Path, e: BaseException) -> BaseException:
+    """`e`, or DatabaseUnopenable naming `db_path` when SQLite could not open it."""
+    if isinstance(e, sqlite3.OperationalError) and str(e).startswith("unable to open database file"):
+        return DatabaseUnopenable(db_path)
+    return e
+
+
 def _connect(db_path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     owner_only(db_path)
-    conn = sqlite3.connect(str(db_path), timeout=busy_timeout_ms / 1000, isolation_level=None)
+    try:
+        conn = sqlite3.connect(str(db_path), timeout=busy_timeout_ms / 1000, isolation_level=None)
+    except sqlite3.OperationalError as e:
+        raise named_if_unopenable(db_path, e) from None
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -84,9 +112,9 @@ def _connect(db_path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         enable_wal(conn, busy_timeout_ms)
         conn.execute("PRAGMA synchronous = NORMAL")
-    except BaseException:
+    except BaseException as e:
         conn.close()  # a damaged file is moved aside next: no connection left open on it
-        raise
+        raise named_if_unopenable(db_path, e) from None
     return conn
 
 

@@ -58,9 +58,10 @@ def assert_one_line_error(proc, *, stdout_allowed: bool = False) -> re.Match:
 
 
 def broken_state_repo(tmp_path: Path) -> Path:
-    """A repository whose state.db is a directory: SQLite cannot open it (an unexpected failure)."""
+    """A repository whose state.db-wal is a directory: SQLite fails with a disk I/O error (an
+    unexpected failure; a state.db that is a folder is named in one line of its own)."""
     repo = init_repo(tmp_path / "broken")
-    (repo / ".git" / "periscope" / "state.db").mkdir(parents=True)
+    (repo / ".git" / "periscope" / "state.db-wal").mkdir(parents=True)
     return repo
 
 
@@ -182,6 +183,17 @@ def test_an_authority_msal_refuses_is_one_line_naming_it(tmp_path):
     cfg.write_text(json.dumps({"endpoint": "https://127.0.0.1:9/e", "client_id": "c", "authority": authority}))
     m = assert_one_line_error(periscope("login", cwd=tmp_path, check=False, env={"BROWSER": "true"}))
     assert m["message"].startswith(f"sign-in cannot use the authority {authority}: ") and str(cfg) in m["hint"]
+
+
+def test_a_state_db_that_cannot_be_opened_is_named(tmp_path):
+    """Every command said `OperationalError: unable to open database file`, never which file."""
+    repo = init_repo(tmp_path / "r")
+    db = repo / ".git" / "periscope" / "state.db"
+    db.mkdir(parents=True)
+    for cmd in ("report", "flush", "export"):
+        m = assert_one_line_error(periscope(cmd, cwd=repo, check=False))
+        assert m["message"] == f"{cmd}: cannot open {db}: it is a folder"
+        assert m["hint"].startswith("it must be a file you can read and write")
 
 
 def test_whoami_when_not_signed_in(tmp_path):

@@ -23,6 +23,7 @@ from periscope_hooks.state import (
     enable_wal,
     file_identity,
     is_corrupt,
+    named_if_unopenable,
     open_moving_damage_aside,
     owner_only,
 )
@@ -96,7 +97,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 def _open(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     owner_only(path)
-    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None)
+    try:
+        conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None)
+    except sqlite3.OperationalError as e:
+        raise named_if_unopenable(path, e) from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         enable_wal(conn, int(busy_timeout_s * 1000))
@@ -104,9 +108,9 @@ def _open(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         # batch (synchronous=NORMAL) commits, so this commit must reach the disk first.
         conn.execute("PRAGMA synchronous = FULL")
         _migrate(conn)
-    except BaseException:
+    except BaseException as e:
         conn.close()
-        raise
+        raise named_if_unopenable(path, e) from None
     return conn
 
 
