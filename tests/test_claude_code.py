@@ -119,6 +119,32 @@ def test_global_install_and_bad_settings(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_the_hooks_time_limit_covers_reading_its_input():
+    """A caller that keeps stdin open (half a payload written) held the hook for as long as it
+    liked: stdin was read before the alarm was set."""
+    from periscope_hooks.agents.claude_code import HOOK_TIME_LIMIT_S
+    from periscope_hooks.commands.claude_code import hook_command
+
+    proc = subprocess.Popen(
+        ["sh", "-c", hook_command()],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PERISCOPE_BACKGROUND": "0"},
+    )
+    try:
+        proc.stdin.write(b'{"session_id": "')
+        proc.stdin.flush()
+        assert proc.wait(timeout=HOOK_TIME_LIMIT_S * 3) == 0  # ended by its own limit, not ours
+        assert (proc.stdout.read(), proc.stderr.read()) == (b"", b"")
+    finally:
+        proc.kill()
+        proc.stdin.close()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 @pytest.mark.parametrize("payload", [b"", b"not json", b"[1]", {"session_id": "../../etc", "transcript_path": "/x"}])
 def test_hook_is_silent_and_exits_0_on_bad_input(payload):
     proc = run_hook(payload)

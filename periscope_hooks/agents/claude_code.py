@@ -654,15 +654,23 @@ def _alarm(signum: int, frame: object) -> None:  # pragma: no cover - a hung fil
 
 def main() -> int:
     """What the installed hook command runs (`python -c`, not `-m`: runpy alone costs ~10 ms)."""
+    import _signal  # type: ignore[import-not-found]  # the C module (run_hook)
     import sys
 
+    # The time limit covers reading stdin too: a caller that kept it open held the hook for as
+    # long as it liked (run_hook keeps what is left of it).
+    _signal.signal(_signal.SIGALRM, _alarm)
+    _signal.alarm(HOOK_TIME_LIMIT_S)
     try:
         # All of it: PreToolUse carries the whole Bash command (a heredoc writing a file sends its
         # contents), and a payload cut at 1 MiB could not be read, so its tool call was never
-        # marked in flight and the commit it made lost its agent.  The alarm bounds the time.
+        # marked in flight and the commit it made lost its agent.
         data = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
     except (OSError, ValueError):
         data = b""
+    except HookTimeLimit:
+        _signal.alarm(0)
+        return 0  # nothing complete to read: nothing to capture (the next hook run reads it all)
     return run_hook(data)
 
 
@@ -675,7 +683,9 @@ def run_hook(stdin_data: bytes, env: Mapping[str, str] = os.environ) -> int:
     global _read_until
     try:
         _signal.signal(_signal.SIGALRM, _alarm)
-        _signal.alarm(HOOK_TIME_LIMIT_S)
+        left = _signal.alarm(HOOK_TIME_LIMIT_S)
+        if left:  # main() started the clock before reading stdin: what is left of it
+            _signal.alarm(left)
         from periscope_hooks import envvars  # a bad value: one logged line, nothing read (never a guess)
 
         _read_until = time.monotonic() + min(envvars.seconds("PERISCOPE_HOOK_READ_BUDGET"), HOOK_READ_BUDGET_S)
