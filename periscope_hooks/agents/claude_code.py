@@ -676,7 +676,7 @@ def main() -> int:
 
 def run_hook(stdin_data: bytes, env: Mapping[str, str] = os.environ) -> int:
     """`periscope agent-hook claude-code`: always 0, never a word on stdout or stderr."""
-    import _signal  # type: ignore[import-not-found]  # the C module: `signal` imports enum (~15 ms)
+    import _signal  # the C module: `signal` imports enum (~15 ms)
 
     from periscope_hooks import hook, logfile
 
