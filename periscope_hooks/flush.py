@@ -77,6 +77,11 @@ def _ingest_and_deliver(
     try:
         load_user_config()
         sink = get_sink()
+        wait_at_most = getattr(sink, "wait_at_most", None)
+        if wait_at_most is not None:
+            from periscope_hooks import envvars
+
+            wait_at_most(envvars.seconds("PERISCOPE_FLUSH_BUDGET"))
     except UserError as e:
         _ingest(state_dir, conn)
         return _config_error(conn, state_dir, e.message)

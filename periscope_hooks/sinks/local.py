@@ -166,6 +166,11 @@ class LocalStoreSink:
         self._conn: sqlite3.Connection | None = None
         self._identity: FileIdentity = None  # the file _conn opened (damage is met by file)
 
+    def wait_at_most(self, seconds: float) -> None:
+        """Wait for a store another program holds locked at most `seconds` a try (the flush's
+        budget): each try waited BUSY_TIMEOUT_S, and a flush with a budget of 5 s took 31."""
+        self.busy_timeout_s = max(0.1, min(self.busy_timeout_s, seconds))
+
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
         return self._outcome(
             [
