@@ -377,6 +377,18 @@ def test_a_pretooluse_payload_over_a_mebibyte_still_marks_the_tool_call_in_fligh
     assert b"xxxx" not in spool_path(repo).read_bytes()
 
 
+def _records_after_stop(repo, transcript):
+    """The message records a Stop hook run on `transcript` appended, by id."""
+    hook_input = {
+        "session_id": SESSION,
+        "transcript_path": str(transcript),
+        "cwd": str(repo),
+        "hook_event_name": "Stop",
+    }
+    assert run_hook(hook_input).returncode == 0
+    return {r["id"]: r for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"}
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="list prices need genai-prices (Python 3.11+)")
 def test_web_searches_and_fast_mode_are_priced(tmp_path):
     """A request's web searches are billed apart ($10 a thousand), and fast mode (`usage.speed:
@@ -404,14 +416,7 @@ def test_web_searches_and_fast_mode_are_priced(tmp_path):
         + line("msg_std", speed="standard", server_tool_use={"web_fetch_requests": 4})
         + line("msg_odd", speed=["fast"], server_tool_use={"web_search_requests": "3"})  # not a count, not fast
     )
-    hook_input = {
-        "session_id": SESSION,
-        "transcript_path": str(transcript),
-        "cwd": str(repo),
-        "hook_event_name": "Stop",
-    }
-    assert run_hook(hook_input).returncode == 0
-    recs = {r["id"]: r for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"}
+    recs = _records_after_stop(repo, transcript)
     import jsonschema
 
     from periscope_hooks import schemas
@@ -470,14 +475,7 @@ def test_cache_writes_kept_for_an_hour_are_priced_at_their_own_rate(tmp_path):
         + assistant_line("msg_old", repo, block=text, usage=(100, 20, 300, 40_000))  # no split told
         + assistant_line("msg_odd", repo, block=text, usage=(100, 20, 300, 500), split=(0, 900))  # more than in all
     )
-    hook_input = {
-        "session_id": SESSION,
-        "transcript_path": str(transcript),
-        "cwd": str(repo),
-        "hook_event_name": "Stop",
-    }
-    assert run_hook(hook_input).returncode == 0
-    recs = {r["id"]: r for r in spool.iter_records(str(spool_path(repo))) if r["kind"] == "message"}
+    recs = _records_after_stop(repo, transcript)
     assert recs["msg_hour"]["tokens"]["cache_write_1h"] == 30_000
     assert "cache_write_1h" not in recs["msg_five"]["tokens"] and "cache_write_1h" not in recs["msg_old"]["tokens"]
     assert recs["msg_odd"]["tokens"]["cache_write_1h"] == 500  # at most the writes there were
