@@ -221,11 +221,12 @@ def message_event_json(
     body = (
         f'{{"client":{_CLIENT_JSON},"cost":{json_float(float(cost or 0))},"cost_source":{source}'
         f',"event_id":"{eid}","list_cost":{list_cost}'
-        f',"message_id":{mid},{context}{_speed_json(speed)},"time":"{when}","tokens":{{"cache_read":'
-        f'{int(t_cache_read or 0)},"cache_write":{int(t_cache_write or 0)}{_hour_writes_json(cache_write_1h)}'
+        f',"message_id":{mid},{context}{_speed_json(speed) if speed else ""},"time":"{when}","tokens":{{"cache_read":'
+        f'{int(t_cache_read or 0)},"cache_write":{int(t_cache_write or 0)}'
+        f"{_hour_writes_json(cache_write_1h) if cache_write_1h else ''}"
         f',"input":{int(t_input or 0)},"output":{int(t_output or 0)},"reasoning":{int(t_reasoning or 0)}}}'
-        f',"type":"message"{_searches_json(web_searches)}}}'
-    )
+        f',"type":"message"{_searches_json(web_searches) if web_searches else ""}}}'
+    )  # the extras' calls only when there is one: three calls a message cost ~1 us
     return eid, when, body
 
 
