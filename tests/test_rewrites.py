@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from periscope_hooks.notes import NOTES_REF, parse_note
-from testing.util import append_spool, commit, git, init_repo, message_record, periscope
+from testing.util import append_spool, commit, git, init_repo, message_record, periscope, state_dir
 
 
 def usage(repo, n):
@@ -33,6 +33,23 @@ def rrepo(request, repo):
         repo.git("commit", "-q", "-m", "settings")
     repo.notes = request.param == "notes-on"
     return repo
+
+
+def same_after_a_rebuild(repo):
+    """A state.db rebuilt from the spool alone gives the same report (the same links)."""
+    before = rows(repo)
+    for f in state_dir(repo.path).glob("state.db*"):
+        f.unlink()
+    assert rows(repo) == before
+    return before
+
+
+def todo_editor(tmp_path, *lines):
+    """A GIT_SEQUENCE_EDITOR that writes these todo lines."""
+    editor = tmp_path / "todo.sh"
+    editor.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{line}'" for line in lines) + ' > "$1"\n')
+    editor.chmod(0o755)
+    return {"GIT_SEQUENCE_EDITOR": str(editor)}
 
 
 def check_notes(repo):
@@ -162,4 +179,61 @@ def test_pull_rebase_and_reset(rrepo, tmp_path):
     assert r[gone]["reachable"] is False and r[gone]["tokens"]["input"] == 2
     assert "(unreachable)" in periscope("report", cwd=repo.path).stdout
     assert total_input(repo) == 23
+    check_notes(repo)
+
+
+def test_an_amend_at_an_edit_stop_then_a_fixup_ends_on_the_final_commit(rrepo, tmp_path):
+    """`edit B`, amended at the stop (B -> B', taking the pending usage), then `fixup F` (B' -> B'').
+    git's pairs name only B -> B'' and F -> B''; the amend at the stop, kept until the rebase
+    finished, moves B' -> B'' then."""
+    repo = rrepo
+    commit(repo.path, "base", filename="base.txt")
+    usage(repo, 1)
+    a = commit(repo.path, "A", filename="a.txt")
+    usage(repo, 10)
+    b = commit(repo.path, "B", filename="b.txt")
+    usage(repo, 100)
+    f = commit(repo.path, "fixup! B", filename="f.txt")
+    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"fixup {f}"))
+    usage(repo, 5000)
+    (repo.path / "b2.txt").write_text("b2\n")
+    repo.git("add", "b2.txt")
+    repo.git("commit", "-q", "--amend", "--no-edit")
+    amended = repo.git("rev-parse", "HEAD")
+    repo.git("rebase", "--continue")
+    head = repo.git("rev-parse", "HEAD")
+    r = same_after_a_rebuild(repo)
+    assert r[head]["tokens"]["input"] == 5110
+    assert amended not in r and total_input(repo) == 5111
+    assert all(row.get("reachable", True) for row in r.values())
+    check_notes(repo)
+
+
+def test_an_amend_in_an_aborted_rebase_is_not_followed_by_the_next_rebase(rrepo, tmp_path):
+    """The amend at a stop of a rebase that was aborted is kept (nothing says the rebase is over
+    until the next one finishes) but leads to no commit the next rebase made: B keeps its usage."""
+    repo = rrepo
+    commit(repo.path, "base", filename="base.txt")
+    usage(repo, 1)
+    a = commit(repo.path, "A", filename="a.txt")
+    usage(repo, 10)
+    b = commit(repo.path, "B", filename="b.txt")
+    usage(repo, 100)
+    c = commit(repo.path, "C", filename="c.txt")
+    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"pick {c}"))
+    usage(repo, 5000)
+    (repo.path / "b2.txt").write_text("b2\n")
+    repo.git("add", "b2.txt")
+    repo.git("commit", "-q", "--amend", "-m", "B amended")  # another change: no match for reconcile.py
+    amended = repo.git("rev-parse", "HEAD")
+    repo.git("rebase", "--abort")
+    usage(repo, 20000)
+    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"pick {b}", f"edit {c}"))
+    repo.git("commit", "-q", "--amend", "-m", "C amended")  # takes the 20000
+    repo.git("rebase", "--continue")
+    assert repo.git("rev-parse", "HEAD~1") == b  # B kept as it was
+    r = same_after_a_rebuild(repo)
+    assert r[b]["tokens"]["input"] == 10 and r[b].get("reachable", True)
+    assert r[amended]["tokens"]["input"] == 5000 and r[amended]["reachable"] is False
+    assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 20100
     check_notes(repo)

@@ -116,6 +116,7 @@ class Rewrite:
     pairs: list[list[str]]
     time: int
     rebasing: bool = False  # written while a rebase was under way in the worktree
+    head: str | None = None  # HEAD when the hook ran: for a rebase, its last commit
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,7 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
             pairs=[[str(o), str(n)] for o, n in (rec.get("pairs") or [])],
             time=_time(rec),
             rebasing=bool(rec.get("rebasing")),
+            head=str(rec["sha"]) if rec.get("sha") else None,
         )
     agent = rec.get("agent") or None
     parents = rec.get("parents")

@@ -84,3 +84,57 @@ def hold_until(
     if not message_id or message_known or already_reserved:
         return None
     return commit_ms + int(hold_minutes * 60_000)
+
+
+def rebase_moves(
+    pairs: Sequence[Sequence[str]], head: str | None, facts: Sequence[tuple[str, str, str]]
+) -> list[list[str]]:
+    """The moves a finished rebase makes: git's old -> new pairs (its post-rewrite), corrected by
+    what the spool told about this rebase (docs/design.md, "What a rebase's pairs do not say").
+
+    `head`: HEAD when the rebase's post-rewrite ran (its last commit); `facts`: (kind, old, new)
+    recorded while it ran: `amend` (old amended to new: the sequencer's fixups and squashes, an
+    amend at a stop).
+
+    - A new commit amended later in the rebase (an amend at a stop, then a fixup) is followed to
+      the last of its amends known to be in the result (another pair's new commit, or HEAD), and so
+      is every commit amended while rebasing that git's pairs do not name (the amend at the stop).
+      Only those: an amend from a rebase that was aborted leads nowhere this rebase made.
+
+    Pairs that move nothing are left out, except git's own unchanged ones (old == new)."""
+    amended_to: dict[str, str] = {}
+    for kind, old, new in facts:
+        if kind == "amend":
+            amended_to[old] = new
+    limit = len(facts) + 1  # every step uses a fact: no walk is longer
+
+    final = {new for _, new in pairs}
+    if head:
+        final.add(head)
+
+    def settle(sha: str) -> str:
+        found, node = sha, sha
+        for _ in range(limit):
+            nxt = amended_to.get(node)
+            if nxt is None:
+                break
+            node = nxt
+            if node in final:
+                found = node
+        return found
+
+    moves: list[list[str]] = []
+    for old, new in pairs:
+        if old == new:
+            moves.append([old, new])
+            continue
+        target = settle(new)
+        if target != old:
+            moves.append([old, target])
+    olds = {old for old, _ in pairs}
+    for old in amended_to:
+        if old not in olds:
+            target = settle(old)
+            if target != old:
+                moves.append([old, target])
+    return moves
