@@ -56,6 +56,30 @@ def _read_rewrite_pairs() -> list[list[str]]:
     return pairs
 
 
+def _first_line(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().strip()
+    except OSError:
+        return None
+
+
+def rebase_stop(dirs: RepoDirs) -> dict[str, str] | None:
+    """A commit made while `rebase -i` stands at an `edit` (or a reword's) stop: the commit it
+    stopped at and the commit its pick left at HEAD (`stopped-sha` and `amend` in the rebase's
+    folder; a conflicted stop has no `amend`).  git's post-rewrite maps the stopped commit to HEAD
+    at `--continue`, which is the last commit made on top when there is one: with this, ingest
+    knows the stopped commit lives on as the one its pick left (rules.rebase_moves)."""
+    from periscope_hooks import git
+
+    folder = os.path.join(dirs.git_dir, "rebase-merge")
+    stopped = _first_line(os.path.join(folder, "stopped-sha"))
+    head = _first_line(os.path.join(folder, "amend")) if stopped else None
+    if stopped and head and git.is_sha(stopped) and git.is_sha(head):
+        return {"commit": stopped, "head": head}
+    return None
+
+
 def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     from periscope_hooks import git
 
@@ -89,6 +113,10 @@ def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, s
         record["reflog_prev"] = (
             {"old": prev[0], "new": prev[1], "subject": git.reflog_action(prev[2])[:200]} if prev else None
         )
+    if name != "post-rewrite" and record["rebasing"]:
+        stop = rebase_stop(dirs)
+        if stop:
+            record["rebase_stop"] = stop
     if name == "post-merge":
         # Plain git passes the flag as an argument; pre-commit in PRE_COMMIT_IS_SQUASH_MERGE
         # (and prek in PRE_COMMIT_SQUASH_MERGE).

@@ -287,8 +287,9 @@ def m021_messages_web_searches_speed(db: sqlite3.Connection) -> None:
 def m022_rebase_facts(db: sqlite3.Connection) -> None:
     # What the spool told about a rebase under way in a worktree, kept until its own post-rewrite
     # (rules.rebase_moves): `amend` (old -> new, an amend while rebasing: the sequencer's fixups
-    # and squashes, an amend at a stop).  Filled by ingest from the spool, so a rebuilt state.db
-    # knows the same.
+    # and squashes, an amend at a stop), `parent` (old is the first parent of new, a commit made at
+    # a stop) and `stop` (an `edit` stop at old left new at HEAD).  Filled by ingest from the
+    # spool, so a rebuilt state.db knows the same.
     _script(
         db,
         """

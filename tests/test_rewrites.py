@@ -237,3 +237,56 @@ def test_an_amend_in_an_aborted_rebase_is_not_followed_by_the_next_rebase(rrepo,
     assert r[amended]["tokens"]["input"] == 5000 and r[amended]["reachable"] is False
     assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 20100
     check_notes(repo)
+
+
+@pytest.mark.parametrize("replayed", [False, True], ids=["unchanged", "replayed"])
+@pytest.mark.parametrize("at_the_stop", ["new-commit", "new-commit-then-fixup", "split"])
+def test_commits_made_at_an_edit_stop_leave_the_stopped_commit_its_usage(rrepo, tmp_path, at_the_stop, replayed):
+    """git maps an `edit` stop's commit to HEAD at `--continue`.  When new commits were made on top
+    of it, it is still there (their parent), unchanged or replayed (`--no-ff`): it keeps its usage,
+    and the new commit keeps only its own (the usage pending at the stop).  Split (reset, then two
+    commits), the original is gone and its usage goes to the last of them, as git says."""
+    repo = rrepo
+    commit(repo.path, "base", filename="base.txt")
+    usage(repo, 1)
+    a = commit(repo.path, "A", filename="a.txt")
+    usage(repo, 10)
+    b = commit(repo.path, "B", filename="b.txt")
+    usage(repo, 100)
+    f = commit(repo.path, "F", filename="f.txt")
+    usage(repo, 1000)
+    c = commit(repo.path, "C", filename="c.txt")
+    fold = "fixup" if at_the_stop == "new-commit-then-fixup" else "pick"
+    flags = ["--no-ff"] if replayed else []
+    env = todo_editor(tmp_path, f"edit {b}", f"{fold} {f}", f"pick {c}")
+    git(repo.path, "rebase", "-q", "-i", *flags, a, env=env)
+    stopped = repo.git("rev-parse", "HEAD")
+    assert (stopped != b) == replayed  # stopped at B, unchanged or replayed
+    usage(repo, 5000)
+    if at_the_stop == "split":
+        repo.git("reset", "-q", "HEAD^")
+        repo.git("add", "b.txt")
+        repo.git("commit", "-q", "-m", "B1")
+        b1 = repo.git("rev-parse", "HEAD")
+        commit(repo.path, "B2", filename="b2.txt")
+    else:
+        commit(repo.path, "N", filename="n.txt")
+    repo.git("rebase", "--continue")
+    r = same_after_a_rebuild(repo)
+    head = repo.git("rev-parse", "HEAD")
+    assert r[head]["tokens"]["input"] == 1000  # C, replayed
+    if at_the_stop == "split":
+        b2 = repo.git("rev-parse", "HEAD~2")
+        assert r[b2]["tokens"]["input"] == 10 and r[b1]["tokens"]["input"] == 5000
+        assert b not in r  # replaced: its usage is B2's
+    elif fold == "fixup":  # A B N' C': F folded into N
+        assert repo.git("rev-parse", "HEAD~2") == stopped
+        assert r[stopped]["tokens"]["input"] == 10 and r[stopped].get("reachable", True)
+        assert r[repo.git("rev-parse", "HEAD~1")]["tokens"]["input"] == 5100
+    else:  # A B N F' C'
+        assert repo.git("rev-parse", "HEAD~3") == stopped
+        assert r[stopped]["tokens"]["input"] == 10 and r[stopped].get("reachable", True)
+        assert r[repo.git("rev-parse", "HEAD~2")]["tokens"]["input"] == 5000
+        assert r[repo.git("rev-parse", "HEAD~1")]["tokens"]["input"] == 100
+    assert total_input(repo) == 6111
+    check_notes(repo)

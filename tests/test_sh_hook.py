@@ -113,13 +113,15 @@ def test_worktree_submodule_and_a_rebase_stop(quoted_repo, marker, tmp_path):
     commit(sub, "in the submodule", filename="s.txt")
     assert records_both_ways(sub, sub, marker)["worktree"] == os.path.realpath(sub)
 
-    commit(repo, "one", filename="r1.txt")
+    one = commit(repo, "one", filename="r1.txt")
     commit(repo, "two", filename="r2.txt")
     env = {"GIT_SEQUENCE_EDITOR": "sed -i '1s/^pick/edit/'"}
-    git(repo, "rebase", "-q", "-i", "HEAD~2", env=env)
+    git(repo, "rebase", "-q", "-i", "--no-ff", "HEAD~2", env=env)
+    replayed = git(repo, "rev-parse", "HEAD")
     commit(repo, "made during the stop", filename="r3.txt")
     rec = records_both_ways(repo, repo, marker)
     assert rec["rebasing"] is True and rec["branch"] == "main" and rec["reflog"]["subject"] == "commit"
+    assert rec["rebase_stop"] == {"commit": one, "head": replayed} and replayed != one
     git(repo, "rebase", "--continue")
 
 

@@ -85,6 +85,9 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     if not sha:
         ctx.log(f"{rec.hook}: no HEAD commit recorded; skipped")
         return
+    if rec.rebase_stop:
+        # The commit an `edit` stop stopped at lives on as the one its pick left (rules.rebase_moves).
+        statedb.add_rebase_facts(conn, worktree, "stop", [list(rec.rebase_stop)])
     if rec.hook == "post-merge" and rec.squash:
         statedb.set_squash_pending(conn, worktree, squash_reflog_json(rec.reflog))
         return
@@ -99,6 +102,10 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
             if _is_squash(rec, squash["squash_reflog"]):
                 kind = "squash"
             statedb.clear_squash_pending(conn, worktree)
+    if rec.rebasing and kind != "amend" and rec.reflog[1] == sha and rec.reflog[0]:
+        # A commit made at a rebase's stop: its first parent, as the reflog recorded it (what the
+        # rebase's own post-rewrite is judged by: rules.rebase_moves).
+        statedb.add_rebase_facts(conn, worktree, "parent", [[str(rec.reflog[0]), sha]])
     parents = parents_of(rec, parents_found)
     final_kind = rules.kind_from_parents(kind, rec.hook, parents)
     if final_kind is None:

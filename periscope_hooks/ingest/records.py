@@ -101,6 +101,8 @@ class Commit:
     parents: tuple[str, ...] | None  # recorded at commit time, or None (looked up once per batch)
     # Claude Code: the tool call that ran the commit (its message may be recorded after the commit).
     agent_tool_use_id: Any = None
+    # Made at a rebase's `edit` stop: (the commit it stopped at, the commit its pick left at HEAD).
+    rebase_stop: tuple[str, str] | None = None
 
     @property
     def subject(self) -> str:
@@ -295,7 +297,14 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
         agent_message_id=(agent or {}).get("message_id"),
         parents=tuple(str(p) for p in parents) if isinstance(parents, list) else None,
         agent_tool_use_id=(agent or {}).get("tool_use_id"),
+        rebase_stop=_rebase_stop(rec.get("rebase_stop")),
     )
+
+
+def _rebase_stop(value: Any) -> tuple[str, str] | None:
+    if not isinstance(value, dict) or not value.get("commit") or not value.get("head"):
+        return None
+    return (str(value["commit"]), str(value["head"]))
 
 
 def hold_expired(rec: dict[str, Any]) -> HoldExpired:

@@ -94,8 +94,14 @@ def rebase_moves(
 
     `head`: HEAD when the rebase's post-rewrite ran (its last commit); `facts`: (kind, old, new)
     recorded while it ran: `amend` (old amended to new: the sequencer's fixups and squashes, an
-    amend at a stop).
+    amend at a stop), `parent` (old is the first parent of new, a commit made at a stop) and `stop`
+    (an `edit` stop at old left new at HEAD: old itself, or its replay).
 
+    - An old commit still in its new commit's history, as itself or as the commit its `edit` stop
+      left (`stop` facts), was not replaced by that new commit: new commits were made on top of it
+      at the stop (git maps the stopped commit to HEAD at `--continue`).  Unchanged, it keeps its
+      usage; replayed or amended, its usage goes to that commit (`parent` facts: a commit made at a
+      stop and its first parent).
     - A new commit amended later in the rebase (an amend at a stop, then a fixup) is followed to
       the last of its amends known to be in the result (another pair's new commit, or HEAD), and so
       is every commit amended while rebasing that git's pairs do not name (the amend at the stop).
@@ -103,10 +109,30 @@ def rebase_moves(
 
     Pairs that move nothing are left out, except git's own unchanged ones (old == new)."""
     amended_to: dict[str, str] = {}
+    amended_from: dict[str, str] = {}
+    parent: dict[str, str] = {}
+    stop_left: dict[str, str] = {}
     for kind, old, new in facts:
         if kind == "amend":
             amended_to[old] = new
+            amended_from[new] = old
+        elif kind == "parent":
+            parent[new] = old
+        elif kind == "stop":
+            stop_left[old] = new
     limit = len(facts) + 1  # every step uses a fact: no walk is longer
+
+    def lives_on_in(start: str, old: str) -> str | None:
+        """`old` itself, or the commit its `edit` stop left, when found in `start`'s history."""
+        kept = (old, stop_left.get(old))
+        node: str | None = start
+        for _ in range(limit + 1):
+            if node is None:
+                return None
+            if node in kept:
+                return node
+            node = amended_from.get(node) or parent.get(node)
+        return None
 
     final = {new for _, new in pairs}
     if head:
@@ -128,7 +154,7 @@ def rebase_moves(
         if old == new:
             moves.append([old, new])
             continue
-        target = settle(new)
+        target = settle(lives_on_in(new, old) or new)
         if target != old:
             moves.append([old, target])
     olds = {old for old, _ in pairs}

@@ -353,6 +353,14 @@ periscope_sh_post_commit() {
     ps_rec="{\"v\":1,\"kind\":\"commit\",\"hook\":\"post-commit\",\"time\":$ps_ms,\"worktree\":$ps_wt"
     ps_rec="$ps_rec,\"sha\":\"$ps_sha\",\"branch\":$ps_branch,\"reflog\":$ps_reflog,\"rebasing\":$ps_rebasing"
     ps_rec="$ps_rec,\"reflog_prev\":$ps_prev"
+    if [ "$ps_rebasing" = true ] && [ -f "$ps_gd/rebase-merge/stopped-sha" ] && [ -f "$ps_gd/rebase-merge/amend" ]; then
+        ps_stopped= ps_stophead= # a commit at an `edit` stop (hook.rebase_stop)
+        read -r ps_stopped <"$ps_gd/rebase-merge/stopped-sha"
+        read -r ps_stophead <"$ps_gd/rebase-merge/amend"
+        if ps_is_sha "$ps_stopped" && ps_is_sha "$ps_stophead"; then
+            ps_rec="$ps_rec,\"rebase_stop\":{\"commit\":\"$ps_stopped\",\"head\":\"$ps_stophead\"}"
+        fi
+    fi
     ps_agent || return 1
     ps_rec="$ps_rec}"
     ps_append || return 1
