@@ -290,3 +290,53 @@ def test_commits_made_at_an_edit_stop_leave_the_stopped_commit_its_usage(rrepo, 
         assert r[repo.git("rev-parse", "HEAD~1")]["tokens"]["input"] == 100
     assert total_input(repo) == 6111
     check_notes(repo)
+
+
+def _conflicting_history(repo, first):
+    """base; `other` changes s.txt; main: [A,] C (changes s.txt too: conflicts on `other`), D."""
+    commit(repo.path, "base", filename="s.txt")
+    repo.git("checkout", "-q", "-b", "other")
+    (repo.path / "s.txt").write_text("other\n")
+    repo.git("commit", "-q", "-am", "O")
+    repo.git("checkout", "-q", "main")
+    a = None
+    if not first:
+        usage(repo, 1)
+        a = commit(repo.path, "A", filename="a.txt")
+    usage(repo, 10)
+    (repo.path / "s.txt").write_text("main\n")
+    repo.git("commit", "-q", "-am", "C")
+    c = repo.git("rev-parse", "HEAD")
+    usage(repo, 100)
+    d = commit(repo.path, "D", filename="d.txt")
+    return a, c, d
+
+
+@pytest.mark.parametrize(
+    "how", ["pick-middle", "edit-middle", "pick-first", "edit-first", "apply-middle", "apply-first"]
+)
+def test_a_commit_skipped_after_a_conflict_keeps_its_usage(rrepo, tmp_path, how):
+    """`git rebase --skip` on a conflicting pick or edit: git (2.39 and 2.47) still maps the skipped
+    commit to HEAD, the commit before it (or the one the rebase replays onto).  The skipped
+    commit's change is in no commit: its usage stays with it, unreachable, as a dropped commit's."""
+    repo = rrepo
+    command, where = how.split("-")
+    a, c, d = _conflicting_history(repo, where == "first")
+    onto = repo.git("rev-parse", "other")
+    if command == "apply":
+        args, env = ["--apply"], {}
+    else:
+        lines = ([f"pick {a}"] if a else []) + [f"{command} {c}", f"pick {d}"]
+        args, env = ["-i"], todo_editor(tmp_path, *lines)
+    git(repo.path, "rebase", "-q", *args, "other", env=env, check=False)
+    repo.git("rebase", "--skip")
+    assert repo.git("log", "--format=%s", "other..HEAD").split() == (["D"] if a is None else ["D", "A"])
+    r = same_after_a_rebuild(repo)
+    assert r[c]["tokens"]["input"] == 10 and r[c]["reachable"] is False
+    assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 100
+    if a is not None:
+        assert r[repo.git("rev-parse", "HEAD~1")]["tokens"]["input"] == 1
+    assert onto not in r or r[onto]["tokens"]["input"] == 0
+    rewrite = [e for e in repo.events("rewrite") if e["command"] == "rebase"][-1]
+    assert c not in {m["old"] for m in rewrite["mappings"]}
+    check_notes(repo)

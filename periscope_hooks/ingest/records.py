@@ -118,6 +118,11 @@ class Rewrite:
     pairs: list[list[str]]
     time: int
     rebasing: bool = False  # written while a rebase was under way in the worktree
+    # A rebase's own record (hook.rebase_facts): the commit it replayed onto, and the old commits
+    # git folded by a fixup or squash where two pairs share their new commit.  None: not recorded
+    # (a record from before these facts, or none applies).
+    onto: str | None = None
+    squashed: frozenset[str] | None = None
     head: str | None = None  # HEAD when the hook ran: for a rebase, its last commit
 
 
@@ -277,6 +282,8 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
             pairs=[[str(o), str(n)] for o, n in (rec.get("pairs") or [])],
             time=_time(rec),
             rebasing=bool(rec.get("rebasing")),
+            onto=str(rec["onto"]) if rec.get("onto") else None,
+            squashed=frozenset(str(o) for o in rec["squashed"]) if isinstance(rec.get("squashed"), list) else None,
             head=str(rec["sha"]) if rec.get("sha") else None,
         )
     agent = rec.get("agent") or None

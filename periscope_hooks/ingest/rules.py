@@ -6,7 +6,7 @@ what makes a rebuild from the spool decide exactly what the first ingest decided
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 
 def classify_commit(subject: str) -> str | None:
@@ -87,16 +87,23 @@ def hold_until(
 
 
 def rebase_moves(
-    pairs: Sequence[Sequence[str]], head: str | None, facts: Sequence[tuple[str, str, str]]
+    pairs: Sequence[Sequence[str]],
+    onto: str | None,
+    squashed: Collection[str] | None,
+    head: str | None,
+    facts: Sequence[tuple[str, str, str]],
 ) -> list[list[str]]:
     """The moves a finished rebase makes: git's old -> new pairs (its post-rewrite), corrected by
     what the spool told about this rebase (docs/design.md, "What a rebase's pairs do not say").
 
-    `head`: HEAD when the rebase's post-rewrite ran (its last commit); `facts`: (kind, old, new)
-    recorded while it ran: `amend` (old amended to new: the sequencer's fixups and squashes, an
+    `onto`, `squashed`, `head`: the rebase's own record (hook.rebase_facts); `facts`: (kind, old,
+    new) recorded while it ran: `amend` (old amended to new: the sequencer's fixups and squashes, an
     amend at a stop), `parent` (old is the first parent of new, a commit made at a stop) and `stop`
     (an `edit` stop at old left new at HEAD: old itself, or its replay).
 
+    - A pick or edit git maps to `onto`, or to a new commit an earlier pair already took (other
+      than by a fixup or squash), made nothing: it was skipped after a conflict or became empty
+      (git 2.39 and 2.47 still list it).  Its usage stays on the old commit, as a dropped commit's does.
     - An old commit still in its new commit's history, as itself or as the commit its `edit` stop
       left (`stop` facts), was not replaced by that new commit: new commits were made on top of it
       at the stop (git maps the stopped commit to HEAD at `--continue`).  Unchanged, it keeps its
@@ -150,10 +157,20 @@ def rebase_moves(
         return found
 
     moves: list[list[str]] = []
+    taken: set[str] = set()
+    before: str | None = None
     for old, new in pairs:
+        previous, before = before, new
         if old == new:
+            taken.add(new)
             moves.append([old, new])
             continue
+        if onto is not None:  # a record that says what the pairs do not
+            if new == onto:
+                continue
+            if new in taken and (new != previous or (squashed is not None and old not in squashed)):
+                continue
+        taken.add(new)
         target = settle(lives_on_in(new, old) or new)
         if target != old:
             moves.append([old, target])
