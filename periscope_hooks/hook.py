@@ -56,6 +56,74 @@ def _read_rewrite_pairs() -> list[list[str]]:
     return pairs
 
 
+SQUASH_COMMANDS = ("fixup", "f", "squash", "s")  # rebase -i commands that fold into the commit before
+
+
+def _first_line(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().strip()
+    except OSError:
+        return None
+
+
+def rebase_facts(dirs: RepoDirs, pairs: list[list[str]]) -> dict[str, Any]:
+    """What a rebase's post-rewrite record carries beyond git's pairs, read from the rebase's state
+    folder (still there when git runs the hook), so that ingest can tell a commit git maps to a
+    commit it did not make (docs/design.md, "What a rebase's pairs do not say"):
+
+    - `onto`: the commit the rebase replays onto (git maps a commit skipped or dropped first to it);
+    - `squashed`: only when a pair's new commit is the one before's too (a fixup or squash folds
+      commits into one, and git (2.39, 2.47) also maps a skipped or emptied pick to the commit before):
+      the old commits among those whose todo line (`done`) was a fixup or a squash.
+
+    The shim writes `onto` in sh (one file read) and leaves a record with `squashed` to Python."""
+    from periscope_hooks import git
+
+    facts: dict[str, Any] = {}
+    for name in ("rebase-merge", "rebase-apply"):
+        folder = os.path.join(dirs.git_dir, name)
+        if os.path.isdir(folder):
+            break
+    else:
+        return facts
+    onto = _first_line(os.path.join(folder, "onto"))
+    if onto and git.is_sha(onto):
+        facts["onto"] = onto
+    folded = [o for (o, n), (_, before) in zip(pairs[1:], pairs) if n == before]
+    if folded:
+        squash_olds: list[str] = []
+        try:
+            with open(os.path.join(folder, "done"), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    words = line.split()
+                    if len(words) > 1 and words[0] in SQUASH_COMMANDS:
+                        sha = words[2] if words[1] in ("-C", "-c") and len(words) > 2 else words[1]
+                        squash_olds.append(sha)
+        except OSError:
+            pass  # the apply backend keeps no todo (and has no fixup or squash)
+        facts["squashed"] = [
+            o for o in dict.fromkeys(folded) if any(len(s) >= 4 and o.startswith(s) for s in squash_olds)
+        ]
+    return facts
+
+
+def rebase_stop(dirs: RepoDirs) -> dict[str, str] | None:
+    """A commit made while `rebase -i` stands at an `edit` (or a reword's) stop: the commit it
+    stopped at and the commit its pick left at HEAD (`stopped-sha` and `amend` in the rebase's
+    folder; a conflicted stop has no `amend`).  git's post-rewrite maps the stopped commit to HEAD
+    at `--continue`, which is the last commit made on top when there is one: with this, ingest
+    knows the stopped commit lives on as the one its pick left (rules.rebase_moves)."""
+    from periscope_hooks import git
+
+    folder = os.path.join(dirs.git_dir, "rebase-merge")
+    stopped = _first_line(os.path.join(folder, "stopped-sha"))
+    head = _first_line(os.path.join(folder, "amend")) if stopped else None
+    if stopped and head and git.is_sha(stopped) and git.is_sha(head):
+        return {"commit": stopped, "head": head}
+    return None
+
+
 def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     from periscope_hooks import git
 
@@ -89,6 +157,10 @@ def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, s
         record["reflog_prev"] = (
             {"old": prev[0], "new": prev[1], "subject": git.reflog_action(prev[2])[:200]} if prev else None
         )
+    if name != "post-rewrite" and record["rebasing"]:
+        stop = rebase_stop(dirs)
+        if stop:
+            record["rebase_stop"] = stop
     if name == "post-merge":
         # Plain git passes the flag as an argument; pre-commit in PRE_COMMIT_IS_SQUASH_MERGE
         # (and prek in PRE_COMMIT_SQUASH_MERGE).
@@ -104,6 +176,8 @@ def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, s
             pairs = [list(p) for p in recover_mappings(dirs.git_dir, dirs.common_dir, record["command"])]
             record["recovered"] = True
         record["pairs"] = pairs
+        if record["command"] == "rebase" and record["rebasing"]:
+            record.update(rebase_facts(dirs, pairs))
     from periscope_hooks.agents import commit_agent
 
     agent = commit_agent(env)  # made by a command a coding agent ran (OpenCode, Claude Code)?

@@ -281,3 +281,25 @@ def m021_messages_web_searches_speed(db: sqlite3.Connection) -> None:
     # the table's variant at 2x or more).  Constant defaults and nullable, as m019.
     db.execute("ALTER TABLE messages ADD COLUMN web_searches INTEGER DEFAULT 0")
     db.execute("ALTER TABLE messages ADD COLUMN speed TEXT")
+
+
+@migration
+def m022_rebase_facts(db: sqlite3.Connection) -> None:
+    # What the spool told about a rebase under way in a worktree, kept until its own post-rewrite
+    # (rules.rebase_moves): `amend` (old -> new, an amend while rebasing: the sequencer's fixups
+    # and squashes, an amend at a stop), `parent` (old is the first parent of new, a commit made at
+    # a stop) and `stop` (an `edit` stop at old left new at HEAD).  Filled by ingest from the
+    # spool, so a rebuilt state.db knows the same.
+    _script(
+        db,
+        """
+        CREATE TABLE rebase_facts (
+            id INTEGER PRIMARY KEY,
+            worktree TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            old_sha TEXT NOT NULL,
+            new_sha TEXT NOT NULL
+        );
+        CREATE INDEX rebase_facts_worktree ON rebase_facts (worktree)
+        """,
+    )

@@ -876,6 +876,29 @@ def record_rewrites(conn: sqlite3.Connection, command: str, pairs: Sequence[Sequ
     )
 
 
+def add_rebase_facts(conn: sqlite3.Connection, worktree: str, kind: str, pairs: Sequence[Sequence[str]]) -> None:
+    """Facts about a rebase under way in `worktree` (m022_rebase_facts): `amend` old -> new, or
+    `parent` old of new."""
+    conn.executemany(
+        "INSERT INTO rebase_facts (worktree, kind, old_sha, new_sha) VALUES (?, ?, ?, ?)",
+        [(worktree, kind, o, n) for o, n in pairs],
+    )
+
+
+def rebase_facts(conn: sqlite3.Connection, worktree: str) -> list[tuple[str, str, str]]:
+    """(kind, old, new) of the worktree's rebase facts, in the order they were recorded."""
+    return [
+        (r[0], r[1], r[2])
+        for r in conn.execute(
+            "SELECT kind, old_sha, new_sha FROM rebase_facts WHERE worktree = ? ORDER BY id", (worktree,)
+        )
+    ]
+
+
+def clear_rebase_facts(conn: sqlite3.Connection, worktree: str) -> None:
+    conn.execute("DELETE FROM rebase_facts WHERE worktree = ?", (worktree,))
+
+
 def move_links(conn: sqlite3.Connection, mapping: dict[str, str]) -> None:
     """Point links at their rewritten commits, in one pass (a chain inside one rewrite never
     moves a link twice).  The caller records the pairs (record_rewrites) in the same transaction:

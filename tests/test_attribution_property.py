@@ -121,8 +121,53 @@ def linked_worktrees(repo: Repo, flush: Flush) -> None:
     flush()
 
 
+def _todo(repo: Repo, *lines: str) -> dict[str, str]:
+    editor = repo.path.parent / "todo.sh"
+    editor.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{line}'" for line in lines) + ' > "$1"\n')
+    editor.chmod(0o755)
+    return {"GIT_SEQUENCE_EDITOR": str(editor)}
+
+
+def rebase_stops_skips_and_amends(repo: Repo, flush: Flush) -> None:
+    """A new commit at an `edit` stop, an amend at a stop followed by a fixup, a conflicting pick
+    skipped (rules.rebase_moves decides each from the spool alone)."""
+    from testing.util import git
+
+    commit(repo.path, "base", filename="s.txt")
+    repo.git("checkout", "-q", "-b", "other")
+    (repo.path / "s.txt").write_text("other\n")
+    repo.git("commit", "-q", "-am", "O")
+    repo.git("checkout", "-q", "main")
+    shas = []
+    for i, n in enumerate((1, 10, 100, 1000)):
+        usage(repo, n)
+        shas.append(commit(repo.path, f"c{i}", filename=f"f{i}.txt"))
+    flush()
+    a, b, f, c = shas
+    git(repo.path, "rebase", "-q", "-i", "HEAD~3", env=_todo(repo, f"edit {b}", f"fixup {f}", f"edit {c}"))
+    usage(repo, 5)
+    repo.git("commit", "-q", "--amend", "-m", "b amended")  # then the fixup: b' -> b''
+    flush()
+    repo.git("rebase", "--continue")  # stops at c
+    usage(repo, 7)
+    commit(repo.path, "new at the stop", filename="n.txt")
+    flush()
+    repo.git("rebase", "--continue")
+    flush()
+    usage(repo, 50)
+    (repo.path / "s.txt").write_text("main\n")
+    repo.git("commit", "-q", "-am", "conflicts with O")
+    usage(repo, 500)
+    commit(repo.path, "after", filename="after.txt")
+    git(repo.path, "rebase", "-q", "other", check=False)
+    flush()
+    repo.git("rebase", "--skip")
+    flush()
+
+
 SCENARIOS = [
     rewrite_amend_rebase_cherry_pick,
+    rebase_stops_skips_and_amends,
     merge_true_ff_and_squash,
     agent_commits_held_and_expired,
     linked_worktrees,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from periscope_hooks.notes import NOTES_REF, parse_note
-from testing.util import append_spool, commit, git, init_repo, message_record, periscope
+from testing.util import append_spool, commit, git, init_repo, message_record, periscope, state_dir
 
 
 def usage(repo, n):
@@ -33,6 +33,23 @@ def rrepo(request, repo):
         repo.git("commit", "-q", "-m", "settings")
     repo.notes = request.param == "notes-on"
     return repo
+
+
+def same_after_a_rebuild(repo):
+    """A state.db rebuilt from the spool alone gives the same report (the same links)."""
+    before = rows(repo)
+    for f in state_dir(repo.path).glob("state.db*"):
+        f.unlink()
+    assert rows(repo) == before
+    return before
+
+
+def todo_editor(tmp_path, *lines):
+    """A GIT_SEQUENCE_EDITOR that writes these todo lines."""
+    editor = tmp_path / "todo.sh"
+    editor.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{line}'" for line in lines) + ' > "$1"\n')
+    editor.chmod(0o755)
+    return {"GIT_SEQUENCE_EDITOR": str(editor)}
 
 
 def check_notes(repo):
@@ -162,4 +179,164 @@ def test_pull_rebase_and_reset(rrepo, tmp_path):
     assert r[gone]["reachable"] is False and r[gone]["tokens"]["input"] == 2
     assert "(unreachable)" in periscope("report", cwd=repo.path).stdout
     assert total_input(repo) == 23
+    check_notes(repo)
+
+
+def test_an_amend_at_an_edit_stop_then_a_fixup_ends_on_the_final_commit(rrepo, tmp_path):
+    """`edit B`, amended at the stop (B -> B', taking the pending usage), then `fixup F` (B' -> B'').
+    git's pairs name only B -> B'' and F -> B''; the amend at the stop, kept until the rebase
+    finished, moves B' -> B'' then."""
+    repo = rrepo
+    commit(repo.path, "base", filename="base.txt")
+    usage(repo, 1)
+    a = commit(repo.path, "A", filename="a.txt")
+    usage(repo, 10)
+    b = commit(repo.path, "B", filename="b.txt")
+    usage(repo, 100)
+    f = commit(repo.path, "fixup! B", filename="f.txt")
+    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"fixup {f}"))
+    usage(repo, 5000)
+    (repo.path / "b2.txt").write_text("b2\n")
+    repo.git("add", "b2.txt")
+    repo.git("commit", "-q", "--amend", "--no-edit")
+    amended = repo.git("rev-parse", "HEAD")
+    repo.git("rebase", "--continue")
+    head = repo.git("rev-parse", "HEAD")
+    r = same_after_a_rebuild(repo)
+    assert r[head]["tokens"]["input"] == 5110
+    assert amended not in r and total_input(repo) == 5111
+    assert all(row.get("reachable", True) for row in r.values())
+    check_notes(repo)
+
+
+def test_an_amend_in_an_aborted_rebase_is_not_followed_by_the_next_rebase(rrepo, tmp_path):
+    """The amend at a stop of a rebase that was aborted is kept (nothing says the rebase is over
+    until the next one finishes) but leads to no commit the next rebase made: B keeps its usage."""
+    repo = rrepo
+    commit(repo.path, "base", filename="base.txt")
+    usage(repo, 1)
+    a = commit(repo.path, "A", filename="a.txt")
+    usage(repo, 10)
+    b = commit(repo.path, "B", filename="b.txt")
+    usage(repo, 100)
+    c = commit(repo.path, "C", filename="c.txt")
+    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"pick {c}"))
+    usage(repo, 5000)
+    (repo.path / "b2.txt").write_text("b2\n")
+    repo.git("add", "b2.txt")
+    repo.git("commit", "-q", "--amend", "-m", "B amended")  # another change: no match for reconcile.py
+    amended = repo.git("rev-parse", "HEAD")
+    repo.git("rebase", "--abort")
+    usage(repo, 20000)
+    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"pick {b}", f"edit {c}"))
+    repo.git("commit", "-q", "--amend", "-m", "C amended")  # takes the 20000
+    repo.git("rebase", "--continue")
+    assert repo.git("rev-parse", "HEAD~1") == b  # B kept as it was
+    r = same_after_a_rebuild(repo)
+    assert r[b]["tokens"]["input"] == 10 and r[b].get("reachable", True)
+    assert r[amended]["tokens"]["input"] == 5000 and r[amended]["reachable"] is False
+    assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 20100
+    check_notes(repo)
+
+
+@pytest.mark.parametrize("replayed", [False, True], ids=["unchanged", "replayed"])
+@pytest.mark.parametrize("at_the_stop", ["new-commit", "new-commit-then-fixup", "split"])
+def test_commits_made_at_an_edit_stop_leave_the_stopped_commit_its_usage(rrepo, tmp_path, at_the_stop, replayed):
+    """git maps an `edit` stop's commit to HEAD at `--continue`.  When new commits were made on top
+    of it, it is still there (their parent), unchanged or replayed (`--no-ff`): it keeps its usage,
+    and the new commit keeps only its own (the usage pending at the stop).  Split (reset, then two
+    commits), the original is gone and its usage goes to the last of them, as git says."""
+    repo = rrepo
+    commit(repo.path, "base", filename="base.txt")
+    usage(repo, 1)
+    a = commit(repo.path, "A", filename="a.txt")
+    usage(repo, 10)
+    b = commit(repo.path, "B", filename="b.txt")
+    usage(repo, 100)
+    f = commit(repo.path, "F", filename="f.txt")
+    usage(repo, 1000)
+    c = commit(repo.path, "C", filename="c.txt")
+    fold = "fixup" if at_the_stop == "new-commit-then-fixup" else "pick"
+    flags = ["--no-ff"] if replayed else []
+    env = todo_editor(tmp_path, f"edit {b}", f"{fold} {f}", f"pick {c}")
+    git(repo.path, "rebase", "-q", "-i", *flags, a, env=env)
+    stopped = repo.git("rev-parse", "HEAD")
+    assert (stopped != b) == replayed  # stopped at B, unchanged or replayed
+    usage(repo, 5000)
+    if at_the_stop == "split":
+        repo.git("reset", "-q", "HEAD^")
+        repo.git("add", "b.txt")
+        repo.git("commit", "-q", "-m", "B1")
+        b1 = repo.git("rev-parse", "HEAD")
+        commit(repo.path, "B2", filename="b2.txt")
+    else:
+        commit(repo.path, "N", filename="n.txt")
+    repo.git("rebase", "--continue")
+    r = same_after_a_rebuild(repo)
+    head = repo.git("rev-parse", "HEAD")
+    assert r[head]["tokens"]["input"] == 1000  # C, replayed
+    if at_the_stop == "split":
+        b2 = repo.git("rev-parse", "HEAD~2")
+        assert r[b2]["tokens"]["input"] == 10 and r[b1]["tokens"]["input"] == 5000
+        assert b not in r  # replaced: its usage is B2's
+    elif fold == "fixup":  # A B N' C': F folded into N
+        assert repo.git("rev-parse", "HEAD~2") == stopped
+        assert r[stopped]["tokens"]["input"] == 10 and r[stopped].get("reachable", True)
+        assert r[repo.git("rev-parse", "HEAD~1")]["tokens"]["input"] == 5100
+    else:  # A B N F' C'
+        assert repo.git("rev-parse", "HEAD~3") == stopped
+        assert r[stopped]["tokens"]["input"] == 10 and r[stopped].get("reachable", True)
+        assert r[repo.git("rev-parse", "HEAD~2")]["tokens"]["input"] == 5000
+        assert r[repo.git("rev-parse", "HEAD~1")]["tokens"]["input"] == 100
+    assert total_input(repo) == 6111
+    check_notes(repo)
+
+
+def _conflicting_history(repo, first):
+    """base; `other` changes s.txt; main: [A,] C (changes s.txt too: conflicts on `other`), D."""
+    commit(repo.path, "base", filename="s.txt")
+    repo.git("checkout", "-q", "-b", "other")
+    (repo.path / "s.txt").write_text("other\n")
+    repo.git("commit", "-q", "-am", "O")
+    repo.git("checkout", "-q", "main")
+    a = None
+    if not first:
+        usage(repo, 1)
+        a = commit(repo.path, "A", filename="a.txt")
+    usage(repo, 10)
+    (repo.path / "s.txt").write_text("main\n")
+    repo.git("commit", "-q", "-am", "C")
+    c = repo.git("rev-parse", "HEAD")
+    usage(repo, 100)
+    d = commit(repo.path, "D", filename="d.txt")
+    return a, c, d
+
+
+@pytest.mark.parametrize(
+    "how", ["pick-middle", "edit-middle", "pick-first", "edit-first", "apply-middle", "apply-first"]
+)
+def test_a_commit_skipped_after_a_conflict_keeps_its_usage(rrepo, tmp_path, how):
+    """`git rebase --skip` on a conflicting pick or edit: git (2.39 and 2.47) still maps the skipped
+    commit to HEAD, the commit before it (or the one the rebase replays onto).  The skipped
+    commit's change is in no commit: its usage stays with it, unreachable, as a dropped commit's."""
+    repo = rrepo
+    command, where = how.split("-")
+    a, c, d = _conflicting_history(repo, where == "first")
+    onto = repo.git("rev-parse", "other")
+    if command == "apply":
+        args, env = ["--apply"], {}
+    else:
+        lines = ([f"pick {a}"] if a else []) + [f"{command} {c}", f"pick {d}"]
+        args, env = ["-i"], todo_editor(tmp_path, *lines)
+    git(repo.path, "rebase", "-q", *args, "other", env=env, check=False)
+    repo.git("rebase", "--skip")
+    assert repo.git("log", "--format=%s", "other..HEAD").split() == (["D"] if a is None else ["D", "A"])
+    r = same_after_a_rebuild(repo)
+    assert r[c]["tokens"]["input"] == 10 and r[c]["reachable"] is False
+    assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 100
+    if a is not None:
+        assert r[repo.git("rev-parse", "HEAD~1")]["tokens"]["input"] == 1
+    assert onto not in r or r[onto]["tokens"]["input"] == 0
+    rewrite = [e for e in repo.events("rewrite") if e["command"] == "rebase"][-1]
+    assert c not in {m["old"] for m in rewrite["mappings"]}
     check_notes(repo)

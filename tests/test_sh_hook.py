@@ -113,13 +113,15 @@ def test_worktree_submodule_and_a_rebase_stop(quoted_repo, marker, tmp_path):
     commit(sub, "in the submodule", filename="s.txt")
     assert records_both_ways(sub, sub, marker)["worktree"] == os.path.realpath(sub)
 
-    commit(repo, "one", filename="r1.txt")
+    one = commit(repo, "one", filename="r1.txt")
     commit(repo, "two", filename="r2.txt")
     env = {"GIT_SEQUENCE_EDITOR": "sed -i '1s/^pick/edit/'"}
-    git(repo, "rebase", "-q", "-i", "HEAD~2", env=env)
+    git(repo, "rebase", "-q", "-i", "--no-ff", "HEAD~2", env=env)
+    replayed = git(repo, "rev-parse", "HEAD")
     commit(repo, "made during the stop", filename="r3.txt")
     rec = records_both_ways(repo, repo, marker)
     assert rec["rebasing"] is True and rec["branch"] == "main" and rec["reflog"]["subject"] == "commit"
+    assert rec["rebase_stop"] == {"commit": one, "head": replayed} and replayed != one
     git(repo, "rebase", "--continue")
 
 
@@ -240,6 +242,33 @@ def test_post_rewrite_in_sh_writes_the_python_hooks_record(quoted_repo, marker, 
         (["rebase"], many, {}),
     ):
         rewrite_records_both_ways(repo, repo, marker, args, stdin, sh_expected=False, env=env)
+
+
+def test_a_rebases_record_says_what_it_replayed_onto_in_sh_and_its_folds_in_python(quoted_repo, marker, tmp_path):
+    """While a rebase runs, its post-rewrite record carries `onto` (the sh path reads the one file);
+    two pairs onto one new commit (a fixup or squash, a skipped pick) go to Python, which reads the
+    todo done so far for the folded ones (`squashed`, hook.rebase_facts)."""
+    repo = quoted_repo
+    a = commit(repo, "A", filename="a.txt")
+    f = commit(repo, "F", filename="f.txt")
+    c = commit(repo, "C", filename="c.txt")
+    onto = git(repo, "rev-parse", f"{a}^")
+    editor = tmp_path / "todo.sh"
+    editor.write_text(f"#!/bin/sh\nprintf 'pick {a}\\nfixup {f}\\nedit {c}\\n' > \"$1\"\n")
+    editor.chmod(0o755)
+    git(repo, "rebase", "-q", "-i", onto, env={"GIT_SEQUENCE_EDITOR": str(editor)})  # stops at C
+    x, y = f"{1:040x}", f"{2:040x}"
+    rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], f"{a} {x}\n{c} {y}\n")
+    assert rec["rebasing"] is True and rec["onto"] == onto and "squashed" not in rec
+    rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], f"{a} {x}\n{f} {x}\n{c} {y}\n", sh_expected=False)
+    assert rec["onto"] == onto and rec["squashed"] == [f]
+    rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], f"{a} {x}\n{c} {x}\n", sh_expected=False)
+    assert rec["squashed"] == []  # C was not folded: a skipped pick, say
+    rec = rewrite_records_both_ways(repo, repo, marker, ["amend"], f"{c} {y}\n")
+    assert "onto" not in rec  # an amend at the stop
+    git(repo, "rebase", "--continue")
+    rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], f"{a} {x}\n")
+    assert rec["rebasing"] is False and "onto" not in rec
 
 
 def test_long_post_rewrite_lines_never_mix_with_other_writers(quoted_repo):

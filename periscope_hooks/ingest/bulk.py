@@ -63,9 +63,9 @@ class Run:
         return not waiting or (rec.id not in waiting and not any(t in waiting for t in rec.tool_use_ids))
 
     def takes_commit(self, rec: Commit) -> bool:
-        """A human post-commit/post-merge record with a SHA and no squash to resolve."""
-        if rec.agent or not rec.sha or (rec.hook == "post-merge" and rec.squash):
-            return False
+        """A human post-commit/post-merge record with a SHA, no squash to resolve, not rebasing."""
+        if rec.agent or not rec.sha or (rec.hook == "post-merge" and rec.squash) or rec.rebasing:
+            return False  # a commit while rebasing records a fact for the rebase (commits.apply_commit)
         pending = self._squash_pending.get(rec.worktree)
         if pending is None:
             row = statedb.squash_state(self.ctx.conn, rec.worktree)

@@ -85,6 +85,9 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     if not sha:
         ctx.log(f"{rec.hook}: no HEAD commit recorded; skipped")
         return
+    if rec.rebase_stop:
+        # The commit an `edit` stop stopped at lives on as the one its pick left (rules.rebase_moves).
+        statedb.add_rebase_facts(conn, worktree, "stop", [list(rec.rebase_stop)])
     if rec.hook == "post-merge" and rec.squash:
         statedb.set_squash_pending(conn, worktree, squash_reflog_json(rec.reflog))
         return
@@ -99,6 +102,10 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
             if _is_squash(rec, squash["squash_reflog"]):
                 kind = "squash"
             statedb.clear_squash_pending(conn, worktree)
+    if rec.rebasing and kind != "amend" and rec.reflog[1] == sha and rec.reflog[0]:
+        # A commit made at a rebase's stop: its first parent, as the reflog recorded it (what the
+        # rebase's own post-rewrite is judged by: rules.rebase_moves).
+        statedb.add_rebase_facts(conn, worktree, "parent", [[str(rec.reflog[0]), sha]])
     parents = parents_of(rec, parents_found)
     final_kind = rules.kind_from_parents(kind, rec.hook, parents)
     if final_kind is None:
@@ -192,19 +199,28 @@ def apply_rewrite(ctx: IngestContext, rec: Rewrite) -> None:
         return
     if not rec.pairs:
         return
+    conn = ctx.conn
     if rec.command == "amend" and rec.rebasing:
         # An amend inside a rebase (a fixup or squash the sequencer applies, an amend at an `edit`
         # stop): when the rebase finishes, its own post-rewrite maps each original commit to its
         # final one, and a rebase aborted rewrote nothing.  Moved now, an aborted rebase left the
-        # usage on a commit no branch holds, while the original was back on its branch.
+        # usage on a commit no branch holds, while the original was back on its branch.  Kept for
+        # the rebase's post-rewrite, which follows what its pairs do not name (rules.rebase_moves).
+        statedb.add_rebase_facts(conn, rec.worktree, "amend", rec.pairs)
         return
-    conn = ctx.conn
-    mapping = dict((o, n) for o, n in rec.pairs)
-    statedb.record_rewrites(conn, rec.command, rec.pairs, rec.time)
+    pairs = rec.pairs
+    if rec.command == "rebase":
+        facts = statedb.rebase_facts(conn, rec.worktree)
+        pairs = rules.rebase_moves(rec.pairs, rec.onto, rec.squashed, rec.head, facts)
+        statedb.clear_rebase_facts(conn, rec.worktree)  # the rebase is over
+        if not pairs:
+            return
+    mapping = dict((o, n) for o, n in pairs)
+    statedb.record_rewrites(conn, rec.command, pairs, rec.time)
     statedb.move_links(conn, mapping)
     ctx.events.add(
         events.rewrite_event(
-            repo_id=ctx.repo_id, repo_url=ctx.repo_url, command=rec.command, pairs=rec.pairs, time_ms=rec.time
+            repo_id=ctx.repo_id, repo_url=ctx.repo_url, command=rec.command, pairs=pairs, time_ms=rec.time
         ),
     )
     if ctx.common_dir and ctx.settings(rec.worktree).notes:

@@ -101,6 +101,8 @@ class Commit:
     parents: tuple[str, ...] | None  # recorded at commit time, or None (looked up once per batch)
     # Claude Code: the tool call that ran the commit (its message may be recorded after the commit).
     agent_tool_use_id: Any = None
+    # Made at a rebase's `edit` stop: (the commit it stopped at, the commit its pick left at HEAD).
+    rebase_stop: tuple[str, str] | None = None
 
     @property
     def subject(self) -> str:
@@ -116,6 +118,12 @@ class Rewrite:
     pairs: list[list[str]]
     time: int
     rebasing: bool = False  # written while a rebase was under way in the worktree
+    # A rebase's own record (hook.rebase_facts): the commit it replayed onto, and the old commits
+    # git folded by a fixup or squash where two pairs share their new commit.  None: not recorded
+    # (a record from before these facts, or none applies).
+    onto: str | None = None
+    squashed: frozenset[str] | None = None
+    head: str | None = None  # HEAD when the hook ran: for a rebase, its last commit
 
 
 @dataclass(frozen=True)
@@ -274,6 +282,9 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
             pairs=[[str(o), str(n)] for o, n in (rec.get("pairs") or [])],
             time=_time(rec),
             rebasing=bool(rec.get("rebasing")),
+            onto=str(rec["onto"]) if rec.get("onto") else None,
+            squashed=frozenset(str(o) for o in rec["squashed"]) if isinstance(rec.get("squashed"), list) else None,
+            head=str(rec["sha"]) if rec.get("sha") else None,
         )
     agent = rec.get("agent") or None
     parents = rec.get("parents")
@@ -293,7 +304,14 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
         agent_message_id=(agent or {}).get("message_id"),
         parents=tuple(str(p) for p in parents) if isinstance(parents, list) else None,
         agent_tool_use_id=(agent or {}).get("tool_use_id"),
+        rebase_stop=_rebase_stop(rec.get("rebase_stop")),
     )
+
+
+def _rebase_stop(value: Any) -> tuple[str, str] | None:
+    if not isinstance(value, dict) or not value.get("commit") or not value.get("head"):
+        return None
+    return (str(value["commit"]), str(value["head"]))
 
 
 def hold_expired(rec: dict[str, Any]) -> HoldExpired:

@@ -6,7 +6,7 @@ what makes a rebuild from the spool decide exactly what the first ingest decided
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 
 def classify_commit(subject: str) -> str | None:
@@ -84,3 +84,100 @@ def hold_until(
     if not message_id or message_known or already_reserved:
         return None
     return commit_ms + int(hold_minutes * 60_000)
+
+
+def rebase_moves(
+    pairs: Sequence[Sequence[str]],
+    onto: str | None,
+    squashed: Collection[str] | None,
+    head: str | None,
+    facts: Sequence[tuple[str, str, str]],
+) -> list[list[str]]:
+    """The moves a finished rebase makes: git's old -> new pairs (its post-rewrite), corrected by
+    what the spool told about this rebase (docs/design.md, "What a rebase's pairs do not say").
+
+    `onto`, `squashed`, `head`: the rebase's own record (hook.rebase_facts); `facts`: (kind, old,
+    new) recorded while it ran: `amend` (old amended to new: the sequencer's fixups and squashes, an
+    amend at a stop), `parent` (old is the first parent of new, a commit made at a stop) and `stop`
+    (an `edit` stop at old left new at HEAD: old itself, or its replay).
+
+    - A pick or edit git maps to `onto`, or to a new commit an earlier pair already took (other
+      than by a fixup or squash), made nothing: it was skipped after a conflict or became empty
+      (git 2.39 and 2.47 still list it).  Its usage stays on the old commit, as a dropped commit's does.
+    - An old commit still in its new commit's history, as itself or as the commit its `edit` stop
+      left (`stop` facts), was not replaced by that new commit: new commits were made on top of it
+      at the stop (git maps the stopped commit to HEAD at `--continue`).  Unchanged, it keeps its
+      usage; replayed or amended, its usage goes to that commit (`parent` facts: a commit made at a
+      stop and its first parent).
+    - A new commit amended later in the rebase (an amend at a stop, then a fixup) is followed to
+      the last of its amends known to be in the result (another pair's new commit, or HEAD), and so
+      is every commit amended while rebasing that git's pairs do not name (the amend at the stop).
+      Only those: an amend from a rebase that was aborted leads nowhere this rebase made.
+
+    Pairs that move nothing are left out, except git's own unchanged ones (old == new)."""
+    amended_to: dict[str, str] = {}
+    amended_from: dict[str, str] = {}
+    parent: dict[str, str] = {}
+    stop_left: dict[str, str] = {}
+    for kind, old, new in facts:
+        if kind == "amend":
+            amended_to[old] = new
+            amended_from[new] = old
+        elif kind == "parent":
+            parent[new] = old
+        elif kind == "stop":
+            stop_left[old] = new
+    limit = len(facts) + 1  # every step uses a fact: no walk is longer
+
+    def lives_on_in(start: str, old: str) -> str | None:
+        """`old` itself, or the commit its `edit` stop left, when found in `start`'s history."""
+        kept = (old, stop_left.get(old))
+        node: str | None = start
+        for _ in range(limit + 1):
+            if node is None:
+                return None
+            if node in kept:
+                return node
+            node = amended_from.get(node) or parent.get(node)
+        return None
+
+    final = {new for _, new in pairs}
+    if head:
+        final.add(head)
+
+    def settle(sha: str) -> str:
+        found, node = sha, sha
+        for _ in range(limit):
+            nxt = amended_to.get(node)
+            if nxt is None:
+                break
+            node = nxt
+            if node in final:
+                found = node
+        return found
+
+    moves: list[list[str]] = []
+    taken: set[str] = set()
+    before: str | None = None
+    for old, new in pairs:
+        previous, before = before, new
+        if old == new:
+            taken.add(new)
+            moves.append([old, new])
+            continue
+        if onto is not None:  # a record that says what the pairs do not
+            if new == onto:
+                continue
+            if new in taken and (new != previous or (squashed is not None and old not in squashed)):
+                continue
+        taken.add(new)
+        target = settle(lives_on_in(new, old) or new)
+        if target != old:
+            moves.append([old, target])
+    olds = {old for old, _ in pairs}
+    for old in amended_to:
+        if old not in olds:
+            target = settle(old)
+            if target != old:
+                moves.append([old, target])
+    return moves

@@ -353,6 +353,14 @@ periscope_sh_post_commit() {
     ps_rec="{\"v\":1,\"kind\":\"commit\",\"hook\":\"post-commit\",\"time\":$ps_ms,\"worktree\":$ps_wt"
     ps_rec="$ps_rec,\"sha\":\"$ps_sha\",\"branch\":$ps_branch,\"reflog\":$ps_reflog,\"rebasing\":$ps_rebasing"
     ps_rec="$ps_rec,\"reflog_prev\":$ps_prev"
+    if [ "$ps_rebasing" = true ] && [ -f "$ps_gd/rebase-merge/stopped-sha" ] && [ -f "$ps_gd/rebase-merge/amend" ]; then
+        ps_stopped= ps_stophead= # a commit at an `edit` stop (hook.rebase_stop)
+        read -r ps_stopped <"$ps_gd/rebase-merge/stopped-sha"
+        read -r ps_stophead <"$ps_gd/rebase-merge/amend"
+        if ps_is_sha "$ps_stopped" && ps_is_sha "$ps_stophead"; then
+            ps_rec="$ps_rec,\"rebase_stop\":{\"commit\":\"$ps_stopped\",\"head\":\"$ps_stophead\"}"
+        fi
+    fi
     ps_agent || return 1
     ps_rec="$ps_rec}"
     ps_append || return 1
@@ -368,12 +376,15 @@ periscope_sh_post_commit() {
 # pairs on stdin); no pairs (pre-commit passes no stdin: Python recovers them from the reflog), an
 # unexpected line, or more than ~360 pairs: Python.  The time is the clock's, as there.
 ps_pairs_of() { # the lines $1, split on IFS (the caller's newline) -> ps_pairs; 1 on a line not "old new"
-    ps_pairs=
+    ps_pairs= ps_before=
     for ps_line in $1; do
         case $ps_line in *[!0-9a-f\ ]*) return 1 ;; esac # git writes "old new" (SHAs, one space)
         ps_o=${ps_line%% *} ps_n=${ps_line#* }
         case $ps_n in *" "*) return 1 ;; esac
         ps_is_sha "$ps_o" && ps_is_sha "$ps_n" || return 1
+        # Two olds onto one new (a fixup or squash; a skipped pick): Python reads the todo for them.
+        [ "$ps_n" != "$ps_before" ] || return 1
+        ps_before=$ps_n
         ps_pairs="$ps_pairs${ps_pairs:+,}[\"$ps_o\",\"$ps_n\"]"
     done
 }
@@ -398,6 +409,18 @@ periscope_sh_post_rewrite() {
     ps_rec="{\"v\":1,\"kind\":\"commit\",\"hook\":\"post-rewrite\",\"time\":$ps_ms,\"worktree\":$ps_wt"
     ps_rec="$ps_rec,\"sha\":\"$ps_sha\",\"branch\":$ps_branch,\"reflog\":$ps_reflog,\"rebasing\":$ps_rebasing"
     ps_rec="$ps_rec,\"command\":\"$1\",\"pairs\":[$ps_pairs]"
+    if [ "$1" = rebase ] && [ "$ps_rebasing" = true ]; then # the commit it replays onto (hook.rebase_facts)
+        ps_onto=
+        for ps_d in rebase-merge rebase-apply; do
+            if [ -d "$ps_gd/$ps_d" ]; then
+                [ -f "$ps_gd/$ps_d/onto" ] && read -r ps_onto <"$ps_gd/$ps_d/onto"
+                break
+            fi
+        done
+        if ps_is_sha "$ps_onto"; then
+            ps_rec="$ps_rec,\"onto\":\"$ps_onto\""
+        fi
+    fi
     ps_agent || return 1
     ps_rec="$ps_rec}"
     ps_append || return 1
