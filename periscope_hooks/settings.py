@@ -7,6 +7,7 @@ token is used are ignored (and logged).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -39,8 +40,11 @@ def _load_toml(path: str) -> dict[str, Any]:
     else:  # pragma: no cover
         import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
     with open(path, "rb") as f:
-        data: dict[str, Any] = tomllib.load(f)
-        return data
+        raw = f.read()
+    # A file saved with a byte-order mark (some Windows editors) is the same settings: TOML
+    # refused it, and the repository's settings were dropped for the defaults.
+    data: dict[str, Any] = tomllib.loads(raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+    return data
 
 
 def load_settings(worktree: str) -> RepoSettings:
@@ -72,6 +76,9 @@ def load_settings(worktree: str) -> RepoSettings:
             settings.problems.append(f"{source}: unknown setting '{key}' ignored")
         elif not isinstance(value, ALLOWED[key]) or (ALLOWED[key] is not bool and isinstance(value, bool)):
             settings.problems.append(f"{source}: '{key}' has the wrong type; using the default")
+        elif ALLOWED[key] is not bool and not 0 <= value < math.inf:
+            # nan linked no commit without pending usage (every comparison false), inf every one
+            settings.problems.append(f"{source}: '{key}' is not a number of minutes (0 or more); using the default")
         else:
             setattr(settings, key, value)
     return settings

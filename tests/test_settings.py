@@ -46,3 +46,16 @@ def test_a_committed_key_cannot_forge_log_lines_or_drive_the_terminal(repo):
     assert "\x1b" not in log and "\x07" not in log
     assert not any(line.startswith("FAKE") for line in log.splitlines())
     assert "unknown setting 'x\\x1b]52;c;ZXZpbA==\\x07\\nFAKE" in log
+
+
+def test_minutes_that_are_not_a_duration_and_a_byte_order_mark(tmp_path):
+    """nan, inf and negative windows were taken as they were (nan: no commit without pending usage
+    ever linked; inf: every one); a file saved with a byte-order mark was refused whole."""
+    for bad in ("nan", "inf", "-5", "-inf"):
+        (tmp_path / ".periscope.toml").write_text(f"idle_window_minutes = {bad}\nagent_hold_minutes = {bad}\n")
+        s = load_settings(str(tmp_path))
+        assert (s.idle_window_minutes, s.agent_hold_minutes) == (30.0, 15.0), bad
+        assert len(s.problems) == 2 and "not a number of minutes" in s.problems[0]
+    (tmp_path / ".periscope.toml").write_bytes(b"\xef\xbb\xbfnotes = true\nidle_window_minutes = 0\n")
+    s = load_settings(str(tmp_path))
+    assert (s.notes, s.idle_window_minutes, s.problems) == (True, 0, [])
