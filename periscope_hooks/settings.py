@@ -76,7 +76,7 @@ def load_settings(worktree: str) -> RepoSettings:
             settings.problems.append(f"{source}: unknown setting '{key}' ignored")
         elif not isinstance(value, ALLOWED[key]) or (ALLOWED[key] is not bool and isinstance(value, bool)):
             settings.problems.append(f"{source}: '{key}' has the wrong type; using the default")
-        elif ALLOWED[key] is not bool and not 0 <= value < math.inf:
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value < math.inf:
             # nan linked no commit without pending usage (every comparison false), inf every one
             settings.problems.append(f"{source}: '{key}' is not a number of minutes (0 or more); using the default")
         else:
