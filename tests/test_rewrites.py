@@ -182,18 +182,23 @@ def test_pull_rebase_and_reset(rrepo, tmp_path):
     check_notes(repo)
 
 
+def _commits_with_usage(repo, *subjects):
+    """base, then a commit per subject (its file named by the subject's first letter), with 1, 10,
+    100, ... input tokens pending before each: their SHAs."""
+    commit(repo.path, "base", filename="base.txt")
+    shas = []
+    for i, subject in enumerate(subjects):
+        usage(repo, 10**i)
+        shas.append(commit(repo.path, subject, filename=f"{subject[0].lower()}.txt"))
+    return shas
+
+
 def test_an_amend_at_an_edit_stop_then_a_fixup_ends_on_the_final_commit(rrepo, tmp_path):
     """`edit B`, amended at the stop (B -> B', taking the pending usage), then `fixup F` (B' -> B'').
     git's pairs name only B -> B'' and F -> B''; the amend at the stop, kept until the rebase
     finished, moves B' -> B'' then."""
     repo = rrepo
-    commit(repo.path, "base", filename="base.txt")
-    usage(repo, 1)
-    a = commit(repo.path, "A", filename="a.txt")
-    usage(repo, 10)
-    b = commit(repo.path, "B", filename="b.txt")
-    usage(repo, 100)
-    f = commit(repo.path, "fixup! B", filename="f.txt")
+    a, b, f = _commits_with_usage(repo, "A", "B", "fixup! B")
     git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"fixup {f}"))
     usage(repo, 5000)
     (repo.path / "b2.txt").write_text("b2\n")
@@ -213,13 +218,7 @@ def test_an_amend_in_an_aborted_rebase_is_not_followed_by_the_next_rebase(rrepo,
     """The amend at a stop of a rebase that was aborted is kept (nothing says the rebase is over
     until the next one finishes) but leads to no commit the next rebase made: B keeps its usage."""
     repo = rrepo
-    commit(repo.path, "base", filename="base.txt")
-    usage(repo, 1)
-    a = commit(repo.path, "A", filename="a.txt")
-    usage(repo, 10)
-    b = commit(repo.path, "B", filename="b.txt")
-    usage(repo, 100)
-    c = commit(repo.path, "C", filename="c.txt")
+    a, b, c = _commits_with_usage(repo, "A", "B", "C")
     git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"pick {c}"))
     usage(repo, 5000)
     (repo.path / "b2.txt").write_text("b2\n")
@@ -247,15 +246,7 @@ def test_commits_made_at_an_edit_stop_leave_the_stopped_commit_its_usage(rrepo, 
     and the new commit keeps only its own (the usage pending at the stop).  Split (reset, then two
     commits), the original is gone and its usage goes to the last of them, as git says."""
     repo = rrepo
-    commit(repo.path, "base", filename="base.txt")
-    usage(repo, 1)
-    a = commit(repo.path, "A", filename="a.txt")
-    usage(repo, 10)
-    b = commit(repo.path, "B", filename="b.txt")
-    usage(repo, 100)
-    f = commit(repo.path, "F", filename="f.txt")
-    usage(repo, 1000)
-    c = commit(repo.path, "C", filename="c.txt")
+    a, b, f, c = _commits_with_usage(repo, "A", "B", "F", "C")
     fold = "fixup" if at_the_stop == "new-commit-then-fixup" else "pick"
     flags = ["--no-ff"] if replayed else []
     env = todo_editor(tmp_path, f"edit {b}", f"{fold} {f}", f"pick {c}")
