@@ -170,17 +170,21 @@ def _rate(price: Any) -> _Rate | None:
 
 def _rates(model_price: Any) -> _Rates:
     values = {k: getattr(model_price, k, None) for k in (*_TOKEN_KEYS, _REQUEST_KEY, _WEB_SEARCH_KEY)}
-    request, web_search = values[_REQUEST_KEY], values[_WEB_SEARCH_KEY]
     return _Rates(
         input=_rate(values["input_mtok"]),
         output=_rate(values["output_mtok"]),
         cache_read=_rate(values["cache_read_mtok"]),
         cache_write=_rate(values["cache_write_mtok"]),
         reasoning=_rate(values["output_reasoning_mtok"]),
-        request=_pico(request, 1000) if isinstance(request, Decimal) else 0,
+        request=_per_use(values[_REQUEST_KEY]),
         cache_write_1h=_rate(values["cache_write_1h_mtok"]),
-        web_search=_pico(web_search, 1000) if isinstance(web_search, Decimal) else 0,
+        web_search=_per_use(values[_WEB_SEARCH_KEY]),
     )
+
+
+def _per_use(price_per_thousand: Any) -> Pico:
+    """A price per thousand uses (requests, web searches) -> pico-dollars per use; 0 when none."""
+    return _pico(price_per_thousand, 1000) if isinstance(price_per_thousand, Decimal) else 0
 
 
 def _pico_json(p: Pico) -> int | str:
@@ -327,10 +331,7 @@ class PriceTable:
         hit = self._rates.get(id(model_price))
         if hit is not None and hit[0] is model_price:
             return hit[1]
-        try:
-            rates: _Rates | None = _rates(model_price)
-        except (ValueError, AttributeError, TypeError):
-            rates = None  # a price shape this code does not know: unknown, never a guess
+        rates = _rates_or_none(model_price)
         self._rates[id(model_price)] = (model_price, rates)
         return rates
 

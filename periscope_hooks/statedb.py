@@ -877,8 +877,8 @@ def record_rewrites(conn: sqlite3.Connection, command: str, pairs: Sequence[Sequ
 
 
 def add_rebase_facts(conn: sqlite3.Connection, worktree: str, kind: str, pairs: Sequence[Sequence[str]]) -> None:
-    """Facts about a rebase under way in `worktree` (m022_rebase_facts): `amend` old -> new, or
-    `parent` old of new."""
+    """Facts about a rebase under way in `worktree` (m022_rebase_facts): `amend` old -> new,
+    `parent` old of new, or `stop` (an `edit` stop at old left new at HEAD)."""
     conn.executemany(
         "INSERT INTO rebase_facts (worktree, kind, old_sha, new_sha) VALUES (?, ?, ?, ?)",
         [(worktree, kind, o, n) for o, n in pairs],
