@@ -115,7 +115,8 @@ def test_worktree_submodule_and_a_rebase_stop(quoted_repo, marker, tmp_path):
 
     one = commit(repo, "one", filename="r1.txt")
     commit(repo, "two", filename="r2.txt")
-    env = {"GIT_SEQUENCE_EDITOR": "sed -i '1s/^pick/edit/'"}
+    # a made-up date: a replay within the second of the original would remake its very SHA
+    env = {"GIT_SEQUENCE_EDITOR": "sed -i '1s/^pick/edit/'", "GIT_COMMITTER_DATE": "2030-01-01T00:00:00Z"}
     git(repo, "rebase", "-q", "-i", "--no-ff", "HEAD~2", env=env)
     replayed = git(repo, "rev-parse", "HEAD")
     commit(repo, "made during the stop", filename="r3.txt")
