@@ -282,6 +282,22 @@ def test_agent_commit_waits_for_its_in_flight_message(repo):
     assert rows[sha]["origin"] == "agent"
 
 
+def test_agent_commit_whose_message_an_earlier_commit_took_says_so(repo):
+    """Claude Code records the message that runs a tool before the tool runs: a human commit made
+    while the agent's command runs takes it as pending usage, and keeps it.  The agent's commit
+    then says its message is not included (it said `true` with none of its usage)."""
+    append_spool(repo.path, message_record(repo.path, id="msg_running", tokens=(40, 4, 0, 0, 0)))
+    human = commit(repo.path, "a human commit while the agent's command runs")
+    env = {"PERISCOPE_SESSION_ID": "ses_01", "PERISCOPE_MESSAGE_ID": "msg_running"}
+    agent = commit(repo.path, "the agent's commit", env=env, filename="agent.txt")
+    events = by_sha(repo.commit_events())
+    assert events[human]["usage"]["tokens"]["input"] == 40
+    ev = events[agent]
+    assert ev["origin"] == "agent" and ev["usage"]["messages"] == 0
+    assert ev["agent"]["message_included"] is False
+    assert "msg_running went to an earlier commit" in ev["note"]
+
+
 def test_agent_commit_emitted_without_message_after_timeout(repo):
     (repo.path / ".periscope.toml").write_text("agent_hold_minutes = 0.001\n")
     env = {"PERISCOPE_SESSION_ID": "ses_01", "PERISCOPE_MESSAGE_ID": "msg_never"}

@@ -141,7 +141,9 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
         parents_json=json.dumps(parents),
         time_ms=rec.time,
         agent_session_id=rec.agent_session_id,
-        agent_message_id=message_id if hold_until else None,
+        # Kept whether or not the commit waits: another commit may have taken the message first
+        # (a human commit made while the agent's command ran), and the event then says so.
+        agent_message_id=message_id if origin == "agent" else None,
         hold_until_ms=hold_until,
     )
     if link_id is None:
@@ -170,8 +172,14 @@ def emit_link(
         msgs = statedb.link_messages_for_event(conn, link["id"])
     agent = None
     if link["origin"] == "agent":
-        included = link["agent_message_id"] is None or any(m[0] == link["agent_message_id"] for m in msgs)
+        in_flight = link["agent_message_id"]
+        included = in_flight is None or any(m[0] == in_flight for m in msgs)
         agent = {"session_id": link["agent_session_id"], "message_included": included}
+        if not included and note is None:
+            # Recorded before the commit (Claude Code records the message that runs a tool first),
+            # it went with the commit before this one: a human's made while the command ran, or a
+            # first commit of the same command.  It stays there: usage belongs to one commit.
+            note = f"in-flight message {in_flight} went to an earlier commit; emitted without it"
     event = events.commit_event(
         repo_id=ctx.repo_id,
         repo_url=ctx.repo_url,
