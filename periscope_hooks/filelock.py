@@ -1,4 +1,4 @@
-"""An exclusive lock on a file of its own (flock), waited for up to a timeout.
+"""An exclusive lock on a file of its own (flock), waited for up to a timeout; or a shared one.
 
 flush.lock (one flusher per repository) and `<database>.rebuild.lock` (one process moves a damaged
 database aside) take it; install-hooks and uninstall-hooks take the git dir itself.  The kernel releases it when its holder dies, kill -9 included.
@@ -19,12 +19,14 @@ class FileLock:
         leaves no file behind: install-hooks and uninstall-hooks lock the git dir."""
         self.fd = os.open(str(path), os.O_RDONLY) if folder else os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
 
-    def acquire(self, timeout: float | None) -> bool:
-        """True once held; False when `timeout` seconds passed first (None: wait as long as it takes)."""
+    def acquire(self, timeout: float | None, *, shared: bool = False) -> bool:
+        """True once held; False when `timeout` seconds passed first (None: wait as long as it takes).
+        `shared`: held beside other shared holders, never beside an exclusive one."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         while True:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self.fd, mode | fcntl.LOCK_NB)
                 return True
             except OSError as e:
                 if e.errno not in (errno.EAGAIN, errno.EACCES):

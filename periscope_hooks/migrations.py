@@ -16,7 +16,10 @@ from typing import Callable
 
 Migration = tuple[str, Callable[[sqlite3.Connection], None]]
 MIGRATIONS: list[Migration] = []
-COMPAT_LEVEL = 1
+# 2 (m023): versions before m018/m019/m021 read such a database and wrote wrong figures into it and
+# into the local store (a downgrade sweep: rollups without `list_priced`, Claude Code messages
+# priced without their one-hour writes and web searches, stored once and for good).
+COMPAT_LEVEL = 2
 
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
@@ -182,8 +185,10 @@ def m012_reconcile_status(db: sqlite3.Connection) -> None:
 def m015_pricing_cache(db: sqlite3.Connection) -> None:
     # Each model's resolved prices per price table (pricing.Pricer): a flusher run that meets only
     # known models never imports genai-prices (0.3-1 s of CPU per run otherwise).  Derived data.
+    # IF NOT EXISTS: builds from before its rename applied it as `m011_pricing_cache` (the same
+    # table); their databases must still open (m014 likewise).
     db.execute(
-        "CREATE TABLE price_cache (snapshot TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,"
+        "CREATE TABLE IF NOT EXISTS price_cache (snapshot TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,"
         " maker_only INTEGER NOT NULL, periods TEXT NOT NULL, PRIMARY KEY (snapshot, provider, model, maker_only))"
     )
 
@@ -303,3 +308,10 @@ def m022_rebase_facts(db: sqlite3.Connection) -> None:
         CREATE INDEX rebase_facts_worktree ON rebase_facts (worktree)
         """,
     )
+
+
+@migration
+def m023_older_versions_refused(db: sqlite3.Connection) -> None:
+    # Nothing to change: applying a migration raises the database to COMPAT_LEVEL 2, which the
+    # versions that cannot keep m018-m021's columns right refuse (state._check_compat).
+    pass

@@ -204,6 +204,28 @@ def file_identity(path: Path) -> FileIdentity:
 
 
 @contextmanager
+def _opening(db_path: Path, timeout_ms: int) -> Iterator[None]:
+    """The rebuild lock, shared, while a database is opened and first read: no process moves the
+    file aside meanwhile.  SQLite names a database's journal, WAL and index by its path, so a
+    connection opened on the damaged file just before another process moved it aside took the new
+    database's journal for its own: it rolled the new one's first transaction back into the moved
+    file (truncating it) and went on with the new WAL (tests/test_state.py, 8 processes meeting
+    one damaged file: the moved copy came out an empty database).  A folder where the lock cannot
+    be made (read-only) opens without it: nothing can be moved aside there either."""
+    try:
+        lock = FileLock(db_path.with_name(db_path.name + ".rebuild.lock"))
+    except OSError:
+        yield
+        return
+    try:
+        if not lock.acquire(timeout_ms / 1000, shared=True):
+            raise sqlite3.OperationalError("database is locked (another process is rebuilding it)")
+        yield
+    finally:
+        lock.close()
+
+
+@contextmanager
 def _rebuild_lock(db_path: Path, timeout_ms: int) -> Iterator[None]:
     """`<name>.rebuild.lock`, held while a damaged database is moved aside (milliseconds: the
     re-ingest from the spool runs after it).  Without it, two processes that both met the damage
@@ -256,7 +278,8 @@ def open_moving_damage_aside(
         seen, why = damaged if damaged is not None else (file_identity(db_path), "")
         if damaged is None or seen != file_identity(db_path):
             try:
-                return open_db(), None
+                with _opening(db_path, timeout_ms):
+                    return open_db(), None
             except sqlite3.DatabaseError as e:
                 if not is_corrupt(e):
                     raise
@@ -264,8 +287,10 @@ def open_moving_damage_aside(
         damaged = None
         aside = move_aside_if_unchanged(db_path, seen, timeout_ms)
         if aside is not None:
-            return open_db(), (aside, why)
-    return open_db(), None
+            with _opening(db_path, timeout_ms):
+                return open_db(), (aside, why)
+    with _opening(db_path, timeout_ms):
+        return open_db(), None
 
 
 def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Connection:

@@ -41,6 +41,37 @@ def test_state_written_by_a_newer_version_is_refused_with_a_hint(tmp_path):
     assert "upgrade" in info.value.hint
 
 
+def test_versions_that_cannot_keep_the_newer_columns_right_are_refused(tmp_path):
+    """A downgrade sweep: a version from before m018-m021 read a newer state.db and stored wrong
+    list prices for good (no one-hour writes, no web searches, rollups without list_priced)."""
+    open_state_db(tmp_path).close()
+    conn = sqlite3.connect(str(tmp_path / "state.db"))
+    assert get_meta(conn, "compat_level") == "2"
+    conn.close()
+    code = (
+        "import sys, pathlib; from periscope_hooks import state; state.COMPAT_LEVEL = 1\n"
+        "try:\n state.open_state_db(pathlib.Path(sys.argv[1]))\n"
+        "except state.NewerStateError as e: print(e.hint)"
+    )  # the constant as every version before m023 had it
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert "upgrade periscope-hooks" in out.stdout
+
+
+def test_a_database_from_before_the_price_cache_migration_was_renamed_opens(tmp_path):
+    """Builds between the price cache's migration and its rename applied it as m011_pricing_cache:
+    every command failed with `table price_cache already exists` after an upgrade."""
+    open_state_db(tmp_path).close()
+    conn = sqlite3.connect(str(tmp_path / "state.db"))
+    with conn:
+        conn.execute("UPDATE _migrations SET name = 'm011_pricing_cache' WHERE name = 'm015_pricing_cache'")
+    conn.close()
+    conn = open_state_db(tmp_path)
+    names = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
+    assert {"m011_pricing_cache", "m015_pricing_cache"} <= names
+    conn.execute("SELECT count(*) FROM price_cache").fetchone()
+    conn.close()
+
+
 def test_corrupt_database_is_moved_aside(tmp_path):
     (tmp_path / "state.db").write_bytes(b"garbage" * 1000)
     conn = open_state_db(tmp_path)
