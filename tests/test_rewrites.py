@@ -285,6 +285,32 @@ def test_commits_made_at_an_edit_stop_leave_the_stopped_commit_its_usage(rrepo, 
     check_notes(repo)
 
 
+def test_an_amend_at_an_edit_stop_then_a_new_commit_keeps_the_stopped_commit_on_its_amend(rrepo, tmp_path):
+    """`edit B`, amended at the stop (B -> B'), then a new commit N on top.  git maps B to HEAD (N)
+    at `--continue`; B lives on as B', N's parent, and its usage goes there (it stayed on B, which
+    no branch holds: found by an upgrade sweep)."""
+    repo = rrepo
+    a, b, c = _commits_with_usage(repo, "A", "B", "C")
+    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"pick {c}"))
+    usage(repo, 1000)
+    (repo.path / "b2.txt").write_text("b2\n")
+    repo.git("add", "b2.txt")
+    repo.git("commit", "-q", "--amend", "-m", "B amended")
+    amended = repo.git("rev-parse", "HEAD")
+    usage(repo, 10000)
+    commit(repo.path, "N", filename="n.txt")
+    new = repo.git("rev-parse", "HEAD")
+    repo.git("rebase", "--continue")
+    assert repo.git("rev-parse", "HEAD~1") == new and repo.git("rev-parse", "HEAD~2") == amended
+    r = same_after_a_rebuild(repo)
+    assert b not in r  # replaced by its amend
+    assert r[amended]["tokens"]["input"] == 1010 and r[amended].get("reachable", True)
+    assert r[new]["tokens"]["input"] == 10000
+    assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 100  # C, replayed
+    assert total_input(repo) == 11111
+    check_notes(repo)
+
+
 def _conflicting_history(repo, first):
     """base; `other` changes s.txt; main: [A,] C (changes s.txt too: conflicts on `other`), D."""
     commit(repo.path, "base", filename="s.txt")

@@ -130,15 +130,23 @@ def rebase_moves(
     limit = len(facts) + 1  # every step uses a fact: no walk is longer
 
     def lives_on_in(start: str, old: str) -> str | None:
-        """`old` itself, or the commit its `edit` stop left, when found in `start`'s history."""
+        """`old` itself, or the commit its `edit` stop left, when found in `start`'s history: the
+        commit of that history it lives on as.  A parent is in the history; a commit amended away is
+        not, and lives on as the amend the walk came from (an amend at the stop, then a commit on
+        top of it: the stopped commit is the new commit's parent, amended)."""
         kept = (old, stop_left.get(old))
         node: str | None = start
+        in_history: str | None = start
         for _ in range(limit + 1):
             if node is None:
                 return None
             if node in kept:
-                return node
-            node = amended_from.get(node) or parent.get(node)
+                return in_history
+            before_amend = amended_from.get(node)
+            if before_amend is not None:
+                node = before_amend
+            else:
+                node = in_history = parent.get(node)
         return None
 
     final = {new for _, new in pairs}
