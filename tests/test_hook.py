@@ -298,6 +298,28 @@ def test_agent_commit_whose_message_an_earlier_commit_took_says_so(repo):
     assert "msg_running went to an earlier commit" in ev["note"]
 
 
+def test_two_commits_whose_hooks_both_read_the_second_are_said_in_the_log(repo):
+    """Two agents committing in one worktree within milliseconds: both post-commit hooks read HEAD
+    after the second commit landed, and the first is never recorded.  Which hook was whose cannot
+    be told; the log says a commit may be missing."""
+    add_messages(repo, tokens=(5, 0, 0, 0, 0))
+    no_hooks = ["-c", "core.hooksPath=/dev/null"]
+    (repo.path / "x.txt").write_text("x\n")
+    repo.git("add", "x.txt")
+    repo.git(*no_hooks, "commit", "-q", "-m", "first agent's")
+    first = repo.git("rev-parse", "HEAD")
+    (repo.path / "y.txt").write_text("y\n")
+    repo.git("add", "y.txt")
+    repo.git(*no_hooks, "commit", "-q", "-m", "second agent's")
+    second = repo.git("rev-parse", "HEAD")
+    for session in ("ses_a", "ses_b"):  # both hooks run now, as in the race
+        periscope("hook", "post-commit", cwd=repo.path, env={"PERISCOPE_SESSION_ID": session})
+    events = by_sha(repo.commit_events())
+    assert events[second]["usage"]["tokens"]["input"] == 5 and first not in events
+    log = (state_dir(repo.path) / "hook.log").read_text()
+    assert f"a second record names {second[:12]}" in log and f"{first[:12]} may not have been recorded" in log
+
+
 def test_agent_commit_emitted_without_message_after_timeout(repo):
     (repo.path / ".periscope.toml").write_text("agent_hold_minutes = 0.001\n")
     env = {"PERISCOPE_SESSION_ID": "ses_01", "PERISCOPE_MESSAGE_ID": "msg_never"}

@@ -146,14 +146,31 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
         agent_message_id=message_id if origin == "agent" else None,
         hold_until_ms=hold_until,
     )
-    if link_id is None:
-        return  # this commit record was applied before
+    if link_id is None:  # this commit was linked before
+        _say_if_a_commit_went_unrecorded(ctx, rec, sha)
+        return
     msgs = statedb.link_pending_messages_for_event(conn, link_id, worktree)
     ctx.result.commits += 1
     if hold_until is None:
         emit_link(ctx, statedb.link(conn, link_id), note=None, msgs=msgs)
     else:
         ctx.held_message_ids().add(message_id)
+
+
+def _say_if_a_commit_went_unrecorded(ctx: IngestContext, rec: Commit, sha: str) -> None:
+    """git hands post-commit no SHA: the hook reads HEAD.  Two commits made in one worktree within
+    milliseconds (two agents at once) can both have their hooks read the second, and the first is
+    never recorded: its usage goes to the second (a sweep with both real agents).  Which hook was
+    whose cannot be told afterwards, so nothing is moved; the second record of a commit made right
+    after another commit says so in the log."""
+    prev = rec.reflog_prev
+    if rec.hook != "post-commit" or rec.reflog[1] != sha or prev is None:
+        return
+    if prev[1] == rec.reflog[0] and str(prev[2]).startswith("commit"):  # made right after a commit
+        ctx.log(
+            f"post-commit: a second record names {sha[:12]}: two commits made at the same moment in"
+            f" {rec.worktree}? {str(prev[1])[:12]} may not have been recorded (its usage is on {sha[:12]})"
+        )
 
 
 def emit_link(
