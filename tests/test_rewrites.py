@@ -193,6 +193,15 @@ def _commits_with_usage(repo, *subjects):
     return shas
 
 
+def _amend_at_the_stop(repo, tokens, *message):
+    """At a rebase's stop: `tokens` input pending, then an amend that adds b2.txt; its SHA."""
+    usage(repo, tokens)
+    (repo.path / "b2.txt").write_text("b2\n")
+    repo.git("add", "b2.txt")
+    repo.git("commit", "-q", "--amend", *(message or ("--no-edit",)))
+    return repo.git("rev-parse", "HEAD")
+
+
 def test_an_amend_at_an_edit_stop_then_a_fixup_ends_on_the_final_commit(rrepo, tmp_path):
     """`edit B`, amended at the stop (B -> B', taking the pending usage), then `fixup F` (B' -> B'').
     git's pairs name only B -> B'' and F -> B''; the amend at the stop, kept until the rebase
@@ -200,11 +209,7 @@ def test_an_amend_at_an_edit_stop_then_a_fixup_ends_on_the_final_commit(rrepo, t
     repo = rrepo
     a, b, f = _commits_with_usage(repo, "A", "B", "fixup! B")
     git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"fixup {f}"))
-    usage(repo, 5000)
-    (repo.path / "b2.txt").write_text("b2\n")
-    repo.git("add", "b2.txt")
-    repo.git("commit", "-q", "--amend", "--no-edit")
-    amended = repo.git("rev-parse", "HEAD")
+    amended = _amend_at_the_stop(repo, 5000)
     repo.git("rebase", "--continue")
     head = repo.git("rev-parse", "HEAD")
     r = same_after_a_rebuild(repo)
@@ -220,11 +225,7 @@ def test_an_amend_in_an_aborted_rebase_is_not_followed_by_the_next_rebase(rrepo,
     repo = rrepo
     a, b, c = _commits_with_usage(repo, "A", "B", "C")
     git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"pick {c}"))
-    usage(repo, 5000)
-    (repo.path / "b2.txt").write_text("b2\n")
-    repo.git("add", "b2.txt")
-    repo.git("commit", "-q", "--amend", "-m", "B amended")  # another change: no match for reconcile.py
-    amended = repo.git("rev-parse", "HEAD")
+    amended = _amend_at_the_stop(repo, 5000, "-m", "B amended")  # another change: no match for reconcile.py
     repo.git("rebase", "--abort")
     usage(repo, 20000)
     git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"pick {b}", f"edit {c}"))
@@ -292,11 +293,7 @@ def test_an_amend_at_an_edit_stop_then_a_new_commit_keeps_the_stopped_commit_on_
     repo = rrepo
     a, b, c = _commits_with_usage(repo, "A", "B", "C")
     git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"pick {c}"))
-    usage(repo, 1000)
-    (repo.path / "b2.txt").write_text("b2\n")
-    repo.git("add", "b2.txt")
-    repo.git("commit", "-q", "--amend", "-m", "B amended")
-    amended = repo.git("rev-parse", "HEAD")
+    amended = _amend_at_the_stop(repo, 1000, "-m", "B amended")
     usage(repo, 10000)
     commit(repo.path, "N", filename="n.txt")
     new = repo.git("rev-parse", "HEAD")
