@@ -79,7 +79,7 @@ def floor(spool: Path, work: Path) -> dict[str, float]:
                 row = [rec["id"], rec["session_id"], rec["cwd"], rec["time"], rec["provider"], rec["model"]]
                 row += [rec["agent"], tokens["input"], tokens["output"], tokens["reasoning"], tokens["cache_read"]]
                 row += [tokens["cache_write"], rec["cost"], rec["git"]["branch"], rec["git"]["sha"], 0, None]
-                row += [None, "reported", None, 1, "opencode", 0]
+                row += [None, "reported", None, 1, "opencode", 0, 0, None]
                 pending.append(len(rows))
                 rows.append(row)  # type: ignore[arg-type]
                 body = (
