@@ -33,12 +33,20 @@ class DeliveryResult:
     waited_for_retry_after: bool = False
     out_of_time: bool = False  # the budget ended the run while events were still due
 
+    @property
+    def sent_any(self) -> bool:
+        """Whether the run sent anything (or was told to wait): a run that found nothing due, its
+        budget spent or every event backed off, knows nothing new of the receiver."""
+        return bool(self.delivered or self.dead or self.retried or self.error is not None)
+
     def add(self, other: DeliveryResult) -> None:
-        """Fold in a later run's counts; its error and flags describe where things stand now."""
+        """Fold in a later run's counts; its error and flags describe where things stand now, unless
+        it sent nothing (a flush whose budget the locked store spent said nothing of why)."""
         self.delivered += other.delivered
         self.dead += other.dead
         self.retried += other.retried
-        self.error = other.error
+        if other.sent_any:
+            self.error = other.error
         self.waited_for_retry_after = other.waited_for_retry_after
         self.out_of_time = other.out_of_time
 
@@ -157,6 +165,6 @@ def deliver(
         result.out_of_time = outbox.due_count(conn, wall_ms()) > 0
     if result.error is not None and outbox.depth(conn) == 0:
         result.error = None  # retried, and in the end everything got through
-    if result.error is None:
-        _set(conn, Meta.LAST_DELIVERY_ERROR, None)
+    if result.error is None and (result.sent_any or outbox.depth(conn) == 0):
+        _set(conn, Meta.LAST_DELIVERY_ERROR, None)  # else the last error is still why events wait
     return result

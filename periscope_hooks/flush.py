@@ -70,6 +70,7 @@ def _ingest_and_deliver(
     """Ingest the spool, delivering after each batch while the sink takes them (so a long spool
     never piles up in the outbox), then deliver the rest within the budget, and hand the pages
     of delivered rows back."""
+    from periscope_hooks import envvars
     from periscope_hooks.config import load_user_config
     from periscope_hooks.errors import UserError
     from periscope_hooks.sinks import get_sink
@@ -77,11 +78,12 @@ def _ingest_and_deliver(
     try:
         load_user_config()
         sink = get_sink()
-        wait_at_most = getattr(sink, "wait_at_most", None)
-        if wait_at_most is not None:
-            from periscope_hooks import envvars
-
-            wait_at_most(envvars.seconds("PERISCOPE_FLUSH_BUDGET"))
+        # The budget is the whole flush's: delivery between batches, the store's waits and the
+        # delivery after ingest share it (a flush against a locked store ran to 3x its budget).
+        deadline = time.monotonic() + envvars.seconds("PERISCOPE_FLUSH_BUDGET")
+        wait_until = getattr(sink, "wait_until", None)
+        if wait_until is not None:
+            wait_until(deadline)
     except UserError as e:
         _ingest(state_dir, conn)
         return _config_error(conn, state_dir, e.message)
@@ -109,7 +111,8 @@ def _ingest_and_deliver(
             if outbox.depth(conn):
                 store_now = None  # still waiting (the store is busy, say): everything goes in order
         _ingest(state_dir, conn, after_batch=deliver_batch, store_now=store_now)
-        result.add(deliver(conn, sink, drain=drain, retrying=retrying))
+        left = max(0.0, deadline - time.monotonic())
+        result.add(deliver(conn, sink, budget_seconds=left, drain=drain, retrying=retrying))
     except UserError as e:  # a bad tuning variable: same as a broken config
         return _config_error(conn, state_dir, e.message)
     finally:

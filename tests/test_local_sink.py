@@ -17,6 +17,7 @@ from periscope_hooks.delivery import deliver
 from periscope_hooks.sinks import ACCEPTED
 from periscope_hooks.sinks.local import LocalStoreSink, iter_events, open_local_store
 from periscope_hooks.state import open_state_db
+from periscope_hooks.statedb import Meta, get_meta
 from testing.delivery import assert_books_balance, fill_outbox
 from testing.util import periscope
 
@@ -269,6 +270,33 @@ def test_a_store_locked_past_the_busy_timeout_leaves_the_events_for_a_retry(tmp_
         conn.close()
     assert_books_balance(state_dir)
     assert sorted(r[0] for r in rows()) == sorted(e["event_id"] for e in evs)
+
+
+def test_a_delivery_run_that_sent_nothing_keeps_the_reason_events_wait(tmp_path):
+    """A flush's budget is the whole flush's: spent waiting for a locked store, the delivery after
+    ingest has none left and sends nothing.  It said nothing of why then (its empty result
+    replaced the error, and `status` lost it), and the flush ended as if all were well."""
+    state_dir = tmp_path / "state"
+    evs = sample_events(3)
+    fill_outbox(state_dir, evs)
+    conn = open_state_db(state_dir)
+    sink = LocalStoreSink(busy_timeout_s=0.2)
+    locker = _lock_store()
+    try:
+        result = deliver(conn, sink, budget_seconds=0, drain=True)  # tries once: locked
+        later = deliver(conn, sink, budget_seconds=0, drain=True)  # every event backed off: nothing sent
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        sink.close()
+    try:
+        assert "is locked by another process" in (result.error or "")
+        assert not later.sent_any and later.error is None
+        result.add(later)
+        assert "is locked by another process" in (result.error or "")
+        assert "is locked by another process" in (get_meta(conn, Meta.LAST_DELIVERY_ERROR) or "")
+    finally:
+        conn.close()
 
 
 def test_flush_stores_events_as_ingest_creates_them(repo):

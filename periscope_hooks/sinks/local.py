@@ -165,11 +165,18 @@ class LocalStoreSink:
         self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
         self._identity: FileIdentity = None  # the file _conn opened (damage is met by file)
+        self._deadline: float | None = None  # time.monotonic() the flush ends at (wait_until)
 
-    def wait_at_most(self, seconds: float) -> None:
-        """Wait for a store another program holds locked at most `seconds` a try (the flush's
-        budget): each try waited BUSY_TIMEOUT_S, and a flush with a budget of 5 s took 31."""
-        self.busy_timeout_s = max(0.1, min(self.busy_timeout_s, seconds))
+    def wait_until(self, deadline: float) -> None:
+        """Wait for a store another program holds locked only until the flush's budget ends
+        (`deadline`, on time.monotonic()), however many tries come before: each try waited
+        BUSY_TIMEOUT_S, and a flush with a budget of 5 s took 31 s (15.7 s with the budget a try)."""
+        self._deadline = deadline
+
+    def _try_timeout_s(self) -> float:
+        if self._deadline is None:
+            return self.busy_timeout_s
+        return max(0.1, min(self.busy_timeout_s, self._deadline - time.monotonic()))
 
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
         return self._outcome(
@@ -231,9 +238,12 @@ class LocalStoreSink:
         return None
 
     def _store(self, rows: Sequence[tuple[str, str, Any, str]], damaged: Damage | None = None) -> None:
+        timeout_s = self._try_timeout_s()
         if self._conn is None:
-            self._conn = open_local_store(self.path, self.busy_timeout_s, repair=True, damaged=damaged)
+            self._conn = open_local_store(self.path, timeout_s, repair=True, damaged=damaged)
             self._identity = file_identity(self.path)
+        elif self._deadline is not None:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         # The receive time is written into the statement (an integer we made): no row tuple is
         # rebuilt to append it (~0.3 us an event at ingest).
         now = int(time.time() * 1000)
