@@ -193,11 +193,11 @@ def _commits_with_usage(repo, *subjects):
     return shas
 
 
-def _amend_at_the_stop(repo, tokens, *message):
-    """At a rebase's stop: `tokens` input pending, then an amend that adds b2.txt; its SHA."""
+def _amend_at_the_stop(repo, tokens, *message, filename="b2.txt"):
+    """At a rebase's stop: `tokens` input pending, then an amend that adds `filename`; its SHA."""
     usage(repo, tokens)
-    (repo.path / "b2.txt").write_text("b2\n")
-    repo.git("add", "b2.txt")
+    (repo.path / filename).write_text("b2\n")
+    repo.git("add", filename)
     repo.git("commit", "-q", "--amend", *(message or ("--no-edit",)))
     return repo.git("rev-parse", "HEAD")
 
@@ -305,6 +305,40 @@ def test_an_amend_at_an_edit_stop_then_a_new_commit_keeps_the_stopped_commit_on_
     assert r[new]["tokens"]["input"] == 10000
     assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 100  # C, replayed
     assert total_input(repo) == 11111
+    check_notes(repo)
+
+
+@pytest.mark.parametrize("then", ["amend-again-then-commit", "split"])
+def test_every_amend_at_an_edit_stop_follows_the_stopped_commit(rrepo, tmp_path, then):
+    """`edit B`, amended at the stop (B -> B1, taking 1000), then either amended again (B1 -> B2,
+    2000) and a new commit N on top, or split (reset, two new commits).  B1's usage stayed on B1,
+    which no branch holds (found by a sweep of variants): it goes where B's goes."""
+    repo = rrepo
+    a, b, c = _commits_with_usage(repo, "A", "B", "C")
+    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"pick {c}"))
+    b1 = _amend_at_the_stop(repo, 1000)
+    if then == "split":
+        repo.git("reset", "-q", "HEAD^")
+        usage(repo, 10000)
+        repo.git("add", "b.txt")
+        repo.git("commit", "-q", "-m", "B first half")
+        usage(repo, 20000)
+        repo.git("add", "-A")
+        repo.git("commit", "-q", "-m", "B second half")
+        holder, holder_input = repo.git("rev-parse", "HEAD"), 20000 + 1010
+        nothing_else = [b, b1]
+    else:
+        b2 = _amend_at_the_stop(repo, 2000, filename="b3.txt")
+        usage(repo, 10000)
+        commit(repo.path, "N", filename="n.txt")
+        holder, holder_input = b2, 3010
+        nothing_else = [b, b1]
+    repo.git("rebase", "--continue")
+    r = same_after_a_rebuild(repo)
+    assert r[holder]["tokens"]["input"] == holder_input and r[holder].get("reachable", True)
+    assert not [sha for sha in nothing_else if sha in r]
+    assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 100  # C, replayed
+    assert total_input(repo) == 1000 + (30111 if then == "split" else 12111)
     check_notes(repo)
 
 

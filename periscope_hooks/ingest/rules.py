@@ -149,9 +149,24 @@ def rebase_moves(
                 node = in_history = parent.get(node)
         return None
 
+    # In the result: the pairs' new commits and HEAD, and the first parents recorded for commits
+    # made at a stop, walked from them (through the commits an amend replaced, whose parent the
+    # amend kept; those themselves are not in the result).
     final = {new for _, new in pairs}
     if head:
         final.add(head)
+    walk = list(final)
+    walked: set[str] = set()
+    while walk:
+        node = walk.pop()
+        if node in walked:
+            continue
+        walked.add(node)
+        if node in parent:
+            final.add(parent[node])
+            walk.append(parent[node])
+        if node in amended_from:
+            walk.append(amended_from[node])
 
     def settle(sha: str) -> str:
         found, node = sha, sha
@@ -163,6 +178,17 @@ def rebase_moves(
             if node in final:
                 found = node
         return found
+
+    def amends_of(sha: str) -> list[str]:
+        """The commits `sha` was amended into while rebasing, in order."""
+        chain: list[str] = []
+        node = sha
+        for _ in range(limit):
+            nxt = amended_to.get(node)
+            if nxt is None:
+                break
+            chain.append(node := nxt)
+        return chain
 
     moves: list[list[str]] = []
     taken: set[str] = set()
@@ -182,9 +208,12 @@ def rebase_moves(
         target = settle(lives_on_in(new, old) or new)
         if target != old:
             moves.append([old, target])
-    olds = {old for old, _ in pairs}
+            # Amends of it that the result does not hold go with it: amended at an `edit` stop,
+            # then split (reset, new commits), the amend's usage stayed on a commit no branch holds.
+            moves.extend([a, target] for a in amends_of(old) if a != target and a not in final)
+    moved = {old for old, _ in moves}
     for old in amended_to:
-        if old not in olds:
+        if old not in moved:
             target = settle(old)
             if target != old:
                 moves.append([old, target])
