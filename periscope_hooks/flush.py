@@ -133,7 +133,15 @@ def flush_state_dir(
     make_state_dir(state_dir)
     if state_dir != paths.no_repo_state_dir():  # `dashboard --all-repos` adds that one on its own
         repo_registry.remember(repo_registry.label_for(state_dir), state_dir)
-    lock = FileLock(state_dir / LOCK_NAME)
+    try:
+        lock = FileLock(state_dir / LOCK_NAME)
+    except OSError as e:  # a read-only folder, say: the flush cannot keep anything there
+        from periscope_hooks.errors import UserError
+
+        raise UserError(
+            f"cannot write {state_dir / LOCK_NAME} ({e.strerror or type(e).__name__})",
+            "periscope flush keeps its state in that folder, which must be writable (report and export only read it)",
+        ) from None
     result: DeliveryResult | None = None
     try:
         while True:

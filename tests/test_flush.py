@@ -119,3 +119,17 @@ def test_events_a_report_queued_reach_the_local_store_before_newer_ones(repo, mo
     order = [o for o in order if o[0] != "message"]
     assert [kind for kind, _ in order] == ["commit", "commit", "rewrite"], order
     assert order[0] == ("commit", b) and order[2] == ("rewrite", [b])
+
+
+def test_a_state_folder_that_cannot_be_written_is_said_in_one_line(repo):
+    """A read-only state folder (a read-only mount, say) failed as `flush failed: OSError: ...
+    flush.lock` with a hint to read the log; it says which file and what to do.  Root writes
+    through modes, so a folder in the lock's place stands in for the refusal here."""
+    append_spool(repo.path, message_record(repo.path, id="ro1"))
+    sd = state_dir(repo.path)
+    (sd / "flush.lock").mkdir(parents=True)
+    proc = periscope("flush", cwd=repo.path, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"error: cannot write {sd / 'flush.lock'} (Is a directory) hint: ")
+    assert "must be writable" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
