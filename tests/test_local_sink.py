@@ -240,14 +240,19 @@ def test_send_waits_for_a_short_lock_and_then_stores():
     assert list(iter_events()) == evs
 
 
+def _outbox_and_a_store(tmp_path, n):
+    """A state folder whose outbox holds `n` sample events, its database, and a local store sink
+    that waits 0.2 s for another writer."""
+    state_dir = tmp_path / "state"
+    evs = sample_events(n)
+    fill_outbox(state_dir, evs)
+    return state_dir, evs, open_state_db(state_dir), LocalStoreSink(busy_timeout_s=0.2)
+
+
 def test_a_store_locked_past_the_busy_timeout_leaves_the_events_for_a_retry(tmp_path):
     """Locked past the busy timeout: send() answers "retry later" for the whole batch (no exception),
     the events stay in the outbox, and a later run stores each exactly once."""
-    state_dir = tmp_path / "state"
-    evs = sample_events(4)
-    fill_outbox(state_dir, evs)
-    conn = open_state_db(state_dir)
-    sink = LocalStoreSink(busy_timeout_s=0.2)
+    state_dir, evs, conn, sink = _outbox_and_a_store(tmp_path, 4)
     locker = _lock_store()
     try:
         outcome = sink.send(evs)
@@ -276,11 +281,7 @@ def test_a_delivery_run_that_sent_nothing_keeps_the_reason_events_wait(tmp_path)
     """A flush's budget is the whole flush's: spent waiting for a locked store, the delivery after
     ingest has none left and sends nothing.  It said nothing of why then (its empty result
     replaced the error, and `status` lost it), and the flush ended as if all were well."""
-    state_dir = tmp_path / "state"
-    evs = sample_events(3)
-    fill_outbox(state_dir, evs)
-    conn = open_state_db(state_dir)
-    sink = LocalStoreSink(busy_timeout_s=0.2)
+    _, _, conn, sink = _outbox_and_a_store(tmp_path, 3)
     locker = _lock_store()
     try:
         result = deliver(conn, sink, budget_seconds=0, drain=True)  # tries once: locked
