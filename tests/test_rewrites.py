@@ -308,16 +308,20 @@ def test_an_amend_at_an_edit_stop_then_a_new_commit_keeps_the_stopped_commit_on_
     check_notes(repo)
 
 
-@pytest.mark.parametrize("then", ["amend-again-then-commit", "split"])
+@pytest.mark.parametrize("then", ["amend-again-then-commit", "split", "split-replayed"])
 def test_every_amend_at_an_edit_stop_follows_the_stopped_commit(rrepo, tmp_path, then):
     """`edit B`, amended at the stop (B -> B1, taking 1000), then either amended again (B1 -> B2,
     2000) and a new commit N on top, or split (reset, two new commits).  B1's usage stayed on B1,
     which no branch holds (found by a sweep of variants): it goes where B's goes."""
     repo = rrepo
     a, b, c = _commits_with_usage(repo, "A", "B", "C")
-    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"pick {c}"))
+    env = todo_editor(tmp_path, f"edit {b}", f"pick {c}")
+    if then == "split-replayed":  # the stop is at B's replay, and the amend is the replay's
+        env["GIT_COMMITTER_DATE"] = "2030-01-01T00:00:00Z"
+    flags = ["--no-ff"] if then == "split-replayed" else []
+    git(repo.path, "rebase", "-q", "-i", *flags, a, env=env)
     b1 = _amend_at_the_stop(repo, 1000)
-    if then == "split":
+    if then.startswith("split"):
         repo.git("reset", "-q", "HEAD^")
         usage(repo, 10000)
         repo.git("add", "b.txt")
@@ -338,7 +342,26 @@ def test_every_amend_at_an_edit_stop_follows_the_stopped_commit(rrepo, tmp_path,
     assert r[holder]["tokens"]["input"] == holder_input and r[holder].get("reachable", True)
     assert not [sha for sha in nothing_else if sha in r]
     assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 100  # C, replayed
-    assert total_input(repo) == 1000 + (30111 if then == "split" else 12111)
+    assert total_input(repo) == 1000 + (30111 if then.startswith("split") else 12111)
+    check_notes(repo)
+
+
+def test_an_amend_at_a_break_after_an_edit_stops_amend_keeps_its_own_usage(rrepo, tmp_path):
+    """`edit B` amended (B -> B1), then a `break` where B1 is amended again (B1 -> B2, on the
+    branch).  B2 keeps its own usage; B's and B1's stay on B1 (an amend at a `break`: no pair names
+    B2 or a commit we know descends from it, docs/design.md).  A rule that moved a stopped commit's
+    amends with it moved B2's usage back to B1, which no branch holds (a randomized sweep)."""
+    repo = rrepo
+    a, b, c = _commits_with_usage(repo, "A", "B", "C")
+    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", "break", f"pick {c}"))
+    _amend_at_the_stop(repo, 1000)
+    repo.git("rebase", "--continue")  # to the break
+    b2 = _amend_at_the_stop(repo, 2000, filename="b3.txt")
+    repo.git("rebase", "--continue")
+    assert repo.git("rev-parse", "HEAD~1") == b2
+    r = same_after_a_rebuild(repo)
+    assert r[b2]["tokens"]["input"] == 2000 and r[b2].get("reachable", True)
+    assert total_input(repo) == 3111
     check_notes(repo)
 
 

@@ -190,6 +190,19 @@ def rebase_moves(
             chain.append(node := nxt)
         return chain
 
+    def replaced_amends(old: str, target: str) -> list[str]:
+        """The amends of `old` (or of the replay its `edit` stop left) that go where it goes: amended
+        at the stop, then split (reset, new commits), or amended twice before a commit on top, an
+        amend's usage stayed on a commit no branch holds.  Only those before `target` in the
+        chain: an amend after it (at a later `break`) is on the branch, not replaced by it."""
+        found: list[str] = []
+        for start in dict.fromkeys((old, stop_left.get(old) or old)):
+            chain = amends_of(start)
+            if target in chain:
+                chain = chain[: chain.index(target)]
+            found += [a for a in chain if a not in final and a not in found]
+        return found
+
     moves: list[list[str]] = []
     taken: set[str] = set()
     before: str | None = None
@@ -208,9 +221,7 @@ def rebase_moves(
         target = settle(lives_on_in(new, old) or new)
         if target != old:
             moves.append([old, target])
-            # Amends of it that the result does not hold go with it: amended at an `edit` stop,
-            # then split (reset, new commits), the amend's usage stayed on a commit no branch holds.
-            moves.extend([a, target] for a in amends_of(old) if a != target and a not in final)
+            moves.extend([a, target] for a in replaced_amends(old, target))
     moved = {old for old, _ in moves}
     for old in amended_to:
         if old not in moved:
