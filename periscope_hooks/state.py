@@ -204,9 +204,15 @@ def file_identity(path: Path) -> FileIdentity:
 
 
 @contextmanager
-def _opening(db_path: Path, timeout_ms: int) -> Iterator[None]:
-    """The rebuild lock, shared, while a database is opened and first read: no process moves the
-    file aside meanwhile.  SQLite names a database's journal, WAL and index by its path, so a
+def _rebuild_lock(db_path: Path, timeout_ms: int, *, shared: bool = False) -> Iterator[None]:
+    """`<name>.rebuild.lock`, held while a damaged database is moved aside (milliseconds: the
+    re-ingest from the spool runs after it).  Without it, two processes that both met the damage
+    (a report and the background flusher) each moved "the" database aside: the second moved away
+    the first's new one, open and in use, and the first then failed with `disk I/O error`
+    (tests/test_state.py).  Bounded, as SQLite's own busy wait is.
+
+    `shared`: held while a database is opened and first read, so that no process moves the file
+    aside meanwhile.  SQLite names a database's journal, WAL and index by its path, so a
     connection opened on the damaged file just before another process moved it aside took the new
     database's journal for its own: it rolled the new one's first transaction back into the moved
     file (truncating it) and went on with the new WAL (tests/test_state.py, 8 processes meeting
@@ -215,26 +221,12 @@ def _opening(db_path: Path, timeout_ms: int) -> Iterator[None]:
     try:
         lock = FileLock(db_path.with_name(db_path.name + ".rebuild.lock"))
     except OSError:
+        if not shared:
+            raise
         yield
         return
     try:
-        if not lock.acquire(timeout_ms / 1000, shared=True):
-            raise sqlite3.OperationalError("database is locked (another process is rebuilding it)")
-        yield
-    finally:
-        lock.close()
-
-
-@contextmanager
-def _rebuild_lock(db_path: Path, timeout_ms: int) -> Iterator[None]:
-    """`<name>.rebuild.lock`, held while a damaged database is moved aside (milliseconds: the
-    re-ingest from the spool runs after it).  Without it, two processes that both met the damage
-    (a report and the background flusher) each moved "the" database aside: the second moved away
-    the first's new one, open and in use, and the first then failed with `disk I/O error`
-    (tests/test_state.py).  Bounded, as SQLite's own busy wait is."""
-    lock = FileLock(db_path.with_name(db_path.name + ".rebuild.lock"))
-    try:
-        if not lock.acquire(timeout_ms / 1000):
+        if not lock.acquire(timeout_ms / 1000, shared=shared):
             raise sqlite3.OperationalError("database is locked (another process is rebuilding it)")
         yield
     finally:
@@ -274,12 +266,16 @@ def open_moving_damage_aside(
     open_db() runs again on what is there then.  The connection, and (the damaged copy's new name,
     the error met) when this call moved one.  Another process may have moved it meanwhile: its new
     database is opened, and nothing is moved twice."""
+
+    def opened() -> sqlite3.Connection:
+        with _rebuild_lock(db_path, timeout_ms, shared=True):
+            return open_db()
+
     for _ in range(3):  # a new attempt only when another process replaced the file meanwhile
         seen, why = damaged if damaged is not None else (file_identity(db_path), "")
         if damaged is None or seen != file_identity(db_path):
             try:
-                with _opening(db_path, timeout_ms):
-                    return open_db(), None
+                return opened(), None
             except sqlite3.DatabaseError as e:
                 if not is_corrupt(e):
                     raise
@@ -287,10 +283,8 @@ def open_moving_damage_aside(
         damaged = None
         aside = move_aside_if_unchanged(db_path, seen, timeout_ms)
         if aside is not None:
-            with _opening(db_path, timeout_ms):
-                return open_db(), (aside, why)
-    with _opening(db_path, timeout_ms):
-        return open_db(), None
+            return opened(), (aside, why)
+    return opened(), None
 
 
 def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Connection:

@@ -168,17 +168,6 @@ def rebase_moves(
         if node in amended_from:
             walk.append(amended_from[node])
 
-    def settle(sha: str) -> str:
-        found, node = sha, sha
-        for _ in range(limit):
-            nxt = amended_to.get(node)
-            if nxt is None:
-                break
-            node = nxt
-            if node in final:
-                found = node
-        return found
-
     def amends_of(sha: str) -> list[str]:
         """The commits `sha` was amended into while rebasing, in order."""
         chain: list[str] = []
@@ -189,6 +178,11 @@ def rebase_moves(
                 break
             chain.append(node := nxt)
         return chain
+
+    def settle(sha: str) -> str:
+        """The last of `sha`'s amends known to be in the result, or `sha` itself."""
+        in_result = [a for a in amends_of(sha) if a in final]
+        return in_result[-1] if in_result else sha
 
     def replaced_amends(old: str, target: str) -> list[str]:
         """The amends of `old` (or of the replay its `edit` stop left) that go where it goes: amended
