@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 
+from periscope_hooks.folders import make_private_dir
+
 MAX_LOG_BYTES = 256 * 1024
 # Control characters as Python writes them in a string literal ("\\n", "\\x1b"): a value quoted
 # in a log entry or an error (a key of a committed .periscope.toml, a receiver's reason, a path)
@@ -30,7 +32,7 @@ def log_line(path: str | os.PathLike[str], message: str, *, exc: BaseException |
 
             text += f"  periscope-hooks {__version__}\n"
             text += "".join("  " + ln for ln in traceback.format_exception(type(exc), exc, exc.__traceback__))
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        make_private_dir(os.path.dirname(path))  # never a moved repository's old path again
         try:
             if os.path.getsize(path) > MAX_LOG_BYTES:
                 # Keep one previous generation; os.replace is atomic.

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
 from periscope_hooks.filelock import FileLock
+from periscope_hooks.folders import make_private_dir
 from periscope_hooks.migrations import COMPAT_LEVEL, MIGRATIONS
 from periscope_hooks.statedb import Meta, get_meta, raise_compat_level, set_meta
 
@@ -309,7 +310,7 @@ def make_state_dir(state_dir: Path) -> None:
     """Create a repository's state folder (.git/periscope); one clear line when a file holds its
     name (it was the catch-all's `FileExistsError` from every command)."""
     try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private whatever the umask
+        make_private_dir(state_dir)
     except (FileExistsError, NotADirectoryError):
         raise UserError(
             f"{state_dir} is not a folder",

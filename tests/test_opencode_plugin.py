@@ -489,3 +489,23 @@ def test_a_fifo_in_the_spools_place_never_blocks_opencode(tmp_path):
     os.mkfifo(state / "spool.jsonl")
     _node_plugin(tmp_path, repo, [_assistant("msg_1", 1000, cwd=str(repo))])
     assert "cannot write" in (state / "plugin.log").read_text() and "ENXIO" in (state / "plugin.log").read_text()
+
+
+def test_a_repository_moved_under_a_running_plugin_is_not_made_again_at_its_old_path(tmp_path):
+    """OpenCode keeps the folder it was started in, and the plugin the state folder it found there:
+    after `mv repo elsewhere` the plugin re-created `<old path>/.git/periscope` with its parents and
+    wrote the spool there, a stray folder where no repository is, holding records ingest never
+    reads.  Now the record waits in memory and says so in the user's state folder."""
+    repo = init_repo(tmp_path / "r")
+    moved = tmp_path / "moved"
+    events = [
+        _assistant("msg_1", 1000, cwd=str(repo)),
+        {"rename": [str(repo), str(moved)]},
+        _assistant("msg_2", 2000, cwd=str(repo)),
+    ]
+    _node_plugin(tmp_path, moved, events)
+    assert not repo.exists()
+    records = [json.loads(x) for x in (moved / ".git" / "periscope" / "spool.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["msg_1"]
+    logged = (Path(os.environ["XDG_STATE_HOME"]) / "periscope" / "plugin.log").read_text()
+    assert "cannot write" in logged and "1 record(s) wait in memory" in logged, logged

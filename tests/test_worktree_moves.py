@@ -5,6 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
+from periscope_hooks import logfile
+from periscope_hooks.flush import flush_state_dir
 from testing.fixtures import Repo
 from testing.util import append_spool, commit, git, message_record, periscope
 
@@ -41,6 +45,28 @@ def test_pending_usage_follows_a_moved_repository(repo: Repo, tmp_path: Path) ->
     sha = commit(moved, "after the move", filename="m.txt")
     assert _by_sha(moved)[sha]["tokens"]["input"] == 10  # type: ignore[index]
     assert git(moved, "status", "--porcelain") == ""
+
+
+def test_a_flusher_holding_the_old_path_makes_nothing_there(repo: Repo, tmp_path: Path) -> None:
+    """A background flusher started by a commit, and the repository moved while it runs: writing
+    with the path it was given re-created `<old path>/.git/periscope` with its parents (flush.lock,
+    state.db, hook.log), so the old worktree path existed again, the move went unnoticed and the
+    usage pending there never followed (this file's moved-repository test failed ~1 run in 30 under
+    load).  What such a flusher does now leaves the old path alone."""
+    commit(repo.path, "base")
+    append_spool(repo.path, message_record(repo.path, tokens=(9, 0, 0, 0, 0)))
+    repo.flush()
+    old_state = repo.path / ".git" / "periscope"
+    moved = tmp_path / "moved repo"
+    shutil.move(str(repo.path), str(moved))
+    with pytest.raises(FileNotFoundError):
+        flush_state_dir(old_state, wait=False)
+    assert not logfile.log_line(old_state / "hook.log", "background flush failed")
+    assert not repo.path.exists()
+    append_spool(moved, message_record(moved, tokens=(1, 0, 0, 0, 0)))
+    periscope("flush", cwd=moved)
+    sha = commit(moved, "after the move", filename="m.txt")
+    assert _by_sha(moved)[sha]["tokens"]["input"] == 10  # type: ignore[index]
 
 
 def test_usage_follows_a_worktree_moved_before_any_flush_saw_it(repo: Repo, tmp_path: Path) -> None:

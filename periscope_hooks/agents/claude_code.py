@@ -35,6 +35,8 @@ import os
 import time
 from stat import S_ISREG as _S_ISREG
 
+from periscope_hooks.folders import make_private_dir
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
     from collections.abc import Iterable, Mapping
@@ -530,7 +532,7 @@ class _Capture:
                     messages += 1
         for spool_path, record in held[:cut]:
             if spool_path not in self._written:
-                os.makedirs(os.path.dirname(spool_path), mode=0o700, exist_ok=True)
+                make_private_dir(os.path.dirname(spool_path))
                 self._written.append(spool_path)
             spool.append(spool_path, record)
             if record["kind"] == "message":

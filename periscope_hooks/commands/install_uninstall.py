@@ -203,7 +203,17 @@ def _write_atomic(path: Path, text: str, mode: int = 0o755) -> None:
     os.replace(tmp, path)
 
 
-HOT_PATH_MODULES = ("__init__", "hook", "git", "spool", "agents", "agents.opencode", "agents.claude_code", "logfile")
+HOT_PATH_MODULES = (
+    "__init__",
+    "hook",
+    "git",
+    "spool",
+    "agents",
+    "agents.opencode",
+    "agents.claude_code",
+    "logfile",
+    "folders",
+)
 
 
 def precompile_hook_modules() -> None:

@@ -40,6 +40,21 @@ function stateHome() {
   return xdg && path.isAbsolute(xdg) ? xdg : path.join(process.env.HOME || os.homedir(), ".local", "state");
 }
 
+// One of our folders, 0700.  Parents only inside the user's state folder: a repository's state
+// folder is made only inside a git folder that is there, never again at a path the repository
+// was moved away from (periscope_hooks/folders.py says what that broke).
+function makePrivateDir(dir) {
+  if (dir.startsWith(path.join(stateHome(), path.sep))) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return;
+  }
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if (e.code !== "EEXIST" || !fs.statSync(dir).isDirectory()) throw e;
+  }
+}
+
 function configHome() {
   const xdg = process.env.XDG_CONFIG_HOME;
   return xdg && path.isAbsolute(xdg) ? xdg : path.join(process.env.HOME || os.homedir(), ".config");
@@ -168,7 +183,7 @@ export const PeriscopePlugin = async (ctx) => {
   const log = (stateDir, message) => {
     for (const dir of [stateDir, path.join(stateHome(), "periscope")]) {
       try {
-        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        makePrivateDir(dir);
         const file = path.join(dir, "plugin.log");
         try {
           if (fs.statSync(file).size > MAX_LOG_BYTES) fs.renameSync(file, file + ".1");
@@ -208,7 +223,7 @@ export const PeriscopePlugin = async (ctx) => {
     if (!waiting) return true;
     const { lines } = waiting;
     try {
-      fs.mkdirSync(where.stateDir, { recursive: true, mode: 0o700 });
+      makePrivateDir(where.stateDir);
       // O_NONBLOCK: no effect on a file; a FIFO in the spool's place with no reader fails at once
       // (the records wait) where opening it blocked OpenCode's event loop for good.
       fs.appendFileSync(where.spool, lines.join(""), { mode: 0o600, flag: APPEND_NONBLOCK });
