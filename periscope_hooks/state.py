@@ -308,7 +308,8 @@ def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Co
 
 def make_state_dir(state_dir: Path) -> None:
     """Create a repository's state folder (.git/periscope); one clear line when a file holds its
-    name (it was the catch-all's `FileExistsError` from every command)."""
+    name (it was the catch-all's `FileExistsError` from every command), or when its git folder is
+    gone (folders.make_private_dir never makes it again)."""
     try:
         make_private_dir(state_dir)
     except (FileExistsError, NotADirectoryError):
@@ -316,6 +317,10 @@ def make_state_dir(state_dir: Path) -> None:
             f"{state_dir} is not a folder",
             hint="periscope keeps the spool and its state there: move that file aside"
             f" (mv '{state_dir}' '{state_dir}.aside') and run the command again",
+        ) from None
+    except FileNotFoundError:  # its git folder went (moved or deleted) after the path was found
+        raise UserError(
+            f"{state_dir.parent} is gone", hint="the repository was moved or deleted: run the command where it is now"
         ) from None
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from periscope_hooks import logfile
+from periscope_hooks.errors import UserError
 from periscope_hooks.flush import flush_state_dir
 from testing.fixtures import Repo
 from testing.util import append_spool, commit, git, message_record, periscope
@@ -59,7 +60,7 @@ def test_a_flusher_holding_the_old_path_makes_nothing_there(repo: Repo, tmp_path
     old_state = repo.path / ".git" / "periscope"
     moved = tmp_path / "moved repo"
     shutil.move(str(repo.path), str(moved))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError, match="is gone"):
         flush_state_dir(old_state, wait=False)
     assert not logfile.log_line(old_state / "hook.log", "background flush failed")
     assert not repo.path.exists()
