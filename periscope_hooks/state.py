@@ -352,9 +352,9 @@ def is_read_only(exc: BaseException, state_dir: Path) -> bool:
     return "readonly" in text or "read-only" in text or ("unable to open" in text and not os.access(state_dir, os.W_OK))
 
 
-def open_state_db_read_only(state_dir: Path) -> sqlite3.Connection:
+def open_state_db_read_only(state_dir: Path) -> sqlite3.Connection | None:
     """state.db for reading only, writing nothing (not even a WAL index): for `report` and `status`
-    when the state folder is read-only.  No database yet: an empty one, in memory."""
+    when the state folder is read-only.  None when there is none, or none that reads."""
     db_path = state_dir / paths.STATE_DB_NAME
     if db_path.exists():
         quoted = urllib.parse.quote(str(db_path))
@@ -368,10 +368,7 @@ def open_state_db_read_only(state_dir: Path) -> sqlite3.Connection:
                 return conn
             except sqlite3.DatabaseError:
                 conn.close()
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    _migrate(conn)
-    return conn
+    return None
 
 
 RECLAIM_MIN_PAGES = 256  # 1 MiB at the default page size: below that, reuse beats a vacuum

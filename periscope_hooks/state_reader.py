@@ -5,7 +5,9 @@ on a damaged or a read-only state.db.
 - A query meets a damaged page: the database is moved aside and rebuilt from the spool at once
   (the spool is the source of truth), and the read runs again on the rebuilt copy.
 - The state folder cannot be written: the database is opened read-only (immutable if need be),
-  nothing is ingested or written, and the caller is told so.
+  nothing is ingested or written, and the caller is told so.  With no state.db there that reads
+  (none yet, or a damaged one nobody may move aside), the spool is read into a temporary one
+  instead, which is deleted afterwards: the report shows every record, and says how it was made.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from periscope_hooks.state import (
 
 T = TypeVar("T")
 READ_ONLY_NOTE = "the state folder is read-only: showing what was ingested before (nothing new ingested)"
+FROM_SPOOL_NOTE = (
+    "{folder} cannot be written and holds no state.db that reads: showing the spool, read into a"
+    " temporary copy (nothing saved); make the folder writable by you to keep it"
+)
 READ_ONLY_FILES_NOTE = (
     "{folder}: state.db (or its -wal or -shm file) cannot be written: showing what was ingested before"
     " (nothing new ingested); make them writable by you, or delete state.db* (it is rebuilt from the spool)"
@@ -94,7 +100,31 @@ def read_state(
         if not is_read_only(e, state_dir):
             raise
     conn = open_state_db_read_only(state_dir)
-    try:
-        return read(conn), read_only_note(state_dir)
-    finally:
-        conn.close()
+    if conn is not None:
+        try:
+            return read(conn), read_only_note(state_dir)
+        except sqlite3.DatabaseError as e:
+            if not is_corrupt(e):
+                raise
+        finally:
+            conn.close()
+    return _from_spool(state_dir, read, on_long_ingest), FROM_SPOOL_NOTE.format(folder=state_dir)
+
+
+def _from_spool(
+    state_dir: Path, read: Callable[[sqlite3.Connection], T], on_long_ingest: Callable[[int], None] | None
+) -> T:
+    """`read` of the spool ingested into a temporary state.db (the source of truth, read afresh);
+    nothing is written beside the spool but what any ingest appends to it (expired holds, moves)."""
+    import tempfile
+
+    from periscope_hooks.ingest import process_spool
+
+    with tempfile.TemporaryDirectory(prefix="periscope-read-") as tmp:
+        conn = open_state_db(Path(tmp))
+        try:
+            announce_long_ingest(conn, state_dir, on_long_ingest)
+            process_spool(state_dir, conn, write_notes=False)
+            return read(conn)
+        finally:
+            conn.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from testing.fixtures import Repo
-from testing.util import append_spool, commit, message_record, periscope, state_dir
+from testing.util import append_spool, commit, git, message_record, periscope, state_dir
 
 
 def _history(repo: Repo) -> list[dict[str, object]]:
@@ -83,6 +83,41 @@ def test_report_and_status_work_with_a_read_only_state_folder(repo: Repo, monkey
     assert status.returncode == 0, status.stderr
     assert "read-only" in status.stdout and "byte(s) not yet ingested" in status.stdout
     assert (sd / "state.db").read_bytes() == db_bytes  # nothing written on the read path
+
+
+@pytest.mark.parametrize("state_db", ["missing", "damaged"])
+def test_a_read_only_state_folder_without_a_readable_state_db_reports_the_spool(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, state_db: str
+) -> None:
+    """No state.db that reads (none yet, or a damaged one that cannot be moved aside) in a folder
+    that cannot be written: the report is read from the spool into a temporary copy, the same
+    as the report before, and says so; nothing is written into the folder.  (It showed an empty
+    report with "showing what was ingested before".)"""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    (repo.path / ".periscope.toml").write_text("notes = true\n")  # untracked: settings only
+    before = _history(repo)
+    sd = state_dir(repo.path)
+    git(repo.path, "update-ref", "-d", "refs/notes/periscope")  # written by the flush; not by a read
+    db = sd / "state.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    if state_db == "missing":
+        db.unlink()
+    else:
+        data = bytearray(db.read_bytes())
+        data[4096:] = os.urandom(len(data) - 4096)  # every page past the header and schema
+        db.write_bytes(bytes(data))
+    listing = sorted((p.name, p.stat().st_size) for p in sd.iterdir())
+    report = _read_only_run(sd, ["report", "--format", "json"], repo.path)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout) == before
+    assert "holds no state.db that reads: showing the spool" in report.stderr
+    assert "Traceback" not in report.stderr
+    status = _read_only_run(sd, ["status"], repo.path)
+    assert status.returncode == 0, status.stderr
+    assert "showing the spool" in status.stdout and "Traceback" not in status.stderr
+    assert sorted((p.name, p.stat().st_size) for p in sd.iterdir()) == listing
+    assert git(repo.path, "notes", "--ref", "periscope", "list") == ""  # the temporary copy writes none
 
 
 def test_a_state_db_another_process_holds_locked_is_one_line_and_nothing_lost(repo: Repo) -> None:

@@ -50,6 +50,7 @@ class IngestContext:
     store_now: StoreNow | None = None
     # Spool bytes per batch (one transaction); tests make it tiny to apply records one at a time.
     batch_bytes: int = BATCH_BYTES
+    write_notes: bool = True  # False: a temporary state.db, whose commits' git notes are not written
     events: EventQueue = field(init=False)
 
     def __post_init__(self) -> None:

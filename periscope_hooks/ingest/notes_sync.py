@@ -34,7 +34,7 @@ def _notes_lock(ctx: IngestContext) -> Iterator[None]:
 
 
 def write_pending_notes(ctx: IngestContext) -> None:
-    if not ctx.notes or not ctx.common_dir:
+    if not ctx.notes or not ctx.common_dir or not ctx.write_notes:
         ctx.notes = []
         return
     try:
