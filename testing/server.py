@@ -28,8 +28,13 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 class LocalServer:
     httpd: ThreadingHTTPServer | None = None
+    _serving: ThreadingHTTPServer | None = None
 
     def serve(self, httpd: ThreadingHTTPServer) -> None:
+        # Two serve_forever loops on one socket both wake for a connection; the one that loses the
+        # accept blocks in it, and the server's hang-up went unseen in one run of three.
+        assert self._serving is not httpd, "this server is already being served"
+        self._serving = httpd
         httpd.daemon_threads = True
         self.httpd = httpd
         # A short poll interval: stop() returns at once instead of after up to half a second.
@@ -82,7 +87,7 @@ class DripServer(LocalServer):
                 except OSError:
                     server.hung_up.set()
 
-        self.serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # start() serves it
 
     @property
     def url(self) -> str:
