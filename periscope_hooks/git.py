@@ -389,6 +389,16 @@ def rev_parse_dirs(path: str) -> RepoDirs | None:
     return RepoDirs(os.path.realpath(out[0]), os.path.realpath(out[1]), os.path.realpath(top) if top else "")
 
 
+def commits_between(dirs: RepoDirs, base: str, head: str, limit: int) -> list[str] | None:
+    """`git rev-list --max-count=limit base..head`: the commits of head's history that base's does
+    not hold, newest first; None when git cannot tell (an object missing, a shallow clone)."""
+    out = _git_out(dirs, ["rev-list", f"--max-count={limit}", f"{base}..{head}"])
+    if out is None:
+        return None
+    shas = out.split()
+    return shas if all(is_sha(s) for s in shas) else None
+
+
 def commit_parents(common_dir: str, sha: str) -> list[str]:
     out = run_git(["rev-list", "--parents", "-n", "1", sha], git_dir=common_dir).split()
     return out[1:]

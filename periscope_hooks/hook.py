@@ -57,6 +57,9 @@ def _read_rewrite_pairs() -> list[list[str]]:
 
 
 SQUASH_COMMANDS = ("fixup", "f", "squash", "s")  # rebase -i commands that fold into the commit before
+# A rebase's `result` lists up to this many commits beyond its pairs' number: those made at its
+# stops and breaks (a git process per rebase, ~3 ms, not per replayed commit).
+RESULT_EXTRA_COMMITS = 100
 
 
 def _first_line(path: str) -> str | None:
@@ -67,7 +70,7 @@ def _first_line(path: str) -> str | None:
         return None
 
 
-def rebase_facts(dirs: RepoDirs, pairs: list[list[str]]) -> dict[str, Any]:
+def rebase_facts(dirs: RepoDirs, pairs: list[list[str]], head: str | None) -> dict[str, Any]:
     """What a rebase's post-rewrite record carries beyond git's pairs, read from the rebase's state
     folder (still there when git runs the hook), so that ingest can tell a commit git maps to a
     commit it did not make (docs/design.md, "What a rebase's pairs do not say"):
@@ -75,9 +78,12 @@ def rebase_facts(dirs: RepoDirs, pairs: list[list[str]]) -> dict[str, Any]:
     - `onto`: the commit the rebase replays onto (git maps a commit skipped or dropped first to it);
     - `squashed`: only when a pair's new commit is the one before's too (a fixup or squash folds
       commits into one, and git (2.39, 2.47) also maps a skipped or emptied pick to the commit before):
-      the old commits among those whose todo line (`done`) was a fixup or a squash.
+      the old commits among those whose todo line (`done`) was a fixup or a squash;
+    - `result`: the commits the rebase left, `git rev-list onto..HEAD` (newest first, at most the
+      pairs' number plus RESULT_EXTRA_COMMITS): an amend at a `break` is named by no pair, and only
+      this says that the amended commit, not the one git's pair names, is on the branch.
 
-    The shim writes `onto` in sh (one file read) and leaves a record with `squashed` to Python."""
+    The shim writes `onto` and `result` in sh and leaves a record with `squashed` to Python."""
     from periscope_hooks import git
 
     facts: dict[str, Any] = {}
@@ -90,6 +96,10 @@ def rebase_facts(dirs: RepoDirs, pairs: list[list[str]]) -> dict[str, Any]:
     onto = _first_line(os.path.join(folder, "onto"))
     if onto and git.is_sha(onto):
         facts["onto"] = onto
+        if head and git.is_sha(head):
+            result = git.commits_between(dirs, onto, head, len(pairs) + RESULT_EXTRA_COMMITS)
+            if result is not None:
+                facts["result"] = result
     folded = [o for (o, n), (_, before) in zip(pairs[1:], pairs) if n == before]
     if folded:
         squash_olds: list[str] = []
@@ -177,7 +187,7 @@ def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, s
             record["recovered"] = True
         record["pairs"] = pairs
         if record["command"] == "rebase" and record["rebasing"]:
-            record.update(rebase_facts(dirs, pairs))
+            record.update(rebase_facts(dirs, pairs, sha))
     from periscope_hooks.agents import commit_agent
 
     agent = commit_agent(env)  # made by a command a coding agent ran (OpenCode, Claude Code)?

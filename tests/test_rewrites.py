@@ -346,11 +346,12 @@ def test_every_amend_at_an_edit_stop_follows_the_stopped_commit(rrepo, tmp_path,
     check_notes(repo)
 
 
-def test_an_amend_at_a_break_after_an_edit_stops_amend_keeps_its_own_usage(rrepo, tmp_path):
+def test_an_amend_at_a_break_after_an_edit_stops_amend_takes_the_usage_of_both(rrepo, tmp_path):
     """`edit B` amended (B -> B1), then a `break` where B1 is amended again (B1 -> B2, on the
-    branch).  B2 keeps its own usage; B's and B1's stay on B1 (an amend at a `break`: no pair names
-    B2 or a commit we know descends from it, docs/design.md).  A rule that moved a stopped commit's
-    amends with it moved B2's usage back to B1, which no branch holds (a randomized sweep)."""
+    branch).  B2 holds B's, B1's and its own usage: no pair names B2, but the rebase's record lists
+    the commits it left (`result`).  A rule that moved a stopped commit's amends with it moved B2's
+    usage back to B1, which no branch holds (a randomized sweep); before `result`, B's and B1's
+    usage stayed on B1."""
     repo = rrepo
     a, b, c = _commits_with_usage(repo, "A", "B", "C")
     git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", "break", f"pick {c}"))
@@ -360,8 +361,34 @@ def test_an_amend_at_a_break_after_an_edit_stops_amend_keeps_its_own_usage(rrepo
     repo.git("rebase", "--continue")
     assert repo.git("rev-parse", "HEAD~1") == b2
     r = same_after_a_rebuild(repo)
-    assert r[b2]["tokens"]["input"] == 2000 and r[b2].get("reachable", True)
+    assert r[b2]["tokens"]["input"] == 3010 and r[b2].get("reachable", True)
+    assert all(row.get("reachable", True) for row in r.values())
     assert total_input(repo) == 3111
+    check_notes(repo)
+
+
+@pytest.mark.parametrize("amended, replayed", [("middle", False), ("middle", True), ("last", True)])
+def test_an_amend_at_a_break_takes_the_amended_commits_usage(rrepo, tmp_path, amended, replayed):
+    """`pick B`, `break`, an amend (B' -> B2), `pick C`: git's pairs say B -> B' (B itself when
+    the pick was fast-forwarded), a commit the amend took off the branch.  The usage goes to B2, on
+    the branch; it stayed on B' (unreachable), or on B when git left it unchanged.  (With every
+    pick fast-forwarded and the `break` last, git runs no post-rewrite at all: docs/design.md.)"""
+    repo = rrepo
+    a, b, c = _commits_with_usage(repo, "A", "B", "C")
+    todo = [f"pick {b}", "break", f"pick {c}"] if amended == "middle" else [f"pick {b}", f"pick {c}", "break"]
+    if replayed:
+        todo.insert(0, "exec sleep 1")  # a new committer second: B and C are made again
+    git(repo.path, "rebase", "-q", "-i", "--no-ff" if replayed else "--ff", a, env=todo_editor(tmp_path, *todo))
+    amended_sha = b if amended == "middle" else c
+    assert (repo.git("rev-parse", "HEAD") == amended_sha) != replayed
+    b2 = _amend_at_the_stop(repo, 1000)
+    repo.git("rebase", "--continue")
+    assert repo.git("rev-parse", "HEAD~1" if amended == "middle" else "HEAD") == b2
+    r = same_after_a_rebuild(repo)
+    expected = 1010 if amended == "middle" else 1100
+    assert r[b2]["tokens"]["input"] == expected and r[b2].get("reachable", True)
+    assert all(row.get("reachable", True) for row in r.values()), r
+    assert total_input(repo) == 1111
     check_notes(repo)
 
 

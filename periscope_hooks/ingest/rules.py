@@ -92,11 +92,13 @@ def rebase_moves(
     squashed: Collection[str] | None,
     head: str | None,
     facts: Sequence[tuple[str, str, str]],
+    result: Collection[str] | None = None,
 ) -> list[list[str]]:
     """The moves a finished rebase makes: git's old -> new pairs (its post-rewrite), corrected by
     what the spool told about this rebase (docs/design.md, "What a rebase's pairs do not say").
 
-    `onto`, `squashed`, `head`: the rebase's own record (hook.rebase_facts); `facts`: (kind, old,
+    `onto`, `squashed`, `head`, `result`: the rebase's own record (hook.rebase_facts; `result`,
+    the commits `git rev-list onto..HEAD` listed, None in records from before it); `facts`: (kind, old,
     new) recorded while it ran: `amend` (old amended to new: the sequencer's fixups and squashes, an
     amend at a stop), `parent` (old is the first parent of new, a commit made at a stop) and `stop`
     (an `edit` stop at old left new at HEAD: old itself, or its replay).
@@ -109,8 +111,9 @@ def rebase_moves(
       at the stop (git maps the stopped commit to HEAD at `--continue`).  Unchanged, it keeps its
       usage; replayed or amended, its usage goes to that commit (`parent` facts: a commit made at a
       stop and its first parent).
-    - A new commit amended later in the rebase (an amend at a stop, then a fixup) is followed to
-      the last of its amends known to be in the result (another pair's new commit, or HEAD), and so
+    - A new commit amended later in the rebase (an amend at a stop, then a fixup; an amend at a
+      `break`, of a replayed commit or of one git left unchanged) is followed to the last of its
+      amends known to be in the result (`result`, another pair's new commit, or HEAD), and so
       is every commit amended while rebasing that git's pairs do not name (the amend at the stop).
       Only those: an amend from a rebase that was aborted leads nowhere this rebase made.
 
@@ -155,6 +158,8 @@ def rebase_moves(
     final = {new for _, new in pairs}
     if head:
         final.add(head)
+    if result is not None:
+        final.update(result)
     walk = list(final)
     walked: set[str] = set()
     while walk:
@@ -202,9 +207,11 @@ def rebase_moves(
     before: str | None = None
     for old, new in pairs:
         previous, before = before, new
-        if old == new:
+        if old == new:  # unchanged (git kept it), unless amended at a `break` after it
             taken.add(new)
-            moves.append([old, new])
+            target = settle(old)
+            moves.append([old, target])
+            moves.extend([a, target] for a in replaced_amends(old, target) if target != old)
             continue
         if onto is not None:  # a record that says what the pairs do not
             if new == onto:

@@ -376,7 +376,7 @@ periscope_sh_post_commit() {
 # pairs on stdin); no pairs (pre-commit passes no stdin: Python recovers them from the reflog), an
 # unexpected line, or more than ~360 pairs: Python.  The time is the clock's, as there.
 ps_pairs_of() { # the lines $1, split on IFS (the caller's newline) -> ps_pairs; 1 on a line not "old new"
-    ps_pairs= ps_before=
+    ps_pairs= ps_before= ps_npairs=0
     for ps_line in $1; do
         case $ps_line in *[!0-9a-f\ ]*) return 1 ;; esac # git writes "old new" (SHAs, one space)
         ps_o=${ps_line%% *} ps_n=${ps_line#* }
@@ -386,7 +386,19 @@ ps_pairs_of() { # the lines $1, split on IFS (the caller's newline) -> ps_pairs;
         [ "$ps_n" != "$ps_before" ] || return 1
         ps_before=$ps_n
         ps_pairs="$ps_pairs${ps_pairs:+,}[\"$ps_o\",\"$ps_n\"]"
+        ps_npairs=$((ps_npairs + 1))
     done
+}
+
+ps_result_of() { # onto $1, HEAD $2, at most $3 commits -> ps_result: ,"result":[...] (hook.rebase_facts), or empty
+    ps_result=
+    ps_lines=$(git --git-dir="$ps_gd" rev-list --max-count="$3" "$1..$2" 2>/dev/null) || return 0
+    ps_list=
+    for ps_line in $ps_lines; do
+        ps_is_sha "$ps_line" || return 0
+        ps_list="$ps_list${ps_list:+,}\"$ps_line\""
+    done
+    ps_result=",\"result\":[$ps_list]"
 }
 
 periscope_sh_post_rewrite() {
@@ -419,6 +431,8 @@ periscope_sh_post_rewrite() {
         done
         if ps_is_sha "$ps_onto"; then
             ps_rec="$ps_rec,\"onto\":\"$ps_onto\""
+            ps_result_of "$ps_onto" "$ps_sha" $((ps_npairs + 100)) # RESULT_EXTRA_COMMITS
+            ps_rec="$ps_rec$ps_result"
         fi
     fi
     ps_agent || return 1
