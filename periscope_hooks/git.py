@@ -12,7 +12,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 
 # Only `os` at import time: this module is on the commit hook's hot path, and
@@ -389,10 +389,10 @@ def rev_parse_dirs(path: str) -> RepoDirs | None:
     return RepoDirs(os.path.realpath(out[0]), os.path.realpath(out[1]), os.path.realpath(top) if top else "")
 
 
-def commits_between(dirs: RepoDirs, base: str, head: str, limit: int) -> list[str] | None:
-    """`git rev-list --max-count=limit base..head`: the commits of head's history that base's does
-    not hold, newest first; None when git cannot tell (an object missing, a shallow clone)."""
-    out = _git_out(dirs, ["rev-list", f"--max-count={limit}", f"{base}..{head}"])
+def commits_only_in(dirs: RepoDirs, head: str, others: Sequence[str], limit: int) -> list[str] | None:
+    """`git rev-list --max-count=limit head ^other...`: the commits of head's history that no
+    other's holds, newest first; None when git cannot tell (an object missing, a shallow clone)."""
+    out = _git_out(dirs, ["rev-list", f"--max-count={limit}", head, *(f"^{o}" for o in others)])
     if out is None:
         return None
     shas = out.split()

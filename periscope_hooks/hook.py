@@ -57,9 +57,9 @@ def _read_rewrite_pairs() -> list[list[str]]:
 
 
 SQUASH_COMMANDS = ("fixup", "f", "squash", "s")  # rebase -i commands that fold into the commit before
-# A rebase's `result` lists up to this many commits beyond its pairs' number: those made at its
-# stops and breaks (a git process per rebase, ~3 ms, not per replayed commit).
-RESULT_EXTRA_COMMITS = 100
+# A rebase's `made` lists fewer than this many commits beyond its pairs' number (those made at its
+# stops and breaks), or is left out (a git process per rebase, ~3 ms, not per replayed commit).
+MADE_EXTRA_COMMITS = 100
 
 
 def _first_line(path: str) -> str | None:
@@ -79,11 +79,14 @@ def rebase_facts(dirs: RepoDirs, pairs: list[list[str]], head: str | None) -> di
     - `squashed`: only when a pair's new commit is the one before's too (a fixup or squash folds
       commits into one, and git (2.39, 2.47) also maps a skipped or emptied pick to the commit before):
       the old commits among those whose todo line (`done`) was a fixup or a squash;
-    - `result`: the commits the rebase left, `git rev-list onto..HEAD` (newest first, at most the
-      pairs' number plus RESULT_EXTRA_COMMITS): an amend at a `break` is named by no pair, and only
-      this says that the amended commit, not the one git's pair names, is on the branch.
+    - `made`: the commits the rebase made that HEAD holds, `git rev-list HEAD ^onto ^orig-head`
+      (newest first; left out when git cannot list them, or when there are as many as the pairs'
+      number plus MADE_EXTRA_COMMITS: the list may be cut).  An amend at a `break` is named by no
+      pair, and only this says that the amend, not the commit git's pair names, is on the branch;
+      and a pair whose new commit the rebase did not make (a pick skipped onto an unchanged one)
+      made nothing.
 
-    The shim writes `onto` and `result` in sh and leaves a record with `squashed` to Python."""
+    The shim writes `onto` and `made` in sh and leaves a record with `squashed` to Python."""
     from periscope_hooks import git
 
     facts: dict[str, Any] = {}
@@ -96,10 +99,12 @@ def rebase_facts(dirs: RepoDirs, pairs: list[list[str]], head: str | None) -> di
     onto = _first_line(os.path.join(folder, "onto"))
     if onto and git.is_sha(onto):
         facts["onto"] = onto
-        if head and git.is_sha(head):
-            result = git.commits_between(dirs, onto, head, len(pairs) + RESULT_EXTRA_COMMITS)
-            if result is not None:
-                facts["result"] = result
+        orig_head = _first_line(os.path.join(folder, "orig-head"))
+        if head and git.is_sha(head) and orig_head and git.is_sha(orig_head):
+            limit = len(pairs) + MADE_EXTRA_COMMITS
+            made = git.commits_only_in(dirs, head, (onto, orig_head), limit)
+            if made is not None and len(made) < limit:
+                facts["made"] = made
     folded = [o for (o, n), (_, before) in zip(pairs[1:], pairs) if n == before]
     if folded:
         squash_olds: list[str] = []

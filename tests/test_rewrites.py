@@ -349,8 +349,8 @@ def test_every_amend_at_an_edit_stop_follows_the_stopped_commit(rrepo, tmp_path,
 def test_an_amend_at_a_break_after_an_edit_stops_amend_takes_the_usage_of_both(rrepo, tmp_path):
     """`edit B` amended (B -> B1), then a `break` where B1 is amended again (B1 -> B2, on the
     branch).  B2 holds B's, B1's and its own usage: no pair names B2, but the rebase's record lists
-    the commits it left (`result`).  A rule that moved a stopped commit's amends with it moved B2's
-    usage back to B1, which no branch holds (a randomized sweep); before `result`, B's and B1's
+    the commits it made (`made`).  A rule that moved a stopped commit's amends with it moved B2's
+    usage back to B1, which no branch holds (a randomized sweep); before `made`, B's and B1's
     usage stayed on B1."""
     repo = rrepo
     a, b, c = _commits_with_usage(repo, "A", "B", "C")
@@ -389,6 +389,31 @@ def test_an_amend_at_a_break_takes_the_amended_commits_usage(rrepo, tmp_path, am
     assert r[b2]["tokens"]["input"] == expected and r[b2].get("reachable", True)
     assert all(row.get("reachable", True) for row in r.values()), r
     assert total_input(repo) == 1111
+    check_notes(repo)
+
+
+def test_a_pick_skipped_onto_an_unchanged_pick_keeps_its_usage(rrepo, tmp_path):
+    """`pick A` (git fast-forwards over it: unchanged, and named by no pair), then `pick E`, which
+    became empty and is skipped: git maps E to HEAD, which is A.  The rebase made no commit
+    (`made` is empty), so E made nothing and keeps its usage, as a dropped commit does; before, A
+    took it (the randomized sweep's "B" cases)."""
+    repo = rrepo
+    commit(repo.path, "base", filename="base.txt")
+    usage(repo, 1)
+    a = commit(repo.path, "A", filename="a.txt")
+    usage(repo, 10)
+    (repo.path / "a.txt").write_text("changed\n")
+    repo.git("commit", "-q", "-am", "D")
+    usage(repo, 100)
+    (repo.path / "a.txt").write_text("A\n")  # back to A's content: E is empty once D is dropped
+    repo.git("commit", "-q", "-am", "E")
+    e = repo.git("rev-parse", "HEAD")
+    git(repo.path, "rebase", "-q", "-i", f"{a}^", env=todo_editor(tmp_path, f"pick {a}", f"pick {e}"), check=False)
+    repo.git("rebase", "--skip")
+    assert repo.git("rev-parse", "HEAD") == a
+    r = same_after_a_rebuild(repo)
+    assert r[a]["tokens"]["input"] == 1 and r[e]["tokens"]["input"] == 100 and not r[e].get("reachable", True)
+    assert total_input(repo) == 111
     check_notes(repo)
 
 

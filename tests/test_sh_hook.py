@@ -261,17 +261,17 @@ def test_a_rebases_record_says_what_it_replayed_onto_in_sh_and_its_folds_in_pyth
     x, y = f"{1:040x}", f"{2:040x}"
     rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], f"{a} {x}\n{c} {y}\n")
     assert rec["rebasing"] is True and rec["onto"] == onto and "squashed" not in rec
-    result = git(repo, "rev-list", f"{onto}..HEAD").split()  # the commits the rebase made so far
-    assert rec["result"] == result and len(result) == 2
+    made = git(repo, "rev-list", "HEAD", f"^{onto}", f"^{c}").split()  # the commits the rebase made so far
+    assert rec["made"] == made and len(made) == 2
     rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], f"{a} {x}\n{f} {x}\n{c} {y}\n", sh_expected=False)
-    assert rec["onto"] == onto and rec["squashed"] == [f] and rec["result"] == result
+    assert rec["onto"] == onto and rec["squashed"] == [f] and rec["made"] == made
     rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], f"{a} {x}\n{c} {x}\n", sh_expected=False)
     assert rec["squashed"] == []  # C was not folded: a skipped pick, say
     rec = rewrite_records_both_ways(repo, repo, marker, ["amend"], f"{c} {y}\n")
-    assert "onto" not in rec and "result" not in rec  # an amend at the stop
+    assert "onto" not in rec and "made" not in rec  # an amend at the stop
     git(repo, "rebase", "--continue")
     rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], f"{a} {x}\n")
-    assert rec["rebasing"] is False and "onto" not in rec and "result" not in rec
+    assert rec["rebasing"] is False and "onto" not in rec and "made" not in rec
 
 
 def test_long_post_rewrite_lines_never_mix_with_other_writers(quoted_repo):

@@ -124,7 +124,7 @@ class Rewrite:
     onto: str | None = None
     squashed: frozenset[str] | None = None
     head: str | None = None  # HEAD when the hook ran: for a rebase, its last commit
-    result: frozenset[str] | None = None  # a rebase's `git rev-list onto..HEAD` (None: not recorded)
+    made: frozenset[str] | None = None  # the commits a rebase made that HEAD holds (None: not recorded)
 
 
 @dataclass(frozen=True)
@@ -286,7 +286,7 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
             onto=str(rec["onto"]) if rec.get("onto") else None,
             squashed=frozenset(str(o) for o in rec["squashed"]) if isinstance(rec.get("squashed"), list) else None,
             head=str(rec["sha"]) if rec.get("sha") else None,
-            result=frozenset(str(c) for c in rec["result"]) if isinstance(rec.get("result"), list) else None,
+            made=frozenset(str(c) for c in rec["made"]) if isinstance(rec.get("made"), list) else None,
         )
     agent = rec.get("agent") or None
     parents = rec.get("parents")

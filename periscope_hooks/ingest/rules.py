@@ -92,20 +92,22 @@ def rebase_moves(
     squashed: Collection[str] | None,
     head: str | None,
     facts: Sequence[tuple[str, str, str]],
-    result: Collection[str] | None = None,
+    made: Collection[str] | None = None,
 ) -> list[list[str]]:
     """The moves a finished rebase makes: git's old -> new pairs (its post-rewrite), corrected by
     what the spool told about this rebase (docs/design.md, "What a rebase's pairs do not say").
 
-    `onto`, `squashed`, `head`, `result`: the rebase's own record (hook.rebase_facts; `result`,
-    the commits `git rev-list onto..HEAD` listed, None in records from before it); `facts`: (kind, old,
+    `onto`, `squashed`, `head`, `made`: the rebase's own record (hook.rebase_facts; `made`, the
+    commits the rebase made that HEAD holds, None in records from before it); `facts`: (kind, old,
     new) recorded while it ran: `amend` (old amended to new: the sequencer's fixups and squashes, an
     amend at a stop), `parent` (old is the first parent of new, a commit made at a stop) and `stop`
     (an `edit` stop at old left new at HEAD: old itself, or its replay).
 
-    - A pick or edit git maps to `onto`, or to a new commit an earlier pair already took (other
-      than by a fixup or squash), made nothing: it was skipped after a conflict or became empty
-      (git 2.39 and 2.47 still list it).  Its usage stays on the old commit, as a dropped commit's does.
+    - A pick or edit git maps to `onto`, to a new commit an earlier pair already took (other
+      than by a fixup or squash), or to a commit the rebase did not make (not in `made`: an
+      unchanged pick git fast-forwarded over), made nothing: it was skipped after a conflict or
+      became empty (git 2.39 and 2.47 still list it).  Its usage stays on the old commit, as a
+      dropped commit's does.
     - An old commit still in its new commit's history, as itself or as the commit its `edit` stop
       left (`stop` facts), was not replaced by that new commit: new commits were made on top of it
       at the stop (git maps the stopped commit to HEAD at `--continue`).  Unchanged, it keeps its
@@ -113,7 +115,7 @@ def rebase_moves(
       stop and its first parent).
     - A new commit amended later in the rebase (an amend at a stop, then a fixup; an amend at a
       `break`, of a replayed commit or of one git left unchanged) is followed to the last of its
-      amends known to be in the result (`result`, another pair's new commit, or HEAD), and so
+      amends known to be in the result (in `made`, another pair's new commit, or HEAD), and so
       is every commit amended while rebasing that git's pairs do not name (the amend at the stop).
       Only those: an amend from a rebase that was aborted leads nowhere this rebase made.
 
@@ -158,8 +160,8 @@ def rebase_moves(
     final = {new for _, new in pairs}
     if head:
         final.add(head)
-    if result is not None:
-        final.update(result)
+    if made is not None:
+        final.update(made)
     walk = list(final)
     walked: set[str] = set()
     while walk:
@@ -220,6 +222,8 @@ def rebase_moves(
                 continue
         taken.add(new)
         target = settle(lives_on_in(new, old) or new)
+        if made is not None and target != old and target not in made:
+            continue  # git named a commit that was there before the rebase: this pick made nothing
         if target != old:
             moves.append([old, target])
             moves.extend([a, target] for a in replaced_amends(old, target))

@@ -390,15 +390,17 @@ ps_pairs_of() { # the lines $1, split on IFS (the caller's newline) -> ps_pairs;
     done
 }
 
-ps_result_of() { # onto $1, HEAD $2, at most $3 commits -> ps_result: ,"result":[...] (hook.rebase_facts), or empty
-    ps_result=
-    ps_lines=$(git --git-dir="$ps_gd" rev-list --max-count="$3" "$1..$2" 2>/dev/null) || return 0
-    ps_list=
+ps_made_of() { # HEAD $1, onto $2, orig-head $3, fewer than $4 commits -> ps_made: ,"made":[...] (hook.rebase_facts), or empty
+    ps_made=
+    ps_lines=$(git --git-dir="$ps_gd" rev-list --max-count="$4" "$1" "^$2" "^$3" 2>/dev/null) || return 0
+    ps_list= ps_n=0
     for ps_line in $ps_lines; do
         ps_is_sha "$ps_line" || return 0
         ps_list="$ps_list${ps_list:+,}\"$ps_line\""
+        ps_n=$((ps_n + 1))
     done
-    ps_result=",\"result\":[$ps_list]"
+    [ "$ps_n" -lt "$4" ] || return 0 # the list may be cut: left out
+    ps_made=",\"made\":[$ps_list]"
 }
 
 periscope_sh_post_rewrite() {
@@ -422,17 +424,20 @@ periscope_sh_post_rewrite() {
     ps_rec="$ps_rec,\"sha\":\"$ps_sha\",\"branch\":$ps_branch,\"reflog\":$ps_reflog,\"rebasing\":$ps_rebasing"
     ps_rec="$ps_rec,\"command\":\"$1\",\"pairs\":[$ps_pairs]"
     if [ "$1" = rebase ] && [ "$ps_rebasing" = true ]; then # the commit it replays onto (hook.rebase_facts)
-        ps_onto=
+        ps_onto= ps_orig=
         for ps_d in rebase-merge rebase-apply; do
             if [ -d "$ps_gd/$ps_d" ]; then
                 [ -f "$ps_gd/$ps_d/onto" ] && read -r ps_onto <"$ps_gd/$ps_d/onto"
+                [ -f "$ps_gd/$ps_d/orig-head" ] && read -r ps_orig <"$ps_gd/$ps_d/orig-head"
                 break
             fi
         done
         if ps_is_sha "$ps_onto"; then
             ps_rec="$ps_rec,\"onto\":\"$ps_onto\""
-            ps_result_of "$ps_onto" "$ps_sha" $((ps_npairs + 100)) # RESULT_EXTRA_COMMITS
-            ps_rec="$ps_rec$ps_result"
+            if ps_is_sha "$ps_orig"; then
+                ps_made_of "$ps_sha" "$ps_onto" "$ps_orig" $((ps_npairs + 100)) # MADE_EXTRA_COMMITS
+                ps_rec="$ps_rec$ps_made"
+            fi
         fi
     fi
     ps_agent || return 1
