@@ -367,12 +367,13 @@ def test_an_amend_at_a_break_after_an_edit_stops_amend_takes_the_usage_of_both(r
     check_notes(repo)
 
 
-@pytest.mark.parametrize("amended, replayed", [("middle", False), ("middle", True), ("last", True)])
+@pytest.mark.parametrize("amended, replayed", [("middle", False), ("middle", True), ("last", True), ("last", False)])
 def test_an_amend_at_a_break_takes_the_amended_commits_usage(rrepo, tmp_path, amended, replayed):
     """`pick B`, `break`, an amend (B' -> B2), `pick C`: git's pairs say B -> B' (B itself when
     the pick was fast-forwarded), a commit the amend took off the branch.  The usage goes to B2, on
-    the branch; it stayed on B' (unreachable), or on B when git left it unchanged.  (With every
-    pick fast-forwarded and the `break` last, git runs no post-rewrite at all: docs/design.md.)"""
+    the branch; it stayed on B' (unreachable), or on B when git left it unchanged.  With every pick
+    fast-forwarded and the `break` last, git runs no post-rewrite at all: the next commit's record
+    says the rebase finished (its reflog), and the amend is applied then."""
     repo = rrepo
     a, b, c = _commits_with_usage(repo, "A", "B", "C")
     todo = [f"pick {b}", "break", f"pick {c}"] if amended == "middle" else [f"pick {b}", f"pick {c}", "break"]
@@ -384,11 +385,32 @@ def test_an_amend_at_a_break_takes_the_amended_commits_usage(rrepo, tmp_path, am
     b2 = _amend_at_the_stop(repo, 1000)
     repo.git("rebase", "--continue")
     assert repo.git("rev-parse", "HEAD~1" if amended == "middle" else "HEAD") == b2
+    usage(repo, 10000)
+    after = commit(repo.path, "after", filename="after.txt")
     r = same_after_a_rebuild(repo)
     expected = 1010 if amended == "middle" else 1100
     assert r[b2]["tokens"]["input"] == expected and r[b2].get("reachable", True)
+    assert r[after]["tokens"]["input"] == 10000
     assert all(row.get("reachable", True) for row in r.values()), r
-    assert total_input(repo) == 1111
+    assert total_input(repo) == 11111
+    check_notes(repo)
+
+
+def test_an_amend_at_a_break_of_a_rebase_aborted_leaves_the_usage_where_it_was(rrepo, tmp_path):
+    """The same `break` after fast-forwarded picks, amended, then `git rebase --abort`: C is back on
+    the branch and keeps its usage; the next commit's reflog says the rebase was aborted, not
+    finished, so the amend (off the branch now) moves nothing."""
+    repo = rrepo
+    a, b, c = _commits_with_usage(repo, "A", "B", "C")
+    git(repo.path, "rebase", "-q", "-i", "--ff", a, env=todo_editor(tmp_path, f"pick {b}", f"pick {c}", "break"))
+    _amend_at_the_stop(repo, 1000)
+    repo.git("rebase", "--abort")
+    assert repo.git("rev-parse", "HEAD") == c
+    usage(repo, 10000)
+    after = commit(repo.path, "after", filename="after.txt")
+    r = same_after_a_rebuild(repo)
+    assert r[c]["tokens"]["input"] == 100 and r[c].get("reachable", True)
+    assert r[after]["tokens"]["input"] == 10000 and total_input(repo) == 11111
     check_notes(repo)
 
 

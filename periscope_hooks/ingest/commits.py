@@ -85,6 +85,9 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     if not sha:
         ctx.log(f"{rec.hook}: no HEAD commit recorded; skipped")
         return
+    quiet_head = rules.quiet_rebase_head(rec.rebasing, rec.reflog_prev)
+    if quiet_head is not None:
+        _finish_a_quiet_rebase(ctx, worktree, quiet_head, rec.time)
     if rec.rebase_stop:
         # The commit an `edit` stop stopped at lives on as the one its pick left (rules.rebase_moves).
         statedb.add_rebase_facts(conn, worktree, "stop", [list(rec.rebase_stop)])
@@ -240,15 +243,33 @@ def apply_rewrite(ctx: IngestContext, rec: Rewrite) -> None:
         statedb.clear_rebase_facts(conn, rec.worktree)  # the rebase is over
         if not pairs:
             return
+    _move(ctx, rec.worktree, rec.command, pairs, rec.time)
+
+
+def _finish_a_quiet_rebase(ctx: IngestContext, worktree: str, head: str, time_ms: int) -> None:
+    """A rebase that finished without a post-rewrite (rules.quiet_rebase_head): the amends made
+    while it ran that HEAD kept (an amend at its last `break`) move their commits' usage, as its
+    post-rewrite would have; its facts are dropped."""
+    conn = ctx.conn
+    facts = statedb.rebase_facts(conn, worktree)
+    if not facts:
+        return
+    pairs = rules.rebase_moves([], None, None, head, facts)
+    statedb.clear_rebase_facts(conn, worktree)
+    if pairs:
+        _move(ctx, worktree, "rebase", pairs, time_ms)
+
+
+def _move(ctx: IngestContext, worktree: str, command: str, pairs: list[list[str]], time_ms: int) -> None:
+    """Move links by a rewrite's pairs, record it, and queue its event (and notes)."""
+    conn = ctx.conn
     mapping = dict((o, n) for o, n in pairs)
-    statedb.record_rewrites(conn, rec.command, pairs, rec.time)
+    statedb.record_rewrites(conn, command, pairs, time_ms)
     statedb.move_links(conn, mapping)
     ctx.events.add(
-        events.rewrite_event(
-            repo_id=ctx.repo_id, repo_url=ctx.repo_url, command=rec.command, pairs=pairs, time_ms=rec.time
-        ),
+        events.rewrite_event(repo_id=ctx.repo_id, repo_url=ctx.repo_url, command=command, pairs=pairs, time_ms=time_ms),
     )
-    if ctx.common_dir and ctx.settings(rec.worktree).notes:
+    if ctx.common_dir and ctx.settings(worktree).notes:
         # The replacements' notes are rewritten whole from the database, so they
         # carry the moved usage exactly once.
         ctx.notes.extend(sorted(statedb.commits_with_links(conn, sorted(set(mapping.values())))))
