@@ -333,14 +333,23 @@ def usage_summary(messages: Sequence[EventMessage], sessions: dict[str, Any]) ->
         every.append(f)
         by_model.setdefault((m[2], m[3]), []).append(f)
         by_session.setdefault(m[1], (m, []))[1].append(f)
+    usage = _sum_figures(every)
+
+    def sums(figures: list[_Figures]) -> dict[str, Any]:
+        # A group of every message (one model, one session: most commits) sums the same figures in
+        # the same order: its sums are the usage's (a commit of 20 messages: 31 -> ~20 us).
+        if len(figures) != len(every):
+            return _sum_figures(figures)
+        return {**usage, "tokens": dict(usage["tokens"]), "cost_sources": dict(usage["cost_sources"])}
+
     return {
-        "usage": _sum_figures(every),
+        "usage": usage,
         "by_model": [
-            {"provider": p, "model": mo, **_sum_figures(figures)}
+            {"provider": p, "model": mo, **sums(figures)}
             for (p, mo), figures in sorted(by_model.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
         ],
         "sessions": [
-            {**session_info(sid, sessions.get(sid), first[4], first[5]), **_sum_figures(figures)}
+            {**session_info(sid, sessions.get(sid), first[4], first[5]), **sums(figures)}
             for sid, (first, figures) in sorted(by_session.items(), key=lambda kv: str(kv[0]))
         ],
     }
