@@ -414,6 +414,39 @@ def test_an_amend_at_a_break_of_a_rebase_aborted_leaves_the_usage_where_it_was(r
     check_notes(repo)
 
 
+def test_amends_of_an_aborted_rebase_stay_off_a_later_rebases_commits(rrepo, tmp_path):
+    """`edit B`, amended twice at the stop, then `git rebase --abort`: those amends are on no branch.
+    A later rebase replays B; its rule for amends made at a stop (they go where their commit goes)
+    moved the aborted amends' usage onto the replayed B.  The first commit after the abort (its
+    reflog says the rebase was aborted) drops the aborted rebase's facts."""
+    repo = rrepo
+    a, b, c = _commits_with_usage(repo, "A", "B", "C")
+    git(repo.path, "rebase", "-q", "-i", a, env=todo_editor(tmp_path, f"edit {b}", f"pick {c}"))
+    b1 = _amend_at_the_stop(repo, 1000)
+    b2 = _amend_at_the_stop(repo, 10000, filename="b3.txt")
+    repo.git("rebase", "--abort")
+    assert repo.git("rev-parse", "HEAD") == c
+    usage(repo, 100000)
+    m = commit(repo.path, "M", filename="m.txt")
+    git(
+        repo.path,
+        "rebase",
+        "-q",
+        "-i",
+        "--no-ff",
+        a,
+        env=todo_editor(tmp_path, "exec sleep 1", f"pick {b}", f"pick {c}", f"pick {m}"),
+    )
+    r = same_after_a_rebuild(repo)
+    replayed_b = repo.git("rev-parse", "HEAD~2")
+    assert replayed_b != b and r[replayed_b]["tokens"]["input"] == 10  # B's own usage only
+    assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 100000
+    assert sum(r[s]["tokens"]["input"] for s in (b1, b2) if s in r) == 11000  # off the branch
+    assert not any(r[s].get("reachable", True) for s in (b1, b2) if s in r)
+    assert total_input(repo) == 111111
+    check_notes(repo)
+
+
 def test_a_pick_skipped_onto_an_unchanged_pick_keeps_its_usage(rrepo, tmp_path):
     """`pick A` (git fast-forwards over it: unchanged, and named by no pair), then `pick E`, which
     became empty and is skipped: git maps E to HEAD, which is A.  The rebase made no commit

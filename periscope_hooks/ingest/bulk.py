@@ -66,8 +66,8 @@ class Run:
         """A human post-commit/post-merge record with a SHA, no squash to resolve, not rebasing."""
         if rec.agent or not rec.sha or (rec.hook == "post-merge" and rec.squash) or rec.rebasing:
             return False  # a commit while rebasing records a fact for the rebase (commits.apply_commit)
-        if rules.quiet_rebase_head(rec.rebasing, rec.reflog_prev) is not None:
-            return False  # the first after a rebase that ended without a post-rewrite (commits.apply_commit)
+        if rules.rebase_ended(rec.rebasing, rec.reflog_prev) is not None:
+            return False  # the first commit after a rebase ended (commits.apply_commit)
         pending = self._squash_pending.get(rec.worktree)
         if pending is None:
             row = statedb.squash_state(self.ctx.conn, rec.worktree)

@@ -85,9 +85,9 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     if not sha:
         ctx.log(f"{rec.hook}: no HEAD commit recorded; skipped")
         return
-    quiet_head = rules.quiet_rebase_head(rec.rebasing, rec.reflog_prev)
-    if quiet_head is not None:
-        _finish_a_quiet_rebase(ctx, worktree, quiet_head, rec.time)
+    ended = rules.rebase_ended(rec.rebasing, rec.reflog_prev)
+    if ended is not None:
+        _settle_an_ended_rebase(ctx, worktree, *ended, rec.time)
     if rec.rebase_stop:
         # The commit an `edit` stop stopped at lives on as the one its pick left (rules.rebase_moves).
         statedb.add_rebase_facts(conn, worktree, "stop", [list(rec.rebase_stop)])
@@ -246,16 +246,17 @@ def apply_rewrite(ctx: IngestContext, rec: Rewrite) -> None:
     _move(ctx, rec.worktree, rec.command, pairs, rec.time)
 
 
-def _finish_a_quiet_rebase(ctx: IngestContext, worktree: str, head: str, time_ms: int) -> None:
-    """A rebase that finished without a post-rewrite (rules.quiet_rebase_head): the amends made
-    while it ran that HEAD kept (an amend at its last `break`) move their commits' usage, as its
-    post-rewrite would have; its facts are dropped."""
+def _settle_an_ended_rebase(ctx: IngestContext, worktree: str, end: str, head: str, time_ms: int) -> None:
+    """A rebase that ended without a post-rewrite (rules.rebase_ended), its facts still kept: one
+    that finished moves the usage of the commits amended while it ran that HEAD kept (an amend at
+    its last `break`), as its post-rewrite would have; one aborted moves nothing, and its amends no
+    longer lead a later rebase's commits astray.  The facts are dropped either way."""
     conn = ctx.conn
     facts = statedb.rebase_facts(conn, worktree)
     if not facts:
         return
-    pairs = rules.rebase_moves([], None, None, head, facts)
     statedb.clear_rebase_facts(conn, worktree)
+    pairs = rules.rebase_moves([], None, None, head, facts) if end == "finish" else []
     if pairs:
         _move(ctx, worktree, "rebase", pairs, time_ms)
 

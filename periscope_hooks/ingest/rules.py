@@ -86,17 +86,21 @@ def hold_until(
     return commit_ms + int(hold_minutes * 60_000)
 
 
-def quiet_rebase_head(rebasing: bool, reflog_prev: Sequence[str | None] | None) -> str | None:
-    """Where a rebase that ended without a post-rewrite left HEAD, when a commit's record shows one
-    just finished (its HEAD reflog entry before the commit's: `rebase (finish): returning to ...`);
-    else None.  git runs no post-rewrite for a rebase that rewrote nothing it lists (every pick
-    fast-forwarded), so amends at its last `break` are known only as facts (rebase_moves)."""
+def rebase_ended(rebasing: bool, reflog_prev: Sequence[str | None] | None) -> tuple[str, str] | None:
+    """("finish" or "abort", HEAD) when a commit's record shows a rebase just ended: its HEAD reflog
+    entry before the commit's is `rebase (finish)` or `rebase (abort)` (`returning to ...`); else
+    None.  git runs no post-rewrite for a rebase that rewrote nothing it lists (every pick
+    fast-forwarded, an amend at its last `break`) nor for one aborted, so their facts (rebase_moves)
+    are settled here: applied for the one, dropped for the other (its amends are on no branch)."""
     if rebasing or not reflog_prev or len(reflog_prev) < 3:
         return None
     _, new, action = reflog_prev[:3]
-    if not isinstance(action, str) or not action.startswith("rebase") or not action.endswith("(finish)"):
+    if not isinstance(action, str) or not action.startswith("rebase") or not isinstance(new, str) or not new:
         return None
-    return new if isinstance(new, str) and new else None
+    for end in ("finish", "abort"):
+        if action.endswith(f"({end})"):
+            return end, new
+    return None
 
 
 def rebase_moves(
