@@ -139,6 +139,15 @@ def rebase_stop(dirs: RepoDirs) -> dict[str, str] | None:
     return None
 
 
+def rebase_at_break(dirs: RepoDirs) -> bool:
+    """Whether `rebase -i` stands at no pick's stop (a `break`, an `exec`, a failed `exec`): its
+    folder holds no `stopped-sha`, which an `edit`, reword or conflicted pick leaves until
+    `--continue`.  git maps a pick skipped or emptied later to HEAD, which may be a commit made
+    there: such a commit is no pick's replacement (rules.rebase_moves)."""
+    folder = os.path.join(dirs.git_dir, "rebase-merge")
+    return os.path.isdir(folder) and not os.path.exists(os.path.join(folder, "stopped-sha"))
+
+
 def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     from periscope_hooks import git
 
@@ -176,6 +185,8 @@ def build_record(name: str, args: list[str], dirs: RepoDirs, env: Mapping[str, s
         stop = rebase_stop(dirs)
         if stop:
             record["rebase_stop"] = stop
+        elif rebase_at_break(dirs):
+            record["rebase_break"] = True
     if name == "post-merge":
         # Plain git passes the flag as an argument; pre-commit in PRE_COMMIT_IS_SQUASH_MERGE
         # (and prek in PRE_COMMIT_SQUASH_MERGE).

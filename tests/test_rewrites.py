@@ -447,6 +447,42 @@ def test_amends_of_an_aborted_rebase_stay_off_a_later_rebases_commits(rrepo, tmp
     check_notes(repo)
 
 
+@pytest.mark.parametrize("made_by", ["break", "exec"])
+def test_a_pick_skipped_onto_a_commit_made_at_a_break_keeps_its_usage(rrepo, tmp_path, made_by):
+    """`pick A`, a commit X made at a `break` (or by an `exec`), then `pick C`, which conflicts and
+    is skipped: git maps C to HEAD, which is X.  X is no pick's replacement (its record says it was
+    made at no pick's stop): C keeps its usage, unreachable, and X its own; X took C's before."""
+    repo = rrepo
+    a, c, d = _conflicting_history(repo, False)
+    make_x = tmp_path / "make-x.sh"
+    make_x.write_text("echo x > x.txt && git add x.txt && git commit -q -m X\n")
+    middle = ["break"] if made_by == "break" else [f"exec sh {make_x}"]
+    git(
+        repo.path,
+        "rebase",
+        "-q",
+        "-i",
+        "other",
+        env=todo_editor(tmp_path, f"pick {a}", *middle, f"pick {c}", f"pick {d}"),
+        check=False,
+    )
+    if made_by == "break":
+        usage(repo, 1000)
+        x = commit(repo.path, "X", filename="x.txt")
+        git(repo.path, "rebase", "--continue", check=False)  # C conflicts
+    else:
+        x = repo.git("rev-parse", "HEAD")
+    assert repo.git("log", "-1", "--format=%s", x) == "X"
+    repo.git("rebase", "--skip")
+    assert repo.git("log", "--format=%s", "other..HEAD").split() == ["D", "X", "A"]
+    r = same_after_a_rebuild(repo)
+    assert r[c]["tokens"]["input"] == 10 and r[c]["reachable"] is False
+    assert x not in r or r[x]["tokens"]["input"] == (1000 if made_by == "break" else 0)
+    assert r[repo.git("rev-parse", "HEAD")]["tokens"]["input"] == 100
+    assert total_input(repo) == (1111 if made_by == "break" else 111)
+    check_notes(repo)
+
+
 def test_a_pick_skipped_onto_an_unchanged_pick_keeps_its_usage(rrepo, tmp_path):
     """`pick A` (git fast-forwards over it: unchanged, and named by no pair), then `pick E`, which
     became empty and is skipped: git maps E to HEAD, which is A.  The rebase made no commit

@@ -123,6 +123,13 @@ def test_worktree_submodule_and_a_rebase_stop(quoted_repo, marker, tmp_path):
     rec = records_both_ways(repo, repo, marker)
     assert rec["rebasing"] is True and rec["branch"] == "main" and rec["reflog"]["subject"] == "commit"
     assert rec["rebase_stop"] == {"commit": one, "head": replayed} and replayed != one
+    assert "rebase_break" not in rec
+    git(repo, "rebase", "--continue")
+    # At a `break` (no pick's stop: no stopped-sha), a commit says so.
+    git(repo, "rebase", "-q", "-i", "HEAD~1", env={"GIT_SEQUENCE_EDITOR": "sed -i '1a break'"})
+    commit(repo, "made at the break", filename="r4.txt")
+    rec = records_both_ways(repo, repo, marker)
+    assert rec["rebasing"] is True and rec["rebase_break"] is True and "rebase_stop" not in rec
     git(repo, "rebase", "--continue")
 
 

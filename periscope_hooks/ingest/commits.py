@@ -91,6 +91,9 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     if rec.rebase_stop:
         # The commit an `edit` stop stopped at lives on as the one its pick left (rules.rebase_moves).
         statedb.add_rebase_facts(conn, worktree, "stop", [list(rec.rebase_stop)])
+    if rec.rebasing and rec.rebase_break:
+        # Made at a `break` or by an `exec`: no pick's replacement, whatever git maps to it later.
+        statedb.add_rebase_facts(conn, worktree, "break", [[sha, sha]])
     if rec.hook == "post-merge" and rec.squash:
         statedb.set_squash_pending(conn, worktree, squash_reflog_json(rec.reflog))
         return

@@ -103,6 +103,7 @@ class Commit:
     agent_tool_use_id: Any = None
     # Made at a rebase's `edit` stop: (the commit it stopped at, the commit its pick left at HEAD).
     rebase_stop: tuple[str, str] | None = None
+    rebase_break: bool = False  # made while a rebase stood at a `break` or `exec` (hook.rebase_at_break)
 
     @property
     def subject(self) -> str:
@@ -307,6 +308,7 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
         parents=tuple(str(p) for p in parents) if isinstance(parents, list) else None,
         agent_tool_use_id=(agent or {}).get("tool_use_id"),
         rebase_stop=_rebase_stop(rec.get("rebase_stop")),
+        rebase_break=rec.get("rebase_break") is True,
     )
 
 

@@ -117,12 +117,14 @@ def rebase_moves(
     `onto`, `squashed`, `head`, `made`: the rebase's own record (hook.rebase_facts; `made`, the
     commits the rebase made that HEAD holds, None in records from before it); `facts`: (kind, old,
     new) recorded while it ran: `amend` (old amended to new: the sequencer's fixups and squashes, an
-    amend at a stop), `parent` (old is the first parent of new, a commit made at a stop) and `stop`
-    (an `edit` stop at old left new at HEAD: old itself, or its replay).
+    amend at a stop), `parent` (old is the first parent of new, a commit made at a stop), `stop`
+    (an `edit` stop at old left new at HEAD: old itself, or its replay) and `break` (new, made at a
+    `break` or by an `exec`, at no pick's stop).
 
     - A pick or edit git maps to `onto`, to a new commit an earlier pair already took (other
-      than by a fixup or squash), or to a commit the rebase did not make (not in `made`: an
-      unchanged pick git fast-forwarded over), made nothing: it was skipped after a conflict or
+      than by a fixup or squash), to a commit the rebase did not make (not in `made`: an
+      unchanged pick git fast-forwarded over), or to a commit made at a `break` or by an `exec`
+      (that does not hold it), made nothing: it was skipped after a conflict or
       became empty (git 2.39 and 2.47 still list it).  Its usage stays on the old commit, as a
       dropped commit's does.
     - An old commit still in its new commit's history, as itself or as the commit its `edit` stop
@@ -141,6 +143,7 @@ def rebase_moves(
     amended_from: dict[str, str] = {}
     parent: dict[str, str] = {}
     stop_left: dict[str, str] = {}
+    at_break: set[str] = set()
     for kind, old, new in facts:
         if kind == "amend":
             amended_to[old] = new
@@ -149,6 +152,8 @@ def rebase_moves(
             parent[new] = old
         elif kind == "stop":
             stop_left[old] = new
+        elif kind == "break":
+            at_break.add(new)
     limit = len(facts) + 1  # every step uses a fact: no walk is longer
 
     def lives_on_in(start: str, old: str) -> str | None:
@@ -237,6 +242,8 @@ def rebase_moves(
                 continue
             if new in taken and (new != previous or (squashed is not None and old not in squashed)):
                 continue
+        if new in at_break and lives_on_in(new, old) is None:
+            continue  # HEAD when the pick was skipped: a commit made at a `break`, not the pick's
         taken.add(new)
         target = settle(lives_on_in(new, old) or new)
         if made is not None and target != old and target not in made:

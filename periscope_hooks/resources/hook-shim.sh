@@ -360,6 +360,8 @@ periscope_sh_post_commit() {
         if ps_is_sha "$ps_stopped" && ps_is_sha "$ps_stophead"; then
             ps_rec="$ps_rec,\"rebase_stop\":{\"commit\":\"$ps_stopped\",\"head\":\"$ps_stophead\"}"
         fi
+    elif [ "$ps_rebasing" = true ] && [ -d "$ps_gd/rebase-merge" ] && [ ! -e "$ps_gd/rebase-merge/stopped-sha" ]; then
+        ps_rec="$ps_rec,\"rebase_break\":true" # at a `break` or `exec` (hook.rebase_at_break)
     fi
     ps_agent || return 1
     ps_rec="$ps_rec}"
