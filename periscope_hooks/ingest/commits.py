@@ -91,8 +91,10 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     if rec.rebase_stop:
         # The commit an `edit` stop stopped at lives on as the one its pick left (rules.rebase_moves).
         statedb.add_rebase_facts(conn, worktree, "stop", [list(rec.rebase_stop)])
-    if rec.rebasing and rec.rebase_break:
-        # Made at a `break` or by an `exec`: no pick's replacement, whatever git maps to it later.
+    if rec.rebasing and rec.rebase_break and rec.reflog[1] == sha and not str(rec.reflog[2]).startswith("rebase"):
+        # Made by the user (`commit`, `cherry-pick`...) at a `break` or by an `exec`: no pick's
+        # replacement, whatever git maps to it later.  The sequencer's own commits (a squash or
+        # reword it commits through `git commit`: `rebase (squash)`) run the hook there too.
         statedb.add_rebase_facts(conn, worktree, "break", [[sha, sha]])
     if rec.hook == "post-merge" and rec.squash:
         statedb.set_squash_pending(conn, worktree, squash_reflog_json(rec.reflog))
