@@ -140,10 +140,11 @@ def rebase_stop(dirs: RepoDirs) -> dict[str, str] | None:
 
 
 def rebase_at_break(dirs: RepoDirs) -> bool:
-    """Whether `rebase -i` stands at no pick's stop (a `break`, an `exec`, a failed `exec`): its
-    folder holds no `stopped-sha`, which an `edit`, reword or conflicted pick leaves until
-    `--continue`.  git maps a pick skipped or emptied later to HEAD, which may be a commit made
-    there: such a commit is no pick's replacement (rules.rebase_moves)."""
+    """Whether `rebase -i` stands at no pick's stop (a `break`, an `exec`, a failed `exec`, or the
+    sequencer committing a squash or reword itself): its folder holds no `stopped-sha`, which an
+    `edit` or conflicted pick leaves until `--continue`.  git maps a pick skipped or emptied later
+    to HEAD, which may be a commit the user made there: no pick's replacement (ingest tells the
+    sequencer's commits by their reflog subject; rules.rebase_moves)."""
     folder = os.path.join(dirs.git_dir, "rebase-merge")
     return os.path.isdir(folder) and not os.path.exists(os.path.join(folder, "stopped-sha"))
 

@@ -91,7 +91,7 @@ def apply_commit(ctx: IngestContext, rec: Commit, parents_found: dict[str, list[
     if rec.rebase_stop:
         # The commit an `edit` stop stopped at lives on as the one its pick left (rules.rebase_moves).
         statedb.add_rebase_facts(conn, worktree, "stop", [list(rec.rebase_stop)])
-    if rec.rebasing and rec.rebase_break and rec.reflog[1] == sha and not str(rec.reflog[2]).startswith("rebase"):
+    if rec.rebasing and rec.rebase_break and rec.subject and not rec.subject.startswith("rebase"):
         # Made by the user (`commit`, `cherry-pick`...) at a `break` or by an `exec`: no pick's
         # replacement, whatever git maps to it later.  The sequencer's own commits (a squash or
         # reword it commits through `git commit`: `rebase (squash)`) run the hook there too.

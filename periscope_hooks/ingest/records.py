@@ -103,7 +103,9 @@ class Commit:
     agent_tool_use_id: Any = None
     # Made at a rebase's `edit` stop: (the commit it stopped at, the commit its pick left at HEAD).
     rebase_stop: tuple[str, str] | None = None
-    rebase_break: bool = False  # made while a rebase stood at a `break` or `exec` (hook.rebase_at_break)
+    # Made while rebasing at no pick's stop (hook.rebase_at_break): at a `break`, by an `exec`, or
+    # the sequencer's own squash or reword commit (its reflog subject says `rebase (...)`).
+    rebase_break: bool = False
 
     @property
     def subject(self) -> str:

@@ -7,6 +7,7 @@ what makes a rebuild from the spool decide exactly what the first ingest decided
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
 
 def classify_commit(subject: str) -> str | None:
@@ -86,15 +87,15 @@ def hold_until(
     return commit_ms + int(hold_minutes * 60_000)
 
 
-def rebase_ended(rebasing: bool, reflog_prev: Sequence[str | None] | None) -> tuple[str, str] | None:
+def rebase_ended(rebasing: bool, reflog_prev: tuple[Any, Any, str] | None) -> tuple[str, str] | None:
     """("finish" or "abort", HEAD) when a commit's record shows a rebase just ended: its HEAD reflog
     entry before the commit's is `rebase (finish)` or `rebase (abort)` (`returning to ...`); else
     None.  git runs no post-rewrite for a rebase that rewrote nothing it lists (every pick
     fast-forwarded, an amend at its last `break`) nor for one aborted, so their facts (rebase_moves)
     are settled here: applied for the one, dropped for the other (its amends are on no branch)."""
-    if rebasing or not reflog_prev or len(reflog_prev) < 3:
+    if rebasing or reflog_prev is None:
         return None
-    _, new, action = reflog_prev[:3]
+    _, new, action = reflog_prev
     if not isinstance(action, str) or not action.startswith("rebase") or not isinstance(new, str) or not new:
         return None
     for end in ("finish", "abort"):
