@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from periscope_hooks.jsonout import compact
+
 NOTES_REF = "refs/notes/periscope"
 JSON_PREFIX = "periscope-json: "
 
@@ -39,7 +41,7 @@ def note_text(data: dict[str, Any]) -> str:
         f"models: {models}",
         f"sessions: {sessions}",
         "",
-        JSON_PREFIX + json.dumps(data, separators=(",", ":"), sort_keys=True),
+        JSON_PREFIX + compact(data),
     ]
     return "\n".join(lines) + "\n"
 

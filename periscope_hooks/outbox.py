@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from periscope_hooks.jsonout import compact
 from periscope_hooks.state import now_ms, transaction
 
 
@@ -56,7 +57,7 @@ def enqueue(
         (
             event["event_id"],
             event["type"],
-            json.dumps(event, separators=(",", ":"), sort_keys=True),
+            compact(event),
             now_ms(),
             event.get("time"),
         ),

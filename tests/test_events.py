@@ -495,12 +495,15 @@ def test_message_event_json_writes_exactly_what_json_dumps_of_message_event_writ
 
 
 def test_message_event_time_and_id_shortcuts_agree_with_the_general_functions():
-    """message_event_json writes its time from a per-day cache, and event_id sets the uuid's version
-    and variant on hex digits: they must equal rfc3339() (leap days, year ends, the epoch, the last
-    millisecond) and uuid.uuid5."""
+    """message_event_json writes its time from per-minute and per-day caches, and event_id sets the
+    uuid's version and variant on hex digits: they must equal rfc3339() (leap days, year ends, the
+    epoch, the last millisecond, minute and hour edges met again from the cache) and uuid.uuid5."""
     rng = random.Random(7)
-    times = [0, 999, 86_399_999, 86_400_000, 951_782_400_000, 1_709_251_199_999, 9_999_999_999_999]
+    times = [0, 999, 59_999, 60_000, 3_599_999, 3_600_000, 86_399_999, 86_400_000, 951_782_400_000]
+    times += [1_709_251_199_999, 9_999_999_999_999]
     times += [rng.randrange(10**13) for _ in range(2000)]
+    times += range(1_709_251_000_000, 1_709_251_400_000, 1_499)  # across a day's end, minutes met many times
+    times += times[::-1]
     for ms in times:
         assert events._rfc3339_cached(ms) == events.rfc3339(ms)
     for mid in ["m", "msg_01", "é", "\x1f", "😀", *(f"{rng.random()}" for _ in range(200))]:

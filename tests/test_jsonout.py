@@ -83,3 +83,78 @@ def test_write_indented_writes_what_json_dumps_writes_in_pieces() -> None:
     assert writes >= 5000 * 8 // jsonout._PIECES_PER_WRITE  # 8 or more pieces a row
     with pytest.raises(TypeError):  # what json.dumps says of a key it cannot write
         write_indented({"a": {("t",): 1}}, lambda _: None)
+
+
+def _compact_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _random_float(rng: random.Random) -> float:
+    """Any finite float: every decimal exponent (subnormals too), both signs, whole numbers."""
+    roll = rng.random()
+    if roll < 0.1:
+        return rng.choice(
+            [0.0, -0.0, 1e-4, 9.9e-05, 1e-05, 5e-06, 1e16, 9999999999999998.0, 5e-324, 1.7976931348623157e308]
+        )
+    if roll < 0.2:
+        return float(rng.randrange(-(10**18), 10**18))
+    return rng.choice([1, -1]) * rng.random() * 10.0 ** rng.randint(-323, 307)
+
+
+def _random_text(rng: random.Random) -> str:
+    alphabet = 'ab3e-5.":,[{}\\/\x00\x1f\x7f\x80é漢\u2028😀\ud800'
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+
+
+def test_compact_is_json_dumps_on_random_values() -> None:
+    """compact() (events' and notes' text) writes json.dumps' bytes, whatever it is given: orjson's
+    text where the two agree, json's wherever they do not (non-ASCII, DEL, floats below 1e-4, big
+    integers, lone surrogates, keys that are not strings)."""
+    rng = random.Random(13)
+
+    def scalar() -> object:
+        return rng.choice(
+            [None, True, False, rng.randint(-(2**70), 2**70), rng.randint(-9, 9), _random_float(rng), _random_text(rng)]
+        )
+
+    def nesting(depth: int = 0) -> object:
+        roll = rng.random()
+        if depth > 3 or roll < 0.4:
+            return scalar()
+        if roll < 0.7:
+            key: Callable[[], object] = (
+                (lambda: rng.randint(0, 3)) if rng.random() < 0.02 else (lambda: _random_text(rng))
+            )
+            return {key(): nesting(depth + 1) for _ in range(rng.randint(0, 4))}
+        return [nesting(depth + 1) for _ in range(rng.randint(0, 4))]
+
+    kinds = set()
+    for _ in range(20000):
+        value = nesting()
+        text = jsonout.compact(value)
+        assert text == _compact_json(value), value
+        kinds.add(type(value))
+    for value in (
+        {"cost": 9.9e-05},
+        {"cost": 1e-05},
+        [5e-06],
+        {"a": -2.5e-10},
+        {"id": "3c9e-4a", "model": "claude-3e-5", "cost": 0.5},
+        {"t": "é"},
+        {"t": "\x7f"},
+        {"n": 2**64},
+        {1: 1},
+        ("tuple", [1.0, 1e16, 1.5e17]),
+    ):
+        assert jsonout.compact(value) == _compact_json(value)
+    assert {dict, list} <= kinds
+
+
+def test_compact_writes_event_bodies_with_orjson_where_they_agree() -> None:
+    """The speed compact() is for: a commit event's usual text is orjson's (the check above passes
+    through json too, so it cannot tell whether orjson ran at all)."""
+    orjson = pytest.importorskip("orjson")
+    event = {"event_id": "d6244ff3-2f08-5882-a497-3c9e68b04ca9", "cost": 0.090758, "model": "claude-model-0"}
+    assert jsonout.compact(event) == orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
+    assert not jsonout._small_exponent(orjson.dumps(event))
+    assert jsonout._small_exponent(orjson.dumps({"cost": 5e-06}))

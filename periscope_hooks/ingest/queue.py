@@ -12,11 +12,11 @@ such events count as created and delivered at once.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any, Callable, Optional
 
 from periscope_hooks import outbox
+from periscope_hooks.jsonout import compact
 
 # (event_id, type, time, body): the row shape of outbox.enqueue_rows and the local store.
 EventRow = tuple[str, str, Optional[str], str]
@@ -34,7 +34,7 @@ class EventQueue:
         (a message event, whose message row was just stored): no need to remember the id."""
         if not new and not outbox.remember_event_id(self.conn, event["event_id"]):
             return False
-        body = json.dumps(event, separators=(",", ":"), sort_keys=True)
+        body = compact(event)
         self.rows.append((event["event_id"], event["type"], event.get("time"), body))
         return True
 

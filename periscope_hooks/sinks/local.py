@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from periscope_hooks import logfile, paths, sqlbulk
+from periscope_hooks.jsonout import compact
 from periscope_hooks.outbox import OutboxRow
 from periscope_hooks.sinks import ACCEPTED, SendOutcome
 from periscope_hooks.state import (
@@ -179,12 +180,7 @@ class LocalStoreSink:
         return max(0.1, min(self.busy_timeout_s, self._deadline - time.monotonic()))
 
     def send(self, events: list[dict[str, Any]]) -> SendOutcome:
-        return self._outcome(
-            [
-                (e["event_id"], e["type"], e.get("time"), json.dumps(e, separators=(",", ":"), sort_keys=True))
-                for e in events
-            ]
-        )
+        return self._outcome([(e["event_id"], e["type"], e.get("time"), compact(e)) for e in events])
 
     def send_rows(self, rows: Sequence[OutboxRow]) -> SendOutcome:
         """Store outbox rows' bodies as they are: the outbox holds exactly the compact, key-sorted
