@@ -27,13 +27,14 @@ def json_string(value: str) -> str:
     return encode_basestring_ascii(value)
 
 
+_NOT_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def json_float(value: float) -> str:
-    """A float as json.dumps writes it."""
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return float.__repr__(value)
+    """A float as json.dumps writes it.  A finite float's repr ends in a digit: one test instead
+    of comparing with NaN and both infinities (0.39 -> 0.29 us; twice a message event)."""
+    text = float.__repr__(value)
+    return text if text[-1] in "0123456789" else _NOT_FINITE[text]
 
 
 _SCALARS: dict[type, Callable[[Any], str]] = {

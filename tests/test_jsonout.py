@@ -158,3 +158,10 @@ def test_compact_writes_event_bodies_with_orjson_where_they_agree() -> None:
     assert jsonout.compact(event) == orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
     assert not jsonout._small_exponent(orjson.dumps(event))
     assert jsonout._small_exponent(orjson.dumps({"cost": 5e-06}))
+
+
+def test_json_float_is_json_dumps() -> None:
+    rng = random.Random(14)
+    values = [float("nan"), float("inf"), float("-inf"), -0.0, 0.0, 5e-324, 1e16, 1e-05, 2.0]
+    for value in values + [_random_float(rng) for _ in range(5000)]:
+        assert jsonout.json_float(value) == json.dumps(value)
