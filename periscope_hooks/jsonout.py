@@ -55,43 +55,49 @@ def json_value(value: Any) -> str:
 
 
 # orjson writes what json.dumps(..., separators=(",", ":"), sort_keys=True) writes except: non-ASCII
-# characters and DEL unescaped; floats below 1e-4 without json's exponent (9.9e-05 as 0.000099,
-# 5e-06 as 5e-6); NaN and the infinities as null; and it refuses integers past 64 bits, keys that
-# are not strings, and dataclasses and datetimes once passed through (json refuses those too).
+# characters and DEL unescaped; floats below 1e-4 (9.9e-05 as 0.000099, 5e-06 as 5e-6); NaN and
+# the infinities as null; exponents in its own spelling in some versions (before 3.11.7, 1e16 as
+# 1e16); and it refuses integers past 64 bits, keys that are not strings, and dataclasses and
+# datetimes once passed through (json refuses those too).
 _ORJSON_OPTIONS = (
     (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME) if orjson else 0
 )
-_EXPONENT_DOWN = re.compile(rb"e-[0-9]")  # a literal start: searched at C speed (a leading digit class is 10x slower)
+_E_THEN_EXPONENT = re.compile(rb"e[-+0-9]")  # a literal start: searched at C speed (a leading class is 10x slower)
 _DIGITS = frozenset(b"0123456789.")
 
 
 def compact(value: Any) -> str:
     """json.dumps(value, separators=(",", ":"), sort_keys=True): the text events and notes are
-    stored and sent as.  Written by orjson and kept when nothing in it is where the two differ
-    (above), else by json: 4 against 19 us a commit event of three models (one a few hundred
+    stored and sent as.  Written by orjson and kept when nothing in it is where the two may differ
+    (above), else by json: ~6 against 19 us a commit event of three models (one a few hundred
     records at ingest).  Not the same for NaN and the infinities, which json writes as the invalid
-    NaN and Infinity and orjson as null; no event holds one (costs are checked finite when read).
-    tests/test_jsonout.py compares the two on random values."""
+    NaN and Infinity and orjson as null, nor for a float of 1e16 or more that an orjson version
+    wrote without an exponent; no event holds either (costs are checked finite and at most
+    MAX_MESSAGE_COST a message when read).  tests/test_jsonout.py compares the two on random
+    values."""
     if orjson is not None:
         try:
             out = orjson.dumps(value, option=_ORJSON_OPTIONS)
         except TypeError:  # orjson.JSONEncodeError: what json writes, or refuses, its own way
             pass
         else:
-            if out.isascii() and b"\x7f" not in out and b"0.000" not in out and not _small_exponent(out):
+            if out.isascii() and b"\x7f" not in out and b"0.000" not in out and not _has_exponent(out):
                 return out.decode("ascii")
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def _small_exponent(out: bytes) -> bool:
-    """Whether orjson's text holds a number written with a negative exponent (json writes those
-    its own way).  "e-" followed by a digit is one only when it ends a run of digits that starts a
-    value (the text's start or after ":", "," or "[", a minus sign allowed): a string holding "3e-5" (an event id's
-    hex, a model's name) is not, and a false yes only costs json's slower writing."""
-    for match in _EXPONENT_DOWN.finditer(out):
-        start = match.start()
+def _has_exponent(out: bytes) -> bool:
+    """Whether orjson's text holds a number written with an exponent (json writes those its own
+    way).  An "e" is one only after a run of digits that starts a value (at the text's start or
+    after ":", "," or "[", a minus sign allowed): one in a string ("3e-5" in an event id's hex, a
+    SHA, a model's name) is not, and a false yes only costs json's slower writing.  ~3 us on a
+    commit event (~7 candidates: its id and SHAs)."""
+    for match in _E_THEN_EXPONENT.finditer(out):
+        end = start = match.start()
         while start and out[start - 1] in _DIGITS:
             start -= 1
+        if start == end:
+            continue  # no digit before the "e": a word's
         if start and out[start - 1] == 45:  # "-"
             start -= 1
         if not start or out[start - 1] in b":,[":

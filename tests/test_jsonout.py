@@ -156,8 +156,13 @@ def test_compact_writes_event_bodies_with_orjson_where_they_agree() -> None:
     orjson = pytest.importorskip("orjson")
     event = {"event_id": "d6244ff3-2f08-5882-a497-3c9e68b04ca9", "cost": 0.090758, "model": "claude-model-0"}
     assert jsonout.compact(event) == orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
-    assert not jsonout._small_exponent(orjson.dumps(event))
-    assert jsonout._small_exponent(orjson.dumps({"cost": 5e-06}))
+    assert not jsonout._has_exponent(orjson.dumps(event))
+    assert jsonout._has_exponent(orjson.dumps({"cost": 5e-06}))
+    # Exponents as orjson versions spell them (before 3.11.7: no "+"), and "e"s that are in strings.
+    for text in (b'{"a":1e16}', b"[1.2e30]", b"1e+16", b'{"a":-2.5e-10}', b'{"a":[0,3E5]}'.lower()):
+        assert jsonout._has_exponent(text), text
+    for text in (b'{"sha":"3e4f","id":"d1e-5"}', b'{"model":"claude-3e-5"}', b'{"e1":1}', b'"1e5"'):
+        assert not jsonout._has_exponent(text), text
 
 
 def test_json_float_is_json_dumps() -> None:
