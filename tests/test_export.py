@@ -68,3 +68,31 @@ def test_export_from_a_damaged_local_store_says_so_in_one_line(repo):
     assert out.stderr.startswith("error: the local store ") and "damaged" in out.stderr and "hint: " in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
     assert paths.local_store_path().read_bytes() == DAMAGED  # a reader moves nothing
+
+
+def test_every_stored_event_is_json_dumps_text_of_itself(repo):
+    """Events are stored and sent as json.dumps(event, separators=(",", ":"), sort_keys=True) writes
+    them (a rebuild and the receivers compare that text), whichever writer made them: the message
+    template, or jsonout.compact's orjson and each of its fallbacks, one commit each (a tiny cost
+    json writes with an exponent, one orjson writes as 0.000099, a branch beyond ASCII, a DEL in a
+    session title), and a plain commit."""
+    from testing.util import session_record
+
+    append_spool(repo.path, message_record(repo.path, id="tiny", cost=5e-06))  # json: 5e-06, orjson: 5e-6
+    commit(repo.path, "c1")
+    append_spool(repo.path, message_record(repo.path, id="small", cost=9.9e-05))  # orjson: 0.000099
+    commit(repo.path, "c2", filename="two.txt")
+    repo.git("checkout", "-q", "-b", "zweig-ä")
+    append_spool(repo.path, message_record(repo.path, id="branch", git={"branch": "zweig-ä", "sha": None}))
+    commit(repo.path, "c3", filename="three.txt")
+    repo.git("checkout", "-q", "-b", "plain-branch")
+    append_spool(repo.path, session_record("ses_del", title="a DEL \x7f here"))
+    append_spool(repo.path, message_record(repo.path, id="del", session_id="ses_del"))
+    commit(repo.path, "c4", filename="four.txt")
+    append_spool(repo.path, message_record(repo.path, id="plain", cost=0.25))
+    commit(repo.path, "c5", filename="five.txt")
+    periscope("flush", cwd=repo.path)
+    lines = periscope("export", cwd=repo.path).stdout.splitlines()
+    assert sorted(json.loads(line)["type"] for line in lines) == ["commit"] * 5 + ["message"] * 5
+    for line in lines:
+        assert line == json.dumps(json.loads(line), separators=(",", ":"), sort_keys=True)
