@@ -124,6 +124,86 @@ def test_a_message_without_its_own_time_is_skipped_and_a_rebuild_makes_the_same_
     assert [e["message_id"] for e in repo.events("message")] == ["float-time"]
 
 
+def _rebuilt_export(repo) -> tuple[str, str]:
+    """`report --by commit` and `export` after state.db and the local store are made again from
+    the spool (the user's store: XDG_DATA_HOME)."""
+    import os
+
+    for f in state_dir(repo.path).glob("state.db*"):
+        f.unlink()
+    for f in Path(os.environ["XDG_DATA_HOME"]).glob("periscope/events.db*"):
+        f.unlink()
+    return _report_and_export(repo)
+
+
+def _report_and_export(repo) -> tuple[str, str]:
+    assert periscope("flush", cwd=repo.path).returncode == 0
+    report = periscope("report", "--format", "json", cwd=repo.path).stdout
+    return report, periscope("export", cwd=repo.path).stdout
+
+
+def test_commit_records_that_name_no_commit_or_no_time_are_skipped_and_the_rest_ingested(repo, tmp_path):
+    """Found by fuzzing the spool (stop 33).  A commit record's `sha` that was not a string reached
+    `git log` as an argument outside the record's own try: every later flush, report and export
+    failed, for good; a reflog subject that was not a string did the same; a `sha` starting with
+    "-" was read by git as an option (`--output=FILE` wrote a file).  A commit or rewrite record
+    without a time was dated by the clock, so a rebuild made its event with another time.  Each is
+    now a logged skip, and the records after it are applied."""
+    append_spool(repo.path, message_record(repo.path, id="before", cost=0.5))
+    a = commit(repo.path, "A")
+    pwned = tmp_path / "PWNED.txt"
+    zeros = "0" * 37 + "abc"
+
+    def bad_commit(**fields: object) -> dict[str, object]:
+        rec = {"v": 1, "kind": "commit", "hook": "post-commit", "time": 1700000000000, "worktree": str(repo.path)}
+        rec.update(sha=zeros, branch="main", reflog={"old": a, "new": zeros, "subject": "commit"}, rebasing=False)
+        rec.update(reflog_prev=None, **fields)
+        return rec
+
+    no_time = bad_commit()
+    del no_time["time"]
+    bad = [
+        bad_commit(sha=1),
+        bad_commit(sha=["a", "list"]),
+        bad_commit(sha=f"--output={pwned}"),
+        bad_commit(reflog={"old": a, "new": zeros, "subject": 5}),
+        bad_commit(parents=["-3"]),
+        bad_commit(hook="pre-push"),
+        bad_commit(worktree="."),
+        bad_commit(time=""),
+        no_time,
+        {"v": 1, "kind": "commit", "hook": "post-rewrite", "worktree": str(repo.path), "command": "amend",
+         "pairs": [[a, zeros]]},
+        {"v": 1, "kind": "commit", "hook": "post-rewrite", "time": 1700000000000, "worktree": str(repo.path),
+         "command": "rebase", "pairs": [[a, "--output=x"]]},
+    ]  # fmt: skip
+    append_spool(repo.path, *bad)
+    append_spool(repo.path, message_record(repo.path, id="after", cost=0.25))
+    c = commit(repo.path, "C", filename="c.txt")
+    report, export = _report_and_export(repo)
+    assert [(r["sha"], r["messages"]) for r in json.loads(report)] == [(a, 1), (c, 1)]
+    assert not pwned.exists()
+    log = (state_dir(repo.path) / "hook.log").read_text()
+    assert log.count("skipped an invalid commit record") == len(bad) and "Traceback" not in log
+    assert _rebuilt_export(repo) == (report, export)
+
+
+def test_a_message_in_a_relative_folder_belongs_to_no_worktree_wherever_the_flush_runs(repo, tmp_path):
+    """A message whose `cwd` was relative (".") went to the worktree holding the flush's own
+    folder: the repository's when flushed there, another (or none) when a rebuild ran elsewhere.
+    It now belongs to no worktree, in every flush."""
+    append_spool(repo.path, message_record(repo.path, id="relative", cwd="."))
+    append_spool(repo.path, message_record(repo.path, id="absolute", cost=0.25))
+    c = commit(repo.path, "C")
+    first = _report_and_export(repo)
+    assert [(r["sha"], r["messages"]) for r in json.loads(first[0])] == [(c, 1)]
+    for f in state_dir(repo.path).glob("state.db*"):
+        f.unlink()
+    assert periscope("flush", "--repo", str(repo.path), cwd=tmp_path).returncode == 0
+    report = periscope("report", "--format", "json", cwd=repo.path).stdout
+    assert report == first[0]
+
+
 def test_a_name_of_the_wrong_type_is_recorded_empty_and_the_message_kept(repo):
     """A number or an object where a plugin should have written a model, provider, agent, session,
     branch or title: the message's usage still counts (it was skipped whole before), the name is

@@ -135,7 +135,9 @@ class IngestContext:
 
     def worktree_of(self, cwd: str) -> str:
         """The worktree top holding `cwd` (the plugin sends the top already; older records may not)."""
-        if not cwd:
+        if not cwd.startswith("/"):
+            # None, or a relative folder: one that would be found from wherever the flush runs,
+            # not from what was recorded (a rebuild elsewhere gave it to another worktree).
             return ""
         wt = self._worktrees.get(cwd)
         if wt is None:

@@ -15,7 +15,6 @@ from typing import Any, Callable, Union
 from periscope_hooks import events, spool
 from periscope_hooks.agents import DEFAULT_CODING_AGENT
 from periscope_hooks.pricing import FAST
-from periscope_hooks.state import now_ms
 
 TOKEN_FIELDS = events.TOKEN_FIELDS
 
@@ -173,7 +172,36 @@ Record = Union[Message, Session, Commit, Rewrite, HoldExpired, WorktreeMoved, Re
 
 def _reflog_entry(value: Any) -> tuple[Any, Any, str]:
     value = value or {}
-    return (value.get("old"), value.get("new"), value.get("subject") or "")
+    subject = value.get("subject") or ""
+    if type(subject) is not str:  # the commit rules read it as text (rules.py): the record is skipped
+        raise ValueError(f"the reflog subject is not text: {str(subject)[:80]!r}")
+    return (_commit_or_none(value.get("old")), _commit_or_none(value.get("new")), subject)
+
+
+# A commit's name as the hooks write it: git's full hex object name (40 digits, 64 in a SHA-256
+# repository; fewer only from a hand-written line).  Checked for every commit a record names:
+# a name that is not one (a number, a list, "--output=FILE") reached `git log` as an argument, where
+# it stopped every later ingest for good (a TypeError outside the record's own try) or was read
+# as an option (stop 33's spool fuzzing).
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def commit_name(value: Any) -> str:
+    """`value` if it is a commit's hex name, else ValueError (the record is skipped)."""
+    if type(value) is not str or not 4 <= len(value) <= 64 or not _HEX.issuperset(value):
+        raise ValueError(f"not a commit's name: {str(value)[:80]!r}")
+    return value
+
+
+def _commit_or_none(value: Any) -> str | None:
+    """A reflog side: a commit's name, or None for anything else (the hooks write git's zeros for
+    none; the value is only compared, never handed to git)."""
+    return value if type(value) is str and 4 <= len(value) <= 64 and _HEX.issuperset(value) else None
+
+
+def _commits(value: Any) -> list[str] | None:
+    """A list of commits' names (parents, made, squashed), None when the record has none."""
+    return [commit_name(c) for c in value] if isinstance(value, list) else None
 
 
 def text(value: Any) -> str | None:
@@ -188,7 +216,14 @@ def text(value: Any) -> str | None:
 
 
 def _time(rec: dict[str, Any]) -> int:
-    return int(rec.get("time") or now_ms())
+    """A record's own time, required as a message's is: dated by the clock at ingest, a rebuild
+    from the spool made the same event (same id) with another time (stop 33's fuzzing)."""
+    when = rec.get("time")
+    if type(when) is int and when >= 0:
+        return when
+    if type(when) is float and math.isfinite(when) and when >= 0:
+        return int(when)
+    raise ValueError("the record has no time (milliseconds since 1970)")
 
 
 def message(rec: dict[str, Any]) -> Message:
@@ -276,28 +311,49 @@ def session(rec: dict[str, Any]) -> Session:
     )
 
 
+def _worktree(rec: dict[str, Any]) -> str:
+    """The worktree a hook record names: its absolute top, or "" (none).  A relative path would
+    name a folder by where the flush runs, not by what was recorded."""
+    worktree = str(rec.get("worktree") or "")
+    if worktree and not worktree.startswith("/"):
+        raise ValueError(f"the worktree is not an absolute path: {worktree[:80]!r}")
+    return worktree
+
+
+def _pairs(value: Any) -> list[list[str]]:
+    return [[commit_name(old), commit_name(new)] for old, new in (value or [])]
+
+
+# The hooks that write a commit record (post-checkout writes none).
+RECORDING_HOOKS = ("post-commit", "post-merge", "post-rewrite")
+
+
 def commit(rec: dict[str, Any]) -> Commit | Rewrite:
     hook = rec["hook"]
-    worktree = str(rec.get("worktree") or "")
+    if hook not in RECORDING_HOOKS:
+        raise ValueError(f"no hook of ours writes {str(hook)[:80]!r}")
+    worktree = _worktree(rec)
+    sha = commit_name(rec["sha"]) if rec.get("sha") else None
     if hook == "post-rewrite":
+        squashed, made = _commits(rec.get("squashed")), _commits(rec.get("made"))
         return Rewrite(
             worktree=worktree,
             command=str(rec.get("command") or "rebase"),
-            pairs=[[str(o), str(n)] for o, n in (rec.get("pairs") or [])],
+            pairs=_pairs(rec.get("pairs")),
             time=_time(rec),
             rebasing=bool(rec.get("rebasing")),
-            onto=str(rec["onto"]) if rec.get("onto") else None,
-            squashed=frozenset(str(o) for o in rec["squashed"]) if isinstance(rec.get("squashed"), list) else None,
-            head=str(rec["sha"]) if rec.get("sha") else None,
-            made=frozenset(str(c) for c in rec["made"]) if isinstance(rec.get("made"), list) else None,
+            onto=commit_name(rec["onto"]) if rec.get("onto") else None,
+            squashed=None if squashed is None else frozenset(squashed),
+            head=sha,
+            made=None if made is None else frozenset(made),
         )
     agent = rec.get("agent") or None
-    parents = rec.get("parents")
+    parents = _commits(rec.get("parents"))
     return Commit(
         hook=hook,
         worktree=worktree,
         time=_time(rec),
-        sha=rec.get("sha") or None,
+        sha=sha,
         branch=rec.get("branch"),
         reflog=_reflog_entry(rec.get("reflog")),
         reflog_prev=_reflog_entry(rec["reflog_prev"]) if rec.get("reflog_prev") else None,
@@ -307,7 +363,7 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
         agent=bool(agent),
         agent_session_id=(agent or {}).get("session_id"),
         agent_message_id=(agent or {}).get("message_id"),
-        parents=tuple(str(p) for p in parents) if isinstance(parents, list) else None,
+        parents=None if parents is None else tuple(parents),
         agent_tool_use_id=(agent or {}).get("tool_use_id"),
         rebase_stop=_rebase_stop(rec.get("rebase_stop")),
         rebase_break=rec.get("rebase_break") is True,
@@ -317,13 +373,13 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
 def _rebase_stop(value: Any) -> tuple[str, str] | None:
     if not isinstance(value, dict) or not value.get("commit") or not value.get("head"):
         return None
-    return (str(value["commit"]), str(value["head"]))
+    return (commit_name(value["commit"]), commit_name(value["head"]))
 
 
 def hold_expired(rec: dict[str, Any]) -> HoldExpired:
     return HoldExpired(
-        worktree=str(rec.get("worktree") or ""),
-        sha=str(rec["sha"]),
+        worktree=_worktree(rec),
+        sha=commit_name(rec["sha"]),
         commit_kind=str(rec["commit_kind"]),
         message_id=rec.get("message_id"),
         time=_time(rec),
@@ -336,8 +392,7 @@ def reconcile(rec: dict[str, Any]) -> Reconcile:
     command = str(rec["command"])
     if command not in COMMANDS:
         raise ValueError(f"unknown reconcile command {command!r}")
-    pairs = [[str(o), str(n)] for o, n in rec["pairs"]]
-    return Reconcile(command=command, pairs=pairs, time=int(rec["time"]))
+    return Reconcile(command=command, pairs=_pairs(rec["pairs"]), time=_time(rec))
 
 
 def hold_expired_line(worktree: str, sha: str, commit_kind: str, message_id: Any, time_ms: int) -> dict[str, Any]:
