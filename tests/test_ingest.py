@@ -124,6 +124,20 @@ def test_a_message_without_its_own_time_is_skipped_and_a_rebuild_makes_the_same_
     assert [e["message_id"] for e in repo.events("message")] == ["float-time"]
 
 
+def test_a_time_past_the_year_9999_skips_its_record_and_every_command_keeps_working(repo):
+    """An OpenCode time of 1e21 ms (found by fuzzing the plugin) reached `time.gmtime`, whose
+    OSError no record's try caught: every flush, report and status failed for good.  A message or
+    commit record dated before 1970 or after the year 9999 is now a logged skip."""
+    late = [message_record(repo.path, id=f"late-{i}", time=t) for i, t in enumerate((1e21, 2**62, -5, 2**63 - 1))]
+    append_spool(repo.path, *late, message_record(repo.path, id="ok", cost=0.25))
+    sha = commit(repo.path, "c1")
+    rows = json.loads(periscope("report", "--format", "json", cwd=repo.path).stdout)
+    assert [(r["sha"], r["messages"]) for r in rows] == [(sha, 1)]
+    assert periscope("status", cwd=repo.path).returncode == 0
+    log = (state_dir(repo.path) / "hook.log").read_text()
+    assert log.count("is not between 1970 and the year 10000") == len(late) and "Traceback" not in log
+
+
 def _rebuilt_export(repo) -> tuple[str, str]:
     """`report --by commit` and `export` after state.db and the local store are made again from
     the spool (the user's store: XDG_DATA_HOME)."""

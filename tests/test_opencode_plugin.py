@@ -413,6 +413,9 @@ def test_plugin_records_strings_or_nulls_whatever_opencode_sends(tmp_path):
     info["tokens"] = {"input": "10", "output": 5, "reasoning": None, "cache": "x"}
     info["time"] = {"created": 1, "completed": "soon"}
     no_id = _assistant(None, 3000, cwd=str(repo))
+    odd_numbers = _assistant("msg_numbers", 3500, cwd=str(repo))
+    odd_numbers["properties"]["info"]["tokens"] = {"input": 1.5, "output": 2.9, "cache": {"read": 5e-324}}
+    odd_numbers["properties"]["info"]["time"] = {"created": 1, "completed": 2**70}  # ingest skips past 9999
     long_title = "t" * 199 + "\U0001f600" + "x" * 5_000_000
     events = [
         {
@@ -431,6 +434,7 @@ def test_plugin_records_strings_or_nulls_whatever_opencode_sends(tmp_path):
         _assistant("msg_1", 1000, cwd=str(repo)),
         odd,
         no_id,
+        odd_numbers,
     ]
     _node_plugin(tmp_path, repo, events)
     spool = (repo / ".git" / "periscope" / "spool.jsonl").read_text()
@@ -444,15 +448,18 @@ def test_plugin_records_strings_or_nulls_whatever_opencode_sends(tmp_path):
     assert sessions["ses_3"]["title"] == "a\ufffd"
     assert len(sessions) == 3
     messages = [r for r in records if r["kind"] == "message"]
-    assert [m["id"] for m in messages] == ["msg_1", "msg_odd"]
+    assert [m["id"] for m in messages] == ["msg_1", "msg_odd", "msg_numbers"]
+    # Whole token counts (the schema's), and a time past the year 9999 replaced by the clock's.
+    assert messages[2]["tokens"] == {"input": 1, "output": 2, "reasoning": 0, "cache_read": 0, "cache_write": 0}
+    assert isinstance(messages[2]["time"], int) and messages[2]["time"] < 253402300800000
     odd_record = messages[1]
     assert [odd_record[k] for k in ("session_id", "provider", "model", "agent")] == [None] * 4
     assert odd_record["tokens"] == {"input": 0, "output": 5, "reasoning": 0, "cache_read": 0, "cache_write": 0}
     assert isinstance(odd_record["time"], int) and odd_record["cwd"] == os.path.realpath(repo)
     periscope("flush", cwd=repo)
     by_session = {r["session"]: r for r in report_json(repo, "session")}
-    assert by_session["ses_1"]["title"] == "t" * 199 + "\U0001f600" and by_session["ses_1"]["messages"] == 1
-    assert sum(r["messages"] for r in by_session.values()) == 2
+    assert by_session["ses_1"]["title"] == "t" * 199 + "\U0001f600" and by_session["ses_1"]["messages"] == 2
+    assert sum(r["messages"] for r in by_session.values()) == 3
 
 
 def test_records_wait_in_memory_while_the_spool_cannot_be_written(tmp_path):

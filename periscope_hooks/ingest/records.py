@@ -40,6 +40,10 @@ MAX_TITLE_CHARS = 200
 # costs ~$25: past these bounds a figure is a unit mistake, and the message is skipped with it.
 MAX_MESSAGE_COST = 10_000.0
 MAX_TOKENS = 10**12
+# A record's time is before the year 10000 (ms since 1970): an event's time is written with four
+# digits of year, and past ~2**31 years `time.gmtime` raises OSError, which no record's try caught
+# (an OpenCode time of 1e21 stopped every flush, report and status for good; stop 33's fuzzing).
+TIME_LIMIT_MS = 253_402_300_800_000
 HOLD_EXPIRED = "hold-expired"
 WORKTREE_MOVED = "worktree-moved"
 
@@ -219,11 +223,11 @@ def _time(rec: dict[str, Any]) -> int:
     """A record's own time, required as a message's is: dated by the clock at ingest, a rebuild
     from the spool made the same event (same id) with another time (stop 33's fuzzing)."""
     when = rec.get("time")
-    if type(when) is int and when >= 0:
+    if type(when) is int and 0 <= when < TIME_LIMIT_MS:
         return when
-    if type(when) is float and math.isfinite(when) and when >= 0:
+    if type(when) is float and 0 <= when < TIME_LIMIT_MS:  # NaN fails both comparisons
         return int(when)
-    raise ValueError("the record has no time (milliseconds since 1970)")
+    raise ValueError("the record has no time (milliseconds since 1970, before the year 10000)")
 
 
 def message(rec: dict[str, Any]) -> Message:
@@ -256,6 +260,8 @@ def message(rec: dict[str, Any]) -> Message:
         if type(when) is not float or not math.isfinite(when) or when < 0:
             raise ValueError("the message has no time (milliseconds since 1970)")
         when = int(when)
+    if not 0 <= when < TIME_LIMIT_MS:
+        raise ValueError(f"the message's time {when} is not between 1970 and the year 10000")
     cost = get("cost")
     dollars = float(cost or 0)
     if not math.isfinite(dollars):

@@ -22,6 +22,7 @@ const MAX_REMEMBERED = 5000;
 // A session title is the only free text recorded (OpenCode draws it from the conversation, short):
 // kept to this many characters, so no title can make a spool line too long to ingest (4 MiB).
 const MAX_TITLE_CHARS = 200;
+const TIME_LIMIT_MS = 253402300800000; // the year 10000 (records.TIME_LIMIT_MS)
 // Records the spool could not take (its folder unwritable, replaced by a file, the disk full) wait
 // here, at most this many per repository, and go in with the next record it takes.
 const MAX_UNWRITTEN = 1000;
@@ -80,7 +81,9 @@ function periscopeCommand(where) {
 // UTF-16 halves (a title cut through an emoji) become U+FFFD: ingest stores UTF-8.
 function text(x, max) {
   if (typeof x !== "string" || !x) return null;
-  if (max !== undefined && x.length > max) x = Array.from(x).slice(0, max).join("");
+  // Cut to `max` code points (never through an emoji) from at most 2 * max code units: splitting a
+  // whole 50 MB title first blocked OpenCode's event loop for 1.8 s (stop 33's plugin fuzzing).
+  if (max !== undefined && x.length > max) x = Array.from(x.slice(0, 2 * max)).slice(0, max).join("");
   return x.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
 }
 
@@ -338,22 +341,24 @@ export const PeriscopePlugin = async (ctx) => {
     const t = (typeof info.tokens === "object" && info.tokens) || {};
     const cache = (typeof t.cache === "object" && t.cache) || {};
     const num = (x) => (typeof x === "number" && isFinite(x) && x >= 0 ? x : 0);
+    const count = (x) => Math.floor(num(x)); // token counts are whole (the spool's schema)
     const completed = time.completed;
     append(where, {
       v: 1,
       kind: "message",
       id,
       session_id: sessionID,
-      time: typeof completed === "number" && isFinite(completed) && completed > 0 ? Math.floor(completed) : Date.now(),
+      // Before the year 10000 (ingest skips a later time): a bogus one is replaced by the clock's.
+      time: typeof completed === "number" && completed > 0 && completed < TIME_LIMIT_MS ? Math.floor(completed) : Date.now(),
       provider: text(info.providerID),
       model: text(info.modelID),
       agent: text(info.agent) || text(info.mode),
       tokens: {
-        input: num(t.input),
-        output: num(t.output),
-        reasoning: num(t.reasoning),
-        cache_read: num(cache.read),
-        cache_write: num(cache.write),
+        input: count(t.input),
+        output: count(t.output),
+        reasoning: count(t.reasoning),
+        cache_read: count(cache.read),
+        cache_write: count(cache.write),
       },
       cost: num(info.cost),
       cwd: where.top,
