@@ -27,7 +27,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,9 +328,12 @@ def decide(
     placed: Placement,
     copies: Iterable[str] = (),
     seen: Seen | None = None,
+    made_before: Callable[[Sequence[tuple[str, str]]], set[tuple[str, str]]] | None = None,
 ) -> tuple[list[Decision], int, Seen]:
     """The moves to make, how many linked commits were candidates, and what is now compared.
-    `copies`: commits the hooks recorded as cherry-picks; `seen`: what earlier runs compared.
+    `copies`: commits the hooks recorded as cherry-picks; `seen`: what earlier runs compared;
+    `made_before`: of (old, new) pairs, those whose new commit is known to come before the old
+    one (statedb.made_before).
     Only the commits `placed` asked git about can move: the others are shipped (present,
     reachable, on the main line), which no filter-repo entry or match moves."""
     copies = set(copies)
@@ -479,6 +482,7 @@ def decide(
             if not merged:
                 held |= on_branch
 
+    all_matches = _not_onto_older(all_matches, made_before)
     moves = matching.assign((m for m, _ in all_matches), wanted - moved - held)
     for _, commits in chains:
         for c in commits:
@@ -506,6 +510,27 @@ def decide(
             command = "forge-rebase"
         decisions.append(Decision(command, new, olds, tiers[olds[0]]))
     return decisions, len(candidates), now_seen
+
+
+def _not_onto_older(
+    matches: list[tuple[matching.Match, int]],
+    made_before: Callable[[Sequence[tuple[str, str]]], set[tuple[str, str]]] | None,
+) -> list[tuple[matching.Match, int]]:
+    """The matches less every move onto a commit known to come before the one it would replace
+    (recorded by the hooks first, or the commit it was amended or rebased from): not its
+    replacement but an older commit with the same change.  Stop 33's workflow sweep: an amended
+    commit that a rebase then skipped as already upstream went back to the commit it amended, and
+    a cherry-pick's copy reset away gave its usage to the original, both made before the usage
+    was.  Such a commit keeps its usage, unreachable, as a dropped one does."""
+    if made_before is None or not matches:
+        return matches
+    older = made_before(sorted({(o, m.new) for m, _ in matches for o in m.old}))
+    kept: list[tuple[matching.Match, int]] = []
+    for m, size in matches:
+        olds = tuple(o for o in m.old if (o, m.new) not in older)
+        if olds:
+            kept.append((m if olds == m.old else matching.Match(olds, m.new, m.tier), size))
+    return kept
 
 
 # --- driver -------------------------------------------------------------------------------
@@ -621,7 +646,9 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
         placed, gone = _placement(conn, common_dir, refs, forward, since, marks)
         copies = statedb.cherry_pick_commits(conn)
         seen = Seen.load(statedb.get_meta(conn, statedb.Meta.RECONCILE_SEEN))
-        decisions, outcome.candidates, seen = decide(common_dir, refs, placed, copies, seen)
+        decisions, outcome.candidates, seen = decide(
+            common_dir, refs, placed, copies, seen, lambda pairs: statedb.made_before(conn, pairs)
+        )
         if decisions:
             now = int(time.time() * 1000)
             for d in decisions:

@@ -973,6 +973,43 @@ def remember_cherry_pick(conn: sqlite3.Connection, sha: str) -> None:
     conn.execute("INSERT OR IGNORE INTO cherry_picks (sha) VALUES (?)", (sha,))
 
 
+def made_before(conn: sqlite3.Connection, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (old, new) pairs whose new commit came before the old one, as far as state.db knows:
+    the hooks recorded it first (its first link is the older), or the old commit was rewritten
+    from it (amended, rebased or moved, directly or through others).  Links through their UNIQUE
+    (sha, kind, worktree); rewrites by a scan per step back (no index on new_sha: run only for
+    reconciliation's matches, a few commits)."""
+    shas = sorted({c for pair in pairs for c in pair})
+    first: dict[str, int] = {}
+    for marks, chunk in _in_lists(shas):
+        first.update(conn.execute(f"SELECT sha, min(id) FROM links WHERE sha IN ({marks}) GROUP BY sha", chunk))
+    rewritten_from: dict[str, set[str]] = {}  # new -> the commits rewritten to it
+    frontier = {old for old, _ in pairs}
+    known = set(frontier)
+    while frontier:
+        for marks, chunk in _in_lists(sorted(frontier)):
+            for old, new in conn.execute(f"SELECT old_sha, new_sha FROM rewrites WHERE new_sha IN ({marks})", chunk):
+                rewritten_from.setdefault(new, set()).add(old)
+        frontier = {o for n in frontier for o in rewritten_from.get(n, ())} - known
+        known |= frontier
+
+    def before(sha: str) -> set[str]:
+        found: set[str] = set()
+        todo = [sha]
+        while todo:
+            for o in rewritten_from.get(todo.pop(), ()):
+                if o not in found:
+                    found.add(o)
+                    todo.append(o)
+        return found
+
+    return {
+        (old, new)
+        for old, new in pairs
+        if (new in first and old in first and first[new] < first[old]) or new in before(old)
+    }
+
+
 def cherry_pick_commits(conn: sqlite3.Connection) -> list[str]:
     """Commits the hooks recorded as cherry-picks (with usage or not), and every commit each was
     rewritten to since (amends, rebases, one after another): copies, never replacements.  Known

@@ -574,7 +574,6 @@ def test_a_commit_examined_on_a_branch_is_compared_again_once_it_is_lost(
     periscope("install-hooks", cwd=repo)
     append_spool(repo, message_record(repo, id="m1"))
     commit(repo, "A", filename="a.txt")
-    git(repo, "switch", "-q", "-c", "b1")
 
     def same_change(message: str) -> str:
         (repo / "x.txt").write_text("x\n")
@@ -582,15 +581,19 @@ def test_a_commit_examined_on_a_branch_is_compared_again_once_it_is_lost(
         git(repo, "commit", "-q", "-m", message)
         return git(repo, "rev-parse", "HEAD")
 
+    # The lost line is made first and its change reaches main later (a replacement is newer than
+    # what it replaces: stop 33 moves nothing onto a commit the hooks recorded before it).
+    git(repo, "switch", "-q", "-c", "b2")
+    append_spool(repo, message_record(repo, id="m3"))
+    again = same_change("X again")  # the same patch as X, on another branch
+    append_spool(repo, message_record(repo, id="m4"))
+    commit(repo, "Y", filename="y.txt")
+    git(repo, "switch", "-q", "-c", "b1", "main")
     append_spool(repo, message_record(repo, id="m2"))
     x = same_change("X")
     git(repo, "switch", "-q", "main")
     git(repo, "merge", "-q", "--ff-only", "b1")
-    git(repo, "switch", "-q", "-c", "b2", "HEAD~1")
-    append_spool(repo, message_record(repo, id="m3"))
-    again = same_change("X again")  # the same patch on another branch
-    append_spool(repo, message_record(repo, id="m4"))
-    commit(repo, "Y", filename="y.txt")
+    git(repo, "switch", "-q", "b2")
     git(repo, "reset", "-q", "--hard", "HEAD~1")  # Y lost; "X again" still on b2
     periscope("flush", cwd=repo)
     git(repo, "reset", "-q", "--hard", "HEAD~1")  # now lost too

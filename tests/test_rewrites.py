@@ -556,3 +556,43 @@ def test_a_commit_skipped_after_a_conflict_keeps_its_usage(rrepo, tmp_path, how)
     rewrite = [e for e in repo.events("rewrite") if e["command"] == "rebase"][-1]
     assert c not in {m["old"] for m in rewrite["mappings"]}
     check_notes(repo)
+
+
+def test_an_amend_a_rebase_skips_as_already_upstream_keeps_its_usage(repo):
+    """Stop 33's workflow sweep: c2 amended on a branch (the amend took new usage), then the branch
+    rebased onto main, where git skips the amend as already upstream (the same change as c2).
+    Reconciliation took the lost amend for a hook-less rewrite and moved its usage back onto c2,
+    the commit it amended, made before that usage.  It stays on the amend, unreachable."""
+    commit(repo.path, "c1", filename="c1.txt")
+    c2 = commit(repo.path, "c2", filename="c2.txt")
+    repo.git("switch", "-q", "-c", "topic")
+    usage(repo, 7)
+    repo.git("commit", "-q", "--amend", "-m", "c2 amended")
+    amended = repo.git("rev-parse", "HEAD").strip()
+    repo.git("rebase", "-q", "main")
+    assert repo.git("rev-parse", "HEAD").strip() == c2
+    by_sha = rows(repo)
+    assert by_sha[amended]["tokens"]["input"] == 7 and by_sha[amended]["reachable"] is False
+    assert c2 not in by_sha
+    assert [e["command"] for e in repo.events("rewrite")] == ["amend"]
+
+
+def test_a_cherry_picked_copy_reset_away_does_not_give_its_usage_to_the_original(repo):
+    """Stop 33's workflow sweep: X made on a side branch, cherry-picked to main (the copy took new
+    usage), the copy reset away and side fast-forwarded in.  Reconciliation moved the copy's usage
+    onto X, the original, made before it.  The copy keeps it, unreachable."""
+    commit(repo.path, "c1", filename="c1.txt")
+    repo.git("switch", "-q", "-c", "side")
+    usage(repo, 1)
+    x = commit(repo.path, "x", filename="x.txt")
+    repo.git("switch", "-q", "main")
+    usage(repo, 8)
+    repo.git("cherry-pick", "-x", x)
+    copy = repo.git("rev-parse", "HEAD").strip()
+    repo.flush()
+    repo.git("reset", "-q", "--hard", "HEAD~1")
+    repo.git("merge", "-q", "--ff-only", "side")
+    by_sha = rows(repo)
+    assert by_sha[x]["tokens"]["input"] == 1
+    assert by_sha[copy]["tokens"]["input"] == 8 and by_sha[copy]["reachable"] is False
+    assert total_input(repo) == 9
