@@ -34,7 +34,7 @@ from functools import cached_property
 
 TRIVIAL_CHANGES = 4  # changed lines at or below which a match needs the same author
 LINES_MIN_SIMILARITY = 0.6  # share of changed lines a forge-edited squash must keep
-_CHERRY_PICK_RE = re.compile(r"\(cherry picked from commit [0-9a-f]{7,64}\)")
+_CHERRY_PICK_RE = re.compile(r"\(cherry picked from commit ([0-9a-f]{7,64})\)")
 _SEP_RECORD = "\x1e"
 _SEP_FIELD = "\x1f"
 _SEP_END = "\x1d"
@@ -79,6 +79,7 @@ class CommitFacts:
     commit_time: int
     cherry_picked: bool  # the message says `(cherry picked from commit ...)`
     diff: Diff
+    picked_from: tuple[str, ...] = ()  # the commits those lines name (as written: full or cut)
 
 
 @dataclass(frozen=True)
@@ -314,8 +315,9 @@ def read_facts(common_dir: str, shas: Sequence[str]) -> dict[str, CommitFacts]:
             author_time=int(atime or 0),
             committer=committer.lower(),
             commit_time=int(ctime or 0),
-            cherry_picked=bool(_CHERRY_PICK_RE.search(body)),
+            cherry_picked=bool(picked_from := tuple(_CHERRY_PICK_RE.findall(body))),
             diff=parse_diff(patch),
+            picked_from=picked_from,
         )
     return facts
 

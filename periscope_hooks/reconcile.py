@@ -483,6 +483,7 @@ def decide(
                 held |= on_branch
 
     all_matches = _not_onto_older(all_matches, made_before)
+    all_matches = _not_onto_originals(all_matches, facts)
     moves = matching.assign((m for m, _ in all_matches), wanted - moved - held)
     for _, commits in chains:
         for c in commits:
@@ -528,6 +529,20 @@ def _not_onto_older(
     kept: list[tuple[matching.Match, int]] = []
     for m, size in matches:
         olds = tuple(o for o in m.old if (o, m.new) not in older)
+        if olds:
+            kept.append((m if olds == m.old else matching.Match(olds, m.new, m.tier), size))
+    return kept
+
+
+def _not_onto_originals(
+    matches: list[tuple[matching.Match, int]], facts: dict[str, matching.CommitFacts]
+) -> list[tuple[matching.Match, int]]:
+    """The matches less every move of a copy onto the commit it names as its original (`git
+    cherry-pick -x`), made before it: stop 33's workflow sweep (seed 653) had a copy a rebase
+    skipped give its usage to an original without usage of its own, which no link dates."""
+    kept: list[tuple[matching.Match, int]] = []
+    for m, size in matches:
+        olds = tuple(o for o in m.old if not (o in facts and any(m.new.startswith(p) for p in facts[o].picked_from)))
         if olds:
             kept.append((m if olds == m.old else matching.Match(olds, m.new, m.tier), size))
     return kept

@@ -596,3 +596,23 @@ def test_a_cherry_picked_copy_reset_away_does_not_give_its_usage_to_the_original
     assert by_sha[x]["tokens"]["input"] == 1
     assert by_sha[copy]["tokens"]["input"] == 8 and by_sha[copy]["reachable"] is False
     assert total_input(repo) == 9
+
+
+def test_a_cherry_pick_x_copy_a_rebase_skips_keeps_its_usage_off_its_original(repo):
+    """Stop 33's workflow sweep (seed 653): c4 made on a branch without usage, cherry-picked with
+    -x to main (the copy took usage), then main rebased onto the branch, where git skips the copy
+    as already there.  The original has no link to date it: reconciliation moved the copy's usage
+    onto it.  The copy's message names its original; the copy keeps its usage, unreachable."""
+    commit(repo.path, "c1", filename="c1.txt")
+    repo.git("switch", "-q", "-c", "b2")
+    commit(repo.path, "c3", filename="c3.txt")
+    c4 = commit(repo.path, "c4", filename="c4.txt")
+    repo.git("switch", "-q", "main")
+    usage(repo, 5)
+    repo.git("cherry-pick", "-x", c4)
+    copy = repo.git("rev-parse", "HEAD").strip()
+    repo.git("rebase", "-q", "b2")
+    assert repo.git("rev-parse", "HEAD").strip() == c4
+    by_sha = rows(repo)
+    assert by_sha[copy]["tokens"]["input"] == 5 and by_sha[copy]["reachable"] is False
+    assert c4 not in by_sha
