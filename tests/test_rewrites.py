@@ -558,6 +558,15 @@ def test_a_commit_skipped_after_a_conflict_keeps_its_usage(rrepo, tmp_path, how)
     check_notes(repo)
 
 
+def keeps_its_usage_off(repo, dropped, tokens, head):
+    """The rebase left HEAD at `head`, which takes none of `dropped`'s usage: it stays there, off
+    every branch."""
+    assert repo.git("rev-parse", "HEAD").strip() == head
+    by_sha = rows(repo)
+    assert by_sha[dropped]["tokens"]["input"] == tokens and by_sha[dropped]["reachable"] is False
+    assert head not in by_sha
+
+
 def test_an_amend_a_rebase_skips_as_already_upstream_keeps_its_usage(repo):
     """Stop 33's workflow sweep: c2 amended on a branch (the amend took new usage), then the branch
     rebased onto main, where git skips the amend as already upstream (the same change as c2).
@@ -570,10 +579,7 @@ def test_an_amend_a_rebase_skips_as_already_upstream_keeps_its_usage(repo):
     repo.git("commit", "-q", "--amend", "-m", "c2 amended")
     amended = repo.git("rev-parse", "HEAD").strip()
     repo.git("rebase", "-q", "main")
-    assert repo.git("rev-parse", "HEAD").strip() == c2
-    by_sha = rows(repo)
-    assert by_sha[amended]["tokens"]["input"] == 7 and by_sha[amended]["reachable"] is False
-    assert c2 not in by_sha
+    keeps_its_usage_off(repo, amended, 7, c2)
     assert [e["command"] for e in repo.events("rewrite")] == ["amend"]
 
 
@@ -612,7 +618,4 @@ def test_a_cherry_pick_x_copy_a_rebase_skips_keeps_its_usage_off_its_original(re
     repo.git("cherry-pick", "-x", c4)
     copy = repo.git("rev-parse", "HEAD").strip()
     repo.git("rebase", "-q", "b2")
-    assert repo.git("rev-parse", "HEAD").strip() == c4
-    by_sha = rows(repo)
-    assert by_sha[copy]["tokens"]["input"] == 5 and by_sha[copy]["reachable"] is False
-    assert c4 not in by_sha
+    keeps_its_usage_off(repo, copy, 5, c4)
