@@ -77,9 +77,12 @@ class CommitFacts:
     author_time: int
     committer: str
     commit_time: int
-    cherry_picked: bool  # the message says `(cherry picked from commit ...)`
+    picked_from: tuple[str, ...]  # the commits its `(cherry picked from commit ...)` lines name, as written
     diff: Diff
-    picked_from: tuple[str, ...] = ()  # the commits those lines name (as written: full or cut)
+
+    @property
+    def cherry_picked(self) -> bool:
+        return bool(self.picked_from)
 
 
 @dataclass(frozen=True)
@@ -315,9 +318,8 @@ def read_facts(common_dir: str, shas: Sequence[str]) -> dict[str, CommitFacts]:
             author_time=int(atime or 0),
             committer=committer.lower(),
             commit_time=int(ctime or 0),
-            cherry_picked=bool(picked_from := tuple(_CHERRY_PICK_RE.findall(body))),
+            picked_from=tuple(_CHERRY_PICK_RE.findall(body)),
             diff=parse_diff(patch),
-            picked_from=picked_from,
         )
     return facts
 

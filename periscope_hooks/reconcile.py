@@ -482,8 +482,20 @@ def decide(
             if not merged:
                 held |= on_branch
 
-    all_matches = _not_onto_older(all_matches, made_before)
-    all_matches = _not_onto_originals(all_matches, facts)
+    # Never onto a commit known to come before the one it would replace (recorded by the hooks
+    # first, or the commit it was amended or rebased from), nor a `cherry-pick -x` copy onto the
+    # original it names: an older commit with the same change, not its replacement.  Stop 33's
+    # workflow sweep: an amend a rebase then skipped as already upstream went back to the commit
+    # it amended; a cherry-pick's copy reset away (or skipped by a rebase) gave its usage to its
+    # original, made before that usage, one without usage of its own (no link dates it) named by
+    # the copy's trailer alone.  Such a commit keeps its usage, unreachable, as a dropped one does.
+    older = made_before(sorted({(o, m.new) for m, _ in all_matches for o in m.old})) if made_before else set()
+    all_matches = _without_moves(
+        all_matches,
+        lambda old, new: (
+            (old, new) in older or (old in facts and any(new.startswith(p) for p in facts[old].picked_from))
+        ),
+    )
     moves = matching.assign((m for m, _ in all_matches), wanted - moved - held)
     for _, commits in chains:
         for c in commits:
@@ -513,36 +525,13 @@ def decide(
     return decisions, len(candidates), now_seen
 
 
-def _not_onto_older(
-    matches: list[tuple[matching.Match, int]],
-    made_before: Callable[[Sequence[tuple[str, str]]], set[tuple[str, str]]] | None,
+def _without_moves(
+    matches: list[tuple[matching.Match, int]], refused: Callable[[str, str], bool]
 ) -> list[tuple[matching.Match, int]]:
-    """The matches less every move onto a commit known to come before the one it would replace
-    (recorded by the hooks first, or the commit it was amended or rebased from): not its
-    replacement but an older commit with the same change.  Stop 33's workflow sweep: an amended
-    commit that a rebase then skipped as already upstream went back to the commit it amended, and
-    a cherry-pick's copy reset away gave its usage to the original, both made before the usage
-    was.  Such a commit keeps its usage, unreachable, as a dropped one does."""
-    if made_before is None or not matches:
-        return matches
-    older = made_before(sorted({(o, m.new) for m, _ in matches for o in m.old}))
+    """The matches less each old commit whose move onto the match's new one is `refused`."""
     kept: list[tuple[matching.Match, int]] = []
     for m, size in matches:
-        olds = tuple(o for o in m.old if (o, m.new) not in older)
-        if olds:
-            kept.append((m if olds == m.old else matching.Match(olds, m.new, m.tier), size))
-    return kept
-
-
-def _not_onto_originals(
-    matches: list[tuple[matching.Match, int]], facts: dict[str, matching.CommitFacts]
-) -> list[tuple[matching.Match, int]]:
-    """The matches less every move of a copy onto the commit it names as its original (`git
-    cherry-pick -x`), made before it: stop 33's workflow sweep (seed 653) had a copy a rebase
-    skipped give its usage to an original without usage of its own, which no link dates."""
-    kept: list[tuple[matching.Match, int]] = []
-    for m, size in matches:
-        olds = tuple(o for o in m.old if not (o in facts and any(m.new.startswith(p) for p in facts[o].picked_from)))
+        olds = tuple(o for o in m.old if not refused(o, m.new))
         if olds:
             kept.append((m if olds == m.old else matching.Match(olds, m.new, m.tier), size))
     return kept

@@ -190,22 +190,26 @@ def _reflog_entry(value: Any) -> tuple[Any, Any, str]:
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-def commit_name(value: Any) -> str:
+def _is_commit_name(value: Any) -> bool:
+    return type(value) is str and 4 <= len(value) <= 64 and _HEX.issuperset(value)
+
+
+def _commit_name(value: Any) -> str:
     """`value` if it is a commit's hex name, else ValueError (the record is skipped)."""
-    if type(value) is not str or not 4 <= len(value) <= 64 or not _HEX.issuperset(value):
+    if not _is_commit_name(value):
         raise ValueError(f"not a commit's name: {str(value)[:80]!r}")
-    return value
+    return str(value)
 
 
 def _commit_or_none(value: Any) -> str | None:
     """A reflog side: a commit's name, or None for anything else (the hooks write git's zeros for
     none; the value is only compared, never handed to git)."""
-    return value if type(value) is str and 4 <= len(value) <= 64 and _HEX.issuperset(value) else None
+    return str(value) if _is_commit_name(value) else None
 
 
 def _commits(value: Any) -> list[str] | None:
     """A list of commits' names (parents, made, squashed), None when the record has none."""
-    return [commit_name(c) for c in value] if isinstance(value, list) else None
+    return [_commit_name(c) for c in value] if isinstance(value, list) else None
 
 
 def text(value: Any) -> str | None:
@@ -327,7 +331,7 @@ def _worktree(rec: dict[str, Any]) -> str:
 
 
 def _pairs(value: Any) -> list[list[str]]:
-    return [[commit_name(old), commit_name(new)] for old, new in (value or [])]
+    return [[_commit_name(old), _commit_name(new)] for old, new in (value or [])]
 
 
 # The hooks that write a commit record (post-checkout writes none).
@@ -339,7 +343,7 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
     if hook not in RECORDING_HOOKS:
         raise ValueError(f"no hook of ours writes {str(hook)[:80]!r}")
     worktree = _worktree(rec)
-    sha = commit_name(rec["sha"]) if rec.get("sha") else None
+    sha = _commit_name(rec["sha"]) if rec.get("sha") else None
     if hook == "post-rewrite":
         squashed, made = _commits(rec.get("squashed")), _commits(rec.get("made"))
         return Rewrite(
@@ -348,7 +352,7 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
             pairs=_pairs(rec.get("pairs")),
             time=_time(rec),
             rebasing=bool(rec.get("rebasing")),
-            onto=commit_name(rec["onto"]) if rec.get("onto") else None,
+            onto=_commit_name(rec["onto"]) if rec.get("onto") else None,
             squashed=None if squashed is None else frozenset(squashed),
             head=sha,
             made=None if made is None else frozenset(made),
@@ -379,13 +383,13 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
 def _rebase_stop(value: Any) -> tuple[str, str] | None:
     if not isinstance(value, dict) or not value.get("commit") or not value.get("head"):
         return None
-    return (commit_name(value["commit"]), commit_name(value["head"]))
+    return (_commit_name(value["commit"]), _commit_name(value["head"]))
 
 
 def hold_expired(rec: dict[str, Any]) -> HoldExpired:
     return HoldExpired(
         worktree=_worktree(rec),
-        sha=commit_name(rec["sha"]),
+        sha=_commit_name(rec["sha"]),
         commit_kind=str(rec["commit_kind"]),
         message_id=rec.get("message_id"),
         time=_time(rec),
