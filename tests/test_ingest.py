@@ -120,7 +120,7 @@ def test_a_message_without_its_own_time_is_skipped_and_a_rebuild_makes_the_same_
     assert set(events) == {"float-time"} and events["float-time"]["time"] == "2025-11-24T16:00:00.123Z"
     assert (state_dir(repo.path) / "hook.log").read_text().count("the message has no time") == 2
     for f in state_dir(repo.path).glob("state.db*"):  # a rebuild from the spool
-        f.unlink()
+        f.unlink(missing_ok=True)
     assert [e["message_id"] for e in repo.events("message")] == ["float-time"]
 
 
@@ -144,9 +144,9 @@ def _rebuilt_export(repo) -> tuple[str, str]:
     import os
 
     for f in state_dir(repo.path).glob("state.db*"):
-        f.unlink()
+        f.unlink(missing_ok=True)
     for f in Path(os.environ["XDG_DATA_HOME"]).glob("periscope/events.db*"):
-        f.unlink()
+        f.unlink(missing_ok=True)
     return _report_and_export(repo)
 
 
@@ -212,7 +212,7 @@ def test_a_message_in_a_relative_folder_belongs_to_no_worktree_wherever_the_flus
     first = _report_and_export(repo)
     assert [(r["sha"], r["messages"]) for r in json.loads(first[0])] == [(c, 1)]
     for f in state_dir(repo.path).glob("state.db*"):
-        f.unlink()
+        f.unlink(missing_ok=True)
     assert periscope("flush", "--repo", str(repo.path), cwd=tmp_path).returncode == 0
     report = periscope("report", "--format", "json", cwd=repo.path).stdout
     assert report == first[0]
