@@ -163,6 +163,12 @@ def test_compact_writes_event_bodies_with_orjson_where_they_agree() -> None:
         assert jsonout._has_exponent(text), text
     for text in (b'{"sha":"3e4f","id":"d1e-5"}', b'{"model":"claude-3e-5"}', b'{"e1":1}', b'"1e5"'):
         assert not jsonout._has_exponent(text), text
+    # A commit's time is whole seconds: "...:30.000Z" is a string's, not a small float's.
+    commit = {"cost": 0.2479, "time": "2025-11-24T16:00:30.000Z", "type": "commit"}
+    assert jsonout.compact(commit) == orjson.dumps(commit, option=orjson.OPT_SORT_KEYS).decode()
+    assert not jsonout._has_small_float(orjson.dumps(commit))
+    for text in (b'{"a":0.000099}', b"[0.0005]", b'{"a":-0.00001}', b"0.0002", b'{"a":[1,0.0001]}'):
+        assert jsonout._has_small_float(text), text
 
 
 def test_json_float_is_json_dumps() -> None:
