@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -417,6 +418,10 @@ def test_plugin_records_strings_or_nulls_whatever_opencode_sends(tmp_path):
     odd_numbers["properties"]["info"]["tokens"] = {"input": 1.5, "output": 2.9, "cache": {"read": 5e-324}}
     odd_numbers["properties"]["info"]["time"] = {"created": 1, "completed": 2**70}  # ingest skips past 9999
     long_title = "t" * 199 + "\U0001f600" + "x" * 5_000_000
+    # A model, agent and ids of a few MB: cut (names) or recorded as their digest (ids), so the
+    # line stays short enough to ingest and the message's usage is kept.
+    huge = _assistant("m" * 3_000_000, 3600, sid="s" * 3_000_000, cwd=str(repo))
+    huge["properties"]["info"].update(modelID="M" * 3_000_000, agent="a" * 3_000_000)
     events = [
         {
             "type": "session.created",
@@ -431,10 +436,15 @@ def test_plugin_records_strings_or_nulls_whatever_opencode_sends(tmp_path):
                 }
             }
         },
+        # Two sessions' facts that joined with a NUL separator were the same key: the second
+        # (title "a", parent "\0b" -> title "a\0", parent "b") was never written.
+        {"type": "session.created", "properties": {"info": {"id": "ses_4", "title": "a", "parentID": "\0b"}}},
+        {"type": "session.updated", "properties": {"info": {"id": "ses_4", "title": "a\0", "parentID": "b"}}},
         _assistant("msg_1", 1000, cwd=str(repo)),
         odd,
         no_id,
         odd_numbers,
+        huge,
     ]
     _node_plugin(tmp_path, repo, events)
     spool = (repo / ".git" / "periscope" / "spool.jsonl").read_text()
@@ -442,13 +452,21 @@ def test_plugin_records_strings_or_nulls_whatever_opencode_sends(tmp_path):
     validator = jsonschema.Draft202012Validator(schemas.load("spool-record"))
     for record in records:
         validator.validate(record)
+    assert max(map(len, spool.splitlines())) < 2000
+    assert [(r["title"], r["parent_id"]) for r in records if r.get("session_id") == "ses_4"] == [
+        ("a", "\0b"),
+        ("a\0", "b"),
+    ]
     sessions = {r["session_id"]: r for r in records if r["kind"] == "session"}
     assert sessions["ses_1"]["title"] == "t" * 199 + "\U0001f600"
     assert sessions["ses_2"]["title"] is None and sessions["ses_2"]["parent_id"] is None
     assert sessions["ses_3"]["title"] == "a\ufffd"
-    assert len(sessions) == 3
+    assert len(sessions) == 4
     messages = [r for r in records if r["kind"] == "message"]
-    assert [m["id"] for m in messages] == ["msg_1", "msg_odd", "msg_numbers"]
+    digest = "sha256:" + hashlib.sha256(b"m" * 3_000_000).hexdigest()
+    assert [m["id"] for m in messages] == ["msg_1", "msg_odd", "msg_numbers", digest]
+    assert messages[3]["session_id"] == "sha256:" + hashlib.sha256(b"s" * 3_000_000).hexdigest()
+    assert (messages[3]["model"], messages[3]["agent"]) == ("M" * 200, "a" * 200)
     # Whole token counts (the schema's), and a time past the year 9999 replaced by the clock's.
     assert messages[2]["tokens"] == {"input": 1, "output": 2, "reasoning": 0, "cache_read": 0, "cache_write": 0}
     assert isinstance(messages[2]["time"], int) and messages[2]["time"] < 253402300800000
@@ -459,7 +477,7 @@ def test_plugin_records_strings_or_nulls_whatever_opencode_sends(tmp_path):
     periscope("flush", cwd=repo)
     by_session = {r["session"]: r for r in report_json(repo, "session")}
     assert by_session["ses_1"]["title"] == "t" * 199 + "\U0001f600" and by_session["ses_1"]["messages"] == 2
-    assert sum(r["messages"] for r in by_session.values()) == 3
+    assert sum(r["messages"] for r in by_session.values()) == 4
 
 
 def test_records_wait_in_memory_while_the_spool_cannot_be_written(tmp_path):

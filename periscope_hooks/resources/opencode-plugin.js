@@ -7,6 +7,7 @@
 // the network, and never prints: its own problems go to plugin.log beside the spool.
 // `periscope install-opencode` installs a copy with the interpreter baked in below.
 import { spawn, execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -22,6 +23,10 @@ const MAX_REMEMBERED = 5000;
 // A session title is the only free text recorded (OpenCode draws it from the conversation, short):
 // kept to this many characters, so no title can make a spool line too long to ingest (4 MiB).
 const MAX_TITLE_CHARS = 200;
+// Names (model, provider, agent) are cut the same way, and an id longer than this is recorded as
+// its digest: a model or id of a few MB made a line ingest skips, and the message's usage was lost.
+const MAX_NAME_CHARS = 200;
+const MAX_ID_CHARS = 200;
 const TIME_LIMIT_MS = 253402300800000; // the year 10000 (records.TIME_LIMIT_MS)
 // Records the spool could not take (its folder unwritable, replaced by a file, the disk full) wait
 // here, at most this many per repository, and go in with the next record it takes.
@@ -85,6 +90,13 @@ function text(x, max) {
   // whole 50 MB title first blocked OpenCode's event loop for 1.8 s (stop 33's plugin fuzzing).
   if (max !== undefined && x.length > max) x = Array.from(x.slice(0, 2 * max)).slice(0, max).join("");
   return x.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+}
+
+// An id as recorded: a string (as text() makes it), one past MAX_ID_CHARS as "sha256:" + its
+// digest (distinct ids stay distinct, the same id is the same record, shell.env's ids match).
+function ident(x) {
+  const t = text(x);
+  return t && t.length > MAX_ID_CHARS ? "sha256:" + createHash("sha256").update(t).digest("hex") : t;
 }
 
 function readText(p) {
@@ -321,8 +333,8 @@ export const PeriscopePlugin = async (ctx) => {
   };
 
   const onAssistant = async (info) => {
-    const id = text(info.id);
-    const sessionID = text(info.sessionID);
+    const id = ident(info.id);
+    const sessionID = ident(info.sessionID);
     const time = (typeof info.time === "object" && info.time) || {};
     if (time.completed) {
       if (sessionID && inflight.get(sessionID) === id) inflight.delete(sessionID);
@@ -350,9 +362,9 @@ export const PeriscopePlugin = async (ctx) => {
       session_id: sessionID,
       // Before the year 10000 (ingest skips a later time): a bogus one is replaced by the clock's.
       time: typeof completed === "number" && completed > 0 && completed < TIME_LIMIT_MS ? Math.floor(completed) : Date.now(),
-      provider: text(info.providerID),
-      model: text(info.modelID),
-      agent: text(info.agent) || text(info.mode),
+      provider: text(info.providerID, MAX_NAME_CHARS),
+      model: text(info.modelID, MAX_NAME_CHARS),
+      agent: text(info.agent, MAX_NAME_CHARS) || text(info.mode, MAX_NAME_CHARS),
       tokens: {
         input: count(t.input),
         output: count(t.output),
@@ -369,7 +381,7 @@ export const PeriscopePlugin = async (ctx) => {
   };
 
   const onSession = async (info) => {
-    const id = text(info.id);
+    const id = ident(info.id);
     if (!id) return;
     const directory = text(info.directory);
     if (directory) {
@@ -377,9 +389,9 @@ export const PeriscopePlugin = async (ctx) => {
       bound(sessionDirs);
     }
     const title = text(info.title, MAX_TITLE_CHARS);
-    const parent = text(info.parentID);
-    const agent = text(info.agent);
-    const key = [title || "", parent || "", agent || ""].join("\0");
+    const parent = ident(info.parentID);
+    const agent = text(info.agent, MAX_NAME_CHARS);
+    const key = JSON.stringify([title, parent, agent]); // joined with a separator, "a\0" + "b" was "a" + "\0b"
     if (sessions.get(id) === key) return;
     sessions.set(id, key);
     bound(sessions);
@@ -410,10 +422,11 @@ export const PeriscopePlugin = async (ctx) => {
     // belongs to, so a `git commit` it makes is attributed to the agent.
     "shell.env": async (input, output) => {
       try {
-        if (!input || !input.sessionID || !output) return;
+        const sessionID = input && ident(input.sessionID);
+        if (!sessionID || !output) return;
         output.env = output.env || {};
-        output.env.PERISCOPE_SESSION_ID = input.sessionID;
-        const mid = inflight.get(input.sessionID);
+        output.env.PERISCOPE_SESSION_ID = sessionID;
+        const mid = inflight.get(sessionID);
         if (mid) output.env.PERISCOPE_MESSAGE_ID = mid;
       } catch {}
     },
