@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from periscope_hooks.jsonout import compact
+from periscope_hooks.output import one_line
 
 NOTES_REF = "refs/notes/periscope"
 JSON_PREFIX = "periscope-json: "
@@ -38,8 +39,10 @@ def note_text(data: dict[str, Any]) -> str:
         f"AI usage: {usage['messages']} message(s), {cost}, origin {data.get('origin')}",
         f"tokens: input {t['input']}, output {t['output']}, reasoning {t['reasoning']},"
         f" cache read {t['cache_read']}, cache write {t['cache_write']}",
-        f"models: {models}",
-        f"sessions: {sessions}",
+        # One line each: a title (the agent's, from the conversation) with a line break forged
+        # note lines, a `periscope-json:` line among them, in the note the team pushes.
+        f"models: {one_line(models)}",
+        f"sessions: {one_line(sessions)}",
         "",
         JSON_PREFIX + compact(data),
     ]

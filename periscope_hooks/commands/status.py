@@ -159,7 +159,8 @@ def status(repo: str | None) -> int:
     lines.extend(claude_code_lines(dirs.worktree if dirs else None))
     width = max(len(label) for label, _ in lines)
     for label, text in lines:
-        output.out(f"{label.ljust(width)}  {text}")
+        # One line each: a receiver's reason, a plugin log entry or a path may hold a line break.
+        output.out(output.one_line(f"{label.ljust(width)}  {text}"))
     if _unreadable:
         # Every line is out; the failure itself is then reported (and logged) like any other.
         raise _unreadable.pop()

@@ -186,7 +186,7 @@ export const PeriscopePlugin = async (ctx) => {
   const repos = new Map(); // directory -> Promise<{spool, stateDir, repo|null, top}>
   const recorded = new Set(); // message ids already written
   const inflight = new Map(); // sessionID -> id of its unfinished assistant message
-  const sessions = new Map(); // sessionID -> "title\0parent\0agent" last written
+  const sessions = new Map(); // sessionID -> JSON of [title, parent, agent] last written
   const sessionDirs = new Map(); // sessionID -> directory
   let flushRunning = 0; // flushers started by this plugin and not yet exited
   let flushTimer = null;
@@ -203,7 +203,10 @@ export const PeriscopePlugin = async (ctx) => {
         try {
           if (fs.statSync(file).size > MAX_LOG_BYTES) fs.renameSync(file, file + ".1");
         } catch {}
-        fs.appendFileSync(file, `${new Date().toISOString()} ${message}\n`);
+        // One line that prints as it reads (logfile.CONTROL_ESCAPES): what it quotes (an event's
+        // type, an error's text) could hold a line break or a terminal escape.
+        const line = String(message).replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
+        fs.appendFileSync(file, `${new Date().toISOString()} ${line}\n`);
         return;
       } catch {}
     }
