@@ -2,7 +2,8 @@
 
 Only one flusher runs per repository (an flock on flush.lock).  A background
 flusher that finds the lock taken exits at once; the running one re-checks the
-spool after releasing the lock, so a record appended meanwhile is never left
+spool after releasing the lock (a background one flushes again, a foreground one
+starts a background flusher), so a record appended meanwhile is never left
 waiting for the next commit.
 """
 
@@ -165,7 +166,16 @@ def flush_state_dir(
                     conn.close()
             finally:
                 lock.release()
-            if wait or not _work_left(state_dir):
+            if not _work_left(state_dir):
+                return result
+            if wait:
+                # Records came while this foreground flush held the lock (a commit meanwhile: its
+                # flusher found the lock taken and left, counting on us to look again).  A flusher
+                # in the background takes them, and this flush ends within its budget, as it says
+                # (they waited for the next commit or message; found by a chaos sweep).
+                from periscope_hooks.hook import spawn_background_flush
+
+                spawn_background_flush(str(state_dir))
                 return result
     finally:
         lock.close()

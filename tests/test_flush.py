@@ -133,3 +133,50 @@ def test_a_state_folder_that_cannot_be_written_is_said_in_one_line(repo):
     assert proc.stderr.startswith(f"error: cannot write {sd / 'flush.lock'} (Is a directory) hint: ")
     assert "must be writable" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_records_that_come_while_a_foreground_flush_holds_the_lock_are_flushed(repo):
+    """A commit made while a foreground flush retried delivery: its flusher found the lock taken and
+    left, and the foreground flush ended without looking at the spool again, so the commit waited
+    for the next commit or message (a chaos sweep).  Now a flusher in the background takes it."""
+    import socket
+
+    from periscope_hooks import paths
+    from periscope_hooks.state import open_state_db
+
+    with socket.socket() as s:  # a port nothing listens on: refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = point_config_at(f"http://127.0.0.1:{port}/v1/events")
+    append_spool(repo.path, message_record(repo.path, id="before"))
+    env = {**os.environ, "PERISCOPE_FLUSH_BUDGET": "3", "PERISCOPE_BACKOFF_BASE": "0.2"}
+    foreground = subprocess.Popen(
+        [sys.executable, "-m", "periscope_hooks", "flush"], cwd=repo.path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert foreground.stderr is not None
+    assert foreground.stderr.readline().startswith("delivery failed")  # it holds the lock, retrying
+    append_spool(repo.path, message_record(repo.path, id="meanwhile"))
+    sd = state_dir(repo.path)
+    periscope("_background-flush", str(sd))  # what the commit's hook starts: the lock is taken, it leaves
+    config.unlink()  # the local store from now on
+    foreground.communicate(timeout=60)
+
+    def stored() -> bool:
+        conn = open_state_db(sd)
+        try:
+            return conn.execute("SELECT 1 FROM messages WHERE id = 'meanwhile'").fetchone() is not None
+        finally:
+            conn.close()
+
+    deadline = time.monotonic() + 30
+    while not stored() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stored(), (sd / paths.HOOK_LOG_NAME).read_text() if (sd / paths.HOOK_LOG_NAME).exists() else "no log"
+    from periscope_hooks.sinks.local import iter_events  # read, not flushed first (repo.events flushes)
+
+    def delivered() -> bool:
+        return any(e.get("message_id") == "meanwhile" for e in iter_events("message"))
+
+    while not delivered() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert delivered()
