@@ -55,6 +55,23 @@ def test_garbage_is_counted_unknown_versions_kept_torn_line_waits(tmp_path):
     assert result.messages == 1 and result.skipped == 1
 
 
+def test_records_glued_by_a_lost_newline_are_each_ingested(tmp_path):
+    """A writer that stopped after its record's last byte (the disk full) left no newline: the next
+    record was glued to it, and the line kept only the last record (the first was skipped as
+    garbage, its usage lost).  A torn fragment before a record is still skipped, once."""
+    sd = tmp_path / "periscope"
+    sd.mkdir()
+    rec = [json.dumps(message_record(None, id=f"g{i}", cwd="")).encode() for i in range(4)]
+    fragment = rec[3][:-40]
+    (sd / "spool.jsonl").write_bytes(rec[0] + rec[1] + rec[2] + b"\n" + fragment + rec[3] + b"\n")
+    result = process_spool(sd)
+    assert (result.messages, result.skipped) == (4, 1)
+    conn = open_state_db(sd)
+    assert [r[0] for r in conn.execute("SELECT id FROM messages ORDER BY spool_offset")] == ["g0", "g1", "g2", "g3"]
+    offsets = [r[0] for r in conn.execute("SELECT spool_offset FROM messages ORDER BY spool_offset")]
+    assert offsets[:3] == [0, len(rec[0]), len(rec[0]) + len(rec[1])]  # each record's own byte
+
+
 def test_invalid_record_fields_are_skipped_not_fatal(tmp_path):
     sd = tmp_path / "periscope"
     bad = message_record(None, id="bad", cwd="")
