@@ -49,6 +49,38 @@ def test_damaged_pages_are_repaired_by_the_first_command_and_status_runs(
     assert "rebuilt" in periscope("status", cwd=repo.path).stdout
 
 
+def test_a_flusher_that_meets_a_damaged_page_rebuilds_and_flushes_on(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A damaged page the periodic check had not caught, met by the flusher a commit starts: it
+    logged a traceback and left, and the commit waited for the next flush.  Now it says so in one
+    line, moves state.db aside, rebuilds it from the spool and delivers the commit in the same run."""
+    import sqlite3
+
+    from periscope_hooks import paths
+    from periscope_hooks.sinks.local import iter_events
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")  # the flusher below is run by hand
+    _history(repo)
+    sd = state_dir(repo.path)
+    db = sd / "state.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sqlite_autoindex_messages_1'").fetchone()
+    (page,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    with open(db, "r+b") as f:  # the messages' id index, which storing the next message reads
+        f.seek((root - 1) * page)
+        f.write(b"\xa5" * page)
+    append_spool(repo.path, message_record(repo.path, id="after-damage"))
+    sha = commit(repo.path, "after the damage", filename="late.txt")
+    periscope("_background-flush", str(sd))  # what the commit's hook starts
+    log = (sd / paths.HOOK_LOG_NAME).read_text()
+    assert "Traceback" not in log and "state.db is damaged" in log, log
+    assert list(sd.glob("state.db.corrupt-*"))
+    assert any(e["commit"]["sha"] == sha for e in iter_events("commit"))  # read, not flushed first
+
+
 def _read_only_run(sd: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run `periscope args` with the state folder read-only, for root too (a read-only bind mount
     in a user namespace)."""
