@@ -92,6 +92,28 @@ def test_interactive_rebase_reword_squash_fixup_drop(rrepo):
     check_notes(repo)
 
 
+def test_an_empty_fixup_that_leaves_its_target_the_same_commit_gives_it_its_usage(rrepo):
+    """An empty commit fixed up into the commit before it, in the second that commit was made,
+    leaves it byte for byte the same (same SHA): git's pairs are A->A and B->A with B squashed, and
+    the rebase made no commit.  B's usage stayed on B, which no branch holds (a workflow sweep)."""
+    repo = rrepo
+    dates = {"GIT_COMMITTER_DATE": "1790000000 +0000", "GIT_AUTHOR_DATE": "1790000000 +0000"}
+    git(repo.path, "commit", "-q", "--allow-empty", "-m", "base", env=dates)
+    usage(repo, 1)
+    (repo.path / "a.txt").write_text("a\n")
+    git(repo.path, "add", "a.txt")
+    git(repo.path, "commit", "-q", "-m", "A", env=dates)
+    a = repo.git("rev-parse", "HEAD")
+    usage(repo, 10)
+    git(repo.path, "commit", "-q", "--allow-empty", "-m", "B", env=dates)
+    git(repo.path, "rebase", "-q", "-i", "HEAD~2", env={**dates, "GIT_SEQUENCE_EDITOR": "sed -i '2s/^pick/fixup/'"})
+    assert repo.git("rev-parse", "HEAD") == a  # the very same commit
+    r = rows(repo)
+    assert r[a]["tokens"]["input"] == 11 and total_input(repo) == 11, r
+    assert same_after_a_rebuild(repo)[a]["tokens"]["input"] == 11
+    check_notes(repo)
+
+
 def test_fixup_commit_and_autosquash(rrepo):
     repo = rrepo
     commit(repo.path, "base", filename="base.txt")

@@ -247,8 +247,12 @@ def rebase_moves(
             continue  # HEAD when the pick was skipped: a commit made at a `break`, not the pick's
         taken.add(new)
         target = settle(lives_on_in(new, old) or new)
-        if made is not None and target != old and target not in made:
-            continue  # git named a commit that was there before the rebase: this pick made nothing
+        folded = squashed is not None and old in squashed and new == previous  # a fixup or squash into the pick before
+        if made is not None and target != old and target not in made and not folded:
+            # git named a commit that was there before the rebase: this pick made nothing.  Not a
+            # fixup into the pick before it: an empty one, in the second that pick was made,
+            # leaves it byte for byte the same commit (made lists none), and it holds the usage.
+            continue
         if target != old:
             moves.append([old, target])
             moves.extend([a, target] for a in replaced_amends(old, target))
