@@ -180,3 +180,23 @@ def test_records_that_come_while_a_foreground_flush_holds_the_lock_are_flushed(r
     while not delivered() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert delivered()
+
+
+def test_a_torn_last_line_does_not_keep_a_background_flusher_running(repo):
+    """A writer that died mid-append leaves a torn last line, which ingest leaves for the writer to
+    finish.  A background flusher looks again for records appended while it ran, and counted the
+    torn bytes as such: it flushed again and again for as long as the line stayed torn (a chaos
+    sweep: still running after 60 s, holding flush.lock)."""
+    append_spool(repo.path, message_record(repo.path, id="whole"))
+    with open(state_dir(repo.path) / "spool.jsonl", "ab") as f:
+        f.write(b'{"v":1,"kind":"message","id":"torn","session_id":"s1","ti')
+    proc = subprocess.run(
+        [sys.executable, "-m", "periscope_hooks", "_background-flush", str(state_dir(repo.path))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    from periscope_hooks.sinks.local import iter_events
+
+    assert [e["message_id"] for e in iter_events("message")] == ["whole"]

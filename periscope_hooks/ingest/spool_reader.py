@@ -158,9 +158,24 @@ def _glue_points(raw: bytes) -> list[int]:
     return points
 
 
-def unread(conn: sqlite3.Connection, spool_path: str) -> bool:
-    """Is there spool data past the stored position?  A stat and a meta read: no lock taken."""
-    return unread_bytes(conn, spool_path) > 0
+def unread(conn: sqlite3.Connection, spool_path: str, max_bytes: int = BATCH_BYTES) -> bool:
+    """Is there a complete line past the stored position?  A stat, a meta read and a read of what
+    is unread (when it is at most a batch; more always holds work: a line that long is skipped as
+    garbage): no lock taken.  A torn last line alone is not, since ingest leaves it for its writer
+    to finish: a background flusher that counted it flushed again and again, for as long as the
+    line stayed torn (a chaos sweep)."""
+    unread_count = unread_bytes(conn, spool_path)
+    if unread_count <= 0:
+        return False
+    if unread_count > max_bytes:
+        return True
+    offset = statedb.meta_int(conn, Meta.SPOOL_OFFSET)
+    try:
+        with open(spool_path, "rb") as f:
+            f.seek(offset)
+            return b"\n" in f.read(unread_count)
+    except OSError:
+        return False
 
 
 def unread_bytes(conn: sqlite3.Connection, spool_path: str) -> int:
