@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sqlite3
 import subprocess
@@ -543,3 +544,25 @@ def test_ingest_gives_the_cyclic_collector_back_as_it_found_it(tmp_path):
     with pytest.raises(sqlite3.Error):
         process_spool(sd)
     assert gc.isenabled()
+
+
+def test_a_commits_parents_come_from_its_record_when_git_cannot_tell(repo, monkeypatch):
+    """The sh hook records no parents; ingest asked git, and a commit gone since (collected) or a
+    git that failed once gave none: the commit event was sent with "parents": [], and with the real
+    ones after a rebuild, one id with two bodies (a chaos sweep).  A plain commit's own reflog entry
+    names its one parent (HEAD before it), and a first commit has none: recorded, never asked."""
+    from periscope_hooks.sinks.local import iter_events
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")  # the only flusher is the one below
+    first = commit(repo.path, "first", filename="a.txt")
+    append_spool(repo.path, message_record(repo.path, id="p1"))
+    second = commit(repo.path, "second", filename="b.txt")
+    env = {**os.environ, "PATH": "/nonexistent"}  # no git for the flusher: it cannot be asked
+    subprocess.run(
+        [sys.executable, "-m", "periscope_hooks", "_background-flush", str(state_dir(repo.path))],
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    (event,) = [e for e in iter_events("commit") if e["commit"]["sha"] == second]
+    assert event["commit"]["parents"] == [first]

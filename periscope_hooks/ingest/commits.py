@@ -45,10 +45,19 @@ def lookup_parents(ctx: IngestContext, shas: Iterable[str]) -> dict[str, list[st
     return found
 
 
-def parents_of(rec: Commit, parents_found: dict[str, list[str]]) -> list[str]:
-    """The commit's parents: as recorded, else as lookup_parents found them ([] when unknown)."""
+def recorded_parents(rec: Commit) -> list[str] | None:
+    """The commit's parents as its record tells them (its own, or its reflog entry's), or None:
+    then git is asked (lookup_parents)."""
     if rec.parents is not None:
         return list(rec.parents)
+    return rules.parents_from_reflog(rec.subject, rec.reflog[0])
+
+
+def parents_of(rec: Commit, parents_found: dict[str, list[str]]) -> list[str]:
+    """The commit's parents: as recorded, else as lookup_parents found them ([] when unknown)."""
+    recorded = recorded_parents(rec)
+    if recorded is not None:
+        return recorded
     return parents_found.get(rec.sha or "", [])
 
 

@@ -32,6 +32,25 @@ def classify_commit(subject: str) -> str | None:
     return "commit"
 
 
+# Reflog actions whose commit has exactly one parent, HEAD before it (the entry's old value):
+# `git commit` (not a merge: that is "commit (merge)"; not an amend), a cherry-pick and a revert.
+_ONE_PARENT_HEAD_BEFORE = frozenset(("commit", "cherry-pick", "commit (cherry-pick)", "revert"))
+_HEX = frozenset("0123456789abcdef")
+
+
+def parents_from_reflog(subject: str, head_before: Any) -> list[str] | None:
+    """A commit's parents as its own reflog entry tells them (`subject`: rules' reading of it, ""
+    when the entry is not the commit's), or None when it cannot (an amend, a merge): git is asked.
+    Recorded, so a rebuild gives the same parents: asked of git, a commit gone since (collected)
+    or a git that failed once gave none, and the commit's event then had two bodies."""
+    if subject == "commit (initial)":
+        return []
+    one_parent = subject in _ONE_PARENT_HEAD_BEFORE and isinstance(head_before, str)
+    if one_parent and len(head_before) in (40, 64) and _HEX.issuperset(head_before) and head_before.strip("0"):
+        return [head_before]
+    return None
+
+
 def base_kind(hook: str, subject: str, rebasing: bool) -> str | None:
     """The kind before squash and parent facts; None: the commit takes no usage.
 

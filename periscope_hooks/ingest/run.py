@@ -12,7 +12,7 @@ from typing import Any, Callable, Union
 from periscope_hooks import statedb
 from periscope_hooks.ingest import records, rules
 from periscope_hooks.ingest.bulk import Run
-from periscope_hooks.ingest.commits import apply_commit, apply_rewrite, lookup_parents
+from periscope_hooks.ingest.commits import apply_commit, apply_rewrite, lookup_parents, recorded_parents
 from periscope_hooks.ingest.context import IngestContext, IngestResult
 from periscope_hooks.ingest.holds import apply_hold_expired, record_expired_holds
 from periscope_hooks.ingest.messages import apply_message
@@ -89,7 +89,7 @@ def _needs_parents(rec: Parsed) -> bool:
     return (
         isinstance(rec, records.Commit)
         and rec.sha is not None
-        and rec.parents is None
+        and recorded_parents(rec) is None
         and not (rec.hook == "post-merge" and rec.squash)
         and rules.base_kind(rec.hook, rec.subject, rec.rebasing) is not None
     )
