@@ -161,18 +161,17 @@ def test_integrity_check_is_not_repeated_on_every_open(tmp_path):
     conn.close()
 
 
-def test_a_flusher_that_hits_a_malformed_page_makes_the_next_open_check_and_rebuild(tmp_path):
+def test_a_flusher_that_hits_a_malformed_page_rebuilds_and_flushes_on(tmp_path):
+    """It met the damage, moves state.db aside and rebuilds it from the spool in the same run (it
+    raised before, leaving the rebuild to the next open)."""
     from periscope_hooks.flush import flush_state_dir
     from testing.util import append_spool, message_record
 
     _state_with_a_damaged_page(tmp_path)  # checked a moment ago, so the next open does not check
     # A new message sorts after every stored id: its insert lands on the damaged last pages.
     append_spool(None, message_record(None, id="zzz-late-message"), path=tmp_path / "spool.jsonl")
-    with pytest.raises(sqlite3.DatabaseError):
-        flush_state_dir(tmp_path)
-    assert (tmp_path / "state.db.check").exists()
-
-    flush_state_dir(tmp_path)  # opens with the full check: moved aside, rebuilt from the spool
+    flush_state_dir(tmp_path)
+    assert "state.db is damaged" in (tmp_path / "hook.log").read_text()
     assert not (tmp_path / "state.db.check").exists()
     conn = open_state_db(tmp_path)
     assert get_meta(conn, "rebuilt_from").startswith("state.db.corrupt-")
