@@ -111,6 +111,9 @@ class Inputs:
     remerge_tree: Callable[[str, str], str | None]  # (target's parent, end) -> merged tree or None
     cache: dict[tuple[str, str], Diff] = field(default_factory=dict)
     range_diffs: Callable[[list[tuple[str, str]]], dict[tuple[str, str], Diff]] | None = None  # many at once
+    # (old, new): never move `old` onto `new` (reconcile's rules); a target refused for every
+    # commit of a range is passed over for the next one that reproduces it.
+    refused: Callable[[str, str], bool] | None = None
 
     def prefetch(self, base: str, ends: Sequence[str]) -> None:
         """Read the diffs of base..end for all `ends` at once (one process, not one each)."""
@@ -165,7 +168,10 @@ def _authors(inputs: Inputs, commits: Sequence[str]) -> set[str]:
 
 
 def match_range(inputs: Inputs, base: str, commits: Sequence[str], candidates: Iterable[str]) -> Match | None:
-    """The oldest target that reproduces `base..commits[-1]`, or None."""
+    """The oldest target that reproduces `base..commits[-1]` and that no commit of the range is
+    refused a move onto (Inputs.refused), or None.  Refused: the next one is tried (only the
+    oldest was, and a lost commit whose oldest match was the commit it was rebased from kept its
+    usage, unreachable, though the rebased copy was on the main line; a workflow sweep)."""
     candidates = list(candidates)
     if not candidates:
         return None  # no range diff to read (a `git diff` each)
@@ -174,9 +180,10 @@ def match_range(inputs: Inputs, base: str, commits: Sequence[str], candidates: I
     if not diff.changes:
         return None
     authors = _authors(inputs, commits)
+    refused = inputs.refused
     for t in candidates:  # oldest first: the first match wins
         found = _reproduces(inputs, diff, authors, end, t)
-        if found is not None:
+        if found is not None and not (refused is not None and all(refused(c, t) for c in commits)):
             return Match(tuple(commits), t, found[0])
     return None
 

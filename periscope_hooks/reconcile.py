@@ -445,12 +445,28 @@ def decide(
     def _remerge(onto: str, end: str) -> str | None:
         return matching.remerge_tree(common_dir, onto, end)
 
+    # Never onto a commit known to come before the one it would replace (recorded by the hooks
+    # first, or the commit it was amended or rebased from), nor a `cherry-pick -x` copy onto the
+    # original it names: an older commit with the same change, not its replacement.  Stop 33's
+    # workflow sweep: an amend a rebase then skipped as already upstream went back to the commit
+    # it amended; a cherry-pick's copy reset away (or skipped by a rebase) gave its usage to its
+    # original, made before that usage, one without usage of its own (no link dates it) named by
+    # the copy's trailer alone.  Such a commit keeps its usage, unreachable, as a dropped one does,
+    # unless another commit reproduces it (the matcher tries the next: matching.match_range).
+    refusals: dict[tuple[str, str], bool] = {}
+
+    def refused(old: str, new: str) -> bool:
+        if (old, new) not in refusals:
+            before = made_before is not None and (old, new) in made_before([(old, new)])
+            refusals[old, new] = before or (old in facts and any(new.startswith(p) for p in facts[old].picked_from))
+        return refusals[old, new]
+
     cache: dict[tuple[str, str], matching.Diff] = {}
     all_matches: list[tuple[matching.Match, int]] = []  # (a match, how many commits its range held)
     for (base, commits), pool, cls in zip(chains, pools, classes):
         boundary = {p for c in commits for p in sub.get(c, ()) if p not in sub} | {base}
         exclude = frozenset(_ancestors_in(window, boundary))
-        inputs = matching.Inputs(facts, pool, _range, _remerge, cache, _ranges)
+        inputs = matching.Inputs(facts, pool, _range, _remerge, cache, _ranges, refused)
         for m in matching.match_chain(inputs, matching.Chain(base, tuple(commits), exclude), wanted - moved):
             size = len(m.old)
             if cls == "lost":
@@ -482,20 +498,7 @@ def decide(
             if not merged:
                 held |= on_branch
 
-    # Never onto a commit known to come before the one it would replace (recorded by the hooks
-    # first, or the commit it was amended or rebased from), nor a `cherry-pick -x` copy onto the
-    # original it names: an older commit with the same change, not its replacement.  Stop 33's
-    # workflow sweep: an amend a rebase then skipped as already upstream went back to the commit
-    # it amended; a cherry-pick's copy reset away (or skipped by a rebase) gave its usage to its
-    # original, made before that usage, one without usage of its own (no link dates it) named by
-    # the copy's trailer alone.  Such a commit keeps its usage, unreachable, as a dropped one does.
-    older = made_before(sorted({(o, m.new) for m, _ in all_matches for o in m.old})) if made_before else set()
-    all_matches = _without_moves(
-        all_matches,
-        lambda old, new: (
-            (old, new) in older or (old in facts and any(new.startswith(p) for p in facts[old].picked_from))
-        ),
-    )
+    all_matches = _without_moves(all_matches, refused)  # a range's commits refused one by one
     moves = matching.assign((m for m, _ in all_matches), wanted - moved - held)
     for _, commits in chains:
         for c in commits:

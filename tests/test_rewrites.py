@@ -641,3 +641,52 @@ def test_a_cherry_pick_x_copy_a_rebase_skips_keeps_its_usage_off_its_original(re
     copy = repo.git("rev-parse", "HEAD").strip()
     repo.git("rebase", "-q", "b2")
     keeps_its_usage_off(repo, copy, 5, c4)
+
+
+def test_a_lost_commit_whose_oldest_match_is_refused_goes_to_the_next_one(repo, monkeypatch):
+    """A workflow sweep (seed 171): c7 (with usage) rebased by an autosquash to c7', then the branch
+    rebased onto b8, which holds the original c7 (c7' skipped as already applied), then reworded
+    onto main, where c7 is replayed as c7''.  c7' is lost; both c7 and c7'' reproduce it.  Only the
+    oldest (c7, the commit it was rebased from) was tried, and refused: c7' kept its usage,
+    unreachable, and a state.db rebuilt later (b8 deleted) moved it to c7''.  Now the next one
+    that reproduces it is tried, at once, and a rebuild agrees."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    clock = [1_790_000_000]
+
+    def g(*args, check=True, **env):
+        clock[0] += 10  # a committer clock that moves 10 s a command: the targets' order is fixed
+        stamp = f"{clock[0]} +0000"
+        return repo.git(*args, check=check, env={"GIT_COMMITTER_DATE": stamp, "GIT_AUTHOR_DATE": stamp, **env})
+
+    for name in ("root", "c2", "c4"):
+        (repo.path / f"{name}.txt").write_text(name + "\n")
+        g("add", "-A")
+        g("commit", "-qm", name)
+    usage(repo, 1000)
+    (repo.path / "c7.txt").write_text("c7\n")
+    g("add", "-A")
+    g("commit", "-qm", "c7")
+    g("branch", "b8")
+    (repo.path / "fix.txt").write_text("fix\n")
+    g("add", "-A")
+    g("commit", "-qm", "fixup! c4")
+    g("rebase", "-q", "-i", "--autosquash", "HEAD~3", GIT_SEQUENCE_EDITOR="true")
+    c7_rebased = repo.git("rev-parse", "HEAD").strip()
+    g("rebase", "-q", "b8", check=False)
+    g(
+        "rebase",
+        "-q",
+        "-i",
+        "HEAD~3",
+        GIT_SEQUENCE_EDITOR="sed -i '2s/^pick/reword/'",
+        GIT_EDITOR="sed -i '1s/$/ reworded/'",
+    )
+    c7_on_main = next(
+        line.split()[0] for line in repo.git("log", "--format=%H %s").splitlines() if line.split()[1] == "c7"
+    )
+    repo.flush()
+    repo.git("branch", "-q", "-D", "b8")
+    by_sha = rows(repo)
+    assert by_sha[c7_on_main]["tokens"]["input"] == 1000 and by_sha[c7_on_main]["reachable"] is True
+    assert c7_rebased not in by_sha or by_sha[c7_rebased]["tokens"]["input"] == 0
+    assert same_after_a_rebuild(repo)[c7_on_main]["tokens"]["input"] == 1000
