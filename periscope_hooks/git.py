@@ -389,10 +389,14 @@ def rev_parse_dirs(path: str) -> RepoDirs | None:
     return RepoDirs(os.path.realpath(out[0]), os.path.realpath(out[1]), os.path.realpath(top) if top else "")
 
 
-def commits_only_in(dirs: RepoDirs, head: str, others: Sequence[str], limit: int) -> list[str] | None:
+def commits_only_in(
+    dirs: RepoDirs, head: str, others: Sequence[str], limit: int, *, merges: bool = False
+) -> list[str] | None:
     """`git rev-list --max-count=limit head ^other...`: the commits of head's history that no
-    other's holds, newest first; None when git cannot tell (an object missing, a shallow clone)."""
-    out = _git_out(dirs, ["rev-list", f"--max-count={limit}", head, *(f"^{o}" for o in others)])
+    other's holds, newest first (`merges`: only the merge commits); None when git cannot tell (an
+    object missing, a shallow clone)."""
+    only = ["--merges"] if merges else []
+    out = _git_out(dirs, ["rev-list", *only, f"--max-count={limit}", head, *(f"^{o}" for o in others)])
     if out is None:
         return None
     shas = out.split()

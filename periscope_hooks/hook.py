@@ -84,9 +84,12 @@ def rebase_facts(dirs: RepoDirs, pairs: list[list[str]], head: str | None) -> di
       number plus MADE_EXTRA_COMMITS: the list may be cut).  An amend at a `break` is named by no
       pair, and only this says that the amend, not the commit git's pair names, is on the branch;
       and a pair whose new commit the rebase did not make (a pick skipped onto an unchanged one)
-      made nothing.
+      made nothing;
+    - `merges`: the merge commits of the branch before the rebase, `git rev-list --merges
+      orig-head ^onto` (left out when there are none, or MADE_EXTRA_COMMITS or more): a rebase
+      without --rebase-merges flattens them, and git's pairs name none of them.
 
-    The shim writes `onto` and `made` in sh and leaves a record with `squashed` to Python."""
+    The shim writes `onto`, `made` and `merges` in sh and leaves a record with `squashed` to Python."""
     from periscope_hooks import git
 
     facts: dict[str, Any] = {}
@@ -105,6 +108,12 @@ def rebase_facts(dirs: RepoDirs, pairs: list[list[str]], head: str | None) -> di
             made = git.commits_only_in(dirs, head, (onto, orig_head), limit)
             if made is not None and len(made) < limit:
                 facts["made"] = made
+        if orig_head and git.is_sha(orig_head):
+            # The merges of the branch before the rebase: one the rebase flattened (no
+            # --rebase-merges) is named by no pair, and its own usage follows to HEAD.
+            merges = git.commits_only_in(dirs, orig_head, (onto,), MADE_EXTRA_COMMITS, merges=True)
+            if merges and len(merges) < MADE_EXTRA_COMMITS:
+                facts["merges"] = merges
     folded = [o for (o, n), (_, before) in zip(pairs[1:], pairs) if n == before]
     if folded:
         squash_olds: list[str] = []

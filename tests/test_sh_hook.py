@@ -281,6 +281,35 @@ def test_a_rebases_record_says_what_it_replayed_onto_in_sh_and_its_folds_in_pyth
     assert rec["rebasing"] is False and "onto" not in rec and "made" not in rec
 
 
+def test_a_rebases_record_names_the_merges_it_may_flatten_in_sh_and_in_python(quoted_repo, marker, tmp_path):
+    """A rebase without --rebase-merges replays the commits a merge brought in, not the merge, and
+    git's pairs name no new commit for it: the record lists the branch's merges as they were
+    (`merges`, `git rev-list --merges orig-head ^onto`), the same in sh and in Python."""
+    repo = quoted_repo
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "switch", "-q", "-c", "side")
+    s = commit(repo, "S", filename="s.txt")
+    git(repo, "switch", "-q", "-")
+    m = commit(repo, "M", filename="m.txt")
+    git(repo, "merge", "-q", "--no-ff", "--no-edit", "side")
+    merge = git(repo, "rev-parse", "HEAD")
+    c = commit(repo, "C", filename="c.txt")
+    editor = tmp_path / "todo.sh"
+    editor.write_text(f"#!/bin/sh\nprintf 'edit {m}\\npick {s}\\npick {c}\\n' > \"$1\"\n")
+    editor.chmod(0o755)
+    git(repo, "rebase", "-q", "-i", base, env={"GIT_SEQUENCE_EDITOR": str(editor)})  # stops at M
+    x = f"{1:040x}"
+    rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], f"{m} {x}\n")
+    assert rec["onto"] == base and rec["merges"] == [merge]
+    git(repo, "rebase", "--abort")
+    git(
+        repo, "rebase", "-q", "-i", merge, env={"GIT_SEQUENCE_EDITOR": "sed -i 's/^pick/edit/'"}
+    )  # no merge in C's range
+    rec = rewrite_records_both_ways(repo, repo, marker, ["rebase"], f"{c} {x}\n")
+    assert rec["onto"] == merge and "merges" not in rec
+    git(repo, "rebase", "--abort")
+
+
 def test_long_post_rewrite_lines_never_mix_with_other_writers(quoted_repo):
     """A post-rewrite line past 4,000 bytes goes through dd in one write(2): sh's printf would
     write it in pieces (bash 4,096 bytes at a time; dash, past 8 KiB, the text and then the

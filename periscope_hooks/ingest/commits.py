@@ -253,7 +253,7 @@ def apply_rewrite(ctx: IngestContext, rec: Rewrite) -> None:
     pairs = rec.pairs
     if rec.command == "rebase":
         facts = statedb.rebase_facts(conn, rec.worktree)
-        pairs = rules.rebase_moves(rec.pairs, rec.onto, rec.squashed, rec.head, facts, rec.made)
+        pairs = rules.rebase_moves(rec.pairs, rec.onto, rec.squashed, rec.head, facts, rec.made, rec.merges)
         statedb.clear_rebase_facts(conn, rec.worktree)  # the rebase is over
         if not pairs:
             return

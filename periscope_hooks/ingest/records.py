@@ -131,6 +131,7 @@ class Rewrite:
     squashed: frozenset[str] | None = None
     head: str | None = None  # HEAD when the hook ran: for a rebase, its last commit
     made: frozenset[str] | None = None  # the commits a rebase made that HEAD holds (None: not recorded)
+    merges: tuple[str, ...] = ()  # the merges of the branch before a rebase (hook.rebase_facts)
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,7 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
     worktree = _worktree(rec)
     sha = _commit_name(rec["sha"]) if rec.get("sha") else None
     if hook == "post-rewrite":
-        squashed, made = _commits(rec.get("squashed")), _commits(rec.get("made"))
+        squashed, made, merges = _commits(rec.get("squashed")), _commits(rec.get("made")), _commits(rec.get("merges"))
         return Rewrite(
             worktree=worktree,
             command=str(rec.get("command") or "rebase"),
@@ -356,6 +357,7 @@ def commit(rec: dict[str, Any]) -> Commit | Rewrite:
             squashed=None if squashed is None else frozenset(squashed),
             head=sha,
             made=None if made is None else frozenset(made),
+            merges=tuple(merges or ()),
         )
     agent = rec.get("agent") or None
     parents = _commits(rec.get("parents"))

@@ -405,6 +405,19 @@ ps_made_of() { # HEAD $1, onto $2, orig-head $3, fewer than $4 commits -> ps_mad
     ps_made=",\"made\":[$ps_list]"
 }
 
+ps_merges_of() { # orig-head $1, onto $2, fewer than $3 -> ps_merges: ,"merges":[...] (hook.rebase_facts), or empty
+    ps_merges=
+    ps_lines=$(git --git-dir="$ps_gd" rev-list --merges --max-count="$3" "$1" "^$2" 2>/dev/null) || return 0
+    ps_list= ps_n=0
+    for ps_line in $ps_lines; do
+        ps_is_sha "$ps_line" || return 0
+        ps_list="$ps_list${ps_list:+,}\"$ps_line\""
+        ps_n=$((ps_n + 1))
+    done
+    [ "$ps_n" -gt 0 ] && [ "$ps_n" -lt "$3" ] || return 0 # none, or the list may be cut: left out
+    ps_merges=",\"merges\":[$ps_list]"
+}
+
 periscope_sh_post_rewrite() {
     case ${1:-} in amend | rebase) ;; *) return 1 ;; esac
     # Up to ~360 pairs: dash appends to a string by copying it, so the pairs' text costs time
@@ -438,7 +451,8 @@ periscope_sh_post_rewrite() {
             ps_rec="$ps_rec,\"onto\":\"$ps_onto\""
             if ps_is_sha "$ps_orig"; then
                 ps_made_of "$ps_sha" "$ps_onto" "$ps_orig" $((ps_npairs + 100)) # MADE_EXTRA_COMMITS
-                ps_rec="$ps_rec$ps_made"
+                ps_merges_of "$ps_orig" "$ps_onto" 100                          # MADE_EXTRA_COMMITS
+                ps_rec="$ps_rec$ps_made$ps_merges"
             fi
         fi
     fi
