@@ -392,29 +392,29 @@ ps_pairs_of() { # the lines $1, split on IFS (the caller's newline) -> ps_pairs;
     done
 }
 
-ps_made_of() { # HEAD $1, onto $2, orig-head $3, fewer than $4 commits -> ps_made: ,"made":[...] (hook.rebase_facts), or empty
-    ps_made=
-    ps_lines=$(git --git-dir="$ps_gd" rev-list --max-count="$4" "$1" "^$2" "^$3" 2>/dev/null) || return 0
+ps_sha_list() { # fewer than $1 commits, then `git rev-list` arguments -> ps_list ("a","b"), ps_n; 1 when git fails, a line is no SHA or the list may be cut
+    ps_limit=$1
+    shift
+    ps_lines=$(git --git-dir="$ps_gd" rev-list --max-count="$ps_limit" "$@" 2>/dev/null) || return 1
     ps_list= ps_n=0
     for ps_line in $ps_lines; do
-        ps_is_sha "$ps_line" || return 0
+        ps_is_sha "$ps_line" || return 1
         ps_list="$ps_list${ps_list:+,}\"$ps_line\""
         ps_n=$((ps_n + 1))
     done
-    [ "$ps_n" -lt "$4" ] || return 0 # the list may be cut: left out
+    [ "$ps_n" -lt "$ps_limit" ] # the list may be cut: left out
+}
+
+ps_made_of() { # HEAD $1, onto $2, orig-head $3, fewer than $4 commits -> ps_made: ,"made":[...] (hook.rebase_facts), or empty
+    ps_made=
+    ps_sha_list "$4" "$1" "^$2" "^$3" || return 0
     ps_made=",\"made\":[$ps_list]"
 }
 
 ps_merges_of() { # orig-head $1, onto $2, fewer than $3 -> ps_merges: ,"merges":[...] (hook.rebase_facts), or empty
     ps_merges=
-    ps_lines=$(git --git-dir="$ps_gd" rev-list --merges --max-count="$3" "$1" "^$2" 2>/dev/null) || return 0
-    ps_list= ps_n=0
-    for ps_line in $ps_lines; do
-        ps_is_sha "$ps_line" || return 0
-        ps_list="$ps_list${ps_list:+,}\"$ps_line\""
-        ps_n=$((ps_n + 1))
-    done
-    [ "$ps_n" -gt 0 ] && [ "$ps_n" -lt "$3" ] || return 0 # none, or the list may be cut: left out
+    ps_sha_list "$3" --merges "$1" "^$2" || return 0
+    [ "$ps_n" -gt 0 ] || return 0 # none: left out
     ps_merges=",\"merges\":[$ps_list]"
 }
 
