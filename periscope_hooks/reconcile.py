@@ -652,15 +652,17 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
         since = statedb.reconcile_marks(conn)
         placed, gone = _placement(conn, common_dir, refs, forward, since, marks)
         copies = statedb.cherry_pick_commits(conn)
-        seen = Seen.load(statedb.get_meta(conn, statedb.Meta.RECONCILE_SEEN))
+        seen_before = Seen.load(statedb.get_meta(conn, statedb.Meta.RECONCILE_SEEN))
         decisions, outcome.candidates, seen = decide(
-            common_dir, refs, placed, copies, seen, lambda pairs: statedb.made_before(conn, pairs)
+            common_dir, refs, placed, copies, seen_before, lambda pairs: statedb.made_before(conn, pairs)
         )
-        if decisions:
+        for rounds in range(1, MAX_ROUNDS + 1):
+            if not decisions:
+                break
             now = int(time.time() * 1000)
             for d in decisions:
                 spool.append(str(state_dir / paths.SPOOL_NAME), record(d, now))
-            outcome.decisions = decisions
+            outcome.decisions += decisions
             from periscope_hooks.ingest import process_spool
 
             process_spool(state_dir, conn)
@@ -668,6 +670,17 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             marks = statedb.link_marks(conn)
             fingerprint = _fingerprint(refs.fingerprint, marks, stamp)
             placed, gone = _placement(conn, common_dir, refs, forward, since, marks)
+            if rounds == MAX_ROUNDS:
+                break
+            # Decided again on what the moves made (a commit moved onto an exact copy of it takes
+            # the copy's cherry-pick link along: the copy is no target any more), with what was
+            # compared before this run: a rebuild replays the moves, then compares every commit
+            # on that state.  Decided once, X moved onto such a copy and its successor Y stayed
+            # lost, where the rebuild moved Y onto the commit that reproduces X+Y (a workflow sweep).
+            copies = statedb.cherry_pick_commits(conn)
+            decisions, _, seen = decide(
+                common_dir, refs, placed, copies, seen_before, lambda pairs: statedb.made_before(conn, pairs)
+            )
         with transaction(conn):
             statedb.store_reconcile_status(
                 conn,
@@ -685,6 +698,7 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
 
 
 SETTLE_ATTEMPTS = 3
+MAX_ROUNDS = 3  # decide(), ingest its moves, decide again: a run's moves settle in one or two
 
 
 def _refs_the_state_has_caught_up_with(conn: sqlite3.Connection, state_dir: Path) -> Refs | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from periscope_hooks.notes import NOTES_REF, parse_note
@@ -723,3 +725,57 @@ def test_a_merge_a_rebase_flattens_gives_its_own_usage_to_the_rebases_last_commi
     assert same_after_a_rebuild(repo)[head]["tokens"]["input"] == 1100
     rewrite = [e for e in repo.events("rewrite") if e["command"] == "rebase"][-1]
     assert {"old": merge, "new": head} in [{"old": m["old"], "new": m["new"]} for m in rewrite["mappings"]]
+
+
+def test_moves_that_change_what_is_a_copy_settle_in_the_run_as_a_rebuild_decides(tmp_path, monkeypatch):
+    """A workflow sweep: X and Y made on L1; C, a cherry-pick of X, redone hook-less as T (reset
+    --soft + commit); L1's two commits redone hook-less as U.  Reconciliation moved X onto T (T
+    reproduces X exactly), which carries C's cherry-pick link from then on, and left Y.  A rebuild
+    replays that move, no longer sees T as a target (a copy) and moves Y onto U: one more rewrite
+    event than the first state had.  Now the run decides again after its moves, as a rebuild does."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(tmp_path, "clone", "-q", str(remote), str(tmp_path / "r"))
+    path = tmp_path / "r"
+    (path / "root.txt").write_text("root\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "root")
+    git(path, "push", "-q", "origin", "main")
+    periscope("install-hooks", cwd=path)
+    repo = type("R", (), {"path": path})()
+
+    def six(name, text):
+        (path / name).write_text("".join(f"{text} {i}\n" for i in range(1, 7)))
+        git(path, "add", "-A")
+
+    git(path, "switch", "-q", "-c", "L1")
+    usage(repo, 1)
+    six("x.txt", "x")
+    git(path, "commit", "-qm", "X")
+    usage(repo, 10)
+    six("y.txt", "y")
+    git(path, "commit", "-qm", "Y")
+    git(path, "switch", "-q", "-c", "L2", "main")
+    usage(repo, 100)
+    git(path, "cherry-pick", "L1~1")
+    git(path, "reset", "-q", "--soft", "HEAD~1")
+    git(path, "commit", "-qm", "T")
+    git(path, "switch", "-q", "L1")
+    git(path, "reset", "-q", "--soft", "HEAD~2")
+    git(path, "commit", "-qm", "U")
+    u = git(path, "rev-parse", "HEAD").strip()
+    usage(repo, 1000)
+    (path / "z.txt").write_text("z\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "Z")
+    periscope("flush", cwd=path)
+    first = json.loads(periscope("report", "--format", "json", cwd=path).stdout)
+    commands = [
+        json.loads(line)["command"] for line in periscope("export", "--type", "rewrite", cwd=path).stdout.splitlines()
+    ]
+    assert commands.count("local-rewrite") == 2, commands
+    assert {r["sha"]: r["tokens"]["input"] for r in first}[u] == 10
+    for f in state_dir(path).glob("state.db*"):
+        f.unlink(missing_ok=True)
+    assert json.loads(periscope("report", "--format", "json", cwd=path).stdout) == first
