@@ -779,3 +779,27 @@ def test_moves_that_change_what_is_a_copy_settle_in_the_run_as_a_rebuild_decides
     for f in state_dir(path).glob("state.db*"):
         f.unlink(missing_ok=True)
     assert json.loads(periscope("report", "--format", "json", cwd=path).stdout) == first
+
+
+def test_rebase_onto_leaves_the_upstreams_own_merge_its_usage(repo, monkeypatch):
+    """`git rebase --onto main up feature` replays only feature's own commits; the record's merges
+    (`rev-list --merges orig-head ^onto`) also list up's merge, which it never touched.  Only a
+    merge one of whose parents the rebase replayed was flattened: up's keeps its usage, reachable."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    commit(repo.path, "base", filename="base.txt")
+    repo.git("switch", "-q", "-c", "side")
+    commit(repo.path, "S", filename="s.txt")
+    repo.git("switch", "-q", "-c", "up", "main")
+    commit(repo.path, "U", filename="u.txt")
+    usage(repo, 100)
+    repo.git("merge", "-q", "--no-ff", "--no-edit", "side")
+    up_merge = repo.git("rev-parse", "HEAD").strip()
+    repo.git("switch", "-q", "-c", "feature")
+    usage(repo, 7)
+    commit(repo.path, "F", filename="f.txt")
+    repo.git("rebase", "-q", "--onto", "main", "up", "feature")
+    head = repo.git("rev-parse", "HEAD").strip()
+    by_sha = rows(repo)
+    assert by_sha[up_merge]["tokens"]["input"] == 100 and by_sha[up_merge]["reachable"] is True
+    assert by_sha[head]["tokens"]["input"] == 7
+    assert same_after_a_rebuild(repo)[up_merge]["tokens"]["input"] == 100

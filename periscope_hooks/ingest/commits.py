@@ -253,11 +253,22 @@ def apply_rewrite(ctx: IngestContext, rec: Rewrite) -> None:
     pairs = rec.pairs
     if rec.command == "rebase":
         facts = statedb.rebase_facts(conn, rec.worktree)
-        pairs = rules.rebase_moves(rec.pairs, rec.onto, rec.squashed, rec.head, facts, rec.made, rec.merges)
+        pairs = rules.rebase_moves(rec.pairs, rec.onto, rec.squashed, rec.head, facts, rec.made, _merges(conn, rec))
         statedb.clear_rebase_facts(conn, rec.worktree)  # the rebase is over
         if not pairs:
             return
     _move(ctx, rec.worktree, rec.command, pairs, rec.time)
+
+
+def _merges(conn: sqlite3.Connection, rec: Rewrite) -> dict[str, list[str]]:
+    """The merges a rebase's record lists that hold usage, with their parents as their links
+    recorded them (rules.rebase_moves)."""
+    found: dict[str, list[str]] = {}
+    for m in rec.merges:
+        own = [row["parents"] for row in statedb.links_of_commit(conn, m) if row["sha"] == m]
+        if own:
+            found[m] = json.loads(own[0])
+    return found
 
 
 def _settle_an_ended_rebase(ctx: IngestContext, worktree: str, end: str, head: str, time_ms: int) -> None:
