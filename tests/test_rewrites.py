@@ -803,3 +803,31 @@ def test_rebase_onto_leaves_the_upstreams_own_merge_its_usage(repo, monkeypatch)
     assert by_sha[up_merge]["tokens"]["input"] == 100 and by_sha[up_merge]["reachable"] is True
     assert by_sha[head]["tokens"]["input"] == 7
     assert same_after_a_rebuild(repo)[up_merge]["tokens"]["input"] == 100
+
+
+def test_an_empty_fixup_into_a_commit_an_exec_made_gives_it_its_usage(rrepo, tmp_path):
+    """A workflow sweep (seeds 171, 6033): pick A, an `exec` that commits X, then an empty B fixed
+    up into X in the second X was made: X stays the very same commit, git maps B to it, and B's
+    usage stayed on B (X, made by the exec, looked like HEAD after a skipped pick).  The fixup's
+    own amend of X onto itself says it was folded in."""
+    repo = rrepo
+    dates = {"GIT_COMMITTER_DATE": "1790000000 +0000", "GIT_AUTHOR_DATE": "1790000000 +0000"}
+    git(repo.path, "commit", "-q", "--allow-empty", "-m", "base", env=dates)
+    usage(repo, 1)
+    (repo.path / "a.txt").write_text("a\n")
+    git(repo.path, "add", "a.txt")
+    git(repo.path, "commit", "-q", "-m", "A", env=dates)
+    a = repo.git("rev-parse", "HEAD").strip()
+    usage(repo, 10)
+    git(repo.path, "commit", "-q", "--allow-empty", "-m", "B", env=dates)
+    b = repo.git("rev-parse", "HEAD").strip()
+    todo = tmp_path / "todo"
+    todo.write_text(f"pick {a} A\nexec echo x > x.txt && git add -A && git commit -q -m X\nfixup {b} B\n")
+    git(repo.path, "rebase", "-q", "-i", "HEAD~2", env={**dates, "GIT_SEQUENCE_EDITOR": f"cp {todo}"})
+    x = repo.git("rev-parse", "HEAD").strip()
+    assert repo.git("log", "-1", "--format=%s").strip() == "X"
+    r = rows(repo)
+    assert r[x]["tokens"]["input"] == 10 and r[x]["reachable"] is True, r
+    assert total_input(repo) == 11
+    assert same_after_a_rebuild(repo)[x]["tokens"]["input"] == 10
+    check_notes(repo)

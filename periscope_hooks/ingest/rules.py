@@ -270,8 +270,11 @@ def rebase_moves(
                 continue
             if new in taken and (new != previous or (squashed is not None and old not in squashed)):
                 continue
-        if new in at_break and lives_on_in(new, old) is None:
-            continue  # HEAD when the pick was skipped: a commit made at a `break`, not the pick's
+        if new in at_break and lives_on_in(new, old) is None and amended_to.get(new) != new:
+            # HEAD when the pick was skipped: a commit made at a `break`, not the pick's.  Unless
+            # that commit was amended onto itself while rebasing: an empty fixup folded into it,
+            # in the second it was made, leaves it the very same commit (a workflow sweep).
+            continue
         taken.add(new)
         target = settle(lives_on_in(new, old) or new)
         folded = squashed is not None and old in squashed and new == previous  # a fixup or squash into the pick before
