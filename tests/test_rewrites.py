@@ -94,20 +94,29 @@ def test_interactive_rebase_reword_squash_fixup_drop(rrepo):
     check_notes(repo)
 
 
+DATES = {"GIT_COMMITTER_DATE": "1790000000 +0000", "GIT_AUTHOR_DATE": "1790000000 +0000"}
+
+
+def a_then_an_empty_b(repo):
+    """base, A (taking 1), then B empty (taking 10), all in one committer second (DATES): (A, B)."""
+    git(repo.path, "commit", "-q", "--allow-empty", "-m", "base", env=DATES)
+    usage(repo, 1)
+    (repo.path / "a.txt").write_text("a\n")
+    git(repo.path, "add", "a.txt")
+    git(repo.path, "commit", "-q", "-m", "A", env=DATES)
+    a = repo.git("rev-parse", "HEAD").strip()
+    usage(repo, 10)
+    git(repo.path, "commit", "-q", "--allow-empty", "-m", "B", env=DATES)
+    return a, repo.git("rev-parse", "HEAD").strip()
+
+
 def test_an_empty_fixup_that_leaves_its_target_the_same_commit_gives_it_its_usage(rrepo):
     """An empty commit fixed up into the commit before it, in the second that commit was made,
     leaves it byte for byte the same (same SHA): git's pairs are A->A and B->A with B squashed, and
     the rebase made no commit.  B's usage stayed on B, which no branch holds (a workflow sweep)."""
     repo = rrepo
-    dates = {"GIT_COMMITTER_DATE": "1790000000 +0000", "GIT_AUTHOR_DATE": "1790000000 +0000"}
-    git(repo.path, "commit", "-q", "--allow-empty", "-m", "base", env=dates)
-    usage(repo, 1)
-    (repo.path / "a.txt").write_text("a\n")
-    git(repo.path, "add", "a.txt")
-    git(repo.path, "commit", "-q", "-m", "A", env=dates)
-    a = repo.git("rev-parse", "HEAD")
-    usage(repo, 10)
-    git(repo.path, "commit", "-q", "--allow-empty", "-m", "B", env=dates)
+    a, _ = a_then_an_empty_b(repo)
+    dates = DATES
     git(repo.path, "rebase", "-q", "-i", "HEAD~2", env={**dates, "GIT_SEQUENCE_EDITOR": "sed -i '2s/^pick/fixup/'"})
     assert repo.git("rev-parse", "HEAD") == a  # the very same commit
     r = rows(repo)
@@ -811,16 +820,8 @@ def test_an_empty_fixup_into_a_commit_an_exec_made_gives_it_its_usage(rrepo, tmp
     usage stayed on B (X, made by the exec, looked like HEAD after a skipped pick).  The fixup's
     own amend of X onto itself says it was folded in."""
     repo = rrepo
-    dates = {"GIT_COMMITTER_DATE": "1790000000 +0000", "GIT_AUTHOR_DATE": "1790000000 +0000"}
-    git(repo.path, "commit", "-q", "--allow-empty", "-m", "base", env=dates)
-    usage(repo, 1)
-    (repo.path / "a.txt").write_text("a\n")
-    git(repo.path, "add", "a.txt")
-    git(repo.path, "commit", "-q", "-m", "A", env=dates)
-    a = repo.git("rev-parse", "HEAD").strip()
-    usage(repo, 10)
-    git(repo.path, "commit", "-q", "--allow-empty", "-m", "B", env=dates)
-    b = repo.git("rev-parse", "HEAD").strip()
+    a, b = a_then_an_empty_b(repo)
+    dates = DATES
     todo = tmp_path / "todo"
     todo.write_text(f"pick {a} A\nexec echo x > x.txt && git add -A && git commit -q -m X\nfixup {b} B\n")
     git(repo.path, "rebase", "-q", "-i", "HEAD~2", env={**dates, "GIT_SEQUENCE_EDITOR": f"cp {todo}"})
