@@ -49,16 +49,13 @@ class OutputError(Exception):
 # isolates and the invisible characters a name could hide behind (U+202E reverses the rest of a
 # table cell; a branch may hold it), the line and paragraph separators, and lone surrogates (a
 # path that is not UTF-8, as Python reads it).  Written as Python escapes them (`\x1b`, `\u202e`).
-_UNSAFE = "\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff"
-_patterns: dict[str, re.Pattern[str]] = {}
+_UNSAFE = "\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff"
+_UNSAFE_IN_A_LINE = re.compile(f"[\x00-\x1f{_UNSAFE}]")
+_UNSAFE_IN_LINES = re.compile(f"[\x00-\x09\x0b-\x1f{_UNSAFE}]")  # the newline kept
 
 
 def _escaped(text: str, keep_newlines: bool) -> str:
-    key = "lines" if keep_newlines else "line"
-    pattern = _patterns.get(key)
-    if pattern is None:
-        unsafe = _UNSAFE.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f") if keep_newlines else _UNSAFE
-        pattern = _patterns[key] = re.compile(f"[{unsafe}]")
+    pattern = _UNSAFE_IN_LINES if keep_newlines else _UNSAFE_IN_A_LINE
     return pattern.sub(_escape, text)  # a scan in C where nothing matches (a report's JSON)
 
 
@@ -129,7 +126,7 @@ def ingesting(unread_bytes: int) -> None:
 
 
 def one_line(text: str) -> str:
-    """`text` as one line that prints as it reads: newlines too escaped (_UNSAFE)."""
+    """`text` as one line that prints as it reads: newlines too escaped (_UNSAFE_IN_A_LINE)."""
     return _escaped(text, keep_newlines=False)
 
 

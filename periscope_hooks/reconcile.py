@@ -653,9 +653,11 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
         placed, gone = _placement(conn, common_dir, refs, forward, since, marks)
         copies = statedb.cherry_pick_commits(conn)
         seen_before = Seen.load(statedb.get_meta(conn, statedb.Meta.RECONCILE_SEEN))
-        decisions, outcome.candidates, seen = decide(
-            common_dir, refs, placed, copies, seen_before, lambda pairs: statedb.made_before(conn, pairs)
-        )
+
+        def made_before(pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+            return statedb.made_before(conn, pairs)
+
+        decisions, outcome.candidates, seen = decide(common_dir, refs, placed, copies, seen_before, made_before)
         for rounds in range(1, MAX_ROUNDS + 1):
             if not decisions:
                 break
@@ -678,9 +680,7 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             # on that state.  Decided once, X moved onto such a copy and its successor Y stayed
             # lost, where the rebuild moved Y onto the commit that reproduces X+Y (a workflow sweep).
             copies = statedb.cherry_pick_commits(conn)
-            decisions, _, seen = decide(
-                common_dir, refs, placed, copies, seen_before, lambda pairs: statedb.made_before(conn, pairs)
-            )
+            decisions, _, seen = decide(common_dir, refs, placed, copies, seen_before, made_before)
         with transaction(conn):
             statedb.store_reconcile_status(
                 conn,

@@ -13,10 +13,12 @@ def resolve_dirs(repo: str | None, *, required: bool = True) -> git.RepoDirs | N
     path = repo or os.getcwd()
     if repo and not os.path.isdir(repo):
         raise UserError(f"{repo} is not a directory", "pass --repo PATH of a git repository")
-    _require_utf8(os.path.abspath(path))
+    here = os.path.abspath(path)
+    if not _is_utf8(here):
+        raise _not_a_utf8_path(here)
     dirs = git.rev_parse_dirs(path)
-    if dirs is not None and "\ufffd" in dirs.common_dir:  # git's answer, decoded with replacement
-        _require_utf8(dirs.common_dir)
+    if dirs is not None and "\ufffd" in dirs.common_dir and not os.path.exists(dirs.common_dir):
+        raise _not_a_utf8_path(dirs.common_dir)  # git's answer decoded with replacement: no such folder
     if dirs is None:
         unreadable = git_cannot_read(path)
         if unreadable is not None:  # said even where a repository is optional: it is there
@@ -29,18 +31,19 @@ def resolve_dirs(repo: str | None, *, required: bool = True) -> git.RepoDirs | N
     return dirs
 
 
-def _require_utf8(path: str) -> None:
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # bytes Python read as lone surrogates
+        return False
+    return True
+
+
+def _not_a_utf8_path(path: str) -> UserError:
     """Paths are kept as UTF-8 text (state.db, records, events): a folder whose name is other
     bytes (Linux allows any) was read back as a name that does not exist, and every command said
     ".git is gone" (status failed with GitError).  One clear line instead."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        pass
-    else:
-        if "\ufffd" not in path or os.path.exists(path):
-            return
-    raise UserError(
+    return UserError(
         f"{path} is not a UTF-8 path (a folder's name holds other bytes)",
         "periscope-hooks keeps paths as UTF-8 text: rename the folder (commits are not affected)",
     )

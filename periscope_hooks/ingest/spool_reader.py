@@ -137,25 +137,12 @@ def _unglued(lines: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
         return lines
     out: list[tuple[int, bytes]] = []
     for offset, raw in lines:
-        if _GLUE not in raw:
-            out.append((offset, raw))
-            continue
-        start = 0
-        for at in _glue_points(raw):
+        start, at = 0, raw.find(_GLUE)
+        while at != -1:  # `at` is a glued record's closing brace
             out.append((offset + start, raw[start : at + 1]))
-            start = at + 1
+            start, at = at + 1, raw.find(_GLUE, at + 1)
         out.append((offset + start, raw[start:]))
     return out
-
-
-def _glue_points(raw: bytes) -> list[int]:
-    """Where each glued record ends (the index of its closing brace)."""
-    points = []
-    at = raw.find(_GLUE)
-    while at != -1:
-        points.append(at)
-        at = raw.find(_GLUE, at + 1)
-    return points
 
 
 def unread(conn: sqlite3.Connection, spool_path: str, max_bytes: int = BATCH_BYTES) -> bool:
