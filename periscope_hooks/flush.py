@@ -193,7 +193,10 @@ def flush_state_dir(
                 # (they waited for the next commit or message; found by a chaos sweep).
                 from periscope_hooks.hook import spawn_background_flush
 
-                spawn_background_flush(str(state_dir))
+                try:
+                    spawn_background_flush(str(state_dir))
+                except OSError as e:  # what this flush did stands; the records wait in the spool
+                    logfile.log_line(state_dir / paths.HOOK_LOG_NAME, f"flush: could not start a flusher: {e}")
                 return result
     finally:
         lock.close()
