@@ -315,3 +315,11 @@ def m023_older_versions_refused(db: sqlite3.Connection) -> None:
     # Nothing to change: applying a migration raises the database to COMPAT_LEVEL 2, which the
     # versions that cannot keep m018-m021's columns right refuse (state._check_compat).
     pass
+
+
+@migration
+def m024_reconcile_seen_from_the_spool(db: sqlite3.Connection) -> None:
+    # What reconciliation compared and left (reconcile.Seen) now comes from `reconcile-seen`
+    # records in the spool.  The one kept here before came from none: a rebuild would not know it,
+    # so it goes, and the next run compares as a rebuilt state.db would (once, in full).
+    db.execute("DELETE FROM meta WHERE key = 'reconcile_seen'")

@@ -34,6 +34,7 @@ from typing import Any
 
 from periscope_hooks import matching, statedb
 from periscope_hooks.git import GitError, run_git
+from periscope_hooks.ingest import records
 
 RECORD_KIND = "reconcile"
 COMMANDS = ("forge-squash", "forge-rebase", "local-rewrite")
@@ -321,6 +322,39 @@ class Seen:
     def dump(self) -> str:
         return json.dumps({"tips": self.tips, "upstream": self.upstream, "examined": self.examined}, sort_keys=True)
 
+    def kept(self) -> Seen:
+        """What is remembered of this run: nothing when it left no commit compared (its tips then
+        only widened the next run's comparisons with commits newly reachable but older than the
+        ones compared, which a run remembering nothing leaves out too)."""
+        return self if self.examined else Seen()
+
+    def changes_from(self, before: Seen) -> dict[str, Any] | None:
+        """The `reconcile-seen` record's fields that turn `before` into this; None when they are
+        the same.  A change, not the whole: the tips change with every commit and the commits
+        compared and left (a feature branch in progress, an abandoned one) stay, so a whole copy
+        would cost ~50 bytes a remembered commit at every run; a change is one branch's old and new
+        tips and the commits new since."""
+        if self == before:
+            return None
+        if not self.examined:
+            return {"reset": True}
+        return {
+            "tips_added": sorted(set(self.tips) - set(before.tips)),
+            "tips_dropped": sorted(set(before.tips) - set(self.tips)),
+            "upstream": self.upstream,
+            "examined": {c: v for c, v in sorted(self.examined.items()) if before.examined.get(c) != v},
+            "forgotten": sorted(set(before.examined) - set(self.examined)),
+        }
+
+    def changed(self, rec: records.ReconcileSeen) -> Seen:
+        """This, changed by a `reconcile-seen` record (applied at ingest, in spool order)."""
+        if rec.reset:
+            return Seen()
+        tips = sorted((set(self.tips) - set(rec.tips_dropped)) | set(rec.tips_added))
+        examined = {c: v for c, v in self.examined.items() if c not in set(rec.forgotten)}
+        examined.update(rec.examined)
+        return Seen(tips, rec.upstream, examined)
+
 
 def decide(
     common_dir: str,
@@ -543,6 +577,11 @@ def _without_moves(
 # --- driver -------------------------------------------------------------------------------
 
 
+def seen_record(changes: dict[str, Any], time_ms: int) -> dict[str, Any]:
+    """The spool line of what a run compared and left (Seen.changes_from)."""
+    return {"v": 1, "kind": records.RECONCILE_SEEN, "time": time_ms, **changes}
+
+
 def record(decision: Decision, time_ms: int) -> dict[str, Any]:
     return {
         "v": 1,
@@ -681,6 +720,16 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             # lost, where the rebuild moved Y onto the commit that reproduces X+Y (a workflow sweep).
             copies = statedb.cherry_pick_commits(conn)
             decisions, _, seen = decide(common_dir, refs, placed, copies, seen_before, made_before)
+        # What was compared and left goes to the spool too, and comes back by ingest: a state.db
+        # rebuilt from the spool then compares what this one would.  Kept in state.db alone, a
+        # release fix held by its remote branch, compared and left, was moved by a rebuild once
+        # that branch was pruned (the next run here compared it with nothing new).
+        changes = seen.kept().changes_from(seen_before)
+        if changes is not None:
+            spool.append(str(state_dir / paths.SPOOL_NAME), seen_record(changes, int(time.time() * 1000)))
+            from periscope_hooks.ingest import process_spool
+
+            process_spool(state_dir, conn)
         with transaction(conn):
             statedb.store_reconcile_status(
                 conn,
@@ -691,7 +740,6 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
                 marks=marks,
                 gone=gone,
             )
-            statedb.set_meta(conn, statedb.Meta.RECONCILE_SEEN, seen.dump())
     except (GitError, OSError, ValueError) as e:
         outcome.error = str(e)
     return outcome

@@ -36,7 +36,7 @@ class Meta:
     PARTIAL_REJECTED_TOTAL = "partial_rejected_total"
     PARTIAL_REJECTED_LAST = "partial_rejected_last"
     RECONCILE_FINGERPRINT = "reconcile_fingerprint"  # refs + linked commits at the last reconciliation
-    RECONCILE_SEEN = "reconcile_seen"  # what reconciliation compared already (reconcile.Seen)
+    RECONCILE_SEEN = "reconcile_seen"  # what reconciliation compared already (reconcile.Seen, from the spool)
     RECONCILE_MAIN_LINE = "reconcile_main_line"  # what reconcile_status's `shipped` was measured against
     # The newest link id and rewrite id reconcile_status was brought up to (reconcile_changes):
     # links newer than the first, and the commits rewrites newer than the second moved, are the

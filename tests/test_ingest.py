@@ -566,3 +566,63 @@ def test_a_commits_parents_come_from_its_record_when_git_cannot_tell(repo, monke
     )
     (event,) = [e for e in iter_events("commit") if e["commit"]["sha"] == second]
     assert event["commit"]["parents"] == [first]
+
+
+def test_a_bad_reconcile_seen_record_is_a_logged_skip_and_a_good_one_is_kept(repo):
+    """What reconciliation compared comes back from the spool (`reconcile-seen`): a record with a
+    value of the wrong shape is skipped with its reason, and the others change what state.db
+    remembers in spool order (a reset forgets all, a change adds and forgets)."""
+    from periscope_hooks import reconcile, statedb
+
+    sha = lambda c: c * 40  # noqa: E731
+    base = {"v": 1, "kind": "reconcile-seen", "time": 1700000000000}
+    bad = [
+        {**base, "examined": {sha("a"): "gone"}},
+        {**base, "examined": {"--output=x": "lost"}},
+        {**base, "tips_added": [5]},
+        {**base, "upstream": ["a", "list"]},
+        {**base, "examined": ["not", "a", "map"]},
+        {k: v for k, v in base.items() if k != "time"},
+    ]
+    good = [
+        {**base, "tips_added": [sha("1"), sha("2")], "upstream": sha("1"), "examined": {sha("a"): "live"}},
+        {**base, "reset": True},
+        {**base, "tips_added": [sha("1"), sha("2")], "upstream": sha("1"), "examined": {sha("a"): "live", sha("b"): "lost"}},
+        {**base, "tips_added": [sha("3")], "tips_dropped": [sha("2")], "upstream": sha("1"), "examined": {sha("a"): "lost"}, "forgotten": [sha("b")]},
+    ]  # fmt: skip
+    append_spool(repo.path, *bad[:3], *good, *bad[3:])
+    conn = open_state_db(state_dir(repo.path))
+    try:
+        process_spool(state_dir(repo.path), conn)
+        seen = reconcile.Seen.load(statedb.get_meta(conn, statedb.Meta.RECONCILE_SEEN))
+    finally:
+        conn.close()
+    assert seen == reconcile.Seen([sha("1"), sha("3")], sha("1"), {sha("a"): "lost"})
+    log = (state_dir(repo.path) / "hook.log").read_text()
+    assert log.count("skipped an invalid reconcile-seen record") == len(bad) and "Traceback" not in log
+
+
+def test_a_change_of_what_reconciliation_remembers_applies_to_the_same_memory() -> None:
+    """Seen.changes_from and Seen.changed are inverse: the record a run writes, applied to what
+    it started from, gives what it compared (the tips, the upstream tip, the commits and classes)."""
+    from periscope_hooks import reconcile
+    from periscope_hooks.ingest import records
+
+    rng = random.Random(35)
+    shas = [f"{i:040x}" for i in range(12)]
+    for _ in range(300):
+        before, after = (
+            reconcile.Seen(
+                sorted(rng.sample(shas, rng.randint(0, 4))),
+                rng.choice([None, shas[0]]),
+                {c: rng.choice(["lost", "live"]) for c in rng.sample(shas, rng.randint(0, 5))},
+            ).kept()
+            for _ in range(2)
+        )
+        changes = after.changes_from(before)
+        if changes is None:
+            assert after == before
+            continue
+        rec = records.parse(json.loads(json.dumps(reconcile.seen_record(changes, 1700000000000))))
+        assert isinstance(rec, records.ReconcileSeen)
+        assert before.changed(rec) == after

@@ -682,3 +682,37 @@ def test_a_commit_checked_out_in_a_linked_worktree_is_not_lost(tmp_path: Path, m
     assert b'"reconcile"' not in (state_dir(repo) / "spool.jsonl").read_bytes()
     (row,) = report_json(repo, by="commit")
     assert row["sha"] == x and row["reachable"] is True
+
+
+def test_a_rebuild_compares_what_the_first_state_compared(forge: Forge) -> None:
+    """What reconciliation compared and left is recorded in the spool (a `reconcile-seen`
+    record), so a state.db rebuilt from it compares exactly what the first state would.  Kept in
+    state.db alone, a release fix held by its remote branch was compared and left; the remote
+    branch was then pruned (the local one still holds the fix, so nothing was compared anew), and
+    a rebuild, remembering nothing, compared the fix afresh and moved it to its copy on main: one
+    state, two sets of events (the workflow sweep's open Seen finding, stop 34)."""
+    git(forge.web, "push", "-q", "origin", "main:release-1")
+    git(forge.dev, "fetch", "-q", "origin")
+    git(forge.dev, "checkout", "-q", "-b", "release-1", "origin/release-1")
+    fix = forge.dev_commit("b.txt", 10, "a release fix\nof\nfive\nlines\nhere")
+    forge.dev_commit("a.txt", 1, "version = 1.0.1", usage=False, env=OTHER_ENV)  # the release's own
+    git(forge.dev, "push", "-q", "origin", "release-1")
+    git(forge.web, "fetch", "-q", "origin")
+    git(forge.web, "cherry-pick", fix, env=OTHER_ENV)  # a plain copy of the fix on main
+    git(forge.web, "push", "-q", "origin", "main")
+    git(forge.dev, "fetch", "-q", "origin")
+    forge.reconcile()
+    assert forge.where()[fix] == fix  # the release branch on the remote holds it
+    git(forge.web, "push", "-q", "origin", "--delete", "release-1")
+    git(forge.dev, "fetch", "-q", "--prune", "origin")
+    forge.reconcile()
+    first = forge.where()
+    events = forge.rewrite_events()
+    sd = state_dir(forge.dev)
+    spool = (sd / "spool.jsonl").read_bytes()
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (sd / name).unlink(missing_ok=True)
+    forge.reconcile()  # rebuilt from the spool
+    assert forge.where() == first
+    assert forge.rewrite_events() == events
+    assert (sd / "spool.jsonl").read_bytes() == spool  # nothing new decided

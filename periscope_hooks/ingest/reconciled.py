@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from periscope_hooks import events, statedb
 from periscope_hooks.ingest.context import IngestContext
-from periscope_hooks.ingest.records import Reconcile
+from periscope_hooks.ingest.records import Reconcile, ReconcileSeen
 
 
 def apply_reconcile(ctx: IngestContext, rec: Reconcile) -> None:
@@ -27,3 +27,11 @@ def apply_reconcile(ctx: IngestContext, rec: Reconcile) -> None:
         for worktree, sha in statedb.worktrees_of_commits(ctx.conn, sorted({n for _, n in pairs})):
             if ctx.settings(worktree or "").notes:
                 ctx.notes.append(sha)
+
+
+def apply_reconcile_seen(ctx: IngestContext, rec: ReconcileSeen) -> None:
+    """What a reconciliation run compared and left, kept where the next run reads it."""
+    from periscope_hooks.reconcile import Seen
+
+    seen = Seen.load(statedb.get_meta(ctx.conn, statedb.Meta.RECONCILE_SEEN)).changed(rec)
+    statedb.set_meta(ctx.conn, statedb.Meta.RECONCILE_SEEN, seen.dump())

@@ -46,6 +46,7 @@ MAX_TOKENS = 10**12
 TIME_LIMIT_MS = 253_402_300_800_000
 HOLD_EXPIRED = "hold-expired"
 WORKTREE_MOVED = "worktree-moved"
+RECONCILE_SEEN = "reconcile-seen"
 
 
 @dataclass  # not frozen: a frozen dataclass's __init__ cost 4x (~4 us of a message's ~20 at ingest)
@@ -166,13 +167,27 @@ class Reconcile:
 
 
 @dataclass(frozen=True)
+class ReconcileSeen:
+    """What a reconciliation run compared and left (reconcile.Seen), as a change to what the
+    records before it made: recorded, so a rebuild compares exactly what the first state would."""
+
+    reset: bool  # start from nothing compared (the run left nothing to remember)
+    tips_added: tuple[str, ...]
+    tips_dropped: tuple[str, ...]
+    upstream: str | None
+    examined: dict[str, str]  # commit -> its class when compared ("lost", "live"), new or changed
+    forgotten: tuple[str, ...]  # commits no longer remembered
+    time: int
+
+
+@dataclass(frozen=True)
 class Deferred:
     """A record this version does not understand: kept for a newer periscope-hooks."""
 
     version: str
 
 
-Record = Union[Message, Session, Commit, Rewrite, HoldExpired, WorktreeMoved, Reconcile, Deferred]
+Record = Union[Message, Session, Commit, Rewrite, HoldExpired, WorktreeMoved, Reconcile, ReconcileSeen, Deferred]
 
 
 def _reflog_entry(value: Any) -> tuple[Any, Any, str]:
@@ -407,6 +422,22 @@ def reconcile(rec: dict[str, Any]) -> Reconcile:
     return Reconcile(command=command, pairs=_pairs(rec["pairs"]), time=_time(rec))
 
 
+def reconcile_seen(rec: dict[str, Any]) -> ReconcileSeen:
+    examined = rec.get("examined") or {}
+    if not isinstance(examined, dict) or any(v not in ("lost", "live") for v in examined.values()):
+        raise ValueError("examined: not a map of commits to lost or live")
+    upstream = rec.get("upstream")
+    return ReconcileSeen(
+        reset=rec.get("reset") is True,
+        tips_added=tuple(_commits(rec.get("tips_added")) or ()),
+        tips_dropped=tuple(_commits(rec.get("tips_dropped")) or ()),
+        upstream=None if upstream is None else _commit_name(upstream),
+        examined={_commit_name(c): str(v) for c, v in examined.items()},
+        forgotten=tuple(_commits(rec.get("forgotten")) or ()),
+        time=_time(rec),
+    )
+
+
 def hold_expired_line(worktree: str, sha: str, commit_kind: str, message_id: Any, time_ms: int) -> dict[str, Any]:
     return {
         "v": spool.SPOOL_VERSION,
@@ -434,6 +465,7 @@ _READERS: dict[str, Callable[[dict[str, Any]], Record]] = {
     HOLD_EXPIRED: hold_expired,
     WORKTREE_MOVED: worktree_moved,
     "reconcile": reconcile,
+    RECONCILE_SEEN: reconcile_seen,
 }
 
 

@@ -19,7 +19,7 @@ from periscope_hooks.ingest.messages import apply_message
 from periscope_hooks.ingest.notes_sync import write_pending_notes
 from periscope_hooks.ingest.old_prices import price_old_messages
 from periscope_hooks.ingest.queue import StoreNow
-from periscope_hooks.ingest.reconciled import apply_reconcile
+from periscope_hooks.ingest.reconciled import apply_reconcile, apply_reconcile_seen
 from periscope_hooks.ingest.sessions import apply_session
 from periscope_hooks.ingest.spool_reader import BATCH_BYTES, parse_line, read_batch, store_position
 from periscope_hooks.ingest.worktrees import apply_worktree_moved
@@ -73,6 +73,8 @@ def _apply(
             apply_worktree_moved(ctx, parsed)
         elif isinstance(parsed, records.Reconcile):
             apply_reconcile(ctx, parsed)
+        elif isinstance(parsed, records.ReconcileSeen):
+            apply_reconcile_seen(ctx, parsed)
         elif isinstance(parsed, records.Deferred):
             statedb.defer_record(ctx.conn, line_offset, parsed.version, raw.decode("utf-8", "replace"))
             ctx.result.deferred += 1
