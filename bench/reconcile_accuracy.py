@@ -692,9 +692,12 @@ class Simulation:
         finally:
             conn.close()
         tiers: dict[str, str] = {}
+        kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # kind -> [records, bytes]
         with open(self.dev / ".git" / "periscope" / "spool.jsonl", encoding="utf-8") as f:
             for raw in f:
                 rec = json.loads(raw)
+                kinds[rec.get("kind", "?")][0] += 1
+                kinds[rec.get("kind", "?")][1] += len(raw.encode())
                 if rec.get("kind") == "reconcile":
                     for old, _new in rec["pairs"]:
                         tiers[old] = rec.get("tier", "?")
@@ -735,6 +738,7 @@ class Simulation:
             "wrong": wrong,
             "unmatched": misses,
             "conflicts_by_chance": self.conflicts_by_chance,
+            "spool_by_kind": {k: {"records": n, "bytes": b} for k, (n, b) in sorted(kinds.items())},
         }
 
 
@@ -801,6 +805,12 @@ def print_table(result: dict[str, Any]) -> None:
             f"{name:28s} {r.get('prs', 0):4d} {r.get('commits', 0):7d} {r.get('right', 0):6d} "
             f"{r.get('wrong', 0):5d} {r.get('unmatched', 0):9d}  {tiers}{plain}"
         )
+    kinds = result["spool_by_kind"]
+    print(
+        "spool: "
+        + ", ".join(f"{k} {v['records']} ({v['bytes']:,} bytes)" for k, v in kinds.items())
+        + f"; {sum(v['bytes'] for v in kinds.values()):,} bytes in all"
+    )
     for w in result["wrong"]:
         print(f"WRONG: {w}")
 
