@@ -86,8 +86,9 @@ def rebase_facts(dirs: RepoDirs, pairs: list[list[str]], head: str | None) -> di
       and a pair whose new commit the rebase did not make (a pick skipped onto an unchanged one)
       made nothing;
     - `merges`: the merge commits of the branch before the rebase, `git rev-list --merges
-      orig-head ^onto` (left out when there are none, or MADE_EXTRA_COMMITS or more): a rebase
-      without --rebase-merges flattens them, and git's pairs name none of them.
+      orig-head ^onto` (left out when there are none, or MADE_EXTRA_COMMITS or more, or the
+      rebase runs with --rebase-merges): a rebase without --rebase-merges flattens them, and
+      git's pairs name none of them.
 
     The shim writes `onto`, `made` and `merges` in sh and leaves a record with `squashed` to Python."""
     from periscope_hooks import git
@@ -108,9 +109,11 @@ def rebase_facts(dirs: RepoDirs, pairs: list[list[str]], head: str | None) -> di
             made = git.commits_only_in(dirs, head, (onto, orig_head), limit)
             if made is not None and len(made) < limit:
                 facts["made"] = made
-        if orig_head and git.is_sha(orig_head):
+        if orig_head and git.is_sha(orig_head) and not os.path.exists(os.path.join(folder, "refs-to-delete")):
             # The merges of the branch before the rebase: one the rebase flattened (no
-            # --rebase-merges) is named by no pair, and its own usage follows to HEAD.
+            # --rebase-merges) is named by no pair, and its own usage follows to HEAD.  Not with
+            # --rebase-merges (its `label`s leave refs-to-delete): a merge it recreates gets a
+            # pair, and one without was deleted from the todo, dropped on purpose.
             merges = git.commits_only_in(dirs, orig_head, (onto,), MADE_EXTRA_COMMITS, merges=True)
             if merges and len(merges) < MADE_EXTRA_COMMITS:
                 facts["merges"] = merges

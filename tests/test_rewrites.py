@@ -7,7 +7,7 @@ import json
 import pytest
 
 from periscope_hooks.notes import NOTES_REF, parse_note
-from testing.util import append_spool, commit, git, init_repo, message_record, periscope, state_dir
+from testing.util import append_spool, commit, git, init_repo, message_record, periscope, spool_path, state_dir
 
 
 def usage(repo, n):
@@ -734,6 +734,49 @@ def test_a_merge_a_rebase_flattens_gives_its_own_usage_to_the_rebases_last_commi
     assert same_after_a_rebuild(repo)[head]["tokens"]["input"] == 1100
     rewrite = [e for e in repo.events("rewrite") if e["command"] == "rebase"][-1]
     assert {"old": merge, "new": head} in [{"old": m["old"], "new": m["new"]} for m in rewrite["mappings"]]
+
+
+@pytest.mark.parametrize("hook", ["sh", "python"])
+@pytest.mark.parametrize("todo", ["merge deleted", "merge kept"])
+def test_a_rebase_merges_run_flattens_no_merge(repo, monkeypatch, hook, todo):
+    """`git rebase --rebase-merges` recreates the merges it is told to: one it keeps gets a pair,
+    and one deleted from its todo was dropped on purpose, as a deleted pick is, so its usage stays
+    on it (the flattened-merge rule sent it to HEAD, a commit that never had it).  The record of
+    such a rebase names no merges: the rule is for a rebase that replays the merged commits alone."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    if hook == "python":
+        monkeypatch.setenv("PERISCOPE_SH_HOOK", "0")
+    commit(repo.path, "base", filename="base.txt")
+    repo.git("switch", "-q", "-c", "side")
+    usage(repo, 1)
+    commit(repo.path, "S", filename="s.txt")
+    repo.git("switch", "-q", "main")
+    usage(repo, 10)
+    commit(repo.path, "M", filename="m.txt")
+    usage(repo, 100)
+    repo.git("merge", "-q", "--no-ff", "--no-edit", "side")
+    merge = repo.git("rev-parse", "HEAD").strip()
+    usage(repo, 1000)
+    commit(repo.path, "X", filename="x.txt")
+    usage(repo, 10000)
+    commit(repo.path, "Y", filename="y.txt")
+    # Reword M, so that everything after it is made again.
+    edit = "sed -i -e '/^pick .* M$/s/^pick/reword/'" + (" -e '/^merge /d'" if todo == "merge deleted" else "")
+    env = {"GIT_SEQUENCE_EDITOR": edit, "GIT_EDITOR": "sed -i '1s/$/ reworded/'"}
+    repo.git("rebase", "-q", "-i", "--rebase-merges", "HEAD~3", env=env)
+    head = repo.git("rev-parse", "HEAD").strip()
+    assert len(repo.git("rev-list", "--merges", "HEAD~3..HEAD").split()) == (todo == "merge kept")
+    rec = [json.loads(line) for line in spool_path(repo.path).read_text().splitlines()][-1]
+    assert rec["hook"] == "post-rewrite" and "merges" not in rec
+    by_sha = rows(repo)
+    assert by_sha[head]["tokens"]["input"] == 10000
+    assert total_input(repo) == 11111
+    if todo == "merge deleted":
+        assert by_sha[merge]["tokens"]["input"] == 100 and by_sha[merge]["reachable"] is False
+    else:
+        new_merge = repo.git("rev-list", "--merges", "-1", "HEAD").strip()
+        assert by_sha[new_merge]["tokens"]["input"] == 100 and by_sha[new_merge]["reachable"] is True
+    assert same_after_a_rebuild(repo)[head]["tokens"]["input"] == 10000
 
 
 def test_moves_that_change_what_is_a_copy_settle_in_the_run_as_a_rebuild_decides(tmp_path, monkeypatch):

@@ -439,11 +439,12 @@ periscope_sh_post_rewrite() {
     ps_rec="$ps_rec,\"sha\":\"$ps_sha\",\"branch\":$ps_branch,\"reflog\":$ps_reflog,\"rebasing\":$ps_rebasing"
     ps_rec="$ps_rec,\"command\":\"$1\",\"pairs\":[$ps_pairs]"
     if [ "$1" = rebase ] && [ "$ps_rebasing" = true ]; then # the commit it replays onto (hook.rebase_facts)
-        ps_onto= ps_orig=
+        ps_onto= ps_orig= ps_rmerges=
         for ps_d in rebase-merge rebase-apply; do
             if [ -d "$ps_gd/$ps_d" ]; then
                 [ -f "$ps_gd/$ps_d/onto" ] && read -r ps_onto <"$ps_gd/$ps_d/onto"
                 [ -f "$ps_gd/$ps_d/orig-head" ] && read -r ps_orig <"$ps_gd/$ps_d/orig-head"
+                [ -f "$ps_gd/$ps_d/refs-to-delete" ] && ps_rmerges=1 # --rebase-merges: flattens none
                 break
             fi
         done
@@ -451,7 +452,8 @@ periscope_sh_post_rewrite() {
             ps_rec="$ps_rec,\"onto\":\"$ps_onto\""
             if ps_is_sha "$ps_orig"; then
                 ps_made_of "$ps_sha" "$ps_onto" "$ps_orig" $((ps_npairs + 100)) # MADE_EXTRA_COMMITS
-                ps_merges_of "$ps_orig" "$ps_onto" 100                          # MADE_EXTRA_COMMITS
+                ps_merges=
+                [ -n "$ps_rmerges" ] || ps_merges_of "$ps_orig" "$ps_onto" 100 # MADE_EXTRA_COMMITS
                 ps_rec="$ps_rec$ps_made$ps_merges"
             fi
         fi
