@@ -310,6 +310,38 @@ def test_a_rebases_record_names_the_merges_it_may_flatten_in_sh_and_in_python(qu
     git(repo, "rebase", "--abort")
 
 
+def test_a_git_that_hangs_under_the_sh_post_rewrite_is_given_up_on(quoted_repo, tmp_path):
+    """The sh post-rewrite asks `git rev-list` for a rebase's `made` and `merges`; a git that
+    never answers (here: its commit-graph file is a FIFO no one writes, so opening it blocks) hung
+    the hook, and the rebase with it.  Bounded as the Python hook's git calls are (5 s, by
+    coreutils' timeout where there is one), the record is written without those fields, as when
+    git fails."""
+    repo = quoted_repo
+    base = git(repo, "rev-parse", "HEAD")
+    a = commit(repo, "A", filename="a.txt")
+    commit(repo, "B", filename="b.txt")
+    git(repo, "rebase", "-q", "-i", base, env={"GIT_SEQUENCE_EDITOR": "sed -i '1s/^pick/edit/'"})  # stops at A
+    graph = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-path", "objects/info/commit-graph"))
+    os.mkfifo(graph)
+    hook = git(repo, "rev-parse", "--path-format=absolute", "--git-path", "hooks/post-rewrite")
+    try:
+        subprocess.run(
+            [hook, "rebase"],
+            cwd=repo,
+            input=f"{a} {1:040x}\n",
+            text=True,
+            check=True,
+            timeout=60,  # not a timing: without a bound of its own the hook never returns
+            env={**os.environ, "PERISCOPE_BACKGROUND": "0"},
+        )
+    finally:
+        graph.unlink()
+    rec = last_record(repo)
+    assert rec["hook"] == "post-rewrite" and rec["onto"] == base
+    assert "made" not in rec and "merges" not in rec
+    git(repo, "rebase", "--abort")
+
+
 def test_long_post_rewrite_lines_never_mix_with_other_writers(quoted_repo):
     """A post-rewrite line past 4,000 bytes goes through dd in one write(2): sh's printf would
     write it in pieces (bash 4,096 bytes at a time; dash, past 8 KiB, the text and then the

@@ -395,7 +395,12 @@ ps_pairs_of() { # the lines $1, split on IFS (the caller's newline) -> ps_pairs;
 ps_sha_list() { # fewer than $1 commits, then `git rev-list` arguments -> ps_list ("a","b"), ps_n; 1 when git fails, a line is no SHA or the list may be cut
     ps_limit=$1
     shift
-    ps_lines=$(git --git-dir="$ps_gd" rev-list --max-count="$ps_limit" "$@" 2>/dev/null) || return 1
+    # Bounded as the Python hook's git calls are (5 s): a git that never answers (a commit-graph
+    # that is a FIFO, a hung network filesystem) would hang the rebase.  coreutils' timeout, one
+    # more exec (~1 ms, twice a rebase); where there is none (macOS) git runs unbounded.
+    ps_bound=
+    command -v timeout >/dev/null 2>&1 && ps_bound="timeout 5"
+    ps_lines=$($ps_bound git --git-dir="$ps_gd" rev-list --max-count="$ps_limit" "$@" 2>/dev/null) || return 1
     ps_list= ps_n=0
     for ps_line in $ps_lines; do
         ps_is_sha "$ps_line" || return 1
