@@ -23,13 +23,12 @@ from periscope_hooks.ingest import process_spool
 from periscope_hooks.ingest.queue import StoreNow
 from periscope_hooks.ingest.spool_reader import unread
 from periscope_hooks.state import (
-    Damage,
-    file_identity,
     is_corrupt,
     make_state_dir,
     mark_for_integrity_check,
     open_state_db,
     reclaim_space,
+    run_rebuilding_once,
 )
 from periscope_hooks.statedb import Meta, set_meta
 
@@ -146,42 +145,33 @@ def flush_state_dir(
             "periscope flush keeps its state in that folder, which must be writable (report and export only read it)",
         ) from None
     result: DeliveryResult | None = None
-    damaged: Damage | None = None  # the state.db a query met a damaged page in: rebuilt on the next open
-    met_damage = False
+
+    def flush_once(conn: sqlite3.Connection) -> DeliveryResult:
+        outbox.release_dead_flushers_leases(conn)  # we hold flush.lock: no flusher else lives
+        done = _ingest_and_deliver(state_dir, conn, drain=wait, retrying=retrying)
+        if done.error:  # one line, never a payload or token (errors are built to be shown)
+            logfile.log_line(
+                state_dir / paths.HOOK_LOG_NAME, f"flush: delivery incomplete: {done.error}; events stay in the outbox"
+            )
+        return done
+
+    def say_damaged(e: sqlite3.DatabaseError) -> None:
+        mark_for_integrity_check(state_dir)
+        logfile.log_line(
+            state_dir / paths.HOOK_LOG_NAME,
+            f"flush: state.db is damaged ({e}); moving it aside and rebuilding it from the spool",
+        )
+
     try:
         while True:
             if not lock.acquire(lock_timeout if wait else 0):
                 return result
             try:
-                conn = open_state_db(state_dir, damaged=damaged)
-                opened = file_identity(state_dir / paths.STATE_DB_NAME)
-                damaged = None
-                try:
-                    outbox.release_dead_flushers_leases(conn)  # we hold flush.lock: no flusher else lives
-                    result = _ingest_and_deliver(state_dir, conn, drain=wait, retrying=retrying)
-                    if result.error:  # one line, never a payload or token (errors are built to be shown)
-                        logfile.log_line(
-                            state_dir / paths.HOOK_LOG_NAME,
-                            f"flush: delivery incomplete: {result.error}; events stay in the outbox",
-                        )
-                except sqlite3.DatabaseError as e:
-                    if not is_corrupt(e):
-                        raise
+                result = run_rebuilding_once(state_dir, flush_once, on_damage=say_damaged)
+            except sqlite3.DatabaseError as e:
+                if is_corrupt(e):  # again, after the rebuild
                     mark_for_integrity_check(state_dir)  # the next open checks, and rebuilds from the spool
-                    if met_damage:
-                        raise
-                    # Once a run: moved aside and rebuilt from the spool at once, this run flushing
-                    # on (a background flusher logged a traceback and left the rebuild, and the
-                    # commit that started it, to the next flush; a chaos sweep).
-                    met_damage = True
-                    damaged = (opened, str(e))
-                    logfile.log_line(
-                        state_dir / paths.HOOK_LOG_NAME,
-                        f"flush: state.db is damaged ({e}); moving it aside and rebuilding it from the spool",
-                    )
-                    continue
-                finally:
-                    conn.close()
+                raise
             finally:
                 lock.release()
             if not _work_left(state_dir):

@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 from periscope_hooks import paths
 from periscope_hooks.errors import UserError
@@ -342,6 +342,36 @@ def open_state_db(
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         _record_integrity(conn, state_dir, rebuilt_from=f"{moved[0].name} at {when}")
     return conn
+
+
+T = TypeVar("T")
+
+
+def run_rebuilding_once(
+    state_dir: Path,
+    work: Callable[[sqlite3.Connection], T],
+    on_damage: Callable[[sqlite3.DatabaseError], None] | None = None,
+) -> T:
+    """`work` on state.db; when it meets a damaged page, state.db is moved aside and rebuilt from
+    the spool at once (open_state_db's `damaged`) and `work` runs once more, on the rebuilt one.
+    `on_damage(error)` is told before the rebuild; damage met again is raised.  The flusher and
+    the read commands both: a flusher that met damage logged a traceback and left the rebuild,
+    and the commit that started it, to the next flush (a chaos sweep)."""
+    damaged: Damage | None = None
+    for attempt in range(2):
+        conn = open_state_db(state_dir, damaged=damaged)
+        opened = file_identity(state_dir / paths.STATE_DB_NAME)  # the file it uses (unless replaced this instant)
+        try:
+            return work(conn)
+        except sqlite3.DatabaseError as e:
+            if attempt or not is_corrupt(e):
+                raise
+            damaged = (opened, str(e))
+            if on_damage is not None:
+                on_damage(e)
+        finally:
+            conn.close()
+    raise AssertionError("unreachable")
 
 
 def is_read_only(exc: BaseException, state_dir: Path) -> bool:

@@ -16,14 +16,12 @@ import sqlite3
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from periscope_hooks.paths import STATE_DB_NAME
 from periscope_hooks.state import (
-    Damage,
-    file_identity,
     is_corrupt,
     is_read_only,
     open_state_db,
     open_state_db_read_only,
+    run_rebuilding_once,
 )
 
 T = TypeVar("T")
@@ -71,22 +69,14 @@ def announce_long_ingest(
 def _fresh(state_dir: Path, read: Callable[[sqlite3.Connection], T], on_long_ingest: Callable[[int], None] | None) -> T:
     from periscope_hooks.ingest import process_spool
 
-    damaged: Damage | None = None
-    for attempt in range(2):
-        conn = open_state_db(state_dir, damaged=damaged)
-        opened = file_identity(state_dir / STATE_DB_NAME)  # the file it reads (unless replaced this instant)
-        try:
-            if announce_long_ingest(conn, state_dir, on_long_ingest):
-                on_long_ingest = None  # once, a rebuild's re-read included
-            process_spool(state_dir, conn)
-            return read(conn)
-        except sqlite3.DatabaseError as e:
-            if attempt or not is_corrupt(e):
-                raise
-            damaged = (opened, str(e))
-        finally:
-            conn.close()
-    raise AssertionError("unreachable")
+    def ingest_and_read(conn: sqlite3.Connection) -> T:
+        nonlocal on_long_ingest
+        if announce_long_ingest(conn, state_dir, on_long_ingest):
+            on_long_ingest = None  # once, a rebuild's re-read included
+        process_spool(state_dir, conn)
+        return read(conn)
+
+    return run_rebuilding_once(state_dir, ingest_and_read)
 
 
 def read_state(
