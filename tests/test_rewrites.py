@@ -703,12 +703,9 @@ def test_a_lost_commit_whose_oldest_match_is_refused_goes_to_the_next_one(repo, 
     assert same_after_a_rebuild(repo)[c7_on_main]["tokens"]["input"] == 1000
 
 
-@pytest.mark.parametrize("hook", ["sh", "python"])
-def test_a_merge_a_rebase_flattens_gives_its_own_usage_to_the_rebases_last_commit(repo, monkeypatch, hook):
-    """A workflow sweep (109 cases in 94 seeds): a merge commit takes the usage pending when it is
-    made; a later rebase without --rebase-merges (plain, -i, --autosquash, pull --rebase) replays
-    the commits it merged, not the merge, and git's pairs name nothing for it.  Its usage stayed on
-    it, unreachable, though nothing was dropped.  Now it goes to HEAD, the rebase's last commit."""
+def _a_merge_between_commits(repo, monkeypatch, hook) -> str:
+    """base, then S on a side branch (usage 1), M on main (10), their merge (100) and X (1000):
+    the merge's SHA.  `hook`: "sh" (as installed) or "python" (PERISCOPE_SH_HOOK=0)."""
     monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
     if hook == "python":
         monkeypatch.setenv("PERISCOPE_SH_HOOK", "0")
@@ -724,6 +721,16 @@ def test_a_merge_a_rebase_flattens_gives_its_own_usage_to_the_rebases_last_commi
     merge = repo.git("rev-parse", "HEAD").strip()
     usage(repo, 1000)
     commit(repo.path, "X", filename="x.txt")
+    return merge
+
+
+@pytest.mark.parametrize("hook", ["sh", "python"])
+def test_a_merge_a_rebase_flattens_gives_its_own_usage_to_the_rebases_last_commit(repo, monkeypatch, hook):
+    """A workflow sweep (109 cases in 94 seeds): a merge commit takes the usage pending when it is
+    made; a later rebase without --rebase-merges (plain, -i, --autosquash, pull --rebase) replays
+    the commits it merged, not the merge, and git's pairs name nothing for it.  Its usage stayed on
+    it, unreachable, though nothing was dropped.  Now it goes to HEAD, the rebase's last commit."""
+    merge = _a_merge_between_commits(repo, monkeypatch, hook)
     repo.git("rebase", "-q", "HEAD~2")  # onto M: S and X replayed, the merge flattened
     head = repo.git("rev-parse", "HEAD").strip()
     assert len(repo.git("rev-list", "--merges", "HEAD").split()) == 0
@@ -743,21 +750,7 @@ def test_a_rebase_merges_run_flattens_no_merge(repo, monkeypatch, hook, todo):
     and one deleted from its todo was dropped on purpose, as a deleted pick is, so its usage stays
     on it (the flattened-merge rule sent it to HEAD, a commit that never had it).  The record of
     such a rebase names no merges: the rule is for a rebase that replays the merged commits alone."""
-    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
-    if hook == "python":
-        monkeypatch.setenv("PERISCOPE_SH_HOOK", "0")
-    commit(repo.path, "base", filename="base.txt")
-    repo.git("switch", "-q", "-c", "side")
-    usage(repo, 1)
-    commit(repo.path, "S", filename="s.txt")
-    repo.git("switch", "-q", "main")
-    usage(repo, 10)
-    commit(repo.path, "M", filename="m.txt")
-    usage(repo, 100)
-    repo.git("merge", "-q", "--no-ff", "--no-edit", "side")
-    merge = repo.git("rev-parse", "HEAD").strip()
-    usage(repo, 1000)
-    commit(repo.path, "X", filename="x.txt")
+    merge = _a_merge_between_commits(repo, monkeypatch, hook)
     usage(repo, 10000)
     commit(repo.path, "Y", filename="y.txt")
     # Reword M, so that everything after it is made again.
