@@ -393,6 +393,32 @@ def _git_ancestor_argv(max_depth: int = 8) -> list[bytes] | None:
     return None
 
 
+# git's own options that take their value as the next argument (`git -c k=v rebase`); the others
+# are one argument each (`--no-pager`, `--git-dir=x`).
+_GIT_OPTIONS_WITH_A_VALUE = (
+    b"-c",
+    b"-C",
+    b"--git-dir",
+    b"--work-tree",
+    b"--namespace",
+    b"--config-env",
+    b"--super-prefix",
+    b"--attr-source",
+)
+
+
+def git_command_of(argv: list[bytes]) -> bytes | None:
+    """The command a git command line runs: the first argument after git's own options
+    (`git -c color.ui=never rebase main` runs `rebase`: editors and tools pass such options)."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _GIT_OPTIONS_WITH_A_VALUE:
+            next(args, None)
+        elif not arg.startswith(b"-"):
+            return arg
+    return None
+
+
 def is_rebase_replay(env: Mapping[str, str] = os.environ) -> bool:
     """post-commit run for a commit `git rebase` replays (the shim's test, issue 11): a rebase is
     in progress and the git running the hook is `git rebase` itself (a commit made at a stop runs
@@ -404,7 +430,8 @@ def is_rebase_replay(env: Mapping[str, str] = os.environ) -> bool:
     ):
         return False
     argv = _git_ancestor_argv()
-    return argv is not None and len(argv) > 1 and argv[1].startswith(b"rebase")
+    command = git_command_of(argv) if argv is not None else None
+    return command is not None and command.startswith(b"rebase")
 
 
 def _alarm(signum: int, frame: FrameType | None) -> None:  # pragma: no cover - only on a hung filesystem

@@ -868,3 +868,46 @@ def test_an_empty_fixup_into_a_commit_an_exec_made_gives_it_its_usage(rrepo, tmp
     assert total_input(repo) == 11
     assert same_after_a_rebuild(repo)[x]["tokens"]["input"] == 10
     check_notes(repo)
+
+
+@pytest.mark.parametrize("hook", ["sh", "python"])
+@pytest.mark.parametrize(
+    "how",
+    [["-c", "color.ui=never", "rebase"], ["-C", ".", "rebase"], ["--no-pager", "rebase"], ["rebase"]],
+    ids=["-c", "-C", "--no-pager", "plain"],
+)
+@pytest.mark.parametrize("dispatcher", [False, True], ids=["hook", "dispatched"])
+def test_a_rebase_run_with_gits_own_options_writes_nothing_for_its_replays(repo, monkeypatch, hook, how, dispatcher):
+    """`git -c k=v rebase` (what editors and tools run), `git -C dir rebase`: the hooks told a
+    replay from a commit made at a stop by the word after `git` alone, so each replay wrote a
+    record (and started Python, where the shim is to recognise replays before any starts).  So
+    did the sh shim run by a user's dispatcher hook (post-commit running post-commit.d/*): it read
+    its parent only, the dispatcher, where the Python hook walks up to the nearest git (a hook
+    sweep).  The usage still follows the rebase."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    if hook == "python":
+        monkeypatch.setenv("PERISCOPE_SH_HOOK", "0")
+    if dispatcher:
+        hooks = repo.path / ".git" / "hooks"
+        (hooks / "post-commit.d").mkdir()
+        (hooks / "post-commit").rename(hooks / "post-commit.d" / "periscope")
+        (hooks / "post-commit").write_text('#!/bin/sh\nfor h in "${0%/*}"/post-commit.d/*; do "$h" "$@"; done\n')
+        (hooks / "post-commit").chmod(0o755)
+    commit(repo.path, "base", filename="base.txt")
+    repo.git("switch", "-q", "-c", "feature")
+    usage(repo, 1)
+    commit(repo.path, "F1", filename="f1.txt")
+    usage(repo, 10)
+    commit(repo.path, "F2", filename="f2.txt")
+    repo.git("switch", "-q", "main")
+    commit(repo.path, "M", filename="m.txt")
+    repo.git("switch", "-q", "feature")
+    records = len(spool_path(repo.path).read_text().splitlines())
+    repo.git(*how, "-q", "main")
+    written = [json.loads(line) for line in spool_path(repo.path).read_text().splitlines()[records:]]
+    assert [r["hook"] for r in written] == ["post-rewrite"]  # no record for a replay
+    head = repo.git("rev-parse", "HEAD").strip()
+    by_sha = rows(repo)
+    assert by_sha[head]["tokens"]["input"] == 10 and by_sha[head]["reachable"] is True
+    assert by_sha[repo.git("rev-parse", "HEAD~1").strip()]["tokens"]["input"] == 1
+    assert same_after_a_rebuild(repo)[head]["tokens"]["input"] == 10

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -340,6 +341,34 @@ def test_a_git_that_hangs_under_the_sh_post_rewrite_is_given_up_on(quoted_repo, 
     assert rec["hook"] == "post-rewrite" and rec["onto"] == base
     assert "made" not in rec and "merges" not in rec
     git(repo, "rebase", "--abort")
+
+
+def test_the_sh_rev_list_drops_the_repository_variables_the_python_hook_drops(quoted_repo, marker):
+    """`git --no-replace-objects rebase` exports GIT_NO_REPLACE_OBJECTS to its hooks; the sh
+    post-rewrite's `git rev-list` kept it and listed no merge where a replace ref (`git replace
+    --graft`) makes one, while the Python hook's git calls drop git's repository variables
+    (git.REPOSITORY_ENV) and listed it: two records for one rebase (a hook sweep).  The shim's
+    list is REPOSITORY_ENV's, kept in step here."""
+    import periscope_hooks
+    from periscope_hooks.git import REPOSITORY_ENV
+
+    repo = quoted_repo
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "switch", "-q", "-c", "side")
+    side = commit(repo, "S", filename="s.txt")
+    git(repo, "switch", "-q", "-c", "feature", base)
+    f1 = commit(repo, "F1", filename="f1.txt")
+    commit(repo, "F2", filename="f2.txt")
+    git(repo, "replace", "--graft", f1, base, side)  # F1 is a merge where replace refs are read
+    git(repo, "rebase", "-q", "-i", base, env={"GIT_SEQUENCE_EDITOR": "sed -i '1s/^pick/edit/'"})  # stops at F1
+    rec = rewrite_records_both_ways(
+        repo, repo, marker, ["rebase"], f"{f1} {1:040x}\n", env={"GIT_NO_REPLACE_OBJECTS": "1"}
+    )
+    assert rec["merges"] == [f1]
+    git(repo, "rebase", "--abort")
+    shim = (Path(periscope_hooks.__file__).parent / "resources" / "hook-shim.sh").read_text()
+    unset = re.search(r"unset ((?:GIT_[A-Z_]+[ \\\n]*)+)", shim)
+    assert unset is not None and set(re.findall(r"GIT_[A-Z_]+", unset.group(1))) == set(REPOSITORY_ENV)
 
 
 def test_long_post_rewrite_lines_never_mix_with_other_writers(quoted_repo):

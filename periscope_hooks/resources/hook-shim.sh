@@ -14,19 +14,52 @@ KEPT="$HERE/periscope-kept/$HOOK_NAME"
 # of this file is even parsed, and no process starts (ingest gives replays no usage: post-rewrite
 # moves it at the end).  A rebase is in progress, and the git that runs this hook (our parent)
 # is `git rebase` itself, which commits only replays (a commit made at a stop runs `git commit`).
+ps_git_rebases() { # 0: the git running this hook (our parent, or the nearest git above it) runs `rebase`
+    IFS= read -r ps_cmd </proc/$PPID/cmdline 2>/dev/null # sh drops the NULs between arguments
+    case $ps_cmd in
+    gitrebase* | */gitrebase*) return 0 ;;
+    git[a-z]* | */git[a-z]*) return 1 ;; # `git commit`, say: a commit made at a stop
+    esac
+    # git's own options first (`git -c k=v rebase`: editors and tools run that), or a hook
+    # dispatcher between git and us: each command line read with its arguments apart (tr, one
+    # process a level), from our parent up to the nearest git, as hook.git_command_of reads it.
+    ps_pid=$PPID ps_depth=0 ps_ifs0=$IFS ps_nl0='
+'
+    while [ "$ps_depth" -lt 8 ] && [ "$ps_pid" -gt 1 ]; do
+        ps_args=$(tr '\0' '\n' <"/proc/$ps_pid/cmdline" 2>/dev/null) || return 1
+        set -f
+        IFS=$ps_nl0
+        set -- $ps_args
+        IFS=$ps_ifs0
+        set +f
+        if [ "${1##*/}" = git ]; then
+            shift
+            while [ $# -gt 0 ]; do
+                case $1 in
+                -c | -C | --git-dir | --work-tree | --namespace | --config-env | --super-prefix | --attr-source) shift ;;
+                -*) ;;
+                rebase*) return 0 ;;
+                *) return 1 ;;
+                esac
+                [ $# -gt 0 ] && shift
+            done
+            return 1
+        fi
+        IFS= read -r ps_stat <"/proc/$ps_pid/stat" 2>/dev/null || return 1
+        set -- ${ps_stat##*) } # state, ppid, ... (after the command's name, which may hold anything)
+        ps_pid=${2:-1}
+        ps_depth=$((ps_depth + 1))
+    done
+    return 1
+}
 if [ "$HOOK_NAME" = post-commit ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
     ps_gd=${GIT_DIR:-.git}
     if [ -f "$ps_gd" ] && read -r ps_line <"$ps_gd"; then
         ps_gd=${ps_line#gitdir: } # a linked worktree or submodule (relative to this top directory)
     fi
-    if [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ]; then
-        IFS= read -r ps_cmd </proc/$PPID/cmdline 2>/dev/null # sh drops the NULs between arguments
-        case $ps_cmd in
-        gitrebase* | */gitrebase*)
-            [ -x "$KEPT" ] && exec "$KEPT" "$@"
-            exit 0
-            ;;
-        esac
+    if { [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ]; } && ps_git_rebases; then
+        [ -x "$KEPT" ] && exec "$KEPT" "$@"
+        exit 0
     fi
 fi
 # The detached flusher, as hook.spawn_background_flush starts it: its own session, no terminal,
@@ -60,8 +93,7 @@ ps_reftable=
 ps_checkout_switch() { # $1 old HEAD, $2 new HEAD, $3 flag -> 0: start the flusher (ps_sd is set)
     [ "$3" = 1 ] || return 1
     case $1 in *[!0]*) ;; *) return 1 ;; esac
-    IFS= read -r ps_cmd </proc/$PPID/cmdline 2>/dev/null # sh drops the NULs between arguments
-    case $ps_cmd in gitrebase* | */gitrebase*) return 1 ;; esac
+    ps_git_rebases && return 1
     ps_gd=${GIT_DIR:-.git}
     if [ -f "$ps_gd" ]; then
         read -r ps_line <"$ps_gd" || return 1
@@ -400,7 +432,16 @@ ps_sha_list() { # fewer than $1 commits, then `git rev-list` arguments -> ps_lis
     # more exec (~1 ms, twice a rebase); where there is none (macOS) git runs unbounded.
     ps_bound=
     command -v timeout >/dev/null 2>&1 && ps_bound="timeout 5"
-    ps_lines=$($ps_bound git --git-dir="$ps_gd" rev-list --max-count="$ps_limit" "$@" 2>/dev/null) || return 1
+    # Without the repository variables of the git that runs us (git.REPOSITORY_ENV, which the
+    # Python hook's git calls drop too: GIT_NO_REPLACE_OBJECTS, GIT_OBJECT_DIRECTORY, ... changed
+    # what rev-list lists, and sh's record differed from Python's; a hook sweep).  In the command
+    # substitution's own process: nothing else loses them.
+    ps_lines=$(
+        unset GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_CONFIG GIT_OBJECT_DIRECTORY GIT_DIR GIT_WORK_TREE \
+            GIT_IMPLICIT_WORK_TREE GIT_GRAFT_FILE GIT_INDEX_FILE GIT_NO_REPLACE_OBJECTS GIT_REPLACE_REF_BASE \
+            GIT_PREFIX GIT_INTERNAL_SUPER_PREFIX GIT_SHALLOW_FILE GIT_COMMON_DIR GIT_QUARANTINE_PATH
+        $ps_bound git --git-dir="$ps_gd" rev-list --max-count="$ps_limit" "$@" 2>/dev/null
+    ) || return 1
     ps_list= ps_n=0
     for ps_line in $ps_lines; do
         ps_is_sha "$ps_line" || return 1
