@@ -138,6 +138,15 @@ def _similarity(a: Diff, b: Diff) -> float:
     return len(sa & sb) / len(sa | sb) if sa or sb else 0.0
 
 
+def holds_most_of(target: Diff, part: Diff) -> bool:
+    """Whether `target` adds most of the lines `part` adds (the lines tier's share): a lines-tier
+    match found for a range and trimmed to some of its commits moves those only where their own
+    change went."""
+    added = {c for c in part.changes if c[1] != "-"} or set(part.changes)
+    held = {c for c in target.changes if c[1] != "-"} or set(target.changes)
+    return not added or len(added & held) / len(added) >= LINES_MIN_SIMILARITY
+
+
 TIER_STRENGTH = {"exact": 3, "re-merge": 2, "lines": 1}
 MAX_EXTEND = 30  # commits past a match tried for a better fit with the same target
 

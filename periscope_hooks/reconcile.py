@@ -512,6 +512,16 @@ def decide(
                 kept = tuple(o for o in m.old if o in lost)
                 if not kept:
                     continue
+                # At the lines tier the target holds most of the range's lines, not necessarily
+                # the kept commits': rebased P' and L', L' reset away and the original P made
+                # reachable again, P' + L' shared 3 of 5 lines with P, and L' went to P, which
+                # holds none of L's (a reconciliation sweep).  Each kept commit needs its own.
+                if (
+                    kept != m.old
+                    and m.tier == "lines"
+                    and not all(o in facts and matching.holds_most_of(facts[m.new].diff, facts[o].diff) for o in kept)
+                ):
+                    continue
                 m = matching.Match(kept, m.new, m.tier)
             all_matches.append((m, size))
 

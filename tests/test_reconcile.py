@@ -716,3 +716,47 @@ def test_a_rebuild_compares_what_the_first_state_compared(forge: Forge) -> None:
     assert forge.where() == first
     assert forge.rewrite_events() == events
     assert (sd / "spool.jsonl").read_bytes() == spool  # nothing new decided
+
+
+def test_a_lost_commit_moves_only_where_its_own_change_went(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost line is matched as a range (with its commits still on a branch) and only its lost
+    commits move.  At the lines tier the target holds most of the range's lines, not necessarily
+    the lost commit's: P then L were rebased (P', L'), L' reset away, and the original P made
+    reachable again; P' + L' shared 5 of 7 lines with P, and L' went to P, L's own parent, which
+    holds none of L's lines (a reconciliation sweep).  A trimmed lines-tier match now moves a commit
+    only onto a target holding most of its own lines."""
+    from testing.util import append_spool, init_repo, message_record, periscope
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    repo = init_repo(tmp_path / "repo")
+    periscope("install-hooks", cwd=repo)
+    (repo / "b.txt").write_text("".join(f"line {i}\n" for i in range(40)))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+
+    def change(first: int, lines: int, message: str, tokens: int) -> str:
+        append_spool(repo, message_record(repo, tokens=(tokens, 0, 0, 0, 0)))
+        text = (repo / "b.txt").read_text().splitlines(keepends=True)
+        text[first : first + lines] = [f"{message} changed line {i}\n" for i in range(first, first + lines)]
+        (repo / "b.txt").write_text("".join(text))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", message)
+        return git(repo, "rev-parse", "HEAD")
+
+    git(repo, "switch", "-q", "-c", "f2")
+    p = change(2, 5, "P", 10)
+    lone = change(30, 2, "L", 1)  # the same file, elsewhere
+    git(repo, "switch", "-q", "main")
+    (repo / "m.txt").write_text("main moves\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "M")
+    git(repo, "switch", "-q", "f2")
+    git(repo, "rebase", "-q", "main")  # P -> P', L -> L' (the hooks follow)
+    rebased_lone = git(repo, "rev-parse", "HEAD")
+    git(repo, "reset", "-q", "--hard", "HEAD~1")  # L' lost
+    git(repo, "branch", "-q", "old-p", p)  # the original P reachable again: a target
+    periscope("flush", cwd=repo)
+    db = sqlite3.connect(state_dir(repo) / "state.db")
+    where = dict(db.execute("SELECT sha, current_sha FROM links WHERE sha = ?", (lone,)))
+    db.close()
+    assert where[lone] == rebased_lone  # kept, lost: P does not hold L's lines
