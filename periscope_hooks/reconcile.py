@@ -363,11 +363,13 @@ def decide(
     copies: Iterable[str] = (),
     seen: Seen | None = None,
     made_before: Callable[[Sequence[tuple[str, str]]], set[tuple[str, str]]] | None = None,
+    amended_from: Callable[[Sequence[str]], dict[str, str]] | None = None,
 ) -> tuple[list[Decision], int, Seen]:
     """The moves to make, how many linked commits were candidates, and what is now compared.
     `copies`: commits the hooks recorded as cherry-picks; `seen`: what earlier runs compared;
     `made_before`: of (old, new) pairs, those whose new commit is known to come before the old
-    one (statedb.made_before).
+    one (statedb.made_before); `amended_from`: of commits, those an amend made, with the commit
+    each amended (statedb.amended_from).
     Only the commits `placed` asked git about can move: the others are shipped (present,
     reachable, on the main line), which no filter-repo entry or match moves."""
     copies = set(copies)
@@ -543,6 +545,8 @@ def decide(
                 held |= on_branch
 
     all_matches = _without_moves(all_matches, refused)  # a range's commits refused one by one
+    if amended_from is not None:
+        all_matches = _without_amends_elsewhere(all_matches, amended_from, facts, _range)
     moves = matching.assign((m for m, _ in all_matches), wanted - moved - held)
     for _, commits in chains:
         for c in commits:
@@ -582,6 +586,49 @@ def _without_moves(
         if olds:
             kept.append((m if olds == m.old else matching.Match(olds, m.new, m.tier), size))
     return kept
+
+
+def _without_amends_elsewhere(
+    matches: list[tuple[matching.Match, int]],
+    amended_from: Callable[[Sequence[str]], dict[str, str]],
+    facts: dict[str, matching.CommitFacts],
+    range_diff: Callable[[str, str], matching.Diff],
+) -> list[tuple[matching.Match, int]]:
+    """The matches less each commit an amend made whose own change (the amended commit to it) a
+    lines-tier target does not mostly hold.  The lines tier takes a commit whose lines the target
+    mostly holds: amended after its pull request was squash-merged (the branch kept), a commit
+    holds the squash's lines and the amend's, and its usage, the amend's own included, went to the
+    squash, which lacks the amend's line (a reconciliation sweep).  Amended before, the squash holds
+    the amend's change too, conflict resolved on the forge or not.  Such a commit keeps its usage.
+    A commit amended from one git no longer has (collected) is let through, as before."""
+    amends = amended_from(sorted({o for m, _ in matches if m.tier == "lines" for o in m.old}))
+    if not amends:
+        return matches
+    kept: list[tuple[matching.Match, int]] = []
+    for m, size in matches:
+        olds = m.old
+        if m.tier == "lines":
+            olds = tuple(
+                o for o in m.old if o not in amends or _holds_the_amend(facts, m.new, amends[o], o, range_diff)
+            )
+            if not olds:
+                continue
+        kept.append((m if olds == m.old else matching.Match(olds, m.new, m.tier), size))
+    return kept
+
+
+def _holds_the_amend(
+    facts: dict[str, matching.CommitFacts],
+    target: str,
+    before: str,
+    after: str,
+    range_diff: Callable[[str, str], matching.Diff],
+) -> bool:
+    try:
+        own = range_diff(before, after)
+    except GitError:
+        return True
+    return target in facts and matching.holds_most_of(facts[target].diff, own)
 
 
 # --- driver -------------------------------------------------------------------------------
@@ -706,7 +753,12 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
         def made_before(pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
             return statedb.made_before(conn, pairs)
 
-        decisions, outcome.candidates, seen = decide(common_dir, refs, placed, copies, seen_before, made_before)
+        def amended_from(shas: Sequence[str]) -> dict[str, str]:
+            return statedb.amended_from(conn, shas)
+
+        decisions, outcome.candidates, seen = decide(
+            common_dir, refs, placed, copies, seen_before, made_before, amended_from
+        )
         for rounds in range(1, MAX_ROUNDS + 1):
             if not decisions:
                 break
@@ -729,7 +781,7 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             # on that state.  Decided once, X moved onto such a copy and its successor Y stayed
             # lost, where the rebuild moved Y onto the commit that reproduces X+Y (a workflow sweep).
             copies = statedb.cherry_pick_commits(conn)
-            decisions, _, seen = decide(common_dir, refs, placed, copies, seen_before, made_before)
+            decisions, _, seen = decide(common_dir, refs, placed, copies, seen_before, made_before, amended_from)
         # What was compared and left goes to the spool too, and comes back by ingest: a state.db
         # rebuilt from the spool then compares what this one would.  Kept in state.db alone, a
         # release fix held by its remote branch, compared and left, was moved by a rebuild once

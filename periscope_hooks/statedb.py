@@ -1010,6 +1010,20 @@ def made_before(conn: sqlite3.Connection, pairs: Sequence[tuple[str, str]]) -> s
     }
 
 
+def amended_from(conn: sqlite3.Connection, shas: Sequence[str]) -> dict[str, str]:
+    """Of `shas`, those a recorded `git commit --amend` made, each with the commit it amended (the
+    newest such record).  A scan of rewrites (no index on new_sha), as made_before's: run only
+    for reconciliation's lines-tier matches, a few commits."""
+    found: dict[str, str] = {}
+    for marks, chunk in _in_lists(sorted(set(shas))):
+        for old, new in conn.execute(
+            f"SELECT old_sha, new_sha FROM rewrites WHERE command = 'amend' AND new_sha IN ({marks}) ORDER BY id",
+            chunk,
+        ):
+            found[new] = old
+    return found
+
+
 def cherry_pick_commits(conn: sqlite3.Connection) -> list[str]:
     """Commits the hooks recorded as cherry-picks (with usage or not), and every commit each was
     rewritten to since (amends, rebases, one after another): copies, never replacements.  Known

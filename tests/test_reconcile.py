@@ -760,3 +760,43 @@ def test_a_lost_commit_moves_only_where_its_own_change_went(tmp_path: Path, monk
     where = dict(db.execute("SELECT sha, current_sha FROM links WHERE sha = ?", (lone,)))
     db.close()
     assert where[lone] == rebased_lone  # kept, lost: P does not hold L's lines
+
+
+@pytest.mark.parametrize("amend", ["before the squash", "after the squash"])
+def test_an_amend_moves_with_a_lines_match_only_when_the_target_holds_its_change(forge: Forge, amend: str) -> None:
+    """The lines tier matches a commit whose lines a squash mostly holds.  Amended after its pull
+    request was squash-merged (the branch kept), the commit holds the squash's lines plus the
+    amend's, and its usage, the amend's own included, went to the squash, which lacks the amend's
+    line (a reconciliation sweep).  What the amend itself changed (its recorded old commit to its
+    new one) must be in the target too: amended before the squash, it is, even when the squash
+    had a conflict resolved on the forge; amended after, the commit keeps its usage."""
+    forge.branch("feat")
+    first = forge.dev_commit("a.txt", 20, "dev rewrites line 20\n" + "".join(f"dev adds line {i}\n" for i in range(7)))
+
+    def amend_with_usage() -> str:
+        from testing.util import append_spool, message_record
+
+        append_spool(forge.dev, message_record(forge.dev, id="msg_the_amend", cost=0.5))
+        forge.edit(forge.dev, "a.txt", 50, "the amend's own line")
+        git(forge.dev, "add", "a.txt")
+        git(forge.dev, "commit", "-q", "--amend", "--no-edit")
+        return git(forge.dev, "rev-parse", "HEAD")
+
+    if amend == "before the squash":
+        amended = amend_with_usage()
+    git(forge.dev, "push", "-q", "-f", "origin", "feat")
+    forge.web_commit("a.txt", 20, "main rewrites line 20 differently")
+    git(forge.web, "fetch", "-q", "origin")
+    dev_a = git(forge.web, "show", "origin/feat:a.txt") + "\n"
+    resolved = dev_a.replace("dev rewrites line 20", "merged line 20 (edited on the forge)")
+    squash = forge.squash_merge("feat", 8, resolve={"a.txt": resolved})
+    if amend == "after the squash":
+        amended = amend_with_usage()
+    git(forge.dev, "fetch", "-q", "origin")
+    forge.reconcile()
+    where = forge.where()
+    if amend == "before the squash":
+        assert where == {first: squash, amended: squash}
+    else:
+        assert where == {first: amended, amended: amended}
+        assert "forge-squash" not in _commands(forge)
