@@ -626,3 +626,15 @@ def test_a_change_of_what_reconciliation_remembers_applies_to_the_same_memory() 
         rec = records.parse(json.loads(json.dumps(reconcile.seen_record(changes, 1700000000000))))
         assert isinstance(rec, records.ReconcileSeen)
         assert before.changed(rec) == after
+
+
+def test_the_spool_schema_states_the_bounds_ingest_keeps():
+    """A cost past MAX_MESSAGE_COST or a token count past MAX_TOKENS is a unit mistake ingest
+    skips the message for; the schema said no maximum, so a writer checking its lines against it
+    (the OpenCode plugin's fuzzing did) found them valid and lost the message.  Kept in step."""
+    from periscope_hooks.ingest import records
+
+    schema = json.loads((Path(schemas.__file__).parent / "schema" / "spool-record.schema.json").read_text())
+    message = schema["$defs"]["message"]["properties"]
+    assert message["cost"]["maximum"] == records.MAX_MESSAGE_COST
+    assert {v["maximum"] for v in message["tokens"]["properties"].values()} == {records.MAX_TOKENS}
