@@ -15,7 +15,8 @@ MAX_LOG_BYTES = 256 * 1024
 # Control characters as Python writes them in a string literal ("\\n", "\\x1b"): a value quoted
 # in a log entry or an error (a key of a committed .periscope.toml, a receiver's reason, a path)
 # can hold a newline or a terminal escape, and would forge log lines or drive the terminal of
-# whoever reads it.  Here (import-light, for the hook) and used by output.one_line too.
+# whoever reads it.  A translate table, not output's pattern: this module stays import-light (no
+# `re`) for the hook, and a log line needs only the controls escaped.
 CONTROL_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 

@@ -64,6 +64,13 @@ class Diff:
         return h.hexdigest()
 
     @cached_property
+    def added(self) -> frozenset[Change]:
+        """The lines it adds (all its lines when it only removes): what the lines tier compares.
+        Removed lines are left out: they are what the base held, and main moving under the
+        branch (the conflict) changed exactly those."""
+        return frozenset(c for c in self.changes if c[1] != "-") or frozenset(self.changes)
+
+    @cached_property
     def trivial(self) -> bool:
         return len(self.changes) <= TRIVIAL_CHANGES
 
@@ -131,10 +138,8 @@ class Inputs:
 
 
 def _similarity(a: Diff, b: Diff) -> float:
-    """Shared share of the lines each side adds.  Removed lines are left out: they are what the
-    base held, and main moving under the branch (the conflict) changed exactly those."""
-    sa = {c for c in a.changes if c[1] != "-"} or set(a.changes)
-    sb = {c for c in b.changes if c[1] != "-"} or set(b.changes)
+    """Shared share of the lines each side adds (Diff.added)."""
+    sa, sb = a.added, b.added
     return len(sa & sb) / len(sa | sb) if sa or sb else 0.0
 
 
@@ -142,9 +147,8 @@ def holds_most_of(target: Diff, part: Diff) -> bool:
     """Whether `target` adds most of the lines `part` adds (the lines tier's share): a lines-tier
     match found for a range and trimmed to some of its commits moves those only where their own
     change went."""
-    added = {c for c in part.changes if c[1] != "-"} or set(part.changes)
-    held = {c for c in target.changes if c[1] != "-"} or set(target.changes)
-    return not added or len(added & held) / len(added) >= LINES_MIN_SIMILARITY
+    added = part.added
+    return not added or len(added & target.added) / len(added) >= LINES_MIN_SIMILARITY
 
 
 TIER_STRENGTH = {"exact": 3, "re-merge": 2, "lines": 1}

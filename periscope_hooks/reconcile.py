@@ -34,7 +34,7 @@ from typing import Any
 
 from periscope_hooks import matching, statedb
 from periscope_hooks.git import GitError, run_git
-from periscope_hooks.ingest import records
+from periscope_hooks.ingest import process_spool, records
 
 RECORD_KIND = "reconcile"
 COMMANDS = ("forge-squash", "forge-rebase", "local-rewrite")
@@ -351,7 +351,8 @@ class Seen:
         if rec.reset:
             return Seen()
         tips = sorted((set(self.tips) - set(rec.tips_dropped)) | set(rec.tips_added))
-        examined = {c: v for c, v in self.examined.items() if c not in set(rec.forgotten)}
+        forgotten = set(rec.forgotten)
+        examined = {c: v for c, v in self.examined.items() if c not in forgotten}
         examined.update(rec.examined)
         return Seen(tips, rec.upstream, examined)
 
@@ -766,8 +767,6 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
             for d in decisions:
                 spool.append(str(state_dir / paths.SPOOL_NAME), record(d, now))
             outcome.decisions += decisions
-            from periscope_hooks.ingest import process_spool
-
             process_spool(state_dir, conn)
             # The moved commits are on the main line now: read their status again.
             marks = statedb.link_marks(conn)
@@ -789,8 +788,6 @@ def run(conn: sqlite3.Connection, state_dir: Path, *, force: bool = False) -> Ou
         changes = seen.kept().changes_from(seen_before)
         if changes is not None:
             spool.append(str(state_dir / paths.SPOOL_NAME), seen_record(changes, int(time.time() * 1000)))
-            from periscope_hooks.ingest import process_spool
-
             process_spool(state_dir, conn)
         with transaction(conn):
             statedb.store_reconcile_status(
@@ -825,7 +822,6 @@ def _refs_the_state_has_caught_up_with(conn: sqlite3.Connection, state_dir: Path
     Ingesting changes nothing git holds, so the refs are read again after it; a spool that keeps
     growing (an agent at work) gets a few rounds, then the writer's own flusher decides."""
     from periscope_hooks import paths
-    from periscope_hooks.ingest import process_spool
     from periscope_hooks.ingest.spool_reader import unread
 
     common_dir = str(state_dir.parent)

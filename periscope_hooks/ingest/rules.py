@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from periscope_hooks.git import is_sha
+
 
 def classify_commit(subject: str) -> str | None:
     """The commit kind from HEAD's reflog subject; None for a rebase replay (takes no usage)."""
@@ -35,7 +37,6 @@ def classify_commit(subject: str) -> str | None:
 # Reflog actions whose commit has exactly one parent, HEAD before it (the entry's old value):
 # `git commit` (not a merge: that is "commit (merge)"; not an amend), a cherry-pick and a revert.
 _ONE_PARENT_HEAD_BEFORE = frozenset(("commit", "cherry-pick", "commit (cherry-pick)", "revert"))
-_HEX = frozenset("0123456789abcdef")
 
 
 def parents_from_reflog(subject: str, head_before: Any) -> list[str] | None:
@@ -46,7 +47,7 @@ def parents_from_reflog(subject: str, head_before: Any) -> list[str] | None:
     if subject == "commit (initial)":
         return []
     one_parent = subject in _ONE_PARENT_HEAD_BEFORE and isinstance(head_before, str)
-    if one_parent and len(head_before) in (40, 64) and _HEX.issuperset(head_before) and head_before.strip("0"):
+    if one_parent and is_sha(head_before) and head_before.strip("0"):
         return [head_before]
     return None
 
