@@ -19,7 +19,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # never true when run: typing stays off the commit hook's hot path
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from types import FrameType
     from typing import Any
 
@@ -320,12 +320,17 @@ def default_branch(dirs: RepoDirs) -> str | None:
     return None
 
 
-def switches_to_default_branch(args: list[str], dirs: RepoDirs, env: Mapping[str, str] = os.environ) -> bool:
+def switches_to_default_branch(
+    args: list[str],
+    dirs: RepoDirs,
+    env: Mapping[str, str] = os.environ,
+    git_above: Callable[[], list[bytes] | None] = lambda: _git_ancestor_argv(),
+) -> bool:
     """post-checkout: does this checkout switch to the default branch (so that the flusher should
     reconcile what a `git fetch` brought in)?  Not a file checkout (flag 0), not the first checkout
     of a clone or `worktree add` (old HEAD all zeros), not a rebase's checkouts, not a repository
-    periscope never recorded in.  The shim decides the same in sh (it tells a rebase by its
-    parent process; this path, run by pre-commit too, by the reflog entry the checkout wrote)."""
+    periscope never recorded in.  The shim decides the same in sh: both tell a rebase by the
+    nearest git above the hook (through pre-commit or a team hook too)."""
     if len(args) >= 3:
         old, flag = args[0], args[2]
     else:  # pre-commit passes git's arguments in the environment
@@ -342,9 +347,19 @@ def switches_to_default_branch(args: list[str], dirs: RepoDirs, env: Mapping[str
     head = _read_text(os.path.join(dirs.git_dir, "HEAD"))
     if not head.startswith("ref: refs/heads/"):
         return False  # detached: a rebase's `onto`, a tag, a commit
-    entries = git.last_reflog_entries(dirs, 1)
-    if not entries or not entries[-1][2].startswith(CHECKOUT_SUBJECT):
-        return False  # a rebase switching to the branch it rebases (`rebase (start): checkout ...`)
+    # A rebase switching to the branch it rebases (`git rebase origin/main main`, up to date: an
+    # attached checkout, no state folder): told as the shim tells it, by the git running the hook;
+    # by the reflog entry the checkout wrote only where /proc cannot say (no reflog, or one a tool
+    # named with GIT_REFLOG_ACTION, is then no switch).
+    argv = git_above()
+    if argv is not None:
+        command = git_command_of(argv)
+        if command is not None and command.startswith(b"rebase"):
+            return False
+    else:
+        entries = git.last_reflog_entries(dirs, 1)
+        if not entries or not entries[-1][2].startswith(CHECKOUT_SUBJECT):
+            return False  # `rebase (start): checkout ...`, `rebase: checkout ...`
     branch: str | None = head[len("ref: refs/heads/") :]
     if branch == ".invalid" and git.uses_reftable(dirs):
         branch = git.read_head(dirs)[1]

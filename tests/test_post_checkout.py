@@ -124,6 +124,53 @@ def test_nothing_starts_for_another_branch_a_file_checkout_or_a_rebase(forge: Fo
     assert (state_dir(forge.dev) / "spool.jsonl").read_bytes() == spool  # the hook writes no record
 
 
+@pytest.mark.parametrize("sh", [True, False], ids=["sh", "python"])
+@pytest.mark.parametrize("reflog", ["off", "reflog-action"])
+def test_a_switch_without_its_reflog_entry_starts_the_flusher_in_both_hooks(
+    forge: Forge, sh: bool, reflog: str
+) -> None:
+    """No HEAD reflog (core.logAllRefUpdates=false), or the entry a calling tool named
+    (GIT_REFLOG_ACTION): the git running the hook says it is no rebase, as the shim reads it."""
+    olds, squash = merged_on_the_forge(forge)
+    git(forge.dev, "fetch", "-q", "--prune", "origin")
+    if reflog == "off":
+        git(forge.dev, "config", "core.logAllRefUpdates", "false")
+        (forge.dev / ".git" / "logs" / "HEAD").unlink()
+    token = uuid.uuid4().hex
+    env = {"PERISCOPE_BACKGROUND": "1", TOKEN_VAR: token, **({} if sh else {"PERISCOPE_SH_HOOK": "0"})}
+    if reflog == "reflog-action":
+        env["GIT_REFLOG_ACTION"] = "my-tool"
+    git(forge.dev, "switch", "-q", "main", env=env)
+    assert started_by(token) != [], "no flusher started"
+    await_finished(token)
+    assert forge.where() == dict.fromkeys(olds, squash)
+
+
+def test_without_proc_a_rebase_s_switch_is_told_by_its_reflog_entry(forge: Forge) -> None:
+    """Where no git can be found above the hook (no /proc: macOS), the Python hook reads the
+    reflog entry the checkout wrote: `rebase: checkout main` is no switch, a `git switch` is."""
+    from periscope_hooks import git as git_dirs
+    from periscope_hooks.hook import switches_to_default_branch
+
+    merged_on_the_forge(forge)
+    git(forge.dev, "fetch", "-q", "--prune", "origin")
+    git(forge.dev, "switch", "-q", "-c", "other", "origin/main")
+    git(forge.dev, "switch", "-q", "main")
+    git(forge.dev, "rebase", "-q", "origin/main", "main")  # fast-forwards main
+    git(forge.dev, "switch", "-q", "other")
+    git(forge.dev, "rebase", "-q", "origin/main", "main")  # up to date: only switches to main
+    dirs = git_dirs.find_repo_dirs(str(forge.dev))
+    assert dirs is not None
+    args = [git(forge.dev, "rev-parse", "other"), git(forge.dev, "rev-parse", "main"), "1"]
+    assert not switches_to_default_branch(args, dirs, {}, lambda: None)
+    git(forge.dev, "switch", "-q", "other")
+    git(forge.dev, "switch", "-q", "main")
+    assert switches_to_default_branch(args, dirs, {}, lambda: None)
+    # with /proc, the same reflog entry is no matter: the git above (here none is git) decides
+    assert switches_to_default_branch(args, dirs, {}, lambda: [b"git", b"-c", b"a=b", b"switch", b"main"])
+    assert not switches_to_default_branch(args, dirs, {}, lambda: [b"/usr/bin/git", b"rebase", b"x"])
+
+
 def messages_ingested(repo: Path) -> int:
     with sqlite3.connect(state_dir(repo) / "state.db") as db:
         return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
