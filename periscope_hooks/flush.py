@@ -30,6 +30,7 @@ from periscope_hooks.state import (
     reclaim_space,
     run_rebuilding_once,
 )
+from periscope_hooks.state_reader import announce_long_ingest
 from periscope_hooks.statedb import Meta, set_meta
 
 LOCK_NAME = "flush.lock"
@@ -127,11 +128,17 @@ def _ingest_and_deliver(
 
 
 def flush_state_dir(
-    state_dir: Path, *, wait: bool = True, lock_timeout: float = 60.0, retrying: Retrying | None = None
+    state_dir: Path,
+    *,
+    wait: bool = True,
+    lock_timeout: float = 60.0,
+    retrying: Retrying | None = None,
+    on_long_ingest: Callable[[int], None] | None = None,
 ) -> DeliveryResult | None:
     """Ingest and deliver.  Returns None when another flusher holds the lock (and `wait` is False).
     `wait` (a foreground flush) also drains: delivery goes on while batches go through.
-    `retrying`: delivery.deliver's, told when delivery failed and waits to try again."""
+    `retrying`: delivery.deliver's, told when delivery failed and waits to try again.
+    `on_long_ingest(unread bytes)`: told once, before a long ingest (as the read commands say it)."""
     make_state_dir(state_dir)
     if state_dir != paths.no_repo_state_dir():  # `dashboard --all-repos` adds that one on its own
         repo_registry.remember(repo_registry.label_for(state_dir), state_dir)
@@ -147,7 +154,10 @@ def flush_state_dir(
     result: DeliveryResult | None = None
 
     def flush_once(conn: sqlite3.Connection) -> DeliveryResult:
+        nonlocal on_long_ingest
         outbox.release_dead_flushers_leases(conn)  # we hold flush.lock: no flusher else lives
+        if announce_long_ingest(conn, state_dir, on_long_ingest):
+            on_long_ingest = None  # once, a rebuild's re-read included
         done = _ingest_and_deliver(state_dir, conn, drain=wait, retrying=retrying)
         if done.error:  # one line, never a payload or token (errors are built to be shown)
             logfile.log_line(

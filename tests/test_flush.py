@@ -200,3 +200,26 @@ def test_a_torn_last_line_does_not_keep_a_background_flusher_running(repo):
     from periscope_hooks.sinks.local import iter_events
 
     assert [e["message_id"] for e in iter_events("message")] == ["whole"]
+
+
+def test_a_long_first_ingest_is_announced_by_a_foreground_flush(tmp_path):
+    """`periscope flush` over a long history says what it is doing first, as `report` does (a
+    minute or more of silence otherwise); a short one, and a background flush, say nothing."""
+    from testing import history
+
+    repo = tmp_path / "r"
+    shas = history.make_commits(repo, 2_400)
+    history.write_history(state_dir(repo) / "spool.jsonl", 24_000, 20, str(repo.resolve()), shas)
+    megabytes = round((state_dir(repo) / "spool.jsonl").stat().st_size / 1e6)
+    first = periscope("flush", cwd=repo)
+    assert (
+        first.stderr
+        == f"ingesting {megabytes:,} MB of new records first (a long history takes a while the first time)\n"
+    )
+    assert first.stdout == ""
+    append_spool(repo, message_record(repo))
+    again = periscope("flush", cwd=repo)
+    assert again.stderr == "" and again.stdout == ""
+    from periscope_hooks.sinks.local import iter_events
+
+    assert sum(1 for _ in iter_events("message")) == 24_001
