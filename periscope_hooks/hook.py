@@ -330,7 +330,8 @@ def switches_to_default_branch(
     reconcile what a `git fetch` brought in)?  Not a file checkout (flag 0), not the first checkout
     of a clone or `worktree add` (old HEAD all zeros), not a rebase's checkouts, not a repository
     periscope never recorded in.  The shim decides the same in sh: both tell a rebase by the
-    nearest git above the hook (through pre-commit or a team hook too)."""
+    nearest git above the hook (through pre-commit or a team hook too): `git_above` gives its
+    command line, or None where /proc cannot say."""
     if len(args) >= 3:
         old, flag = args[0], args[2]
     else:  # pre-commit passes git's arguments in the environment
