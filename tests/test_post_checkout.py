@@ -2,53 +2,23 @@
 which reconciles what a `git fetch` brought in (a forge's squash merge); nothing else starts it.
 
 A forge built from plain git (testing/forge.py).  The hooks run with PERISCOPE_BACKGROUND=0 while
-the scene is set, so the only flusher is the one the checkout under test starts.  Every process
-that checkout starts carries a token in its environment: the detached flusher is awaited by
-polling /proc for it (it sleeps 0.2 s before it starts Python, and is forked before the hook
-returns, so right after git returns it is there until it has finished), never by sleeping."""
+the scene is set, so the only flusher is the one the checkout under test starts, found and awaited
+by a token in its environment (testing/background.py), never by sleeping.  Through the pre-commit
+framework: tests/test_precommit.py."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from testing.background import TOKEN_VAR, await_finished, started_by
 from testing.forge import Forge
 from testing.util import append_spool, export_events, git, message_record, periscope, state_dir
-
-TOKEN_VAR = "PERISCOPE_TEST_CHECKOUT_TOKEN"
-
-
-def started_by(token: str) -> list[int]:
-    """PIDs of live processes whose environment carries the token (what the checkout started)."""
-    needle = f"{TOKEN_VAR}={token}".encode()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    if needle in f.read().split(b"\0"):
-                        pids.append(int(entry))
-            except OSError:
-                pass
-    return pids
-
-
-def await_finished(token: str, deadline_s: float = 120.0) -> None:
-    """Until no process carries the token, seen on five polls in a row (0.1 s): while a process
-    execs (the flusher's `sh -c 'sleep; exec python'`), its /proc/<pid>/environ reads empty for a
-    moment, and one poll landing there once let a test read state.db before the flusher made it."""
-    end = time.monotonic() + deadline_s
-    quiet = 0
-    while quiet < 5:
-        quiet = 0 if started_by(token) else quiet + 1
-        assert time.monotonic() < end, "the background flusher did not finish in time"
-        time.sleep(0.02)
 
 
 def checkout(repo: Path, *args: str, sh: bool = True) -> str:

@@ -109,3 +109,46 @@ def test_install_hooks_refuses_a_pre_commit_managed_repository(tmp_path, project
     # ... and status, rather than pointing to install-hooks, says the hooks are installed through the framework.
     status = periscope("status", cwd=repo).stdout
     assert "installed through the pre-commit framework (.pre-commit-config.yaml)" in status
+
+
+def test_post_checkout_through_pre_commit_starts_the_flusher_on_a_switch_only(
+    tmp_path, project_snapshot, pre_commit_home, monkeypatch
+):
+    """periscope-post-checkout run by pre-commit (the Python hook, pre-commit between it and git):
+    a switch to main after a fetch reconciles the forge's squash in the background; a rebase's
+    checkouts of main (fast-forwarding it, then up to date: attached, no state folder) start
+    nothing, told by the git above pre-commit."""
+    import uuid
+
+    from testing.background import TOKEN_VAR, await_finished, started_by
+    from testing.forge import Forge
+
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(pre_commit_home))
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    (tmp_path / "forge").mkdir()
+    forge = Forge(tmp_path / "forge")
+    forge.branch("feat")
+    olds = [forge.dev_commit("a.txt", 10), forge.dev_commit("b.txt", 20)]
+    forge.push("feat")
+    squash = forge.squash_merge("feat", 7)
+    forge.reconcile()
+    periscope("uninstall-hooks", cwd=forge.dev)
+    project, rev = project_snapshot
+    configure(forge.dev, project, rev, pre_commit_home)
+    git(forge.dev, "fetch", "-q", "--prune", "origin")
+
+    def run(*args: str) -> str:
+        token = uuid.uuid4().hex
+        git(forge.dev, *args, env={"PERISCOPE_BACKGROUND": "1", TOKEN_VAR: token})
+        return token
+
+    git(forge.dev, "switch", "-q", "-c", "other", "origin/main")
+    for _ in range(2):  # fast-forwards main, then only switches to it
+        assert started_by(run("rebase", "-q", "origin/main", "main")) == []
+        assert git(forge.dev, "symbolic-ref", "--short", "HEAD") == "main"
+        git(forge.dev, "switch", "-q", "other")
+    assert forge.where() == {o: o for o in olds}
+    token = run("switch", "-q", "main")
+    assert started_by(token) != [], "no flusher started"
+    await_finished(token)
+    assert forge.where() == dict.fromkeys(olds, squash)
