@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -346,6 +347,69 @@ def test_missing_python_falls_back_and_commit_succeeds(repo):
     commit(repo.path, "still commits", env=env)
     log = (state_dir(repo.path) / "hook.log").read_text()
     assert "not found" in log
+
+
+def _silent_git(repo: Path, *args: str, env: dict | None = None) -> None:
+    """`git args` exits 0 and prints nothing (our hooks ran)."""
+    proc = subprocess.run(
+        ["git", *args], cwd=repo, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=60
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+def test_a_hook_log_that_cannot_be_opened_keeps_the_fallback_silent(repo):
+    """The install gone, no `periscope` on PATH, and hook.log not writable (another user's 0700
+    state folder; here a folder in its place): the shim's note is dropped, never printed."""
+    commit(repo.path, "makes the state folder")
+    for name in ("post-commit", "post-rewrite"):
+        hook = repo.path / ".git" / "hooks" / name
+        text = hook.read_text()
+        hook.write_text(
+            text.replace(f"INSTALL_PYTHON={sys.executable}", "INSTALL_PYTHON=/nonexistent/python").replace(
+                f"INSTALL_PYTHON='{sys.executable}'", "INSTALL_PYTHON=/nonexistent/python"
+            )
+        )
+    log = state_dir(repo.path) / "hook.log"
+    log.unlink(missing_ok=True)
+    log.mkdir()
+    _silent_git(repo.path, "commit", "-q", "--allow-empty", "-m", "silent", env={"PATH": "/usr/bin:/bin"})
+    _silent_git(repo.path, "commit", "-q", "--amend", "--allow-empty", "-m", "amended", env={"PATH": "/usr/bin:/bin"})
+
+
+def test_an_amend_with_no_coreutils_on_path_is_silent(repo):
+    """git run with a PATH that has no `cat` (a service's minimal PATH): the post-rewrite shim
+    reads git's pairs with it, and says nothing when it is missing."""
+    commit(repo.path, "first")
+    git_bin = shutil.which("git")
+    assert git_bin is not None
+    proc = subprocess.run(
+        [git_bin, "commit", "-q", "--amend", "--allow-empty", "-m", "amended"],
+        cwd=repo.path,
+        env={**os.environ, "PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_a_rebase_without_proc_is_silent(repo):
+    """No /proc (macOS, the BSDs, a container hiding it): the shim cannot tell a rebase's replays
+    from commits, and its failed reads of /proc stay off the terminal (one line a replay before)."""
+    commit(repo.path, "base", filename="base.txt")
+    git(repo.path, "checkout", "-q", "-b", "topic")
+    commit(repo.path, "a", filename="a.txt")
+    commit(repo.path, "b", filename="b.txt")
+    git(repo.path, "checkout", "-q", "main")
+    commit(repo.path, "m", filename="m.txt")
+    git(repo.path, "checkout", "-q", "topic")
+    # A private mount namespace with an empty /proc (root maps to root; others get a user namespace).
+    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    script = "mount -t tmpfs none /proc && exec git rebase -q main"
+    proc = subprocess.run([*unshare, "sh", "-c", script], cwd=repo.path, capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    records = [json.loads(line) for line in spool_path(repo.path).read_text().splitlines()]
+    assert records[-1]["hook"] == "post-rewrite" and records[-1]["command"] == "rebase"
 
 
 def test_corrupt_state_db_is_rebuilt_from_the_spool(repo):

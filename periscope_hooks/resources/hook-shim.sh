@@ -9,13 +9,16 @@ INSTALL_PYTHON=__INSTALL_PYTHON__
 HERE=${0%/*}
 KEPT="$HERE/periscope-kept/$HOOK_NAME"
 [ -e "$KEPT" ] || KEPT="$HERE/$HOOK_NAME.periscope-legacy" # kept by a v1 shim
+# Redirections apply left to right: `2>/dev/null` goes before the `<file` or `>>file` it must
+# silence (a file that cannot be opened made sh print on the user's terminal: no /proc, an
+# unwritable hook.log).
 
 # A rebase replaying commits runs post-commit once per commit: recognised here, before the rest
 # of this file is even parsed, and no process starts (ingest gives replays no usage: post-rewrite
 # moves it at the end).  A rebase is in progress, and the git that runs this hook (our parent)
 # is `git rebase` itself, which commits only replays (a commit made at a stop runs `git commit`).
 ps_git_rebases() { # 0: the git running this hook (our parent, or the nearest git above it) runs `rebase`
-    IFS= read -r ps_cmd </proc/$PPID/cmdline 2>/dev/null # sh drops the NULs between arguments
+    IFS= read -r ps_cmd 2>/dev/null </proc/$PPID/cmdline # sh drops the NULs between arguments
     case $ps_cmd in
     gitrebase* | */gitrebase*) return 0 ;;
     git[a-z]* | */git[a-z]*) return 1 ;; # `git commit`, say: a commit made at a stop
@@ -26,7 +29,7 @@ ps_git_rebases() { # 0: the git running this hook (our parent, or the nearest gi
     ps_pid=$PPID ps_depth=0 ps_ifs0=$IFS ps_nl0='
 '
     while [ "$ps_depth" -lt 8 ] && [ "$ps_pid" -gt 1 ]; do
-        ps_args=$(tr '\0' '\n' <"/proc/$ps_pid/cmdline" 2>/dev/null) || return 1
+        ps_args=$(tr '\0' '\n' 2>/dev/null <"/proc/$ps_pid/cmdline") || return 1
         set -f
         IFS=$ps_nl0
         set -- $ps_args
@@ -45,7 +48,7 @@ ps_git_rebases() { # 0: the git running this hook (our parent, or the nearest gi
             done
             return 1
         fi
-        IFS= read -r ps_stat <"/proc/$ps_pid/stat" 2>/dev/null || return 1
+        IFS= read -r ps_stat 2>/dev/null <"/proc/$ps_pid/stat" || return 1
         set -- ${ps_stat##*) } # state, ppid, ... (after the command's name, which may hold anything)
         ps_pid=${2:-1}
         ps_depth=$((ps_depth + 1))
@@ -54,10 +57,10 @@ ps_git_rebases() { # 0: the git running this hook (our parent, or the nearest gi
 }
 if [ "$HOOK_NAME" = post-commit ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
     ps_gd=${GIT_DIR:-.git}
-    if [ -f "$ps_gd" ] && read -r ps_line <"$ps_gd"; then
+    if [ -f "$ps_gd" ] && read -r ps_line 2>/dev/null <"$ps_gd"; then
         ps_gd=${ps_line#gitdir: } # a linked worktree or submodule (relative to this top directory)
     fi
-    if { [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ]; } && ps_git_rebases; then
+    if { [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ]; } && ps_git_rebases 2>/dev/null; then
         [ -x "$KEPT" ] && exec "$KEPT" "$@"
         exit 0
     fi
@@ -156,7 +159,7 @@ sys.exit(run(sys.argv[1:]))'
 
 if [ "$HOOK_NAME" = post-rewrite ]; then
     # git passes the rewritten SHA pairs on stdin; both this hook and the kept one need them.
-    PERISCOPE_STDIN=$(cat)
+    PERISCOPE_STDIN=$(cat 2>/dev/null)
 else
     PERISCOPE_STDIN=
 fi
@@ -178,7 +181,7 @@ periscope_run() {
     state=$(git rev-parse --git-common-dir 2>/dev/null)/periscope
     mkdir -p -m 700 "$state" 2>/dev/null &&
         printf '%s hook %s: periscope-hooks not found (%s); the commit is unaffected\n' \
-            "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$HOOK_NAME" "$INSTALL_PYTHON" >>"$state/hook.log" 2>/dev/null
+            "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$HOOK_NAME" "$INSTALL_PYTHON" 2>/dev/null >>"$state/hook.log"
     return 0
 }
 
@@ -348,7 +351,7 @@ ps_clock_ms() { # -> ps_ms (a `date` process: ~1.5-3 ms)
 
 ps_append() { # ps_rec -> the spool, in one write(2), so lines of concurrent writers never mix
     if [ ${#ps_rec} -lt 4000 ]; then # sh's output buffer holds it (bash's stdio: 4096)
-        printf '%s\n' "$ps_rec" >>"$ps_sd/spool.jsonl" 2>/dev/null || return 1
+        printf '%s\n' "$ps_rec" 2>/dev/null >>"$ps_sd/spool.jsonl" || return 1
     else
         # A longer line (post-rewrite of a rebase of 45-360 commits): sh's printf writes it in
         # pieces (strace: bash 4,096 bytes at a time; dash past 8 KiB, the text, then the
