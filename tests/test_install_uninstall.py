@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -257,3 +258,47 @@ def test_a_relative_symlink_hook_still_runs_when_kept_and_comes_back_as_it_was(t
     assert (path / ".git" / "mine-ran").read_text() == "ran\nran\n"
     periscope("uninstall-hooks", cwd=path)
     assert os.readlink(hooks / "post-commit") == "../../scripts/post-commit" and not (hooks / "periscope-kept").exists()
+
+
+def test_a_hook_linked_to_its_sibling_keeps_running_and_comes_back(tmp_path):
+    """`ln -s post-commit post-merge`, one script for two hooks: the link resolved to our shim once
+    post-commit was kept, was taken for ours and overwritten, and uninstall deleted it."""
+    path = init_repo(tmp_path / "r")
+    hooks = path / ".git" / "hooks"
+    log = tmp_path / "ran.log"
+    (hooks / "post-commit").write_text(f'#!/bin/sh\necho "${{0##*/}}" >> "{log}"\n')
+    (hooks / "post-commit").chmod(0o755)
+    (hooks / "post-merge").symlink_to("post-commit")
+    periscope("install-hooks", cwd=path)
+    commit(path, "base", filename="base.txt")
+    git(path, "checkout", "-q", "-b", "side")
+    commit(path, "side", filename="side.txt")
+    git(path, "checkout", "-q", "main")
+    git(path, "merge", "-q", "--no-ff", "--no-edit", "side")
+    assert log.read_text().splitlines() == ["post-commit", "post-commit", "post-merge"]
+    periscope("install-hooks", cwd=path)  # idempotent
+    periscope("uninstall-hooks", cwd=path)
+    assert os.readlink(hooks / "post-merge") == "post-commit"
+    assert not (hooks / "post-commit").is_symlink() and "ran.log" in (hooks / "post-commit").read_text()
+    assert not (hooks / "periscope-kept").exists()
+
+
+def test_a_hook_linked_to_a_periscope_hook_elsewhere_is_left_alone(tmp_path):
+    """A link to a shared folder's periscope shim runs periscope already: install leaves it (a shim
+    of ours in its place would record each commit twice, and uninstall deleted the user's link)."""
+    shared = init_repo(tmp_path / "shared-owner")
+    periscope("install-hooks", cwd=shared)
+    target = shared / ".git" / "hooks" / "post-commit"
+    path = init_repo(tmp_path / "r")
+    hooks = path / ".git" / "hooks"
+    (hooks / "post-commit").symlink_to(target)
+    installed = periscope("install-hooks", cwd=path)
+    assert "links to a periscope hook" in installed.stderr
+    assert os.readlink(hooks / "post-commit") == str(target)
+    commit(path, "one")
+    from testing.util import spool_path
+
+    assert [r["hook"] for r in map(json.loads, spool_path(path).read_text().splitlines())] == ["post-commit"]
+    periscope("uninstall-hooks", cwd=path)
+    assert os.readlink(hooks / "post-commit") == str(target)
+    assert target.read_text() == (shared / ".git" / "hooks" / "post-commit").read_text()

@@ -328,13 +328,26 @@ def _link_atomic(target: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _sibling_link(path: Path) -> bool:
+    """A link to another of our hooks beside it (`ln -s post-commit post-merge`: one script for
+    several hooks): kept as it is, it points at that hook kept beside it in periscope-kept/."""
+    target = _relative_link(path)
+    return target is not None and target in HOOK_NAMES
+
+
+def _links_to_a_shim_elsewhere(path: Path) -> bool:
+    """The user's hook is a link to a periscope shim in another folder (a shared one): it runs
+    periscope already, and a shim of ours in its place would record every commit twice."""
+    return path.is_symlink() and not _sibling_link(path) and is_ours(path)
+
+
 def _keep(hdir: Path, name: str, source: Path | None = None) -> None:
     """Move the user's hook `name` (or `source` beside it: a v1 shim's `<name>.periscope-legacy`)
     to periscope-kept/ (the shim then takes the hook's place)."""
     path, kept = source or hdir / name, kept_hook(hdir, name)
     kept.parent.mkdir(exist_ok=True)
     target = _relative_link(path)
-    if target is None:
+    if target is None or _sibling_link(path):
         os.replace(path, kept)
         return
     _write_kept_relative_links(hdir, _kept_relative_links(hdir) | {name})
@@ -445,7 +458,8 @@ def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
             )
         if (
             _exists(path)
-            and not is_ours(path)
+            and (not is_ours(path) or _sibling_link(path))
+            and not _links_to_a_shim_elsewhere(path)
             and (_exists(kept) or _exists(legacy))
             and not _same_link_kept(hdir, name)
         ):
@@ -456,7 +470,10 @@ def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
     _make_hooks_dir(dirs, hdir)
     for name in HOOK_NAMES:
         path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
-        if _exists(path) and not is_ours(path):
+        if _links_to_a_shim_elsewhere(path):
+            output.info(f"your {name} hook links to a periscope hook ({os.readlink(path)}); left as it is")
+            continue
+        if _exists(path) and (not is_ours(path) or _sibling_link(path)):
             _keep(hdir, name)
             output.info(f"kept your existing {name} hook as {KEPT_DIR}/{name}; it still runs, under its own name")
         elif _exists(legacy) and not _exists(kept):
@@ -474,7 +491,7 @@ def _uninstall_hooks(dirs: git.RepoDirs) -> int:
     removed = 0
     for name in HOOK_NAMES:
         path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
-        if not is_ours(path) and _exists(path):
+        if _exists(path) and (path.is_symlink() or not is_ours(path)):  # a link is the user's, never ours
             if _same_link_kept(hdir, name):  # the user's link never left: drop the copy
                 kept.unlink()
                 _write_kept_relative_links(hdir, _kept_relative_links(hdir) - {name})
