@@ -371,14 +371,15 @@ def run_git(
     return proc.stdout
 
 
-def rev_parse_dirs(path: str) -> RepoDirs | None:
-    """Like find_repo_dirs, but asks git (for commands run by people, where cost does not matter)."""
+def rev_parse_dirs(path: str, located: Mapping[str, str] | None = None) -> RepoDirs | None:
+    """Like find_repo_dirs, but asks git (for commands run by people, where cost does not matter).
+    `located`: GIT_DIR and GIT_WORK_TREE as the person set them, which git then follows too."""
     args = ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"]
     try:
         try:
-            out = run_git([*args, "--show-toplevel"], cwd=path).splitlines()
+            out = run_git([*args, "--show-toplevel"], cwd=path, extra_env=located).splitlines()
         except GitError:  # no work tree here: a bare repository, or inside .git
-            out = run_git(args, cwd=path).splitlines()
+            out = run_git(args, cwd=path, extra_env=located).splitlines()
     except (GitError, NotADirectoryError, FileNotFoundError):
         return None
     if len(out) > 3:  # a path with a newline in it: the lines cannot say which is which

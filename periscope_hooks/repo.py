@@ -16,7 +16,10 @@ def resolve_dirs(repo: str | None, *, required: bool = True) -> git.RepoDirs | N
     here = os.path.abspath(path)
     if not _is_utf8(here):
         raise _not_a_utf8_path(here)
-    dirs = git.rev_parse_dirs(path)
+    # Without --repo, the repository GIT_DIR (and GIT_WORK_TREE) name is the one git would act on:
+    # found from the current directory instead, another repository's hooks were installed.
+    located = None if repo else {k: os.environ[k] for k in ("GIT_DIR", "GIT_WORK_TREE") if os.environ.get(k)}
+    dirs = git.rev_parse_dirs(path, located or None)
     if dirs is not None and "\ufffd" in dirs.common_dir and not os.path.exists(dirs.common_dir):
         raise _not_a_utf8_path(dirs.common_dir)  # git's answer decoded with replacement: no such folder
     if dirs is None:

@@ -302,3 +302,16 @@ def test_a_hook_linked_to_a_periscope_hook_elsewhere_is_left_alone(tmp_path):
     periscope("uninstall-hooks", cwd=path)
     assert os.readlink(hooks / "post-commit") == str(target)
     assert target.read_text() == (shared / ".git" / "hooks" / "post-commit").read_text()
+
+
+def test_git_dir_in_the_environment_names_the_repository_as_git_takes_it(tmp_path):
+    """GIT_DIR/GIT_WORK_TREE naming B, run from inside A: git acts on B, and so does install-hooks
+    (it installed into A's hooks, another repository, unasked); --repo still wins."""
+    a, b = init_repo(tmp_path / "A"), init_repo(tmp_path / "B")
+    (a / "work").mkdir()
+    env = {"GIT_DIR": str(b / ".git"), "GIT_WORK_TREE": str(b)}
+    periscope("install-hooks", cwd=a / "work", env=env)
+    assert (b / ".git" / "hooks" / "post-commit").exists()
+    assert not (a / ".git" / "hooks" / "post-commit").exists()
+    periscope("install-hooks", "--repo", str(a), cwd=a / "work", env=env)
+    assert (a / ".git" / "hooks" / "post-commit").exists()
