@@ -379,6 +379,22 @@ def test_an_endpoint_refusing_every_event_without_saying_which_keeps_them(receiv
     check_exactly_once(receiver, sd, evs)
 
 
+def test_an_endpoint_refusing_everything_and_failing_once_while_halving_keeps_them(receiver, sd):
+    """The same endpoint with one passing 503 in the halving: the half it left unanswered had no
+    results, so the refusals of the other half were dead-lettered (good events; a helper's sweep)."""
+    evs = make_events(4)
+    fill_outbox(sd, evs)
+    # 4 -> 404; [0, 1] -> 404; [0] -> 404; [1] -> 404; [2, 3] -> 503
+    receiver.script = [("status_no_body", 404)] * 4 + [("status", 503)] + [("status_no_body", 404)] * 50
+    result = flush_state_dir(sd)
+    assert "events are kept" in result.error, result.error
+    assert books(sd)["message"]["dead"] == 0
+    assert_books_balance(sd, expect_pending=4)
+    receiver.script = []
+    flush_until_empty(sd)
+    check_exactly_once(receiver, sd, evs)
+
+
 def test_finding_a_refused_event_stops_when_the_budget_is_spent():
     from periscope_hooks.sinks import ACCEPTED, OUT_OF_TIME_ISOLATING, SendOutcome, halves
 

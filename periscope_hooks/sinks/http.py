@@ -224,10 +224,11 @@ class HttpSink:
                     results={events[0]["event_id"]: (REJECTED, f"refused by the endpoint (HTTP {status})")}
                 )
             merged = halves(events, self._send, self._give_up_at)
-            if top and len(merged.results) == len(events) and all(s == REJECTED for s, _ in merged.results.values()):
-                # Every event refused one by one: not bad events but an endpoint that refuses us
-                # (a wrong path, a proxy's error page).  Keep them rather than dead-letter the
-                # whole history, as the OTLP sink does; `status` shows why.
+            if top and merged.results and all(s == REJECTED for s, _ in merged.results.values()):
+                # Every event refused one by one (those a passing error, a 503, left unanswered
+                # included): not bad events but an endpoint that refuses us (a wrong path, a proxy's
+                # error page).  Keep them rather than dead-letter the whole history, as the OTLP
+                # sink does; `status` shows why.
                 return SendOutcome(
                     error=f"the endpoint refused every event of a batch (HTTP {status}); events are kept", stop=True
                 )
