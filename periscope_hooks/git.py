@@ -439,6 +439,12 @@ def sanitize_url(url: str) -> str:
     m = re.match(_SCHEME_RE, url)
     if m:
         scheme, authority, rest = m.groups()
+        before_at, at, after_at = (authority + rest).partition("@")
+        if "@" not in authority and at and any(c in before_at for c in ":?#"):
+            # A password holding an unencoded `/`, `?` or `#` ends the authority early
+            # (https://alice:tok/en@host/x): what comes before the `@` is still user info.
+            end = next((i for i, c in enumerate(after_at) if c in "/?#"), len(after_at))
+            authority, rest = after_at[:end], after_at[end:]
         host = authority.rpartition("@")[2]
         rest = rest.split("?", 1)[0].split("#", 1)[0]
         return f"{scheme}://{host}{rest}"

@@ -22,6 +22,11 @@ from testing.util import commit, git, init_repo
         ("../relative/x.git", "../relative/x.git"),
         ("/srv/git/x.git", "/srv/git/x.git"),
         ("file:///srv/git/x.git", "file:///srv/git/x.git"),
+        # a password with an unencoded `/`, `#` or `?` ended the authority before its `@` (a sweep)
+        ("https://alice:tok/Secret1@host.example/org/x.git", "https://host.example/org/x.git"),
+        ("https://alice:tok#Secret2@host.example/org/x.git", "https://host.example/org/x.git"),
+        ("https://alice:t?Secret3@host.example:8443/x.git", "https://host.example:8443/x.git"),
+        ("https://host.example/org/x@v1.git", "https://host.example/org/x@v1.git"),  # an @ in a path
     ],
 )
 def test_sanitize_url(url, expected):
