@@ -1,6 +1,6 @@
 """Numeric environment variables: one table, one rule for all of them.
 
-Unset or empty means the default.  Anything else must be a finite, non-negative number (a port:
+Unset or empty means the default.  Anything else must be a finite, non-negative number (above 0 for a timeout; a port:
 a whole number from 1 to 65535); otherwise a UserError names the variable and its value, so a
 typo (`PERISCOPE_HTTP_TIMEOUT=15s`) is one line at the command line and a logged line (events
 kept) in a background flush, never a traceback nor a silent fallback to the default.
@@ -20,6 +20,8 @@ SECONDS = {
     "PERISCOPE_HTTP_TIMEOUT": 15.0,  # per HTTP request
     "PERISCOPE_HOOK_READ_BUDGET": 6.0,  # what one Claude Code hook run may spend reading transcripts
 }
+# Zero would mean every request fails at once (httpx: "could not reach the endpoint" for ever).
+ABOVE_ZERO = frozenset({"PERISCOPE_HTTP_TIMEOUT"})
 PORTS = {"PERISCOPE_LOGIN_PORT": 14550}  # the sign-in redirect (must match the client's redirect URI)
 
 
@@ -38,10 +40,11 @@ def seconds(name: str) -> float:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value) or value < 0 or (value == 0 and name in ABOVE_ZERO):
         raise UserError(
-            f"{name}={raw!r} is not a number of seconds",
-            f"unset it or set a non-negative number, e.g. {name}={default:g}",
+            f"{name}={raw!r} is not a number of seconds" + (" above 0" if name in ABOVE_ZERO else ""),
+            f"unset it or set a {'number above 0' if name in ABOVE_ZERO else 'non-negative number'},"
+            f" e.g. {name}={default:g}",
         )
     return value
 

@@ -361,8 +361,23 @@ def test_a_bad_numeric_variable_is_one_line_naming_it(tmp_path, monkeypatch, cap
     out, err = capsys.readouterr()
     assert out == ""
     m = ONE_LINE_ERROR.match(err)
-    assert m and m["message"] == f"{name}={value!r} is not a number of seconds"
-    assert m["hint"].startswith("unset it or set a non-negative number, e.g. " + name + "=")
+    above = " above 0" if name == "PERISCOPE_HTTP_TIMEOUT" else ""
+    assert m and m["message"] == f"{name}={value!r} is not a number of seconds{above}"
+    wanted = "number above 0" if above else "non-negative number"
+    assert m["hint"].startswith(f"unset it or set a {wanted}, e.g. {name}=")
+
+
+def test_a_zero_http_timeout_is_refused_and_a_zero_budget_is_not(tmp_path, monkeypatch, capsys):
+    """A timeout of 0 made every request fail at once, as if the endpoint could not be reached
+    (a sweep); a budget of 0 is a flush without retries."""
+    repo = init_repo(tmp_path / "r")
+    monkeypatch.setenv("PERISCOPE_HTTP_TIMEOUT", "0")
+    assert main(["flush", "--repo", str(repo)]) == 1
+    m = ONE_LINE_ERROR.match(capsys.readouterr().err)
+    assert m and m["message"] == "PERISCOPE_HTTP_TIMEOUT='0' is not a number of seconds above 0"
+    monkeypatch.delenv("PERISCOPE_HTTP_TIMEOUT")
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "0")
+    assert main(["flush", "--repo", str(repo)]) == 0
 
 
 def test_an_empty_numeric_variable_means_the_default(tmp_path, monkeypatch, capsys):
