@@ -231,6 +231,38 @@ def expire_tokens_after(receiver, idp, *accepted_counts):
     receiver._accept = accept_then_expire
 
 
+def test_a_token_expiring_again_after_a_503_is_refreshed_again(tmp_path, monkeypatch):
+    """401, silent refresh, 503, the new token expires too, 401: one silent refresh was allowed
+    until a batch was accepted, so the second said "sign in again" (and noted it for OpenCode's
+    plugin) with a refresh token still good (a helper's sweep)."""
+    from periscope_hooks import paths
+
+    quick_delivery(monkeypatch, budget=10)
+    with signed_in_backend(tmp_path, monkeypatch) as backend:
+        backend.login()
+        idp, receiver = backend.idp, backend.receiver
+        sd = state_dir(init_repo(tmp_path / "r"))
+        evs = make_events(3)
+        fill_outbox(sd, evs)
+        original, requests = receiver.handle, [0]
+
+        def expire_after_the_second(h):
+            requests[0] += 1
+            original(h)
+            if requests[0] == 2:  # the request with the refreshed token got the 503
+                idp.expire_access_tokens()
+
+        receiver.handle = expire_after_the_second
+        idp.expire_access_tokens()  # the first request: 401, then a silent refresh
+        receiver.script = [None, ("status", 503)]
+        result = flush_state_dir(sd)
+        assert result.error is None or "sign in again" not in result.error, result.error
+        assert not paths.sign_in_required_path().exists()
+        assert idp.grants.count("refresh_token") == 2
+        flush_until_empty(sd)
+        check_exactly_once(receiver, sd, evs)
+
+
 @contextlib.contextmanager
 def signed_in_with_three_batches(tmp_path, monkeypatch):
     """Signed in (real msal, a local identity provider) with 1,500 events in a repository's outbox:

@@ -177,6 +177,9 @@ class HttpSink:
 
             set_sign_in_required(True)
             return SendOutcome(error=f"{SIGN_IN_AGAIN} (the endpoint answered HTTP {status})", stop=True)
+        # Any other answer did not refuse the token: one that expires again later in this flush
+        # (a 503 waited out in between) gets its silent refresh too.
+        self._refreshed = False
         if status in (408, 425, 429) or status >= 500:
             return SendOutcome(
                 error=f"the endpoint answered HTTP {status}",
