@@ -254,10 +254,21 @@ class Auth:
         """A valid access token, refreshed silently if needed; never opens a browser.  AuthRequired
         only when signing in again is the fix; ConnectionError when the identity provider could
         not be reached or failed (a 500 from its token endpoint said "sign in again")."""
+        host = urlsplit(str(self.cfg.authority)).hostname
         try:
-            accounts = self.app().get_accounts()  # the app's first use reads the provider's discovery document
+            app = self.app()  # made once a run: it reads the provider's discovery document
         except OSError:
-            host = urlsplit(str(self.cfg.authority)).hostname
+            raise ConnectionError(f"could not reach the identity provider ({host})") from None
+        except Exception as e:  # an outage's answer (a 503 page, a 404, an error in JSON): retried later
+            # For `login` a bad authority is the user's to fix (UserError); while delivering it is
+            # indistinguishable from the provider being down, and the sign-in still stands.
+            what = e.message if isinstance(e, UserError) else type(e).__name__
+            raise ConnectionError(
+                f"could not read the identity provider's configuration ({host}: {what[:120]})"
+            ) from None
+        try:
+            accounts = app.get_accounts()
+        except OSError:
             raise ConnectionError(f"could not reach the identity provider ({host})") from None
         except (AttributeError, TypeError, KeyError, ValueError):  # a cache of valid JSON in another shape
             raise AuthRequired("the token cache is unreadable") from None
@@ -265,9 +276,7 @@ class Auth:
             raise AuthRequired("not signed in")
         try:
             # _with_error: the provider's error code, so that its failure is not read as a sign-out.
-            result = self.app().acquire_token_silent_with_error(
-                self.scopes, account=accounts[0], force_refresh=force_refresh
-            )
+            result = app.acquire_token_silent_with_error(self.scopes, account=accounts[0], force_refresh=force_refresh)
         except OSError as e:
             raise ConnectionError(f"token refresh failed: {type(e).__name__}") from None
         except Exception as e:  # msal's MsalServiceError: an answer it could not read (never the token)

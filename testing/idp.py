@@ -39,6 +39,9 @@ class LocalIdP(LocalServer):
         self.grants: list = []
         self.redirect_token_to: str | None = None  # set: the token endpoint answers 307 to there
         self.token_endpoint_fails = False  # set: the token endpoint answers 500 server_error
+        # set: the discovery document is an outage's answer: "503" (a maintenance page), "404", or
+        # "200-error" (an error object where the document belongs)
+        self.discovery_fails: str | None = None
         self.lock = threading.Lock()
         idp = self
 
@@ -46,6 +49,10 @@ class LocalIdP(LocalServer):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 if url.path.endswith("/.well-known/openid-configuration"):
+                    if idp.discovery_fails == "200-error":
+                        return self.reply_json(200, {"error": "temporarily_unavailable"})
+                    if idp.discovery_fails:
+                        return self.reply(int(idp.discovery_fails), b"<html>maintenance</html>", "text/html")
                     return self.reply_json(200, idp.discovery())
                 if url.path == "/tenant/authorize":
                     q = {k: v[0] for k, v in parse_qs(url.query).items()}

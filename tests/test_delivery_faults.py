@@ -263,6 +263,31 @@ def test_a_token_expiring_again_after_a_503_is_refreshed_again(tmp_path, monkeyp
         check_exactly_once(receiver, sd, evs)
 
 
+@pytest.mark.parametrize("outage", ["503", "404", "200-error"])
+def test_an_identity_provider_outage_keeps_the_events_and_says_so(tmp_path, monkeypatch, outage):
+    """The provider's discovery document down while a token needs refreshing: said as the sink's
+    own bug ("sink failed: MsalServiceError", "...: UserError"), or, for an error where the
+    document belongs, as "sign in again" (noted for OpenCode) with the sign-in still good."""
+    from periscope_hooks import paths
+
+    quick_delivery(monkeypatch, budget=1)
+    with signed_in_backend(tmp_path, monkeypatch) as backend:
+        backend.login()
+        idp, receiver = backend.idp, backend.receiver
+        sd = state_dir(init_repo(tmp_path / "r"))
+        evs = make_events(2)
+        fill_outbox(sd, evs)
+        idp.expire_access_tokens()
+        idp.discovery_fails = outage
+        result = flush_state_dir(sd)
+        assert result.error.startswith("could not read the identity provider's configuration (127.0.0.1: ")
+        assert not paths.sign_in_required_path().exists()
+        assert_books_balance(sd, expect_pending=2)
+        idp.discovery_fails = None
+        flush_until_empty(sd)
+        check_exactly_once(receiver, sd, evs)
+
+
 @contextlib.contextmanager
 def signed_in_with_three_batches(tmp_path, monkeypatch):
     """Signed in (real msal, a local identity provider) with 1,500 events in a repository's outbox:
