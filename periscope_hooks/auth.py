@@ -92,13 +92,29 @@ class TokenStore:
 
         self.path = str(path or paths.token_cache_path())
         self.cache = msal.SerializableTokenCache()
+        self._read: tuple[int, int, int] | None = None  # the file's (inode, size, mtime) when read
+        self.reload_if_changed()
+
+    def _identity(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def reload_if_changed(self) -> None:
+        """Read the cache file again when another process replaced it since (a flusher of another
+        repository that refreshed the tokens: a provider that rotates refresh tokens spends the
+        one this process holds, and refreshing with it said "sign in again")."""
+        identity = self._identity()
+        if identity is None or identity == self._read:
+            return
         try:
             with open(self.path, encoding="utf-8") as f:
                 self.cache.deserialize(f.read())
-        except FileNotFoundError:
-            pass
         except (OSError, ValueError, RecursionError):
             pass  # an unreadable cache is the same as none: sign in again
+        self._read = identity
 
     def save(self) -> None:
         if not self.cache.has_state_changed:
@@ -118,6 +134,7 @@ class TokenStore:
         os.chmod(tmp, 0o600)  # whatever the umask
         os.replace(tmp, self.path)
         self.cache.has_state_changed = False
+        self._read = self._identity()
 
 
 # OAuth errors (RFC 6749 5.2, OpenID Connect 3.1.2.6) whose fix is to sign in again; any other error
@@ -266,6 +283,7 @@ class Auth:
             raise ConnectionError(
                 f"could not read the identity provider's configuration ({host}: {what[:120]})"
             ) from None
+        self.store.reload_if_changed()  # another flusher may have refreshed (and rotated) the tokens
         try:
             accounts = app.get_accounts()
         except OSError:

@@ -42,6 +42,7 @@ class LocalIdP(LocalServer):
         # set: the discovery document is an outage's answer: "503" (a maintenance page), "404", or
         # "200-error" (an error object where the document belongs)
         self.discovery_fails: str | None = None
+        self.rotate_refresh_tokens = False  # set: a refresh token is spent once used (Auth0, Okta)
         self.lock = threading.Lock()
         idp = self
 
@@ -153,6 +154,8 @@ class LocalIdP(LocalServer):
                 return 500, {"error": "server_error", "error_description": "the provider is having a bad day"}
             with self.lock:
                 valid = self.refresh_tokens.get(form.get("refresh_token", ""))
+                if valid and self.rotate_refresh_tokens:
+                    self.refresh_tokens[form.get("refresh_token", "")] = False
             if not valid:
                 return 400, {
                     "error": "invalid_grant",

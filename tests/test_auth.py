@@ -74,6 +74,22 @@ def test_first_login_silent_refresh_and_cache_permissions(idp):
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
 
 
+def test_a_refresh_token_rotated_by_another_flusher_is_read_again(idp):
+    """A provider that spends a refresh token once used, and two flushers (two repositories, one
+    token cache): the one that read the cache first refreshed with the spent token and said
+    "sign in again" though the cache on disk held a good one (a helper's sweep)."""
+    cfg = config_for(idp)
+    Auth(cfg).login(auth_uri_callback=browse, timeout=30)
+    idp.rotate_refresh_tokens = True
+    first, second = Auth(cfg), Auth(cfg)
+    assert idp.is_valid(first.access_token())  # read the cache, holding the refresh token
+    idp.expire_access_tokens()
+    assert idp.is_valid(second.access_token(force_refresh=True))  # refreshed: the old token is spent
+    idp.expire_access_tokens()
+    assert idp.is_valid(first.access_token(force_refresh=True))
+    assert idp.grants.count("refresh_token") == 2
+
+
 def test_expired_refresh_token_requires_login(idp):
     cfg = config_for(idp)
     Auth(cfg).login(auth_uri_callback=browse, timeout=30)
