@@ -176,6 +176,28 @@ def test_status_names_headers_never_their_values(tmp_path, sd, receiver, monkeyp
     assert receiver.requests[0].headers["authorization"] == SECRET_HEADER  # it was sent, to the collector only
 
 
+def test_a_collector_quoting_the_request_target_shows_no_query_secret(tmp_path, monkeypatch):
+    """`?api_key=` in the endpoint and a collector whose 400 quotes the request's target (proxies
+    and some collectors do): the dead letter's reason, and so `status`, kept the key (a sweep)."""
+
+    class Echoing(OtlpReceiver):
+        def _status(self, h, code, message, json_body, extra=None):
+            return super()._status(h, code, f"{message} (POST {h.path})", json_body, extra)
+
+    quick_delivery(monkeypatch)
+    repo = init_repo(tmp_path / "r")
+    sd = state_dir(repo)
+    with Echoing() as collector:
+        point_config_at_collector(collector.url + "?api_key=ApiKeyInQuery-5150")
+        evs = make_events(4)
+        collector.poison = {evs[1]["event_id"]}
+        fill_outbox(sd, evs)
+        flush_state_dir(sd)
+        assert books(sd)["message"]["dead"] == 1
+        status = periscope("status", cwd=repo).stdout
+        assert "POST /v1/logs?<hidden>" in status and "ApiKeyInQuery" not in status
+
+
 # --- delivery ----------------------------------------------------------------------------------------
 
 

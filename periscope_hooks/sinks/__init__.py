@@ -45,6 +45,16 @@ class SendOutcome:
         return any(status == ACCEPTED for status, _ in self.results.values())
 
 
+def url_secrets(url: str) -> list[str]:
+    """What an endpoint URL may carry as a secret (an `?api_key=`, user info), for hide_secrets:
+    a receiver's error message can quote the request's target."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    values = [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return [parts.query, *values, parts.username or "", parts.password or ""]
+
+
 def hide_secrets(text: str, secrets: Iterable[str | None]) -> str:
     """A receiver's words with every secret we sent it (an access token, a header value) replaced
     by `<hidden>`: a reason or a partial-success message can echo the request's headers, and it is

@@ -28,6 +28,7 @@ from periscope_hooks.sinks import (
     halves,
     hide_secrets,
     http_client,
+    url_secrets,
 )
 from periscope_hooks.sinks.deadline import RequestTooSlow, whole_request_within
 
@@ -195,7 +196,7 @@ class HttpSink:
                 f" set the endpoint to the address it moved to in {self.cfg.path or 'analytics.json'}",
                 stop=True,
             )
-        results = parse_results(resp.content, [self._token])
+        results = parse_results(resp.content, [self._token, *url_secrets(self.cfg.endpoint)])
         if 200 <= status < 300:
             if results is None:
                 return SendOutcome(error=f"unreadable response to HTTP {status}; the batch is kept")

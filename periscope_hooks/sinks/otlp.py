@@ -35,6 +35,7 @@ from periscope_hooks.sinks import (
     halves,
     hide_secrets,
     http_client,
+    url_secrets,
 )
 from periscope_hooks.sinks.deadline import RequestTooSlow, whole_request_within
 
@@ -356,6 +357,8 @@ class OtlpSink:
         _proto()  # fail early, with the install hint, when the extra is missing
         self.cfg = cfg
         self.endpoint = cfg.endpoint
+        # what the collector's words may echo: header values, the endpoint's query and user info
+        self._secrets = [*cfg.headers.values(), *url_secrets(cfg.endpoint)]
         self._give_up_at = 0.0  # send() sets it: when finding a refused event stops (halves)
         # The collector took an event in this flush: a lone event it refuses is the event's fault.
         self._accepted_some = False
@@ -437,7 +440,7 @@ class OtlpSink:
                 # OTLP forbids resending a partial success, and does not say which records were
                 # dropped: the events count as delivered and the rejection is kept for `status`.
                 outcome.partial_rejected = rejected
-                outcome.partial_message = hide_secrets(" ".join(message.split()), self.cfg.headers.values())[:200]
+                outcome.partial_message = hide_secrets(" ".join(message.split()), self._secrets)[:200]
             return outcome
         from periscope_hooks.sinks.http import parse_retry_after
 
@@ -447,7 +450,7 @@ class OtlpSink:
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             )
         if status in SPLIT:
-            return self._isolate(events, status, status_message(resp.content, content_type, self.cfg.headers.values()))
+            return self._isolate(events, status, status_message(resp.content, content_type, self._secrets))
         # 401/403 (headers), 404 (path), 500...: not retried by this run; kept until fixed.
         return SendOutcome(
             error=f"the OTLP collector answered HTTP {status}; events are kept: check the endpoint and headers",
