@@ -196,7 +196,7 @@ class HttpSink:
                 f" set the endpoint to the address it moved to in {self.cfg.path or 'analytics.json'}",
                 stop=True,
             )
-        results = parse_results(resp.content, [self._token, *url_secrets(self.cfg.endpoint)])
+        results = parse_results(resp.content, [self._token, *url_secrets(self.endpoint)])
         if 200 <= status < 300:
             if results is None:
                 return SendOutcome(error=f"unreadable response to HTTP {status}; the batch is kept")
