@@ -315,3 +315,43 @@ def test_git_dir_in_the_environment_names_the_repository_as_git_takes_it(tmp_pat
     assert not (a / ".git" / "hooks" / "post-commit").exists()
     periscope("install-hooks", "--repo", str(a), cwd=a / "work", env=env)
     assert (a / ".git" / "hooks" / "post-commit").exists()
+
+
+@pytest.mark.parametrize("where", ["local", "global"])
+def test_a_hooks_folder_another_repository_tracks_is_refused(tmp_path, monkeypatch, where):
+    """core.hooksPath naming a folder a dotfiles repository tracks: its committed hooks were moved
+    aside and replaced (`git status` there showed them modified), with --global-hooks-path too."""
+    dotfiles = init_repo(tmp_path / "dotfiles")
+    (dotfiles / "githooks").mkdir()
+    (dotfiles / "githooks" / "post-commit").write_text("#!/bin/sh\necho team\n")
+    (dotfiles / "githooks" / "post-commit").chmod(0o755)
+    git(dotfiles, "add", "githooks")
+    git(dotfiles, "commit", "-q", "-m", "hooks")
+    path = init_repo(tmp_path / "r")
+    hooks = str(dotfiles / "githooks")
+    if where == "local":
+        git(path, "config", "core.hooksPath", hooks)
+        refused = periscope("install-hooks", cwd=path, check=False)
+    else:
+        gitconfig = tmp_path / "global.gitconfig"
+        gitconfig.write_text(f"[core]\n\thooksPath = {hooks}\n")
+        monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+        refused = periscope("install-hooks", "--global-hooks-path", cwd=path, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: {hooks} holds files the repository at {dotfiles} tracks;")
+    assert "hint: add 'periscope hook post-commit" in refused.stderr
+    assert git(dotfiles, "status", "--porcelain") == ""
+    assert sorted(os.listdir(hooks)) == ["post-commit"]
+
+
+def test_the_main_work_tree_s_committed_hooks_are_refused_from_a_linked_worktree(tmp_path):
+    main = init_repo(tmp_path / "main")
+    (main / ".githooks").mkdir()
+    (main / ".githooks" / "post-commit").write_text("#!/bin/sh\necho team\n")
+    git(main, "add", ".githooks")
+    git(main, "commit", "-q", "-m", "hooks")
+    git(main, "worktree", "add", "-q", str(tmp_path / "wt"))
+    git(main, "config", "core.hooksPath", str(main / ".githooks"))
+    refused = periscope("install-hooks", cwd=tmp_path / "wt", check=False)
+    assert refused.returncode == 1 and "tracks; periscope will not write there" in refused.stderr
+    assert git(main, "status", "--porcelain") == ""

@@ -133,6 +133,18 @@ def in_work_tree(dirs: git.RepoDirs, hdir: Path) -> bool:
     return not (_inside(hdir, dirs.git_dir) or _inside(hdir, dirs.common_dir))
 
 
+def tracking_work_tree(hdir: Path) -> str | None:
+    """The work tree of the repository that tracks files in the hooks folder, if one does: another
+    repository's (a dotfiles checkout's `githooks/`), or this one's main work tree seen from a
+    linked worktree.  Never inside a git dir (git answers nothing there)."""
+    if not hdir.is_dir():
+        return None
+    top = git.run_git(["rev-parse", "--show-toplevel"], cwd=str(hdir), check=False).strip()
+    if not top or not git.run_git(["ls-files", "-z", "--", "."], cwd=str(hdir), check=False):
+        return None
+    return top
+
+
 def hook_lines_hint(where: str) -> str:
     """The lines a team adds to hooks it manages itself (husky, a committed hooks folder)."""
     lines = "; ".join(f"'periscope hook {n} \"$@\"' to {where}/{n}" for n in HOOK_NAMES)
@@ -168,6 +180,12 @@ def _shared_hooks_refusal(dirs: git.RepoDirs, hdir: Path, global_hooks_path: boo
             f"core.hooksPath ({shown}) is inside the work tree, so its hooks are shared through git;"
             " periscope will not write there",
             hook_lines_hint(shown),
+        )
+    tracking = tracking_work_tree(hdir)
+    if tracking is not None:  # whatever the flag: we never write into files git tracks
+        return UserError(
+            f"{hdir} holds files the repository at {tracking} tracks; periscope will not write there",
+            hook_lines_hint(str(hdir)),
         )
     if scope == "link" and not global_hooks_path:
         return UserError(
@@ -443,7 +461,8 @@ def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
     hdir = hooks_dir(dirs, warn=False)
     refusal = _detect_manager(dirs, hdir) or _shared_hooks_refusal(dirs, hdir, global_hooks_path)
     if refusal:
-        if in_work_tree(dirs, hdir) and all(calls_periscope(hdir, n) for n in HOOK_NAMES):
+        tracked = in_work_tree(dirs, hdir) or tracking_work_tree(hdir) is not None
+        if tracked and all(calls_periscope(hdir, n) for n in HOOK_NAMES):
             output.out(f"the hooks in {hdir} already run periscope hook; nothing to install")
             return 0
         raise refusal
