@@ -152,3 +152,33 @@ def test_post_checkout_through_pre_commit_starts_the_flusher_on_a_switch_only(
     assert started_by(token) != [], "no flusher started"
     await_finished(token)
     assert forge.where() == dict.fromkeys(olds, squash)
+
+
+def test_uninstall_after_pre_commit_took_over_gives_the_user_s_hook_back(tmp_path, pre_commit_home, monkeypatch):
+    """periscope install-hooks, then `pre-commit install` (our shim moved to post-commit.legacy,
+    which pre-commit runs), then periscope uninstall-hooks: it said "no periscope hooks" and our
+    shim went on recording; the user's hook stayed in periscope-kept/."""
+    import os
+    import subprocess
+
+    from testing.precommit import pre_commit_bin
+
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(pre_commit_home))
+    path = init_repo(tmp_path / "r")
+    hooks = path / ".git" / "hooks"
+    log = tmp_path / "mine.log"
+    (hooks / "post-commit").write_text(f'#!/bin/sh\necho mine >> "{log}"\n')
+    (hooks / "post-commit").chmod(0o755)
+    periscope("install-hooks", cwd=path)
+    (path / ".pre-commit-config.yaml").write_text("repos: []\n")
+    git(path, "add", ".pre-commit-config.yaml")
+    git(path, "commit", "-q", "-m", "pre-commit")
+    subprocess.run([pre_commit_bin(), "install", "-t", "post-commit"], cwd=path, check=True, capture_output=True)
+    assert "periscope hooks removed" in periscope("uninstall-hooks", cwd=path).stdout
+    records = len(spool_path(path).read_text().splitlines())
+    log.write_text("")
+    git(path, "commit", "-q", "--allow-empty", "-m", "after")
+    assert len(spool_path(path).read_text().splitlines()) == records  # nothing of ours runs
+    assert log.read_text() == "mine\n"  # pre-commit runs the user's hook from where ours was
+    assert not (hooks / "periscope-kept").exists()
+    assert os.access(hooks / "post-commit.legacy", os.X_OK)

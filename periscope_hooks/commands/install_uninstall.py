@@ -397,9 +397,10 @@ def _same_link_kept(hdir: Path, name: str) -> bool:
     )
 
 
-def _give_back(hdir: Path, name: str) -> None:
-    """Put the kept hook `name` back where it was (uninstall)."""
-    path, kept = hdir / name, kept_hook(hdir, name)
+def _give_back(hdir: Path, name: str, to: Path | None = None) -> None:
+    """Put the kept hook `name` back where it was (uninstall), or at `to` beside it (where
+    pre-commit moved our shim: its hook runs what it finds there)."""
+    path, kept = to or hdir / name, kept_hook(hdir, name)
     relative = _kept_relative_links(hdir)
     target = _relative_link(kept)
     if name in relative and target is not None and target.startswith(os.pardir + os.sep):
@@ -510,6 +511,16 @@ def _uninstall_hooks(dirs: git.RepoDirs) -> int:
     removed = 0
     for name in HOOK_NAMES:
         path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
+        moved_by_pre_commit = hdir / (name + PRE_COMMIT_LEGACY_SUFFIX)
+        if _exists(path) and not moved_by_pre_commit.is_symlink() and is_ours(moved_by_pre_commit):
+            # `pre-commit install` after ours moved our shim aside and runs it from there: the
+            # user's hook goes back in its place (pre-commit runs it as it ran ours), or nothing.
+            if _exists(kept):
+                _give_back(hdir, name, to=moved_by_pre_commit)
+            else:
+                moved_by_pre_commit.unlink()
+            removed += 1
+            continue
         if _exists(path) and (path.is_symlink() or not is_ours(path)):  # a link is the user's, never ours
             if _same_link_kept(hdir, name):  # the user's link never left: drop the copy
                 kept.unlink()
