@@ -355,3 +355,31 @@ def test_the_main_work_tree_s_committed_hooks_are_refused_from_a_linked_worktree
     refused = periscope("install-hooks", cwd=tmp_path / "wt", check=False)
     assert refused.returncode == 1 and "tracks; periscope will not write there" in refused.stderr
     assert git(main, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("name", ["hooks dir ", "hooks\ndir"], ids=["trailing-space", "newline"])
+def test_a_hooks_path_is_taken_as_git_takes_it(tmp_path, name):
+    """Read line by line and stripped, a core.hooksPath ending in a space or holding a newline
+    named another folder: the shims went where git never looks (a sweep)."""
+    path = init_repo(tmp_path / "r")
+    folder = tmp_path / name
+    git(path, "config", "core.hooksPath", str(folder))
+    periscope("install-hooks", cwd=path)
+    assert sorted(os.listdir(folder)) == ["post-checkout", "post-commit", "post-merge", "post-rewrite"]
+    commit(path, "recorded")
+    from testing.util import spool_path
+
+    assert spool_path(path).exists()
+
+
+def test_an_empty_or_undecodable_hooks_path_is_refused(tmp_path):
+    import subprocess
+
+    path = init_repo(tmp_path / "r")
+    git(path, "config", "core.hooksPath", "")
+    refused = periscope("install-hooks", cwd=path, check=False)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: core.hooksPath is set but empty")
+    assert not (path / ".git" / "hooks" / "post-commit").exists()
+    subprocess.run([b"git", b"config", b"core.hooksPath", str(tmp_path).encode() + b"/h\xff"], cwd=path, check=True)
+    refused = periscope("install-hooks", cwd=path, check=False)
+    assert refused.returncode == 1 and "is not UTF-8" in refused.stderr and refused.stderr.count("\n") == 1

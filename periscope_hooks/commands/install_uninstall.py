@@ -78,10 +78,33 @@ def is_ours(path: Path) -> bool:
 
 def hooks_path_entries(dirs: git.RepoDirs) -> list[tuple[str, str]]:
     """(scope, value) of every core.hooksPath setting, in git's order: the last is in effect."""
+    # -z, and no strip: a path may hold a newline or end in a space, and git takes it as it is.
     out = git.run_git(
-        ["config", "--show-scope", "--get-all", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
+        ["config", "-z", "--show-scope", "--get-all", "core.hooksPath"], cwd=dirs.worktree or dirs.git_dir, check=False
     )
-    return [(scope, value.strip()) for scope, _, value in (line.partition("\t") for line in out.splitlines())]
+    fields = out.split("\0")
+    return [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
+
+
+def _unusable_hooks_path(dirs: git.RepoDirs) -> UserError | None:
+    """A core.hooksPath in effect that install cannot honour: empty (git then looks for hooks in
+    the top folder of the work tree) or not UTF-8 (read back, it names another folder)."""
+    entries = hooks_path_entries(dirs)
+    if not entries:
+        return None
+    scope, value = entries[-1]
+    if value == "":
+        return UserError(
+            f"core.hooksPath is set but empty (in your {scope} git config): git then runs hooks from the"
+            " top folder of the work tree",
+            "unset it (git config --unset core.hooksPath) or set it to a folder, then run periscope install-hooks",
+        )
+    if "\ufffd" in value:
+        return UserError(
+            f"core.hooksPath (in your {scope} git config) is not UTF-8",
+            "set it to a folder whose path is UTF-8, then run periscope install-hooks",
+        )
+    return None
 
 
 def hooks_path_config(dirs: git.RepoDirs) -> tuple[str, str]:
@@ -459,6 +482,9 @@ def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
             f"{dirs.git_dir} is a bare repository: nobody commits there, so no hook of ours would run",
             "run periscope install-hooks in a clone you work in",
         )
+    unusable = _unusable_hooks_path(dirs)
+    if unusable:
+        raise unusable
     hdir = hooks_dir(dirs, warn=False)
     refusal = _detect_manager(dirs, hdir) or _shared_hooks_refusal(dirs, hdir, global_hooks_path)
     if refusal:
