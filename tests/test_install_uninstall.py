@@ -383,3 +383,25 @@ def test_an_empty_or_undecodable_hooks_path_is_refused(tmp_path):
     subprocess.run([b"git", b"config", b"core.hooksPath", str(tmp_path).encode() + b"/h\xff"], cwd=path, check=True)
     refused = periscope("install-hooks", cwd=path, check=False)
     assert refused.returncode == 1 and "is not UTF-8" in refused.stderr and refused.stderr.count("\n") == 1
+
+
+def test_a_fifo_in_the_hooks_folder_blocks_neither_install_nor_status(tmp_path):
+    """Every entry of the hooks folder was opened to look for markers: a FIFO among them blocked
+    install-hooks and status for ever (a sweep)."""
+    path = init_repo(tmp_path / "r")
+    hooks = path / ".git" / "hooks"
+    os.mkfifo(hooks / "post-merge")
+    os.mkfifo(hooks / "pre-push")
+    import subprocess
+    import sys
+
+    def run(*args: str) -> str:  # in a child with a time limit: a hang fails, never blocks the run
+        proc = subprocess.run(
+            [sys.executable, "-m", "periscope_hooks", *args], cwd=path, capture_output=True, text=True, timeout=30
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    run("install-hooks")
+    assert "git hooks" in run("status")
+    assert (hooks / "periscope-kept" / "post-merge").is_fifo()  # kept as it was, never opened

@@ -68,11 +68,9 @@ def shim_is_current(path: Path, hook_name: str) -> bool:
 
 
 def is_ours(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096).decode("utf-8", "replace")
-    except OSError:
-        return False
+    from periscope_hooks.hook_managers import read_head
+
+    head = read_head(path, 4096)
     return any(m in head for m in (MARKER, *PRIOR_MARKERS))
 
 
