@@ -383,11 +383,26 @@ def rev_parse_dirs(path: str, located: Mapping[str, str] | None = None) -> RepoD
     except (GitError, NotADirectoryError, FileNotFoundError):
         return None
     if len(out) > 3:  # a path with a newline in it: the lines cannot say which is which
-        return find_repo_dirs(path)
+        return _rev_parse_dirs_one_at_a_time(path, located)
     if len(out) < 2:
         return None
     top = out[2] if len(out) > 2 else ""
     return RepoDirs(os.path.realpath(out[0]), os.path.realpath(out[1]), os.path.realpath(top) if top else "")
+
+
+def _rev_parse_dirs_one_at_a_time(path: str, located: Mapping[str, str] | None) -> RepoDirs | None:
+    """rev_parse_dirs for a path holding a newline: one question a git call, each answer whole (a
+    walk up looking for `.git` found the repository around a bare one instead)."""
+
+    def ask(option: str) -> str:
+        out = run_git(["rev-parse", "--path-format=absolute", option], cwd=path, extra_env=located, check=False)
+        return out[:-1] if out.endswith("\n") else out
+
+    git_dir, common_dir = ask("--git-dir"), ask("--git-common-dir")
+    if not git_dir or not common_dir:
+        return None
+    top = ask("--show-toplevel")
+    return RepoDirs(os.path.realpath(git_dir), os.path.realpath(common_dir), os.path.realpath(top) if top else "")
 
 
 def commits_only_in(

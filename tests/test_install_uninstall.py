@@ -405,3 +405,14 @@ def test_a_fifo_in_the_hooks_folder_blocks_neither_install_nor_status(tmp_path):
     run("install-hooks")
     assert "git hooks" in run("status")
     assert (hooks / "periscope-kept" / "post-merge").is_fifo()  # kept as it was, never opened
+
+
+def test_a_bare_repository_with_a_newline_in_its_path_is_refused_not_its_neighbour(tmp_path):
+    """git's answers about a path with a newline could not be told apart line by line, and a walk
+    up looking for `.git` found the repository around the bare one: installed there (a sweep)."""
+    outer = init_repo(tmp_path / "outer")
+    bare = outer / "new\nline.git"
+    git(outer, "init", "-q", "--bare", str(bare))
+    refused = periscope("install-hooks", "--repo", str(bare), cwd=outer, check=False)
+    assert refused.returncode == 1 and "is a bare repository" in refused.stderr
+    assert not (outer / ".git" / "hooks" / "post-commit").exists()
