@@ -416,3 +416,33 @@ def test_a_bare_repository_with_a_newline_in_its_path_is_refused_not_its_neighbo
     refused = periscope("install-hooks", "--repo", str(bare), cwd=outer, check=False)
     assert refused.returncode == 1 and "is a bare repository" in refused.stderr
     assert not (outer / ".git" / "hooks" / "post-commit").exists()
+
+
+def test_a_full_disk_or_a_file_in_the_way_changes_nothing(tmp_path):
+    """Room for two shims, not four: the user's post-rewrite was moved aside with no shim in its
+    place (it stopped running) and a half-written temporary file stayed; a file named
+    periscope-kept failed the install half way, two shims live (a sweep)."""
+    import subprocess
+    import sys
+
+    path = init_repo(tmp_path / "r")
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    git(path, "config", "core.hooksPath", str(hooks))
+    script = (
+        f'mount -t tmpfs -o size=60k none "{hooks}" || exit 99\n'
+        f'for n in post-commit post-merge post-rewrite; do printf "#!/bin/sh\\necho mine\\n" > "{hooks}/$n"; done\n'
+        f'"{sys.executable}" -m periscope_hooks install-hooks; echo "rc=$?"\n'
+        f'ls -A "{hooks}"\n'
+    )
+    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    proc = subprocess.run([*unshare, "sh", "-c", script], cwd=path, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["rc=1", "post-commit", "post-merge", "post-rewrite"], proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"error: could not write the hooks into {hooks} (No space left on device)")
+    assert proc.stderr.count("\n") == 1
+
+    (hooks / "post-rewrite").write_text("#!/bin/sh\necho mine\n")
+    (hooks / "periscope-kept").write_text("in the way\n")
+    refused = periscope("install-hooks", cwd=path, check=False)
+    assert refused.returncode == 1 and "periscope-kept is not a folder" in refused.stderr
+    assert sorted(os.listdir(hooks)) == ["periscope-kept", "post-rewrite"]

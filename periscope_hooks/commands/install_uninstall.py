@@ -160,6 +160,9 @@ def tracking_work_tree(hdir: Path) -> str | None:
     linked worktree.  Never inside a git dir (git answers nothing there)."""
     if not hdir.is_dir():
         return None
+    # Inside a git dir (a submodule's, with core.worktree) git still names a work tree: not this.
+    if git.run_git(["rev-parse", "--is-inside-git-dir"], cwd=str(hdir), check=False).strip() != "false":
+        return None
     top = git.run_git(["rev-parse", "--show-toplevel"], cwd=str(hdir), check=False).strip()
     if not top or not git.run_git(["ls-files", "-z", "--", "."], cwd=str(hdir), check=False):
         return None
@@ -237,9 +240,34 @@ def _tmp_beside(path: Path) -> Path:
 
 def _write_atomic(path: Path, text: str, mode: int = 0o755) -> None:
     tmp = _tmp_beside(path)
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk left it half written
+
+
+@contextlib.contextmanager
+def _shims_written_first(hdir: Path) -> Iterator[dict[str, Path]]:
+    """Every shim written beside its place before any user hook is moved: on a full disk the
+    user's hook was moved aside with no shim in its place to run it.  A shim not moved in by the
+    end is removed."""
+    shims = {name: _tmp_beside(hdir / name) for name in HOOK_NAMES}
+    try:
+        try:
+            for name, tmp in shims.items():
+                tmp.write_text(shim_text(name, sys.executable))
+                os.chmod(tmp, 0o755)
+        except OSError as e:
+            raise UserError(
+                f"could not write the hooks into {hdir} ({e.strerror or type(e).__name__}); nothing was changed",
+                "make room or make it writable, then run periscope install-hooks again",
+            ) from None
+        yield shims
+    finally:
+        for tmp in shims.values():
+            tmp.unlink(missing_ok=True)
 
 
 HOT_PATH_MODULES = (
@@ -493,6 +521,11 @@ def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
         raise refusal
     hooks_dir(dirs, warn=True)  # the relative-hooksPath warning, only once nothing refused
     # Check everything before changing anything, so a refusal leaves no half-install.
+    if _exists(hdir / KEPT_DIR) and not (hdir / KEPT_DIR).is_dir():
+        raise UserError(
+            f"{hdir / KEPT_DIR} is not a folder, where periscope keeps the hooks it finds",
+            "move it away, then run periscope install-hooks again",
+        )
     for name in HOOK_NAMES:
         path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
         if path.is_dir() and not path.is_symlink():
@@ -512,19 +545,20 @@ def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
                 "move one of them away, then run periscope install-hooks again",
             )
     _make_hooks_dir(dirs, hdir)
-    for name in HOOK_NAMES:
-        path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
-        if _links_to_a_shim_elsewhere(path):
-            output.info(f"your {name} hook links to a periscope hook ({os.readlink(path)}); left as it is")
-            continue
-        if _exists(path) and (not is_ours(path) or _sibling_link(path)):
-            _keep(hdir, name)
-            output.info(f"kept your existing {name} hook as {KEPT_DIR}/{name}; it still runs, under its own name")
-        elif _exists(legacy) and not _exists(kept):
-            _keep(hdir, name, source=legacy)  # an older install's kept hook: now under its own name
-        else:
-            _mend_kept_link(hdir, name)
-        _write_atomic(path, shim_text(name, sys.executable))
+    with _shims_written_first(hdir) as shims:
+        for name in HOOK_NAMES:
+            path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
+            if _links_to_a_shim_elsewhere(path):
+                output.info(f"your {name} hook links to a periscope hook ({os.readlink(path)}); left as it is")
+                continue
+            if _exists(path) and (not is_ours(path) or _sibling_link(path)):
+                _keep(hdir, name)
+                output.info(f"kept your existing {name} hook as {KEPT_DIR}/{name}; it still runs, under its own name")
+            elif _exists(legacy) and not _exists(kept):
+                _keep(hdir, name, source=legacy)  # an older install's kept hook: now under its own name
+            else:
+                _mend_kept_link(hdir, name)
+            os.replace(shims[name], path)
     precompile_hook_modules()
     output.out(f"periscope hooks installed in {hdir}")
     return 0
