@@ -231,6 +231,18 @@ def expire_tokens_after(receiver, idp, *accepted_counts):
     receiver._accept = accept_then_expire
 
 
+@contextlib.contextmanager
+def signed_in_with_events(tmp_path, monkeypatch, n=1500):
+    """Signed in (real msal, a local identity provider) with `n` events in a repository's outbox
+    (1,500: three batches): (backend, idp, receiver, state dir, events)."""
+    with signed_in_backend(tmp_path, monkeypatch) as backend:
+        backend.login()
+        sd = state_dir(init_repo(tmp_path / "r"))
+        evs = make_events(n)
+        fill_outbox(sd, evs)
+        yield backend, backend.idp, backend.receiver, sd, evs
+
+
 def test_a_token_expiring_again_after_a_503_is_refreshed_again(tmp_path, monkeypatch):
     """401, silent refresh, 503, the new token expires too, 401: one silent refresh was allowed
     until a batch was accepted, so the second said "sign in again" (and noted it for OpenCode's
@@ -238,12 +250,7 @@ def test_a_token_expiring_again_after_a_503_is_refreshed_again(tmp_path, monkeyp
     from periscope_hooks import paths
 
     quick_delivery(monkeypatch, budget=10)
-    with signed_in_backend(tmp_path, monkeypatch) as backend:
-        backend.login()
-        idp, receiver = backend.idp, backend.receiver
-        sd = state_dir(init_repo(tmp_path / "r"))
-        evs = make_events(3)
-        fill_outbox(sd, evs)
+    with signed_in_with_events(tmp_path, monkeypatch, 3) as (_, idp, receiver, sd, evs):
         original, requests = receiver.handle, [0]
 
         def expire_after_the_second(h):
@@ -271,12 +278,7 @@ def test_an_identity_provider_outage_keeps_the_events_and_says_so(tmp_path, monk
     from periscope_hooks import paths
 
     quick_delivery(monkeypatch, budget=1)
-    with signed_in_backend(tmp_path, monkeypatch) as backend:
-        backend.login()
-        idp, receiver = backend.idp, backend.receiver
-        sd = state_dir(init_repo(tmp_path / "r"))
-        evs = make_events(2)
-        fill_outbox(sd, evs)
+    with signed_in_with_events(tmp_path, monkeypatch, 2) as (_, idp, receiver, sd, evs):
         idp.expire_access_tokens()
         idp.discovery_fails = outage
         result = flush_state_dir(sd)
@@ -288,21 +290,9 @@ def test_an_identity_provider_outage_keeps_the_events_and_says_so(tmp_path, monk
         check_exactly_once(receiver, sd, evs)
 
 
-@contextlib.contextmanager
-def signed_in_with_three_batches(tmp_path, monkeypatch):
-    """Signed in (real msal, a local identity provider) with 1,500 events in a repository's outbox:
-    (backend, idp, receiver, state dir, events)."""
-    with signed_in_backend(tmp_path, monkeypatch) as backend:
-        backend.login()
-        sd = state_dir(init_repo(tmp_path / "r"))
-        evs = make_events(1500)
-        fill_outbox(sd, evs)
-        yield backend, backend.idp, backend.receiver, sd, evs
-
-
 def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
     """Real msal and a local identity provider: the access token expires between batches."""
-    with signed_in_with_three_batches(tmp_path, monkeypatch) as (backend, idp, receiver, sd, evs):
+    with signed_in_with_events(tmp_path, monkeypatch) as (backend, idp, receiver, sd, evs):
         expire_tokens_after(receiver, idp, 500)  # every access token, once the first batch is in
         flush_until_empty(sd)
         check_exactly_once(receiver, sd, evs)
@@ -486,7 +476,7 @@ def test_a_token_expiring_twice_in_one_flush_is_refreshed_twice_and_a_failing_pr
     # provider's token endpoint, a transient failure.
     from periscope_hooks import paths
 
-    with signed_in_with_three_batches(tmp_path, monkeypatch) as (_, idp, receiver, sd, evs):
+    with signed_in_with_events(tmp_path, monkeypatch) as (_, idp, receiver, sd, evs):
         expire_tokens_after(receiver, idp, 500, 1000)  # after the first and the second batch
         result = flush_state_dir(sd)
         assert result.error is None and idp.grants.count("refresh_token") == 2
