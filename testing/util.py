@@ -154,6 +154,13 @@ def periscope(
     return proc
 
 
+def hook_records(spool_text: str) -> list[dict[str, Any]]:
+    """The records git's hooks wrote in these spool lines (kind `commit`): a background flusher
+    may append its own meanwhile (`reconcile-seen` when reconciliation remembers a commit)."""
+    records = [json.loads(line) for line in spool_text.splitlines() if line.strip()]
+    return [r for r in records if r.get("kind") == "commit"]
+
+
 def common_dir(repo: Path) -> Path:
     out = git(repo, "rev-parse", "--git-common-dir")
     p = Path(out)

@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from testing.util import append_spool, commit, git, message_record, periscope, session_record, spool_path, state_dir
+from testing.util import (
+    append_spool,
+    commit,
+    git,
+    hook_records,
+    message_record,
+    periscope,
+    session_record,
+    spool_path,
+    state_dir,
+)
 
 
 def add_messages(repo, n=1, cwd=None, **kw):
@@ -209,7 +219,7 @@ def test_a_rebase_replay_through_the_python_hook_writes_nothing(repo, monkeypatc
     repo.git("checkout", "-q", "topic")
     before = spool_path(repo.path).read_text()
     repo.git("rebase", "-q", "main")
-    added = [json.loads(x) for x in spool_path(repo.path).read_text()[len(before) :].splitlines()]
+    added = hook_records(spool_path(repo.path).read_text()[len(before) :])
     assert [r["hook"] for r in added] == ["post-rewrite"] and len(added[0]["pairs"]) == 5
     rows = {r["sha"]: r for r in repo.report()}
     news = repo.git("rev-list", "--reverse", "main..topic").split()
@@ -217,7 +227,7 @@ def test_a_rebase_replay_through_the_python_hook_writes_nothing(repo, monkeypatc
     # A commit made at a rebase's stop is the user's own (`git commit`, not `git rebase`): recorded.
     before = spool_path(repo.path).read_text()
     repo.git("rebase", "-q", "--exec", "git commit -q --allow-empty -m at-a-stop", "HEAD~1")
-    added = [json.loads(x) for x in spool_path(repo.path).read_text()[len(before) :].splitlines()]
+    added = hook_records(spool_path(repo.path).read_text()[len(before) :])
     stop = repo.git("rev-parse", "HEAD")
     assert [(r["hook"], r["sha"], r["rebasing"]) for r in added if r["hook"] == "post-commit"] == [
         ("post-commit", stop, True)
@@ -408,7 +418,7 @@ def test_a_rebase_without_proc_is_silent(repo):
     script = "mount -t tmpfs none /proc && exec git rebase -q main"
     proc = subprocess.run([*unshare, "sh", "-c", script], cwd=repo.path, capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
-    records = [json.loads(line) for line in spool_path(repo.path).read_text().splitlines()]
+    records = hook_records(spool_path(repo.path).read_text())
     assert records[-1]["hook"] == "post-rewrite" and records[-1]["command"] == "rebase"
 
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from testing.util import commit, git, init_repo, periscope
+from testing.util import commit, git, hook_records, init_repo, periscope
 
 
 def test_existing_hook_is_kept_chained_and_restored(tmp_path):
@@ -122,7 +122,6 @@ def test_default_hooks_directory_is_never_removed(tmp_path):
 def test_a_repository_path_with_a_newline_is_installed_and_linked(tmp_path):
     """`git rev-parse` prints one path a line, so a newline in the path split it in two:
     install-hooks ran git in a folder that does not exist (the catch-all's GitError)."""
-    import json
 
     from testing.util import append_spool, message_record
 
@@ -298,7 +297,7 @@ def test_a_hook_linked_to_a_periscope_hook_elsewhere_is_left_alone(tmp_path):
     commit(path, "one")
     from testing.util import spool_path
 
-    assert [r["hook"] for r in map(json.loads, spool_path(path).read_text().splitlines())] == ["post-commit"]
+    assert [r["hook"] for r in hook_records(spool_path(path).read_text())] == ["post-commit"]
     periscope("uninstall-hooks", cwd=path)
     assert os.readlink(hooks / "post-commit") == str(target)
     assert target.read_text() == (shared / ".git" / "hooks" / "post-commit").read_text()

@@ -7,7 +7,17 @@ import json
 import pytest
 
 from periscope_hooks.notes import NOTES_REF, parse_note
-from testing.util import append_spool, commit, git, init_repo, message_record, periscope, spool_path, state_dir
+from testing.util import (
+    append_spool,
+    commit,
+    git,
+    hook_records,
+    init_repo,
+    message_record,
+    periscope,
+    spool_path,
+    state_dir,
+)
 
 
 def usage(repo, n):
@@ -904,7 +914,7 @@ def test_a_rebase_run_with_gits_own_options_writes_nothing_for_its_replays(repo,
     repo.git("switch", "-q", "feature")
     records = len(spool_path(repo.path).read_text().splitlines())
     repo.git(*how, "-q", "main")
-    written = [json.loads(line) for line in spool_path(repo.path).read_text().splitlines()[records:]]
+    written = hook_records("\n".join(spool_path(repo.path).read_text().splitlines()[records:]))
     assert [r["hook"] for r in written] == ["post-rewrite"]  # no record for a replay
     head = repo.git("rev-parse", "HEAD").strip()
     by_sha = rows(repo)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from testing.util import commit, git, init_repo, periscope, spool_path
+from testing.util import commit, git, hook_records, init_repo, periscope, spool_path
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ def test_a_rebase_replay_starts_no_python_and_writes_nothing(tmp_path, marker):
     before = spool_path(path).read_text()
     env = {"PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "PERISCOPE_BACKGROUND": "0"}
     git(path, "rebase", "-q", "main", env=env)
-    added = [json.loads(x) for x in spool_path(path).read_text()[len(before) :].splitlines()]
+    added = hook_records(spool_path(path).read_text()[len(before) :])
     assert [r["hook"] for r in added] == ["post-rewrite"] and len(added[0]["pairs"]) == 60
     assert [n for _, n in added[0]["pairs"]] == git(path, "rev-list", "--reverse", "main..feature").split()
     assert not log.exists()  # the replays are recognised in sh, and post-rewrite is written in sh
