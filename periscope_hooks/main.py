@@ -66,6 +66,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     repo_arg(p)
     p = sub.add_parser("uninstall-hooks", help="restore the hooks that were there before")
+    p.add_argument(
+        "--global-hooks-path",
+        action="store_true",
+        help="remove them from a hooks folder other repositories share, on purpose: every repository"
+        " using it stops recording",
+    )
     repo_arg(p)
 
     p = sub.add_parser(
@@ -158,7 +164,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if cmd == "uninstall-hooks":
         from periscope_hooks.commands.install_uninstall import uninstall_hooks
 
-        return uninstall_hooks(ns.repo)
+        return uninstall_hooks(ns.repo, ns.global_hooks_path)
     if cmd == "install-opencode":
         from periscope_hooks.commands.opencode import install_opencode
 

@@ -80,7 +80,12 @@ def test_global_hooks_path_needs_the_explicit_flag(tmp_path):
     other = init_repo(tmp_path / "other")
     commit(other, "recorded too")  # what the flag says: every repository using the folder records
     assert spool_path(other).exists()
-    periscope("uninstall-hooks", cwd=path)
+    # Removing them stops every repository recording: from any one of them, only on purpose too
+    # (a plain uninstall in one repository removed them for all, silently).
+    line = one_line_refusal(periscope("uninstall-hooks", cwd=other, check=False))
+    assert "serve every repository" in line and "uninstall-hooks --global-hooks-path" in line
+    assert (global_hooks / "post-commit").exists()
+    periscope("uninstall-hooks", "--global-hooks-path", cwd=path)
     assert list(global_hooks.iterdir()) == []
 
 

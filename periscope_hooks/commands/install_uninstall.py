@@ -495,11 +495,11 @@ def install_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
         return _install_hooks(dirs, global_hooks_path)
 
 
-def uninstall_hooks(repo: str | None) -> int:
+def uninstall_hooks(repo: str | None, global_hooks_path: bool = False) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
     with _one_at_a_time(dirs):
-        return _uninstall_hooks(dirs)
+        return _uninstall_hooks(dirs, global_hooks_path)
 
 
 def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
@@ -564,8 +564,17 @@ def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
     return 0
 
 
-def _uninstall_hooks(dirs: git.RepoDirs) -> int:
+def _uninstall_hooks(dirs: git.RepoDirs, global_hooks_path: bool = False) -> int:
     hdir = hooks_dir(dirs)
+    scope = _shared_scope(dirs, hdir)
+    if scope and not global_hooks_path and any(is_ours(hdir / n) for n in HOOK_NAMES):
+        # As install asks for the flag there: from one repository, every repository using the
+        # folder would silently stop recording.
+        where = "a linked hooks folder" if scope == "link" else f"core.hooksPath in your {scope} git config"
+        raise UserError(
+            f"the hooks in {hdir} ({where}) serve every repository that uses that folder",
+            "run periscope uninstall-hooks --global-hooks-path to remove them for all of them",
+        )
     removed = 0
     for name in HOOK_NAMES:
         path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
