@@ -445,3 +445,16 @@ def test_a_full_disk_or_a_file_in_the_way_changes_nothing(tmp_path):
     refused = periscope("install-hooks", cwd=path, check=False)
     assert refused.returncode == 1 and "periscope-kept is not a folder" in refused.stderr
     assert sorted(os.listdir(hooks)) == ["periscope-kept", "post-rewrite"]
+
+
+def test_a_hooks_folder_is_not_created_when_its_record_cannot_be_written(tmp_path):
+    """The folders install creates for a core.hooksPath are noted in the state folder, for
+    uninstall: with that folder unwritable they were created and left unrecorded (a sweep)."""
+    path = init_repo(tmp_path / "r")
+    wanted = tmp_path / "new" / "hooks"
+    git(path, "config", "core.hooksPath", str(wanted))
+    (path / ".git" / "periscope").write_text("a file where the state folder goes\n")
+    refused = periscope("install-hooks", cwd=path, check=False)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith("error: cannot write ") and "nothing was changed" in refused.stderr
+    assert not (tmp_path / "new").exists()

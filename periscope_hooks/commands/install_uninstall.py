@@ -323,14 +323,22 @@ def _make_hooks_dir(dirs: git.RepoDirs, hdir: Path) -> None:
     while not os.path.lexists(d) and d != d.parent:
         created.insert(0, str(d))
         d = d.parent
+    if created and hdir.absolute() != (Path(dirs.common_dir) / "hooks").absolute():
+        # Recorded before anything is made: a state folder that cannot be written left a created
+        # hooks folder nobody knew of (uninstall then left it behind).
+        record = _created_dirs_record(dirs)
+        data = _read_created_dirs(record)
+        data[str(hdir.absolute())] = created
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps(data, indent=2))
+        except OSError as e:
+            raise UserError(
+                f"cannot write {record} ({e.strerror or type(e).__name__}), where install-hooks notes the"
+                f" folders it creates for {hdir}; nothing was changed",
+                "make the repository's state folder writable, or create the hooks folder yourself",
+            ) from None
     hdir.mkdir(parents=True, exist_ok=True)
-    if not created or hdir.absolute() == (Path(dirs.common_dir) / "hooks").absolute():
-        return
-    record = _created_dirs_record(dirs)
-    data = _read_created_dirs(record)
-    data[str(hdir.absolute())] = created
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(data, indent=2))
 
 
 def _remove_created_hooks_dir(dirs: git.RepoDirs, hdir: Path) -> None:
