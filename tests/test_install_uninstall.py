@@ -458,3 +458,17 @@ def test_a_hooks_folder_is_not_created_when_its_record_cannot_be_written(tmp_pat
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
     assert refused.stderr.startswith("error: cannot write ") and "nothing was changed" in refused.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_a_kept_hook_sees_the_environment_it_was_given(tmp_path):
+    """The shim's own variables were named HERE, KEPT, HOOK_NAME and PERISCOPE_STDIN: a user's
+    exported variable of one of those names reached the kept hook with the shim's value (a sweep)."""
+    path = init_repo(tmp_path / "r")
+    hooks = path / ".git" / "hooks"
+    seen = tmp_path / "seen"
+    (hooks / "post-commit").write_text(f'#!/bin/sh\necho "$HOOK_NAME $HERE $KEPT $PERISCOPE_STDIN" > "{seen}"\n')
+    (hooks / "post-commit").chmod(0o755)
+    periscope("install-hooks", cwd=path)
+    env = {"HOOK_NAME": "mine", "HERE": "here", "KEPT": "kept", "PERISCOPE_STDIN": "stdin"}
+    commit(path, "one", env=env)
+    assert seen.read_text() == "mine here kept stdin\n"

@@ -4,11 +4,11 @@
 # the hook that was here before (kept as periscope-kept/<its name> beside this
 # file, so that it still sees its own name in "$0").
 # Links AI usage to commits.  It never fails the git command that ran it.
-HOOK_NAME=__HOOK_NAME__
+ps_hook_name=__HOOK_NAME__
 INSTALL_PYTHON=__INSTALL_PYTHON__
-HERE=${0%/*}
-KEPT="$HERE/periscope-kept/$HOOK_NAME"
-[ -e "$KEPT" ] || KEPT="$HERE/$HOOK_NAME.periscope-legacy" # kept by a v1 shim
+ps_here=${0%/*}
+ps_kept="$ps_here/periscope-kept/$ps_hook_name"
+[ -e "$ps_kept" ] || ps_kept="$ps_here/$ps_hook_name.periscope-legacy" # kept by a v1 shim
 # Redirections apply left to right: `2>/dev/null` goes before the `<file` or `>>file` it must
 # silence (a file that cannot be opened made sh print on the user's terminal: no /proc, an
 # unwritable hook.log).
@@ -55,13 +55,13 @@ ps_git_rebases() { # 0: the git running this hook (our parent, or the nearest gi
     done
     return 1
 }
-if [ "$HOOK_NAME" = post-commit ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
+if [ "$ps_hook_name" = post-commit ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
     ps_gd=${GIT_DIR:-.git}
     if [ -f "$ps_gd" ] && read -r ps_line 2>/dev/null <"$ps_gd"; then
         ps_gd=${ps_line#gitdir: } # a linked worktree or submodule (relative to this top directory)
     fi
     if { [ -d "$ps_gd/rebase-merge" ] || [ -d "$ps_gd/rebase-apply" ]; } && ps_git_rebases 2>/dev/null; then
-        [ -x "$KEPT" ] && exec "$KEPT" "$@"
+        [ -x "$ps_kept" ] && exec "$ps_kept" "$@"
         exit 0
     fi
 fi
@@ -141,11 +141,11 @@ ps_reftable_switch() { # the same test, asking git (in the background: about 2 m
     esac
 }
 
-if [ "$HOOK_NAME" = post-checkout ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
+if [ "$ps_hook_name" = post-checkout ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; then
     if [ "${PERISCOPE_BACKGROUND:-1}" != 0 ] && ps_checkout_switch "$@" 2>/dev/null; then
         ps_spawn_flush "$ps_sd"
     fi
-    [ -x "$KEPT" ] && exec "$KEPT" "$@"
+    [ -x "$ps_kept" ] && exec "$ps_kept" "$@"
     exit 0
 fi
 # First, sys.path without the current folder (the work tree): a json.py or periscope_hooks/ there
@@ -157,31 +157,31 @@ except ImportError:
     sys.exit(3)
 sys.exit(run(sys.argv[1:]))'
 
-if [ "$HOOK_NAME" = post-rewrite ]; then
+if [ "$ps_hook_name" = post-rewrite ]; then
     # git passes the rewritten SHA pairs on stdin; both this hook and the kept one need them.
-    PERISCOPE_STDIN=$(cat 2>/dev/null)
+    ps_stdin=$(cat 2>/dev/null)
 else
-    PERISCOPE_STDIN=
+    ps_stdin=
 fi
 
 periscope_run() {
     if [ -x "$INSTALL_PYTHON" ]; then
-        if [ "$HOOK_NAME" = post-rewrite ]; then
-            printf '%s\n' "$PERISCOPE_STDIN" | "$INSTALL_PYTHON" -c "$PY_RUN" "$HOOK_NAME" "$@" >/dev/null 2>&1
+        if [ "$ps_hook_name" = post-rewrite ]; then
+            printf '%s\n' "$ps_stdin" | "$INSTALL_PYTHON" -c "$PY_RUN" "$ps_hook_name" "$@" >/dev/null 2>&1
         else
-            "$INSTALL_PYTHON" -c "$PY_RUN" "$HOOK_NAME" "$@" </dev/null >/dev/null 2>&1
+            "$INSTALL_PYTHON" -c "$PY_RUN" "$ps_hook_name" "$@" </dev/null >/dev/null 2>&1
         fi
         [ $? -ne 3 ] && return 0
     fi
     if command -v periscope >/dev/null 2>&1; then
-        printf '%s\n' "$PERISCOPE_STDIN" | periscope hook "$HOOK_NAME" "$@" >/dev/null 2>&1
+        printf '%s\n' "$ps_stdin" | periscope hook "$ps_hook_name" "$@" >/dev/null 2>&1
         return 0
     fi
     # No Python with periscope-hooks: note it where `periscope status` looks, and move on.
     state=$(git rev-parse --git-common-dir 2>/dev/null)/periscope
     mkdir -p -m 700 "$state" 2>/dev/null &&
         printf '%s hook %s: periscope-hooks not found (%s); the commit is unaffected\n' \
-            "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$HOOK_NAME" "$INSTALL_PYTHON" 2>/dev/null >>"$state/hook.log"
+            "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ps_hook_name" "$INSTALL_PYTHON" 2>/dev/null >>"$state/hook.log"
     return 0
 }
 
@@ -472,12 +472,12 @@ periscope_sh_post_rewrite() {
     # Up to ~360 pairs: dash appends to a string by copying it, so the pairs' text costs time
     # quadratic in their number: measured (sh start included) 4.4 ms at 100 pairs, 12.9 ms at
     # 300, 33 ms at 600, 90 ms at 1,000, where Python takes 50-70 ms at any size.
-    [ ${#PERISCOPE_STDIN} -lt 30000 ] || return 1
-    case $PERISCOPE_STDIN in "$ps_nl"* | *"$ps_nl$ps_nl"*) return 1 ;; esac # an empty line
+    [ ${#ps_stdin} -lt 30000 ] || return 1
+    case $ps_stdin in "$ps_nl"* | *"$ps_nl$ps_nl"*) return 1 ;; esac # an empty line
     ps_ifs=$IFS
     set -f # one field per line, no globbing (each line is checked in ps_pairs_of)
     IFS=$ps_nl
-    ps_pairs_of "$PERISCOPE_STDIN"
+    ps_pairs_of "$ps_stdin"
     ps_ok=$?
     IFS=$ps_ifs
     set +f
@@ -519,7 +519,7 @@ periscope_sh_post_rewrite() {
 ps_written=
 if [ "${PERISCOPE_SH_HOOK:-1}" != 0 ] && [ -x "$INSTALL_PYTHON" ]; then
     ps_pwd=$PWD
-    case $HOOK_NAME in
+    case $ps_hook_name in
     post-commit) periscope_sh_post_commit >/dev/null 2>&1 ;;
     post-rewrite) periscope_sh_post_rewrite "$@" >/dev/null 2>&1 ;;
     esac
@@ -527,11 +527,11 @@ if [ "${PERISCOPE_SH_HOOK:-1}" != 0 ] && [ -x "$INSTALL_PYTHON" ]; then
 fi
 [ -n "$ps_written" ] || periscope_run "$@"
 
-if [ -x "$KEPT" ]; then
-    if [ "$HOOK_NAME" = post-rewrite ]; then
-        printf '%s\n' "$PERISCOPE_STDIN" | "$KEPT" "$@"
+if [ -x "$ps_kept" ]; then
+    if [ "$ps_hook_name" = post-rewrite ]; then
+        printf '%s\n' "$ps_stdin" | "$ps_kept" "$@"
     else
-        "$KEPT" "$@"
+        "$ps_kept" "$@"
     fi
     exit $?
 fi
