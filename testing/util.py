@@ -154,6 +154,15 @@ def periscope(
     return proc
 
 
+def user_hook(repo: Path, name: str, body: str) -> Path:
+    """A user's own hook `name` in the repository's .git/hooks (`#!/bin/sh` and `body`),
+    executable; the hooks folder."""
+    hooks = repo / ".git" / "hooks"
+    (hooks / name).write_text(f"#!/bin/sh\n{body}\n")
+    (hooks / name).chmod(0o755)
+    return hooks
+
+
 def hook_records(spool_text: str) -> list[dict[str, Any]]:
     """The records git's hooks wrote in these spool lines (kind `commit`): a background flusher
     may append its own meanwhile (`reconcile-seen` when reconciliation remembers a commit)."""

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from testing.util import commit, git, hook_records, init_repo, periscope
+from testing.util import commit, git, hook_records, init_repo, periscope, user_hook
 
 
 def test_existing_hook_is_kept_chained_and_restored(tmp_path):
@@ -263,10 +263,8 @@ def test_a_hook_linked_to_its_sibling_keeps_running_and_comes_back(tmp_path):
     """`ln -s post-commit post-merge`, one script for two hooks: the link resolved to our shim once
     post-commit was kept, was taken for ours and overwritten, and uninstall deleted it."""
     path = init_repo(tmp_path / "r")
-    hooks = path / ".git" / "hooks"
     log = tmp_path / "ran.log"
-    (hooks / "post-commit").write_text(f'#!/bin/sh\necho "${{0##*/}}" >> "{log}"\n')
-    (hooks / "post-commit").chmod(0o755)
+    hooks = user_hook(path, "post-commit", f'echo "${{0##*/}}" >> "{log}"')
     (hooks / "post-merge").symlink_to("post-commit")
     periscope("install-hooks", cwd=path)
     commit(path, "base", filename="base.txt")
@@ -464,10 +462,8 @@ def test_a_kept_hook_sees_the_environment_it_was_given(tmp_path):
     """The shim's own variables were named HERE, KEPT, HOOK_NAME and PERISCOPE_STDIN: a user's
     exported variable of one of those names reached the kept hook with the shim's value (a sweep)."""
     path = init_repo(tmp_path / "r")
-    hooks = path / ".git" / "hooks"
     seen = tmp_path / "seen"
-    (hooks / "post-commit").write_text(f'#!/bin/sh\necho "$HOOK_NAME $HERE $KEPT $PERISCOPE_STDIN" > "{seen}"\n')
-    (hooks / "post-commit").chmod(0o755)
+    user_hook(path, "post-commit", f'echo "$HOOK_NAME $HERE $KEPT $PERISCOPE_STDIN" > "{seen}"')
     periscope("install-hooks", cwd=path)
     env = {"HOOK_NAME": "mine", "HERE": "here", "KEPT": "kept", "PERISCOPE_STDIN": "stdin"}
     commit(path, "one", env=env)

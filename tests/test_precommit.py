@@ -7,7 +7,7 @@ import json
 import pytest
 
 from testing.precommit import configure, snapshot_project
-from testing.util import append_spool, commit, git, init_repo, message_record, periscope, spool_path
+from testing.util import append_spool, commit, git, init_repo, message_record, periscope, spool_path, user_hook
 
 FIXED_DATES = {"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
 
@@ -165,10 +165,8 @@ def test_uninstall_after_pre_commit_took_over_gives_the_user_s_hook_back(tmp_pat
 
     monkeypatch.setenv("PRE_COMMIT_HOME", str(pre_commit_home))
     path = init_repo(tmp_path / "r")
-    hooks = path / ".git" / "hooks"
     log = tmp_path / "mine.log"
-    (hooks / "post-commit").write_text(f'#!/bin/sh\necho mine >> "{log}"\n')
-    (hooks / "post-commit").chmod(0o755)
+    hooks = user_hook(path, "post-commit", f'echo mine >> "{log}"')
     periscope("install-hooks", cwd=path)
     (path / ".pre-commit-config.yaml").write_text("repos: []\n")
     git(path, "add", ".pre-commit-config.yaml")
