@@ -150,7 +150,7 @@ if [ "$ps_hook_name" = post-checkout ] && [ "${PERISCOPE_SH_HOOK:-1}" != 0 ]; th
 fi
 # First, sys.path without the current folder (the work tree): a json.py or periscope_hooks/ there
 # must not be imported in our place (hook.NO_CWD_IMPORTS, written in at install).
-PY_RUN='__NO_CWD_IMPORTS__
+ps_py_run='__NO_CWD_IMPORTS__
 try:
     from periscope_hooks.hook import run
 except ImportError:
@@ -167,9 +167,9 @@ fi
 periscope_run() {
     if [ -x "$INSTALL_PYTHON" ]; then
         if [ "$ps_hook_name" = post-rewrite ]; then
-            printf '%s\n' "$ps_stdin" | "$INSTALL_PYTHON" -c "$PY_RUN" "$ps_hook_name" "$@" >/dev/null 2>&1
+            printf '%s\n' "$ps_stdin" | "$INSTALL_PYTHON" -c "$ps_py_run" "$ps_hook_name" "$@" >/dev/null 2>&1
         else
-            "$INSTALL_PYTHON" -c "$PY_RUN" "$ps_hook_name" "$@" </dev/null >/dev/null 2>&1
+            "$INSTALL_PYTHON" -c "$ps_py_run" "$ps_hook_name" "$@" </dev/null >/dev/null 2>&1
         fi
         [ $? -ne 3 ] && return 0
     fi
@@ -178,10 +178,10 @@ periscope_run() {
         return 0
     fi
     # No Python with periscope-hooks: note it where `periscope status` looks, and move on.
-    state=$(git rev-parse --git-common-dir 2>/dev/null)/periscope
-    mkdir -p -m 700 "$state" 2>/dev/null &&
+    ps_state=$(git rev-parse --git-common-dir 2>/dev/null)/periscope
+    mkdir -p -m 700 "$ps_state" 2>/dev/null &&
         printf '%s hook %s: periscope-hooks not found (%s); the commit is unaffected\n' \
-            "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ps_hook_name" "$INSTALL_PYTHON" 2>/dev/null >>"$state/hook.log"
+            "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ps_hook_name" "$INSTALL_PYTHON" 2>/dev/null >>"$ps_state/hook.log"
     return 0
 }
 
@@ -190,7 +190,8 @@ periscope_run() {
 # It handles the common case only and returns 1 for anything else (reftable, packed or symbolic
 # refs, GIT_WORK_TREE, a Claude Code command, no spool yet, a string that JSON would have to escape beyond \" and \\),
 # which then goes to Python: the record is the same either way (tests/test_sh_hook.py).
-# PERISCOPE_SH_HOOK=0 always uses Python.  All variables start with ps_ (sh has no locals).
+# PERISCOPE_SH_HOOK=0 always uses Python.  All variables start with ps_ (sh has no locals; a kept
+# hook sees the environment it was given), but INSTALL_PYTHON, the line status reads back.
 
 ps_nl='
 '
