@@ -40,11 +40,11 @@ def seconds(name: str) -> float:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value < 0 or (value == 0 and name in ABOVE_ZERO):
+    above_zero = name in ABOVE_ZERO
+    if not math.isfinite(value) or value < 0 or (value == 0 and above_zero):
         raise UserError(
-            f"{name}={raw!r} is not a number of seconds" + (" above 0" if name in ABOVE_ZERO else ""),
-            f"unset it or set a {'number above 0' if name in ABOVE_ZERO else 'non-negative number'},"
-            f" e.g. {name}={default:g}",
+            f"{name}={raw!r} is not a number of seconds" + (" above 0" if above_zero else ""),
+            f"unset it or set a {'number above 0' if above_zero else 'non-negative number'}, e.g. {name}={default:g}",
         )
     return value
 

@@ -41,7 +41,7 @@ def _shim(hook_name_sh: str, python_sh: str) -> str:
     from periscope_hooks.hook import MAIN_CODE, NO_CWD_IMPORTS
 
     template = (Path(__file__).resolve().parent.parent / "resources" / "hook-shim.sh").read_text()
-    assert "'" not in NO_CWD_IMPORTS  # written inside the shim's single-quoted PY_RUN
+    assert "'" not in NO_CWD_IMPORTS  # written inside the shim's single-quoted ps_py_run
     return (
         template.replace("__HOOK_NAME__", hook_name_sh)
         .replace("__INSTALL_PYTHON__", python_sh)
@@ -410,6 +410,12 @@ def _sibling_link(path: Path) -> bool:
     return target is not None and target in HOOK_NAMES
 
 
+def _our_shim(path: Path) -> bool:
+    """A shim of ours in its place: a file, never a link (a link is the user's hook, whatever it
+    points at: a sibling kept beside it, or a periscope shim in a shared folder)."""
+    return not path.is_symlink() and is_ours(path)
+
+
 def _links_to_a_shim_elsewhere(path: Path) -> bool:
     """The user's hook is a link to a periscope shim in another folder (a shared one): it runs
     periscope already, and a shim of ours in its place would record every commit twice."""
@@ -543,7 +549,7 @@ def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
             )
         if (
             _exists(path)
-            and (not is_ours(path) or _sibling_link(path))
+            and not _our_shim(path)
             and not _links_to_a_shim_elsewhere(path)
             and (_exists(kept) or _exists(legacy))
             and not _same_link_kept(hdir, name)
@@ -559,7 +565,7 @@ def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
             if _links_to_a_shim_elsewhere(path):
                 output.info(f"your {name} hook links to a periscope hook ({os.readlink(path)}); left as it is")
                 continue
-            if _exists(path) and (not is_ours(path) or _sibling_link(path)):
+            if _exists(path) and not _our_shim(path):
                 _keep(hdir, name)
                 output.info(f"kept your existing {name} hook as {KEPT_DIR}/{name}; it still runs, under its own name")
             elif _exists(legacy) and not _exists(kept):
@@ -587,7 +593,7 @@ def _uninstall_hooks(dirs: git.RepoDirs, global_hooks_path: bool = False) -> int
     for name in HOOK_NAMES:
         path, kept, legacy = hdir / name, kept_hook(hdir, name), hdir / (name + LEGACY_SUFFIX)
         moved_by_pre_commit = hdir / (name + PRE_COMMIT_LEGACY_SUFFIX)
-        if _exists(path) and not moved_by_pre_commit.is_symlink() and is_ours(moved_by_pre_commit):
+        if _exists(path) and _our_shim(moved_by_pre_commit):
             # `pre-commit install` after ours moved our shim aside and runs it from there: the
             # user's hook goes back in its place (pre-commit runs it as it ran ours), or nothing.
             if _exists(kept):
@@ -596,7 +602,7 @@ def _uninstall_hooks(dirs: git.RepoDirs, global_hooks_path: bool = False) -> int
                 moved_by_pre_commit.unlink()
             removed += 1
             continue
-        if _exists(path) and (path.is_symlink() or not is_ours(path)):  # a link is the user's, never ours
+        if _exists(path) and not _our_shim(path):
             if _same_link_kept(hdir, name):  # the user's link never left: drop the copy
                 kept.unlink()
                 _write_kept_relative_links(hdir, _kept_relative_links(hdir) - {name})

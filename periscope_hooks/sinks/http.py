@@ -90,6 +90,7 @@ class HttpSink:
             raise ValueError("the HTTP sink needs an endpoint")
         self.cfg = cfg
         self.endpoint: str = cfg.endpoint
+        self._endpoint_secrets = url_secrets(cfg.endpoint)  # what a receiver's words may quote back
         self.timeout = timeout if timeout is not None else envvars.seconds("PERISCOPE_HTTP_TIMEOUT")
         self._transport = transport
         self._new_client()
@@ -196,7 +197,7 @@ class HttpSink:
                 f" set the endpoint to the address it moved to in {self.cfg.path or 'analytics.json'}",
                 stop=True,
             )
-        results = parse_results(resp.content, [self._token, *url_secrets(self.endpoint)])
+        results = parse_results(resp.content, [self._token, *self._endpoint_secrets])
         if 200 <= status < 300:
             if results is None:
                 return SendOutcome(error=f"unreadable response to HTTP {status}; the batch is kept")
