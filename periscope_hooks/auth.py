@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import socket
+import time
 from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
@@ -267,23 +268,67 @@ class Auth:
         accounts = self.app().get_accounts()
         return accounts[0].get("username") if accounts else None
 
+    def _cached_access_token(self) -> tuple[str, bool] | None:
+        """The cached access token msal's acquire_token_silent would return, found in the token
+        cache alone, and whether it is due for a refresh (its `refresh_on` passed).
+
+        msal's application reads the provider's discovery document before it looks in its cache
+        (one GET a flusher, each flusher a new process), so a provider's outage held delivery while
+        a token valid for an hour was on disk.  The same query as msal's: this client, the
+        authority's host and tenant, the one account signed in, our scopes, and five minutes of
+        validity left.  None (msal decides) when anything is less plain than that."""
+        from msal.authority import canonicalize
+
+        try:
+            _, environment, realm = canonicalize(str(self.cfg.authority))
+        except ValueError:
+            return None
+        cache = self.store.cache
+        try:
+            accounts = list(cache.search(cache.CredentialType.ACCOUNT, query={"environment": environment}))
+            if len(accounts) != 1:
+                return None  # none, or several (msal's choice of one needs the application)
+            query = {
+                "client_id": self.cfg.client_id,
+                "environment": environment,
+                "realm": realm,
+                "home_account_id": accounts[0].get("home_account_id"),
+            }
+            now = time.time()
+            for entry in cache.search(cache.CredentialType.ACCESS_TOKEN, target=self.scopes, query=query):
+                if "key_id" in entry or "ext_cache_key" in entry:
+                    continue  # bound to a key or a path (msal asks for them by name; we never do)
+                if int(entry["expires_on"]) - now < 5 * 60:
+                    continue  # msal's margin: taken for expired
+                return str(entry["secret"]), "refresh_on" in entry and int(entry["refresh_on"]) < now
+        except (AttributeError, TypeError, KeyError, ValueError):  # a cache of valid JSON in another shape
+            return None
+        return None
+
     def access_token(self, *, force_refresh: bool = False) -> str:
         """A valid access token, refreshed silently if needed; never opens a browser.  AuthRequired
         only when signing in again is the fix; ConnectionError when the identity provider could
         not be reached or failed (a 500 from its token endpoint said "sign in again")."""
         host = urlsplit(str(self.cfg.authority)).hostname
+        self.store.reload_if_changed()  # another flusher may have refreshed (and rotated) the tokens
+        cached = None if force_refresh else self._cached_access_token()
+        if cached is not None and not cached[1]:
+            return cached[0]
         try:
             app = self.app()  # made once a run: it reads the provider's discovery document
         except OSError:
+            if cached is not None:
+                return cached[0]  # due for a refresh, still valid: the provider is down meanwhile
             raise ConnectionError(f"could not reach the identity provider ({host})") from None
         except Exception as e:  # an outage's answer (a 503 page, a 404, an error in JSON): retried later
+            if cached is not None:
+                return cached[0]
             # For `login` a bad authority is the user's to fix (UserError); while delivering it is
             # indistinguishable from the provider being down, and the sign-in still stands.
             what = e.message if isinstance(e, UserError) else type(e).__name__
             raise ConnectionError(
                 f"could not read the identity provider's configuration ({host}: {what[:120]})"
             ) from None
-        self.store.reload_if_changed()  # another flusher may have refreshed (and rotated) the tokens
         try:
             accounts = app.get_accounts()
         except OSError:

@@ -290,6 +290,35 @@ def test_an_identity_provider_outage_keeps_the_events_and_says_so(tmp_path, monk
         check_exactly_once(receiver, sd, evs)
 
 
+@pytest.mark.parametrize("outage", ["503", "down"])
+def test_a_valid_cached_token_delivers_while_the_identity_provider_is_down(tmp_path, monkeypatch, outage):
+    """Each flusher made a new msal application, which reads the provider's discovery document
+    before its token cache: an outage of the provider held delivery for as long as it lasted, with
+    a token valid for an hour on disk.  The cached token is found without the application now; once
+    it expires, the outage is said as before and the events wait."""
+    from periscope_hooks import paths
+
+    quick_delivery(monkeypatch, budget=2)
+    with signed_in_with_events(tmp_path, monkeypatch, 3) as (_, idp, receiver, sd, evs):
+        grants = len(idp.grants)
+        if outage == "down":
+            idp.stop()  # nothing listens on its port
+        else:
+            idp.discovery_fails = outage
+        result = flush_state_dir(sd)
+        assert result.error is None, result.error
+        check_exactly_once(receiver, sd, evs)
+        assert len(idp.grants) == grants  # the cached token, no refresh
+        # The token expired on the provider too: a 401, a forced refresh, and the outage said.
+        idp.expire_access_tokens()
+        more = make_events(2, prefix="later")
+        fill_outbox(sd, more)
+        result = flush_state_dir(sd)
+        assert result.error and "identity provider" in result.error, result.error
+        assert not paths.sign_in_required_path().exists()
+        assert_books_balance(sd, expect_pending=2)
+
+
 def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
     """Real msal and a local identity provider: the access token expires between batches."""
     with signed_in_with_events(tmp_path, monkeypatch) as (backend, idp, receiver, sd, evs):
@@ -323,7 +352,8 @@ def test_expired_token_mid_run_is_refreshed_silently(tmp_path, monkeypatch):
 
 def test_logs_hold_no_payloads_tokens_or_credentials(tmp_path, monkeypatch):
     """Faults of every kind, through the hooks' background flush and the CLI, with real tokens: no log
-    file, status line or stored error holds a token, a payload field or a secret from the endpoint URL."""
+    file, status line, stored error or meta value holds a token, a payload field or a secret from
+    the endpoint URL."""
     from testing.util import session_record
 
     sentinel = "PayloadSentinel7f3a"
@@ -359,11 +389,11 @@ def test_logs_hold_no_payloads_tokens_or_credentials(tmp_path, monkeypatch):
             for path in root.rglob("*.log*"):
                 texts[str(path)] = path.read_text(errors="replace")
         conn = __import__("sqlite3").connect(str(state_dir(repo) / "state.db"))
-        texts["stored errors"] = " ".join(
+        # Every meta value, not only the errors: the receiver delivery last dealt with was kept
+        # there with its whole address (a helper's sweep, stop 36).
+        texts["state.db's meta and errors"] = " ".join(
             str(v)
-            for (v,) in conn.execute(
-                "SELECT value FROM meta WHERE key LIKE '%error%' UNION ALL SELECT coalesce(last_error, '') FROM outbox"
-            )
+            for (v,) in conn.execute("SELECT value FROM meta UNION ALL SELECT coalesce(last_error, '') FROM outbox")
         )
         conn.close()
         assert any(p.endswith(".log") for p in texts), texts.keys()

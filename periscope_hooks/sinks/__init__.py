@@ -8,6 +8,7 @@ letters); anything else stays in the outbox for a later run.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
@@ -141,8 +142,12 @@ def http_client(transport: Any, timeout: float, verify: Any = True) -> httpx.Cli
 def identity(name: str, endpoint: str | None) -> str:
     """Which receiver delivery last dealt with (state.db's delivery_sink): the sink and its
     address.  A Retry-After or backoff earned from one does not hold another: by the sink's name
-    alone, a collector switched for a healthy one waited out the old one's hour."""
-    return f"{name} {endpoint}" if endpoint else name
+    alone, a collector switched for a healthy one waited out the old one's hour.  The address is
+    kept as a digest: an endpoint may carry a secret (`?api_key=`, user info) and state.db is no
+    place for one, even unprinted."""
+    if not endpoint:
+        return name
+    return f"{name} sha256:{hashlib.sha256(endpoint.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}"
 
 
 def get_sink() -> Sink:
