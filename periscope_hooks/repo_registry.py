@@ -2,7 +2,8 @@
 
 One JSON object a line ({"label": the work tree, "state_dir": its .git/periscope}) in
 ~/.local/state/periscope/repos.  Written by every flush (the hooks and the agents' plugins start one
-after each commit and message) and by `dashboard`.  Best effort: a home that cannot be written only
+after each commit and message), by `dashboard` and by `install-hooks` (`uninstall-hooks` asks
+which other repositories run hooks from the same folder).  Best effort: a home that cannot be written only
 loses the note.
 """
 
@@ -39,9 +40,8 @@ def remember(label: str, state_dir: Path) -> None:
         pass
 
 
-def remembered() -> dict[str, str]:
-    """state dir -> label, for every remembered state dir that still holds a state.db or a spool
-    (a later note's label wins)."""
+def noted() -> dict[str, str]:
+    """state dir -> label, for every note (a later note's label wins)."""
     found: dict[str, str] = {}
     try:
         lines = registry_path().read_text(encoding="utf-8").splitlines()
@@ -50,9 +50,16 @@ def remembered() -> dict[str, str]:
     for line in lines:
         try:
             entry = json.loads(line)
-            label, state_dir = str(entry["label"]), Path(entry["state_dir"])
+            found[str(Path(entry["state_dir"]))] = str(entry["label"])
         except (ValueError, KeyError, TypeError):
             continue
-        if (state_dir / paths.STATE_DB_NAME).exists() or (state_dir / paths.SPOOL_NAME).exists():
-            found[str(state_dir)] = label
     return found
+
+
+def remembered() -> dict[str, str]:
+    """state dir -> label, for every remembered state dir that still holds a state.db or a spool."""
+    return {
+        state_dir: label
+        for state_dir, label in noted().items()
+        if (Path(state_dir) / paths.STATE_DB_NAME).exists() or (Path(state_dir) / paths.SPOOL_NAME).exists()
+    }

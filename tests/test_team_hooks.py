@@ -89,6 +89,34 @@ def test_global_hooks_path_needs_the_explicit_flag(tmp_path):
     assert list(global_hooks.iterdir()) == []
 
 
+def test_uninstall_from_one_of_two_repositories_naming_one_hooks_folder_needs_the_flag(tmp_path):
+    """Each repository's own core.hooksPath names one folder: both record through its shims, and an
+    uninstall in one removed them for both, unsaid (stop 36's sweep left it written down)."""
+    shared = tmp_path / "my-hooks"
+    a, b, c = (init_repo(tmp_path / n) for n in ("a", "b", "c"))
+    for repo in (a, b):
+        git(repo, "config", "core.hooksPath", str(shared))
+        periscope("install-hooks", cwd=repo)
+    commit(b, "recorded in b")
+    assert spool_path(b).exists()
+    line = one_line_refusal(periscope("uninstall-hooks", cwd=a, check=False))
+    assert "serve other repositories too" in line and str(b) in line and str(a) not in line.split("names it")[1]
+    assert "--global-hooks-path" in line
+    assert all((shared / n).exists() for n in HOOK_NAMES)
+    # A repository naming another folder now, or gone, is not counted.
+    git(b, "config", "core.hooksPath", str(tmp_path / "b-hooks"))
+    git(c, "config", "core.hooksPath", str(tmp_path / "c-hooks"))
+    periscope("install-hooks", cwd=c)
+    assert "periscope hooks removed" in periscope("uninstall-hooks", cwd=a).stdout
+    assert not any((shared / n).exists() for n in HOOK_NAMES)
+    # On purpose, with the flag, while the other still names it.
+    for repo in (a, b):
+        git(repo, "config", "core.hooksPath", str(shared))
+        periscope("install-hooks", cwd=repo)
+    periscope("uninstall-hooks", "--global-hooks-path", cwd=b)
+    assert not any((shared / n).exists() for n in HOOK_NAMES)
+
+
 def test_a_shared_hooks_folder_chosen_other_ways_needs_the_flag_too(tmp_path):
     """The check read only the winning core.hooksPath's scope: the global value copied into the
     local config, the value passed by GIT_CONFIG_* variables (what `git -c` hands an alias), and a

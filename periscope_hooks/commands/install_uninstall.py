@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from periscope_hooks import git, output, paths
+from periscope_hooks import git, output, paths, repo_registry
 from periscope_hooks.errors import UserError
 from periscope_hooks.repo import resolve_dirs
 
@@ -574,8 +574,32 @@ def _install_hooks(dirs: git.RepoDirs, global_hooks_path: bool) -> int:
                 _mend_kept_link(hdir, name)
             os.replace(shims[name], path)
     precompile_hook_modules()
+    state_dir = paths.state_dir_for_common_dir(dirs.common_dir)
+    repo_registry.remember(repo_registry.label_for(state_dir), state_dir)  # for _others_using
     output.out(f"periscope hooks installed in {hdir}")
     return 0
+
+
+def _others_using(dirs: git.RepoDirs, hdir: Path) -> list[str]:
+    """The work trees of other repositories periscope knows (repo_registry: every install and
+    flush) whose own core.hooksPath names this hooks folder too: two local settings naming one
+    folder share its shims, and removing them from one stopped the other recording, unsaid.
+    A git call or two a known repository, once an uninstall, and only for a folder outside this
+    repository's git dir (no other repository's setting names that by accident)."""
+    if _inside(hdir, dirs.common_dir):
+        return []
+    here, ours = os.path.realpath(hdir), os.path.realpath(dirs.common_dir)
+    found = []
+    for state_dir, label in repo_registry.noted().items():
+        common_dir = os.path.realpath(Path(state_dir).parent)
+        if common_dir == ours or not os.path.isdir(label):
+            continue
+        other = git.rev_parse_dirs(label)
+        if other is None or os.path.realpath(other.common_dir) != common_dir or _unusable_hooks_path(other):
+            continue
+        if os.path.realpath(hooks_dir(other, warn=False)) == here:
+            found.append(label)
+    return found
 
 
 def _uninstall_hooks(dirs: git.RepoDirs, global_hooks_path: bool = False) -> int:
@@ -588,6 +612,18 @@ def _uninstall_hooks(dirs: git.RepoDirs, global_hooks_path: bool = False) -> int
         raise UserError(
             f"the hooks in {hdir} ({where}) serve every repository that uses that folder",
             "run periscope uninstall-hooks --global-hooks-path to remove them for all of them",
+        )
+    others = (
+        []
+        if scope or global_hooks_path or not any(is_ours(hdir / n) for n in HOOK_NAMES)
+        else _others_using(dirs, hdir)
+    )
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise UserError(
+            f"the hooks in {hdir} serve other repositories too (their core.hooksPath names it: {shown})",
+            "run periscope uninstall-hooks --global-hooks-path to remove them for all of them, or give this"
+            " repository a hooks folder of its own first (git config core.hooksPath)",
         )
     removed = 0
     for name in HOOK_NAMES:
