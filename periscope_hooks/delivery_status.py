@@ -52,14 +52,19 @@ def status_lines(conn: sqlite3.Connection | None) -> list[Line]:
             lines.append(("sink", f"local store {paths.local_store_path()} (no endpoint in {cfg.path})"))
             from periscope_hooks.sinks.local import damaged_copies
 
-            for aside in damaged_copies():
-                lines.append(
-                    (
-                        "local store",
-                        f"was damaged and started anew; the events stored before are only in {aside}"
-                        " (docs/troubleshooting.md)",
+            asides = damaged_copies()
+            if asides:
+                from periscope_hooks.local_store_refill import stored_again
+
+                here = "done" if conn is not None and stored_again(conn) else "at its next flush (periscope flush)"
+                for aside in asides:
+                    lines.append(
+                        (
+                            "local store",
+                            f"was damaged and started anew (the damaged copy: {aside}); each repository's"
+                            f" events are stored in the new one again (this one's: {here})",
+                        )
                     )
-                )
     except UserError as e:
         lines.append(("config", f"error: {e.message} hint: {e.hint}"))
     last = get_meta(conn, Meta.LAST_DELIVERY_ERROR) if conn is not None else None

@@ -22,6 +22,7 @@ from periscope_hooks.filelock import FileLock
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.ingest.queue import StoreNow
 from periscope_hooks.ingest.spool_reader import unread
+from periscope_hooks.local_store_refill import store_everything_again_if_new
 from periscope_hooks.state import (
     is_corrupt,
     make_state_dir,
@@ -116,6 +117,7 @@ def _ingest_and_deliver(
         _ingest(state_dir, conn, after_batch=deliver_batch, store_now=store_now)
         left = max(0.0, deadline - time.monotonic())
         result.add(deliver(conn, sink, budget_seconds=left, drain=drain, retrying=retrying))
+        store_everything_again_if_new(state_dir, conn, sink)  # a local store made anew gets them all
     except UserError as e:  # a bad tuning variable: same as a broken config
         return _config_error(conn, state_dir, e.message)
     finally:

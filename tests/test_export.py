@@ -26,11 +26,11 @@ def _damage(db: Path) -> None:
     db.write_bytes(DAMAGED)
 
 
-def test_a_damaged_local_store_is_moved_aside_and_every_event_can_be_stored_again(repo, monkeypatch):
+def test_a_damaged_local_store_is_moved_aside_and_every_event_is_stored_again(repo, monkeypatch):
     """Delivery into a damaged events.db failed every time, so the outbox never drained.  Now the
-    flush moves it aside and goes on in a new one; status and export name the damaged copy; and
-    docs/troubleshooting.md's way back (state.db made again from the spool) stores every event
-    again, byte for byte."""
+    flush moves it aside and goes on in a new one; and the events the damaged one held, which were
+    only there (docs/troubleshooting.md had the user delete state.db to make them again), are
+    stored in the new one by the same flush, byte for byte; status says so."""
     monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")  # this test's flushes only
     append_spool(repo.path, message_record(repo.path, id="before1"), message_record(repo.path, id="before2"))
     commit(repo.path, "before")
@@ -40,21 +40,57 @@ def test_a_damaged_local_store_is_moved_aside_and_every_event_can_be_stored_agai
     _damage(paths.local_store_path())
     append_spool(repo.path, message_record(repo.path, id="after1"))
     commit(repo.path, "after")
-    repo.flush()  # no error: the damaged store went aside, the events into a new one
+    repo.flush()  # no error: the damaged store went aside, every event into a new one
     asides = damaged_copies()
     assert len(asides) == 1 and asides[0].read_bytes() == DAMAGED
     status = periscope("status", cwd=repo.path).stdout
     assert "0 event(s) waiting for delivery" in status and str(asides[0]) in status
+    assert "this one's: done" in status
     out = periscope("export", cwd=repo.path)
     after = set(out.stdout.splitlines())
-    assert sorted(json.loads(line).get("message_id") or "commit" for line in after) == ["after1", "commit"]
+    assert len(after) == 5 and after > before
+    assert sorted(json.loads(line).get("message_id") or "commit" for line in after - before) == ["after1", "commit"]
     assert str(asides[0]) in out.stderr
+    repo.flush()  # once: the store is this state.db's now
+    assert "were stored in it again" in (state_dir(repo.path) / "hook.log").read_text()
+    assert (state_dir(repo.path) / "hook.log").read_text().count("stored in it again") == 1
 
-    sd = state_dir(repo.path)
-    for name in ("state.db", "state.db-wal", "state.db-shm"):
-        (sd / name).unlink(missing_ok=True)
-    repo.flush()
-    assert set(periscope("export", cwd=repo.path).stdout.splitlines()) == before | after
+
+def test_every_repository_stores_its_events_again_in_a_new_local_store(tmp_path, monkeypatch):
+    """The store is every repository's: one repository's flush made it anew (here the file was
+    deleted), and the other repository's events came back at its own next flush, each once; a
+    store locked meanwhile leaves the work for the flush after."""
+    import sqlite3
+
+    from testing.util import init_repo
+
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    repos = [init_repo(tmp_path / name) for name in ("a", "b")]
+    for i, path in enumerate(repos):
+        periscope("install-hooks", cwd=path)
+        append_spool(path, *(message_record(path, id=f"m{i}-{n}") for n in range(3)))
+        commit(path, f"c{i}")
+        periscope("flush", cwd=path)
+    everything = set(periscope("export", cwd=repos[0]).stdout.splitlines())
+    assert len(everything) == 8
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(paths.local_store_path()) + suffix).unlink(missing_ok=True)
+    periscope("flush", cwd=repos[0])
+    a_only = set(periscope("export", cwd=repos[0]).stdout.splitlines())
+    assert len(a_only) == 4 and a_only < everything  # b's come back with b's flush
+    store = sqlite3.connect(str(paths.local_store_path()))
+    store.execute("BEGIN IMMEDIATE")  # locked by another program: b's flush stores nothing now
+    monkeypatch.setenv("PERISCOPE_FLUSH_BUDGET", "1")
+    periscope("flush", cwd=repos[1], check=False)
+    store.rollback()
+    store.close()
+    periscope("flush", cwd=repos[1])
+    assert set(periscope("export", cwd=repos[1]).stdout.splitlines()) == everything
+    for path in repos:  # each once: a later flush stores nothing again
+        periscope("flush", cwd=path)
+        assert (state_dir(path) / "hook.log").read_text().count("were stored in it again") == 1
+    assert sorted(periscope("export", cwd=repos[1]).stdout.splitlines()) == sorted(everything)
 
 
 def test_export_from_a_damaged_local_store_says_so_in_one_line(repo):

@@ -27,8 +27,9 @@ def export(event_type: str | None) -> int:
     # (`| head`) is met at the next write.
     for aside in damaged_copies():
         output.warn(
-            f"the local store was damaged and started anew; the events stored before are only in"
-            f" {aside} (not exported; docs/troubleshooting.md says how to store them again)"
+            f"the local store was damaged and started anew ({aside}): each repository's events are"
+            " stored in the new one again at its next flush; repositories not flushed since are"
+            " missing here (docs/troubleshooting.md)"
         )
     try:
         for chunk in iter_body_chunks(event_type):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import urllib.parse
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable
@@ -68,12 +70,20 @@ def _l003_scale_unique_by_time_then_id(db: sqlite3.Connection) -> None:
     db.execute("CREATE UNIQUE INDEX events_time_id ON events (ifnull(time, ''), event_id)")
 
 
+def _l004_generation(db: sqlite3.Connection) -> None:
+    # Which store this is: a store made anew (the old one damaged and moved aside, or deleted) has
+    # another, and each repository's flush then stores all its events again (flush.py).
+    db.execute("CREATE TABLE generation (id TEXT NOT NULL)")
+    db.execute("INSERT INTO generation (id) VALUES (?)", (uuid.uuid4().hex,))
+
+
 # The local store's own schema history (events.db, shared by every repository): named, each
 # applied once and recorded in its `_migrations` table.  Append; never edit or reorder.
 LOCAL_MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("l001_events", _l001_events),
     ("l002_scale_events_by_received", _l002_scale_events_by_received),
     ("l003_scale_unique_by_time_then_id", _l003_scale_unique_by_time_then_id),
+    ("l004_generation", _l004_generation),
 ]
 
 
@@ -145,6 +155,22 @@ def open_local_store(
     )
     _log_moved(path, moved)
     return conn
+
+
+def read_generation(path: Path | None = None) -> str | None:
+    """The store's generation (l004), read only (`status`); None when there is none that reads."""
+    path = path or paths.local_store_path()
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=ro", uri=True, timeout=1)
+        try:
+            row = conn.execute("SELECT id FROM generation").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
 
 
 def damaged_copies(path: Path | None = None) -> list[Path]:
@@ -255,6 +281,19 @@ class LocalStoreSink:
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+
+    def generation(self) -> str | None:
+        """Which store takes the events (its l004 generation), opened as storing opens it (a
+        damaged one moved aside first); None when it cannot be read now (locked, unwritable)."""
+        try:
+            if self._conn is None:
+                self._conn = open_local_store(self.path, self._try_timeout_s(), repair=True)
+                self._identity = file_identity(self.path)
+            row = self._conn.execute("SELECT id FROM generation").fetchone()
+        except (sqlite3.Error, OSError):
+            self.close()
+            return None
+        return str(row[0]) if row else None
 
     def close(self) -> None:
         if self._conn is not None:

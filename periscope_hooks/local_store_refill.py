@@ -1,0 +1,85 @@
+"""A new local store gets every event again: nothing stays only in a damaged copy.
+
+The local store (events.db) is shared by every repository and is not a cache: once it took an
+event, the event's body left state.db's outbox.  When the store is made anew (a damaged one moved
+aside, or the file deleted), the events it held are in no store.  Each store has a generation
+(sinks/local.py, l004), and each state.db remembers the one its events went into
+(Meta.LOCAL_STORE_GENERATION).  A flush that finds another one reads the repository's spool into
+a temporary state.db and stores every event that makes, byte for byte the events the real one
+made (a rebuild's invariant), which the store keeps once each; the real state.db, its books and
+its outbox are not touched.  The generation is remembered only once everything went in: a flush
+killed or a store locked half way stores everything again next time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from periscope_hooks import logfile, outbox, paths
+from periscope_hooks.statedb import Meta, get_meta, set_meta
+
+if TYPE_CHECKING:
+    from periscope_hooks.sinks import Sink
+
+REFILL_DIR = "refill"  # in the state folder: the temporary state.db a refill reads the spool into
+
+
+def store_everything_again_if_new(state_dir: Path, conn: sqlite3.Connection, sink: Sink) -> None:
+    """For a flush delivering to the local store (`sink`), after its own ingest and delivery."""
+    generation = getattr(sink, "generation", None)
+    if generation is None:
+        return  # another sink: nothing of this kind to keep
+    now = generation()
+    if now is None:
+        return  # the store cannot be read just now: the next flush looks again
+    before = get_meta(conn, Meta.LOCAL_STORE_GENERATION)
+    if before == now:
+        return
+    # None: a state.db made before stores had generations, or made anew (its own ingest just
+    # created every event again): nothing to store twice.
+    if before is not None and not _stored_from_the_spool(state_dir, sink):
+        return
+    set_meta(conn, Meta.LOCAL_STORE_GENERATION, now)
+
+
+def _stored_from_the_spool(state_dir: Path, sink: Sink) -> bool:
+    """Every event the spool makes, into `sink`; True when all of them went in."""
+    from periscope_hooks.delivery import deliver
+    from periscope_hooks.ingest import process_spool
+    from periscope_hooks.state import open_state_db
+
+    store_now = getattr(sink, "store_now", None)
+    # Beside the real one (the flusher holds flush.lock): on the same disk, where a state.db of
+    # this size already fits, not in a /tmp that may be memory; one killed half way is removed here.
+    work = state_dir / REFILL_DIR
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        copy = open_state_db(work)
+        try:
+            process_spool(state_dir, copy, store_now=store_now, write_notes=False)
+            # What went through its outbox (the store was busy for a batch, say).
+            result = deliver(copy, sink, budget_seconds=0, drain=True)
+            left = outbox.depth(copy)
+        finally:
+            copy.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    logfile.log_line(
+        state_dir / paths.HOOK_LOG_NAME,
+        "flush: the local store was made anew; this repository's events were stored in it again"
+        if not left
+        else f"flush: the local store was made anew; {left} event(s) could not be stored in it again"
+        f" ({result.error or 'not delivered'}); the next flush tries again",
+    )
+    return not left
+
+
+def stored_again(conn: sqlite3.Connection) -> bool:
+    """Whether this state.db's events went into the local store there is now (`status`)."""
+    from periscope_hooks.sinks.local import read_generation
+
+    now = read_generation()
+    return now is not None and get_meta(conn, Meta.LOCAL_STORE_GENERATION) == now
