@@ -69,7 +69,12 @@ def _ingest(
 
 
 def _ingest_and_deliver(
-    state_dir: Path, conn: sqlite3.Connection, *, drain: bool, retrying: Retrying | None = None
+    state_dir: Path,
+    conn: sqlite3.Connection,
+    *,
+    drain: bool,
+    retrying: Retrying | None = None,
+    on_refill: Callable[[int], None] | None = None,
 ) -> DeliveryResult:
     """Ingest the spool, delivering after each batch while the sink takes them (so a long spool
     never piles up in the outbox), then deliver the rest within the budget, and hand the pages
@@ -117,7 +122,7 @@ def _ingest_and_deliver(
         _ingest(state_dir, conn, after_batch=deliver_batch, store_now=store_now)
         left = max(0.0, deadline - time.monotonic())
         result.add(deliver(conn, sink, budget_seconds=left, drain=drain, retrying=retrying))
-        store_everything_again_if_new(state_dir, conn, sink)  # a local store made anew gets them all
+        store_everything_again_if_new(state_dir, conn, sink, on_refill)  # a local store made anew gets them all
     except UserError as e:  # a bad tuning variable: same as a broken config
         return _config_error(conn, state_dir, e.message)
     finally:
@@ -136,11 +141,14 @@ def flush_state_dir(
     lock_timeout: float = 60.0,
     retrying: Retrying | None = None,
     on_long_ingest: Callable[[int], None] | None = None,
+    on_refill: Callable[[int], None] | None = None,
 ) -> DeliveryResult | None:
     """Ingest and deliver.  Returns None when another flusher holds the lock (and `wait` is False).
     `wait` (a foreground flush) also drains: delivery goes on while batches go through.
     `retrying`: delivery.deliver's, told when delivery failed and waits to try again.
-    `on_long_ingest(unread bytes)`: told once, before a long ingest (as the read commands say it)."""
+    `on_long_ingest(unread bytes)`: told once, before a long ingest (as the read commands say it).
+    `on_refill(spool bytes)`: told before this repository's events are stored again in a local
+    store made anew (local_store_refill.py)."""
     make_state_dir(state_dir)
     if state_dir != paths.no_repo_state_dir():  # `dashboard --all-repos` adds that one on its own
         repo_registry.remember(repo_registry.label_for(state_dir), state_dir)
@@ -160,7 +168,7 @@ def flush_state_dir(
         outbox.release_dead_flushers_leases(conn)  # we hold flush.lock: no flusher else lives
         if announce_long_ingest(conn, state_dir, on_long_ingest):
             on_long_ingest = None  # once, a rebuild's re-read included
-        done = _ingest_and_deliver(state_dir, conn, drain=wait, retrying=retrying)
+        done = _ingest_and_deliver(state_dir, conn, drain=wait, retrying=retrying, on_refill=on_refill)
         if done.error:  # one line, never a payload or token (errors are built to be shown)
             logfile.log_line(
                 state_dir / paths.HOOK_LOG_NAME, f"flush: delivery incomplete: {done.error}; events stay in the outbox"

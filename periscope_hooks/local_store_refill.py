@@ -13,10 +13,11 @@ killed or a store locked half way stores everything again next time.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from periscope_hooks import logfile, outbox, paths
 from periscope_hooks.statedb import Meta, get_meta, set_meta
@@ -27,8 +28,11 @@ if TYPE_CHECKING:
 REFILL_DIR = "refill"  # in the state folder: the temporary state.db a refill reads the spool into
 
 
-def store_everything_again_if_new(state_dir: Path, conn: sqlite3.Connection, sink: Sink) -> None:
-    """For a flush delivering to the local store (`sink`), after its own ingest and delivery."""
+def store_everything_again_if_new(
+    state_dir: Path, conn: sqlite3.Connection, sink: Sink, announce: Callable[[int], None] | None = None
+) -> None:
+    """For a flush delivering to the local store (`sink`), after its own ingest and delivery.
+    `announce(spool bytes)`: told before the spool is read again (a foreground flush says so)."""
     generation = getattr(sink, "generation", None)
     if generation is None:
         return  # another sink: nothing of this kind to keep
@@ -40,8 +44,14 @@ def store_everything_again_if_new(state_dir: Path, conn: sqlite3.Connection, sin
         return
     # None: a state.db made before stores had generations, or made anew (its own ingest just
     # created every event again): nothing to store twice.
-    if before is not None and not _stored_from_the_spool(state_dir, sink):
-        return
+    if before is not None:
+        if announce is not None:
+            try:
+                announce(os.stat(state_dir / paths.SPOOL_NAME).st_size)
+            except OSError:
+                pass  # no spool: nothing to read again
+        if not _stored_from_the_spool(state_dir, sink):
+            return
     set_meta(conn, Meta.LOCAL_STORE_GENERATION, now)
 
 

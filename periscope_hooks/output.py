@@ -125,6 +125,14 @@ def ingesting(unread_bytes: int) -> None:
     info(f"ingesting {unread_bytes / 1e6:,.0f} MB of new records first (a long history takes a while the first time)")
 
 
+def storing_again(spool_bytes: int) -> None:
+    """What a foreground flush says before it stores a repository's events in a new local store."""
+    info(
+        f"the local store was made anew: storing this repository's events in it again"
+        f" ({spool_bytes / 1e6:,.1f} MB of records)"
+    )
+
+
 def one_line(text: str) -> str:
     """`text` as one line that prints as it reads: newlines too escaped (_UNSAFE_IN_A_LINE)."""
     return _escaped(text, keep_newlines=False)

@@ -76,7 +76,8 @@ def test_every_repository_stores_its_events_again_in_a_new_local_store(tmp_path,
 
     for suffix in ("", "-wal", "-shm"):
         Path(str(paths.local_store_path()) + suffix).unlink(missing_ok=True)
-    periscope("flush", cwd=repos[0])
+    said = periscope("flush", cwd=repos[0]).stderr  # a foreground flush says what takes its time
+    assert said.startswith("the local store was made anew: storing this repository's events in it again (")
     a_only = set(periscope("export", cwd=repos[0]).stdout.splitlines())
     assert len(a_only) == 4 and a_only < everything  # b's come back with b's flush
     store = sqlite3.connect(str(paths.local_store_path()))

@@ -20,7 +20,7 @@ def export(event_type: str | None) -> int:
         from periscope_hooks.flush import flush_state_dir
         from periscope_hooks.repo import resolve_state_dir
 
-        flush_state_dir(resolve_state_dir(None), wait=True)
+        flush_state_dir(resolve_state_dir(None), wait=True, on_refill=output.storing_again)
     # The stored bodies are the compact, key-sorted JSON lines export prints: streamed as they are,
     # in constant memory (decoding and re-encoding them cost ~24 s per 1M events), as bytes, a
     # chunk of lines per write (a write per line cost ~1 s per 1M events); a reader that leaves

@@ -29,7 +29,13 @@ def flush(repo: str | None, background: bool, retry_dead: bool) -> int:
         return 0
     from periscope_hooks.flush import backlog, flush_state_dir
 
-    result = flush_state_dir(Path(state_dir), wait=True, retrying=_say_retrying, on_long_ingest=output.ingesting)
+    result = flush_state_dir(
+        Path(state_dir),
+        wait=True,
+        retrying=_say_retrying,
+        on_long_ingest=output.ingesting,
+        on_refill=output.storing_again,
+    )
     if result is None:
         return output.error("another flush is still running for this repository", "try again in a minute")
     # A foreground flush drains the backlog; whatever it could not deliver is counted, with why.
