@@ -31,7 +31,7 @@ def remember(label: str, state_dir: Path) -> None:
     path = registry_path()
     line = json.dumps({"label": label, "state_dir": str(state_dir)})
     try:
-        if path.exists() and line in path.read_text(encoding="utf-8").splitlines():
+        if path.exists() and line in _lines(path):
             return
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a", encoding="utf-8") as f:
@@ -40,11 +40,17 @@ def remember(label: str, state_dir: Path) -> None:
         pass
 
 
+def _lines(path: Path) -> list[str]:
+    """The registry's lines; one damaged by other bytes (not UTF-8) is skipped, never the whole
+    file: it stopped every repository's flush (a UnicodeDecodeError, a ValueError, not OSError)."""
+    return path.read_bytes().decode("utf-8", "replace").splitlines()
+
+
 def noted() -> dict[str, str]:
     """state dir -> label, for every note (a later note's label wins)."""
     found: dict[str, str] = {}
     try:
-        lines = registry_path().read_text(encoding="utf-8").splitlines()
+        lines = _lines(registry_path())
     except OSError:
         return found
     for line in lines:

@@ -296,6 +296,26 @@ def test_all_repos_knows_every_repository_a_flush_ran_in(tmp_path):
     assert agg["totals"]["cost"] == 2.0
 
 
+def test_a_damaged_registry_of_repositories_stops_no_flush(tmp_path):
+    """Bytes that are not UTF-8 in ~/.local/state/periscope/repos made every flush (so every
+    repository's delivery) and every dashboard fail with a UnicodeDecodeError (a docs sweep)."""
+    from periscope_hooks import repo_registry
+
+    path = init_repo(tmp_path / "r")
+    periscope("install-hooks", cwd=path)
+    append_spool(path, message_record(path, cost=1.0))
+    commit(path, "c")
+    registry = repo_registry.registry_path()
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    registry.write_bytes(b"\x00\xff garbage\n{\"label\": \"\xff\", \"state_dir\": 1}\n")
+    periscope("flush", cwd=path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    agg = json.loads(periscope("dashboard", "--all-repos", "--format", "json", cwd=outside).stdout)
+    assert [os.path.realpath(r) for r in agg["filter"]["repos"]] == [os.path.realpath(path)]
+    assert agg["totals"]["cost"] == 1.0
+
+
 def test_bad_input_is_one_line(tmp_path):
     proc = periscope("dashboard", "--since", "yesterday", "--format", "json", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "hint:" in proc.stderr
