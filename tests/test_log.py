@@ -27,6 +27,13 @@ def test_log_bad_arguments_say_what_to_do(repo):
         proc = periscope("log", "--", *args, cwd=repo.path, check=False)
         assert proc.returncode == 1 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc
         assert proc.stderr.startswith("error: the arguments after -- replaced the format periscope log reads")
+    # Each commit's changes were printed where its usage goes, and the usage lost, exit 0 (a docs sweep).
+    for args in (["--stat"], ["-p"], ["--name-only"], ["--shortstat"], ["-1", "--numstat"]):
+        proc = periscope("log", "--", *args, cwd=repo.path, check=False)
+        assert proc.returncode == 1 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc
+        assert proc.stderr.startswith("error: the arguments after -- add each commit's changes")
+    # Options that change nothing printed after the fields still work, a path filter too.
+    assert periscope("log", "--", "-1", "--no-merges", "--", "x.txt", cwd=repo.path).stdout.count("\n") >= 1
 
 
 def test_periscope_log_reads_the_state_database_when_notes_are_off(repo):

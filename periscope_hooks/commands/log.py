@@ -18,13 +18,13 @@ from periscope_hooks.repo import resolve_dirs
 if TYPE_CHECKING:
     from periscope_hooks.git import RepoDirs
 
-SEP, REC = "\x1f", "\x1e"
+SEP, REC, END = "\x1f", "\x1e", "\x1d"  # END closes a commit's fields: what follows is git's diff output
 
 
 def log(repo: str | None, git_args: list[str]) -> int:
     dirs = resolve_dirs(repo)
     assert dirs is not None
-    fmt = REC + SEP.join(["%H", "%h", "%s", "%an", "%ad", "%N"])
+    fmt = REC + SEP.join(["%H", "%h", "%s", "%an", "%ad", "%N"]) + END
     try:
         stdout = run_git(
             ["log", f"--notes={NOTES_REF}", "--date=short", f"--format={fmt}", *git_args],
@@ -37,12 +37,24 @@ def log(repo: str | None, git_args: list[str]) -> int:
             output.out("no commits")
             return 0
         raise UserError(f"git log failed: {first}", "check the arguments after --") from None
-    records = [parts for record in stdout.split(REC)[1:] if len(parts := record.split(SEP, 5)) == 6]
-    if stdout.strip() and not records:
+    fields, diffs = [], False
+    for record in stdout.split(REC)[1:]:
+        head, ended, rest = record.partition(END)
+        diffs = diffs or bool(ended and rest.strip())
+        if ended and len(parts := head.split(SEP, 5)) == 6:
+            fields.append(parts)
+    if stdout.strip() and not fields:
         raise UserError(
             "the arguments after -- replaced the format periscope log reads (--oneline, --format, --pretty)",
             "leave them out: each commit is shown on one line, its AI usage below it",
         )
+    if diffs:  # --stat, -p, --name-only...: printed where the usage goes, the usage lost
+        raise UserError(
+            "the arguments after -- add each commit's changes (--stat, -p, --name-only...), which periscope log"
+            " does not show",
+            "leave them out, or run git log for the changes",
+        )
+    records = fields
     from_state = _usage_from_state(dirs, [sha for sha, *_, note in records if not note.strip()])
     for sha, short, subject, author, date, note in records:
         # Escaped: a note fetched from a remote (the team workflow), a title or a model name in it,
