@@ -114,20 +114,21 @@ def day_model_rows(conn: sqlite3.Connection, window: Window = Window()) -> list[
     ]
 
 
-def read_source(source: Source, window: Window, on_long_ingest: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """The report's rows for every grouping, for one state dir (ingested first, as `report` does)."""
+def read_source(
+    source: Source,
+    window: Window,
+    on_long_ingest: Callable[[int], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The report's rows for every grouping, for one state dir, read as `report` reads them
+    (ingested first; a read-only state folder read as it is, or from the spool).  `on_note`: told
+    what `report` says then (showing what was ingested before, or the spool)."""
     from periscope_hooks.commands.report import report_rows
-    from periscope_hooks.ingest import process_spool
-    from periscope_hooks.state import open_state_db
-    from periscope_hooks.state_reader import announce_long_ingest
+    from periscope_hooks.reconcile import refresh_unless_read_only
+    from periscope_hooks.state_reader import read_state
 
-    conn = open_state_db(source.state_dir)
-    try:
-        announce_long_ingest(conn, source.state_dir, on_long_ingest)
-        process_spool(source.state_dir, conn)
-        from periscope_hooks.reconcile import refresh
-
-        refresh(conn, source.state_dir)  # `shipped` as of the refs now (cached per refs fingerprint)
+    def read(conn: sqlite3.Connection) -> dict[str, Any]:
+        refresh_unless_read_only(conn, source.state_dir)  # `shipped` as of the refs now (cached)
         span = (window.since_ms, window.until_ms)
         rows: dict[str, Any] = {by: report_rows(conn, by, span) for by in (*DAY_GROUPINGS, "commit")}
         rows["day_model"] = day_model_rows(conn, window)
@@ -137,8 +138,11 @@ def read_source(source: Source, window: Window, on_long_ingest: Callable[[int], 
             "cost": round_cost(pending),
             "list_cost": pending_list_micro / 1_000_000,
         }
-    finally:
-        conn.close()
+        return rows
+
+    rows, note = read_state(source.state_dir, read, on_long_ingest)
+    if note is not None and on_note is not None:
+        on_note(note)
     return rows
 
 
@@ -254,14 +258,18 @@ def build_aggregate(
     titles: bool = True,
     basis: str = "auto",
     on_long_ingest: Callable[[int], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
+    label_rows: bool = False,
 ) -> dict[str, Any]:
     """Everything the dashboard shows, from the report's rows of every source; its money figures
-    (`cost`) the agents' own or list prices (`basis`: auto, reported, list)."""
-    per_source = [(s, read_source(s, window, on_long_ingest)) for s in sources]
+    (`cost`) the agents' own or list prices (`basis`: auto, reported, list).  Commit and session
+    rows carry their source's `repo` when there are several sources, or `label_rows` says so
+    (`--all-repos`, whatever number of repositories it found)."""
+    per_source = [(s, read_source(s, window, on_long_ingest, on_note)) for s in sources]
     basis = _choose_basis(basis, per_source)
     if basis == "list":
         per_source = [(s, _rows_at_list_prices(rows)) for s, rows in per_source]
-    several = len(sources) > 1
+    several = label_rows or len(sources) > 1
 
     commits: list[dict[str, Any]] = []
     for source, rows in per_source:

@@ -18,6 +18,7 @@ from typing import Callable
 from periscope_hooks import logfile, outbox, paths, repo_registry
 from periscope_hooks.agents.recovery import recover_sessions
 from periscope_hooks.delivery import DeliveryResult, deliver
+from periscope_hooks.errors import UserError
 from periscope_hooks.filelock import FileLock
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.ingest.queue import StoreNow
@@ -35,6 +36,13 @@ from periscope_hooks.state_reader import announce_long_ingest
 from periscope_hooks.statedb import Meta, set_meta
 
 LOCK_NAME = "flush.lock"
+
+
+class StateFolderNotWritable(UserError):
+    """The state folder cannot be written, so nothing can be flushed from it (`export` then
+    prints what the local store holds)."""
+
+
 Retrying = Callable[[str, float], None]  # delivery.deliver's `retrying`: (the error, seconds left)
 
 
@@ -155,11 +163,10 @@ def flush_state_dir(
     try:
         lock = FileLock(state_dir / LOCK_NAME)
     except OSError as e:  # a read-only folder, say: the flush cannot keep anything there
-        from periscope_hooks.errors import UserError
-
-        raise UserError(
+        raise StateFolderNotWritable(
             f"cannot write {state_dir / LOCK_NAME} ({e.strerror or type(e).__name__})",
-            "periscope flush keeps its state in that folder, which must be writable (report and export only read it)",
+            "periscope flush keeps its state in that folder, which must be writable (report, status, dashboard"
+            " and export read it as it is)",
         ) from None
     result: DeliveryResult | None = None
 

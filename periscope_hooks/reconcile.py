@@ -869,6 +869,16 @@ def refresh(conn: sqlite3.Connection, state_dir: Path) -> Outcome:
     return outcome
 
 
+def refresh_unless_read_only(conn: sqlite3.Connection, state_dir: Path) -> None:
+    """`refresh` for the read commands (`report`, `status`, `dashboard`): on a state.db opened
+    read-only (a read-only state folder) the status recorded before is what they show."""
+    try:
+        refresh(conn, state_dir)
+    except sqlite3.OperationalError as e:
+        if "readonly" not in str(e):
+            raise
+
+
 def shipped_share(costs: Sequence[float], list_costs: Sequence[float | None], shipped: Sequence[bool]) -> str:
     """The AI cost that reached the upstream default branch, and its share (report's totals row),
     one entry per commit; the rest stayed on unmerged or abandoned branches.  The list price's

@@ -296,7 +296,7 @@ def test_all_repos_knows_every_repository_a_flush_ran_in(tmp_path):
     assert agg["totals"]["cost"] == 2.0
 
 
-def test_a_damaged_registry_of_repositories_stops_no_flush(tmp_path):
+def test_a_damaged_registry_of_repositories_stops_no_flush_and_all_repos_labels_one(tmp_path):
     """Bytes that are not UTF-8 in ~/.local/state/periscope/repos made every flush (so every
     repository's delivery) and every dashboard fail with a UnicodeDecodeError (a docs sweep)."""
     from periscope_hooks import repo_registry
@@ -307,13 +307,19 @@ def test_a_damaged_registry_of_repositories_stops_no_flush(tmp_path):
     commit(path, "c")
     registry = repo_registry.registry_path()
     registry.parent.mkdir(parents=True, exist_ok=True)
-    registry.write_bytes(b"\x00\xff garbage\n{\"label\": \"\xff\", \"state_dir\": 1}\n")
+    registry.write_bytes(b'\x00\xff garbage\n{"label": "\xff", "state_dir": 1}\n')
     periscope("flush", cwd=path)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     agg = json.loads(periscope("dashboard", "--all-repos", "--format", "json", cwd=outside).stdout)
     assert [os.path.realpath(r) for r in agg["filter"]["repos"]] == [os.path.realpath(path)]
     assert agg["totals"]["cost"] == 1.0
+    # --all-repos labels its rows with their repository however many it found (dashboard.md;
+    # with one, they had none: a docs sweep); the one repository's own dashboard does not.
+    assert agg["commits"] and all(os.path.realpath(c["repo"]) == os.path.realpath(path) for c in agg["commits"])
+    assert all("repo" in s for s in agg["sessions"])
+    own = json.loads(periscope("dashboard", "--format", "json", cwd=path).stdout)
+    assert own["commits"] and not any("repo" in c for c in own["commits"])
 
 
 def test_bad_input_is_one_line(tmp_path):

@@ -117,6 +117,37 @@ def test_report_and_status_work_with_a_read_only_state_folder(repo: Repo, monkey
     assert (sd / "state.db").read_bytes() == db_bytes  # nothing written on the read path
 
 
+@pytest.mark.parametrize("state_db", ["kept", "missing"])
+def test_every_read_command_works_with_a_read_only_state_folder(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, state_db: str
+) -> None:
+    """`report` and `status` read a read-only state folder as it is (or its spool); `export` failed
+    on flush.lock with a hint saying it only reads, and `dashboard`, `log` and `prices` with "its
+    folder cannot be written ... (state.db may be deleted)" (a docs sweep)."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    _history(repo)
+    exported = periscope("export", cwd=repo.path).stdout
+    dashboard = json.loads(periscope("dashboard", "--format", "json", "--no-open", cwd=repo.path).stdout)
+    log = periscope("log", cwd=repo.path).stdout
+    sd = state_dir(repo.path)
+    if state_db == "missing":
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(sd / "state.db") + suffix).unlink(missing_ok=True)
+    listing = sorted((p.name, p.stat().st_size) for p in sd.iterdir())
+    for args in (["export"], ["dashboard", "--format", "json", "--no-open"], ["log"], ["prices"]):
+        proc = _read_only_run(sd, args, repo.path)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert proc.stderr.startswith("note: ") and proc.stderr.count("\n") == 1, (args, proc.stderr)
+        if args[0] == "export":
+            assert proc.stdout == exported
+        elif args[0] == "dashboard":
+            read = json.loads(proc.stdout)
+            assert (read["totals"], read["commits"]) == (dashboard["totals"], dashboard["commits"])
+        elif args[0] == "log":
+            assert proc.stdout == log
+    assert sorted((p.name, p.stat().st_size) for p in sd.iterdir()) == listing
+
+
 @pytest.mark.parametrize("state_db", ["missing", "damaged"])
 def test_a_read_only_state_folder_without_a_readable_state_db_reports_the_spool(
     repo: Repo, monkeypatch: pytest.MonkeyPatch, state_db: str

@@ -85,8 +85,16 @@ def dashboard_command(
     sources = _sources(repo, all_repos)
     target = _out_path(out) if out else None  # refused before the work, not after it
     if serve:
-        return _serve(sources, window, titles=titles, basis=basis, open_browser=open_browser)
-    aggregate = dashboard.build_aggregate(sources, window, titles=titles, basis=basis, on_long_ingest=output.ingesting)
+        return _serve(sources, window, titles=titles, basis=basis, open_browser=open_browser, label_rows=all_repos)
+    aggregate = dashboard.build_aggregate(
+        sources,
+        window,
+        titles=titles,
+        basis=basis,
+        on_long_ingest=output.ingesting,
+        on_note=lambda note: output.info(f"note: {note}"),
+        label_rows=all_repos,
+    )
     if fmt == "json":
         # Written as it is made: the whole text at once was ~100 MB more at 50,000 commits.
         if target is not None:
@@ -107,11 +115,14 @@ def dashboard_command(
     return 0
 
 
-def _serve(sources: list[Source], window: Window, *, titles: bool, basis: str, open_browser: bool) -> int:
+def _serve(
+    sources: list[Source], window: Window, *, titles: bool, basis: str, open_browser: bool, label_rows: bool
+) -> int:
     from periscope_hooks.dashboard_server import DashboardServer
 
     server = DashboardServer(
-        lambda: dashboard.build_aggregate(sources, window, titles=titles, basis=basis), dashboard.render_html
+        lambda: dashboard.build_aggregate(sources, window, titles=titles, basis=basis, label_rows=label_rows),
+        dashboard.render_html,
     )
     output.out(f"serving the dashboard at {server.url} (Ctrl-C stops)")
     import sys

@@ -17,10 +17,15 @@ def export(event_type: str | None) -> int:
     from periscope_hooks.config import load_user_config
 
     if load_user_config().sink_kind == "local":
-        from periscope_hooks.flush import flush_state_dir
+        from periscope_hooks.flush import StateFolderNotWritable, flush_state_dir
         from periscope_hooks.repo import resolve_state_dir
 
-        flush_state_dir(resolve_state_dir(None), wait=True, on_refill=output.storing_again)
+        try:
+            flush_state_dir(resolve_state_dir(None), wait=True, on_refill=output.storing_again)
+        except StateFolderNotWritable as e:  # export reads the store: what it holds is still there
+            output.info(
+                f"note: {e.message}: exporting what the local store holds, without this repository's newest events"
+            )
     # The stored bodies are the compact, key-sorted JSON lines export prints: streamed as they are,
     # in constant memory (decoding and re-encoding them cost ~24 s per 1M events), as bytes, a
     # chunk of lines per write (a write per line cost ~1 s per 1M events); a reader that leaves

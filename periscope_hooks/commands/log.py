@@ -73,14 +73,13 @@ def _usage_from_state(dirs: RepoDirs, shas: list[str]) -> dict[str, dict[str, An
     if not shas:
         return {}
     from periscope_hooks import paths
-    from periscope_hooks.ingest import commit_summary, process_spool
-    from periscope_hooks.state import open_state_db
+    from periscope_hooks.ingest import commit_summary
+    from periscope_hooks.state_reader import read_state
 
     state_dir = paths.state_dir_for_common_dir(dirs.common_dir)
-    conn = open_state_db(state_dir)
-    try:
-        process_spool(state_dir, conn)
-        summaries = {sha: commit_summary(conn, sha) for sha in shas}
-    finally:
-        conn.close()
+    summaries, note = read_state(
+        state_dir, lambda conn: {sha: commit_summary(conn, sha) for sha in shas}, output.ingesting
+    )
+    if note:
+        output.info(f"note: {note}")
     return {sha: s for sha, s in summaries.items() if s is not None}

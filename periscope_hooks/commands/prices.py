@@ -8,9 +8,8 @@ import sqlite3
 
 from periscope_hooks import output, pricing, statedb
 from periscope_hooks.errors import UserError
-from periscope_hooks.ingest import process_spool
 from periscope_hooks.repo import resolve_state_dir
-from periscope_hooks.state import open_state_db
+from periscope_hooks.state_reader import read_state
 
 
 def missing_models(conn: sqlite3.Connection, table: pricing.PriceTable | pricing.NoTable) -> list[tuple[str, str, int]]:
@@ -57,13 +56,13 @@ def prices(repo: str | None, update: bool) -> int:
                 + "; `periscope prices --update` fetches fresh prices"
             )
     state_dir = resolve_state_dir(repo)
-    conn = open_state_db(state_dir)
-    try:
-        process_spool(state_dir, conn)
-        missing = missing_models(conn, table)
-        stale = statedb.priced_with_another_table(conn, table.identity or "")
-    finally:
-        conn.close()
+    (missing, stale), note = read_state(
+        state_dir,
+        lambda conn: (missing_models(conn, table), statedb.priced_with_another_table(conn, table.identity or "")),
+        output.ingesting,
+    )
+    if note:
+        output.info(f"note: {note}")
     if missing:
         output.out("recorded models not in the table (their list price is unknown):")
         for provider, model, n in missing:

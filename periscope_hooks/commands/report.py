@@ -189,11 +189,7 @@ def _table(flat: list[dict[str, Any]], by: str) -> None:
 def _rows_and_pending(
     conn: sqlite3.Connection, state_dir: Path, by: str, window: Window, *, commit_tuples: bool = False
 ) -> tuple[list[Any], int]:
-    try:
-        reconcile.refresh(conn, state_dir)  # shipped / reachable as of the refs now (cached)
-    except sqlite3.OperationalError as e:
-        if "readonly" not in str(e):  # a read-only state folder: the cached status is shown
-            raise
+    reconcile.refresh_unless_read_only(conn, state_dir)  # shipped / reachable as of the refs now (cached)
     if commit_tuples:
         return statedb.usage_by_commit(conn, *window), statedb.pending_count(conn)
     return report_rows(conn, by, window), statedb.pending_count(conn)

@@ -31,11 +31,7 @@ def _state_lines(state_dir: Path, conn: sqlite3.Connection, in_repo: bool) -> li
     if in_repo:
         from periscope_hooks import reconcile
 
-        try:
-            reconcile.refresh(conn, state_dir)
-        except sqlite3.OperationalError as e:
-            if "readonly" not in str(e):  # a read-only state folder: the cached status is shown
-                raise
+        reconcile.refresh_unless_read_only(conn, state_dir)
     spool_size = os.path.getsize(state_dir / paths.SPOOL_NAME) if (state_dir / paths.SPOOL_NAME).exists() else 0
     offset = statedb.meta_int(conn, Meta.SPOOL_OFFSET)
     lines.append(("spool", f"{spool_size - offset} byte(s) not yet ingested"))
