@@ -24,9 +24,13 @@ def log_line(path: str | os.PathLike[str], message: str, *, exc: BaseException |
     """Append an entry; False when it could not be written."""
     try:
         path = os.fspath(path)
+        if exc is not None:
+            # The cause on the entry's own line: `status` shows that line (its "last problem"),
+            # which said "hook failed" and left the reason to the traceback below it.
+            message = f"{message}: {_cause(exc)}"
         message = message.translate(CONTROL_ESCAPES)  # one line, whatever it quotes
         text = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} pid={os.getpid()} {message}\n"
-        if exc is not None:
+        if exc is not None and not _said_in_full(exc):
             import traceback
 
             from periscope_hooks import __version__
@@ -48,6 +52,19 @@ def log_line(path: str | os.PathLike[str], message: str, *, exc: BaseException |
         return True
     except Exception:
         return False
+
+
+def _said_in_full(exc: BaseException) -> bool:
+    """A UserError (a bad setting, say) is its message and hint: no traceback under it."""
+    return isinstance(getattr(exc, "message", None), str) and hasattr(exc, "hint")
+
+
+def _cause(exc: BaseException) -> str:
+    if _said_in_full(exc):
+        message, hint = getattr(exc, "message", ""), getattr(exc, "hint", None)
+        return f"error: {message}" + (f" hint: {hint}" if hint else "")
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def tail(path: str | os.PathLike[str], max_lines: int = 1) -> list[str]:

@@ -291,7 +291,33 @@ def test_last_hook_log_line_is_shown(repo):
         assert logfile.log_line(hook_log, "background flush failed; events stay in the outbox", exc=e)
     assert "Traceback" in hook_log.read_text()
     last = status(repo.path)["last problem"]
-    assert last.endswith("background flush failed; events stay in the outbox"), last
+    # With its cause: the entry's line said only that something failed (a docs sweep).
+    assert last.endswith("background flush failed; events stay in the outbox: RuntimeError: boom"), last
+
+
+def test_a_bad_setting_in_an_agents_hook_is_one_logged_line_and_status_names_it(repo):
+    """configuration.md: a bad number stops a hook with one line naming the variable; the Claude
+    Code hook logged a traceback without the hint, and status said only "Claude Code hook failed"."""
+    import subprocess
+
+    payload = {
+        "session_id": "s1",
+        "transcript_path": "/nonexistent/t.jsonl",
+        "cwd": str(repo.path),
+        "hook_event_name": "Stop",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "periscope_hooks", "agent-hook", "claude-code"],
+        input=json.dumps(payload).encode(),
+        capture_output=True,
+        env={**os.environ, "PERISCOPE_BACKGROUND": "0", "PERISCOPE_HOOK_READ_BUDGET": "abc"},
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    log = (paths.state_home() / paths.STATE_SUBDIR / paths.HOOK_LOG_NAME).read_text()
+    assert "Traceback" not in log and log.count("\n") == 1, log
+    expected = "Claude Code is unaffected: error: PERISCOPE_HOOK_READ_BUDGET='abc' is not a number of seconds hint: "
+    assert expected in log
+    assert expected in status(repo.path)["last problem"]
 
 
 def test_the_plugins_newer_problem_is_shown_and_a_file_in_the_state_folders_place_is_said(repo):
