@@ -86,6 +86,28 @@ def write_note(common_dir: str, sha: str, data: dict[str, Any]) -> None:
         logfile.log_line(f"{common_dir}/periscope/hook.log", f"git notes: could not write the note for {sha[:12]}: {e}")
 
 
+def remove_notes(common_dir: str, shas: list[str]) -> None:
+    """Remove the periscope notes of commits whose usage moved to another (an amend, a rebase, a
+    forge's squash): summed, the notes held that usage twice.  One git call a few hundred commits
+    (`--ignore-missing`: a commit never noted is no error).  Never raises (logs instead)."""
+    from periscope_hooks.git import run_git
+
+    for start in range(0, len(shas), 500):
+        try:
+            run_git(
+                ["notes", f"--ref={NOTES_REF}", "remove", "--ignore-missing", *shas[start : start + 500]],
+                git_dir=common_dir,
+                extra_env=_identity(),
+            )
+        except Exception as e:
+            from periscope_hooks import logfile
+
+            logfile.log_line(
+                f"{common_dir}/periscope/hook.log", f"git notes: could not remove notes of moved usage: {e}"
+            )
+            return
+
+
 def _identity() -> dict[str, str]:
     """Notes commits need an identity; fall back to a neutral one rather than fail."""
     import os

@@ -359,6 +359,11 @@ def test_flush_moves_the_usage_and_its_notes(forge: Forge) -> None:
     note = parse_note(git(forge.dev, "notes", f"--ref={NOTES_REF}", "show", squash))
     assert note is not None and note["usage"]["messages"] == 2
     assert note["sha"] == squash and forge.where() == dict.fromkeys(olds, squash)
+    # The branch's commits kept their notes, so the ref held their usage twice.
+    assert git(forge.dev, "notes", f"--ref={NOTES_REF}", "list").split() == [
+        git(forge.dev, "notes", f"--ref={NOTES_REF}", "list", squash).strip(),
+        squash,
+    ]
 
 
 def test_squash_whose_first_commit_carries_most_of_its_lines(forge: Forge) -> None:

@@ -68,12 +68,17 @@ def check_notes(repo):
     if not repo.notes:
         assert git(repo.path, "notes", f"--ref={NOTES_REF}", "list", check=False) == ""
         return
-    for sha, row in rows(repo).items():
+    report = rows(repo)
+    for sha, row in report.items():
         if row.get("reachable", True):
             data = note_of(repo, sha)
             assert data is not None, sha
             assert data["usage"]["tokens"]["input"] == row["tokens"]["input"]
             assert data["usage"]["messages"] == row["messages"]
+    # And no other note: a rewritten commit kept its note, so the notes, summed (a team reading
+    # the pushed ref), held the moved usage twice (a docs sweep).
+    noted = [line.split()[1] for line in git(repo.path, "notes", f"--ref={NOTES_REF}", "list").splitlines()]
+    assert set(noted) <= set(report), set(noted) - set(report)
 
 
 def test_interactive_rebase_reword_squash_fixup_drop(rrepo):

@@ -296,6 +296,7 @@ def _move(ctx: IngestContext, worktree: str, command: str, pairs: list[list[str]
         events.rewrite_event(repo_id=ctx.repo_id, repo_url=ctx.repo_url, command=command, pairs=pairs, time_ms=time_ms),
     )
     if ctx.common_dir and ctx.settings(worktree).notes:
-        # The replacements' notes are rewritten whole from the database, so they
-        # carry the moved usage exactly once.
+        # The replacements' notes are rewritten whole from the database, so they carry the moved
+        # usage exactly once; the rewritten commits' notes go (write_pending_notes).
         ctx.notes.extend(sorted(statedb.commits_with_links(conn, sorted(set(mapping.values())))))
+        ctx.notes.extend(sorted(set(mapping) - set(mapping.values())))

@@ -41,10 +41,15 @@ def write_pending_notes(ctx: IngestContext) -> None:
         from periscope_hooks import notes
 
         with _notes_lock(ctx):
+            moved_away = []
             for sha in dict.fromkeys(ctx.notes):
                 data = commit_summary(ctx.conn, sha)  # read under the lock: the newest committed usage
                 if data is not None:
                     notes.write_note(ctx.common_dir, sha, data)
+                else:
+                    moved_away.append(sha)  # a rewritten commit: its usage is noted on its replacement
+            if moved_away:
+                notes.remove_notes(ctx.common_dir, moved_away)
     except Exception as e:  # notes are a convenience; the state is already committed
         logfile.log_line(ctx.state_dir / paths.HOOK_LOG_NAME, "writing git notes failed", exc=e)
     ctx.notes = []

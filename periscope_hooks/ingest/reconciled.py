@@ -23,10 +23,12 @@ def apply_reconcile(ctx: IngestContext, rec: Reconcile) -> None:
         ),
     )
     if ctx.common_dir:
-        # The replacements' notes are rewritten whole from the database: the moved usage, once.
+        # The replacements' notes are rewritten whole from the database: the moved usage, once;
+        # the replaced commits' notes go (write_pending_notes).
         for worktree, sha in statedb.worktrees_of_commits(ctx.conn, sorted({n for _, n in pairs})):
             if ctx.settings(worktree or "").notes:
                 ctx.notes.append(sha)
+                ctx.notes.extend(sorted({o for o, n in pairs if n == sha and o != sha}))
 
 
 def apply_reconcile_seen(ctx: IngestContext, rec: ReconcileSeen) -> None:
