@@ -74,14 +74,22 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def check_url(url: str, what: str, source: str, *, https_only: bool = False) -> None:
-    """HTTPS, or plain HTTP to a loopback address only (`https_only`: HTTPS only)."""
+def check_url(
+    url: str,
+    what: str,
+    source: str,
+    *,
+    https_only: bool = False,
+    credentials_go: str = "sign-in uses client_id and authority, never the URL",
+) -> None:
+    """HTTPS, or plain HTTP to a loopback address only (`https_only`: HTTPS only).
+    `credentials_go`: where credentials belong instead of the URL (said when it holds some)."""
     if "@" in url.split("://", 1)[-1]:
         # Never echo it: it may hold a password.  (A '/' or '#' in a password breaks URL parsing,
         # so any '@' is refused rather than trusting urlsplit to find the user info.)
         raise UserError(
             f"{what} in {source} contains credentials (user:password@)",
-            f"remove them from '{what}': sign-in uses client_id and authority, never the URL",
+            f"remove them from {what}: {credentials_go}",
         )
     parts = _split(url)
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
@@ -286,7 +294,12 @@ def load_otlp_config(data: dict[str, object], path: str) -> OtlpConfig:
         cfg.endpoint, cfg.source = base.rstrip("/") + "/v1/logs", "$OTEL_EXPORTER_OTLP_ENDPOINT"
     else:
         cfg.source = "the OTLP default (no endpoint configured)"
-    check_url(cfg.endpoint, "otlp endpoint", cfg.source)
+    check_url(
+        cfg.endpoint,
+        "otlp endpoint",
+        cfg.source,
+        credentials_go='a collector\'s credentials go in its headers ("headers" or OTEL_EXPORTER_OTLP_HEADERS)',
+    )
 
     headers, source = _otel("HEADERS")
     if headers is not None:

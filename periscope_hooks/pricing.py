@@ -768,7 +768,9 @@ def fetch_update(url: str | None = None, timeout: float = 10.0) -> str:
 
     if url is None and os.environ.get("PERISCOPE_PRICES_URL"):
         url = os.environ["PERISCOPE_PRICES_URL"]
-        check_url(url, "the price table's URL", "$PERISCOPE_PRICES_URL")  # no credentials, HTTPS
+        check_url(  # no credentials, HTTPS
+            url, "the price table's URL", "$PERISCOPE_PRICES_URL", credentials_go="the price table is public"
+        )
     url = url or UPDATE_URL
 
     def every_hop_checked(request: httpx.Request) -> None:

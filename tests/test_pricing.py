@@ -393,7 +393,9 @@ def test_update_refuses_bad_addresses_and_never_echoes_credentials(repo):
     try:
         cases = {
             f"http://127.0.0.1:{port}/data.json": "could not fetch prices from 127.0.0.1: HTTP 404",
-            f"http://user:hunter2@127.0.0.1:{port}/": "contains credentials",
+            # The hint spoke of sign-in, which has nothing to do with prices (a docs sweep).
+            f"http://user:hunter2@127.0.0.1:{port}/": "contains credentials (user:password@) hint: remove them"
+            " from the price table's URL: the price table is public",
             "http://prices.example/data.json": "uses http:// for a non-loopback host",
             "ftp://prices.example/data.json": "is not an http(s) URL",
             "http://[::1": "is not an http(s) URL",
