@@ -56,7 +56,7 @@ def git_cannot_read(path: str) -> UserError | None:
     """A repository git refused (rev-parse failed) though its folders are there: a reftable one met
     by a git older than 2.45 was "not inside a git repository", and status showed the no-repo state."""
     found = git.find_repo_dirs(path, env={})
-    if found is None:
+    if found is None or _behind_a_ceiling(path, found.worktree or os.path.dirname(found.common_dir)):
         return None
     if git.uses_reftable(found):
         try:
@@ -71,6 +71,21 @@ def git_cannot_read(path: str) -> UserError | None:
         f"git cannot read the repository at {found.common_dir}",
         f"run `git status` in {os.path.abspath(path)} to see why",
     )
+
+
+def _behind_a_ceiling(path: str, top: str) -> bool:
+    """Whether git was told not to look as far up as `top` from `path` (GIT_CEILING_DIRECTORIES:
+    it never goes up into a ceiling): then "not a git repository" is git's right answer, not a
+    repository it cannot read."""
+    here, top = os.path.realpath(path), os.path.realpath(top)
+    for ceiling in os.environ.get("GIT_CEILING_DIRECTORIES", "").split(os.pathsep):
+        if not ceiling or not os.path.isabs(ceiling):
+            continue
+        ceiling = os.path.realpath(ceiling)
+        below = here.startswith(ceiling.rstrip(os.sep) + os.sep)
+        if below and (top == ceiling or ceiling.startswith(top.rstrip(os.sep) + os.sep)):
+            return True
+    return False
 
 
 def resolve_state_dir(repo: str | None) -> Path:

@@ -88,6 +88,20 @@ def test_a_foreground_flush_says_when_it_waits_to_retry(repo):
     assert proc.returncode == 1 and last.startswith("error: delivery incomplete: ") and "remain in the outbox" in last
 
 
+def test_a_broken_sink_setting_with_nothing_waiting_says_just_that(repo):
+    """It said "delivery incomplete: ... (0 event(s) remain in the outbox)" (a docs sweep): the
+    setting is the news, and nothing waits because of it yet."""
+    repo.flush()
+    proc = periscope("flush", cwd=repo.path, check=False, env={"PERISCOPE_SINK": "bogus"})
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(
+        "error: unknown sink 'bogus' in $PERISCOPE_SINK hint: nothing waits in the outbox now"
+    )
+    append_spool(repo.path, message_record(repo.path, id="waits"))
+    proc = periscope("flush", cwd=repo.path, check=False, env={"PERISCOPE_SINK": "bogus"})
+    assert proc.returncode == 1 and "(1 event(s) remain in the outbox)" in proc.stderr, proc.stderr
+
+
 def test_a_late_background_flusher_never_recreates_a_moved_repository(tmp_path):
     """The hook's detached flusher can start seconds late; if the repository moved meanwhile, it
     must not create the old path again (a present path hides the move from worktree tracking)."""

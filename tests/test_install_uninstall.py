@@ -55,6 +55,15 @@ def test_install_refuses_when_a_kept_hook_would_be_overwritten(tmp_path):
 def test_outside_a_repository_install_says_what_to_do(tmp_path):
     proc = periscope("install-hooks", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "not inside a git repository" in proc.stderr and "hint:" in proc.stderr
+    # Below a GIT_CEILING_DIRECTORIES entry git does not look up into the repository above: we do
+    # as git does (we walked up, found .git and said "git cannot read the repository": a docs sweep).
+    repo = init_repo(tmp_path / "r")
+    (repo / "sub").mkdir()
+    proc = periscope("install-hooks", cwd=repo / "sub", check=False, env={"GIT_CEILING_DIRECTORIES": str(repo)})
+    assert proc.returncode == 1 and "not inside a git repository" in proc.stderr, proc.stderr
+    for ceiling in (tmp_path, repo / "sub"):  # above the repository, or the current folder itself
+        env = {"GIT_CEILING_DIRECTORIES": str(ceiling)}
+        assert "periscope hooks installed" in periscope("install-hooks", cwd=repo / "sub", env=env).stdout
 
 
 def test_uninstall_without_install_is_harmless(tmp_path):

@@ -40,6 +40,8 @@ def flush(repo: str | None, background: bool, retry_dead: bool) -> int:
         return output.error("another flush is still running for this repository", "try again in a minute")
     # A foreground flush drains the backlog; whatever it could not deliver is counted, with why.
     left, why = backlog(Path(state_dir), result)
+    if result.error and not left:  # a broken config or sink setting: nothing waits because of it yet
+        return output.error(result.error, "nothing waits in the outbox now; new events will, until this is fixed")
     if result.error:
         return output.error(
             f"delivery incomplete: {result.error} ({left} event(s) remain in the outbox)",
