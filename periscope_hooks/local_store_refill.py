@@ -3,16 +3,19 @@
 The local store (events.db) is shared by every repository and is not a cache: once it took an
 event, the event's body left state.db's outbox.  When the store is made anew (a damaged one moved
 aside, or the file deleted), the events it held are in no store.  Each store has a generation
-(sinks/local.py, l004), and each state.db remembers the one its events went into
-(Meta.LOCAL_STORE_GENERATION).  A flush that finds another one reads the repository's spool into
+(sinks/local.py, l004), and each state.db remembers, per store path, the one its events went
+into (Meta.LOCAL_STORE_GENERATION).  A flush that finds another one at a known path reads the repository's spool into
 a temporary state.db and stores every event that makes, byte for byte the events the real one
 made (a rebuild's invariant), which the store keeps once each; the real state.db, its books and
 its outbox are not touched.  The generation is remembered only once everything went in: a flush
-killed or a store locked half way stores everything again next time.
+killed or a store locked half way stores everything again next time.  A store at a path this
+state.db never delivered to (flushes run with another XDG_DATA_HOME) is only noted: what went to
+the other store stays there, and flushes from both would otherwise refill each in turn.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -39,11 +42,15 @@ def store_everything_again_if_new(
     now = generation()
     if now is None:
         return  # the store cannot be read just now: the next flush looks again
-    before = get_meta(conn, Meta.LOCAL_STORE_GENERATION)
+    store = str(getattr(sink, "path", ""))
+    known = _generations(conn)
+    before = known.get(store)
     if before == now:
         return
     # None: a state.db made before stores had generations, or made anew (its own ingest just
-    # created every event again): nothing to store twice.
+    # created every event again), or a store at another path (another XDG_DATA_HOME: the events
+    # went to the other one, and flushes from both would store everything again each time):
+    # nothing to store twice.
     if before is not None:
         if announce is not None:
             try:
@@ -52,7 +59,17 @@ def store_everything_again_if_new(
                 pass  # no spool: nothing to read again
         if not _stored_from_the_spool(state_dir, sink):
             return
-    set_meta(conn, Meta.LOCAL_STORE_GENERATION, now)
+    known[store] = now
+    set_meta(conn, Meta.LOCAL_STORE_GENERATION, json.dumps(known, sort_keys=True))
+
+
+def _generations(conn: sqlite3.Connection) -> dict[str, str]:
+    """Store path -> the generation of the store there that this state.db's events went into."""
+    try:
+        known = json.loads(get_meta(conn, Meta.LOCAL_STORE_GENERATION) or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in known.items()} if isinstance(known, dict) else {}
 
 
 def _stored_from_the_spool(state_dir: Path, sink: Sink) -> bool:
@@ -92,4 +109,4 @@ def stored_again(conn: sqlite3.Connection) -> bool:
     from periscope_hooks.sinks.local import read_generation
 
     now = read_generation()
-    return now is not None and get_meta(conn, Meta.LOCAL_STORE_GENERATION) == now
+    return now is not None and _generations(conn).get(str(paths.local_store_path())) == now

@@ -52,8 +52,9 @@ class Meta:
     REPORTS_ROWS_KEPT = "reports_rows_kept"  # rollup rows the last compaction left
     # Set once the messages stored before list prices (migration m010) were priced (ingest/old_prices.py).
     OLD_MESSAGES_PRICED = "old_messages_priced"
-    # The local store (events.db) this state.db's events went into (its `generation`): another one
-    # (a damaged store moved aside, a store deleted) gets them all again (flush.py).
+    # The local stores (events.db) this state.db's events went into: {path: its `generation`}; a
+    # store made anew at a known path (a damaged one moved aside, deleted) gets them all again
+    # (local_store_refill.py).
     LOCAL_STORE_GENERATION = "local_store_generation"
 
 

@@ -133,3 +133,24 @@ def test_every_stored_event_is_json_dumps_text_of_itself(repo):
     assert sorted(json.loads(line)["type"] for line in lines) == ["commit"] * 5 + ["message"] * 5
     for line in lines:
         assert line == json.dumps(json.loads(line), separators=(",", ":"), sort_keys=True)
+
+
+def test_two_stores_at_two_paths_are_not_refilled_in_turn(repo, tmp_path, monkeypatch):
+    """Flushes run with another XDG_DATA_HOME (an editor started from the desktop, say) deliver to
+    another store: each is remembered by its path, so alternating flushes never read the spool
+    again; a store made anew at a known path still gets everything."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    homes = [tmp_path / "data-a", tmp_path / "data-b"]
+    for n in range(4):
+        append_spool(repo.path, message_record(repo.path, id=f"m{n}"))
+        commit(repo.path, f"c{n}")
+        periscope("flush", cwd=repo.path, env={"XDG_DATA_HOME": str(homes[n % 2])})
+    log = state_dir(repo.path) / "hook.log"
+    assert "stored in it again" not in (log.read_text() if log.exists() else "")
+    store_a = homes[0] / "periscope" / "events.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(store_a) + suffix).unlink(missing_ok=True)
+    periscope("flush", cwd=repo.path, env={"XDG_DATA_HOME": str(homes[0])})
+    assert log.read_text().count("were stored in it again") == 1
+    exported = periscope("export", cwd=repo.path, env={"XDG_DATA_HOME": str(homes[0])}).stdout.splitlines()
+    assert len(exported) == 8  # every message and commit, those first sent to the other store too
