@@ -86,7 +86,7 @@ def _stored_from_the_spool(state_dir: Path, sink: Sink) -> bool:
     try:
         copy = open_state_db(work)
         try:
-            process_spool(state_dir, copy, store_now=store_now, write_notes=False)
+            process_spool(state_dir, copy, store_now=store_now, write_notes=False, logs=False)
             # What went through its outbox (the store was busy for a batch, say).
             result = deliver(copy, sink, budget_seconds=0, drain=True)
             left = outbox.depth(copy)

@@ -56,6 +56,21 @@ def test_a_damaged_local_store_is_moved_aside_and_every_event_is_stored_again(re
     assert (state_dir(repo.path) / "hook.log").read_text().count("stored in it again") == 1
 
 
+def test_a_refill_logs_no_skip_twice(repo, monkeypatch):
+    """A refill reads the spool a second time: the skips it meets were logged by the first read."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    bad = message_record(repo.path, id="bad")
+    del bad["time"]
+    append_spool(repo.path, bad, message_record(repo.path, id="good"))
+    commit(repo.path, "c")
+    repo.flush()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(paths.local_store_path()) + suffix).unlink(missing_ok=True)
+    repo.flush()
+    log = (state_dir(repo.path) / "hook.log").read_text()
+    assert log.count("the message has no time") == 1 and log.count("were stored in it again") == 1, log
+
+
 def test_every_repository_stores_its_events_again_in_a_new_local_store(tmp_path, monkeypatch):
     """The store is every repository's: one repository's flush made it anew (here the file was
     deleted), and the other repository's events came back at its own next flush, each once; a

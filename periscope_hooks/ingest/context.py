@@ -51,6 +51,9 @@ class IngestContext:
     # Spool bytes per batch (one transaction); tests make it tiny to apply records one at a time.
     batch_bytes: int = BATCH_BYTES
     write_notes: bool = True  # False: a temporary state.db, whose commits' git notes are not written
+    # False: a second read of a spool the real state.db read and logged already (a local store's
+    # refill): its skips are not logged again.
+    logs: bool = True
     events: EventQueue = field(init=False)
 
     def __post_init__(self) -> None:
@@ -88,7 +91,8 @@ class IngestContext:
         return str(self.state_dir / paths.SPOOL_NAME)
 
     def log(self, message: str) -> None:
-        logfile.log_line(self.state_dir / paths.HOOK_LOG_NAME, message)
+        if self.logs:
+            logfile.log_line(self.state_dir / paths.HOOK_LOG_NAME, message)
 
     @property
     def repo_url(self) -> str | None:

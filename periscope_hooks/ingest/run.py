@@ -164,17 +164,21 @@ def process_spool(
     store_now: StoreNow | None = None,
     batch_bytes: int = BATCH_BYTES,
     write_notes: bool = True,
+    logs: bool = True,
 ) -> IngestResult:
     """Ingest everything the spool holds, link it, and record (then apply) expired agent-commit holds.
     `after_batch` runs after each committed batch (the flusher delivers there, so the outbox never
     holds more than about one batch of a long spool).  `store_now`: a sink that takes each batch's
     events before the batch commits (the local store; ingest/queue.py), instead of the outbox.
     `batch_bytes`: spool bytes per batch (per transaction).  `write_notes=False`: no git notes
-    (a temporary state.db read from the spool: state_reader.py)."""
+    (a temporary state.db read from the spool: state_reader.py).  `logs=False`: nothing logged
+    (a second read of a spool whose skips were logged: local_store_refill.py)."""
     own = conn is None
     conn = conn or open_state_db(state_dir)
     try:
-        ctx = IngestContext(conn, state_dir, store_now=store_now, batch_bytes=batch_bytes, write_notes=write_notes)
+        ctx = IngestContext(
+            conn, state_dir, store_now=store_now, batch_bytes=batch_bytes, write_notes=write_notes, logs=logs
+        )
         price_old_messages(ctx)  # before any event is made from them (once per state.db)
         _drain(ctx, after_batch)
         # Decisions made from the clock and the live repository are recorded in the spool first,
