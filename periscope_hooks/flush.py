@@ -130,7 +130,8 @@ def _ingest_and_deliver(
         _ingest(state_dir, conn, after_batch=deliver_batch, store_now=store_now)
         left = max(0.0, deadline - time.monotonic())
         result.add(deliver(conn, sink, budget_seconds=left, drain=drain, retrying=retrying))
-        store_everything_again_if_new(state_dir, conn, sink, on_refill)  # a local store made anew gets them all
+        if result.error is None:  # a store locked or unwritable now: the spool is read again once it is not
+            store_everything_again_if_new(state_dir, conn, sink, on_refill)  # a store made anew gets them all
     except UserError as e:  # a bad tuning variable: same as a broken config
         return _config_error(conn, state_dir, e.message)
     finally:
