@@ -23,7 +23,7 @@ from periscope_hooks.filelock import FileLock
 from periscope_hooks.ingest import process_spool
 from periscope_hooks.ingest.queue import StoreNow
 from periscope_hooks.ingest.spool_reader import unread
-from periscope_hooks.local_store_refill import store_everything_again_if_new
+from periscope_hooks.local_store_refill import note_the_store, store_everything_again_if_new
 from periscope_hooks.state import (
     is_corrupt,
     make_state_dir,
@@ -122,6 +122,7 @@ def _ingest_and_deliver(
         # and stored after the newer ones a commit event came after the rewrite that replaces it
         # (a receiver applying rewrites in order kept the usage on the old commit), in an order no
         # rebuild makes.
+        note_the_store(state_dir, conn, sink)  # the local store this state.db's events go into
         store_now = getattr(sink, "store_now", None)
         if store_now is not None and outbox.depth(conn):
             deliver_batch()

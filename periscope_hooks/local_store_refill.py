@@ -31,27 +31,45 @@ if TYPE_CHECKING:
 REFILL_DIR = "refill"  # in the state folder: the temporary state.db a refill reads the spool into
 
 
+def note_the_store(state_dir: Path, conn: sqlite3.Connection, sink: Sink) -> None:
+    """Before a flush's ingest: the store this state.db's events go into from now on, when none
+    at its path is known yet.  Noted before anything is stored, not after the flush: a first flush
+    killed half way (a rebuild's) had put events into a store it never noted, and a store made
+    anew then was taken for the one they all went into.  A refill killed half way leaves its
+    folder, removed here (a rebuild since would never refill again)."""
+    shutil.rmtree(state_dir / REFILL_DIR, ignore_errors=True)
+    now = _generation_of(sink)
+    if now is None:
+        return
+    store = str(getattr(sink, "path", ""))
+    known = _generations(conn)
+    if store in known:
+        return
+    # A state.db from before stores had generations that delivered events already, while a
+    # damaged store lies moved aside: its events may be only there (the upgrade came after the
+    # damage).  Stored again, once: at worst the store already holds them.
+    from periscope_hooks.sinks.local import damaged_copies
+
+    delivered = sum(c["delivered"] for c in outbox.counts(conn).values())
+    known[store] = UNKNOWN if delivered and damaged_copies(Path(store)) else now
+    set_meta(conn, Meta.LOCAL_STORE_GENERATION, json.dumps(known, sort_keys=True))
+
+
 def store_everything_again_if_new(
     state_dir: Path, conn: sqlite3.Connection, sink: Sink, announce: Callable[[int], None] | None = None
 ) -> None:
-    """For a flush delivering to the local store (`sink`), after its own ingest and delivery.
+    """After a flush's own ingest and delivery: when the store at the noted path is another than
+    the one noted (made anew), every event the spool makes is stored in it.
     `announce(spool bytes)`: told before the spool is read again (a foreground flush says so)."""
-    generation = getattr(sink, "generation", None)
-    if generation is None:
-        return  # another sink: nothing of this kind to keep
-    now = generation()
+    now = _generation_of(sink)
     if now is None:
-        return  # the store cannot be read just now: the next flush looks again
+        return  # another sink, or a store that cannot be read just now: the next flush looks again
     store = str(getattr(sink, "path", ""))
     known = _generations(conn)
     before = known.get(store)
     if before == now:
         return
-    # None: a state.db made before stores had generations, or made anew (its own ingest just
-    # created every event again), or a store at another path (another XDG_DATA_HOME: the events
-    # went to the other one, and flushes from both would store everything again each time):
-    # nothing to store twice.
-    if before is not None:
+    if before is not None:  # None: note_the_store could not read the store before the ingest
         if announce is not None:
             try:
                 announce(os.stat(state_dir / paths.SPOOL_NAME).st_size)
@@ -61,6 +79,14 @@ def store_everything_again_if_new(
             return
     known[store] = now
     set_meta(conn, Meta.LOCAL_STORE_GENERATION, json.dumps(known, sort_keys=True))
+
+
+UNKNOWN = "unknown"  # a store noted without its generation: the next check stores everything in it
+
+
+def _generation_of(sink: Sink) -> str | None:
+    generation = getattr(sink, "generation", None)
+    return generation() if generation is not None else None
 
 
 def _generations(conn: sqlite3.Connection) -> dict[str, str]:
@@ -94,13 +120,19 @@ def _stored_from_the_spool(state_dir: Path, sink: Sink) -> bool:
             copy.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    logfile.log_line(
-        state_dir / paths.HOOK_LOG_NAME,
-        "flush: the local store was made anew; this repository's events were stored in it again"
-        if not left
-        else f"flush: the local store was made anew; {left} event(s) could not be stored in it again"
-        f" ({result.error or 'not delivered'}); the next flush tries again",
-    )
+    # In the user's log, beside the store's own lines (its damage, its move): a repository's
+    # hook.log holds its problems, and `status` shows the newest as one.
+    where = f"{paths.local_store_path()}: {state_dir}"
+    if left:
+        logfile.log_line(
+            state_dir / paths.HOOK_LOG_NAME,
+            f"flush: the local store was made anew; {left} event(s) could not be stored in it again"
+            f" ({result.error or 'not delivered'}); the next flush tries again",
+        )
+    else:
+        logfile.log_line(
+            paths.user_log_path(), f"local store made anew ({where}): this repository's events were stored in it again"
+        )
     return not left
 
 

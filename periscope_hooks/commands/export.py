@@ -4,7 +4,7 @@ import sqlite3
 
 from periscope_hooks import output, paths
 from periscope_hooks.errors import UserError
-from periscope_hooks.sinks.local import damaged_copies, iter_body_chunks
+from periscope_hooks.sinks.local import damaged_copies, iter_body_chunks, mark_for_check
 from periscope_hooks.state import is_corrupt
 
 
@@ -48,10 +48,11 @@ def export(event_type: str | None) -> int:
             ) from None
         if not is_corrupt(e):
             raise
+        mark_for_check()  # the next flush checks the whole store, and moves it aside
         raise UserError(
             f"the local store {paths.local_store_path()} is damaged ({e})",
-            "the next `periscope flush` to the local store moves it aside and starts a new one;"
-            " docs/troubleshooting.md says how to store every event again",
+            "run `periscope flush`: it moves it aside, starts a new one and stores this repository's"
+            " events in it again (every other repository's at its next flush)",
         )
     output.flush()
     return 0

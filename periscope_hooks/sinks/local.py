@@ -151,9 +151,47 @@ def open_local_store(
     if not repair:
         return _open(path, busy_timeout_s)
     conn, moved = open_moving_damage_aside(
-        path, lambda: _open(path, busy_timeout_s), int(busy_timeout_s * 1000), damaged=damaged
+        path, lambda: _open_checked(path, busy_timeout_s), int(busy_timeout_s * 1000), damaged=damaged
     )
     _log_moved(path, moved)
+    return conn
+
+
+def check_marker(path: Path | None = None) -> Path:
+    """`events.db.check`: a reader met damage in the store; the next flush checks it whole."""
+    path = path or paths.local_store_path()
+    return path.with_name(path.name + ".check")
+
+
+def mark_for_check(path: Path | None = None) -> None:
+    """Called by `export` when it meets a damaged page: it moves nothing itself, and a flush only
+    meets damage where it writes (the table's right edge), so a page in the middle stayed damaged
+    and every export failed, while each said the next flush would move the store aside."""
+    try:
+        check_marker(path).touch()
+    except OSError:
+        pass
+
+
+def _open_checked(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    """_open, and the whole store checked (quick_check) when a reader asked for it: a damaged one
+    is a DatabaseError, which open_moving_damage_aside moves aside."""
+    conn = _open(path, busy_timeout_s)
+    marker = check_marker(path)
+    if not marker.exists():
+        return conn
+    try:
+        found = conn.execute("PRAGMA quick_check(1)").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    if found is None or found[0] != "ok":  # damage is a row, not an exception
+        conn.close()
+        raise sqlite3.DatabaseError(f"database disk image is malformed (quick_check: {found and found[0]})")
+    try:
+        marker.unlink()
+    except OSError:
+        pass
     return conn
 
 
@@ -283,17 +321,27 @@ class LocalStoreSink:
             raise
 
     def generation(self) -> str | None:
-        """Which store takes the events (its l004 generation), opened as storing opens it (a
-        damaged one moved aside first); None when it cannot be read now (locked, unwritable)."""
-        try:
-            if self._conn is None:
-                self._conn = open_local_store(self.path, self._try_timeout_s(), repair=True)
-                self._identity = file_identity(self.path)
-            row = self._conn.execute("SELECT id FROM generation").fetchone()
-        except (sqlite3.Error, OSError):
-            self.close()
-            return None
-        return str(row[0]) if row else None
+        """Which store takes the events (its l004 generation), opened as storing opens it; a store
+        damaged where the generation is (its page unreadable) is moved aside as storing moves one,
+        and the new one's is read.  None when it cannot be read now (locked, unwritable)."""
+        damaged: Damage | None = None
+        for attempt in range(2):
+            try:
+                if self._conn is None:
+                    self._conn = open_local_store(self.path, self._try_timeout_s(), repair=True, damaged=damaged)
+                    self._identity = file_identity(self.path)
+                row = self._conn.execute("SELECT id FROM generation").fetchone()
+                return str(row[0]) if row else None
+            except sqlite3.DatabaseError as e:
+                if attempt or not is_corrupt(e):
+                    self.close()
+                    return None
+                damaged = (self._identity, str(e))
+                self.close()
+            except (sqlite3.Error, OSError):
+                self.close()
+                return None
+        return None
 
     def close(self) -> None:
         if self._conn is not None:
