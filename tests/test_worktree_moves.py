@@ -90,3 +90,37 @@ def test_usage_follows_a_worktree_moved_before_any_flush_saw_it(repo: Repo, tmp_
     by_sha = _by_sha(repo.path)
     assert by_sha[sha_a]["tokens"]["input"] == 2  # type: ignore[index]
     assert by_sha[sha_b]["tokens"]["input"] == 4  # type: ignore[index]
+
+
+@pytest.mark.parametrize("gone", ["removed", "moved", "removed before ingest"])
+def test_a_worktree_inside_the_repository_folder_keeps_its_usage_once_gone(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, gone: str
+) -> None:
+    """A linked worktree kept inside the repository's folder (`repo/.worktrees/feat`), then moved or
+    removed: its messages' folder is gone, and ingest walked up from it into the main worktree, so
+    a rebuild (or a first ingest after the removal) gave the feature commit's usage to the main
+    worktree's next commit: a second commit event for one message (a consistency sweep)."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    (repo.path / ".git" / "info" / "exclude").write_text(".worktrees/\n")
+    commit(repo.path, "base")
+    feat = repo.path / ".worktrees" / "feat"
+    repo.git("worktree", "add", "-q", "-b", "feat", str(feat))
+    append_spool(repo.path, message_record(repo.path, id="in-feat", cost=0.5, cwd=str(feat.resolve())))
+    feature = commit(feat, "in the feature worktree", filename="a.txt")
+    if gone != "removed before ingest":
+        repo.flush()
+    before = _by_sha(repo.path) if gone != "removed before ingest" else None
+    if gone == "moved":
+        repo.git("worktree", "move", str(feat), str(repo.path.parent / "feat-moved"))
+    else:
+        repo.git("worktree", "remove", str(feat))
+    for suffix in ("", "-wal", "-shm"):  # a rebuild from the spool
+        (repo.path / ".git" / "periscope" / f"state.db{suffix}").unlink(missing_ok=True)
+    after = _by_sha(repo.path)
+    assert [(sha, r["messages"]) for sha, r in after.items()] == [(feature, 1)]
+    if before is not None:
+        assert after == before
+    main = commit(repo.path, "in the main worktree", filename="b.txt")
+    assert main not in _by_sha(repo.path)
+    commits = [e for e in repo.events("commit")]
+    assert [(e["commit"]["sha"], e["usage"]["messages"]) for e in commits] == [(feature, 1)]

@@ -146,7 +146,11 @@ class IngestContext:
         wt = self._worktrees.get(cwd)
         if wt is None:
             wt = d = os.path.realpath(cwd)
-            while True:
+            # A folder that is gone (a linked worktree moved or removed since) is taken as the top
+            # it was recorded as: walked up, it landed in whatever holds it (the main worktree, for
+            # a worktree kept inside the repository's folder; a dotfiles repository around a home
+            # folder), which took its usage, and a rebuild decided otherwise than the first ingest.
+            while os.path.exists(d):
                 if os.path.exists(os.path.join(d, ".git")):
                     wt = d
                     break
