@@ -348,11 +348,19 @@ def insert_link(
     hold_until_ms: int | None,
     emitted: bool = False,
 ) -> int | None:
-    """A new link, or None when this (sha, kind, worktree) was linked before.  `emitted`: its
-    event is queued in the same transaction (mark_link_emitted's UPDATE saved)."""
+    """A new link, or None when this (sha, kind) was linked before, in any worktree.  `emitted`:
+    its event is queued in the same transaction (mark_link_emitted's UPDATE saved).
+
+    Any worktree: the commit event's id is (repository, sha, kind), so the same commit made again in
+    a second worktree (the same tree, parents, author and times) made a second event under the
+    first one's id, which every receiver drops, and the usage it took was in no event while
+    `report` counted it.  It stays pending for that worktree's next commit instead, as for a commit
+    made again in the same worktree (docs/git-operations.md).  The table's UNIQUE (sha, kind,
+    worktree) index answers the check."""
     cur = conn.execute(
         "INSERT OR IGNORE INTO links (worktree, sha, current_sha, kind, origin, branch, parents, time_ms,"
-        " agent_session_id, agent_message_id, hold_until_ms, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " agent_session_id, agent_message_id, hold_until_ms, emitted) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+        " WHERE NOT EXISTS (SELECT 1 FROM links WHERE sha = ? AND kind = ?)",
         (
             worktree,
             sha,
@@ -366,6 +374,8 @@ def insert_link(
             agent_message_id,
             hold_until_ms,
             int(emitted),
+            sha,
+            kind,
         ),
     )
     return cur.lastrowid if cur.rowcount else None

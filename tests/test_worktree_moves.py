@@ -124,3 +124,30 @@ def test_a_worktree_inside_the_repository_folder_keeps_its_usage_once_gone(
     assert main not in _by_sha(repo.path)
     commits = [e for e in repo.events("commit")]
     assert [(e["commit"]["sha"], e["usage"]["messages"]) for e in commits] == [(feature, 1)]
+
+
+def test_the_same_commit_made_in_a_second_worktree_leaves_its_usage_pending(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The identical commit (tree, parents, author, times) made in a second worktree: it took that
+    worktree's pending usage under a second link, but its commit event had the first one's id
+    (repository, sha, kind), so every receiver dropped it and `report` counted usage no event
+    carried (a consistency sweep).  It stays pending, as for a commit made again in one worktree."""
+    monkeypatch.setenv("PERISCOPE_BACKGROUND", "0")
+    for var in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):
+        monkeypatch.setenv(var, "1764000000 +0000")
+    commit(repo.path, "base", filename="base.txt")
+    second = tmp_path / "wt2"
+    repo.git("worktree", "add", "-q", "-b", "b2", str(second), "HEAD")
+    append_spool(repo.path, message_record(repo.path, id="main", cost=0.5))
+    same = commit(repo.path, "same", filename="a.txt")
+    append_spool(repo.path, message_record(repo.path, id="second", cost=0.25, cwd=str(second.resolve())))
+    assert commit(second, "same", filename="a.txt") == same
+    repo.flush()
+    assert [(sha, r["messages"]) for sha, r in _by_sha(repo.path).items()] == [(same, 1)]
+    events = [(e["commit"]["sha"], e["usage"]["messages"]) for e in repo.events("commit")]
+    assert events == [(same, 1)]
+    monkeypatch.delenv("GIT_AUTHOR_DATE")
+    monkeypatch.delenv("GIT_COMMITTER_DATE")
+    later = commit(second, "later in the second worktree", filename="b.txt")
+    assert _by_sha(repo.path)[later]["messages"] == 1  # type: ignore[index]
