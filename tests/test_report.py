@@ -113,6 +113,26 @@ def test_a_model_not_in_the_price_table_has_no_list_cost_even_with_a_reported_co
     assert [r["list_cost"] for r in csv_rows] == ["0.0045", "", "0.0045"]  # the two commits, the total
 
 
+def test_sessions_whose_parents_close_a_cycle_are_counted_once(repo):
+    """Session records a -> b and b -> a: each was rolled into the other, so `--by session` counted
+    both messages twice (a consistency sweep); a cycle's root is its smallest id, from either start."""
+    append_spool(
+        repo.path,
+        message_record(repo.path, id="in-a", session_id="ses_a", cost=0.1),
+        message_record(repo.path, id="in-b", session_id="ses_b", cost=0.2),
+        session_record("ses_a", parent_id="ses_b"),
+        session_record("ses_b", parent_id="ses_a"),
+        session_record("ses_c", parent_id="ses_c"),  # its own parent
+        message_record(repo.path, id="in-c", session_id="ses_c", cost=0.4),
+    )
+    commit(repo.path, "c")
+    by_session = repo.report("session")
+    by_model = repo.report("model")
+    assert sum(r["messages"] for r in by_session) == sum(r["messages"] for r in by_model) == 3
+    assert math.isclose(sum(r["cost"] for r in by_session), 0.7)
+    assert sorted(r["session"] for r in by_session) == ["ses_a", "ses_c"]
+
+
 def test_sub_agent_sessions_roll_up_into_their_parent(repo):
     append_spool(
         repo.path,

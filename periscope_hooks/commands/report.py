@@ -583,12 +583,18 @@ def total_row(rows: list[dict[str, Any]], by: str) -> dict[str, Any]:
 
 
 def _root_of(session_id: str, parents: dict[str, str | None]) -> str:
-    seen = {session_id}
+    """The top-level session above `session_id`.  Recorded parents can close a cycle (a -> b,
+    b -> a): its root is then its smallest id, the same from wherever the walk starts.  It stopped
+    where the cycle closed, so a's root was b and b's was a, each rolled into the other, and
+    `--by session` counted both twice (a consistency sweep)."""
+    path = [session_id]
+    at = {session_id: 0}
     while parents.get(session_id):
         parent = str(parents[session_id])
-        if parent in seen:
-            break  # a cycle in the recorded parents: stop where it closes
-        seen.add(parent)
+        if parent in at:
+            return min(path[at[parent] :])
+        at[parent] = len(path)
+        path.append(parent)
         session_id = parent
     return session_id
 
