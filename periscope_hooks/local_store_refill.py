@@ -50,7 +50,8 @@ def note_the_store(state_dir: Path, conn: sqlite3.Connection, sink: Sink) -> Non
     # damage).  Stored again, once: at worst the store already holds them.
     from periscope_hooks.sinks.local import damaged_copies
 
-    delivered = sum(c["delivered"] for c in outbox.counts(conn).values())
+    # Only a state.db that noted no store at all: one that noted others delivered there, not here.
+    delivered = not known and sum(c["delivered"] for c in outbox.counts(conn).values())
     known[store] = UNKNOWN if delivered and damaged_copies(Path(store)) else now
     set_meta(conn, Meta.LOCAL_STORE_GENERATION, json.dumps(known, sort_keys=True))
 

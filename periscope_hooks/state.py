@@ -379,7 +379,9 @@ def is_read_only(exc: BaseException, state_dir: Path) -> bool:
     if isinstance(exc, PermissionError):
         return True
     text = str(exc).lower()
-    return "readonly" in text or "read-only" in text or ("unable to open" in text and not os.access(state_dir, os.W_OK))
+    # "locking protocol": a WAL index SQLite cannot recover without writing (a chaos sweep, once).
+    unwritable = ("unable to open" in text or "locking protocol" in text) and not os.access(state_dir, os.W_OK)
+    return "readonly" in text or "read-only" in text or unwritable
 
 
 def open_state_db_read_only(state_dir: Path) -> sqlite3.Connection | None:

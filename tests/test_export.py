@@ -173,6 +173,13 @@ def test_two_stores_at_two_paths_are_not_refilled_in_turn(repo, tmp_path, monkey
     assert user_log().count("were stored in it again") == 1
     exported = periscope("export", cwd=repo.path, env={"XDG_DATA_HOME": str(homes[0])}).stdout.splitlines()
     assert len(exported) == 8  # every message and commit, those first sent to the other store too
+    # A third path, beside a damaged copy of another store: noted, not filled (the rule for a
+    # state.db from before generations, which noted no store at all, took it for one; a sweep).
+    third = tmp_path / "data-c" / "periscope"
+    third.mkdir(parents=True)
+    (third / "events.db.corrupt-1700000000").write_bytes(DAMAGED)
+    periscope("flush", cwd=repo.path, env={"XDG_DATA_HOME": str(third.parent)})
+    assert periscope("export", cwd=repo.path, env={"XDG_DATA_HOME": str(third.parent)}).stdout == ""
 
 
 def _ingested_some(sd: Path) -> bool:
