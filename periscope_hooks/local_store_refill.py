@@ -51,7 +51,7 @@ def note_the_store(state_dir: Path, conn: sqlite3.Connection, sink: Sink) -> Non
     from periscope_hooks.sinks.local import damaged_copies
 
     # Only a state.db that noted no store at all: one that noted others delivered there, not here.
-    delivered = not known and sum(c["delivered"] for c in outbox.counts(conn).values())
+    delivered = not known and any(c["delivered"] for c in outbox.counts(conn).values())
     known[store] = UNKNOWN if delivered and damaged_copies(Path(store)) else now
     set_meta(conn, Meta.LOCAL_STORE_GENERATION, json.dumps(known, sort_keys=True))
 
