@@ -4,11 +4,12 @@ The local store (events.db) is shared by every repository and is not a cache: on
 event, the event's body left state.db's outbox.  When the store is made anew (a damaged one moved
 aside, or the file deleted), the events it held are in no store.  Each store has a generation
 (sinks/local.py, l004), and each state.db remembers, per store path, the one its events went
-into (Meta.LOCAL_STORE_GENERATION).  A flush that finds another one at a known path reads the repository's spool into
-a temporary state.db and stores every event that makes, byte for byte the events the real one
-made (a rebuild's invariant), which the store keeps once each; the real state.db, its books and
-its outbox are not touched.  The generation is remembered only once everything went in: a flush
-killed or a store locked half way stores everything again next time.  A store at a path this
+into (Meta.LOCAL_STORE_GENERATION), noted before a flush stores anything.  A flush that finds
+another one at a known path reads the repository's spool into a temporary state.db and stores
+every event that makes, byte for byte the events the real one made (a rebuild's invariant), which
+the store keeps once each; the real state.db, its books and its outbox are not touched.  The new
+generation is remembered only once everything went in: a flush killed or a store locked half way
+stores everything again next time.  A store at a path this
 state.db never delivered to (flushes run with another XDG_DATA_HOME) is only noted: what went to
 the other store stays there, and flushes from both would otherwise refill each in turn.
 """
@@ -53,7 +54,7 @@ def note_the_store(state_dir: Path, conn: sqlite3.Connection, sink: Sink) -> Non
     # Only a state.db that noted no store at all: one that noted others delivered there, not here.
     delivered = not known and any(c["delivered"] for c in outbox.counts(conn).values())
     known[store] = UNKNOWN if delivered and damaged_copies(Path(store)) else now
-    set_meta(conn, Meta.LOCAL_STORE_GENERATION, json.dumps(known, sort_keys=True))
+    _remember(conn, known)
 
 
 def store_everything_again_if_new(
@@ -79,7 +80,7 @@ def store_everything_again_if_new(
         if not _stored_from_the_spool(state_dir, sink):
             return
     known[store] = now
-    set_meta(conn, Meta.LOCAL_STORE_GENERATION, json.dumps(known, sort_keys=True))
+    _remember(conn, known)
 
 
 UNKNOWN = "unknown"  # a store noted without its generation: the next check stores everything in it
@@ -97,6 +98,10 @@ def _generations(conn: sqlite3.Connection) -> dict[str, str]:
     except ValueError:
         return {}
     return {str(k): str(v) for k, v in known.items()} if isinstance(known, dict) else {}
+
+
+def _remember(conn: sqlite3.Connection, known: dict[str, str]) -> None:
+    set_meta(conn, Meta.LOCAL_STORE_GENERATION, json.dumps(known, sort_keys=True))
 
 
 def _stored_from_the_spool(state_dir: Path, sink: Sink) -> bool:

@@ -77,15 +77,19 @@ def _behind_a_ceiling(path: str, top: str) -> bool:
     """Whether git was told not to look as far up as `top` from `path` (GIT_CEILING_DIRECTORIES:
     it never goes up into a ceiling): then "not a git repository" is git's right answer, not a
     repository it cannot read."""
-    here, top = os.path.realpath(path), os.path.realpath(top)
     for ceiling in os.environ.get("GIT_CEILING_DIRECTORIES", "").split(os.pathsep):
         if not ceiling or not os.path.isabs(ceiling):
             continue
-        ceiling = os.path.realpath(ceiling)
-        below = here.startswith(ceiling.rstrip(os.sep) + os.sep)
-        if below and (top == ceiling or ceiling.startswith(top.rstrip(os.sep) + os.sep)):
+        below = inside(path, ceiling) and os.path.realpath(path) != os.path.realpath(ceiling)
+        if below and inside(ceiling, top):
             return True
     return False
+
+
+def inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Whether `path` is `folder` or below it, links resolved."""
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def resolve_state_dir(repo: str | None) -> Path:

@@ -288,6 +288,14 @@ def open_moving_damage_aside(
     return opened(), None
 
 
+def raise_if_damaged(conn: sqlite3.Connection) -> None:
+    """SQLite's quick_check of every page (state.db when due, the local store when a reader met
+    damage): a DatabaseError that is_corrupt knows when it finds any."""
+    found = conn.execute("PRAGMA quick_check(1)").fetchone()
+    if found is None or found[0] != "ok":  # it reports damage as a row, not as an exception
+        raise sqlite3.DatabaseError(f"database disk image is malformed (quick_check: {found and found[0]})")
+
+
 def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     """Open and migrate state.db, and run quick_check when due; a DatabaseError if it is damaged."""
     conn = _connect(db_path, busy_timeout_ms)
@@ -296,9 +304,7 @@ def _checked(db_path: Path, state_dir: Path, busy_timeout_ms: int) -> sqlite3.Co
         # quick_check reads every page (80 ms at 100,000 messages): run it every few hours, and
         # at once when a flusher saw a malformed page, rather than on every background flush.
         if _integrity_check_due(conn, state_dir):
-            found = conn.execute("PRAGMA quick_check(1)").fetchone()
-            if found is None or found[0] != "ok":  # it reports damage as a row, not as an exception
-                raise sqlite3.DatabaseError(f"database disk image is malformed (quick_check: {found and found[0]})")
+            raise_if_damaged(conn)
             _record_integrity(conn, state_dir)
     except BaseException:
         conn.close()

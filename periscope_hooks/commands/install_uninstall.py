@@ -25,7 +25,7 @@ from typing import Any
 
 from periscope_hooks import git, output, paths, repo_registry
 from periscope_hooks.errors import UserError
-from periscope_hooks.repo import resolve_dirs
+from periscope_hooks.repo import inside, resolve_dirs
 
 HOOK_NAMES = ("post-commit", "post-merge", "post-rewrite", "post-checkout")
 MARKER = "# periscope-hooks-shim"
@@ -141,17 +141,12 @@ def _detect_manager(dirs: git.RepoDirs, hdir: Path) -> UserError | None:
     return detect(dirs.worktree, str(hdir), configured or None)
 
 
-def _inside(path: Path, folder: str) -> bool:
-    real, top = os.path.realpath(path), os.path.realpath(folder)
-    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
-
-
 def in_work_tree(dirs: git.RepoDirs, hdir: Path) -> bool:
     """Whether the hooks folder is part of the work tree (a team's committed `.githooks/`), not
     of the repository's own git dir (a hooksPath under .git is this clone's alone)."""
-    if not dirs.worktree or not _inside(hdir, dirs.worktree):
+    if not dirs.worktree or not inside(hdir, dirs.worktree):
         return False
-    return not (_inside(hdir, dirs.git_dir) or _inside(hdir, dirs.common_dir))
+    return not (inside(hdir, dirs.git_dir) or inside(hdir, dirs.common_dir))
 
 
 def tracking_work_tree(hdir: Path) -> str | None:
@@ -190,7 +185,7 @@ def _shared_scope(dirs: git.RepoDirs, hdir: Path) -> str:
         if scope in shared and value and os.path.isabs(path) and os.path.realpath(path) == os.path.realpath(hdir):
             return scope
     default = Path(dirs.common_dir) / "hooks"
-    if hdir.absolute() == default.absolute() and default.is_symlink() and not _inside(default, dirs.common_dir):
+    if hdir.absolute() == default.absolute() and default.is_symlink() and not inside(default, dirs.common_dir):
         return "link"
     return ""
 
@@ -586,7 +581,7 @@ def _others_using(dirs: git.RepoDirs, hdir: Path) -> list[str]:
     folder share its shims, and removing them from one stopped the other recording, unsaid.
     A git call or two a known repository, once an uninstall, and only for a folder outside this
     repository's git dir (no other repository's setting names that by accident)."""
-    if _inside(hdir, dirs.common_dir):
+    if inside(hdir, dirs.common_dir):
         return []
     here, ours = os.path.realpath(hdir), os.path.realpath(dirs.common_dir)
     found = []

@@ -14,7 +14,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from periscope_hooks import logfile, paths, sqlbulk
 from periscope_hooks.jsonout import compact
@@ -29,7 +29,10 @@ from periscope_hooks.state import (
     named_if_unopenable,
     open_moving_damage_aside,
     owner_only,
+    raise_if_damaged,
 )
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 10.0
 CANNOT_WRITE = "cannot be written"
@@ -181,13 +184,10 @@ def _open_checked(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     if not marker.exists():
         return conn
     try:
-        found = conn.execute("PRAGMA quick_check(1)").fetchone()
+        raise_if_damaged(conn)
     except BaseException:
         conn.close()
         raise
-    if found is None or found[0] != "ok":  # damage is a row, not an exception
-        conn.close()
-        raise sqlite3.DatabaseError(f"database disk image is malformed (quick_check: {found and found[0]})")
     try:
         marker.unlink()
     except OSError:
@@ -274,74 +274,74 @@ class LocalStoreSink:
 
     def _guarded(self, rows: Sequence[tuple[str, str, Any, str]]) -> str | None:
         """Store the rows; None when stored, else why not (the store is locked, or cannot be written)."""
-        damaged: Damage | None = None
-        for attempt in range(2):
-            try:
-                self._store(rows, damaged)
-                return None
-            except OSError as e:  # its folder cannot be made or written (the store moved aside, say)
+        try:
+            self._moving_damage_aside(lambda conn: self._store(conn, rows))
+            return None
+        except OSError as e:  # its folder cannot be made or written (the store moved aside, say)
+            self.close()
+            return f"the local store {self.path} {CANNOT_WRITE} ({e.strerror or type(e).__name__})"
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                # Another process held the store past the busy timeout: keep the batch for later.
+                return f"the local store {self.path} is locked by another process"
+            if "unable to open" in str(e) or "readonly" in str(e):
                 self.close()
-                return f"the local store {self.path} {CANNOT_WRITE} ({e.strerror or type(e).__name__})"
-            except sqlite3.DatabaseError as e:
-                if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
-                    # Another process held the store past the busy timeout: keep the batch for later.
-                    return f"the local store {self.path} is locked by another process"
-                if isinstance(e, sqlite3.OperationalError) and ("unable to open" in str(e) or "readonly" in str(e)):
-                    self.close()
-                    return f"the local store {self.path} {CANNOT_WRITE} (SQLite: {e})"
-                if attempt or not is_corrupt(e):
-                    raise
-                # A damaged page met while storing: this store is moved aside when reopened
-                # (unless another process did it already), and the rows go into a new one.
-                damaged = (self._identity, str(e))
-                self.close()
-        return None
+                return f"the local store {self.path} {CANNOT_WRITE} (SQLite: {e})"
+            raise
 
-    def _store(self, rows: Sequence[tuple[str, str, Any, str]], damaged: Damage | None = None) -> None:
+    def _connection(self, damaged: Damage | None) -> sqlite3.Connection:
+        """The store, opened as delivery opens it (`damaged`: the file a page was met damaged in,
+        moved aside first), with the flush's busy timeout left."""
         timeout_s = self._try_timeout_s()
         if self._conn is None:
             self._conn = open_local_store(self.path, timeout_s, repair=True, damaged=damaged)
             self._identity = file_identity(self.path)
         elif self._deadline is not None:
             self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        return self._conn
+
+    def _moving_damage_aside(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` on the store; when it meets a damaged page, the store is moved aside as it is
+        reopened (unless another process did it already) and `work` runs once more on the new one.
+        Damage met again is raised."""
+        damaged: Damage | None = None
+        for attempt in range(2):
+            try:
+                return work(self._connection(damaged))
+            except sqlite3.DatabaseError as e:
+                if attempt or not is_corrupt(e):
+                    raise
+                damaged = (self._identity, str(e))
+                self.close()
+        raise AssertionError("unreachable")
+
+    def _store(self, conn: sqlite3.Connection, rows: Sequence[tuple[str, str, Any, str]]) -> None:
         # The receive time is written into the statement (an integer we made): no row tuple is
         # rebuilt to append it (~0.3 us an event at ingest).
         now = int(time.time() * 1000)
-        self._conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE")
         try:
             sqlbulk.insert_rows(
-                self._conn,
+                conn,
                 "INSERT OR IGNORE INTO events (event_id, type, time, body, received_ms)",
                 f"(?, ?, ?, ?, {now})",
                 rows,
             )
-            self._conn.execute("COMMIT")
+            conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
 
     def generation(self) -> str | None:
         """Which store takes the events (its l004 generation), opened as storing opens it; a store
         damaged where the generation is (its page unreadable) is moved aside as storing moves one,
         and the new one's is read.  None when it cannot be read now (locked, unwritable)."""
-        damaged: Damage | None = None
-        for attempt in range(2):
-            try:
-                if self._conn is None:
-                    self._conn = open_local_store(self.path, self._try_timeout_s(), repair=True, damaged=damaged)
-                    self._identity = file_identity(self.path)
-                row = self._conn.execute("SELECT id FROM generation").fetchone()
-                return str(row[0]) if row else None
-            except sqlite3.DatabaseError as e:
-                if attempt or not is_corrupt(e):
-                    self.close()
-                    return None
-                damaged = (self._identity, str(e))
-                self.close()
-            except (sqlite3.Error, OSError):
-                self.close()
-                return None
-        return None
+        try:
+            row = self._moving_damage_aside(lambda conn: conn.execute("SELECT id FROM generation").fetchone())
+        except (sqlite3.Error, OSError):
+            self.close()
+            return None
+        return str(row[0]) if row else None
 
     def close(self) -> None:
         if self._conn is not None:
